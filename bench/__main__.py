@@ -1,0 +1,83 @@
+"""``python -m bench``: run the benchmark sections in ONE process on the same seeded inputs.
+
+Prints a table and writes ``bench/results/bench.json``. Hook: a section is any callable taking
+no required arguments and returning a JSON-able dict; an optional ``rows`` list of dicts with
+``case``, ``rate``, ``unit`` and optional ``vs_keras`` / ``roofline_fraction`` / ``vs_baseline``
+is printed in the table. Add a section with :func:`register` (or an entry in :data:`SECTIONS`):
+``"composite": "bench.composite:run"``. ``--only a,b`` runs a subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import machine, matmul_gflops
+
+#: name -> "module:function"; run in this order.
+SECTIONS: dict[str, str] = {
+    "pixel": "bench.pixel:run",
+    "ensemble": "bench.pixel:run_ensemble",
+    "patch": "bench.patch:run",
+}
+RESULTS = Path(__file__).resolve().parent / "results" / "bench.json"
+
+
+def register(name: str, target: str) -> None:
+    """Add a section ``name`` -> ``"module:function"`` (compositing, blobs, end-to-end...)."""
+    SECTIONS[name] = target
+
+
+def load(target: str) -> Callable[[], dict[str, Any]]:
+    module, func = target.split(":")
+    fn: Callable[[], dict[str, Any]] = getattr(importlib.import_module(module), func)
+    return fn
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"{'case':<48} {'rate':>14} {'unit':<6} {'x keras/base':>12} {'roofline':>9}"]
+    for sec in results.values():
+        for r in sec.get("rows", []) if isinstance(sec, dict) else []:
+            ratio = r.get("vs_keras", r.get("vs_baseline"))
+            roof = r.get("roofline_fraction")
+            lines.append(f"{r['case']:<48} {r['rate']:>14,.0f} {r['unit']:<6} "
+                         f"{'' if ratio is None else f'{ratio:.1f}x':>12} {'' if roof is None else f'{roof:.0%}':>9}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="", help="comma-separated section names (default: all)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    names = [n for n in args.only.split(",") if n] or list(SECTIONS)
+    unknown = sorted(set(names) - set(SECTIONS))
+    if unknown:
+        print(f"unknown sections {unknown}; known: {sorted(SECTIONS)}", file=sys.stderr)
+        return 2
+    results: dict[str, Any] = {"machine": {**machine(), "matmul_gflops": matmul_gflops()}}
+    for name in names:
+        t0 = time.perf_counter()
+        results[name] = load(SECTIONS[name])()
+        results[name]["section_seconds"] = time.perf_counter() - t0
+        print(f"[{name}] done in {results[name]['section_seconds']:.1f} s", file=sys.stderr)
+    results["machine"]["loadavg_after"] = machine()["loadavg_1_5_15"]
+    print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=float) + "\n")
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

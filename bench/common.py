@@ -1,0 +1,74 @@
+"""Shared benchmark helpers: realistic random inputs (one seed for every section), timing, roofline."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
+
+SEED = 20210713
+#: Useful FLOPs per pixel of the GPW pixel model: conv1 10*16*6 + conv2 8*32*48 + dense
+#: 256*32 + 2*32*32 + 32*2 multiply-adds, x 2.
+PIXEL_MODEL_FLOPS = 2 * (10 * 16 * 6 + 8 * 32 * 48 + 256 * 32 + 2 * 32 * 32 + 32 * 2)
+
+
+def realistic_dn(shape: tuple[int, ...], band_axis: int, seed: int = SEED) -> np.ndarray:
+    """float32 L1C DN drawn per band around the unit-norm mean/std, clipped to 0..10000."""
+    bshape = [1] * len(shape)
+    bshape[band_axis] = 12
+    rng = np.random.default_rng(seed)
+    x = rng.normal(UNIT_NORM_MEAN.reshape(bshape), UNIT_NORM_STD.reshape(bshape), shape)
+    return np.clip(x, 0, 10000).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def pixels(n: int) -> np.ndarray:
+    """(n, 12, 2) realistic DN; cached so every section uses the same array."""
+    return realistic_dn((n, 12, 2), band_axis=1)
+
+
+@lru_cache(maxsize=2)
+def composite_image(size: int) -> np.ndarray:
+    """(size, size, 12) realistic DN image (channels last)."""
+    return realistic_dn((size, size, 12), band_axis=2, seed=SEED + 1)
+
+
+def best_time(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
+    """Best wall time of ``repeat`` calls (after none warm-up; call once before if needed)."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+@lru_cache(maxsize=1)
+def matmul_gflops(size: int = 2048) -> float:
+    """Measured large float32 matmul GFLOP/s on all cores (the roofline used for fractions)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((size, size), dtype=np.float32)
+    a @ a
+    t, _ = best_time(lambda: a @ a, repeat=3)
+    return 2 * size**3 / t / 1e9
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {"cpu_count": os.cpu_count(), "loadavg_1_5_15": [round(v, 2) for v in load]}
+
+
+def model_store() -> Any:
+    """``$PLASTICS_MODEL_STORE``, else ``<repo>/../shared/models``."""
+    from pathlib import Path
+
+    from plastics_core.models import ModelStore
+
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+    return ModelStore(os.environ.get("PLASTICS_MODEL_STORE") or str(default))

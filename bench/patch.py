@@ -1,0 +1,42 @@
+"""Patch classifier at stride 8: keras ``predict`` (batch 32) on explicit windows vs the project paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from bench.common import best_time, composite_image, model_store
+
+
+def run(size: int = 517, stride: int = 8) -> dict[str, Any]:
+    """Windows/s: keras b32, ``PatchClassifier.predict`` (tf.function), ``predict_grid`` (shared convs)."""
+    from plastics_core.models import DEFAULT_PATCH_MODEL
+    from plastics_core.models.infer import PatchClassifier, keras_predict
+
+    ref = model_store().resolve(DEFAULT_PATCH_MODEL)
+    clf = PatchClassifier.from_ref(ref)
+    img = composite_image(size)
+    view = sliding_window_view(img, (clf.window, clf.window), axis=(0, 1))[::stride, ::stride]
+    rows, cols = view.shape[:2]
+    wins = np.ascontiguousarray(view.transpose(0, 1, 3, 4, 2)).reshape(-1, clf.window, clf.window, clf.channels)
+    n = len(wins)
+    keras_predict(ref, wins[:64])
+    t_k, ref_out = best_time(lambda: keras_predict(ref, wins, batch_size=32), repeat=1)
+    clf.predict(wins[:64])
+    t_w, out_w = best_time(lambda: clf.predict(wins), repeat=2)
+    clf.predict_grid(img[:100, :100], stride)
+    t_g, out_g = best_time(lambda: clf.predict_grid(img, stride), repeat=3)
+    k = n / t_k
+    return {
+        "rows": [
+            {"case": f"patch keras predict b32 ({rows}x{cols} windows)", "rate": k, "unit": "win/s"},
+            {"case": "patch tf.function windows b1024", "rate": n / t_w, "unit": "win/s", "vs_keras": n / t_w / k},
+            {"case": "patch shared-conv grid (stride 8)", "rate": n / t_g, "unit": "win/s",
+             "vs_keras": n / t_g / k},
+        ],
+        "max_abs_diff_windows": float(np.abs(out_w - ref_out).max()),
+        "max_abs_diff_grid": float(np.abs(out_g.ravel() - ref_out).max()),
+        "image_px": size * size,
+    }

@@ -1,0 +1,139 @@
+"""Cloud masks for Sentinel-2 L1C: s2cloudless and ESA's L1C classification mask.
+
+L1C scenes carry no per-pixel mask in most catalogs, so one is computed:
+
+- **s2cloudless** (Sentinel Hub's LightGBM pixel classifier; its model ships inside the
+  wheel). It needs TOA reflectance (DN / 10000, *after* baseline harmonization) of
+  B01 B02 B04 B05 B08 B8A B09 **B10** B11 B12. B10 (cirrus) is not one of the 12 model
+  bands: sources fetch it as a 13th band only for masking. Defaults follow s2cloudless'
+  10 m recommendation: threshold 0.4, ``average_over`` 4 px, ``dilation_size`` 2 px.
+- **ESA L1C mask** (``MSK_CLASSI_B00``, baseline >= 04.00: band 1 opaque clouds, band 2
+  cirrus, band 3 snow; or a single-band 0/1 mask): any non-zero cloud band is cloud.
+
+Masks are ``bool`` arrays, True = cloud (masked), shape ``(t, y, x)`` or ``(y, x)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import ndimage
+
+from plastics_core.bands import BAND_NAMES
+from plastics_core.errors import ImageryError, ParameterError
+
+CloudMethod = Literal["s2cloudless", "none"]
+
+#: s2cloudless input order; "B10" comes from the separate cirrus array.
+S2CLOUDLESS_BANDS: tuple[str, ...] = (
+    "B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12",
+)
+
+
+@dataclass(frozen=True)
+class CloudMaskConfig:
+    """How sources mask clouds. ``method="none"`` keeps only nodata / provided masks."""
+
+    method: CloudMethod = "s2cloudless"
+    threshold: float = 0.4
+    average_over: int = 4
+    dilation_size: int = 2
+
+    def __post_init__(self) -> None:
+        if self.method not in ("s2cloudless", "none"):
+            raise ParameterError(f"cloud mask method {self.method!r} is unknown: use 's2cloudless' or 'none'")
+        if not 0.0 < self.threshold < 1.0:
+            raise ParameterError(f"cloud threshold {self.threshold} is outside (0, 1): use e.g. 0.4")
+        if self.average_over < 0 or self.dilation_size < 0:
+            raise ParameterError("cloud average_over / dilation_size must be >= 0 pixels")
+
+
+@functools.lru_cache(maxsize=8)
+def _detector(threshold: float, average_over: int, dilation_size: int) -> Any:
+    from s2cloudless import S2PixelCloudDetector
+
+    return S2PixelCloudDetector(
+        threshold=threshold,
+        all_bands=False,
+        average_over=average_over or None,
+        dilation_size=dilation_size or None,
+    )
+
+
+def s2cloudless_input(bands: np.ndarray, cirrus: np.ndarray) -> np.ndarray:
+    """(t, 12, y, x) DN in model order + (t, y, x) B10 DN -> (t, y, x, 10) float32 reflectance."""
+    if bands.ndim != 4 or bands.shape[1] != len(BAND_NAMES):
+        raise ImageryError(f"cloud masking needs (t, 12, y, x) DN in model order, got shape {bands.shape}")
+    if cirrus.shape != (bands.shape[0], *bands.shape[2:]):
+        raise ImageryError(
+            f"B10 cirrus shape {cirrus.shape} does not match the bands {bands.shape}: fetch B10 on the same grid"
+        )
+    index = {name: i for i, name in enumerate(BAND_NAMES)}
+    layers = [
+        cirrus if name == "B10" else bands[:, index[name]] for name in S2CLOUDLESS_BANDS
+    ]
+    return (np.stack(layers, axis=-1).astype(np.float32) / np.float32(10000.0))
+
+
+def cloud_probability(bands: np.ndarray, cirrus: np.ndarray, config: CloudMaskConfig | None = None) -> np.ndarray:
+    """s2cloudless cloud probability, (t, y, x) float32 in [0, 1]; nodata pixels (all-zero) -> NaN."""
+    cfg = config or CloudMaskConfig()
+    x = s2cloudless_input(bands, cirrus)
+    if x.shape[0] == 0:
+        return np.zeros(x.shape[:3], dtype=np.float32)
+    prob = _detector(cfg.threshold, cfg.average_over, cfg.dilation_size).get_cloud_probability_maps(x)
+    prob = np.asarray(prob, dtype=np.float32)
+    prob[~np.any(bands > 0, axis=1)] = np.nan
+    return prob
+
+
+def cloud_mask(
+    bands: np.ndarray,
+    cirrus: np.ndarray,
+    config: CloudMaskConfig | None = None,
+) -> np.ndarray:
+    """(t, y, x) bool cloud mask (True = cloud) from s2cloudless, thresholded, averaged and
+    dilated per ``config``. ``method="none"`` returns all False."""
+    cfg = config or CloudMaskConfig()
+    shape = (bands.shape[0], *bands.shape[2:])
+    if cfg.method == "none" or bands.shape[0] == 0:
+        return np.zeros(shape, dtype=bool)
+    prob = cloud_probability(bands, cirrus, cfg)
+    prob = np.nan_to_num(prob, nan=0.0)
+    if cfg.average_over == 0:  # s2cloudless' own post-processing fails on this path (int8 + cv2)
+        return dilate(prob > cfg.threshold, cfg.dilation_size)
+    det = _detector(cfg.threshold, cfg.average_over, cfg.dilation_size)
+    return np.asarray(det.get_mask_from_prob(prob), dtype=bool)
+
+
+def esa_l1c_mask(msk: np.ndarray, include_cirrus: bool = True, dilation_size: int = 0) -> np.ndarray:
+    """ESA L1C mask -> bool (y, x) cloud mask.
+
+    ``msk``: (y, x) 0/1 mask, or (bands, y, x) ``MSK_CLASSI_B00`` (band 1 opaque clouds,
+    band 2 cirrus, band 3 snow - snow is never counted as cloud). Non-zero = flagged.
+    """
+    arr = np.asarray(msk)
+    if arr.ndim == 2:
+        out = arr != 0
+    elif arr.ndim == 3 and arr.shape[0] >= 1:
+        out = arr[0] != 0
+        if include_cirrus and arr.shape[0] >= 2:
+            out |= arr[1] != 0
+    else:
+        raise ImageryError(f"ESA L1C mask must be (y, x) or (bands, y, x), got shape {arr.shape}")
+    return dilate(out, dilation_size)
+
+
+def dilate(mask: np.ndarray, size: int) -> np.ndarray:
+    """Binary dilation of a (y, x) or (t, y, x) bool mask by a disk of radius ``size`` px."""
+    if size <= 0:
+        return np.asarray(mask, dtype=bool)
+    r = int(size)
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disk = (yy * yy + xx * xx) <= r * r
+    if mask.ndim == 3:
+        return np.stack([ndimage.binary_dilation(m, structure=disk) for m in mask])
+    return np.asarray(ndimage.binary_dilation(mask, structure=disk), dtype=bool)

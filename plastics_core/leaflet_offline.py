@@ -1,0 +1,112 @@
+"""Leaflet's JS/CSS, read from disk and inlined so preview maps open with no network.
+
+Leaflet (BSD-2-Clause) is not committed to this repository. It comes from, in order:
+
+1. ``$PLASTICS_LEAFLET_DIR``: a folder holding ``leaflet.js``, ``leaflet.css`` and ``images/``;
+2. the PyPI package ``django-js-lib-leaflet`` (pinned in pyproject.toml; it ships Leaflet 1.9.4's
+   ``dist`` files as package data, and is read here as plain files: Django is never imported);
+3. ``~/.cache/plastics/leaflet/package/dist``: ``npm pack leaflet@1.9.4`` unpacked there.
+
+The CSS's ``url(images/*.png)`` references are rewritten to ``data:`` URIs so nothing is fetched
+from disk either.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from plastics_core.errors import PlasticsError
+
+LEAFLET_VERSION = "1.9.4"
+ENV_VAR = "PLASTICS_LEAFLET_DIR"
+NPM_CACHE = Path.home() / ".cache" / "plastics" / "leaflet" / "package" / "dist"
+_FIX = (
+    f"install it with `pip install django-js-lib-leaflet=={LEAFLET_VERSION}.1` (or `npm pack "
+    f"leaflet@{LEAFLET_VERSION}` unpacked into ~/.cache/plastics/leaflet, or set {ENV_VAR})"
+)
+
+
+class LeafletMissingError(PlasticsError):
+    """Leaflet's JS/CSS files were not found on disk, so an offline preview cannot be built."""
+
+
+@dataclass(frozen=True)
+class LeafletAssets:
+    """Leaflet's minified JS and its CSS with images inlined as data URIs (UTF-8 text)."""
+
+    js: str
+    css: str
+    source: Path
+
+
+def _package_dir() -> Path | None:
+    spec = importlib.util.find_spec("js_lib_leaflet")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / "js_lib_leaflet"
+
+
+def candidate_dirs() -> list[Path]:
+    """Folders searched for ``leaflet.js`` + ``leaflet.css``, in priority order."""
+    dirs: list[Path] = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        dirs.append(Path(env))
+    pkg = _package_dir()
+    if pkg is not None:
+        dirs.append(pkg)
+    dirs.append(NPM_CACHE)
+    return dirs
+
+
+def find_leaflet_dir() -> Path:
+    """The first folder holding Leaflet's files; raises LeafletMissingError naming the fix."""
+    for d in candidate_dirs():
+        if (d / "leaflet.js").is_file() and (d / "leaflet.css").is_file():
+            return d
+    tried = ", ".join(str(d) for d in candidate_dirs())
+    raise LeafletMissingError(f"Leaflet {LEAFLET_VERSION} JS/CSS not found (looked in {tried}); {_FIX}")
+
+
+def _inline_css_images(css: str, folder: Path) -> str:
+    def repl(m: re.Match[str]) -> str:
+        ref = m.group(2)
+        path = folder / ref
+        if not path.is_file():
+            return m.group(0)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f"url(data:image/png;base64,{data})"
+
+    return re.sub(r"url\((['\"]?)(images/[A-Za-z0-9_.-]+\.png)\1\)", repl, css)
+
+
+_CACHE: dict[Path, LeafletAssets] = {}
+
+
+def load_leaflet() -> LeafletAssets:
+    """Leaflet's JS and CSS text, ready to inline (cached per source folder)."""
+    folder = find_leaflet_dir()
+    if folder not in _CACHE:
+        js = (folder / "leaflet.js").read_text(encoding="utf-8")
+        css = _inline_css_images((folder / "leaflet.css").read_text(encoding="utf-8"), folder)
+        _CACHE[folder] = LeafletAssets(js=js, css=css, source=folder)
+    return _CACHE[folder]
+
+
+def inline_tags(assets: LeafletAssets) -> str:
+    """``<style>`` + ``<script>`` tags carrying Leaflet, for a page's ``<head>``."""
+    js = assets.js.replace("</script", "<\\/script")
+    return f"<style>{assets.css}</style>\n<script>{js}</script>\n"
+
+
+_EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(https?:)?//", re.I)
+
+
+def external_resources(html: str) -> list[str]:
+    """Tags in ``html`` that would load something over the network when the page opens."""
+    return [m.group(0) for m in _EXTERNAL.finditer(html)]

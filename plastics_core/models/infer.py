@@ -1,0 +1,239 @@
+"""Inference with the GPW Keras models (the ONLY module that imports TensorFlow/Keras, lazily).
+
+Models: Global Plastic Watch, Earthrise Media, CC BY-NC 4.0. Inputs are Sentinel-2 L1C DN
+(reflectance x 10000) float32 in :data:`plastics_core.bands.BAND_NAMES` order; normalization
+comes from the :class:`ModelRef`. Outputs are float32 waste probabilities (softmax column 1).
+
+Fast exact paths (equal to ``keras.Model.predict`` within 1e-5):
+
+- pixel models (input (12, 2, 1)): the weights are read once and run as float32 numpy matrix
+  products in a transposed ``(features, pixels)`` layout: conv1 + normalization folded into one
+  (160 x 24) matrix, conv2 as 8 shared (32 x 48) products on contiguous row slices, then the
+  dense layers; biases are folded into ``max(h, -b)`` thresholds carried into the next layer's
+  bias; softmax column 1 = ``sigmoid(z1 - z0)``. Pixels go in chunks over a thread pool.
+- patch models: :meth:`PatchClassifier.predict` runs windows through a compiled
+  ``tf.function``; :meth:`PatchClassifier.predict_grid` runs the conv stack once over a whole
+  composite and reads every stride-8 window from the shared feature map (exact, because three
+  valid 2x2 poolings keep stride-8 windows aligned to the pooled grids).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from contextlib import nullcontext
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from plastics_core.bands import BAND_NAMES, UNIT_NORM_MEAN, UNIT_NORM_STD, normalize
+from plastics_core.errors import ModelError
+from plastics_core.models.patch_fast import PatchNet
+from plastics_core.models.pixel_fast import PixelNet, run_chunked
+from plastics_core.models.store import ModelRef
+
+NB = len(BAND_NAMES)
+
+
+@lru_cache(maxsize=16)
+def load_keras(path: str) -> Any:
+    """``keras.models.load_model(path, compile=False)``, cached per path."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # unreadable / not a Keras model
+        raise ModelError(f"cannot load model {path} ({exc.__class__.__name__}): re-pull it from the store") from exc
+
+
+def norm_affine(ref: ModelRef, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, offset)`` per channel so that normalized = x * scale + offset (float64)."""
+    if ref.normalization == "div3000":
+        return np.full(channels, 1 / 3000.0), np.zeros(channels)
+    reps = channels // NB
+    std = np.tile(UNIT_NORM_STD.astype(np.float64), reps)
+    return 1.0 / std, -np.tile(UNIT_NORM_MEAN.astype(np.float64), reps) / std
+
+
+def _normalize_channels_last(ref: ModelRef, x: np.ndarray) -> np.ndarray:
+    c = x.shape[-1]
+    if c == NB:
+        return normalize(x, ref.normalization, band_axis=x.ndim - 1)
+    scale, offset = norm_affine(ref, c)
+    return (x * scale.astype(np.float32) + offset.astype(np.float32)).astype(np.float32)
+
+
+def keras_predict(ref: ModelRef, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Reference path: normalize and run ``model.predict``; pixel ``x`` (n, 12, 2), patch (n, h, w, c)."""
+    model = load_keras(str(ref.path))
+    x = np.asarray(x, dtype=np.float32)
+    if ref.kind == "pixel":
+        xn = normalize(x, ref.normalization, band_axis=1)[..., None]
+    else:
+        xn = _normalize_channels_last(ref, x)
+    out = model.predict(xn, batch_size=batch_size, verbose=0)
+    return np.asarray(out[:, 1], dtype=np.float32)
+
+
+def _threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def _blas_single() -> Any:
+    """Limit BLAS to one thread while our own pool runs chunks (if threadpoolctl exists)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _check_pixels(x: np.ndarray, what: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3 or x.shape[1:] != (NB, 2):
+        raise ModelError(f"{what} expects pixel input (n, {NB} bands, 2 dates) DN, got shape {x.shape}: "
+                         f"give the 12 L1C bands {','.join(BAND_NAMES)} for both composites")
+    return x
+
+
+class PixelClassifier:
+    """One pixel spectrogram model; ``predict(x (n, 12, 2) DN float32) -> (n,) float32``."""
+
+    def __init__(self, ref: ModelRef, net: PixelNet, chunk: int = 2048):
+        self.ref, self.net, self.chunk = ref, net, chunk
+
+    @classmethod
+    def from_ref(cls, ref: ModelRef) -> PixelClassifier:
+        if ref.kind != "pixel":
+            raise ModelError(f"{ref.name} is a {ref.kind} model, not a pixel model: pick a spectrogram model")
+        model = load_keras(str(ref.path))
+        if tuple(model.input_shape[1:]) != (NB, 2, 1):
+            raise ModelError(f"{ref.name} input {model.input_shape[1:]} is not (12, 2, 1): not a pixel model")
+        if ref.normalization == "div3000":
+            sub, div = np.zeros(2 * NB, np.float32), np.full(2 * NB, 3000.0, np.float32)
+        else:  # index band * 2 + date
+            sub, div = np.repeat(UNIT_NORM_MEAN, 2), np.repeat(UNIT_NORM_STD, 2)
+        weights = [layer.get_weights() for layer in model.layers if layer.get_weights()]
+        return cls(ref, PixelNet.from_keras(weights, sub, div))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = _check_pixels(x, f"pixel model {self.ref.name}")
+        with _blas_single():
+            return run_chunked([self.net], x.reshape(len(x), 2 * NB), self.chunk, _threads())[0]
+
+
+class EnsembleClassifier:
+    """Several pixel models run together; ``predict -> (n_models, n)``, ``predict_median -> (n,)``."""
+
+    def __init__(self, members: Sequence[PixelClassifier], chunk: int = 2048):
+        if not members:
+            raise ModelError("empty ensemble: resolve an ensemble folder that holds models")
+        self.members = list(members)
+        self.refs = [m.ref for m in self.members]
+        self.chunk = chunk
+
+    @classmethod
+    def from_refs(cls, refs: Sequence[ModelRef]) -> EnsembleClassifier:
+        return cls([PixelClassifier.from_ref(r) for r in refs])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = _check_pixels(x, "ensemble")
+        with _blas_single():
+            out = run_chunked([m.net for m in self.members], x.reshape(len(x), 2 * NB), self.chunk, _threads())
+        return np.stack(out) if out else np.zeros((0, len(x)), np.float32)
+
+    def predict_median(self, x: np.ndarray) -> np.ndarray:
+        return np.median(self.predict(x), axis=0).astype(np.float32)
+
+
+class PatchClassifier:
+    """A window classifier; ``window`` / ``channels`` come from the model's input shape.
+
+    ``channels`` 12 = one composite; 24 = a pair concatenated on the channel axis.
+    """
+
+    def __init__(self, ref: ModelRef, model: Any, net: PatchNet):
+        self.ref, self.model, self.net = ref, model, net
+        _, h, w, c = model.input_shape
+        if h != w:
+            raise ModelError(f"{ref.name} has a non-square input {h}x{w}: unsupported patch model")
+        self.window, self.channels = int(h), int(c)
+        if self.channels % NB:
+            raise ModelError(f"{ref.name} takes {c} channels, not a multiple of {NB} L1C bands: unsupported")
+        self._fn: Any = None
+        self._feat: Any = None
+
+    @classmethod
+    def from_ref(cls, ref: ModelRef) -> PatchClassifier:
+        if ref.kind != "patch":
+            raise ModelError(f"{ref.name} is a {ref.kind} model, not a patch classifier")
+        model = load_keras(str(ref.path))
+        if len(model.input_shape) != 4:
+            raise ModelError(f"{ref.name} input {model.input_shape} is not (h, w, channels)")
+        return cls(ref, model, PatchNet.from_keras(model))
+
+    def _check(self, x: np.ndarray, spatial: tuple[int, ...], what: str) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[-1] != self.channels or (spatial and x.shape[-3:-1] != spatial):
+            raise ModelError(f"patch model {self.ref.name} expects {what} with {self.channels} channels "
+                             f"({self.channels // NB} composite(s) x 12 L1C bands), got shape {x.shape}")
+        return x
+
+    def _features(self, xn: np.ndarray) -> np.ndarray:
+        """Conv/pool stack of the model over a normalized (h, w, c) block (compiled once, any size)."""
+        if self._feat is None:
+            import tensorflow as tf
+
+            layers = [la for la in self.model.layers if type(la).__name__ in ("Conv2D", "MaxPooling2D")]
+            spec = tf.TensorSpec((1, None, None, self.channels), tf.float32)
+
+            def stack(t: Any) -> Any:
+                for layer in layers:
+                    t = layer(t)
+                return t
+
+            self._feat = tf.function(stack, input_signature=[spec])
+        return np.asarray(self._feat(xn[None]))[0]
+
+    def predict(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """``windows`` (n, window, window, channels) DN float32 -> (n,) float32."""
+        windows = np.asarray(windows, dtype=np.float32)
+        if windows.ndim != 4:
+            raise ModelError(f"patch model {self.ref.name} expects windows (n, h, w, c), got {windows.shape}")
+        self._check(windows, (self.window, self.window), "windows (n, window, window, channels)")
+        if self._fn is None:
+            import tensorflow as tf
+
+            model = self.model
+            spec = tf.TensorSpec((None, self.window, self.window, self.channels), tf.float32)
+            self._fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+        out = np.empty(len(windows), np.float32)
+        for s in range(0, len(windows), batch_size):
+            xn = _normalize_channels_last(self.ref, windows[s:s + batch_size])
+            out[s:s + batch_size] = np.asarray(self._fn(xn))[:, 1]
+        return out
+
+    def predict_grid(self, image: np.ndarray, stride: int = 8) -> np.ndarray:
+        """Score every window of ``image`` (h, w, channels) DN at ``stride`` -> (rows, cols) float32.
+
+        Window (r, c) covers pixels ``[r*stride, r*stride + window)`` x ``[c*stride, ...)``.
+        Stride 8 shares the conv stack over the image; other strides batch explicit windows.
+        """
+        image = np.asarray(image, dtype=np.float32)
+        if image.ndim != 3:
+            raise ModelError(f"patch model {self.ref.name} expects an image (h, w, channels), got {image.shape}")
+        self._check(image, (), "an image (h, w, channels)")
+        h, w, _ = image.shape
+        rows, cols = (h - self.window) // stride + 1, (w - self.window) // stride + 1
+        if rows <= 0 or cols <= 0:
+            return np.zeros((max(rows, 0), max(cols, 0)), np.float32)
+        xn = _normalize_channels_last(self.ref, image)
+        if stride == self.net.total_stride:
+            return self.net.grid(xn, rows, cols, self.window, self._features)
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        view = sliding_window_view(image, (self.window, self.window), axis=(0, 1))[::stride, ::stride]
+        wins = view[:rows, :cols].transpose(0, 1, 3, 4, 2).reshape(-1, self.window, self.window, self.channels)
+        return self.predict(wins).reshape(rows, cols)

@@ -1,0 +1,132 @@
+"""Numpy forward pass of a GPW patch classifier over a whole composite (no TensorFlow here).
+
+Supported layouts: [Conv2D(valid, stride 1, relu) | MaxPooling2D(p x p, stride p, valid)]* ->
+Flatten -> Dense(relu)* -> Dense(2, softmax); Dropout is inactive at inference. With total
+pooling stride S (8 for the 45 px model: three 2x2 pools), windows placed every S pixels line
+up exactly with every pooled grid, so the conv stack is computed ONCE over the image and the
+window at (r, c) reads the final feature map at ``[r : r + fh, c : c + fw]`` (fh x fw = the
+window's own final map, 3 x 3 for 45 px). Exact: same sums as the per-window model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.special import expit
+
+from plastics_core.errors import ModelError
+
+F32 = np.float32
+_IM2COL_BYTES = 64 << 20
+#: Input pixels per block of window rows in :meth:`PatchNet.grid`.
+BLOCK_PIXELS = 2_000_000
+
+
+def conv_relu(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Valid 2D convolution + relu: ``x`` (H, W, C), ``k`` (kh, kw, C, F) -> (H-kh+1, W-kw+1, F)."""
+    kh, kw, c, f = k.shape
+    ho, wo = x.shape[0] - kh + 1, x.shape[1] - kw + 1
+    out = np.empty((ho, wo, f), F32)
+    km = k.reshape(kh * kw * c, f)
+    step = max(1, _IM2COL_BYTES // max(1, wo * kh * kw * c * 4))
+    for r0 in range(0, ho, step):
+        r1 = min(ho, r0 + step)
+        win = sliding_window_view(x[r0:r1 + kh - 1], (kh, kw), axis=(0, 1))  # (rc, wo, C, kh, kw)
+        cols = win.transpose(0, 1, 3, 4, 2).reshape((r1 - r0) * wo, kh * kw * c)
+        blk = out[r0:r1].reshape((r1 - r0) * wo, f)
+        np.matmul(cols, km, out=blk)
+        blk += b
+        np.maximum(blk, 0, out=blk)
+    return out
+
+
+def max_pool(x: np.ndarray, p: int) -> np.ndarray:
+    """Valid p x p max pooling with stride p: (H, W, F) -> (H // p, W // p, F)."""
+    hp, wp = x.shape[0] // p, x.shape[1] // p
+    return x[: hp * p, : wp * p].reshape(hp, p, wp, p, x.shape[2]).max(axis=(1, 3))
+
+
+@dataclass(frozen=True)
+class PatchNet:
+    """Conv/pool stack + dense head read from a Keras patch model."""
+
+    stack: tuple[tuple[str, Any, Any], ...]  # ("conv", k, b) | ("pool", p, None)
+    dense: tuple[tuple[np.ndarray, np.ndarray], ...]  # hidden (W (in, out), b), relu
+    head: tuple[np.ndarray, float]  # (w1 - w0 (in,), b1 - b0)
+    total_stride: int
+    final_hw: tuple[int, int]
+
+    @classmethod
+    def from_keras(cls, model: Any) -> PatchNet:
+        stack: list[tuple[str, Any, Any]] = []
+        dense: list[tuple[np.ndarray, np.ndarray]] = []
+        stride = 1
+        for layer in model.layers:
+            kind, cfg = type(layer).__name__, layer.get_config()
+            if kind in ("InputLayer", "Dropout", "Flatten"):
+                continue
+            if kind == "Conv2D" and cfg["padding"] == "valid" and tuple(cfg["strides"]) == (1, 1) \
+                    and tuple(cfg["dilation_rate"]) == (1, 1) and cfg["activation"] == "relu" and not dense:
+                k, b = layer.get_weights()
+                stack.append(("conv", k.astype(F32), b.astype(F32)))
+            elif kind == "MaxPooling2D" and cfg["padding"] == "valid" \
+                    and tuple(cfg["pool_size"]) == tuple(cfg["strides"]) and cfg["pool_size"][0] == cfg["pool_size"][1]:
+                p = int(cfg["pool_size"][0])
+                stack.append(("pool", p, None))
+                stride *= p
+            elif kind == "Dense":
+                w, b = layer.get_weights()
+                dense.append((w.astype(F32), b.astype(F32)))
+            else:
+                raise ModelError(f"patch model layer {layer.name} ({kind}) is not supported by the fast path")
+        if not dense or dense[-1][0].shape[1] != 2:
+            raise ModelError("patch model must end in a 2-class softmax Dense layer")
+        h = int(model.input_shape[1])
+        w = int(model.input_shape[2])
+        for op, a, _ in stack:
+            h, w = (h - a.shape[0] + 1, w - a.shape[1] + 1) if op == "conv" else (h // a, w // a)
+        wl, bl = dense[-1]
+        head = ((wl[:, 1] - wl[:, 0]).astype(F32), float(bl[1] - bl[0]))
+        return cls(tuple(stack), tuple(dense[:-1]), head, stride, (h, w))
+
+    def features(self, xn: np.ndarray) -> np.ndarray:
+        """Final feature map of normalized image ``xn`` (H, W, C) float32."""
+        for op, a, b in self.stack:
+            xn = conv_relu(xn, a, b) if op == "conv" else max_pool(xn, a)
+        return xn
+
+    def head_predict(self, feats: np.ndarray) -> np.ndarray:
+        """(n, fh*fw*F) flattened (row, col, channel) features -> (n,) float32 probabilities."""
+        g = feats
+        for w, b in self.dense:
+            g = g @ w
+            g += b
+            np.maximum(g, np.zeros_like(b), out=g)
+        return expit(g @ self.head[0] + F32(self.head[1])).astype(F32)
+
+    def grid(self, xn: np.ndarray, rows: int, cols: int, window: int,
+             features: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """(rows, cols) scores of windows placed every ``total_stride`` px over normalized ``xn``.
+
+        ``features`` computes the conv stack of an (h, w, c) block (default: numpy
+        :meth:`features`; the classifier passes a compiled TensorFlow one). Blocks of window
+        rows bound memory to about ``BLOCK_PIXELS`` input pixels.
+        """
+        s = self.total_stride
+        fh, fw = self.final_hw
+        feat = features or self.features
+        out = np.empty((rows, cols), F32)
+        width = s * (cols - 1) + window
+        band = max(1, (BLOCK_PIXELS // width - window) // s + 1)
+        for r0 in range(0, rows, band):
+            r1 = min(rows, r0 + band)
+            sub = xn[s * r0: s * (r1 - 1) + window, :width]
+            fmap = feat(sub)
+            win = sliding_window_view(fmap, (fh, fw), axis=(0, 1))[: r1 - r0, :cols]
+            flat = win.transpose(0, 1, 3, 4, 2).reshape((r1 - r0) * cols, -1)
+            out[r0:r1] = self.head_predict(np.ascontiguousarray(flat)).reshape(r1 - r0, cols)
+        return out

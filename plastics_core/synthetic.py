@@ -1,0 +1,277 @@
+"""Seeded synthetic Sentinel-2 L1C scenes with planted plastic-waste sites.
+
+Background: the real clear Sentinel-2 L1C scenes near Ljubljana (``s2l1c_slovenia_2015``,
+read from ``<shared>/data``; never copied into the repo), mirrored and tiled over the grid
+with a seeded offset; without them, smooth plausible land-cover spectra. Each acquisition
+adds 1 % sensor noise, seeded clouds (bright, ``mask`` True) and thin haze (additive,
+unmasked; a min composite removes it). Sites are EPSG:4326 polygons rasterized on the grid
+with fractional edge coverage and filled with a derived waste signature
+(``plastics_core/data/waste_signatures.json``, from ``tests/data/signatures/derive.py``).
+
+Signature phase: a site shows its ``t0`` spectrum in months whose 6-month block since
+January (Jan-Jun) is even and ``t1`` in Jul-Dec, so every window starting January..April
+pairs a t0 composite with a t1 composite ``mosaic_period * spectrogram_interval`` = 6 months
+later. Everything is deterministic in ``seed``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import rasterio.features
+from affine import Affine
+from pyproj import Transformer
+from scipy import ndimage
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform as shp_transform
+
+from plastics_core.bands import BAND_NAMES
+from plastics_core.errors import ImageryError
+from plastics_core.periods import Period
+from plastics_core.scenes import SceneStack
+
+SIGNATURES_PATH = Path(__file__).parent / "data" / "waste_signatures.json"
+SLOVENIA_NPZ = Path("data") / "s2l1c_slovenia_2015" / "s2l1c_ref5_12band_uint16.npz"
+CLEAR_DATES = (0, 3, 4)  # the cloud-free acquisitions of the Slovenia stack
+CLOUD_DN = np.array([5200, 5000, 4900, 5000, 5200, 5400, 5500, 5500, 5600, 2600, 3800, 2900], np.float32)
+HAZE_SHAPE = np.array([1.0, 0.9, 0.7, 0.55, 0.45, 0.35, 0.3, 0.3, 0.25, 0.2, 0.1, 0.05], np.float32)
+#: plausible TOA DN of vegetation / bare soil / built-up / water (fallback background)
+LAND_COVER = np.array([
+    [1100, 800, 700, 450, 800, 2100, 2600, 2700, 2900, 800, 1500, 700],
+    [1250, 1050, 1050, 1150, 1350, 1650, 1850, 1950, 2100, 700, 2600, 2000],
+    [1350, 1250, 1250, 1300, 1450, 1600, 1700, 1750, 1850, 650, 2100, 1800],
+    [1150, 900, 750, 500, 450, 380, 360, 320, 300, 120, 150, 100],
+], np.float32)
+
+
+@dataclass(frozen=True)
+class PlantedSite:
+    """A synthetic waste site: ``geometry_4326`` (Multi)Polygon in EPSG:4326, ``signature``
+    index into :func:`load_signatures` (None: chosen from the name, deterministic)."""
+
+    name: str
+    geometry_4326: BaseGeometry
+    signature: int | None = None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A waste pixel spectrogram: ``t0``/``t1`` (12,) float32 L1C DN in model band order."""
+
+    id: str
+    t0: np.ndarray
+    t1: np.ndarray
+    pixel_scores: tuple[float, ...]
+    patch_score: float
+
+
+def load_signatures(path: Path | None = None) -> list[Signature]:
+    """The derived waste signatures (default: the committed ``waste_signatures.json``)."""
+    doc = json.loads((path or SIGNATURES_PATH).read_text())
+    return [
+        Signature(s["id"], np.asarray(s["t0"], np.float32), np.asarray(s["t1"], np.float32),
+                  tuple(s["pixel_scores"]), float(s["patch_score"]))
+        for s in doc["signatures"]
+    ]
+
+
+def default_shared_dir() -> Path:
+    """``$PLASTICS_SHARED`` or ``<repo>/../shared``."""
+    env = os.environ.get("PLASTICS_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+
+
+@lru_cache(maxsize=4)
+def _slovenia(shared_dir: str) -> np.ndarray | None:
+    """(3, 12, 101, 100) float32 DN of the clear Slovenia scenes, or None when absent."""
+    path = Path(shared_dir) / SLOVENIA_NPZ
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        bands = z["bands"][list(CLEAR_DATES)].astype(np.float32)
+        clm = z["clm"][list(CLEAR_DATES)].astype(bool)
+    if clm.any():  # fill the rare flagged pixels from the same pixel's min over clear dates
+        fill = np.where(clm[:, None], np.inf, bands).min(axis=0)
+        bands = np.where(clm[:, None], fill[None], bands)
+    return bands
+
+
+def _rng(*key: object) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
+    """Smooth noise in [0, 1] with features ~``scale`` px: (y, x) float32."""
+    ny, nx = max(2, int(shape[0] / scale) + 2), max(2, int(shape[1] / scale) + 2)
+    low = ndimage.gaussian_filter(rng.random((ny, nx)).astype(np.float32), 0.8)
+    up = ndimage.zoom(low, (shape[0] / (ny - 1), shape[1] / (nx - 1)), order=1)[: shape[0], : shape[1]]
+    up = (up - up.min()) / max(float(up.max() - up.min()), 1e-6)
+    return up.astype(np.float32)
+
+
+def background(shape: tuple[int, int], seed: int, shared_dir: Path | None = None) -> np.ndarray:
+    """Background reflectance for each clear base date: (3, 12, y, x) float32 DN.
+
+    Real Slovenia L1C texture, mirrored and tiled from a seeded offset; the fallback is a
+    smooth mixture of :data:`LAND_COVER` spectra (3 slightly varied copies).
+    """
+    h, w = shape
+    rng = _rng("background", seed)
+    src = _slovenia(str(shared_dir or default_shared_dir()))
+    if src is None:
+        weights = np.stack([_smooth_field(rng, shape, 40) ** 2 for _ in LAND_COVER])
+        weights /= weights.sum(axis=0, keepdims=True)
+        base = np.einsum("kb,kyx->byx", LAND_COVER, weights)
+        return np.stack([base * rng.uniform(0.95, 1.05) for _ in CLEAR_DATES]).astype(np.float32)
+    sh, sw = src.shape[2:]
+    oy, ox = int(rng.integers(0, 2 * sh)), int(rng.integers(0, 2 * sw))
+    rows = np.abs((np.arange(h) + oy) % (2 * sh - 2) - (sh - 1))  # mirrored index, period 2(n-1)
+    cols = np.abs((np.arange(w) + ox) % (2 * sw - 2) - (sw - 1))
+    return src[:, :, rows[:, None], cols[None, :]]
+
+
+def site_coverage(sites: list[PlantedSite], crs: str, transform: Affine, shape: tuple[int, int],
+                  supersample: int = 4) -> np.ndarray:
+    """Per-site fractional pixel coverage on the grid: (n_sites, y, x) float32 in [0, 1]."""
+    to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    fine = transform @ Affine.scale(1 / supersample)
+    out = np.zeros((len(sites), *shape), np.float32)
+    for i, site in enumerate(sites):
+        geom = shp_transform(to_grid.transform, site.geometry_4326)
+        hi = rasterio.features.rasterize(
+            [(geom, 1)], out_shape=(shape[0] * supersample, shape[1] * supersample),
+            transform=fine, fill=0, dtype="uint8")
+        out[i] = hi.reshape(shape[0], supersample, shape[1], supersample).mean(axis=(1, 3))
+    return out
+
+
+def signature_phase(day: dt.date) -> int:
+    """0 (site shows ``t0``) in January..June, 1 (``t1``) in July..December."""
+    return 0 if day.month <= 6 else 1
+
+
+def acquisition_dates(period: Period, seed: int, scenes_per_month: int = 6) -> list[dt.date]:
+    """Acquisitions within ``period``: every ``30 // scenes_per_month`` days from a seeded
+    day offset counted from 2015-01-01 (so dates do not depend on how periods are cut)."""
+    if scenes_per_month <= 0:
+        return []
+    step = max(1, 30 // scenes_per_month)
+    epoch = dt.date(2015, 1, 1) + dt.timedelta(days=int(_rng("dates", seed).integers(0, step)))
+    first = max(0, -(-(period.start - epoch).days // step))
+    out, day = [], epoch + dt.timedelta(days=first * step)
+    while day < period.end:
+        if day >= period.start:
+            out.append(day)
+        day += dt.timedelta(days=step)
+    return out
+
+
+def scene_cloud_cover(day: dt.date, seed: int, cloud_fraction: float) -> float:
+    """Target cloud fraction (0..1) of the acquisition on ``day`` (independent of the tile)."""
+    return float(np.clip(_rng("cover", seed, day.toordinal()).uniform(0, 2 * cloud_fraction), 0, 1))
+
+
+def _planted(
+    base: np.ndarray, sites: list[PlantedSite], sigs: list[Signature], crs: str, transform: Affine,
+    texture: float, grid_key: tuple[object, ...],
+) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """Site pixels blended into each base image, within the sites' bounding box:
+    ((rows, cols), (2 phases, n_base, 12, bh, bw) float32), or None without sites."""
+    if not sites:
+        return None
+    cover = site_coverage(sites, crs, transform, base.shape[2:])
+    rr, cc = np.nonzero(cover.sum(axis=0))
+    if not len(rr):
+        return None
+    box = (slice(int(rr.min()), int(rr.max()) + 1), slice(int(cc.min()), int(cc.max()) + 1))
+    cov = cover[:, box[0], box[1]]
+    tex = _rng("texture", *grid_key).normal(1.0, texture, (12, *cov.shape[1:])).astype(np.float32)
+    out = np.repeat(base[None, :, :, box[0], box[1]], 2, axis=0)
+    for i, site in enumerate(sites):
+        k = site.signature if site.signature is not None else zlib.crc32(site.name.encode()) % len(sigs)
+        f = cov[i][None, None]
+        for phase, spec in enumerate((sigs[k].t0, sigs[k].t1)):
+            out[phase] = out[phase] * (1 - f) + (spec[:, None, None] * tex)[None] * f
+    return box, out
+
+
+def make_scene_stack(
+    tile_crs: str,
+    tile_transform: Affine,
+    shape: tuple[int, int],
+    period: Period,
+    seed: int,
+    sites: list[PlantedSite],
+    *,
+    shared_dir: Path | None = None,
+    scenes_per_month: int = 6,
+    cloud_fraction: float = 0.25,
+    haze: float = 250.0,
+    texture: float = 0.03,
+    cloudy: bool = False,
+    signatures: list[Signature] | None = None,
+) -> SceneStack:
+    """Synthetic scenes of ``period`` on a grid -> SceneStack (t, 12, y, x) uint16 DN + mask.
+
+    ``cloudy=True``: every acquisition is fully clouded (mask all True). ``haze``: peak DN
+    of the additive blue-weighted haze. ``texture``: per-pixel multiplicative spread of the
+    site spectrum (fixed in time; 1 % per-acquisition noise is added on top).
+    """
+    h, w = shape
+    if h <= 0 or w <= 0:
+        raise ImageryError(f"grid shape {shape} is empty: pass a positive (rows, cols)")
+    dates = acquisition_dates(period, seed, scenes_per_month)
+    ids = tuple(synthetic_scene_id(d, seed) for d in dates)
+    if not dates:
+        return SceneStack(np.zeros((0, 12, h, w), np.uint16), np.zeros((0, h, w), bool), tile_crs,
+                          tile_transform, (), (), BAND_NAMES)
+    sigs = signatures if signatures is not None else load_signatures()
+    grid_key = (seed, tile_crs, round(tile_transform.c, 2), round(tile_transform.f, 2), h, w)
+    base = background(shape, seed, shared_dir)
+    planted = _planted(base, sites, sigs, tile_crs, tile_transform, texture, grid_key)
+    data = np.empty((len(dates), 12, h, w), np.uint16)
+    mask = np.zeros((len(dates), h, w), bool)
+    img = np.empty((12, h, w), np.float32)  # work buffers, reused (no per-scene allocation)
+    noise = np.empty((12, h, w), np.float32)
+    for t, day in enumerate(dates):
+        rng = _rng("scene", *grid_key, day.toordinal())
+        k = int(rng.integers(0, len(base)))
+        np.copyto(img, base[k])
+        if planted is not None:
+            (ys, xs), patches = planted
+            img[:, ys, xs] = patches[signature_phase(day)][k]
+        rng.random(out=noise, dtype=np.float32)  # uniform, std 1 %: (u - 0.5) * sqrt(12) / 100
+        noise -= 0.5
+        noise *= 0.0346
+        noise += 1.0
+        img *= noise
+        hz = np.clip(_smooth_field(rng, shape, 60) * 2 - 1, 0, 1) * haze
+        frac = 1.0 if cloudy else scene_cloud_cover(day, seed, cloud_fraction)
+        cloud = np.zeros(shape, bool)
+        if frac > 0:
+            field = _smooth_field(rng, shape, 30)
+            cloud = field >= np.quantile(field, 1 - frac) if frac < 1 else np.ones(shape, bool)
+        bright = rng.uniform(0.8, 1.2)
+        for band in range(12):
+            img[band] += HAZE_SHAPE[band] * hz
+            img[band][cloud] = CLOUD_DN[band] * bright
+        mask[t] = cloud
+        np.clip(img, 1, 65535, out=img)
+        img += 0.5  # the uint16 cast truncates: round half up
+        data[t] = img
+    return SceneStack(
+        data=data, mask=mask, crs=tile_crs, transform=tile_transform, dates=tuple(dates),
+        scene_ids=ids, band_names=BAND_NAMES,
+    )
+
+
+def synthetic_scene_id(day: dt.date, seed: int) -> str:
+    """Deterministic scene id, e.g. ``SYN_20210105_s0``."""
+    return f"SYN_{day:%Y%m%d}_s{seed}"

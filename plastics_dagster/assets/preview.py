@@ -1,0 +1,217 @@
+"""Preview group: ``preview`` (HTML map + site reports per ROI × window) and ``site_registry``
+(every site of an ROI merged across all windows).
+
+Files (``<store>`` and ``<run-hash>`` as in :mod:`plastics_dagster.io_manager`)::
+
+    <store>/preview/<roi>/<window>/<run-hash>.html                 self-contained map (offline)
+    <store>/preview/<roi>/<window>/<run-hash>/reports/<site>.png   top-N site reports
+    <store>/site_registry/<roi>/<run-hash>.geojson                 written by the IO manager
+    <store>/site_registry/<roi>/<run-hash>.csv                     same rows, written here
+
+``preview`` writes its own files (any store, atomic) and returns a MaterializeResult whose
+metadata holds the path/URL. ``site_registry`` is partitioned by ROI only and reads every
+window of ``enriched_sites`` and ``contours`` of that ROI (``MultiToSingleDimensionPartitionMapping``
+on the ``roi`` dimension; windows never materialized are skipped).
+"""
+
+import datetime as dt
+import warnings
+from typing import Any
+
+import geopandas as gpd
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    BetaWarning,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    MultiToSingleDimensionPartitionMapping,
+    Output,
+    asset,
+)
+from upath import UPath
+
+from plastics_core.errors import PlasticsError
+from plastics_core.preview import build_preview_html
+from plastics_core.raster import Raster
+from plastics_core.registry import build_site_registry, format_registry_table, registry_csv_bytes
+from plastics_core.reports import build_site_reports
+from plastics_dagster.config import DetectionParams
+from plastics_dagster.io_manager import GEOJSON_EXT, _is_local, atomic_write, read_gdf, safe_name
+from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
+from plastics_dagster.registry import load_roi
+from plastics_dagster.resources import ImagerySourceResource, StoreResource
+
+GROUP = "preview"
+CODE_VERSION = "1"
+_ALL_WINDOWS = {"allow_missing_partitions": True}
+
+with warnings.catch_warnings():  # the mapping is marked beta in dagster 1.13; its behaviour is tested here
+    warnings.simplefilter("ignore", BetaWarning)
+    _BY_ROI = MultiToSingleDimensionPartitionMapping(partition_dimension_name="roi")
+
+
+class PreviewConfig(Config):
+    """Run config of ``preview``: how many site reports, and whether to load imagery for their RGB."""
+
+    report_top_n: int = 5
+    report_rgb: bool = True
+
+
+def preview_path(store: UPath, roi: str, window: str, run_hash: str) -> UPath:
+    """``<store>/preview/<roi>/<window>/<run-hash>.html``."""
+    return store / "preview" / roi / window / f"{run_hash}.html"
+
+
+def registry_paths(store: UPath, roi: str, run_hash: str) -> tuple[UPath, UPath]:
+    """(GeoJSON, CSV) paths of an ROI's site registry."""
+    folder = store / "site_registry" / roi
+    return folder / f"{run_hash}{GEOJSON_EXT}", folder / f"{run_hash}.csv"
+
+
+def load_site_registry(store: UPath, roi: str, run_hash: str) -> gpd.GeoDataFrame:
+    """The stored registry of ``roi``; if absent, built from every stored window of that ROI."""
+    path, _ = registry_paths(store, roi, run_hash)
+    if path.exists():
+        return read_gdf(path.read_bytes())
+    return build_site_registry(collect_windows(store, roi, run_hash))
+
+
+def collect_windows(store: UPath, roi: str, run_hash: str) -> dict[str, tuple[gpd.GeoDataFrame, Any]]:
+    """window -> (enriched sites, contours or None) for every window of ``roi`` in the store."""
+    out: dict[str, tuple[gpd.GeoDataFrame, Any]] = {}
+    folder = store / "enriched_sites" / roi
+    if not folder.exists():
+        return out
+    for wdir in sorted(folder.iterdir(), key=lambda p: p.name):
+        sites = wdir / f"{run_hash}{GEOJSON_EXT}"
+        if not sites.exists():
+            continue
+        cpath = store / "contours" / roi / wdir.name / f"{run_hash}{GEOJSON_EXT}"
+        out[wdir.name] = (read_gdf(sites.read_bytes()), read_gdf(cpath.read_bytes()) if cpath.exists() else None)
+    return out
+
+
+def _url(path: UPath) -> Any:
+    """Metadata pointing at a stored file: a local path, or the ``s3://`` URL."""
+    return MetadataValue.path(str(path.path)) if _is_local(path) else MetadataValue.url(str(path))
+
+
+def _composites(heatmaps: list[Raster], imagery: ImagerySourceResource, window: str, params: DetectionParams,
+                context: AssetExecutionContext) -> Any:
+    """A callable site -> RGB-capable composite of the tile holding it (loaded once per tile)."""
+    from plastics_core.composite import composite
+    from plastics_core.periods import pair_periods
+    from plastics_core.tiles import tile_from_key
+
+    _, period = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
+    cache: dict[str, Any] = {}
+    source: list[Any] = []
+
+    def for_tile(name: str) -> Any:
+        if name not in cache:
+            try:
+                if not source:
+                    source.append(imagery.get_source())
+                cache[name] = composite(source[0].load(tile_from_key(name), period), period, "median")
+            except (PlasticsError, OSError, ValueError) as err:  # best effort: the report has no RGB panel
+                context.log.warning(f"no RGB composite for tile {name}: {err}")
+                cache[name] = None
+        return cache[name]
+
+    return for_tile
+
+
+def _reports(context: AssetExecutionContext, cfg: PreviewConfig, sites: gpd.GeoDataFrame, heatmaps: list[Raster],
+             contours: gpd.GeoDataFrame, imagery: ImagerySourceResource, params: DetectionParams,
+             window: str) -> dict[str, bytes]:
+    if cfg.report_top_n <= 0 or len(sites) == 0:
+        return {}
+    get = _composites(heatmaps, imagery, window, params, context) if cfg.report_rgb else None
+    out: dict[str, bytes] = {}
+    ranked = sites.sort_values("score", ascending=False).head(cfg.report_top_n) if "score" in sites else sites
+    for i in range(len(ranked)):
+        one = ranked.iloc[[i]]
+        lon, lat = float(one["lon"].iloc[0]), float(one["lat"].iloc[0])
+        tile = next((h for h in heatmaps if _holds(h, lon, lat)), None)
+        comp = get(tile.name) if (get is not None and tile is not None) else None
+        out.update(build_site_reports(one, comp, heatmaps, contours, top_n=1))
+    return out
+
+
+def _holds(r: Raster, lon: float, lat: float) -> bool:
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs("EPSG:4326", r.crs, always_xy=True).transform(lon, lat)
+    col, row = ~r.transform @ (x, y)
+    return 0 <= row < r.shape[0] and 0 <= col < r.shape[1]
+
+
+@asset(partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "html"},
+       description="Self-contained HTML map (Leaflet inlined, opens offline) of the ROI, median heatmap, blobs, "
+       "candidates, contours by date and a sortable site table; plus PNG reports of the top sites.")
+def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: list[Raster], blobs: gpd.GeoDataFrame,
+            candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, enriched_sites: gpd.GeoDataFrame,
+            params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource) -> MaterializeResult:
+    roi, window = split_key(context.partition_key)
+    run_hash = params.run_hash(imagery.source_name())
+    root = store.path()
+    html = build_preview_html(load_roi(root, roi), heatmaps, blobs, candidates, contours, enriched_sites,
+                              f"{roi} · window {window} · run {run_hash}")
+    path = preview_path(root, roi, window, run_hash)
+    atomic_write(path, html.encode("utf-8"))
+    reports = _reports(context, config, enriched_sites, heatmaps, contours, imagery, params, window)
+    folder = path.with_name(run_hash) / "reports"
+    for sid, png in sorted(reports.items()):
+        atomic_write(folder / f"{safe_name(sid)}.png", png)
+    meta: dict[str, Any] = {
+        "preview": _url(path), "sites": len(enriched_sites), "candidates": len(candidates), "blobs": len(blobs),
+        "contours": len(contours), "html_bytes": len(html), "reports": len(reports), "run_hash": run_hash,
+    }
+    if _is_local(path):
+        meta["preview_url"] = MetadataValue.url(f"file://{path.path}")
+    if reports:
+        meta["reports_folder"] = _url(folder)
+    if len(enriched_sites) == 0:
+        meta["empty_reason"] = "no sites in this partition: the map shows the ROI and heatmap only"
+    return MaterializeResult(metadata=meta)
+
+
+def _as_windows(loaded: Any, keys: list[str]) -> dict[str, gpd.GeoDataFrame]:
+    if isinstance(loaded, gpd.GeoDataFrame):  # a single upstream partition is loaded unwrapped
+        return {split_key(keys[0])[1]: loaded} if keys else {}
+    return {split_key(k)[1]: v for k, v in (loaded or {}).items()}
+
+
+@asset(partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson", "csv"},
+       ins={
+           "enriched_sites": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
+           "contours": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
+       },
+       description="Every site of the ROI across all windows: first/last window, n windows, scores and area over "
+       "time, status new/persistent/gone (GeoJSON via the IO manager + CSV beside it).")
+def site_registry(context: AssetExecutionContext, enriched_sites: Any, contours: Any, params: DetectionParams,
+                  imagery: ImagerySourceResource, store: StoreResource) -> Output[gpd.GeoDataFrame]:
+    roi = context.partition_key
+    keys = [str(k) for k in context.asset_partition_keys_for_input("enriched_sites")]
+    sites_by_window = _as_windows(enriched_sites, keys)
+    contours_by_window = _as_windows(contours, [str(k) for k in context.asset_partition_keys_for_input("contours")])
+    per_window = {w: (g, contours_by_window.get(w)) for w, g in sites_by_window.items()}
+    registry = build_site_registry(per_window)
+    run_hash = params.run_hash(imagery.source_name())
+    gj, csv = registry_paths(store.path(), roi, run_hash)
+    atomic_write(csv, registry_csv_bytes(registry))
+    counts = registry["status"].value_counts().to_dict() if len(registry) else {}
+    meta: dict[str, Any] = {
+        "sites": len(registry), "windows": len(per_window), "new": int(counts.get("new", 0)),
+        "persistent": int(counts.get("persistent", 0)), "gone": int(counts.get("gone", 0)),
+        "geojson": _url(gj), "csv": _url(csv), "run_hash": run_hash,
+        "table": MetadataValue.md("```\n" + format_registry_table(registry) + "\n```"),
+    }
+    if not per_window:
+        meta["empty_reason"] = f"no window of ROI {roi} has enriched_sites for run {run_hash}"
+    return Output(registry, metadata=meta)
+
+
+preview_assets = [preview, site_registry]

@@ -1,0 +1,221 @@
+"""One IO manager for every asset: the same layout on local disk and on S3.
+
+Layout (``<store>`` = a folder, default ``./.plastics/store`` or ``$PLASTICS_STORE``, or
+``s3://bucket/prefix``; ``<run-hash>`` from :mod:`plastics_dagster.config`)::
+
+    <store>/descartes_run/<roi>/<window>/<run-hash>.json          manifest (written last)
+    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif    per-tile heatmap COG
+    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patches.geojson
+    <store>/heatmaps/<roi>/<window>/<run-hash>/<tile>.tif + mosaic.vrt
+    <store>/<asset>/<roi>/<window>/<run-hash>.geojson             patch_geojson, blobs, ... enriched_sites
+    <store>/rois/<name>.geojson                                   registered ROIs
+
+Writes are atomic: local files go to a temp file in the same folder and are moved into place
+with ``os.replace``; S3 objects are written with one PUT of the full bytes (never partial).
+A different run hash writes different files; other runs are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+from dagster import InputContext, IOManager, MetadataValue, OutputContext, UPathIOManager, io_manager
+from upath import UPath
+
+from plastics_core.raster import Raster
+
+MANIFEST_EXT = ".json"
+GEOJSON_EXT = ".geojson"
+FOLDER_ASSETS = frozenset({"heatmaps"})
+JSON_ASSETS = frozenset({"descartes_run"})
+
+
+@dataclass
+class DescartesRun:
+    """What ``descartes_run`` produces: the manifest and the per-tile outputs.
+
+    ``heatmaps``: one Raster per tile (bands = pairs + median, float32, NaN nodata, tile CRS);
+    ``patches``: one GeoDataFrame per tile (EPSG:4326 patch polygons with score stats).
+    """
+
+    manifest: dict[str, Any]
+    heatmaps: list[Raster] = field(default_factory=list)
+    patches: list[gpd.GeoDataFrame] = field(default_factory=list)
+
+
+def store_path(store: str) -> UPath:
+    """A UPath for a local folder or ``s3://`` URL (S3 endpoint from $AWS_ENDPOINT_URL)."""
+    if store.startswith("s3://"):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+        opts: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+        return UPath(store, **opts)
+    return UPath(Path(store).expanduser().resolve())
+
+
+def _is_local(path: UPath) -> bool:
+    return getattr(path, "protocol", "") in ("", "file", "local")
+
+
+def atomic_write(path: UPath, data: bytes) -> None:
+    """Write ``data`` to ``path`` all-or-nothing (local temp + os.replace; S3 one PUT)."""
+    if _is_local(path):
+        target = Path(path.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    else:
+        path.fs.pipe_file(path.path, data)
+
+
+def safe_name(key: str) -> str:
+    """A tile key as a file name (``:`` and ``/`` -> ``_``)."""
+    return key.replace(":", "_").replace("/", "_")
+
+
+def read_gdf(data: bytes) -> gpd.GeoDataFrame:
+    from plastics_core.outputs import read_geojson
+
+    return read_geojson(data)
+
+
+def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
+    """One COG per raster (``<name>.tif``), then ``mosaic.vrt`` (relative paths, pad cropped).
+
+    Returns False when the tiles cannot be mosaicked in one VRT (e.g. two UTM zones)."""
+    from plastics_core.errors import ParameterError
+    from plastics_core.outputs import cog_bytes, vrt_xml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local: list[Path] = []
+        for raster in rasters:
+            data = cog_bytes(raster)
+            name = f"{safe_name(raster.name)}.tif"
+            (Path(tmp) / name).write_bytes(data)
+            local.append(Path(tmp) / name)
+            atomic_write(folder / name, data)
+        if not local:
+            return False
+        crop = int(rasters[0].tags.get("pad", 0) or 0)
+        try:
+            text = vrt_xml(local, relative_to=tmp, crop=crop)
+        except ParameterError:
+            return False
+        atomic_write(folder / "mosaic.vrt", text.encode())
+        return True
+
+
+def read_raster_folder(folder: UPath, names: list[str] | None = None) -> list[Raster]:
+    from plastics_core.outputs import read_raster
+
+    if names is None:
+        if not folder.exists():
+            raise FileNotFoundError(str(folder))
+        names = sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".tif"))
+    return [read_raster((folder / f"{safe_name(n)}.tif").read_bytes()) for n in names]
+
+
+class PlasticsIOManager(UPathIOManager):
+    """UPathIOManager writing ``<store>/<asset>/<roi>/<window>/<run-hash>.<ext>``."""
+
+    extension = None
+
+    def __init__(self, base_path: UPath, run_hash: str) -> None:
+        super().__init__(base_path=base_path)
+        self.run_hash = run_hash
+
+    def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
+        parts = [p for p in partition.split("/") if p not in ("", ".", "..")]
+        return base_path.joinpath(*parts)
+
+    @staticmethod
+    def _asset_name(context: InputContext | OutputContext) -> str:
+        return context.asset_key.path[-1] if context.has_asset_key else ""
+
+    def _ext(self, name: str) -> str:
+        if name in FOLDER_ASSETS:
+            return ""
+        return MANIFEST_EXT if name in JSON_ASSETS else GEOJSON_EXT
+
+    def get_path_for_partition(self, context: InputContext | OutputContext, path: UPath, partition: str) -> UPath:
+        folder = self.make_safe_partition_path(path, partition)
+        return folder / f"{self.run_hash}{self._ext(self._asset_name(context))}"
+
+    def _get_path(self, context: InputContext | OutputContext) -> UPath:
+        path = self._get_path_without_extension(context)
+        return path.with_name(path.name + self._ext(self._asset_name(context)))
+
+    def make_directory(self, path: UPath) -> None:
+        if _is_local(path):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        if isinstance(obj, DescartesRun):
+            self.dump_run(path, obj)
+        elif isinstance(obj, list) and all(isinstance(r, Raster) for r in obj):
+            write_raster_folder(path, obj)
+        elif isinstance(obj, gpd.GeoDataFrame):
+            from plastics_core.outputs import geojson_bytes
+
+            atomic_write(path, geojson_bytes(obj))
+        else:
+            from plastics_core.outputs import json_bytes
+
+            atomic_write(path, json_bytes(obj))
+
+    def dump_run(self, manifest_path: UPath, run: DescartesRun) -> None:
+        """Per-tile outputs into ``<run-hash>/``, then the manifest (its presence = complete)."""
+        from plastics_core.outputs import cog_bytes, geojson_bytes, json_bytes
+
+        folder = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
+        for raster in run.heatmaps:
+            atomic_write(folder / f"{safe_name(raster.name)}.tif", cog_bytes(raster))
+        for key, gdf in zip(run.manifest.get("tiles", []), run.patches, strict=False):
+            atomic_write(folder / f"{safe_name(str(key))}.patches.geojson", geojson_bytes(gdf))
+        atomic_write(manifest_path, json_bytes(run.manifest))
+
+    def load_from_path(self, context: InputContext, path: UPath) -> Any:
+        name = self._asset_name(context)
+        if name in FOLDER_ASSETS:
+            return read_raster_folder(path)
+        data = path.read_bytes()
+        if name in JSON_ASSETS:
+            return self.load_run(path, json.loads(data))
+        if path.name.endswith(GEOJSON_EXT):
+            return read_gdf(data)
+        return json.loads(data)
+
+    def load_run(self, manifest_path: UPath, manifest: dict[str, Any]) -> DescartesRun:
+        folder = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
+        keys = [str(k) for k in manifest.get("tiles", [])]
+        heatmaps = read_raster_folder(folder, keys)
+        patches = [read_gdf((folder / f"{safe_name(k)}.patches.geojson").read_bytes()) for k in keys]
+        return DescartesRun(manifest=manifest, heatmaps=heatmaps, patches=patches)
+
+    def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
+        return {"run_hash": MetadataValue.text(self.run_hash)}
+
+
+@io_manager(
+    required_resource_keys={"params", "imagery", "store"},
+    description="Plastics store: <store>/<asset>/<roi>/<window>/<run-hash>.<ext>, local or S3, atomic writes.",
+)
+def plastics_io_manager(init_context: Any) -> IOManager:
+    """The IO manager of the graph; its run hash comes from the ``params`` + ``imagery`` resources."""
+    res = init_context.resources
+    return PlasticsIOManager(res.store.path(), res.params.run_hash(res.imagery.source_name()))
+
+

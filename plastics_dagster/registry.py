@@ -1,0 +1,96 @@
+"""The ROI registry: ROIs live in ``<store>/rois/<name>.geojson`` AND as dynamic ``roi`` partitions.
+
+The default ROI ``test_patch`` is read from ``$PLASTICS_SHARED/data/gpw/test_patch.geojson``
+whenever it is not registered in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import shapely
+from dagster import DagsterInstance
+from upath import UPath
+
+from plastics_core.errors import RoiError
+from plastics_core.roi import read_roi, validate_roi_name
+from plastics_dagster.io_manager import atomic_write
+from plastics_dagster.partitions import ROI_PARTITIONS_NAME
+from plastics_dagster.resources import shared_dir
+
+DEFAULT_ROI = "test_patch"
+
+
+def roi_key(store: UPath, name: str) -> UPath:
+    return store / "rois" / f"{validate_roi_name(name)}.geojson"
+
+
+def roi_geojson_bytes(name: str, geom: Any) -> bytes:
+    """A one-feature FeatureCollection (RFC 7946, EPSG:4326) for a registered ROI."""
+    doc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": name}, "geometry": shapely.geometry.mapping(geom)}]}
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def read_roi_any(path: str | Path | UPath) -> Any:
+    """:func:`plastics_core.roi.read_roi` for a local path or any UPath (e.g. ``s3://``)."""
+    upath = path if isinstance(path, UPath) else UPath(str(path))
+    if getattr(upath, "protocol", "") in ("", "file", "local"):
+        return read_roi(Path(upath.path))
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / upath.name
+        local.write_bytes(upath.read_bytes())
+        return read_roi(local)
+
+
+def store_roi(store: UPath, name: str, geom: Any) -> UPath:
+    """Write the ROI into the store (atomic) and return its path."""
+    target = roi_key(store, name)
+    atomic_write(target, roi_geojson_bytes(name, geom))
+    return target
+
+
+def register_roi(instance: DagsterInstance, store: UPath, name: str, path: str | Path | UPath) -> Any:
+    """Validate ``path`` (ROI GeoJSON) and ``name``; store it; add the dynamic partition.
+
+    Returns the ROI geometry (EPSG:4326). Raises RoiError (one line) on bad input.
+    """
+    name = validate_roi_name(name)
+    geom = read_roi_any(path)
+    store_roi(store, name, geom)
+    if not instance.has_dynamic_partition(ROI_PARTITIONS_NAME, name):
+        instance.add_dynamic_partitions(ROI_PARTITIONS_NAME, [name])
+    return geom
+
+
+def default_roi_file() -> Path:
+    return shared_dir() / "data" / "gpw" / f"{DEFAULT_ROI}.geojson"
+
+
+def load_roi(store: UPath, name: str) -> Any:
+    """The ROI geometry of ``name``: from the store, else (``test_patch`` only) the shared file."""
+    target = roi_key(store, name)
+    if target.exists():
+        return read_roi_any(target)
+    if name == DEFAULT_ROI and default_roi_file().exists():
+        return read_roi(default_roi_file())
+    raise RoiError(f"ROI {name!r} is not registered in {store}: add it with `plastics roi add {name} FILE.geojson`")
+
+
+def ensure_roi(instance: DagsterInstance, store: UPath, name: str) -> None:
+    """Make ``name`` a dynamic partition; ``test_patch`` is registered from the shared file."""
+    if instance.has_dynamic_partition(ROI_PARTITIONS_NAME, name):
+        return
+    if name == DEFAULT_ROI and not roi_key(store, name).exists():
+        register_roi(instance, store, name, default_roi_file())
+        return
+    load_roi(store, name)  # raises RoiError when unknown
+    instance.add_dynamic_partitions(ROI_PARTITIONS_NAME, [name])
+
+
+def list_rois(instance: DagsterInstance) -> list[str]:
+    """Registered ROI partition names, sorted."""
+    return sorted(instance.get_dynamic_partitions(ROI_PARTITIONS_NAME))

@@ -1,0 +1,149 @@
+"""Materialize one partition of the graph in-process (used by ``plastics run`` and ``plastics demo``).
+
+:func:`materialize_partition` registers the ROI partition if needed (``test_patch`` from the
+shared data), runs every detection asset and its checks for ``(roi, window)`` and returns a
+JSON-safe summary (see :class:`RunSummary`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dagster import DagsterInstance, materialize
+
+from plastics_core.errors import PlasticsError
+from plastics_dagster.config import DetectionParams
+from plastics_dagster.partitions import parse_window, partition_key
+from plastics_dagster.registry import ensure_roi
+from plastics_dagster.resources import ImagerySourceResource, StoreResource
+
+
+@dataclass
+class RunSummary:
+    """What one partition produced. ``candidates``: ``[{name, lon, lat, patch_mean}]``;
+    ``paths``: asset name -> output path (GeoJSON file, heatmap folder, manifest)."""
+
+    roi: str
+    window: str
+    run_hash: str
+    store: str
+    success: bool
+    tiles: int = 0
+    blobs: int = 0
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    contour_area_km2: float = 0.0
+    geocode_status: list[str] = field(default_factory=list)
+    checks_failed: list[str] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_imagery(spec: str | None) -> ImagerySourceResource:
+    """``synthetic`` | ``local:DIR`` | ``stac[:URL]`` | ``earthone``; None -> $PLASTICS_IMAGERY."""
+    if not spec:
+        return ImagerySourceResource.from_env()
+    kind, _, path = spec.partition(":")
+    return ImagerySourceResource(kind=kind, path=path or None)
+
+
+def _instance(instance: DagsterInstance | None) -> DagsterInstance:
+    if instance is not None:
+        return instance
+    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+
+
+def materialize_partition(
+    roi: str,
+    window: str,
+    overrides: dict[str, Any] | None = None,
+    store: str | None = None,
+    imagery: str | ImagerySourceResource | None = None,
+    instance: DagsterInstance | None = None,
+    resources: dict[str, Any] | None = None,
+    raise_on_error: bool = True,
+    registry: bool = True,
+) -> RunSummary:
+    """Materialize the detection graph for one (roi, window).
+
+    ``overrides``: DetectionParams fields (e.g. ``{"preset": "high"}``); ``store``: folder or
+    ``s3://`` URL (None = $PLASTICS_STORE); ``imagery``: see :func:`parse_imagery`; ``instance``:
+    None = $DAGSTER_HOME instance if set, else ephemeral; ``registry``: also rebuild the ROI's
+    ``site_registry`` from every stored window. Raises PlasticsError on bad input or a failed step.
+    """
+    from plastics_dagster.checks import ALL_CHECKS
+    from plastics_dagster.definitions import ALL_ASSETS, default_resources
+    from plastics_dagster.jobs import DETECT_SELECTION, REGISTRY_SELECTION
+
+    parse_window(window)
+    params = DetectionParams(**(overrides or {}))
+    params.resolved()  # validates (ParameterError)
+    src = imagery if isinstance(imagery, ImagerySourceResource) else parse_imagery(imagery)
+    store_res = StoreResource(location=store or "")
+    inst = _instance(instance)
+    ensure_roi(inst, store_res.path(), roi)
+    res = default_resources(params=params, imagery=src, store=store_res, **(resources or {}))
+    tags = {"plastics/roi": roi, "plastics/window": window}
+    result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DETECT_SELECTION, partition_key=partition_key(roi, window),
+                         instance=inst, resources=res, raise_on_error=False, tags=tags)
+    summary = summarize(result, roi, window, params.run_hash(src.source_name()), store_res.resolved())
+    if result.success and registry:
+        reg = materialize(ALL_ASSETS, selection=REGISTRY_SELECTION, partition_key=roi, instance=inst,
+                          resources=res, raise_on_error=False, tags=tags)
+        _collect_paths(reg, summary)
+        result = reg if not reg.success else result
+    if raise_on_error and not result.success:
+        raise_failure(result)
+    return summary
+
+
+def raise_failure(result: Any) -> None:
+    """Re-raise the first step failure: a PlasticsError stays one line; others are wrapped."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = event.step_failure_data.error
+            while err is not None and err.cause is not None and "PlasticsError" not in err.cls_name:
+                err = err.cause
+            message = (err.message if err else "step failed").strip().splitlines()[-1]
+            raise PlasticsError(f"{event.step_key}: {message}")
+    raise RuntimeError("the run failed without a step failure event")
+
+
+def _collect_paths(result: Any, summary: RunSummary) -> None:
+    for mat in result.get_asset_materialization_events():
+        meta = mat.materialization.metadata
+        for key in ("path", "preview", "csv"):
+            if key in meta:
+                name = mat.asset_key.path[-1] + ("" if key == "path" else f":{key}")
+                summary.paths[name if key != "preview" else "preview"] = str(meta[key].value)
+
+
+def summarize(result: Any, roi: str, window: str, run_hash: str, store: str) -> RunSummary:
+    """Build a RunSummary from an ExecuteInProcessResult."""
+    summary = RunSummary(roi=roi, window=window, run_hash=run_hash, store=store, success=result.success)
+    _collect_paths(result, summary)
+    for ev in result.get_asset_check_evaluations():
+        if not ev.passed:
+            summary.checks_failed.append(f"{ev.asset_key.path[-1]}:{ev.check_name}")
+    if not result.success:
+        return summary
+    run = result.output_for_node("descartes_run")
+    summary.tiles = len(run.manifest.get("tiles", []))
+    summary.timings = run.manifest.get("timings", {})
+    summary.blobs = len(result.output_for_node("blobs"))
+    cands = result.output_for_node("candidates")
+    for _, row in cands.iterrows():
+        pt = row.geometry.representative_point()
+        summary.candidates.append({"name": str(row["name"]), "lon": float(pt.x), "lat": float(pt.y),
+                                   "patch_mean": float(row["patch_mean"]) if "patch_mean" in row else None})
+    contours = result.output_for_node("contours")
+    if len(contours) and "area_km2" in contours:
+        summary.contour_area_km2 = float(contours.groupby("name")["area_km2"].max().sum())
+    sites = result.output_for_node("enriched_sites")
+    if "geocode_status" in sites:
+        summary.geocode_status = [str(s) for s in sites["geocode_status"]]
+    return summary

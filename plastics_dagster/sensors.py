@@ -1,0 +1,144 @@
+"""Sensors: ``roi_sensor`` (new ROI files -> partitions) and ``imagery_sensor`` (complete windows -> runs).
+
+- ``roi_sensor`` watches ``$PLASTICS_ROI_DIR`` (a folder or ``s3://`` prefix, default ``./rois``)
+  for new ``*.geojson``. Each valid file ``<name>.geojson`` is stored as ``<store>/rois/<name>.geojson``,
+  added as a dynamic ``roi`` partition, and its latest complete window is requested. Invalid
+  files are logged once and skipped. Cursor: JSON ``{file name: size-mtime}`` of seen files.
+- ``imagery_sensor``: for every registered ROI and every window whose pair partner's period has
+  ended and for which the imagery source reports scenes in both periods, requests the run once
+  (``run_key = "<roi>|<window>|<run_hash>"``). Cursor: JSON ``{"<roi>|<run_hash>": [done windows]}``
+  so completed windows are never searched again; at most ``MAX_REQUESTS`` runs per tick.
+"""
+
+import datetime as dt
+import json
+import os
+from typing import Any
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from upath import UPath
+
+from plastics_core.errors import PlasticsError
+from plastics_core.periods import add_months, pair_periods
+from plastics_dagster.config import DetectionParams
+from plastics_dagster.jobs import detect_job
+from plastics_dagster.partitions import ROI_PARTITIONS_NAME, WINDOW_START, partition_key
+from plastics_dagster.registry import list_rois, load_roi, read_roi_any, store_roi
+from plastics_dagster.resources import ImagerySourceResource, StoreResource
+
+MAX_REQUESTS = 8
+MAX_SEARCHES = 40
+
+
+def complete_windows(today: dt.date, mosaic_period: int = 3, spectrogram_interval: int = 2) -> list[str]:
+    """Quarterly windows (``YYYY-MM-DD``) whose partner period ended on or before ``today``."""
+    out: list[str] = []
+    day = dt.date.fromisoformat(WINDOW_START)
+    while pair_periods(day, mosaic_period, spectrogram_interval)[1].end <= today:
+        out.append(day.isoformat())
+        day = add_months(day, 3)
+    return out
+
+
+def roi_dir() -> UPath:
+    from plastics_dagster.io_manager import store_path
+
+    return store_path(os.environ.get("PLASTICS_ROI_DIR", "./rois"))
+
+
+def run_key(roi: str, window: str, run_hash: str) -> str:
+    return f"{roi}|{window}|{run_hash}"
+
+
+def _request(roi: str, window: str, run_hash: str) -> RunRequest:
+    return RunRequest(run_key=run_key(roi, window, run_hash), partition_key=partition_key(roi, window),
+                      tags={"plastics/run_hash": run_hash, "plastics/roi": roi})
+
+
+@sensor(job=detect_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
+        description="New ROI GeoJSON in $PLASTICS_ROI_DIR -> dynamic roi partition + latest complete window run")
+def roi_sensor(context: SensorEvaluationContext, params: DetectionParams,
+               imagery: ImagerySourceResource, store: StoreResource) -> SensorResult | SkipReason:
+    folder = roi_dir()
+    if not folder.exists():
+        return SkipReason(f"ROI folder {folder} does not exist")
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    known = set(context.instance.get_dynamic_partitions(ROI_PARTITIONS_NAME))
+    windows = complete_windows(dt.date.today(), params.mosaic_period, params.spectrogram_interval)
+    run_hash = params.run_hash(imagery.source_name())
+    new_names: list[str] = []
+    requests: list[RunRequest] = []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not path.name.endswith(".geojson"):
+            continue
+        info = path.stat()
+        stamp = f"{info.st_size}-{getattr(info, 'st_mtime', '')}"
+        if seen.get(path.name) == stamp:
+            continue
+        seen[path.name] = stamp
+        name = path.name[: -len(".geojson")]
+        try:
+            from plastics_core.roi import validate_roi_name
+
+            name = validate_roi_name(name)
+            store_roi(store.path(), name, read_roi_any(path))
+        except PlasticsError as exc:
+            context.log.warning(f"skipping ROI file {path.name}: {exc}")
+            continue
+        if name not in known and name not in new_names:
+            new_names.append(name)
+        if windows:
+            requests.append(_request(name, windows[-1], run_hash))
+    context.update_cursor(json.dumps(seen, sort_keys=True))
+    if not new_names and not requests:
+        return SkipReason("no new ROI files")
+    dyn = [AddDynamicPartitionsRequest(ROI_PARTITIONS_NAME, new_names)] if new_names else []
+    return SensorResult(run_requests=requests, dynamic_partitions_requests=dyn)
+
+
+def _has_scenes(source: Any, geom: Any, window: str, params: DetectionParams) -> bool:
+    first, partner = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
+    return bool(source.search(geom, first)) and bool(source.search(geom, partner))
+
+
+@sensor(job=detect_job, minimum_interval_seconds=3600, default_status=DefaultSensorStatus.STOPPED,
+        description="Requests each (roi, window) once when both periods of the window have imagery")
+def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams,
+                   imagery: ImagerySourceResource, store: StoreResource) -> SensorResult | SkipReason:
+    done: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
+    run_hash = params.run_hash(imagery.source_name())
+    windows = complete_windows(dt.date.today(), params.mosaic_period, params.spectrogram_interval)
+    source = None
+    requests: list[RunRequest] = []
+    searches = 0
+    for roi in list_rois(context.instance):
+        slot = done.setdefault(f"{roi}|{run_hash}", [])
+        todo = [w for w in windows if w not in slot]
+        if not todo:
+            continue
+        try:
+            geom = load_roi(store.path(), roi)
+        except PlasticsError as exc:
+            context.log.warning(f"ROI {roi}: {exc}")
+            continue
+        source = source or imagery.get_source()
+        for window in reversed(todo):  # newest first
+            if len(requests) >= MAX_REQUESTS or searches >= MAX_SEARCHES:
+                break
+            searches += 1
+            if _has_scenes(source, geom, window, params):
+                requests.append(_request(roi, window, run_hash))
+                slot.append(window)
+        slot.sort()
+    context.update_cursor(json.dumps(done, sort_keys=True))
+    if not requests:
+        return SkipReason("no newly complete windows with imagery")
+    return SensorResult(run_requests=requests)

@@ -1,0 +1,162 @@
+"""Blob detection: parameters, presets, georeferencing, sparse/windowed == whole-raster blob_doh."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from affine import Affine
+from pyproj import Transformer
+from scipy import ndimage
+from skimage.feature import blob_doh
+
+import plastics_core.blobs as blobs_mod
+from plastics_core.blobs import (
+    BLOB_COLUMNS,
+    PRESETS,
+    BlobParams,
+    detect_blobs,
+    find_blobs,
+    preset,
+    threshold_heatmap,
+)
+from plastics_core.errors import ParameterError
+from plastics_core.raster import Raster
+
+TRANSFORM = Affine(10, 0, 500_000, 0, -10, 9_100_000)
+
+
+def gaussian(shape: tuple[int, int], r: float, c: float, sigma: float, peak: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (peak * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * sigma**2))).astype(np.float32)
+
+
+def disk(shape: tuple[int, int], r: float, c: float, radius: float, value: float) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return ndimage.gaussian_filter(
+        (((yy - r) ** 2 + (xx - c) ** 2) <= radius**2).astype(np.float32) * value, 1.0
+    )
+
+
+def scattered(n: int, n_blobs: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = rng.random((n, n), dtype=np.float32) * np.float32(0.3)
+    for _ in range(n_blobs):
+        r, c = rng.integers(40, n - 40, 2)
+        np.maximum(img, gaussian((n, n), r, c, rng.uniform(3.0, 8.0), rng.uniform(0.7, 1.0)), out=img)
+    return img
+
+
+def whole(img: np.ndarray, p: BlobParams) -> np.ndarray:
+    ref = np.asarray(
+        blob_doh(threshold_heatmap(img, p.pred_threshold).astype(np.float64),
+                 min_sigma=p.min_sigma, max_sigma=p.max_sigma, threshold=p.area_threshold)
+    )  # fmt: skip
+    return ref[np.lexsort((ref[:, 1], ref[:, 0]))] if len(ref) else np.empty((0, 3))
+
+
+def raster(img: np.ndarray) -> Raster:
+    return Raster(img[None].astype(np.float32), "EPSG:32751", TRANSFORM, ("median",))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(pred_threshold=1.2), dict(area_threshold=-0.1), dict(patch_threshold=2.0), dict(min_sigma=0),
+     dict(max_sigma=-1.0), dict(min_sigma=6.0, max_sigma=5.0)],
+)  # fmt: skip
+def test_params_validated(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ParameterError):
+        BlobParams(**kwargs)
+
+
+def test_presets_match_paper() -> None:
+    got = {k: (v.pred_threshold, v.min_sigma, v.patch_threshold) for k, v in PRESETS.items()}
+    assert got == {"low": (0.9, 5.0, 0.6), "medium": (0.6, 5.0, 0.6), "high": (0.6, 3.5, 0.3)}
+    assert preset("high") is PRESETS["high"]
+    with pytest.raises(ParameterError, match="low, medium, high|high, low, medium"):
+        preset("extreme")
+
+
+def test_presets_discriminate() -> None:
+    """strong big site: all modes; weak (peak 0.75) site: not low; tiny site: only high."""
+    shape = (240, 240)
+    strong = disk(shape, 50, 50, 8, 0.97)
+    weak = gaussian(shape, 50, 180, 6.0, 0.75)
+    tiny = gaussian(shape, 180, 120, 2.0, 0.95)
+    img = np.maximum(np.maximum(strong, weak), tiny)
+
+    def found(name: str) -> set[str]:
+        blobs = detect_blobs(raster(img), preset(name))
+        near = {"strong": (50, 50), "weak": (50, 180), "tiny": (180, 120)}
+        return {k for k, (r, c) in near.items() if (np.hypot(blobs["row"] - r, blobs["col"] - c) < 4).any()}
+
+    assert found("low") == {"strong"}
+    assert found("medium") == {"strong", "weak"}
+    assert found("high") == {"strong", "weak", "tiny"}
+    # each discrimination in both directions, on the site alone
+    for site, modes in ((weak, {"medium", "high"}), (tiny, {"high"})):
+        for mode in PRESETS:
+            assert (len(detect_blobs(raster(site), preset(mode))) == 1) == (mode in modes), mode
+
+
+def test_georeferencing_and_columns() -> None:
+    img = disk((200, 200), 120, 70, 8, 0.9)
+    img[:5] = np.nan
+    gdf = detect_blobs(raster(img), BlobParams(), name_prefix="tile1")
+    assert list(gdf.columns[:-1]) == BLOB_COLUMNS and gdf.crs.to_epsg() == 4326
+    assert len(gdf) == 1 and gdf["name"].iat[0] == "tile1_1"
+    row, col = int(gdf["row"].iat[0]), int(gdf["col"].iat[0])
+    assert abs(row - 120) <= 2 and abs(col - 70) <= 2
+    x, y = TRANSFORM.c + 10 * (col + 0.5), TRANSFORM.f - 10 * (row + 0.5)
+    lon, lat = Transformer.from_crs("EPSG:32751", "EPSG:4326", always_xy=True).transform(x, y)
+    assert gdf["lon"].iat[0] == pytest.approx(lon, abs=1e-9) and gdf["lat"].iat[0] == pytest.approx(
+        lat, abs=1e-9
+    )
+    assert gdf.geometry.iat[0].x == pytest.approx(lon) and gdf["score"].iat[0] == pytest.approx(img[row, col])
+
+
+def test_empty_and_all_nan() -> None:
+    for img in (np.full((64, 64), np.nan, np.float32), np.full((64, 64), 0.5, np.float32)):
+        gdf = detect_blobs(raster(img), BlobParams())
+        assert len(gdf) == 0 and list(gdf.columns[:-1]) == BLOB_COLUMNS and gdf.crs.to_epsg() == 4326
+    with pytest.raises(ParameterError):
+        detect_blobs(raster(np.zeros((8, 8), np.float32)), BlobParams(), band="p1")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sparse_equals_whole_raster(seed: int) -> None:
+    img = scattered(2000, 20, seed)
+    p = BlobParams()
+    ref = whole(img, p)
+    assert len(ref) >= 15
+    np.testing.assert_array_equal(find_blobs(threshold_heatmap(img, p.pred_threshold), p), ref)
+    gdf = detect_blobs(raster(img), p)
+    assert sorted(zip(gdf["row"], gdf["col"], strict=True)) == [(int(r), int(c)) for r, c, _ in ref]
+
+
+def test_windowed_dense_equals_whole_raster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crop bigger than ``window`` is tiled; cores + overlap reproduce the whole-raster blobs."""
+    img = scattered(700, 120, 3)
+    p = PRESETS["high"]
+    ref = whole(img, p)
+    calls: list[tuple[int, ...]] = []
+    doh = blobs_mod._doh
+
+    def spy(crop: np.ndarray, params: BlobParams) -> np.ndarray:
+        calls.append(crop.shape)
+        return doh(crop, params)
+
+    monkeypatch.setattr(blobs_mod, "_doh", spy)
+    got = find_blobs(threshold_heatmap(img, p.pred_threshold), p, window=256, overlap=64)
+    assert len(calls) > 4 and max(max(c) for c in calls) <= 256  # really tiled
+    np.testing.assert_array_equal(got, ref)
+    with pytest.raises(ParameterError):
+        find_blobs(threshold_heatmap(img, p.pred_threshold), p, window=100, overlap=60)
+
+
+@pytest.mark.slow
+def test_10k_sparse_within_budget() -> None:
+    """Issue 6: 10,000 x 10,000 heatmap, 200 scattered sites, <= 10 s (whole-raster: ~45-90 s)."""
+    from bench.blobs import run
+
+    result = run(baseline=False)
+    assert result["sparse_s"] <= 10.0 and result["sparse_n_blobs"] >= 190

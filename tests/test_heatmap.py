@@ -1,0 +1,116 @@
+"""pixel_heatmap: one band per pair + median; masked pixels NaN and never sent to the model."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from plastics_core.composite import Composite
+from plastics_core.errors import ParameterError
+from plastics_core.heatmap import pixel_heatmap
+from plastics_core.periods import Period
+
+TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 9100000.0)
+
+
+def make_composites(n: int = 3, shape: tuple[int, int] = (20, 30), seed: int = 0) -> list[Composite]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        data = rng.uniform(200, 3000, (12, *shape)).astype(np.float32)
+        mask = rng.random(shape) < 0.2
+        data[:, mask] = 0.0
+        start = dt.date(2021, 1 + 3 * k, 1)
+        period = Period(start, dt.date(2021, 4 + 3 * k, 1) if k < 3 else dt.date(2022, 1, 1))
+        out.append(Composite(data, mask, period, "EPSG:32750", TRANSFORM, 2))
+    return out
+
+
+class MeanModel:
+    """Stand-in model: probability = mean DN / 10000; records what it was given."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        assert x.ndim == 3 and x.shape[1:] == (12, 2) and x.dtype == np.float32
+        self.seen.append(x.copy())
+        return (x.mean(axis=(1, 2)) / 10000).astype(np.float32)
+
+
+def test_bands_masking_and_median() -> None:
+    comps = make_composites()
+    pairs = [(0, 1), (1, 2), (0, 2)]
+    model = MeanModel()
+    calls: list[tuple[int, int]] = []
+    hm = pixel_heatmap(comps, pairs, model, progress=lambda d, t: calls.append((d, t)))
+    assert hm.data.shape == (4, 20, 30) and hm.data.dtype == np.float32
+    assert hm.band_descriptions == (
+        "2021-01-01_2021-04-01|2021-04-01_2021-07-01",
+        "2021-04-01_2021-07-01|2021-07-01_2021-10-01",
+        "2021-01-01_2021-04-01|2021-07-01_2021-10-01",
+        "median",
+    )
+    assert hm.crs == "EPSG:32750" and hm.transform == TRANSFORM and np.isnan(hm.nodata)
+    for k, (a, b) in enumerate(pairs):
+        masked = comps[a].mask | comps[b].mask
+        assert np.isnan(hm.data[k][masked]).all()
+        assert np.isfinite(hm.data[k][~masked]).all()
+        expected = (comps[a].data + comps[b].data).mean(axis=0)[~masked] / 2 / 10000
+        np.testing.assert_allclose(hm.data[k][~masked], expected, rtol=1e-5)
+    # no masked (all-zero) pixel ever reached the model
+    seen = np.concatenate(model.seen)
+    assert len(seen) == sum(int((~(comps[a].mask | comps[b].mask)).sum()) for a, b in pairs)
+    assert (seen.reshape(len(seen), -1).max(axis=1) > 0).all()
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(np.where(np.isnan(hm.data[:3]), np.nan, hm.data[:3]), axis=0)
+    np.testing.assert_allclose(hm.data[3], med, equal_nan=True)
+    all_masked = np.logical_and.reduce([comps[a].mask | comps[b].mask for a, b in pairs])
+    assert np.isnan(hm.data[3][all_masked]).all() and np.isfinite(hm.data[3][~all_masked]).all()
+    assert calls[0] == (0, calls[-1][1]) and calls[-1][0] == calls[-1][1] == len(seen)
+
+
+def test_all_masked_and_no_pairs() -> None:
+    comps = make_composites(2)
+    comps[1] = Composite(comps[1].data * 0, np.ones((20, 30), bool), comps[1].period, "EPSG:32750", TRANSFORM, 0)
+    model = MeanModel()
+    hm = pixel_heatmap(comps, [(0, 1)], model)
+    assert np.isnan(hm.data).all() and hm.data.shape == (2, 20, 30)
+    hm0 = pixel_heatmap(comps, [], model)
+    assert hm0.band_descriptions == ("median",) and np.isnan(hm0.data).all()
+    assert sum(len(s) for s in model.seen) == 0
+
+
+def test_bad_pairs() -> None:
+    comps = make_composites(2)
+    with pytest.raises(ParameterError, match="pair"):
+        pixel_heatmap(comps, [(0, 2)], MeanModel())
+
+
+def test_real_model_heatmap(models_dir) -> None:  # type: ignore[no-untyped-def]
+    from plastics_core.models import DEFAULT_MODEL, ModelStore
+    from plastics_core.models.infer import PixelClassifier, keras_predict
+
+    ref = ModelStore(str(models_dir)).resolve(DEFAULT_MODEL)
+    comps = make_composites(2, shape=(16, 16), seed=4)
+    hm = pixel_heatmap(comps, [(0, 1)], PixelClassifier.from_ref(ref))
+    valid = ~(comps[0].mask | comps[1].mask)
+    x = np.stack([comps[0].data[:, valid].T, comps[1].data[:, valid].T], axis=-1)
+    np.testing.assert_allclose(hm.data[0][valid], keras_predict(ref, x), atol=1e-5)
+    assert hm.tags["model"] == DEFAULT_MODEL
+
+
+def test_ensemble_heatmap_is_member_median(models_dir) -> None:  # type: ignore[no-untyped-def]
+    from plastics_core.models import DEFAULT_ENSEMBLE, ModelStore
+    from plastics_core.models.infer import EnsembleClassifier
+
+    ens = EnsembleClassifier.from_refs(ModelStore(str(models_dir)).resolve_ensemble(DEFAULT_ENSEMBLE))
+    comps = make_composites(2, shape=(12, 12), seed=6)
+    hm = pixel_heatmap(comps, [(0, 1)], ens)
+    valid = ~(comps[0].mask | comps[1].mask)
+    x = np.stack([comps[0].data[:, valid].T, comps[1].data[:, valid].T], axis=-1)
+    np.testing.assert_allclose(hm.data[0][valid], ens.predict_median(x), atol=1e-7)
+    assert hm.tags["model"].count(DEFAULT_ENSEMBLE) == 6

@@ -1,0 +1,280 @@
+"""StacSource against a STAC API served on 127.0.0.1 inside the test (no internet).
+
+Items are derived from the real Earth Search v1 ``sentinel-2-l1c`` search response in
+../shared/data/stac; their asset hrefs point at single-band GeoTIFFs written from the
+real Slovenia L1C fixture (EPSG:32633, ~10 m pixels NOT aligned to the UTM 10 m grid).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.warp import transform_bounds
+from shapely.geometry import box, mapping
+
+from plastics_core.errors import ImageryError
+from plastics_core.imagery.cloudmask import CloudMaskConfig
+from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, parse_baseline, solar_day
+from plastics_core.imagery.retry import RetryBudgetExceeded, RetryPolicy, is_transient, redact, retry_call
+from plastics_core.imagery.stac import StacConfig, StacSource, planetary_computer_l2a
+from plastics_core.periods import Period
+from plastics_core.tiles import Tile, plan_tiles
+
+FAST = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
+KEYS = ("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3",
+        "nir", "nir08", "nir09", "swir16", "swir22")
+SUMMER = Period(dt.date(2015, 7, 1), dt.date(2015, 10, 1))
+
+
+class _Stac(ThreadingHTTPServer):
+    base: str
+    features: list[dict[str, Any]]
+    template: dict[str, Any]
+    fail_next: int = 0
+    always_fail: bool = False
+    searches: list[dict[str, Any]]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Stac
+
+    def log_message(self, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def _send(self, status: int, body: dict[str, Any], ctype: str = "application/json") -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        base = self.server.base
+        self._send(200, {
+            "type": "Catalog", "id": "local-earth-search", "stac_version": "1.0.0", "description": "test",
+            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
+                           "https://api.stacspec.org/v1.0.0/item-search#query"],
+            "links": [{"rel": "self", "href": base}, {"rel": "root", "href": base},
+                      {"rel": "search", "href": f"{base}/search", "method": "POST",
+                       "type": "application/geo+json"}],
+        })
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        self.server.searches.append(body)
+        if self.server.always_fail or self.server.fail_next > 0:
+            self.server.fail_next -= 1
+            self._send(500, {"code": "InternalServerError", "description": "injected fault"})
+            return
+        resp = copy.deepcopy(self.server.template)
+        resp["features"] = self.server.features
+        resp["links"] = [{"rel": "root", "href": self.server.base}]
+        resp["numberMatched"] = resp["numberReturned"] = len(self.server.features)
+        resp["context"] = {"limit": 100, "matched": len(self.server.features), "returned": len(self.server.features)}
+        self._send(200, resp, "application/geo+json")
+
+
+def _write(path: Path, arr: np.ndarray, crs: str, transform: Affine) -> str:
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1,
+                       dtype="uint16", crs=crs, transform=transform, nodata=0) as dst:
+        dst.write(arr.astype(np.uint16), 1)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def fixture(shared_dir: Path) -> dict[str, Any]:
+    z = np.load(shared_dir / "data" / "s2l1c_slovenia_2015" / "s2l1c_ref5_12band_uint16.npz")
+    with rasterio.open(shared_dir / "data" / "s2l1c_slovenia_2015" / "S2L1C_20150711_12band.tif") as src:
+        transform, crs, bounds = src.transform, str(src.crs), src.bounds
+    lonlat = box(*transform_bounds(crs, "EPSG:4326", *bounds))
+    return {"bands": z["bands"], "cirrus": z["b10_cirrus"], "transform": transform, "crs": crs, "lonlat": lonlat}
+
+
+@pytest.fixture(scope="module")
+def items(fixture: dict[str, Any], shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Six items: 07-11 split in two halves (same solar day), two cloudy days, 08-30 at
+    baseline 04.00 (files carry +1000 DN), 09-09 acquired 23:30 UTC on 09-08 (solar 09-09)."""
+    real = json.loads((shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
+                      .read_text())["features"][0]
+    tmp = tmp_path_factory.mktemp("stac_assets")
+    bands, cirrus = fixture["bands"], fixture["cirrus"]
+    specs = [  # (id, scene index, datetime, cloud cover, baseline, column slice)
+        ("A_left", 0, "2015-07-11T10:00:08Z", 0.0, "02.01", slice(0, 50)),
+        ("A_right", 0, "2015-07-11T10:00:12Z", 0.0, "02.01", slice(50, 100)),
+        ("B", 1, "2015-07-31T10:00:09Z", 99.85, "02.01", slice(0, 100)),
+        ("C", 2, "2015-08-20T10:07:28Z", 100.0, "02.01", slice(0, 100)),
+        ("D", 3, "2015-08-30T10:05:47Z", 0.0, "04.00", slice(0, 100)),
+        ("E", 4, "2015-09-08T23:30:00Z", 3.0, "02.01", slice(0, 100)),
+    ]
+    out = []
+    for name, i, when, cc, baseline, cols in specs:
+        item = copy.deepcopy(real)
+        item["id"] = f"S2A_33TVM_{name}_L1C"
+        item["geometry"], item["bbox"] = mapping(fixture["lonlat"]), list(fixture["lonlat"].bounds)
+        item["properties"].update({"datetime": when, "eo:cloud_cover": cc, "s2:processing_baseline": baseline,
+                                   "proj:epsg": 32633})
+        layers = dict(zip(KEYS, bands[i], strict=True)) | {"cirrus": cirrus[i]}
+        for key, arr in layers.items():
+            cut = np.zeros_like(arr)
+            cut[:, cols] = arr[:, cols]
+            if baseline >= "04.00":
+                cut = np.where(cut > 0, cut.astype(np.int32) + 1000, 0)
+            item["assets"][key]["href"] = _write(tmp / f"{name}_{key}.tif", cut, fixture["crs"], fixture["transform"])
+        out.append(item)
+    return out
+
+
+@pytest.fixture()
+def server(items: list[dict[str, Any]], shared_dir: Path) -> Iterator[_Stac]:
+    template = json.loads((shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
+                          .read_text())
+    srv = _Stac(("127.0.0.1", 0), _Handler)
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.features, srv.template, srv.searches = items, template, []
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def tile(fixture: dict[str, Any]) -> Tile:
+    """The 128+2x8 px DLTile holding most of the fixture footprint."""
+    tiles = plan_tiles(fixture["lonlat"], tilesize=128, pad=8)
+    return max(tiles, key=lambda t: t.geometry_4326.intersection(fixture["lonlat"]).area)
+
+
+def _expected(fixture: dict[str, Any], tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fixture (row, col) under each tile pixel centre (nearest neighbour), and inside-footprint flags."""
+    rows, cols = np.mgrid[0 : tile.shape[0], 0 : tile.shape[1]]
+    t, s = tile.transform, ~fixture["transform"]
+    xs, ys = t.a * (cols + 0.5) + t.b * (rows + 0.5) + t.c, t.d * (cols + 0.5) + t.e * (rows + 0.5) + t.f
+    c, r = s.a * xs + s.b * ys + s.c, s.d * xs + s.e * ys + s.f
+    c, r = np.floor(c).astype(int), np.floor(r).astype(int)
+    return r, c, (c >= 0) & (c < 100) & (r >= 0) & (r < 101)
+
+
+def _source(server: _Stac, **kw: Any) -> StacSource:
+    return StacSource(StacConfig(url=server.base, retry=FAST, requester_pays=False), **kw)
+
+
+def test_load_values_on_tile_grid(server: _Stac, fixture: dict[str, Any], tile: Tile) -> None:
+    stack = _source(server, max_cloud_cover=100.0).load(tile, SUMMER)
+    assert stack.crs == tile.crs and stack.transform == tile.transform and stack.shape == tile.shape
+    assert stack.dates == (dt.date(2015, 7, 11), dt.date(2015, 7, 31), dt.date(2015, 8, 20),
+                           dt.date(2015, 8, 30), dt.date(2015, 9, 9))
+    assert stack.scene_ids[0] == "S2A_33TVM_A_left_L1C+S2A_33TVM_A_right_L1C"
+    assert stack.data.dtype == np.uint16
+    r, c, inside = _expected(fixture, tile)
+    assert inside.sum() > 5000
+    for t in range(5):  # every date, incl. the two-item mosaic and the baseline-04.00 item
+        np.testing.assert_array_equal(stack.data[t][:, inside], fixture["bands"][t][:, r[inside], c[inside]])
+        assert stack.mask[t][~inside].all(), "outside the footprint must be masked"
+    for t in (0, 3, 4):  # clear days: clear
+        assert stack.mask[t][inside].mean() < 0.01
+    for t in (1, 2):  # fully cloudy days: masked by s2cloudless
+        assert stack.mask[t][inside].mean() > 0.95
+
+
+def test_cloud_cover_filter_and_query(server: _Stac, tile: Tile) -> None:
+    src = _source(server, max_cloud_cover=50.0, cloud_mask=CloudMaskConfig(method="none"))
+    stack = src.load(tile, SUMMER)
+    assert dt.date(2015, 7, 31) not in stack.dates and dt.date(2015, 8, 20) not in stack.dates
+    assert len(stack.dates) == 3
+    body = server.searches[-1]
+    assert body["collections"] == ["sentinel-2-l1c"]
+    assert body["query"] == {"eo:cloud_cover": {"lte": 50.0}}
+    assert "intersects" in body and body["datetime"].startswith("2015-06-30")
+
+
+def test_search_solar_day(server: _Stac, fixture: dict[str, Any]) -> None:
+    src = _source(server, max_cloud_cover=100.0)
+    scenes = src.search(fixture["lonlat"], Period(dt.date(2015, 9, 1), dt.date(2015, 10, 1)))
+    assert [(s.id, s.date, s.cloud_cover) for s in scenes] == [("S2A_33TVM_E_L1C", dt.date(2015, 9, 9), 3.0)]
+    # UTC date 09-08 but solar day 09-09: outside a period ending 09-09
+    assert src.search(fixture["lonlat"], Period(dt.date(2015, 9, 1), dt.date(2015, 9, 9))) == []
+
+
+def test_retry_then_success(server: _Stac, fixture: dict[str, Any]) -> None:
+    server.fail_next = 2
+    scenes = _source(server, max_cloud_cover=100.0).search(fixture["lonlat"], SUMMER)
+    assert len(scenes) == 6 and len(server.searches) == 3
+
+
+def test_retry_budget_exhausted(server: _Stac, fixture: dict[str, Any]) -> None:
+    server.always_fail = True
+    with pytest.raises(RetryBudgetExceeded, match=r"failed after 3 attempts .*500"):
+        _source(server).search(fixture["lonlat"], SUMMER)
+    assert len(server.searches) == 3
+    assert issubclass(RetryBudgetExceeded, ImageryError)
+
+
+def test_empty_period_is_not_an_error(server: _Stac, tile: Tile) -> None:
+    stack = _source(server).load(tile, Period(dt.date(2016, 1, 1), dt.date(2016, 2, 1)))
+    assert stack.data.shape == (0, 12, *tile.shape) and stack.mask.shape == (0, *tile.shape)
+
+
+def test_missing_asset_is_one_line_error(server: _Stac, tile: Tile) -> None:
+    src = _source(server, asset_keys=("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3",
+                                      "nir", "nir08", "nir09", "swir16", "B12"))
+    with pytest.raises(ImageryError, match="has no asset 'B12'"):
+        src.load(tile, SUMMER)
+
+
+def test_harmonization_rules() -> None:
+    assert parse_baseline("05.10") == pytest.approx(5.1) and parse_baseline("N0400") == 4.0
+    assert parse_baseline("S2B_MSIL1C_20240206T131259_N0510_R081_T27VWK_20240206T133903.SAFE") == pytest.approx(5.1)
+    assert needs_offset_removal("04.00") and not needs_offset_removal("03.01", dt.date(2023, 1, 1))
+    assert needs_offset_removal(None, dt.date(2022, 1, 25)) and not needs_offset_removal(None, dt.date(2021, 1, 1))
+    dn = np.array([0, 1000, 1001, 2500], np.uint16)
+    np.testing.assert_array_equal(harmonize_dn(dn, True), [0, 1, 1, 1500])
+    np.testing.assert_array_equal(harmonize_dn(dn, False), dn)
+    assert solar_day(dt.datetime(2024, 1, 1, 23, 0, tzinfo=dt.UTC), 170.0) == dt.date(2024, 1, 2)
+    assert solar_day(dt.datetime(2024, 1, 1, 1, 0), -120.0) == dt.date(2023, 12, 31)
+
+
+def test_retry_policy_units() -> None:
+    calls: list[int] = []
+    sleeps: list[float] = []
+
+    class Http503(Exception):
+        status_code = 503
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise Http503("unavailable")
+        return "ok"
+
+    policy = RetryPolicy(attempts=4, base_delay=1.0, max_delay=1.5, jitter=0.0)
+    assert retry_call(flaky, what="x", policy=policy, sleep=sleeps.append) == "ok"
+    assert sleeps == [1.0, 1.5]  # exponential, capped
+    empty: dict[str, int] = {}
+    with pytest.raises(KeyError):  # not transient: no retry
+        retry_call(lambda: empty["k"], what="x", policy=policy, sleep=sleeps.append)
+    assert len(sleeps) == 2
+    assert is_transient(OSError("CURL error: HTTP response code: 503")) and not is_transient(OSError("404 Not Found"))
+    assert not is_transient(ImageryError("bad band"))
+    assert "sig=" not in redact("GET https://u:p@host/x.tif?sig=abc failed") and "u:p@" not in redact("https://u:p@h/")
+
+
+def test_presets() -> None:
+    default = StacSource()
+    assert default.config.url == "https://earth-search.aws.element84.com/v1"
+    assert default.config.collection == "sentinel-2-l1c" and default.config.cirrus_key == "cirrus"
+    assert default.config.requester_pays and default._gdal_env()["AWS_REQUEST_PAYER"] == "requester"
+    pc = planetary_computer_l2a()
+    assert pc.collection == "sentinel-2-l2a" and pc.scl_asset == "SCL" and pc.cirrus_key is None

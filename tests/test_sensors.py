@@ -1,0 +1,94 @@
+"""Sensor ticks with build_sensor_context against an ephemeral instance (no runs launched)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+
+from plastics_core.imagery.synthetic import SyntheticSource
+from plastics_core.periods import Period
+from plastics_dagster.config import DetectionParams
+from plastics_dagster.registry import register_roi
+from plastics_dagster.resources import ImagerySourceResource, StoreResource
+from plastics_dagster.sensors import complete_windows, imagery_sensor, roi_sensor
+
+
+@pytest.fixture()
+def resources(tmp_path: Path) -> dict:
+    return {"params": DetectionParams(), "imagery": ImagerySourceResource(), "store": StoreResource(location=str(tmp_path / "store"))}
+
+
+def test_complete_windows() -> None:
+    wins = complete_windows(dt.date(2021, 10, 1))
+    assert wins[0] == "2017-07-01"
+    # 2021-01-01's partner is 2021-07-01..2021-10-01: complete on 2021-10-01; 2021-04-01's is not
+    assert wins[-1] == "2021-01-01"
+
+
+def test_roi_sensor_adds_partition_once(tmp_path: Path, gpw_dir: Path, resources: dict,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    rois = tmp_path / "rois"
+    rois.mkdir()
+    shutil.copy(gpw_dir / "test_patch.geojson", rois / "temesi.geojson")
+    (rois / "Bad Name.geojson").write_text("{}")
+    (rois / "broken.geojson").write_text("not json")
+    monkeypatch.setenv("PLASTICS_ROI_DIR", str(rois))
+    instance = DagsterInstance.ephemeral()
+    ctx = build_sensor_context(instance=instance, resources=resources)
+    result: Any = roi_sensor(ctx)
+    assert isinstance(result, SensorResult)
+    res: Any = result
+    (req,) = res.dynamic_partitions_requests
+    assert list(req.partition_keys) == ["temesi"]
+    run: Any
+    (run,) = res.run_requests
+    latest = complete_windows(dt.date.today())[-1]
+    assert run.partition_key.keys_by_dimension == {"roi": "temesi", "window": latest}
+    assert run.run_key.startswith(f"temesi|{latest}|")
+    assert (tmp_path / "store" / "rois" / "temesi.geojson").exists()
+    # next tick with the cursor: nothing new
+    instance.add_dynamic_partitions("roi", ["temesi"])
+    again = roi_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor, resources=resources))
+    assert isinstance(again, SkipReason)
+
+
+def test_imagery_sensor_requests_each_window_once(tmp_path: Path, gpw_dir: Path, resources: dict) -> None:
+    instance = DagsterInstance.ephemeral()
+    register_roi(instance, resources["store"].path(), "temesi", gpw_dir / "test_patch.geojson")
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        ctx = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        result: Any = imagery_sensor(ctx)
+        cursor = ctx.cursor
+        if isinstance(result, SkipReason):
+            break
+        seen += [r.run_key for r in result.run_requests]
+    wins = complete_windows(dt.date.today())
+    assert len(seen) == len(set(seen)) == len(wins)
+    assert {k.split("|")[1] for k in seen} == set(wins)
+    assert cursor and json.loads(cursor)  # done windows are remembered
+
+
+def test_imagery_sensor_waits_for_scenes(tmp_path: Path, gpw_dir: Path, resources: dict,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window whose partner period has no scenes is not requested."""
+    instance = DagsterInstance.ephemeral()
+    register_roi(instance, resources["store"].path(), "temesi", gpw_dir / "test_patch.geojson")
+    wins = complete_windows(dt.date.today())
+    newest = dt.date.fromisoformat(wins[-1])
+    gap = Period(dt.date(newest.year - 1, 1, 1), dt.date.today())  # no imagery for the recent past
+    monkeypatch.setattr(ImagerySourceResource, "get_source", lambda self: SyntheticSource(empty_periods=[gap]))
+    ctx = build_sensor_context(instance=instance, resources=resources)
+    result: Any = imagery_sensor(ctx)
+    assert isinstance(result, SensorResult)
+    res: Any = result
+    requested = {r.run_key.split("|")[1] for r in res.run_requests}
+    assert wins[-1] not in requested
+    assert requested and all(dt.date.fromisoformat(w) < gap.start for w in requested)
