@@ -4,8 +4,8 @@
 #   webserver (default CMD)   docker run -p 3000:3000 plastics
 #   daemon                    docker run plastics dagster-daemon run -w workspace.yaml
 #   code server (Helm)        docker run plastics dagster api grpc -m plastics_dagster.definitions -h 0.0.0.0 -p 3030
-#   celery worker (CPU)       docker run plastics dagster-celery worker start -y deploy/celery/celery.yaml -q dagster
-#   celery worker (GPU)       docker run --gpus all plastics:gpu dagster-celery worker start -y deploy/celery/celery.yaml -q gpu
+#   celery worker (CPU)       docker run plastics dagster-celery worker start -A dagster_celery.app -y deploy/celery/celery.yaml -q dagster
+#   celery worker (GPU)       docker run --gpus all plastics:gpu dagster-celery worker start -A dagster_celery.app -y deploy/celery/celery.yaml -q gpu
 #   CLI                       docker run plastics plastics demo
 #
 # Build:

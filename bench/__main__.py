@@ -3,7 +3,8 @@
 Prints a table and writes ``bench/results/bench.json``. Hook: a section is any callable taking
 no required arguments and returning a JSON-able dict; an optional ``rows`` list of dicts with
 ``case``, ``rate``, ``unit`` and optional ``vs_keras`` / ``roofline_fraction`` / ``vs_baseline``
-is printed in the table. Add a section with :func:`register` (or an entry in :data:`SECTIONS`):
+/ ``per_cpu_s`` (work per CPU-second of this process: on a shared machine, x cores estimates
+the idle rate) is printed in the table. Add a section with :func:`register` (or an entry in :data:`SECTIONS`):
 ``"composite": "bench.composite:run"``. ``--only a,b`` runs a subset.
 """
 
@@ -26,6 +27,7 @@ SECTIONS: dict[str, str] = {
     "pixel": "bench.pixel:run",
     "ensemble": "bench.pixel:run_ensemble",
     "patch": "bench.patch:run",
+    "heatmap": "bench.pixel:run_heatmap",
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "bench.json"
 
@@ -42,13 +44,14 @@ def load(target: str) -> Callable[[], dict[str, Any]]:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = [f"{'case':<48} {'rate':>14} {'unit':<6} {'x keras/base':>12} {'roofline':>9}"]
+    lines = [f"{'case':<48} {'rate':>12} {'unit':<6} {'x keras/base':>12} {'roofline':>9} {'per CPU-s':>12}"]
     for sec in results.values():
         for r in sec.get("rows", []) if isinstance(sec, dict) else []:
             ratio = r.get("vs_keras", r.get("vs_baseline"))
-            roof = r.get("roofline_fraction")
-            lines.append(f"{r['case']:<48} {r['rate']:>14,.0f} {r['unit']:<6} "
-                         f"{'' if ratio is None else f'{ratio:.1f}x':>12} {'' if roof is None else f'{roof:.0%}':>9}")
+            roof, cpu = r.get("roofline_fraction"), r.get("per_cpu_s")
+            lines.append(f"{r['case']:<48} {r['rate']:>12,.0f} {r['unit']:<6} "
+                         f"{'' if ratio is None else f'{ratio:.1f}x':>12} {'' if roof is None else f'{roof:.0%}':>9} "
+                         f"{'' if cpu is None else f'{cpu:,.0f}':>12}")
     return "\n".join(lines)
 
 

@@ -39,19 +39,29 @@ def composite_image(size: int) -> np.ndarray:
     return realistic_dn((size, size, 12), band_axis=2, seed=SEED + 1)
 
 
+#: CPU seconds (all threads of this process) of the best call of the latest :func:`best_time`.
+LAST_CPU: list[float] = [float("nan")]
+
+
 def best_time(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
-    """Best wall time of ``repeat`` calls (after none warm-up; call once before if needed)."""
+    """Best wall time of ``repeat`` calls (no warm-up: call once before if needed).
+
+    The CPU time of that call goes to ``LAST_CPU[0]``: on a shared machine ``n / cpu`` (work
+    per CPU-second) x cores estimates the idle-machine rate.
+    """
     best, out = float("inf"), None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if wall < best:
+            best, LAST_CPU[0] = wall, cpu
     return best, out
 
 
-@lru_cache(maxsize=1)
 def matmul_gflops(size: int = 2048) -> float:
-    """Measured large float32 matmul GFLOP/s on all cores (the roofline used for fractions)."""
+    """Large float32 matmul GFLOP/s on all cores, measured now (sections call it right after
+    their own timing so that both see the same machine load)."""
     rng = np.random.default_rng(0)
     a = rng.random((size, size), dtype=np.float32)
     a @ a

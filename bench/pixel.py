@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import PIXEL_MODEL_FLOPS, best_time, matmul_gflops, model_store, pixels
+from bench.common import LAST_CPU, PIXEL_MODEL_FLOPS, best_time, matmul_gflops, model_store, pixels
 
 
 def run(n: int = 400_000, n_keras: int = 20_000) -> dict[str, Any]:
@@ -19,16 +19,18 @@ def run(n: int = 400_000, n_keras: int = 20_000) -> dict[str, Any]:
     clf = PixelClassifier.from_ref(ref)
     keras_predict(ref, x[:64])
     t_k, ref_out = best_time(lambda: keras_predict(ref, x[:n_keras], batch_size=32), repeat=1)
+    c_k = LAST_CPU[0]
     clf.predict(x[:4096])
     t_p, out = best_time(lambda: clf.predict(x), repeat=3)
+    c_p = LAST_CPU[0]
     gflops = matmul_gflops()
     ceiling = gflops * 1e9 / PIXEL_MODEL_FLOPS
     keras_rate, rate = n_keras / t_k, n / t_p
     return {
         "rows": [
-            {"case": "pixel keras predict b32", "rate": keras_rate, "unit": "px/s"},
+            {"case": "pixel keras predict b32", "rate": keras_rate, "unit": "px/s", "per_cpu_s": n_keras / c_k},
             {"case": "pixel project path", "rate": rate, "unit": "px/s", "vs_keras": rate / keras_rate,
-             "roofline_fraction": rate / ceiling},
+             "roofline_fraction": rate / ceiling, "per_cpu_s": n / c_p},
         ],
         "max_abs_diff": float(np.abs(out[:n_keras] - ref_out).max()),
         "matmul_gflops": gflops, "model_flops_per_px": PIXEL_MODEL_FLOPS,
@@ -47,15 +49,49 @@ def run_ensemble(n: int = 200_000, n_keras: int = 5_000) -> dict[str, Any]:
     for r in refs:
         keras_predict(r, x[:64])
     t_k, ref_out = best_time(lambda: np.stack([keras_predict(r, x[:n_keras], 32) for r in refs]), repeat=1)
+    c_k = LAST_CPU[0]
     ens.predict(x[:4096])
     t_p, out = best_time(lambda: ens.predict(x), repeat=3)
+    c_p = LAST_CPU[0]
     keras_rate, rate = n_keras / t_k, n / t_p
-    ceiling = matmul_gflops() * 1e9 / (len(refs) * PIXEL_MODEL_FLOPS)
+    gflops = matmul_gflops()
+    ceiling = gflops * 1e9 / (len(refs) * PIXEL_MODEL_FLOPS)
     return {
         "rows": [
-            {"case": f"ensemble x{len(refs)} keras predict b32", "rate": keras_rate, "unit": "px/s"},
+            {"case": f"ensemble x{len(refs)} keras predict b32", "rate": keras_rate, "unit": "px/s",
+             "per_cpu_s": n_keras / c_k},
             {"case": f"ensemble x{len(refs)} project path", "rate": rate, "unit": "px/s",
-             "vs_keras": rate / keras_rate, "roofline_fraction": rate / ceiling},
+             "vs_keras": rate / keras_rate, "roofline_fraction": rate / ceiling, "per_cpu_s": n / c_p},
         ],
-        "max_abs_diff": float(np.abs(out[:, :n_keras] - ref_out).max()),
+        "max_abs_diff": float(np.abs(out[:, :n_keras] - ref_out).max()), "matmul_gflops": gflops,
     }
+
+
+def run_heatmap(size: int = 1000, n_pairs: int = 2) -> dict[str, Any]:
+    """``pixel_heatmap`` end to end on (size x size) composites, 20 % masked: px/s per pair."""
+    import datetime as dt
+
+    from affine import Affine
+
+    from bench.common import composite_image
+    from plastics_core.composite import Composite
+    from plastics_core.heatmap import pixel_heatmap
+    from plastics_core.models import DEFAULT_MODEL
+    from plastics_core.models.infer import PixelClassifier
+    from plastics_core.periods import Period
+
+    rng = np.random.default_rng(7)
+    img = np.moveaxis(composite_image(size), -1, 0)
+    comps = []
+    for k in range(n_pairs + 1):
+        mask = rng.random((size, size)) < 0.2
+        data = np.roll(img, 37 * k, axis=2).copy()
+        data[:, mask] = 0
+        period = Period(dt.date(2021, 1 + 3 * k, 1), dt.date(2021, 4 + 3 * k, 1))
+        comps.append(Composite(data, mask, period, "EPSG:32750", Affine(10, 0, 0, 0, -10, 0), 1))
+    clf = PixelClassifier.from_ref(model_store().resolve(DEFAULT_MODEL))
+    pairs = [(k, k + 1) for k in range(n_pairs)]
+    t, _ = best_time(lambda: pixel_heatmap(comps, pairs, clf), repeat=2)
+    rate = n_pairs * size * size / t
+    return {"rows": [{"case": f"pixel_heatmap {size}x{size} x{n_pairs} pairs (20% masked)", "rate": rate,
+                      "unit": "px/s", "per_cpu_s": n_pairs * size * size / LAST_CPU[0]}], "seconds": t}

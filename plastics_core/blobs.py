@@ -66,9 +66,9 @@ class BlobParams:
             value = getattr(self, field_name)
             if not (0.0 <= value <= 1.0):
                 raise ParameterError(f"{field_name}={value} is outside [0, 1]; pass a value in [0, 1]")
-        if not (self.min_sigma > 0 and self.max_sigma > 0):
+        if not (0 < self.min_sigma < math.inf and 0 < self.max_sigma < math.inf):
             raise ParameterError(
-                f"min_sigma={self.min_sigma}, max_sigma={self.max_sigma}: sigmas must be > 0 pixels"
+                f"min_sigma={self.min_sigma}, max_sigma={self.max_sigma}: sigmas must be finite and > 0 pixels"
             )
         if self.min_sigma > self.max_sigma:
             raise ParameterError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,7 +24,7 @@ from plastics_core.raster import Raster
 from plastics_core.spectrogram import pixel_pairs
 
 Progress = Callable[[int, int], None]
-#: Pixels per model call (bounds the (n, 12, 2) input copy; progress is reported per chunk).
+#: Pixels per block of rows (bounds the (n, 12, 2) input copy; progress is reported per block).
 CHUNK = 1 << 20
 
 
@@ -72,16 +73,19 @@ def pixel_heatmap(composites: Sequence[Any], pairs: Sequence[tuple[int, int]], m
     done = 0
     if progress is not None:
         progress(0, total)
+    step = max(1, CHUNK // max(1, w))  # rows per block: bounds the (n, 12, 2) copy
     for k, (a, b) in enumerate(pairs):
-        x, valid = pixel_pairs(composites[a], composites[b])
-        preds = np.empty(len(x), np.float32)
-        for s in range(0, len(x), CHUNK):
-            p = np.asarray(model.predict(x[s:s + CHUNK]))
-            preds[s:s + CHUNK] = np.median(p, axis=0) if p.ndim == 2 else p
-            done += len(preds[s:s + CHUNK])
+        for r0 in range(0, h, step):
+            c0, c1 = (replace(composites[i], data=composites[i].data[:, r0:r0 + step],
+                              mask=composites[i].mask[r0:r0 + step]) for i in (a, b))
+            x, valid = pixel_pairs(c0, c1)
+            if len(x) == 0:
+                continue
+            p = np.asarray(model.predict(x))
+            out[k, r0:r0 + step][valid] = np.median(p, axis=0) if p.ndim == 2 else p
+            done += len(x)
             if progress is not None:
                 progress(done, total)
-        out[k][valid] = preds
     if pairs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN

@@ -54,14 +54,18 @@ def masked_fraction(mask: np.ndarray, window: int, stride: int, rows: int, cols:
 
 
 def _pair_image(composites: Sequence[Any], a: int, b: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w, channels) float32 image (masked pixels set to DN 0) and its (h, w) mask."""
     ca, cb = composites[a], composites[b]
     if channels == ca.data.shape[0]:
-        return np.ascontiguousarray(np.moveaxis(ca.data, 0, -1), dtype=np.float32), ca.mask
-    if channels == ca.data.shape[0] + cb.data.shape[0]:
-        img = np.concatenate([ca.data, cb.data], axis=0)
-        return np.ascontiguousarray(np.moveaxis(img, 0, -1), dtype=np.float32), ca.mask | cb.mask
-    raise ParameterError(f"patch model takes {channels} channels but composites have {ca.data.shape[0]} bands: "
-                         "use a patch model made for 12-band L1C composites")
+        img, mask = np.moveaxis(ca.data, 0, -1), ca.mask
+    elif channels == ca.data.shape[0] + cb.data.shape[0]:
+        img, mask = np.moveaxis(np.concatenate([ca.data, cb.data], axis=0), 0, -1), ca.mask | cb.mask
+    else:
+        raise ParameterError(f"patch model takes {channels} channels but composites have {ca.data.shape[0]} bands: "
+                             "use a patch model made for 12-band L1C composites")
+    img = np.array(img, dtype=np.float32, order="C")
+    img[mask] = 0.0
+    return img, mask
 
 
 def _footprints(transform: Any, crs: str, rows: np.ndarray, cols: np.ndarray, stride: int,

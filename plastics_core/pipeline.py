@@ -61,7 +61,7 @@ class DetectParams:
     max_sigma: float | None = None
     area_threshold: float | None = None
     patch_threshold: float | None = None
-    patch_keep_threshold: float = 0.3  # patches kept in the tile output (mean >)
+    patch_keep_threshold: float = 0.3  # patches kept in the tile output (mean >; capped at patch_threshold)
     merge_radius: float = 0.005  # degrees
     stride: int = 8  # patch stride, px
     max_masked: float = 0.1  # patch masked-fraction limit
@@ -165,7 +165,8 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
     timings["heatmap_s"] = time.perf_counter() - t
     t = time.perf_counter()
     patches = patch_scores(comps, [(0, 1)], m.patch, params.stride, params.max_masked)
-    patches = keep_patches(patches, params.patch_keep_threshold).reset_index(drop=True)
+    keep = min(params.patch_keep_threshold, params.blob_params().patch_threshold)  # never drop a candidate's patch
+    patches = keep_patches(patches, keep).reset_index(drop=True)
     timings["patches_s"] = time.perf_counter() - t
     reason = None if np.isfinite(heatmap.data[-1]).any() else "no pixel valid in both composites"
     return TileResult(tile.key, heatmap, patches, ids, timings, reason)

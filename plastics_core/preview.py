@@ -113,7 +113,7 @@ def heatmap_overlay_png(heatmaps: Raster | Sequence[Raster], band: str = "median
                   resampling=Resampling.nearest)
         out[r0:r1, c0:c1] = np.fmax(out[r0:r1, c0:c1], dst)
     rgba = (matplotlib.colormaps[HEATMAP_CMAP](np.clip(np.nan_to_num(out), 0, 1)) * 255).astype(np.uint8)
-    alpha = 50.0 + 190.0 * np.clip(np.nan_to_num(out), 0, 1)  # faint where unlikely, opaque where likely
+    alpha = 25.0 + 215.0 * np.clip(np.nan_to_num(out), 0, 1)  # faint where unlikely, opaque where likely
     rgba[..., 3] = np.where(np.isfinite(out), alpha, 0).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG", optimize=True)

@@ -133,7 +133,7 @@ def site_report_png(title: str, rgb: np.ndarray | None, heat: np.ndarray | None,
         step = max(1, len(days) // 8)
         axes[2].set_xticks(range(0, len(days), step), [d[:7] for d in days[::step]], rotation=45, fontsize=7)
         axes[2].set_ylabel("area (km²)")
-        axes[2].set_ylim(bottom=0)
+        axes[2].set_ylim(0, max(float(areas_km2[d]) for d in days) * 1.15 or 1.0)
         axes[2].grid(alpha=0.3)
     else:
         _note(axes[2], "no contours")

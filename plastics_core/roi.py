@@ -77,7 +77,8 @@ def _geometries(doc: Any, path: Path) -> list[BaseGeometry]:
         raise RoiError(f"{path} is JSON but not GeoJSON (no 'type'): give a GeoJSON FeatureCollection, Feature or Polygon")
     kind = doc["type"]
     if kind == "FeatureCollection":
-        raw = [f.get("geometry") for f in doc.get("features") or [] if isinstance(f, dict)]
+        feats = doc.get("features")
+        raw = [f.get("geometry") for f in (feats if isinstance(feats, list) else []) if isinstance(f, dict)]
     elif kind == "Feature":
         raw = [doc.get("geometry")]
     else:
@@ -90,7 +91,8 @@ def _geometries(doc: Any, path: Path) -> list[BaseGeometry]:
         try:
             geoms.append(shape(g))
         except Exception as exc:
-            raise RoiError(f"{path} has a malformed geometry ({exc}): fix its coordinates") from exc
+            detail = " ".join(str(exc).split())  # GEOS messages can span lines
+            raise RoiError(f"{path} has a malformed geometry ({detail}): fix its coordinates") from exc
     return geoms
 
 
@@ -98,7 +100,8 @@ def _check_crs(doc: Any, path: Path) -> None:
     crs = doc.get("crs") if isinstance(doc, dict) else None
     if not crs:
         return
-    name = str((crs.get("properties") or {}).get("name", "")) if isinstance(crs, dict) else str(crs)
+    props = crs.get("properties") if isinstance(crs, dict) else None
+    name = str(props.get("name", "")) if isinstance(props, dict) else ("" if isinstance(crs, dict) else str(crs))
     if not any(name.upper().endswith(n) for n in _LONLAT_CRS_NAMES):
         raise RoiError(f"{path} declares CRS {name!r}: save the ROI in lon/lat WGS84 (EPSG:4326)")
 
@@ -116,7 +119,7 @@ def read_roi(path: str | Path, max_area_km2: float = MAX_AREA_KM2, force: bool =
         raise RoiError(f"ROI file {path} not found: check the path or --roi name")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise RoiError(f"{path} is not valid JSON ({exc}): give a GeoJSON file") from exc
     _check_crs(doc, path)
     geoms = _geometries(doc, path)

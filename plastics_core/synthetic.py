@@ -29,6 +29,7 @@ import rasterio.features
 from affine import Affine
 from pyproj import Transformer
 from scipy import ndimage
+from shapely.geometry import box as shapely_box
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import transform as shp_transform
 
@@ -54,22 +55,25 @@ LAND_COVER = np.array([
 @dataclass(frozen=True)
 class PlantedSite:
     """A synthetic waste site: ``geometry_4326`` (Multi)Polygon in EPSG:4326, ``signature``
-    index into :func:`load_signatures` (None: chosen from the name, deterministic)."""
+    index into :func:`load_signatures` (default 0: the signature the patch classifier scores
+    highest on the real Bali TPA outlines; None: chosen from the name, deterministic)."""
 
     name: str
     geometry_4326: BaseGeometry
-    signature: int | None = None
+    signature: int | None = 0
 
 
 @dataclass(frozen=True)
 class Signature:
-    """A waste pixel spectrogram: ``t0``/``t1`` (12,) float32 L1C DN in model band order."""
+    """A waste pixel spectrogram: ``t0``/``t1`` (12,) float32 L1C DN in model band order;
+    scores from the derivation (7 pixel models; patch model on random / TPA-shaped sites)."""
 
     id: str
     t0: np.ndarray
     t1: np.ndarray
     pixel_scores: tuple[float, ...]
     patch_score: float
+    tpa_patch_score: float = float("nan")
 
 
 def load_signatures(path: Path | None = None) -> list[Signature]:
@@ -77,7 +81,7 @@ def load_signatures(path: Path | None = None) -> list[Signature]:
     doc = json.loads((path or SIGNATURES_PATH).read_text())
     return [
         Signature(s["id"], np.asarray(s["t0"], np.float32), np.asarray(s["t1"], np.float32),
-                  tuple(s["pixel_scores"]), float(s["patch_score"]))
+                  tuple(s["pixel_scores"]), float(s["patch_score"]), float(s.get("tpa_patch_score", "nan")))
         for s in doc["signatures"]
     ]
 
@@ -116,11 +120,13 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float
     return up.astype(np.float32)
 
 
-def background(shape: tuple[int, int], seed: int, shared_dir: Path | None = None) -> np.ndarray:
+def background(shape: tuple[int, int], seed: int, shared_dir: Path | None = None,
+               origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Background reflectance for each clear base date: (3, 12, y, x) float32 DN.
 
-    Real Slovenia L1C texture, mirrored and tiled from a seeded offset; the fallback is a
-    smooth mixture of :data:`LAND_COVER` spectra (3 slightly varied copies).
+    Real Slovenia L1C texture, mirrored and tiled from a seeded offset plus ``origin`` (the
+    grid's global (row, col) pixel index, so neighbouring tiles of one UTM grid join up);
+    the fallback is a smooth mixture of :data:`LAND_COVER` spectra (3 varied copies).
     """
     h, w = shape
     rng = _rng("background", seed)
@@ -131,7 +137,7 @@ def background(shape: tuple[int, int], seed: int, shared_dir: Path | None = None
         base = np.einsum("kb,kyx->byx", LAND_COVER, weights)
         return np.stack([base * rng.uniform(0.95, 1.05) for _ in CLEAR_DATES]).astype(np.float32)
     sh, sw = src.shape[2:]
-    oy, ox = int(rng.integers(0, 2 * sh)), int(rng.integers(0, 2 * sw))
+    oy, ox = int(rng.integers(0, 2 * sh)) + origin[0], int(rng.integers(0, 2 * sw)) + origin[1]
     rows = np.abs((np.arange(h) + oy) % (2 * sh - 2) - (sh - 1))  # mirrored index, period 2(n-1)
     cols = np.abs((np.arange(w) + ox) % (2 * sw - 2) - (sw - 1))
     return src[:, :, rows[:, None], cols[None, :]]
@@ -143,8 +149,13 @@ def site_coverage(sites: list[PlantedSite], crs: str, transform: Affine, shape: 
     to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     fine = transform @ Affine.scale(1 / supersample)
     out = np.zeros((len(sites), *shape), np.float32)
+    left, top = transform.c, transform.f
+    right, bottom = transform @ (shape[1], shape[0])
+    grid = shapely_box(min(left, right), min(top, bottom), max(left, right), max(top, bottom))
     for i, site in enumerate(sites):
         geom = shp_transform(to_grid.transform, site.geometry_4326)
+        if not geom.intersects(grid):
+            continue
         hi = rasterio.features.rasterize(
             [(geom, 1)], out_shape=(shape[0] * supersample, shape[1] * supersample),
             transform=fine, fill=0, dtype="uint8")
@@ -234,7 +245,8 @@ def make_scene_stack(
                           tile_transform, (), (), BAND_NAMES)
     sigs = signatures if signatures is not None else load_signatures()
     grid_key = (seed, tile_crs, round(tile_transform.c, 2), round(tile_transform.f, 2), h, w)
-    base = background(shape, seed, shared_dir)
+    origin = (int(round(-tile_transform.f / abs(tile_transform.e))), int(round(tile_transform.c / tile_transform.a)))
+    base = background(shape, seed, shared_dir, origin)
     planted = _planted(base, sites, sigs, tile_crs, tile_transform, texture, grid_key)
     data = np.empty((len(dates), 12, h, w), np.uint16)
     mask = np.zeros((len(dates), h, w), bool)
@@ -242,7 +254,7 @@ def make_scene_stack(
     noise = np.empty((12, h, w), np.float32)
     for t, day in enumerate(dates):
         rng = _rng("scene", *grid_key, day.toordinal())
-        k = int(rng.integers(0, len(base)))
+        k = int(_rng("base", seed, day.toordinal()).integers(0, len(base)))  # same on every tile
         np.copyto(img, base[k])
         if planted is not None:
             (ys, xs), patches = planted

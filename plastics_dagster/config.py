@@ -84,12 +84,17 @@ class DetectionParams(ConfigurableResource):
                 raise ParameterError(f"{name} {value} is outside [0, 1]: give a value between 0 and 1")
         for name in ("min_sigma", "max_sigma", "rect_width"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ParameterError(f"{name} {value} is not positive: give a value > 0")
+            if value is not None and not 0 < value < float("inf"):  # also NaN and inf
+                raise ParameterError(f"{name} {value} is not positive: give a finite value > 0")
         if self.min_sigma and self.max_sigma and self.min_sigma > self.max_sigma:
             raise ParameterError(f"min_sigma {self.min_sigma} exceeds max_sigma {self.max_sigma}: swap them")
         if self.mosaic_period < 1 or self.spectrogram_interval < 1:
             raise ParameterError("mosaic_period and spectrogram_interval must be >= 1")
+        if (self.tilesize is not None and self.tilesize < 1) or (self.pad is not None and self.pad < 0):
+            raise ParameterError(f"tilesize {self.tilesize} / pad {self.pad}: use tilesize >= 1 and pad >= 0 pixels")
+        from plastics_core.params import check_model_names
+
+        check_model_names(self.model, self.patch_model, self.ensemble_model)  # unknown / wrong-role models
 
     def resolved(self) -> dict[str, Any]:
         """Every parameter with preset values filled in (JSON-safe, stable key order)."""

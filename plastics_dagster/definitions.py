@@ -15,7 +15,7 @@ from plastics_dagster.assets.preview import preview_assets
 from plastics_dagster.checks import ALL_CHECKS
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import plastics_io_manager
-from plastics_dagster.jobs import detect_job, registry_job
+from plastics_dagster.jobs import celery_detect_job, detect_job, registry_job
 from plastics_dagster.resources import (
     GeocoderResource,
     ImagerySourceResource,
@@ -45,6 +45,6 @@ defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
     sensors=[roi_sensor, imagery_sensor],
-    jobs=[detect_job, registry_job],
+    jobs=[detect_job, registry_job, celery_detect_job()],
     resources=default_resources(),
 )

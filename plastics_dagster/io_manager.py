@@ -28,6 +28,7 @@ import geopandas as gpd
 from dagster import InputContext, IOManager, MetadataValue, OutputContext, UPathIOManager, io_manager
 from upath import UPath
 
+from plastics_core.imagery.retry import RetryPolicy, is_transient, retry_call
 from plastics_core.raster import Raster
 
 MANIFEST_EXT = ".json"
@@ -62,6 +63,35 @@ def _is_local(path: UPath) -> bool:
     return getattr(path, "protocol", "") in ("", "file", "local")
 
 
+#: Retries of one S3 call on transient faults (on top of botocore's own retries); then a one-line
+#: RetryBudgetExceeded (a PlasticsError) naming the object. A PUT is idempotent: a retried write
+#: never duplicates an object.
+S3_RETRY = RetryPolicy(attempts=3, base_delay=1.0, max_delay=8.0)
+_S3_TRANSIENT = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+                 "ClientConnectorError", "ServerDisconnectedError", "ClientOSError"}
+
+
+def _s3_transient(err: BaseException) -> bool:
+    chain: list[BaseException] = []
+    cur: BaseException | None = err
+    while cur is not None and len(chain) < 8:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return any(is_transient(e) or type(e).__name__ in _S3_TRANSIENT for e in chain)
+
+
+def s3_call(fn: Any, what: str) -> Any:
+    """``fn()`` with :data:`S3_RETRY` (transient network faults only)."""
+    return retry_call(fn, what=what, policy=S3_RETRY, transient=_s3_transient)
+
+
+def read_bytes(path: UPath) -> bytes:
+    """``path.read_bytes()``; on S3 with bounded retries."""
+    if _is_local(path):
+        return path.read_bytes()
+    return s3_call(path.read_bytes, f"read {path}")  # type: ignore[no-any-return]
+
+
 def atomic_write(path: UPath, data: bytes) -> None:
     """Write ``data`` to ``path`` all-or-nothing (local temp + os.replace; S3 one PUT)."""
     if _is_local(path):
@@ -78,7 +108,7 @@ def atomic_write(path: UPath, data: bytes) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
     else:
-        path.fs.pipe_file(path.path, data)
+        s3_call(lambda: path.fs.pipe_file(path.path, data), f"write {path}")
 
 
 def safe_name(key: str) -> str:
@@ -90,6 +120,12 @@ def read_gdf(data: bytes) -> gpd.GeoDataFrame:
     from plastics_core.outputs import read_geojson
 
     return read_geojson(data)
+
+
+def _tile_pad(name: str) -> int:
+    """The pad of a DLTile key ``tilesize:pad:resolution:zone:ti:tj`` (0 for other names)."""
+    parts = name.split(":")
+    return int(parts[1]) if len(parts) == 6 and parts[1].isdigit() else 0
 
 
 def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
@@ -109,7 +145,7 @@ def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
             atomic_write(folder / name, data)
         if not local:
             return False
-        crop = int(rasters[0].tags.get("pad", 0) or 0)
+        crop = _tile_pad(rasters[0].name)
         try:
             text = vrt_xml(local, relative_to=tmp, crop=crop)
         except ParameterError:
@@ -125,7 +161,7 @@ def read_raster_folder(folder: UPath, names: list[str] | None = None) -> list[Ra
         if not folder.exists():
             raise FileNotFoundError(str(folder))
         names = sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".tif"))
-    return [read_raster((folder / f"{safe_name(n)}.tif").read_bytes()) for n in names]
+    return [read_raster(read_bytes(folder / f"{safe_name(n)}.tif")) for n in names]
 
 
 class PlasticsIOManager(UPathIOManager):
@@ -191,7 +227,7 @@ class PlasticsIOManager(UPathIOManager):
         name = self._asset_name(context)
         if name in FOLDER_ASSETS:
             return read_raster_folder(path)
-        data = path.read_bytes()
+        data = read_bytes(path)
         if name in JSON_ASSETS:
             return self.load_run(path, json.loads(data))
         if path.name.endswith(GEOJSON_EXT):
@@ -202,7 +238,7 @@ class PlasticsIOManager(UPathIOManager):
         folder = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
         keys = [str(k) for k in manifest.get("tiles", [])]
         heatmaps = read_raster_folder(folder, keys)
-        patches = [read_gdf((folder / f"{safe_name(k)}.patches.geojson").read_bytes()) for k in keys]
+        patches = [read_gdf(read_bytes(folder / f"{safe_name(k)}.patches.geojson")) for k in keys]
         return DescartesRun(manifest=manifest, heatmaps=heatmaps, patches=patches)
 
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:

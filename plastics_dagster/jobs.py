@@ -1,9 +1,11 @@
 """Jobs: ``detect_job`` materializes the whole detection graph for one (roi, window) partition;
 ``registry_job`` builds one ROI's ``site_registry`` from all its windows.
 
-Executor: in-process by default (``PLASTICS_EXECUTOR=multiprocess`` for the multiprocess one).
-Hook for the scale-out issue: :func:`celery_detect_job` builds the same selection with a
-dagster-celery executor (``infer_tile`` -> queue ``gpu``, everything else -> ``dagster``).
+Executor (``PLASTICS_EXECUTOR``): ``in_process`` (default), ``multiprocess``, ``celery``
+(dagster-celery on Redis, see :mod:`plastics_dagster.celery_job`: ``infer_tile`` -> queue ``gpu``,
+everything else -> ``dagster``) or ``k8s`` (``dagster_k8s.k8s_job_executor``: one pod per step;
+``infer_tile`` asks for a GPU through its ``dagster-k8s/config`` tag). :func:`celery_detect_job`
+is the same selection with the celery executor whatever the variable says.
 """
 
 from __future__ import annotations
@@ -29,7 +31,19 @@ REGISTRY_SELECTION = AssetSelection.assets("site_registry")
 
 
 def default_executor() -> ExecutorDefinition:
-    return multiprocess_executor if os.environ.get("PLASTICS_EXECUTOR") == "multiprocess" else in_process_executor
+    """The executor named by ``PLASTICS_EXECUTOR`` (in_process | multiprocess | celery | k8s)."""
+    kind = os.environ.get("PLASTICS_EXECUTOR", "in_process")
+    if kind == "multiprocess":
+        return multiprocess_executor
+    if kind == "celery":
+        from plastics_dagster.celery_job import celery_executor_def
+
+        return celery_executor_def()
+    if kind == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return in_process_executor
 
 
 def make_detect_job(name: str = "detect_job", executor_def: ExecutorDefinition | None = None,
@@ -52,7 +66,7 @@ registry_job = define_asset_job("registry_job", selection=REGISTRY_SELECTION, pa
 
 
 def celery_detect_job() -> Any:
-    """Scale-out hook: the detect job on dagster-celery (queues configured by the scale-out issue)."""
-    from dagster_celery import celery_executor
+    """The detect job on dagster-celery (``infer_tile`` -> queue ``gpu``, the rest -> ``dagster``)."""
+    from plastics_dagster.celery_job import make_celery_job
 
-    return make_detect_job("detect_job_celery", executor_def=celery_executor)
+    return make_celery_job()

@@ -9,7 +9,7 @@ PLASTICS_STORE             output store: a folder or ``s3://bucket/prefix`` [``.
 PLASTICS_IMAGERY           imagery source: ``synthetic`` | ``local`` | ``stac`` | ``earthone`` [synthetic]
 PLASTICS_IMAGERY_PATH      folder of GeoTIFFs for ``local``; STAC API URL for ``stac`` [unset]
 PLASTICS_MODEL_STORE       model folder, ``s3://`` or ``https://`` location [``../shared/models``]
-PLASTICS_MODEL_CACHE       cache folder for remote models [``~/.cache/plastics/models``]
+PLASTICS_CACHE             cache root; remote models go to ``<it>/models`` [``~/.cache/plastics``]
 PLASTICS_GEOCODER          ``offline`` | ``nominatim`` | ``fixture`` [offline]
 PLASTICS_GEOCODER_CACHE    on-disk cache folder for Nominatim answers [``.cache/geocode``]
 PLASTICS_GEOCODER_FIXTURE  JSON file of canned answers for ``fixture`` [unset]
@@ -86,7 +86,9 @@ class ImagerySourceResource(ConfigurableResource):
             extra = [f"seed={self.seed}"] if self.seed else []
             extra += [] if self.plant_tpa else ["no-tpa"]
             return ":".join(["synthetic", *extra])
-        return self.kind if not self.path else f"{self.kind}:{self.path}"
+        from plastics_core.imagery.retry import redact  # drops user:password@ and ?query tokens
+
+        return self.kind if not self.path else f"{self.kind}:{redact(self.path)}"
 
     def get_source(self) -> Any:
         """Construct the :class:`plastics_core.imagery.ImagerySource` (lazily, by kind)."""
@@ -120,8 +122,8 @@ class ModelStoreResource(ConfigurableResource):
     def get_store(self) -> Any:
         from plastics_core.models.store import ModelStore
 
-        cache = self.cache_dir or os.environ.get("PLASTICS_MODEL_CACHE")
-        return ModelStore(self.location or default_model_store(), Path(cache) if cache else None)
+        cache = Path(self.cache_dir) if self.cache_dir else None  # None: $PLASTICS_CACHE/models
+        return ModelStore(self.location or default_model_store(), cache)
 
 
 class GeocoderResource(ConfigurableResource):

@@ -8,6 +8,7 @@ JSON-safe summary (see :class:`RunSummary`).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -103,13 +104,21 @@ def materialize_partition(
 
 def raise_failure(result: Any) -> None:
     """Re-raise the first step failure: a PlasticsError stays one line; others are wrapped."""
-    for event in result.all_events:
-        if event.is_step_failure:
-            err = event.step_failure_data.error
-            while err is not None and err.cause is not None and "PlasticsError" not in err.cls_name:
-                err = err.cause
-            message = (err.message if err else "step failed").strip().splitlines()[-1]
-            raise PlasticsError(f"{event.step_key}: {message}")
+    from plastics_core import errors
+
+    for event in result.all_events:  # step failures, and resource init failures (no step failure then)
+        err = getattr(event.event_specific_data, "error", None)
+        if err is None or not (event.is_step_failure or event.event_type_value == "RESOURCE_INIT_FAILURE"):
+            continue
+        while err.cause is not None and not isinstance(getattr(errors, err.cls_name, None), type):
+            err = err.cause
+        message = err.message.strip().splitlines()[-1] if err.message.strip() else "step failed"
+        cls = getattr(errors, err.cls_name, None)
+        if isinstance(cls, type) and issubclass(cls, PlasticsError):  # user error: its own one-line message
+            message = re.sub(rf"^[\w.]*\b{re.escape(err.cls_name)}: ", "", message, count=1)
+        else:
+            cls = PlasticsError
+        raise cls(f"{event.step_key}: {message}")
     raise RuntimeError("the run failed without a step failure event")
 
 

@@ -85,6 +85,20 @@ def test_page_requests_nothing_over_the_network(preview_file: Path) -> None:
     assert [u for u in loaded if not u.startswith("data:")] == []
 
 
+def test_candidate_popup_opens_with_id_and_address(preview_file: Path) -> None:
+    exe = _chromium()
+    tmp = preview_file.parent
+    click = """<script>window.addEventListener("load", function () { setTimeout(function () {
+      document.querySelector(".plastics-candidate").click(); }, 500); });</script>"""
+    page = tmp / "click.html"
+    page.write_text(preview_file.read_text(encoding="utf-8").replace("</body>", click + "</body>"), encoding="utf-8")
+    proc = _run([exe, *FLAGS, f"--user-data-dir={tmp / 'profile-click'}", "--dump-dom", page.as_uri()], tmp)
+    popup = re.search(r'<div class="leaflet-popup-content"[^>]*>(.*?)</div></div>', proc.stdout, re.S)
+    assert popup, "clicking a candidate opened no popup"
+    assert "s-aaa" in popup.group(1) and "pixel score: 0.910" in popup.group(1)
+    assert "Jakarta &lt;Utara&gt;" in popup.group(1)
+
+
 def test_screenshot(preview_file: Path) -> None:
     exe = _chromium()
     tmp = preview_file.parent

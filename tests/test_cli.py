@@ -17,7 +17,7 @@ import click
 import numpy as np
 import pytest
 from affine import Affine
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from plastics_dagster.cli import cli
 
@@ -35,7 +35,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return {"DAGSTER_HOME": str(tmp_path / "dagster_home"), "PLASTICS_STORE": str(tmp_path / "store")}
 
 
-def invoke(*args: str) -> object:
+def invoke(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
@@ -60,14 +60,14 @@ def test_every_command_has_help() -> None:
         assert "Usage: plastics" in result.output, path
 
 
-def _user_error(result: object, needle: str) -> None:
+def _user_error(result: Result, needle: str) -> None:
     """Exit code 2, exactly one non-empty stderr line starting 'Error:', naming ``needle``."""
-    assert result.exit_code == 2, (result.exit_code, result.output)  # type: ignore[attr-defined]
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]  # type: ignore[attr-defined]
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, lines
     assert lines[0].startswith("Error: "), lines
     assert needle.lower() in lines[0].lower(), lines
-    assert "Traceback" not in result.output  # type: ignore[attr-defined]
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(
@@ -111,12 +111,12 @@ def test_candidates_east_timor_returns_the_five_published(gpw_dir: Path, tmp_pat
     out = tmp_path / "candidates.geojson"
     result = invoke("candidates", "--blobs", str(et / EAST_TIMOR_BLOBS), "--patches", str(et / EAST_TIMOR_PATCHES),
                     "--patch-threshold", "0.4", "-o", str(out))
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
     got = {f["properties"]["name"] for f in json.loads(out.read_text())["features"]}
     published = {f["properties"]["name"] for f in json.loads((et / EAST_TIMOR_PUBLISHED).read_text())["features"]}
     assert len(published) == 5
     assert got == published
-    assert "candidates       5:" in result.output  # type: ignore[attr-defined]
+    assert "candidates       5:" in result.output
 
 
 def _heatmap_cog(tmp_path: Path) -> Path:
@@ -141,7 +141,7 @@ def test_blobs_on_a_heatmap_cog(tmp_path: Path) -> None:
     heat = _heatmap_cog(tmp_path)
     out = tmp_path / "blobs.geojson"
     result = invoke("blobs", str(heat), "--preset", "high", "-o", str(out))
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
     feats = json.loads(out.read_text())["features"]
     assert len(feats) == 1
     lon, lat = feats[0]["geometry"]["coordinates"]
@@ -155,19 +155,19 @@ def test_blobs_on_a_heatmap_cog(tmp_path: Path) -> None:
 
 def test_roi_add_and_list(env: dict[str, str], gpw_dir: Path) -> None:
     result = invoke("roi", "add", "temesi", str(gpw_dir / "test_patch.geojson"))
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
     assert (Path(env["PLASTICS_STORE"]) / "rois" / "temesi.geojson").is_file()
     listed = invoke("roi", "list")
-    assert re.search(r"^temesi\t", listed.output, re.M), listed.output  # type: ignore[attr-defined]
+    assert re.search(r"^temesi\t", listed.output, re.M), listed.output
 
 
 def test_models_list_and_verify(models_dir: Path) -> None:
     listed = invoke("models", "list", "--store", str(models_dir))
     assert listed.exit_code == 0
-    assert "present  9ad795ffbff7  spectrogram_v0.0.11_2021-07-13.h5" in listed.output  # type: ignore[attr-defined]
+    assert "present  9ad795ffbff7  spectrogram_v0.0.11_2021-07-13.h5" in listed.output
     verified = invoke("models", "verify", "--store", str(models_dir), "spectrogram_v0.0.11_2021-07-13.h5")
     assert verified.exit_code == 0
-    assert "ok 9ad795ffbff74fc2edea2ba9eb2c9fe8423df1f8981d088026d4f2b2e64a2d4b" in verified.output  # type: ignore[attr-defined]
+    assert "ok 9ad795ffbff74fc2edea2ba9eb2c9fe8423df1f8981d088026d4f2b2e64a2d4b" in verified.output
 
 
 def test_checksum_mismatch_is_a_user_error(tmp_path: Path) -> None:
@@ -193,3 +193,22 @@ def test_demo_finds_tpa_temesi(tmp_path: Path) -> None:
         assert re.search(rf"^{key}\s", proc.stdout, re.M), (key, proc.stdout)
     assert str(tmp_path / "store") in proc.stdout
     assert list((tmp_path / "store" / "candidates" / "test_patch").glob("*/*.geojson"))
+
+
+def test_roi_split_bali_registers_cells(env: dict[str, str], gpw_dir: Path) -> None:
+    from dagster import DagsterInstance
+
+    from plastics_core.roi import read_roi, roi_area_km2
+
+    result = invoke("roi", "split", "bali", str(gpw_dir / "bali.geojson"), "--cell", "0.25")
+    assert result.exit_code == 0, result.output
+    files = sorted((Path(env["PLASTICS_STORE"]) / "rois").glob("bali-r*c*.geojson"))
+    assert len(files) > 5
+    parts = DagsterInstance.from_config(env["DAGSTER_HOME"]).get_dynamic_partitions("roi")
+    assert sorted(parts) == sorted(f.stem for f in files)
+    total = sum(roi_area_km2(read_roi(f)) for f in files)
+    assert abs(total - roi_area_km2(read_roi(gpw_dir / "bali.geojson"))) < 1.0  # cells tile the island
+    again = invoke("roi", "split", "bali", str(gpw_dir / "bali.geojson"), "--cell", "0.25")
+    assert "0 newly registered" in again.output  # idempotent
+    _user_error(CliRunner().invoke(cli, ["roi", "split", "bali", str(gpw_dir / "bali.geojson"), "--cell", "-1"]),
+                "--cell")

@@ -114,3 +114,15 @@ def test_ensemble_heatmap_is_member_median(models_dir) -> None:  # type: ignore[
     x = np.stack([comps[0].data[:, valid].T, comps[1].data[:, valid].T], axis=-1)
     np.testing.assert_allclose(hm.data[0][valid], ens.predict_median(x), atol=1e-7)
     assert hm.tags["model"].count(DEFAULT_ENSEMBLE) == 6
+
+
+def test_row_blocks_equal_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    import plastics_core.heatmap as heatmap
+
+    comps = make_composites(3, shape=(23, 17), seed=9)
+    whole = pixel_heatmap(comps, [(0, 2), (1, 2)], MeanModel())
+    monkeypatch.setattr(heatmap, "CHUNK", 40)  # 2 rows per block
+    calls: list[tuple[int, int]] = []
+    blocks = pixel_heatmap(comps, [(0, 2), (1, 2)], MeanModel(), progress=lambda d, t: calls.append((d, t)))
+    np.testing.assert_array_equal(blocks.data, whole.data)
+    assert len(calls) > 10 and calls[-1][0] == calls[-1][1]

@@ -101,4 +101,5 @@ def test_patch_grid_blocks_and_numpy_features(store: ModelStore, monkeypatch: py
     monkeypatch.setattr(patch_fast, "BLOCK_PIXELS", 60 * 101)  # several blocks of window rows
     np.testing.assert_allclose(clf.predict_grid(img), whole, atol=1e-6)
     xn = _normalize_channels_last(ref, img)
+    assert clf.net is not None
     np.testing.assert_allclose(clf.net.grid(xn, whole.shape[0], whole.shape[1], clf.window), whole, atol=1e-5)

@@ -122,6 +122,7 @@ def test_committed_signatures_file() -> None:
         assert 100 <= s.t0.min() and s.t0.max() <= 6000 and 100 <= s.t1.min() and s.t1.max() <= 6000
         assert len(s.pixel_scores) == 7 and min(s.pixel_scores) > 0.9
     assert SIGNATURES_PATH.stat().st_size < 20_000
+    assert sigs[0].tpa_patch_score > 0.6  # the default planted signature: patch model sees TPA outlines
 
 
 def _pixel_scores(models_dir: Path, x: np.ndarray) -> np.ndarray:

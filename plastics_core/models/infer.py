@@ -7,14 +7,16 @@ comes from the :class:`ModelRef`. Outputs are float32 waste probabilities (softm
 Fast exact paths (equal to ``keras.Model.predict`` within 1e-5):
 
 - pixel models (input (12, 2, 1)): the weights are read once and run as float32 numpy matrix
-  products in a transposed ``(features, pixels)`` layout: conv1 + normalization folded into one
+  products in a transposed ``(features, pixels)`` layout (:mod:`.pixel_fast`): conv1 as one
   (160 x 24) matrix, conv2 as 8 shared (32 x 48) products on contiguous row slices, then the
-  dense layers; biases are folded into ``max(h, -b)`` thresholds carried into the next layer's
-  bias; softmax column 1 = ``sigmoid(z1 - z0)``. Pixels go in chunks over a thread pool.
+  dense layers; softmax column 1 = ``sigmoid(z1 - z0)``. An ensemble shares one normalization
+  and one stacked conv1 product per chunk. Pixels go in chunks of 2048 over a thread pool
+  (threads = usable cores, ``$PLASTICS_THREADS`` overrides; BLAS limited to 1 thread meanwhile).
 - patch models: :meth:`PatchClassifier.predict` runs windows through a compiled
-  ``tf.function``; :meth:`PatchClassifier.predict_grid` runs the conv stack once over a whole
-  composite and reads every stride-8 window from the shared feature map (exact, because three
-  valid 2x2 poolings keep stride-8 windows aligned to the pooled grids).
+  ``tf.function`` (fixed input signature, batches of 1024); :meth:`PatchClassifier.predict_grid`
+  runs the model's own conv/pool layers once over blocks of a whole composite (compiled, any
+  size) and reads every stride-8 window from the shared feature map (:mod:`.patch_fast`; exact,
+  because three valid 2x2 poolings keep stride-8 windows aligned to the pooled grids).
 """
 
 from __future__ import annotations
@@ -36,10 +38,27 @@ from plastics_core.models.store import ModelRef
 NB = len(BAND_NAMES)
 
 
+@lru_cache(maxsize=1)
+def configure_devices() -> str:
+    """TensorFlow's devices, once per process: every visible GPU with memory growth on (so
+    several worker processes can share a GPU instead of the first one taking all its memory),
+    else the CPU. Returns ``"GPU:<n>"`` or ``"CPU"``. :func:`load_keras` calls it first."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # devices already initialised in this process: growth cannot change now
+            pass
+    return f"GPU:{len(gpus)}" if gpus else "CPU"
+
+
 @lru_cache(maxsize=16)
 def load_keras(path: str) -> Any:
-    """``keras.models.load_model(path, compile=False)``, cached per path."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    """``keras.models.load_model(path, compile=False)``, cached per path (devices configured first)."""
+    configure_devices()
     import keras
 
     try:
@@ -48,21 +67,11 @@ def load_keras(path: str) -> Any:
         raise ModelError(f"cannot load model {path} ({exc.__class__.__name__}): re-pull it from the store") from exc
 
 
-def norm_affine(ref: ModelRef, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(scale, offset)`` per channel so that normalized = x * scale + offset (float64)."""
-    if ref.normalization == "div3000":
-        return np.full(channels, 1 / 3000.0), np.zeros(channels)
-    reps = channels // NB
-    std = np.tile(UNIT_NORM_STD.astype(np.float64), reps)
-    return 1.0 / std, -np.tile(UNIT_NORM_MEAN.astype(np.float64), reps) / std
-
-
 def _normalize_channels_last(ref: ModelRef, x: np.ndarray) -> np.ndarray:
+    """Normalize (..., c) DN with c = k * 12 (k composites concatenated band-last), float32."""
     c = x.shape[-1]
-    if c == NB:
-        return normalize(x, ref.normalization, band_axis=x.ndim - 1)
-    scale, offset = norm_affine(ref, c)
-    return (x * scale.astype(np.float32) + offset.astype(np.float32)).astype(np.float32)
+    y = x.reshape(*x.shape[:-1], c // NB, NB)
+    return normalize(y, ref.normalization, band_axis=y.ndim - 1).reshape(x.shape)
 
 
 def keras_predict(ref: ModelRef, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -78,7 +87,12 @@ def keras_predict(ref: ModelRef, x: np.ndarray, batch_size: int = 32) -> np.ndar
 
 
 def _threads() -> int:
-    return max(1, os.cpu_count() or 1)
+    """Worker threads = usable cores (``$PLASTICS_THREADS`` overrides)."""
+    env = os.environ.get("PLASTICS_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
 
 
 def _blas_single() -> Any:
@@ -154,7 +168,7 @@ class PatchClassifier:
     ``channels`` 12 = one composite; 24 = a pair concatenated on the channel axis.
     """
 
-    def __init__(self, ref: ModelRef, model: Any, net: PatchNet):
+    def __init__(self, ref: ModelRef, model: Any, net: PatchNet | None):
         self.ref, self.model, self.net = ref, model, net
         _, h, w, c = model.input_shape
         if h != w:
@@ -172,7 +186,11 @@ class PatchClassifier:
         model = load_keras(str(ref.path))
         if len(model.input_shape) != 4:
             raise ModelError(f"{ref.name} input {model.input_shape} is not (h, w, channels)")
-        return cls(ref, model, PatchNet.from_keras(model))
+        try:
+            net: PatchNet | None = PatchNet.from_keras(model)
+        except ModelError:  # layout without the shared-grid fast path: windows via tf.function
+            net = None
+        return cls(ref, model, net)
 
     def _check(self, x: np.ndarray, spatial: tuple[int, ...], what: str) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -230,7 +248,7 @@ class PatchClassifier:
         if rows <= 0 or cols <= 0:
             return np.zeros((max(rows, 0), max(cols, 0)), np.float32)
         xn = _normalize_channels_last(self.ref, image)
-        if stride == self.net.total_stride:
+        if self.net is not None and stride == self.net.total_stride:
             return self.net.grid(xn, rows, cols, self.window, self._features)
         from numpy.lib.stride_tricks import sliding_window_view
 

@@ -1,9 +1,9 @@
 """Detection group: ``descartes_run`` (tiled model run) -> ``heatmaps``, ``patch_geojson``.
 
-``descartes_run`` plans the ROI's tiles and runs :func:`infer_tile_outputs` on each tile
-in-process (the scale-out issue turns that per-tile function into the ``infer_tile`` GPU op);
-its value (:class:`~plastics_dagster.io_manager.DescartesRun`) is the manifest plus every
-tile's heatmap and patch scores, stored by the IO manager beside the manifest.
+``descartes_run`` is the graph-backed asset of :mod:`plastics_dagster.fanout`: plan tiles ->
+one ``infer_tile`` GPU step per tile (:func:`infer_tile_outputs`, files written per tile under
+the run-hash folder) -> the manifest. Its value (:class:`~plastics_dagster.io_manager.DescartesRun`)
+is the manifest; the IO manager reads every tile's heatmap and patch scores back for downstream.
 """
 
 import datetime as dt
@@ -13,19 +13,16 @@ from typing import Any
 
 import geopandas as gpd
 import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import MetadataValue, Output, asset
 
 from plastics_core import thumbnails
-from plastics_core.periods import pair_periods
 from plastics_core.raster import Raster
+from plastics_dagster import fanout
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import DescartesRun
-from plastics_dagster.partitions import detect_partitions, split_key
-from plastics_dagster.registry import load_roi
-from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
+from plastics_dagster.partitions import detect_partitions
 
 CODE_VERSION = "1"
-GPU_TAGS = {"dagster-celery/queue": "gpu"}
 
 
 @dataclass
@@ -71,58 +68,8 @@ def plan(roi_geom: Any, params: DetectionParams) -> list[Any]:
     return plan_tiles(roi_geom, **kwargs)
 
 
-@asset(
-    partitions_def=detect_partitions,
-    group_name="detection",
-    code_version=CODE_VERSION,
-    kinds={"python", "tensorflow"},
-    op_tags=GPU_TAGS,
-    pool="gpu",
-    description="Tiled model run for one (roi, window): pixel heatmaps + patch scores per tile, and a JSON "
-    "manifest (run hash, params, tiles, backend, models + sha256, imagery + scene ids, timings).",
-)
-def descartes_run(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-                  models: ModelStoreResource, store: StoreResource) -> Output[DescartesRun]:
-    t0 = time.perf_counter()
-    roi, window = split_key(context.partition_key)
-    window_start = dt.date.fromisoformat(window)
-    resolved = params.resolved()
-    run_hash = params.run_hash(imagery.source_name())
-    geom = load_roi(store.path(), roi)
-    tiles = plan(geom, params)
-    source = imagery.get_source()
-    model_store = models.get_store()
-    refs = {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)}
-    outputs: list[TileOutputs] = []
-    for i, tile in enumerate(tiles, start=1):
-        outputs.append(infer_tile_outputs(tile, source, model_store, params, window_start))
-        context.log.info(f"tiles {i}/{len(tiles)} done ({tile.key}, {outputs[-1].seconds:.1f} s)")
-    periods = pair_periods(window_start, params.mosaic_period, params.spectrogram_interval)
-    manifest: dict[str, Any] = {
-        "run_hash": run_hash,
-        "roi": roi,
-        "window": window,
-        "periods": [p.label for p in periods],
-        "params": resolved,
-        "tiles": [o.key for o in outputs],
-        "backend": "in-process",
-        "models": refs,
-        "imagery": {"source": imagery.source_name(), "scene_ids": sorted({s for o in outputs for s in o.scene_ids})},
-        "timings": {"total_s": round(time.perf_counter() - t0, 3),
-                    "tiles_s": {o.key: round(o.seconds, 3) for o in outputs},
-                    "stages_s": {o.key: o.timings for o in outputs}},
-        "empty_reasons": {o.key: o.empty_reason for o in outputs if o.empty_reason},
-    }
-    run = DescartesRun(manifest, [o.heatmap for o in outputs], [o.patches for o in outputs])
-    return Output(run, metadata={
-        "run_hash": run_hash,
-        "tiles": len(outputs),
-        "backend": "in-process",
-        "scenes": len(manifest["imagery"]["scene_ids"]),
-        "seconds": MetadataValue.float(manifest["timings"]["total_s"]),
-        "models": MetadataValue.json(refs),
-        "empty_tiles": MetadataValue.json(manifest["empty_reasons"]),
-    })
+#: the graph-backed asset: plan_tiles -> infer_tile (one GPU step per tile) -> collect_tiles
+descartes_run = fanout.descartes_run
 
 
 @asset(
@@ -136,6 +83,9 @@ def descartes_run(context: AssetExecutionContext, params: DetectionParams, image
 def heatmaps(descartes_run: DescartesRun) -> Output[list[Raster]]:
     rasters = list(descartes_run.heatmaps)
     meta: dict[str, Any] = {"tiles": len(rasters), "run_hash": descartes_run.manifest.get("run_hash", "")}
+    reasons = descartes_run.manifest.get("empty_reasons") or {}
+    if not rasters or len(reasons) >= len(rasters):  # every tile empty: say why
+        meta["empty_reason"] = "; ".join(sorted(set(reasons.values()))) or "no tiles cover the ROI"
     if rasters:
         meta["bands"] = ", ".join(rasters[0].band_descriptions)
         png = thumbnails.heatmap_png(rasters[0], "median")
@@ -158,4 +108,9 @@ def patch_geojson(descartes_run: DescartesRun) -> Output[gpd.GeoDataFrame]:
         from plastics_core.patches import empty_patches
 
         gdf = empty_patches()
-    return Output(gdf, metadata={"patches": len(gdf), "run_hash": descartes_run.manifest.get("run_hash", "")})
+    meta: dict[str, Any] = {"patches": len(gdf), "run_hash": descartes_run.manifest.get("run_hash", "")}
+    if len(gdf) == 0:
+        reasons = descartes_run.manifest.get("empty_reasons") or {}
+        meta["empty_reason"] = ("; ".join(sorted(set(reasons.values()))) if len(reasons) >= len(descartes_run.patches)
+                                else "no patch scored above the keep threshold")
+    return Output(gdf, metadata=meta)

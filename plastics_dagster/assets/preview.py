@@ -41,6 +41,7 @@ from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import GEOJSON_EXT, _is_local, atomic_write, read_gdf, safe_name
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
 from plastics_dagster.registry import load_roi
+from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
 GROUP = "preview"
@@ -148,9 +149,10 @@ def _holds(r: Raster, lon: float, lat: float) -> bool:
     return 0 <= row < r.shape[0] and 0 <= col < r.shape[1]
 
 
-@asset(partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "html"},
+@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "html"},
        description="Self-contained HTML map (Leaflet inlined, opens offline) of the ROI, median heatmap, blobs, "
        "candidates, contours by date and a sortable site table; plus PNG reports of the top sites.")
+@fail_fast_on_user_errors
 def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: list[Raster], blobs: gpd.GeoDataFrame,
             candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, enriched_sites: gpd.GeoDataFrame,
             params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource) -> MaterializeResult:

@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from plastics_core import thumbnails
@@ -16,6 +17,7 @@ from plastics_dagster.assets.detection import CODE_VERSION, to_detect_params
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import detect_partitions, split_key
 from plastics_dagster.registry import load_roi
+from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import (
     GeocoderResource,
     ImagerySourceResource,
@@ -26,10 +28,10 @@ from plastics_dagster.resources import (
 GROUP = "sites"
 
 
-def _meta(gdf: gpd.GeoDataFrame, what: str, run_hash: str, **extra: Any) -> dict[str, Any]:
+def _meta(gdf: gpd.GeoDataFrame, what: str, run_hash: str, reason: str | None = None, **extra: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {what: len(gdf), "run_hash": run_hash, **extra}
     if len(gdf) == 0:
-        meta["empty_reason"] = f"no {what} in this partition"
+        meta["empty_reason"] = reason or f"no {what} in this partition"
     return meta
 
 
@@ -38,8 +40,13 @@ def _meta(gdf: gpd.GeoDataFrame, what: str, run_hash: str, **extra: Any) -> dict
 def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourceResource) -> Output[gpd.GeoDataFrame]:
     from plastics_core import pipeline
 
-    gdf = pipeline.find_blobs(heatmaps, params.blob_params())
-    return Output(gdf, metadata=_meta(gdf, "blobs", params.run_hash(imagery.source_name())))
+    bp = params.blob_params()
+    gdf = pipeline.find_blobs(heatmaps, bp)
+    valid = any(bool(np.isfinite(h.data[-1]).any()) for h in heatmaps)
+    reason = (f"no blob above pred_threshold={bp.pred_threshold} (min_sigma={bp.min_sigma}, "
+              f"area_threshold={bp.area_threshold})" if valid else
+              "the heatmaps hold no valid pixel (no usable imagery: see descartes_run empty_tiles)")
+    return Output(gdf, metadata=_meta(gdf, "blobs", params.run_hash(imagery.source_name()), reason))
 
 
 @asset(partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
@@ -53,16 +60,18 @@ def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_ge
     gdf = pipeline.find_candidates(blobs, patch_geojson, to_detect_params(params))
     roi, _ = split_key(context.partition_key)
     png = thumbnails.points_png(gdf, load_roi(store.path(), roi), f"{len(gdf)} candidates")
-    meta = _meta(gdf, "candidates", params.run_hash(imagery.source_name()), patch_threshold=threshold,
+    reason = "no blobs" if len(blobs) == 0 else f"no blob lies in a patch with mean > patch_threshold={threshold}"
+    meta = _meta(gdf, "candidates", params.run_hash(imagery.source_name()), reason, patch_threshold=threshold,
                  names=", ".join(str(n) for n in gdf["name"]) if len(gdf) else "",
                  thumbnail=MetadataValue.md(thumbnails.markdown_image(png, "candidates")))
     return Output(gdf, metadata=meta)
 
 
-@asset(partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION,
+@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION,
        kinds={"python", "tensorflow", "geojson"},
        description="Monthly site outlines of each candidate from the ensemble models ((Multi)Polygons, "
        "EPSG:4326; columns name, date, frame, area_km2).")
+@fail_fast_on_user_errors
 def contours(context: AssetExecutionContext, candidates: gpd.GeoDataFrame, params: DetectionParams,
              imagery: ImagerySourceResource, models: ModelStoreResource) -> Output[gpd.GeoDataFrame]:
     from plastics_core import pipeline
@@ -71,12 +80,14 @@ def contours(context: AssetExecutionContext, candidates: gpd.GeoDataFrame, param
     gdf = pipeline.trace_contours(candidates, imagery.get_source(), models.get_store(),
                                   to_detect_params(params), dt.date.fromisoformat(window))
     area = float(gdf.groupby("name")["area_km2"].max().sum()) if len(gdf) else 0.0
-    return Output(gdf, metadata=_meta(gdf, "contours", params.run_hash(imagery.source_name()),
+    reason = "no candidates" if len(candidates) == 0 else "no outline traced around the candidates"
+    return Output(gdf, metadata=_meta(gdf, "contours", params.run_hash(imagery.source_name()), reason,
                                       max_area_km2=MetadataValue.float(area)))
 
 
-@asset(partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
+@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
        description="Candidates with H3 site ids, reverse-geocoded address and contour area statistics.")
+@fail_fast_on_user_errors
 def enriched_sites(candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, params: DetectionParams,
                    imagery: ImagerySourceResource, geocoder: GeocoderResource) -> Output[gpd.GeoDataFrame]:
     from plastics_core import pipeline
@@ -84,4 +95,4 @@ def enriched_sites(candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, par
     gdf = pipeline.enrich(candidates, contours, geocoder.get_geocoder())
     status = sorted(set(gdf["geocode_status"])) if len(gdf) and "geocode_status" in gdf else []
     return Output(gdf, metadata=_meta(gdf, "sites", params.run_hash(imagery.source_name()),
-                                      geocode_status=", ".join(str(s) for s in status)))
+                                      "no candidates" if len(candidates) == 0 else None, geocode_status=", ".join(str(s) for s in status)))

@@ -1,10 +1,12 @@
 """A progress bar for an in-process Dagster run, fed by Dagster's console log lines.
 
 ``materialize()`` logs every event through Dagster's default console logger, which writes to
-``sys.stderr`` at emit time. :func:`dagster_progress` swaps ``sys.stderr`` for a line filter
-for the duration of the run: Dagster event lines (``... - dagster - LEVEL - ...``) are not
-printed; ``STEP_START`` / ``STEP_SUCCESS`` lines advance a tqdm bar (on the real stderr) showing
-the running step; every other line (warnings, user prints) passes through unchanged.
+``sys.stderr`` at emit time, one whole record (possibly many lines: a step failure carries its
+traceback) per ``write``. :func:`dagster_progress` swaps ``sys.stderr`` for a record filter
+for the duration of the run: Dagster records (first line ``... - dagster - LEVEL - ...``) are
+not printed (a failure reaches the user as the runner's one-line error); ``STEP_START`` /
+``STEP_SUCCESS`` records advance a tqdm bar (on the real stderr) showing the running step;
+everything else (warnings, user prints) passes through unchanged.
 With ``verbose`` nothing is filtered (the full Dagster log is shown).
 """
 
@@ -37,23 +39,33 @@ class _StepFilter(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        # A logging handler writes one whole record (all its lines, e.g. a traceback) per call,
+        # ending in a newline; decide per record, on its first line.
         self._pending += text
-        while "\n" in self._pending:
-            line, self._pending = self._pending.split("\n", 1)
-            self._line(line)
+        if self._pending.endswith("\n"):
+            record, self._pending = self._pending, ""
+            self._record(record)
         return len(text)
 
     def flush(self) -> None:
-        self.target.flush()
+        # Never raise: IOBase.__del__ calls close() -> flush() whenever the garbage collector gets
+        # to this object, possibly after the stream it wrapped (e.g. a test runner's) was closed.
+        with contextlib.suppress(ValueError, OSError):
+            if not getattr(self.target, "closed", False):
+                self.target.flush()
 
-    def _line(self, line: str) -> None:
-        plain = _ANSI.sub("", line)
-        if not _DAGSTER_LINE.search(plain):
+    def _record(self, record: str) -> None:
+        first = _ANSI.sub("", record.split("\n", 1)[0])
+        if not _DAGSTER_LINE.search(first):
             self.bar.clear()
-            self.target.write(line + "\n")
+            try:
+                self.target.write(record)
+            except ValueError:  # the wrapped stream was closed under us: use the process's stderr
+                if sys.__stderr__ is not None:
+                    sys.__stderr__.write(record)
             self.bar.refresh()
             return
-        match = _STEP_EVENT.search(plain)
+        match = _STEP_EVENT.search(first)
         if match is None:
             return
         step, event = match.group("step"), match.group("event")
@@ -84,5 +96,5 @@ def dagster_progress(desc: str, total: int | None = None, verbose: bool = False)
         finally:
             sys.stderr = real
             rest = filt._pending
-            if rest and not _DAGSTER_LINE.search(_ANSI.sub("", rest)):
+            if rest and not _DAGSTER_LINE.search(_ANSI.sub("", rest.split("\n", 1)[0])):
                 real.write(rest + "\n")

@@ -58,12 +58,16 @@ def list_rois(store: str | None) -> None:
 @click.argument("name")
 @click.argument("file", metavar="FILE.geojson")
 @click.option("--cell", type=float, required=True, help="Grid cell size in degrees (e.g. 0.25).")
+@click.option("--tilesize", type=int, default=None, help="Tile size (px) the runs will use [planner default].")
+@click.option("--pad", type=int, default=None, help="Tile pad (px) the runs will use [planner default].")
 @click.option("--store", help=_STORE_HELP)
-def split(name: str, file: str, cell: float, store: str | None) -> None:
+def split(name: str, file: str, cell: float, tilesize: int | None, pad: int | None, store: str | None) -> None:
     """Split a large ROI into grid-cell ROIs NAME-rRRRcCCC (clipped to the polygon) and register each.
 
     A backfill across the cells and windows then covers the whole area with runs of a few
-    hundred tiles each. FILE is a local path; the area limit of `roi add` does not apply.
+    hundred tiles each. Cells are tile-aligned (each tile belongs to one cell, so no tile runs
+    twice): give the --tilesize/--pad the runs use. FILE is a local path; the area limit of
+    `roi add` does not apply.
     """
     from plastics_core.roi import read_roi, roi_area_km2
     from plastics_core.roi_split import split_roi
@@ -71,7 +75,8 @@ def split(name: str, file: str, cell: float, store: str | None) -> None:
     from plastics_dagster.registry import store_roi
 
     root = open_store(store)
-    cells = split_roi(name, read_roi(file, force=True), cell)  # large areas are why we split
+    sizes = {k: v for k, v in (("tilesize", tilesize), ("pad", pad)) if v is not None}
+    cells = split_roi(name, read_roi(file, force=True), cell, **sizes)  # large areas are why we split
     for c in progress(cells, "storing cells", total=len(cells)):
         store_roi(root, c.name, c.geometry)
     instance = open_instance()
@@ -79,5 +84,7 @@ def split(name: str, file: str, cell: float, store: str | None) -> None:
     if new:
         instance.add_dynamic_partitions(ROI_PARTITIONS_NAME, new)
     total = sum(roi_area_km2(c.geometry) for c in cells)
-    click.echo(f"split {name} into {len(cells)} cell ROI(s) of {cell} deg ({total:.0f} km2), "
+    tiles = [len(c.tile_keys) for c in cells]
+    click.echo(f"split {name} into {len(cells)} cell ROI(s) of {cell} deg ({total:.0f} km2, {sum(tiles)} tiles, "
+               f"at most {max(tiles, default=0)} per cell), "
                f"{len(new)} newly registered; e.g. {cells[0].name if cells else '-'}")

@@ -67,11 +67,11 @@ def blobs(
     Example: plastics blobs heatmap.tif --preset high -o blobs.geojson
     """
     from plastics_core import blobs as core_blobs
-    from plastics_core import outputs
+    from plastics_core import inputs, outputs
 
     params = resolve_blob_params(preset, pred_threshold=pred_threshold, min_sigma=min_sigma,
                                  max_sigma=max_sigma, area_threshold=area_threshold)
-    raster = outputs.read_raster(heatmap)
+    raster = inputs.read_heatmap(heatmap)  # one-line ImageryError on garbled files
     band_key: str | int = int(band) if band.isdigit() else band
     found = core_blobs.detect_blobs(raster, params, band=band_key)
     outputs.write_geojson(found, output)
@@ -102,11 +102,11 @@ def candidates(
     plastics candidates --blobs pixel_candidates_v0.0.11_thresh0.6_minsigma3.5.geojson
     --patches patch_classifier_v1.2_stride8.geojson --patch-threshold 0.4 -o candidates.geojson
     """
-    from plastics_core import outputs, sites
+    from plastics_core import inputs, outputs, sites
 
     threshold = resolve_blob_params(preset, patch_threshold=patch_threshold).patch_threshold
-    points = outputs.read_geojson(blobs_path)
-    patches = outputs.read_geojson(patches_path)
+    points = inputs.read_points(blobs_path)  # validated: one-line ParameterError on bad input
+    patches = inputs.read_patches(patches_path)
     found = sites.select_candidates(points, patches, threshold)
     outputs.write_geojson(found, output)
     names = ", ".join(str(n) for n in found["name"]) if len(found) else "-"

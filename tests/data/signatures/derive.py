@@ -5,16 +5,23 @@ at two times (t0 = first composite, t1 = the partner composite 6 months later). 
 are found by gradient ascent on the waste logit margin of all 7 pixel models at once (the
 default ``spectrogram_v0.0.11`` with x/3000 and the six unit-norm ensemble members with
 per-band (x - mean)/std), with inputs kept in 100..6000 DN by a sigmoid reparametrisation,
-plus a term asking the 45 px patch classifier (t0 composite, x/3000) to score a window
-showing a small irregular site (100..600 px near the window centre filled with the t0 spectrum, 3 % texture)
-on real Sentinel-2 background (the clear Slovenia 2015 scenes, mirrored and tiled as in
-:mod:`plastics_core.synthetic`, random rotations / flips) as waste.
-Augmentation: each step perturbs spectra by 4 % multiplicative noise, so the scores survive
-the texture and haze-removal of the synthetic scenes.
+plus a term asking the 45 px patch classifier (t0 composite, x/3000) to score as waste a
+window showing a small site filled with the t0 spectrum (3 % texture): half the time a real
+Bali TPA outline (``gpw/tpa_polygons.geojson``, north up, as the synthetic world plants
+them), half a random irregular blob of 100..600 px, near the window centre, on real
+Sentinel-2 background (the clear Slovenia 2015 scenes, mirrored and tiled as in
+:mod:`plastics_core.synthetic`, random rotations / flips). Augmentation: 4 % multiplicative
+noise on the spectra each step, so scores survive the texture and compositing.
+
+``--candidates`` spectra are optimised jointly; the ``-n`` kept are those above ``--target``
+on all 7 pixel models, ordered by ``tpa_patch_score`` (mean patch score over the 10 TPA
+outlines, centred, on 4 backgrounds): ``sig0`` (the default planted signature) is the one
+the patch model likes best on real landfill shapes. ``patch_score``: the random-shape proxy.
+Deterministic: the same arguments give a byte-identical file (TF CPU).
 
 Usage: ``python tests/data/signatures/derive.py --out plastics_core/data/waste_signatures.json``
-(``--steps`` to cap the budget; stops early once every signature is > ``--target`` on all 7
-pixel models and the patch score is > ``--patch-target``). This is a fixture generator: it
+(``--steps`` caps the budget; after ``--min-steps`` it stops early once ``-n`` candidates are
+> ``--target`` on all 7 pixel models and > ``--patch-target`` on the proxy patch score). This is a fixture generator: it
 imports TensorFlow directly. Models: CC BY-NC 4.0, Earthrise Media (Global Plastic Watch).
 """
 
@@ -30,6 +37,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
+from affine import Affine
 
 REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:  # run as a script from anywhere
@@ -65,14 +73,44 @@ def _orient(img: np.ndarray, k: int) -> np.ndarray:
     return img[:, ::-1] if k >= 4 else img
 
 
-def site_masks(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` random site masks (n, 45, 45) float32: unions of 1-3 ellipses (irregular, up to
-    2.5:1 elongated), 100..600 px, centred within 6 px of the window centre (with stride-8
-    patches one window always lies that close to a site's centre)."""
+def tpa_shapes(shared: Path) -> list[np.ndarray]:
+    """The 10 known Bali landfill outlines (``gpw/tpa_polygons.geojson``) as fractional
+    coverage masks at 10 m (UTM 50S), each cropped to its bounding box."""
+    from pyproj import Transformer
+    from shapely.geometry import shape
+
+    from plastics_core.synthetic import PlantedSite, site_coverage
+
+    feats = json.loads((shared / "data" / "gpw" / "tpa_polygons.geojson").read_text())["features"]
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32750", always_xy=True)
+    out = []
+    for f in feats:
+        geom = shape(f["geometry"])
+        x0, y0, x1, y1 = geom.bounds
+        ux, uy = to_utm.transform(x0, y1)
+        transform = Affine(10.0, 0.0, ux - 50.0, 0.0, -10.0, uy + 50.0)
+        cov = site_coverage([PlantedSite("tpa", geom)], "EPSG:32750", transform, (WIN, WIN))[0]
+        rr, cc = np.nonzero(cov)
+        out.append(cov[rr.min():rr.max() + 1, cc.min():cc.max() + 1])
+    return out
+
+
+def site_masks(rng: np.random.Generator, n: int, tpa: list[np.ndarray]) -> np.ndarray:
+    """``n`` random site masks (n, 45, 45) float32, centred within 6 px of the window centre
+    (with stride-8 patches one window always lies that close to a site's centre): half are
+    the real TPA outlines (as planted, north up), half unions of 1-3 ellipses (irregular,
+    up to 2.5:1 elongated, 100..600 px)."""
     yy, xx = np.mgrid[0:WIN, 0:WIN].astype(np.float32)
     out = np.zeros((n, WIN, WIN), np.float32)
     i = 0
     while i < n:
+        if tpa and rng.random() < 0.5:
+            shp = tpa[int(rng.integers(0, len(tpa)))]  # as planted: real orientation
+            oy, ox = (np.array([WIN, WIN]) - shp.shape) // 2 + rng.integers(-6, 7, 2)
+            oy, ox = int(np.clip(oy, 0, WIN - shp.shape[0])), int(np.clip(ox, 0, WIN - shp.shape[1]))
+            out[i, oy:oy + shp.shape[0], ox:ox + shp.shape[1]] = shp
+            i += 1
+            continue
         m = np.zeros((WIN, WIN), bool)
         c = WIN // 2 + rng.uniform(-6, 6, 2)
         for _ in range(int(rng.integers(1, 4))):
@@ -103,6 +141,7 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
     patch = keras.models.load_model(models_dir / PATCH_MODEL, compile=False)
     unit = ["unit_norm" in p.name for p in paths]
     bg = background(shared)
+    tpa = tpa_shapes(shared)
 
     # init: real background pixels at both times, jittered (diverse, plausible starting points)
     nb, h, w, _ = bg.shape
@@ -153,7 +192,7 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
 
     def batch() -> tuple[np.ndarray, ...]:
         noise = rng.normal(1.0, 0.04, (n_aug, n, 12, 2)).astype(np.float32)
-        masks = site_masks(rng, n * n_patch).reshape(n, n_patch, WIN, WIN)
+        masks = site_masks(rng, n * n_patch, tpa).reshape(n, n_patch, WIN, WIN)
         oy, ox = rng.integers(0, h - WIN, n * n_patch), rng.integers(0, w - WIN, n * n_patch)
         ks, flips = rng.integers(0, nb, n * n_patch), rng.integers(0, 8, n * n_patch)
         bgs = np.stack([_orient(bg[k, a:a + WIN, b:b + WIN], f)
@@ -163,6 +202,20 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
         return noise, masks, bgs, tex
 
     eval_batch = batch()  # fixed held-out windows for the reported patch score
+    tpa_windows = np.zeros((len(tpa), WIN, WIN), np.float32)  # each outline centred
+    for j, shp in enumerate(tpa):
+        oy, ox = (WIN - shp.shape[0]) // 2, (WIN - shp.shape[1]) // 2
+        tpa_windows[j, oy:oy + shp.shape[0], ox:ox + shp.shape[1]] = shp
+    tpa_bgs = bg[:, 100:100 + WIN, 100:100 + WIN]  # (nb, 45, 45, 12)
+
+    def tpa_scores(sig0: np.ndarray) -> np.ndarray:
+        """(n,) mean patch score over the 10 TPA outlines x the background bank."""
+        m = np.repeat(tpa_windows, len(tpa_bgs), axis=0)[None, ..., None]
+        b = np.tile(tpa_bgs, (len(tpa), 1, 1, 1))[None]
+        wins = b * (1 - m) + sig0[:, None, None, None, :] * m
+        p = patch(tf.constant(wins.reshape(-1, WIN, WIN, 12) / 3000.0, tf.float32), training=False)
+        return p.numpy()[:, 1].reshape(len(sig0), -1).mean(axis=1)
+
     done_at = steps
     for i in range(steps):
         lp, lq = step(*(tf.constant(a) for a in batch()))
@@ -181,8 +234,9 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
             if ok.sum() >= n_keep and i >= min_steps:
                 done_at = i + 1
                 break
-    order = np.lexsort((-pscore, ~pix_ok, ~ok))  # last key sorts first
-    keep = sorted(order[:n_keep].tolist(), key=lambda k: -pscore[k])
+    tscore = tpa_scores(sig[:, :, 0])
+    order = np.lexsort((-tscore, ~pix_ok))  # last key sorts first
+    keep = order[:n_keep].tolist()  # sig0 = best on the real TPA outlines
     return {
         "description": "Synthetic plastic-waste pixel spectrograms derived from the GPW models "
                        "(tests/data/signatures/derive.py). t0/t1: 12-band L1C DN at the first and "
@@ -200,6 +254,7 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
                 "t1": [int(v) for v in sig[k, :, 1]],
                 "pixel_scores": [round(float(s), 4) for s in pix_scores[:, k]],
                 "patch_score": round(float(pscore[k]), 4),
+                "tpa_patch_score": round(float(tscore[k]), 4),
             }
             for j, k in enumerate(keep)
         ],

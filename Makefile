@@ -1,0 +1,50 @@
+# plastics — two commands on a fresh machine:
+#   make demo   create .venv, install the pinned deps (one pip command), run `plastics demo`
+#   make test   the test suite exactly as CI (.ci/run) runs it
+# Other targets: install, lint, bench, ui, clean. Variables: PY (python >= 3.11), VENV, PYTEST_ARGS.
+
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+# The test command (README and CI use exactly this): services on 127.0.0.1, then the whole suite.
+TEST_CMD = .ci/with-services $(BIN)/python -m pytest -ra --durations=15 $(PYTEST_ARGS)
+
+.PHONY: help venv install demo test lint bench ui clean
+
+help:
+	@sed -n '1,5p' Makefile
+
+venv: $(BIN)/python
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# One pip command installs the project and every pinned dependency (s3fs and boto3 included).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/plastics demo
+
+test: install
+	$(TEST_CMD)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy plastics_core plastics_dagster
+
+bench: install
+	$(BIN)/python -m bench
+
+ui: install
+	@mkdir -p "$${DAGSTER_HOME:-.dagster_home}"
+	DAGSTER_HOME="$$(cd "$${DAGSTER_HOME:-.dagster_home}" && pwd)" $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf .plastics .pytest_cache .mypy_cache .ruff_cache

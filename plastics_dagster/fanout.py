@@ -1,0 +1,262 @@
+"""``descartes_run`` as a graph-backed asset: one dynamic step per tile.
+
+Graph (inside the asset ``descartes_run``)::
+
+    plan_tiles ──DynamicOut: one tile key per tile──> infer_tile (GPU op) ──collect──> collect_tiles
+
+- ``plan_tiles``: the partition's ROI -> DLTile keys (``tilesize``/``pad`` from the params);
+  mapping keys are the tile keys made identifier-safe (:func:`mapping_key`).
+- ``infer_tile``: one tile through :func:`plastics_core.pipeline.run_tile` (imagery, composites,
+  pixel heatmap, patch scores). Dagster pool ``gpu`` (limit it to the number of GPUs with
+  ``dagster instance concurrency set gpu N``); tag ``dagster-celery/queue: gpu`` (celery
+  executor); tag ``dagster-k8s/config`` (:data:`GPU_K8S_CONFIG`: ``nvidia.com/gpu: 1``, GPU node
+  selector and toleration) for ``k8s_job_executor``. It writes the tile's outputs into the run-hash
+  folder (the same files the manifest's IO manager reads)::
+
+      <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif              heatmap COG
+      <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patches.geojson  kept patches
+      <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.summary          JSON summary, written last
+
+  The summary file marks the tile complete: a re-run (same run hash) finds it and skips the tile.
+  All three ops carry the network retry policy (:data:`plastics_dagster.reliability.NETWORK_RETRY`);
+  user errors (PlasticsError) fail at once.
+- ``collect_tiles``: builds the JSON manifest from the tile summaries; the IO manager writes the
+  manifest only (the tile files are already in place) and reads the tiles back for downstream.
+
+Step outputs (tile keys, tile summaries; small JSON) go through :class:`StepIOManager` to
+``<steps>/<run_id>/<step>/<output>[/<mapping key>].json`` where ``<steps>`` is
+``$PLASTICS_STEP_STORE`` (folder or ``s3://``; set it on Kubernetes, where pods share no disk) or
+else the Dagster instance's storage folder (``$DAGSTER_HOME/storage``, shared by the processes and
+celery workers of one machine). A re-execution from failure reads the parent run's step outputs
+from there. They are kept out of the output store, which holds assets only.
+"""
+
+import datetime as dt
+import json
+import re
+import time
+import warnings
+from typing import Any
+
+from dagster import (
+    BetaWarning,
+    DynamicOut,
+    DynamicOutput,
+    Failure,
+    In,
+    MetadataValue,
+    OpExecutionContext,
+    Out,
+    Output,
+    graph_asset,
+    op,
+)
+from upath import UPath
+
+from plastics_dagster.config import DetectionParams
+from plastics_dagster.io_manager import DescartesRun, atomic_write, safe_name
+from plastics_dagster.partitions import detect_partitions, split_key
+from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
+from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
+from plastics_dagster.step_io import STEP_IO_MANAGER_KEY, step_io_manager
+from plastics_dagster.workers import worker_identity
+
+CODE_VERSION = "2"
+GPU_POOL = "gpu"
+GPU_QUEUE = "gpu"
+#: ``dagster-k8s/config`` of ``infer_tile`` (deploy/helm/gpu-step-k8s-config.json is the same).
+GPU_K8S_CONFIG: dict[str, Any] = {
+    "container_config": {
+        "resources": {
+            "limits": {"nvidia.com/gpu": "1", "memory": "16Gi"},
+            "requests": {"nvidia.com/gpu": "1", "cpu": "4", "memory": "12Gi"},
+        },
+        "env": [{"name": "TF_FORCE_GPU_ALLOW_GROWTH", "value": "true"}],
+    },
+    "pod_spec_config": {
+        "node_selector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+}
+INFER_TILE_TAGS: dict[str, Any] = {"dagster-celery/queue": GPU_QUEUE, "dagster-k8s/config": GPU_K8S_CONFIG}
+TILE_SUMMARY_EXT = ".summary"
+
+
+def mapping_key(tile_key: str) -> str:
+    """A DLTile key as a dynamic mapping key (``[A-Za-z0-9_]``): ``-`` -> ``m``, others -> ``_``."""
+    return "t_" + re.sub(r"[^A-Za-z0-9]", "_", tile_key.replace("-", "m"))
+
+
+def run_folder(store: UPath, roi: str, window: str, run_hash: str) -> UPath:
+    """``<store>/descartes_run/<roi>/<window>/<run-hash>``: where the tile files live."""
+    return store / "descartes_run" / roi / window / run_hash
+
+
+def tile_files(folder: UPath, tile_key: str) -> dict[str, UPath]:
+    """The three files of one tile: ``heatmap`` (.tif), ``patches`` (.patches.geojson), ``summary``
+    (.summary, JSON)."""
+    name = safe_name(tile_key)
+    return {"heatmap": folder / f"{name}.tif", "patches": folder / f"{name}.patches.geojson",
+            "summary": folder / f"{name}{TILE_SUMMARY_EXT}"}
+
+
+def _partition(context: OpExecutionContext) -> tuple[str, str]:
+    return split_key(context.partition_key)
+
+
+def planned_tiles(params: DetectionParams, store: StoreResource, roi: str) -> list[str]:
+    """The sorted DLTile keys of a registered ROI (``tilesize``/``pad`` from the params)."""
+    from plastics_core.tiles import plan_tiles as plan
+    from plastics_dagster.registry import load_roi
+
+    kwargs = {k: getattr(params, k) for k in ("tilesize", "pad") if getattr(params, k) is not None}
+    return [t.key for t in plan(load_roi(store.path(), roi), **kwargs)]
+
+
+def complete_summaries(summaries: list[dict[str, Any]], planned: list[str], folder: UPath) -> list[dict[str, Any]]:
+    """One summary per planned tile (sorted by key): from the steps, else from the tile's stored
+    summary file (same run hash). Raises :class:`dagster.Failure` naming any tile with neither:
+    a manifest never lists a partial set of tiles."""
+    by_key = {str(s["key"]): s for s in summaries}
+    missing = []
+    for key in planned:
+        marker = tile_files(folder, key)["summary"]
+        if key not in by_key and marker.exists():
+            by_key[key] = {**json.loads(marker.read_bytes()), "skipped": True}
+        elif key not in by_key:
+            missing.append(key)
+    if missing:
+        raise Failure(f"{len(missing)} of {len(planned)} tiles have no outputs ({', '.join(missing[:5])}): "
+                      "resume the run with plastics_dagster.resume.resume (re-runs only the missing tiles)")
+    return [by_key[k] for k in planned]
+
+
+@op(out=DynamicOut(str, io_manager_key=STEP_IO_MANAGER_KEY), retry_policy=NETWORK_RETRY,
+    description="Check the imagery source and models once, then plan the partition's DLTiles: one dynamic "
+    "output (the tile key) per tile.")
+@fail_fast_on_user_errors
+def plan_tiles(context: OpExecutionContext, params: DetectionParams, store: StoreResource,
+               imagery: ImagerySourceResource, models: ModelStoreResource) -> list[DynamicOutput[str]]:
+    roi, window = _partition(context)
+    params.resolved()  # bad parameters, bad imagery config, missing/corrupt models: one failure, not one per tile
+    imagery.get_source()
+    model_store = models.get_store()
+    for name in (params.model, params.patch_model):
+        model_store.resolve(name)
+    tiles = planned_tiles(params, store, roi)
+    context.log.info(f"{roi} {window}: {len(tiles)} tiles")
+    return [DynamicOutput(key, mapping_key=mapping_key(key)) for key in tiles]  # a list: errors raise in here
+
+
+def compute_tile(tile_key: str, params: DetectionParams, imagery: ImagerySourceResource,
+                 models: ModelStoreResource, folder: UPath, window: dt.date) -> dict[str, Any]:
+    """Run one tile and write its files into ``folder`` (heatmap, patches, then the summary).
+
+    Returns the summary ``{key, scene_ids, empty_reason, seconds, timings}``."""
+    from plastics_core.outputs import cog_bytes, geojson_bytes, json_bytes
+    from plastics_core.tiles import tile_from_key
+    from plastics_dagster.assets.detection import infer_tile_outputs
+
+    out = infer_tile_outputs(tile_from_key(tile_key), imagery.get_source(), models.get_store(), params, window)
+    files = tile_files(folder, tile_key)
+    atomic_write(files["heatmap"], cog_bytes(out.heatmap))
+    atomic_write(files["patches"], geojson_bytes(out.patches))
+    summary = {"key": tile_key, "scene_ids": sorted(out.scene_ids), "empty_reason": out.empty_reason,
+               "seconds": round(out.seconds, 3), "timings": out.timings}
+    atomic_write(files["summary"], json_bytes(summary))
+    return summary
+
+
+def _device() -> str:
+    """TensorFlow's device for this process: ``GPU:<n>`` (memory growth on) or ``CPU``."""
+    from plastics_core.models.infer import configure_devices
+
+    return configure_devices()
+
+
+@op(ins={"tile_key": In(str)}, out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY), pool=GPU_POOL,
+    tags=INFER_TILE_TAGS, code_version=CODE_VERSION, retry_policy=NETWORK_RETRY,
+    description="One tile: imagery, composites, pixel heatmap, patch scores; writes the tile's files under "
+    "the run-hash folder (skipped when they already exist). GPU op: pool gpu, celery queue gpu, k8s GPU pod.")
+@fail_fast_on_user_errors
+def infer_tile(context: OpExecutionContext, tile_key: str, params: DetectionParams, imagery: ImagerySourceResource,
+               models: ModelStoreResource, store: StoreResource) -> dict[str, Any]:
+    roi, window = _partition(context)
+    folder = run_folder(store.path(), roi, window, params.run_hash(imagery.source_name()))
+    marker = tile_files(folder, tile_key)["summary"]
+    t0 = time.perf_counter()
+    if marker.exists():
+        summary, skipped = json.loads(marker.read_bytes()), True
+        context.log.info(f"{tile_key}: outputs exist for this run hash, skipped")
+    else:
+        summary, skipped = compute_tile(tile_key, params, imagery, models, folder, dt.date.fromisoformat(window)), False
+    who = worker_identity()
+    context.add_output_metadata({"tile": tile_key, "skipped": skipped, "worker": who["worker"],
+                                 "queue": who["queue"], "pid": who["pid"], "device": "" if skipped else _device(),
+                                 "seconds": MetadataValue.float(round(time.perf_counter() - t0, 3))})
+    return {**summary, "skipped": skipped, "worker": who["worker"]}
+
+
+@op(ins={"tiles": In(list)}, out=Out(DescartesRun), retry_policy=NETWORK_RETRY,
+    description="Gather the tile summaries into the run manifest (the tiles' files are already stored).")
+@fail_fast_on_user_errors
+def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], params: DetectionParams,
+                  imagery: ImagerySourceResource, models: ModelStoreResource,
+                  store: StoreResource) -> Output[DescartesRun]:
+    from plastics_core.periods import pair_periods
+
+    roi, window = _partition(context)
+    folder = run_folder(store.path(), roi, window, params.run_hash(imagery.source_name()))
+    tiles = complete_summaries(tiles, planned_tiles(params, store, roi), folder)
+    model_store = models.get_store()
+    refs = {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)}
+    executor = context.job_def.executor_def.name
+    backend = "in-process" if executor in ("in_process", "execute_in_process_executor") else executor
+    periods = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
+    scene_ids = sorted({str(s) for t in tiles for s in t.get("scene_ids", [])})
+    manifest: dict[str, Any] = {
+        "run_hash": params.run_hash(imagery.source_name()),
+        "roi": roi,
+        "window": window,
+        "periods": [p.label for p in periods],
+        "params": params.resolved(),
+        "tiles": [t["key"] for t in tiles],
+        "backend": backend,
+        "models": refs,
+        "imagery": {"source": imagery.source_name(), "scene_ids": scene_ids},
+        "timings": {"total_s": round(sum(float(t.get("seconds", 0.0)) for t in tiles), 3),
+                    "tiles_s": {t["key"]: t.get("seconds") for t in tiles},
+                    "stages_s": {t["key"]: t.get("timings", {}) for t in tiles}},
+        "empty_reasons": {t["key"]: t["empty_reason"] for t in tiles if t.get("empty_reason")},
+    }
+    workers = sorted({str(t.get("worker", "")) for t in tiles})
+    return Output(DescartesRun(manifest), metadata={
+        "run_hash": manifest["run_hash"],
+        "tiles": len(tiles),
+        "tiles_skipped": sum(bool(t.get("skipped")) for t in tiles),
+        "backend": backend,
+        "scenes": len(scene_ids),
+        "seconds": MetadataValue.float(manifest["timings"]["total_s"]),
+        "models": MetadataValue.json(refs),
+        "infer_workers": MetadataValue.json(workers),
+        "empty_tiles": MetadataValue.json(manifest["empty_reasons"]),
+    })
+
+
+def _descartes_run() -> Any:
+    summaries = plan_tiles().map(infer_tile)
+    return collect_tiles(summaries.collect())
+
+
+with warnings.catch_warnings():  # resource_defs on a graph asset is beta; it keeps the step IO manager local
+    warnings.simplefilter("ignore", BetaWarning)
+    descartes_run = graph_asset(
+        name="descartes_run",
+        partitions_def=detect_partitions,
+        group_name="detection",
+        code_version=CODE_VERSION,
+        kinds={"python", "tensorflow"},
+        resource_defs={STEP_IO_MANAGER_KEY: step_io_manager},
+        description="Tiled model run for one (roi, window), one infer_tile step per tile (GPU op), and a JSON "
+        "manifest (run hash, params, tiles, backend, models + sha256, imagery + scene ids, timings).",
+    )(_descartes_run)

@@ -1,0 +1,107 @@
+"""Per-tile fan-out: ``descartes_run`` is a graph (plan_tiles -> DynamicOut -> infer_tile -> collect).
+
+A synthetic 4-tile partition (64 px tiles) is materialized in-process; each tile's outputs equal
+:func:`plastics_core.pipeline.run_tile` on that tile, and a second run with the same run hash
+skips every tile (idempotent writes under the run-hash folder)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterInstance, materialize
+
+from tests import _fanout_util as fu
+
+SELECTION = AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson")
+
+
+def _materialize(instance: DagsterInstance, store: Path) -> Any:
+    from plastics_dagster.celery_job import fanout_assets
+
+    return materialize(fanout_assets(), selection=SELECTION, partition_key=fu.partition(), instance=instance,
+                       resources=fu.resources(store))
+
+
+def _infer_metadata(result: Any) -> list[dict[str, Any]]:
+    return [dict(e.event_specific_data.metadata) for e in result.all_events
+            if e.event_type == DagsterEventType.STEP_OUTPUT and e.step_key.split("[")[0].endswith("infer_tile")]
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    store = tmp_path_factory.mktemp("fanout_store")
+    instance = DagsterInstance.ephemeral()
+    fu.register(instance, store)
+    result = _materialize(instance, store)
+    assert result.success
+    mtimes = {p.name: p.stat().st_mtime_ns for p in fu.run_dir(store).iterdir()}
+    return {"store": store, "instance": instance, "result": result, "mtimes": mtimes}
+
+
+def test_graph_shape_and_gpu_op() -> None:
+    from plastics_dagster.fanout import INFER_TILE_TAGS, descartes_run, infer_tile, mapping_key
+
+    graph: Any = descartes_run.node_def
+    assert {n.name for n in graph.nodes} == {"plan_tiles", "infer_tile", "collect_tiles"}
+    assert descartes_run.keys == {AssetKey("descartes_run")}
+    assert infer_tile.pool == "gpu" and infer_tile.tags["dagster-celery/queue"] == "gpu"
+    assert json.loads(infer_tile.tags["dagster-k8s/config"]) == INFER_TILE_TAGS["dagster-k8s/config"]
+    keys = ["897:22:10.0:50:-20:-105", "897:22:10.0:50:20:-105", "897:22:10.0:50:-20:105"]
+    mks = [mapping_key(k) for k in keys]
+    assert len(set(mks)) == 3 and all(m.replace("_", "").isalnum() for m in mks)
+
+
+def test_one_step_per_tile_and_manifest(first: dict[str, Any]) -> None:
+    from plastics_core.tiles import plan_tiles
+
+    store, result = first["store"], first["result"]
+    expected = [t.key for t in plan_tiles(fu.four_tile_roi(), fu.TILESIZE, fu.PAD)]
+    meta = _infer_metadata(result)
+    assert sorted(m["tile"].value for m in meta) == expected
+    assert not any(m["skipped"].value for m in meta)
+    assert {m["device"].value for m in meta} <= {"CPU"} | {f"GPU:{n}" for n in range(1, 17)}  # CPU here
+    manifest = fu.manifest(store)
+    assert manifest["tiles"] == expected and manifest["backend"] == "in-process"
+    assert manifest["run_hash"] == fu.run_hash() and manifest["imagery"]["scene_ids"]
+    assert len(fu.tile_markers(store)) == 4
+    assert sorted(p.name for p in store.iterdir()) == ["descartes_run", "heatmaps", "patch_geojson", "rois"]
+    heatmaps = result.output_for_node("heatmaps")
+    assert [r.name for r in heatmaps] == expected
+    assert all(r.data.shape == (2, 108, 108) for r in heatmaps)
+
+
+def test_tile_outputs_equal_run_tile(first: dict[str, Any], models_dir: Path) -> None:
+    from plastics_core import pipeline
+    from plastics_core.models.store import ModelStore
+    from plastics_core.outputs import read_raster
+    from plastics_core.tiles import tile_from_key
+    from plastics_dagster.assets.detection import to_detect_params
+    from plastics_dagster.config import DetectionParams
+    from plastics_dagster.resources import ImagerySourceResource
+
+    key = fu.manifest(first["store"])["tiles"][0]
+    params = DetectionParams(tilesize=fu.TILESIZE, pad=fu.PAD)
+    ref = pipeline.run_tile(tile_from_key(key), ImagerySourceResource().get_source(), ModelStore(str(models_dir)),
+                            to_detect_params(params), dt.date.fromisoformat(fu.WINDOW))
+    got = read_raster(fu.run_dir(first["store"]) / f"{key.replace(':', '_')}.tif")
+    np.testing.assert_array_equal(got.data, ref.heatmap.data)
+    assert got.band_descriptions == ref.heatmap.band_descriptions
+
+
+def test_rerun_skips_existing_tiles(first: dict[str, Any]) -> None:
+    store = first["store"]
+    before = fu.comparable_manifest(store)
+    result = _materialize(first["instance"], store)
+    assert result.success
+    meta = _infer_metadata(result)
+    assert len(meta) == 4 and all(m["skipped"].value for m in meta)
+    tile_files = {p.name: p.stat().st_mtime_ns for p in fu.run_dir(store).iterdir()}
+    assert tile_files == first["mtimes"]  # nothing rewritten
+    assert fu.comparable_manifest(store) == before
+    collect = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("descartes_run")]
+    assert collect[0].materialization.metadata["tiles_skipped"].value == 4

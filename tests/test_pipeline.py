@@ -1,0 +1,113 @@
+"""The whole detection chain on synthetic imagery with a planted site (real models, real ROI)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+from plastics_core import pipeline as P
+from plastics_core.enrich import OfflineGeocoder
+from plastics_core.imagery.synthetic import SyntheticSource
+from plastics_core.models.store import ModelStore
+from plastics_core.periods import Period, window_span
+from plastics_core.roi import read_roi
+from plastics_core.synthetic import PlantedSite
+from plastics_core.tiles import plan_tiles
+
+WINDOW = dt.date(2021, 1, 1)
+EQUAL_AREA = "EPSG:6933"
+
+
+@pytest.fixture(scope="module")
+def temesi(gpw_dir: Path) -> PlantedSite:
+    g = gpd.read_file(gpw_dir / "tpa_polygons.geojson")
+    row = g[g["Name"].str.contains("Temesi")].iloc[0]
+    return PlantedSite(str(row["Name"]), row.geometry)
+
+
+@pytest.fixture(scope="module")
+def tiles(gpw_dir: Path) -> list:  # type: ignore[type-arg]
+    return plan_tiles(read_roi(gpw_dir / "test_patch.geojson"))
+
+
+def _metres(a: gpd.GeoSeries, b: gpd.GeoSeries) -> np.ndarray:
+    """Distance matrix (len(a), len(b)) in metres (UTM 50S)."""
+    a, b = a.to_crs("EPSG:32750"), b.to_crs("EPSG:32750")
+    return np.array([[pa.distance(pb) for pb in b] for pa in a])
+
+
+def test_params_blob_overrides() -> None:
+    p = P.DetectParams(preset="low", min_sigma=4.0)
+    assert p.blob_params().pred_threshold == 0.9 and p.blob_params().min_sigma == 4.0
+    assert P.DetectParams(preset=None).blob_params().pred_threshold == 0.6
+
+
+def test_box_tile_covers_box() -> None:
+    t = P.box_tile(115.35, -8.56, 0.008, "x")
+    assert t.crs == "EPSG:32750" and t.shape[0] == t.shape[1] >= 89
+    assert t.geometry_4326.contains(gpd.points_from_xy([115.3465, 115.3535], [-8.5565, -8.5635])).all()
+
+
+def test_empty_window_gives_empty_outputs(tiles: list, temesi: PlantedSite, models_dir: Path) -> None:  # type: ignore[type-arg]
+    span = window_span(WINDOW)
+    src = SyntheticSource([temesi], seed=0, empty_periods=[span])
+    res = P.run_tile(tiles[0], src, ModelStore(str(models_dir)), P.DetectParams(), WINDOW)
+    assert res.empty_reason and "no scenes" in res.empty_reason
+    assert res.heatmap.data.shape == (2, *tiles[0].shape) and np.isnan(res.heatmap.data).all()
+    assert res.heatmap.band_descriptions[-1] == "median"
+    assert len(res.patches) == 0 and res.patches.crs.to_epsg() == 4326 and "mean" in res.patches
+    blobs = P.find_blobs([res.heatmap], P.DetectParams())
+    cands = P.find_candidates(blobs, res.patches, P.DetectParams())
+    contours = P.trace_contours(cands, src, ModelStore(str(models_dir)), P.DetectParams(), WINDOW)
+    sites = P.enrich(cands, contours, OfflineGeocoder())
+    for g in (blobs, cands, contours, sites):
+        assert len(g) == 0 and g.crs.to_epsg() == 4326 and "name" in g
+
+
+def test_all_cloudy_window_gives_nan_heatmap(tiles: list, temesi: PlantedSite, models_dir: Path) -> None:  # type: ignore[type-arg]
+    src = SyntheticSource([temesi], seed=0, scenes_per_month=2,
+                          cloudy_periods=[Period(WINDOW, dt.date(2021, 4, 1))])
+    res = P.run_tile(tiles[0], src, ModelStore(str(models_dir)), P.DetectParams(), WINDOW)
+    assert res.empty_reason and "cloud" in res.empty_reason
+    assert np.isnan(res.heatmap.data).all() and len(res.patches) == 0
+    assert len(res.scene_ids) == 12
+
+
+@pytest.mark.slow
+def test_whole_chain_finds_planted_site(tiles: list, temesi: PlantedSite, models_dir: Path) -> None:  # type: ignore[type-arg]
+    t0 = time.perf_counter()
+    params = P.DetectParams()  # preset "high"
+    src = SyntheticSource([temesi], seed=0)
+    models = P.load_models(ModelStore(str(models_dir)), params, ensemble=True)
+    results = [P.run_tile(t, src, models, params, WINDOW) for t in tiles]
+    assert all(r.empty_reason is None for r in results)
+    heat = np.concatenate([r.heatmap.data[-1].ravel() for r in results])
+    assert np.isfinite(heat).all()
+    blobs = P.find_blobs([r.heatmap for r in results], params)
+    patches = gpd.GeoDataFrame(pd.concat([r.patches for r in results], ignore_index=True), crs="EPSG:4326")
+    cands = P.find_candidates(blobs, patches, params)
+    contours = P.trace_contours(cands, src, models, params, WINDOW)
+    sites = P.enrich(cands, contours, OfflineGeocoder())
+    seconds = time.perf_counter() - t0
+
+    planted = gpd.GeoSeries([temesi.geometry_4326], crs="EPSG:4326")
+    centroid = planted.to_crs("EPSG:32750").centroid.to_crs("EPSG:4326")
+    d = _metres(cands.geometry, centroid)
+    assert len(cands) >= 1 and d.min() < 50, (d, seconds)  # found, within 50 m of the centroid
+    assert d.max(axis=1).max() < 200  # no candidate far from the planted site
+    assert cands["patch_mean"].max() > 0.6  # confirmed at every preset's patch threshold
+    found = cands.iloc[int(np.argmin(d[:, 0]))]["name"]
+    area = planted.to_crs(EQUAL_AREA).area.iloc[0] / 1e6
+    got = contours[contours["name"] == found]["area_km2"].to_numpy()
+    assert len(got) and np.all(np.abs(got / area - 1) < 0.5), (got, area)
+    row = sites[sites["name"] == found].iloc[0]
+    assert row["n_frames"] == len(got) and row["geocode_status"] == "unavailable"
+    assert abs(row["area_km2_mean"] / area - 1) < 0.5
+    print(f"chain {seconds:.1f} s; candidate {d.min():.1f} m from centroid; "
+          f"patch_mean {cands['patch_mean'].max():.3f}; contour {got.mean():.4f} km2 vs planted {area:.4f}")
