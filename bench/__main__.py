@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, matmul_gflops
+from bench.common import devices, machine, matmul_gflops
 
 #: name -> "module:function"; run in this order.
 SECTIONS: dict[str, str] = {
@@ -28,6 +28,9 @@ SECTIONS: dict[str, str] = {
     "ensemble": "bench.pixel:run_ensemble",
     "patch": "bench.patch:run",
     "heatmap": "bench.pixel:run_heatmap",
+    "composite": "bench.composite:run",
+    "blobs": "bench.blobs:run",
+    "endtoend": "bench.endtoend:run",
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "bench.json"
 
@@ -49,7 +52,8 @@ def table(results: dict[str, Any]) -> str:
         for r in sec.get("rows", []) if isinstance(sec, dict) else []:
             ratio = r.get("vs_keras", r.get("vs_baseline"))
             roof, cpu = r.get("roofline_fraction"), r.get("per_cpu_s")
-            lines.append(f"{r['case']:<48} {r['rate']:>12,.0f} {r['unit']:<6} "
+            rate = f"{r['rate']:>12,.2f}" if r["unit"] == "s" else f"{r['rate']:>12,.0f}"
+            lines.append(f"{r['case']:<48} {rate} {r['unit']:<6} "
                          f"{'' if ratio is None else f'{ratio:.1f}x':>12} {'' if roof is None else f'{roof:.0%}':>9} "
                          f"{'' if cpu is None else f'{cpu:,.0f}':>12}")
     return "\n".join(lines)
@@ -66,13 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown sections {unknown}; known: {sorted(SECTIONS)}", file=sys.stderr)
         return 2
-    results: dict[str, Any] = {"machine": {**machine(), "matmul_gflops": matmul_gflops()}}
+    results: dict[str, Any] = {"machine": {**machine(), **devices(), "matmul_gflops": matmul_gflops()}}
     for name in names:
         t0 = time.perf_counter()
         results[name] = load(SECTIONS[name])()
         results[name]["section_seconds"] = time.perf_counter() - t0
         print(f"[{name}] done in {results[name]['section_seconds']:.1f} s", file=sys.stderr)
     results["machine"]["loadavg_after"] = machine()["loadavg_1_5_15"]
+    m = results["machine"]
+    print(f"machine: {m['cpu_model']} x{m['cpu_count']}; TensorFlow device {m['tensorflow_device']} "
+          f"{', '.join(m['gpus'])}; matmul {m['matmul_gflops']:.0f} GFLOP/s")
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")

@@ -74,6 +74,28 @@ def machine() -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "loadavg_1_5_15": [round(v, 2) for v in load]}
 
 
+def devices() -> dict[str, Any]:
+    """The CPU model and TensorFlow's devices (GPU names when present; memory growth on)."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    from plastics_core.models.infer import configure_devices
+
+    tf_device = configure_devices()
+    gpus: list[str] = []
+    if tf_device.startswith("GPU"):
+        import tensorflow as tf
+
+        gpus = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+                for g in tf.config.list_physical_devices("GPU")]
+    return {"cpu_model": cpu, "tensorflow_device": tf_device, "gpus": gpus}
+
+
 def model_store() -> Any:
     """``$PLASTICS_MODEL_STORE``, else ``<repo>/../shared/models``."""
     from pathlib import Path

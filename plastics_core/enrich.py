@@ -29,7 +29,7 @@ from plastics_core.errors import ParameterError
 GeocodeStatus = Literal["ok", "unavailable", "not_found", "cached"]
 #: Address fields copied into the site table (``city`` falls back to town, ``village`` to hamlet).
 ADDRESS_FIELDS = ["display_name", "road", "village", "city", "county", "state", "country", "country_code"]
-PROJECT_URL = os.environ.get("PLASTICS_PROJECT_URL", "https://github.com/earthrise-media/plastics")
+PROJECT_URL = os.environ.get("PLASTICS_PROJECT_URL", "")  # where the deployment documents itself
 DEFAULT_H3_RESOLUTION = 9
 SITE_COLUMNS = [
     "site_id", "name", "lon", "lat", "score", "patch_mean", *ADDRESS_FIELDS, "geocode_status",
@@ -106,10 +106,14 @@ class FixtureGeocoder:
 
 
 def default_user_agent() -> str:
-    """``plastics/<version> (+<url>; contact ...)``; the contact is $PLASTICS_GEOCODER_EMAIL."""
+    """``plastics/<version> (plastic-waste site detection[; +<url>]; contact ...)``.
+
+    The contact is $PLASTICS_GEOCODER_EMAIL and the URL $PLASTICS_PROJECT_URL (both optional).
+    """
     email = os.environ.get("PLASTICS_GEOCODER_EMAIL")
     contact = f"contact {email}" if email else "contact via PLASTICS_GEOCODER_EMAIL"
-    return f"plastics/{__version__} (+{PROJECT_URL}; {contact})"
+    url = f"; +{PROJECT_URL}" if PROJECT_URL else ""
+    return f"plastics/{__version__} (plastic-waste site detection{url}; {contact})"
 
 
 class NominatimGeocoder:

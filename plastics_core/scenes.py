@@ -65,7 +65,7 @@ class SceneStack:
         """(height, width) in pixels."""
         return int(self.data.shape[2]), int(self.data.shape[3])
 
-    def select(self, keep: np.ndarray) -> "SceneStack":
+    def select(self, keep: np.ndarray) -> SceneStack:
         """The scenes where boolean ``keep`` (time,) is True."""
         idx = np.flatnonzero(keep)
         return SceneStack(

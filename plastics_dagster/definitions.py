@@ -12,6 +12,7 @@ from dagster import Definitions
 
 from plastics_dagster.assets import DETECT_ASSETS
 from plastics_dagster.assets.preview import preview_assets
+from plastics_dagster.backend import BackendResource
 from plastics_dagster.checks import ALL_CHECKS
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import plastics_io_manager
@@ -33,6 +34,7 @@ def default_resources(**overrides: Any) -> dict[str, Any]:
         "models": ModelStoreResource(),
         "geocoder": GeocoderResource.from_env(),
         "store": StoreResource(),
+        "backend": BackendResource.from_env(),
         "io_manager": plastics_io_manager,
     }
     resources.update(overrides)

@@ -3,6 +3,7 @@
 Graph (inside the asset ``descartes_run``)::
 
     plan_tiles ──DynamicOut: one tile key per tile──> infer_tile (GPU op) ──collect──> collect_tiles
+    submit_tiles ──(jobs submitted, earthone backend)──┘
 
 - ``plan_tiles``: the partition's ROI -> DLTile keys (``tilesize``/``pad`` from the params);
   mapping keys are the tile keys made identifier-safe (:func:`mapping_key`).
@@ -18,9 +19,14 @@ Graph (inside the asset ``descartes_run``)::
       <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.summary          JSON summary, written last
 
   The summary file marks the tile complete: a re-run (same run hash) finds it and skips the tile.
-  All three ops carry the network retry policy (:data:`plastics_dagster.reliability.NETWORK_RETRY`);
+  All four ops carry the network retry policy (:data:`plastics_dagster.reliability.NETWORK_RETRY`);
   user errors (PlasticsError) fail at once.
-- ``collect_tiles``: builds the JSON manifest from the tile summaries; the IO manager writes the
+- ``submit_tiles``: the tile backend (:mod:`plastics_dagster.backend`, ``PLASTICS_BACKEND``):
+  ``local`` does nothing here; ``earthone`` creates one EarthOne compute Function and submits one
+  job per planned tile without a summary file (one bulk call); ``infer_tile`` then waits for its
+  tile's job instead of computing the tile itself. The job writes the same files.
+- ``collect_tiles``: builds the JSON manifest from the tile summaries (``backend``: the executor,
+  or ``earthone`` with the Function and job ids); the IO manager writes the
   manifest only (the tile files are already in place) and reads the tiles back for downstream.
 
 Step outputs (tile keys, tile summaries; small JSON) go through :class:`StepIOManager` to
@@ -53,8 +59,11 @@ from dagster import (
 )
 from upath import UPath
 
+from plastics_core.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
+from plastics_core.store import run_folder, tile_files
+from plastics_dagster.backend import BackendResource
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.io_manager import DescartesRun, atomic_write, safe_name
+from plastics_dagster.io_manager import DescartesRun
 from plastics_dagster.partitions import detect_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
@@ -79,25 +88,11 @@ GPU_K8S_CONFIG: dict[str, Any] = {
     },
 }
 INFER_TILE_TAGS: dict[str, Any] = {"dagster-celery/queue": GPU_QUEUE, "dagster-k8s/config": GPU_K8S_CONFIG}
-TILE_SUMMARY_EXT = ".summary"
 
 
 def mapping_key(tile_key: str) -> str:
     """A DLTile key as a dynamic mapping key (``[A-Za-z0-9_]``): ``-`` -> ``m``, others -> ``_``."""
     return "t_" + re.sub(r"[^A-Za-z0-9]", "_", tile_key.replace("-", "m"))
-
-
-def run_folder(store: UPath, roi: str, window: str, run_hash: str) -> UPath:
-    """``<store>/descartes_run/<roi>/<window>/<run-hash>``: where the tile files live."""
-    return store / "descartes_run" / roi / window / run_hash
-
-
-def tile_files(folder: UPath, tile_key: str) -> dict[str, UPath]:
-    """The three files of one tile: ``heatmap`` (.tif), ``patches`` (.patches.geojson), ``summary``
-    (.summary, JSON)."""
-    name = safe_name(tile_key)
-    return {"heatmap": folder / f"{name}.tif", "patches": folder / f"{name}.patches.geojson",
-            "summary": folder / f"{name}{TILE_SUMMARY_EXT}"}
 
 
 def _partition(context: OpExecutionContext) -> tuple[str, str]:
@@ -148,23 +143,35 @@ def plan_tiles(context: OpExecutionContext, params: DetectionParams, store: Stor
     return [DynamicOutput(key, mapping_key=mapping_key(key)) for key in tiles]  # a list: errors raise in here
 
 
-def compute_tile(tile_key: str, params: DetectionParams, imagery: ImagerySourceResource,
-                 models: ModelStoreResource, folder: UPath, window: dt.date) -> dict[str, Any]:
-    """Run one tile and write its files into ``folder`` (heatmap, patches, then the summary).
+def _job_kwargs(context: OpExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
+                models: ModelStoreResource, store: StoreResource) -> dict[str, Any]:
+    from plastics_dagster.backend import job_kwargs
 
-    Returns the summary ``{key, scene_ids, empty_reason, seconds, timings}``."""
-    from plastics_core.outputs import cog_bytes, geojson_bytes, json_bytes
-    from plastics_core.tiles import tile_from_key
-    from plastics_dagster.assets.detection import infer_tile_outputs
+    roi, window = _partition(context)
+    return job_kwargs(window, roi, params.run_hash(imagery.source_name()), params, store, imagery, models)
 
-    out = infer_tile_outputs(tile_from_key(tile_key), imagery.get_source(), models.get_store(), params, window)
-    files = tile_files(folder, tile_key)
-    atomic_write(files["heatmap"], cog_bytes(out.heatmap))
-    atomic_write(files["patches"], geojson_bytes(out.patches))
-    summary = {"key": tile_key, "scene_ids": sorted(out.scene_ids), "empty_reason": out.empty_reason,
-               "seconds": round(out.seconds, 3), "timings": out.timings}
-    atomic_write(files["summary"], json_bytes(summary))
-    return summary
+
+@op(out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY), retry_policy=NETWORK_RETRY,
+    description="Tile backend: local -> nothing; earthone -> one compute Function and one job per planned tile "
+    "without outputs (one bulk call). Output: {backend, run_id, function_id, jobs: {tile: job id}}.")
+@fail_fast_on_user_errors
+def submit_tiles(context: OpExecutionContext, params: DetectionParams, store: StoreResource,
+                 imagery: ImagerySourceResource, models: ModelStoreResource,
+                 backend: BackendResource) -> dict[str, Any]:
+    from plastics_dagster.backend import submit_pending
+
+    backend.check()
+    out: dict[str, Any] = {"backend": backend.kind, "run_id": context.run_id, "function_id": "", "jobs": {}}
+    if backend.kind != "earthone":
+        return out
+    roi, window = _partition(context)
+    folder = run_folder(store.path(), roi, window, params.run_hash(imagery.source_name()))
+    pending = [k for k in planned_tiles(params, store, roi) if not tile_files(folder, k)["summary"].exists()]
+    kwargs = _job_kwargs(context, params, imagery, models, store)
+    if pending:
+        out.update(submit_pending(backend.client(), pending, kwargs))
+    context.log.info(f"{roi} {window}: {len(out['jobs'])} EarthOne jobs submitted (function {out['function_id']})")
+    return out
 
 
 def _device() -> str:
@@ -174,25 +181,45 @@ def _device() -> str:
     return configure_devices()
 
 
-@op(ins={"tile_key": In(str)}, out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY), pool=GPU_POOL,
+@op(ins={"tile_key": In(str), "submitted": In(dict)}, out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY),
+    pool=GPU_POOL,
     tags=INFER_TILE_TAGS, code_version=CODE_VERSION, retry_policy=NETWORK_RETRY,
     description="One tile: imagery, composites, pixel heatmap, patch scores; writes the tile's files under "
-    "the run-hash folder (skipped when they already exist). GPU op: pool gpu, celery queue gpu, k8s GPU pod.")
+    "the run-hash folder (skipped when they already exist). GPU op: pool gpu, celery queue gpu, k8s GPU pod. "
+    "Backend earthone: waits for the tile's EarthOne job (which writes the same files) instead.")
 @fail_fast_on_user_errors
-def infer_tile(context: OpExecutionContext, tile_key: str, params: DetectionParams, imagery: ImagerySourceResource,
-               models: ModelStoreResource, store: StoreResource) -> dict[str, Any]:
+def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, Any], params: DetectionParams,
+               imagery: ImagerySourceResource, models: ModelStoreResource, store: StoreResource,
+               backend: BackendResource) -> dict[str, Any]:
     roi, window = _partition(context)
     folder = run_folder(store.path(), roi, window, params.run_hash(imagery.source_name()))
     marker = tile_files(folder, tile_key)["summary"]
     t0 = time.perf_counter()
-    if marker.exists():
+    on_earthone = backend.kind == "earthone"
+    # the job submit_tiles sent (it may have written the files already) serves the first attempt of
+    # this run; retries and re-executions submit a fresh job unless the files exist
+    reuse = (on_earthone and submitted.get("run_id") == context.run_id and context.retry_number == 0
+             and tile_key in submitted.get("jobs", {}))
+    if marker.exists() and not reuse:
         summary, skipped = json.loads(marker.read_bytes()), True
         context.log.info(f"{tile_key}: outputs exist for this run hash, skipped")
-    else:
-        summary, skipped = compute_tile(tile_key, params, imagery, models, folder, dt.date.fromisoformat(window)), False
+    elif on_earthone:
+        from plastics_dagster.backend import run_remote_tile
+
+        kwargs = _job_kwargs(context, params, imagery, models, store)
+        summary, skipped = run_remote_tile(backend.client(), tile_key, submitted, reuse, kwargs), False
+        context.log.info(f"{tile_key}: EarthOne job {summary['job_id']} done")
+    else:  # the same function the EarthOne job runs: identical files
+        from plastics_core.remote import compute_tile, detect_params
+
+        summary = compute_tile(tile_key, imagery.get_source(), models.get_store(), detect_params(params.resolved()),
+                               dt.date.fromisoformat(window), folder)
+        skipped = False
     who = worker_identity()
+    device = "" if skipped else ("earthone" if on_earthone else _device())
     context.add_output_metadata({"tile": tile_key, "skipped": skipped, "worker": who["worker"],
-                                 "queue": who["queue"], "pid": who["pid"], "device": "" if skipped else _device(),
+                                 "queue": who["queue"], "pid": who["pid"], "device": device,
+                                 "job_id": str(summary.get("job_id", "")),
                                  "seconds": MetadataValue.float(round(time.perf_counter() - t0, 3))})
     return {**summary, "skipped": skipped, "worker": who["worker"]}
 
@@ -201,17 +228,20 @@ def infer_tile(context: OpExecutionContext, tile_key: str, params: DetectionPara
     description="Gather the tile summaries into the run manifest (the tiles' files are already stored).")
 @fail_fast_on_user_errors
 def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], params: DetectionParams,
-                  imagery: ImagerySourceResource, models: ModelStoreResource,
-                  store: StoreResource) -> Output[DescartesRun]:
+                  imagery: ImagerySourceResource, models: ModelStoreResource, store: StoreResource,
+                  backend: BackendResource) -> Output[DescartesRun]:
     from plastics_core.periods import pair_periods
 
     roi, window = _partition(context)
     folder = run_folder(store.path(), roi, window, params.run_hash(imagery.source_name()))
+    jobs = {str(t["key"]): str(t["job_id"]) for t in tiles if t.get("job_id")}
+    functions = sorted({str(t["function_id"]) for t in tiles if t.get("function_id")})
     tiles = complete_summaries(tiles, planned_tiles(params, store, roi), folder)
     model_store = models.get_store()
     refs = {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)}
     executor = context.job_def.executor_def.name
-    backend = "in-process" if executor in ("in_process", "execute_in_process_executor") else executor
+    ran_on = "in-process" if executor in ("in_process", "execute_in_process_executor") else executor
+    ran_on = "earthone" if backend.kind == "earthone" else ran_on
     periods = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
     scene_ids = sorted({str(s) for t in tiles for s in t.get("scene_ids", [])})
     manifest: dict[str, Any] = {
@@ -221,7 +251,7 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
         "periods": [p.label for p in periods],
         "params": params.resolved(),
         "tiles": [t["key"] for t in tiles],
-        "backend": backend,
+        "backend": ran_on,
         "models": refs,
         "imagery": {"source": imagery.source_name(), "scene_ids": scene_ids},
         "timings": {"total_s": round(sum(float(t.get("seconds", 0.0)) for t in tiles), 3),
@@ -229,22 +259,26 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
                     "stages_s": {t["key"]: t.get("timings", {}) for t in tiles}},
         "empty_reasons": {t["key"]: t["empty_reason"] for t in tiles if t.get("empty_reason")},
     }
+    if backend.kind == "earthone":  # jobs of this run (tiles skipped as already done have none)
+        manifest["earthone"] = {"function_ids": functions, "jobs": jobs}
     workers = sorted({str(t.get("worker", "")) for t in tiles})
     return Output(DescartesRun(manifest), metadata={
         "run_hash": manifest["run_hash"],
         "tiles": len(tiles),
         "tiles_skipped": sum(bool(t.get("skipped")) for t in tiles),
-        "backend": backend,
+        "backend": ran_on,
         "scenes": len(scene_ids),
         "seconds": MetadataValue.float(manifest["timings"]["total_s"]),
         "models": MetadataValue.json(refs),
         "infer_workers": MetadataValue.json(workers),
         "empty_tiles": MetadataValue.json(manifest["empty_reasons"]),
+        "earthone_jobs": MetadataValue.json(jobs),
     })
 
 
 def _descartes_run() -> Any:
-    summaries = plan_tiles().map(infer_tile)
+    submitted = submit_tiles()
+    summaries = plan_tiles().map(lambda tile_key: infer_tile(tile_key, submitted))
     return collect_tiles(summaries.collect())
 
 

@@ -10,15 +10,15 @@ Layout (``<store>`` = a folder, default ``./.plastics/store`` or ``$PLASTICS_STO
     <store>/<asset>/<roi>/<window>/<run-hash>.geojson             patch_geojson, blobs, ... enriched_sites
     <store>/rois/<name>.geojson                                   registered ROIs
 
-Writes are atomic: local files go to a temp file in the same folder and are moved into place
-with ``os.replace``; S3 objects are written with one PUT of the full bytes (never partial).
+Writes are atomic (:func:`plastics_core.store.atomic_write`, re-exported here): local files go to
+a temp file in the same folder and are moved into place with ``os.replace``; S3 objects are
+written with one PUT of the full bytes (never partial).
 A different run hash writes different files; other runs are never touched.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +28,16 @@ import geopandas as gpd
 from dagster import InputContext, IOManager, MetadataValue, OutputContext, UPathIOManager, io_manager
 from upath import UPath
 
-from plastics_core.imagery.retry import RetryPolicy, is_transient, retry_call
 from plastics_core.raster import Raster
+
+# re-exported: the store functions are Dagster-free (plastics_core.store)
+from plastics_core.store import S3_RETRY as S3_RETRY
+from plastics_core.store import atomic_write as atomic_write
+from plastics_core.store import is_local as _is_local
+from plastics_core.store import read_bytes as read_bytes
+from plastics_core.store import s3_call as s3_call
+from plastics_core.store import safe_name as safe_name
+from plastics_core.store import store_path as store_path
 
 MANIFEST_EXT = ".json"
 GEOJSON_EXT = ".geojson"
@@ -48,72 +56,6 @@ class DescartesRun:
     manifest: dict[str, Any]
     heatmaps: list[Raster] = field(default_factory=list)
     patches: list[gpd.GeoDataFrame] = field(default_factory=list)
-
-
-def store_path(store: str) -> UPath:
-    """A UPath for a local folder or ``s3://`` URL (S3 endpoint from $AWS_ENDPOINT_URL)."""
-    if store.startswith("s3://"):
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-        opts: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
-        return UPath(store, **opts)
-    return UPath(Path(store).expanduser().resolve())
-
-
-def _is_local(path: UPath) -> bool:
-    return getattr(path, "protocol", "") in ("", "file", "local")
-
-
-#: Retries of one S3 call on transient faults (on top of botocore's own retries); then a one-line
-#: RetryBudgetExceeded (a PlasticsError) naming the object. A PUT is idempotent: a retried write
-#: never duplicates an object.
-S3_RETRY = RetryPolicy(attempts=3, base_delay=1.0, max_delay=8.0)
-_S3_TRANSIENT = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
-                 "ClientConnectorError", "ServerDisconnectedError", "ClientOSError"}
-
-
-def _s3_transient(err: BaseException) -> bool:
-    chain: list[BaseException] = []
-    cur: BaseException | None = err
-    while cur is not None and len(chain) < 8:
-        chain.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return any(is_transient(e) or type(e).__name__ in _S3_TRANSIENT for e in chain)
-
-
-def s3_call(fn: Any, what: str) -> Any:
-    """``fn()`` with :data:`S3_RETRY` (transient network faults only)."""
-    return retry_call(fn, what=what, policy=S3_RETRY, transient=_s3_transient)
-
-
-def read_bytes(path: UPath) -> bytes:
-    """``path.read_bytes()``; on S3 with bounded retries."""
-    if _is_local(path):
-        return path.read_bytes()
-    return s3_call(path.read_bytes, f"read {path}")  # type: ignore[no-any-return]
-
-
-def atomic_write(path: UPath, data: bytes) -> None:
-    """Write ``data`` to ``path`` all-or-nothing (local temp + os.replace; S3 one PUT)."""
-    if _is_local(path):
-        target = Path(path.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    else:
-        s3_call(lambda: path.fs.pipe_file(path.path, data), f"write {path}")
-
-
-def safe_name(key: str) -> str:
-    """A tile key as a file name (``:`` and ``/`` -> ``_``)."""
-    return key.replace(":", "_").replace("/", "_")
 
 
 def read_gdf(data: bytes) -> gpd.GeoDataFrame:

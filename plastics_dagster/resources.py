@@ -8,6 +8,8 @@ variable                   meaning
 PLASTICS_STORE             output store: a folder or ``s3://bucket/prefix`` [``./.plastics/store``]
 PLASTICS_IMAGERY           imagery source: ``synthetic`` | ``local`` | ``stac`` | ``earthone`` [synthetic]
 PLASTICS_IMAGERY_PATH      folder of GeoTIFFs for ``local``; STAC API URL for ``stac`` [unset]
+PLASTICS_STAC_COLLECTION   STAC collection: ``sentinel-2-l1c`` or ``sentinel-2-l2a`` (L2A: a
+                           distribution shift for the L1C-trained models) [sentinel-2-l1c]
 PLASTICS_MODEL_STORE       model folder, ``s3://`` or ``https://`` location [``../shared/models``]
 PLASTICS_CACHE             cache root; remote models go to ``<it>/models`` [``~/.cache/plastics``]
 PLASTICS_GEOCODER          ``offline`` | ``nominatim`` | ``fixture`` [offline]
@@ -15,6 +17,7 @@ PLASTICS_GEOCODER_CACHE    on-disk cache folder for Nominatim answers [``.cache/
 PLASTICS_GEOCODER_FIXTURE  JSON file of canned answers for ``fixture`` [unset]
 PLASTICS_GEOCODER_EMAIL    contact in the Nominatim User-Agent [unset]
 PLASTICS_EXECUTOR          ``in_process`` | ``multiprocess`` executor of ``detect_job`` [in_process]
+PLASTICS_BACKEND           where tiles run: ``local`` | ``earthone`` (:mod:`plastics_dagster.backend`) [local]
 PLASTICS_ROI_DIR           folder or ``s3://`` prefix watched by ``roi_sensor`` [``./rois``]
 PLASTICS_SHARED            the shared data folder (default ROI ``test_patch``) [``../shared``]
 AWS_ENDPOINT_URL           S3 API endpoint for ``s3://`` stores (e.g. a local S3 server)
@@ -32,10 +35,11 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from plastics_core.errors import ImageryError, ParameterError
+from plastics_core.errors import ParameterError
+from plastics_core.imagery.factory import IMAGERY_KINDS as IMAGERY_KINDS
+from plastics_core.imagery.factory import tpa_planted_sites as tpa_planted_sites
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-IMAGERY_KINDS = ("synthetic", "local", "stac", "earthone")
 GEOCODER_KINDS = ("offline", "nominatim", "fixture")
 
 
@@ -52,33 +56,22 @@ def default_model_store() -> str:
     return os.environ.get("PLASTICS_MODEL_STORE", str(shared_dir() / "models"))
 
 
-def tpa_planted_sites(path: Path | None = None) -> list[Any]:
-    """The known Bali landfills (``gpw/tpa_polygons.geojson``, e.g. TPA Temesi) as planted sites."""
-    import json
-
-    from shapely.geometry import shape
-
-    from plastics_core.synthetic import PlantedSite
-
-    path = path or shared_dir() / "data" / "gpw" / "tpa_polygons.geojson"
-    if not path.exists():
-        raise ImageryError(f"{path} not found: set PLASTICS_SHARED to the shared data folder")
-    features = json.loads(path.read_text())["features"]
-    return [PlantedSite(str(f["properties"]["Name"]), shape(f["geometry"])) for f in features]
-
-
 class ImagerySourceResource(ConfigurableResource):
     """Which imagery source the run reads (``kind``) and where (``path``: folder or STAC URL)."""
 
     kind: str = Field(default="synthetic", description="synthetic | local | stac | earthone")
     path: str | None = Field(default=None, description="GeoTIFF folder (local) or STAC API URL (stac)")
+    collection: str = Field(default="sentinel-2-l1c",
+                            description="stac only: sentinel-2-l1c, or sentinel-2-l2a (Planetary Computer preset "
+                                        "when the URL is Planetary Computer's or unset; a distribution shift)")
     seed: int = Field(default=0, description="synthetic only: the world's random seed")
     plant_tpa: bool = Field(default=True, description="synthetic only: plant the 10 known Bali TPA landfills")
 
     @classmethod
     def from_env(cls) -> ImagerySourceResource:
         return cls(kind=os.environ.get("PLASTICS_IMAGERY", "synthetic"),
-                   path=os.environ.get("PLASTICS_IMAGERY_PATH"))
+                   path=os.environ.get("PLASTICS_IMAGERY_PATH"),
+                   collection=os.environ.get("PLASTICS_STAC_COLLECTION", "sentinel-2-l1c"))
 
     def source_name(self) -> str:
         """The name recorded in manifests and run hashes (no credentials, ever)."""
@@ -88,29 +81,20 @@ class ImagerySourceResource(ConfigurableResource):
             return ":".join(["synthetic", *extra])
         from plastics_core.imagery.retry import redact  # drops user:password@ and ?query tokens
 
-        return self.kind if not self.path else f"{self.kind}:{redact(self.path)}"
+        name = self.kind if not self.path else f"{self.kind}:{redact(self.path)}"
+        return name if self.kind != "stac" or self.collection == "sentinel-2-l1c" else f"{name}#{self.collection}"
 
     def get_source(self) -> Any:
         """Construct the :class:`plastics_core.imagery.ImagerySource` (lazily, by kind)."""
-        if self.kind == "synthetic":
-            from plastics_core.imagery.synthetic import SyntheticSource
+        from plastics_core.imagery.factory import make_source
 
-            return SyntheticSource(sites=tpa_planted_sites() if self.plant_tpa else (), seed=self.seed)
-        if self.kind == "local":
-            if not self.path:
-                raise ImageryError("imagery kind 'local' needs a folder: set PLASTICS_IMAGERY_PATH or --imagery local:DIR")
-            from plastics_core.imagery.local import LocalGeoTIFFSource
+        return make_source(self.kind, self.path, self.seed, self.plant_tpa, self.collection)
 
-            return LocalGeoTIFFSource(self.path)
-        if self.kind == "stac":
-            from plastics_core.imagery.stac import StacSource
-
-            return StacSource(url=self.path) if self.path else StacSource()
-        if self.kind == "earthone":
-            from plastics_core.imagery.earthone import EarthOneSource  # credentials from the environment
-
-            return EarthOneSource()
-        raise ImageryError(f"unknown imagery kind {self.kind!r}: use one of {', '.join(IMAGERY_KINDS)}")
+    def spec(self) -> dict[str, Any]:
+        """The JSON spec :func:`plastics_core.imagery.factory.make_source` rebuilds this source from
+        (what a remote tile job receives)."""
+        return {"kind": self.kind, "path": self.path, "seed": self.seed, "plant_tpa": self.plant_tpa,
+                "collection": self.collection}
 
 
 class ModelStoreResource(ConfigurableResource):

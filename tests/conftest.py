@@ -28,3 +28,20 @@ def models_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def gpw_dir(shared_dir: Path) -> Path:
     return shared_dir / "data" / "gpw"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> tuple[object, Path]:
+    """`plastics demo` run once per session as a subprocess: (CompletedProcess, its folder).
+
+    Shared by the CLI test (what it prints) and the browser test (its preview HTML).
+    """
+    import subprocess
+    import sys
+
+    tmp = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp / "home"), "PLASTICS_STORE": str(tmp / "store"),
+           "PLASTICS_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, "-m", "plastics_dagster.cli", "demo"], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=tmp)
+    return proc, tmp

@@ -65,7 +65,7 @@ def test_atomic_write_keeps_previous_on_failure(tmp_path: Path, monkeypatch: pyt
     def boom(_: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("plastics_dagster.io_manager.os.fsync", boom)
+    monkeypatch.setattr("plastics_core.store.os.fsync", boom)  # the writer io_manager re-exports
     with pytest.raises(OSError):
         atomic_write(target, b"new")
     assert Path(target.path).read_bytes() == b"old"

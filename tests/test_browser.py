@@ -110,3 +110,27 @@ def test_screenshot(preview_file: Path) -> None:
     assert img.size == (1280, 900)
     colours = img.resize((64, 64)).getcolors(64 * 64)
     assert colours is not None and len(colours) > 20, "screenshot is blank"
+
+
+@pytest.mark.slow
+def test_demo_preview_renders_its_candidates(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """The preview the demo wrote (real models, real graph) renders offline with one marker per candidate."""
+    proc, tmp = demo_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = re.search(r"^\s+preview\s+(\S+\.html)\s*$", proc.stdout, re.M)
+    assert found, proc.stdout
+    page = Path(found.group(1))
+    assert page.is_file()
+    n_candidates = int(re.search(r"^candidates\s+(\d+)", proc.stdout, re.M).group(1))  # type: ignore[union-attr]
+    assert n_candidates >= 1
+    exe = _chromium()
+    dom_run = _run([exe, *FLAGS, f"--user-data-dir={tmp / 'profile-demo'}", "--dump-dom", page.as_uri()], tmp)
+    dom = dom_run.stdout
+    assert re.search(r'class="[^"]*leaflet-container', dom), "Leaflet did not initialise the demo map"
+    markers = re.findall(r'<div class="leaflet-marker-icon plastics-candidate[^"]*"', dom)
+    assert len(markers) == n_candidates
+    assert re.search(r'<img[^>]+class="[^"]*leaflet-image-layer', dom), "heatmap overlay missing"
+    shot = tmp / "demo-preview.png"
+    _run([exe, *FLAGS, f"--user-data-dir={tmp / 'profile-demo-shot'}", "--window-size=1280,900",
+          f"--screenshot={shot}", page.as_uri()], tmp)
+    assert shot.is_file() and Image.open(shot).size == (1280, 900)

@@ -7,10 +7,8 @@ Everything runs the real code paths: click's CliRunner for the fast commands, a 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -51,7 +49,7 @@ def all_command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[
 
 def test_every_command_has_help() -> None:
     paths = all_command_paths(cli)
-    expected = {("demo",), ("run",), ("roi", "add"), ("roi", "list"), ("blobs",), ("candidates",),
+    expected = {("demo",), ("run",), ("sites",), ("roi", "add"), ("roi", "list"), ("blobs",), ("candidates",),
                 ("models", "list"), ("models", "pull"), ("models", "verify")}
     assert expected <= set(paths)
     for path in paths:
@@ -81,6 +79,7 @@ def _user_error(result: Result, needle: str) -> None:
         (("run", "--roi", "never-added", "--window", "2021-01-01"), "plastics roi add"),
         (("run", "--window", "2021-01-01", "--preset", "extreme"), "--preset"),
         (("run", "--window", "2021-01-01", "--param", "nosuch=1"), "KEY=VALUE"),
+        (("run", "--window", "2021-01-01", "--param", "tilesize=abc"), "tilesize='abc'"),
         (("candidates", "--blobs", "{et}/" + EAST_TIMOR_BLOBS, "--patches", "{et}/" + EAST_TIMOR_PATCHES,
           "--patch-threshold", "1.5", "-o", "{tmp}/c.geojson"), "patch_threshold"),
         (("blobs", "{tmp}/missing.tif", "-o", "{tmp}/b.geojson"), "does not exist"),
@@ -179,11 +178,8 @@ def test_checksum_mismatch_is_a_user_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_finds_tpa_temesi(tmp_path: Path) -> None:
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PLASTICS_STORE": str(tmp_path / "store"),
-           "PLASTICS_PROGRESS": "0"}
-    proc = subprocess.run([sys.executable, "-m", "plastics_dagster.cli", "demo"], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=tmp_path)
+def test_demo_finds_tpa_temesi(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    proc, tmp_path = demo_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     match = re.search(r"found TPA Temesi: nearest candidate (\d+) m away", proc.stdout)

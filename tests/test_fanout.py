@@ -1,4 +1,5 @@
-"""Per-tile fan-out: ``descartes_run`` is a graph (plan_tiles -> DynamicOut -> infer_tile -> collect).
+"""Per-tile fan-out: ``descartes_run`` is a graph (plan_tiles -> DynamicOut -> infer_tile -> collect;
+submit_tiles feeds infer_tile the EarthOne jobs, a no-op on the default local backend).
 
 A synthetic 4-tile partition (64 px tiles) is materialized in-process; each tile's outputs equal
 :func:`plastics_core.pipeline.run_tile` on that tile, and a second run with the same run hash
@@ -47,7 +48,7 @@ def test_graph_shape_and_gpu_op() -> None:
     from plastics_dagster.fanout import INFER_TILE_TAGS, descartes_run, infer_tile, mapping_key
 
     graph: Any = descartes_run.node_def
-    assert {n.name for n in graph.nodes} == {"plan_tiles", "infer_tile", "collect_tiles"}
+    assert {n.name for n in graph.nodes} == {"plan_tiles", "submit_tiles", "infer_tile", "collect_tiles"}
     assert descartes_run.keys == {AssetKey("descartes_run")}
     assert infer_tile.pool == "gpu" and infer_tile.tags["dagster-celery/queue"] == "gpu"
     assert json.loads(infer_tile.tags["dagster-k8s/config"]) == INFER_TILE_TAGS["dagster-k8s/config"]

@@ -278,3 +278,20 @@ def test_presets() -> None:
     assert default.config.requester_pays and default._gdal_env()["AWS_REQUEST_PAYER"] == "requester"
     pc = planetary_computer_l2a()
     assert pc.collection == "sentinel-2-l2a" and pc.scl_asset == "SCL" and pc.cirrus_key is None
+
+
+def test_collection_choice_from_resource_config() -> None:
+    from plastics_core.errors import ParameterError
+    from plastics_core.imagery.stac import PLANETARY_COMPUTER, stac_source
+    from plastics_dagster.resources import ImagerySourceResource
+
+    l1c = ImagerySourceResource(kind="stac").get_source()
+    assert l1c.config.collection == "sentinel-2-l1c" and l1c.config.requester_pays
+    pc = ImagerySourceResource(kind="stac", collection="sentinel-2-l2a").get_source()
+    assert pc.config.url == PLANETARY_COMPUTER and pc.config.scl_asset == "SCL"
+    es = stac_source("https://earth-search.aws.element84.com/v1", "sentinel-2-l2a")
+    assert es.config.collection == "sentinel-2-l2a" and es.config.scl_asset == "scl" and not es.config.requester_pays
+    assert ImagerySourceResource(kind="stac", collection="sentinel-2-l2a").source_name().endswith("#sentinel-2-l2a")
+    assert ImagerySourceResource(kind="stac").source_name() == "stac"  # the L1C default keeps old run hashes
+    with pytest.raises(ParameterError, match="unknown STAC collection"):
+        stac_source(None, "landsat-c2-l2")

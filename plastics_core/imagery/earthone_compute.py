@@ -9,6 +9,9 @@ per tile in :class:`TileRunResult.failures` instead of raising, so the caller ca
 reason and re-run only those tiles. ``fn`` must be a self-contained function (imports
 inside, no module globals) or a ``"package.module.function"`` string; its return value
 must be JSON-serializable (e.g. a GeoJSON dict or an S3 key of the written artifact).
+The steps are public for callers that split them across processes (the Dagster
+``descartes_run`` graph submits in one step and waits per tile in others):
+``function`` / ``attach(function_id)``, ``submit``, ``jobs({tile: job id})``, ``wait``, ``collect``.
 """
 
 from __future__ import annotations
@@ -91,6 +94,22 @@ class EarthOneBackend:
         if getattr(func, "namespace", None):  # lets Job.result find the result blob without Function.get
             self.clients.compute.set_namespace(func.id, func.namespace)
         return func
+
+    def attach(self, function_id: str) -> Any:
+        """The saved ``compute.Function`` ``function_id`` (e.g. created by another process)."""
+        lib, compute = self.clients.lib, self.clients.compute
+        func = retry_call(lambda: lib.compute.Function.get(function_id, client=compute),
+                          what=f"EarthOne get function {function_id}", policy=self.config.retry)
+        if getattr(func, "namespace", None):
+            compute.set_namespace(func.id, func.namespace)
+        return func
+
+    def jobs(self, job_ids: Mapping[str, str]) -> dict[str, Any]:
+        """{tile key: Job} for {tile key: job id} of jobs submitted earlier (any process)."""
+        lib, compute = self.clients.lib, self.clients.compute
+        return {key: retry_call(functools.partial(lib.compute.Job.get, jid, client=compute),
+                                what=f"EarthOne get job {key}", policy=self.config.retry)
+                for key, jid in job_ids.items()}
 
     def submit(self, func: Any, tile_keys: Sequence[str], **kwargs: Any) -> dict[str, Any]:
         """One job per tile key: ``fn(key, **kwargs)``. Returns {tile key: Job}."""

@@ -99,6 +99,23 @@ def planetary_computer_l2a(**overrides: Any) -> StacConfig:
     return replace(base, **overrides)
 
 
+def stac_source(url: str | None = None, collection: str = "sentinel-2-l1c") -> StacSource:
+    """The source for a catalog URL (default Earth Search v1) and collection.
+
+    ``sentinel-2-l2a`` at Planetary Computer (or with no URL) uses :func:`planetary_computer_l2a`
+    (hrefs unsigned: set ``href_modifier`` in code for signing); elsewhere L2A uses Earth Search's
+    L2A asset keys (same as L1C's) with its ``scl`` asset as the mask.
+    """
+    if collection == "sentinel-2-l1c":
+        return StacSource(url=url) if url else StacSource()
+    if collection == "sentinel-2-l2a":
+        if url is None or url.rstrip("/") == PLANETARY_COMPUTER:
+            return StacSource(planetary_computer_l2a())
+        return StacSource(url=url, collection=collection, cirrus_key=None, scl_asset="scl",
+                          cloud_mask=CloudMaskConfig(method="none"), requester_pays=False)
+    raise ParameterError(f"unknown STAC collection {collection!r}: use sentinel-2-l1c or sentinel-2-l2a")
+
+
 class StacSource:
     """ImagerySource over a STAC API; see the module docstring for the exact behaviour."""
 

@@ -1,8 +1,9 @@
 """Detection group: ``descartes_run`` (tiled model run) -> ``heatmaps``, ``patch_geojson``.
 
 ``descartes_run`` is the graph-backed asset of :mod:`plastics_dagster.fanout`: plan tiles ->
-one ``infer_tile`` GPU step per tile (:func:`infer_tile_outputs`, files written per tile under
-the run-hash folder) -> the manifest. Its value (:class:`~plastics_dagster.io_manager.DescartesRun`)
+one ``infer_tile`` GPU step per tile (:func:`plastics_core.remote.compute_tile`, files written per
+tile under the run-hash folder; or one EarthOne job per tile with ``PLASTICS_BACKEND=earthone``)
+-> the manifest. Its value (:class:`~plastics_dagster.io_manager.DescartesRun`)
 is the manifest; the IO manager reads every tile's heatmap and patch scores back for downstream.
 """
 
@@ -40,7 +41,8 @@ class TileOutputs:
 
 
 def infer_tile_outputs(tile: Any, source: Any, models: Any, params: DetectionParams, window: dt.date) -> TileOutputs:
-    """Everything the models compute for one tile and window (the future ``infer_tile`` op)."""
+    """Everything the models compute for one tile and window, in memory (``infer_tile`` writes
+    files through :func:`plastics_core.remote.compute_tile` instead)."""
     from plastics_core import pipeline
 
     start = time.perf_counter()
@@ -52,13 +54,9 @@ def infer_tile_outputs(tile: Any, source: Any, models: Any, params: DetectionPar
 
 def to_detect_params(params: DetectionParams) -> Any:
     """The resolved parameters as :class:`plastics_core.pipeline.DetectParams`."""
-    import dataclasses
+    from plastics_core.remote import detect_params
 
-    from plastics_core import pipeline
-
-    values = params.resolved()
-    names = {f.name for f in dataclasses.fields(pipeline.DetectParams)}
-    return pipeline.DetectParams(**{k: v for k, v in values.items() if k in names and v is not None})
+    return detect_params(params.resolved())
 
 
 def plan(roi_geom: Any, params: DetectionParams) -> list[Any]:

@@ -10,6 +10,7 @@ Commands (each has ``--help``)::
 
     plastics demo                      whole graph on the embedded default (synthetic TPA Temesi)
     plastics run --roi NAME --window YYYY-MM-DD [--imagery ...] [--store ...] [--preset ...]
+    plastics sites --roi NAME [--store ...] [--preset ...] [--param K=V] [--run-hash H] [--csv|--json]
     plastics roi add NAME FILE.geojson | roi list | roi split NAME FILE.geojson --cell DEG
     plastics blobs HEATMAP.tif -o OUT.geojson [thresholds]
     plastics candidates --blobs B.geojson --patches P.geojson --patch-threshold T -o OUT.geojson
@@ -22,6 +23,7 @@ from plastics_dagster.cli._base import PlasticsGroup
 from plastics_dagster.cli.models import models
 from plastics_dagster.cli.roi import roi
 from plastics_dagster.cli.run import demo, run
+from plastics_dagster.cli.sites import sites
 from plastics_dagster.cli.stages import blobs, candidates
 
 __all__ = ["cli", "main"]
@@ -35,7 +37,7 @@ cli = PlasticsGroup(
     ),
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-for _command in (demo, run, roi, blobs, candidates, models):
+for _command in (demo, run, sites, roi, blobs, candidates, models):
     cli.add_command(_command)
 
 #: the console-script entry point (a click Group whose ``main`` maps user errors to exit 2).

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from plastics_core.errors import ParameterError
 from plastics_dagster.cli._base import echo_kv
 from plastics_dagster.cli._instance import open_instance, store_location
 from plastics_dagster.cli._progress import dagster_progress
@@ -67,7 +68,22 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
             raise click.BadParameter(f"{pair!r}: use KEY=VALUE with KEY one of {', '.join(sorted(fields))}",
                                      param_hint="--param")
         out[key] = yaml.safe_load(value) if value.strip() else None
+    detection_params(out)
     return out
+
+
+def detection_params(overrides: dict[str, Any]) -> Any:
+    """``DetectionParams(**overrides)``; a value of the wrong type is one ParameterError line."""
+    from pydantic import ValidationError
+
+    from plastics_dagster.config import DetectionParams
+
+    try:
+        return DetectionParams(**overrides)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ParameterError(f"--param {where}={first.get('input')!r}: {first['msg']}") from None
 
 
 def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None, imagery: str | None,

@@ -1,0 +1,100 @@
+"""One tile -> its files in the store: the job the ``descartes_run`` backends run, without Dagster.
+
+:func:`compute_tile` runs :func:`plastics_core.pipeline.run_tile` for one tile and writes the
+tile's heatmap COG, kept patches and JSON summary (:mod:`plastics_core.store` layout, atomic
+writes, summary last). The in-process ``infer_tile`` step calls it directly; the ``earthone``
+backend submits :func:`infer_tile_remote` (:data:`REMOTE_FUNCTION`) as one EarthOne compute job
+per tile, which rebuilds the tile, imagery source and model store from JSON arguments and calls
+the same :func:`compute_tile` - so both backends write identical tile files for the same tile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import time
+from typing import Any
+
+from upath import UPath
+
+from plastics_core.errors import ModelError
+
+#: The EarthOne compute function (``compute.Function`` accepts a ``"module.function"`` name).
+REMOTE_FUNCTION = "plastics_core.remote.infer_tile_remote"
+#: Distributions the tile job imports on a worker (pinned from this package's own requirements).
+REMOTE_PACKAGES = ("numpy", "scipy", "affine", "rasterio", "pyproj", "shapely", "geopandas", "scikit-image", "h3",
+                   "earthdaily-earthone", "tensorflow-cpu", "tensorflow", "keras", "h5py", "universal-pathlib",
+                   "s3fs", "s2cloudless", "threadpoolctl", "requests")
+
+
+def detect_params(values: dict[str, Any]) -> Any:
+    """Resolved run parameters (``DetectionParams.resolved()``) as :class:`pipeline.DetectParams`
+    (unknown keys and ``None`` values are left to the defaults)."""
+    from plastics_core.pipeline import DetectParams
+
+    names = {f.name for f in dataclasses.fields(DetectParams)}
+    return DetectParams(**{k: v for k, v in values.items() if k in names and v is not None})
+
+
+def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: dt.date, folder: UPath) -> dict[str, Any]:
+    """Run one tile and write its files into ``folder`` (heatmap, patches, then the summary).
+
+    Returns the summary ``{key, scene_ids, empty_reason, seconds, timings}`` (what the summary
+    file holds)."""
+    from plastics_core.outputs import cog_bytes, geojson_bytes, json_bytes
+    from plastics_core.pipeline import run_tile
+    from plastics_core.store import atomic_write, tile_files
+    from plastics_core.tiles import tile_from_key
+
+    start = time.perf_counter()
+    result = run_tile(tile_from_key(tile_key), source, models, params, window)
+    seconds = time.perf_counter() - start
+    files = tile_files(folder, tile_key)
+    atomic_write(files["heatmap"], cog_bytes(result.heatmap))
+    atomic_write(files["patches"], geojson_bytes(result.patches))
+    summary = {"key": tile_key, "scene_ids": sorted(str(s) for s in result.scene_ids),
+               "empty_reason": result.empty_reason, "seconds": round(seconds, 3),
+               "timings": {k: round(v, 3) for k, v in result.timings.items()}}
+    atomic_write(files["summary"], json_bytes(summary))
+    return summary
+
+
+def infer_tile_remote(tile_key: str, window: str, params: dict[str, Any], store: str, imagery: dict[str, Any],
+                      roi: str, run_hash: str, model_store: str = "") -> dict[str, Any]:
+    """One EarthOne compute job: tile ``tile_key`` of (``roi``, ``window``) into
+    ``<store>/descartes_run/<roi>/<window>/<run_hash>/`` and its summary as the job result.
+
+    ``params``: resolved run parameters; ``store``: folder or ``s3://`` URL the worker can write
+    (S3 credentials / endpoint from the worker's environment); ``imagery``: a
+    :func:`plastics_core.imagery.factory.make_source` spec (``earthone`` on EarthOne workers);
+    ``model_store``: folder, ``s3://`` or ``https://`` location ('' = ``$PLASTICS_MODEL_STORE``).
+    A tile whose summary exists (a re-run job) is not recomputed: its stored summary is returned.
+    All arguments and the result are JSON; no credentials pass through them."""
+    from plastics_core.imagery.factory import make_source
+    from plastics_core.models.store import ModelStore
+    from plastics_core.store import read_bytes, run_folder, store_path, tile_files
+
+    folder = run_folder(store_path(store), roi, window, run_hash)
+    marker = tile_files(folder, tile_key)["summary"]
+    if marker.exists():
+        return dict(json.loads(read_bytes(marker)))
+    location = model_store or os.environ.get("PLASTICS_MODEL_STORE", "")
+    if not location:
+        raise ModelError("no model store for the remote tile job: pass model_store or set PLASTICS_MODEL_STORE")
+    return compute_tile(tile_key, make_source(**imagery), ModelStore(location), detect_params(params),
+                        dt.date.fromisoformat(window), folder)
+
+
+def remote_requirements() -> list[str]:
+    """Pinned requirements of the tile job (:data:`REMOTE_PACKAGES` from this package's metadata)."""
+    import importlib.metadata
+    import re
+
+    try:
+        reqs = importlib.metadata.requires("plastics") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    wanted = {p.lower() for p in REMOTE_PACKAGES}
+    return [r for r in reqs if "extra ==" not in r and re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() in wanted]
