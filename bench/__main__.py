@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] done in {results[name]['section_seconds']:.1f} s", file=sys.stderr)
     results["machine"]["loadavg_after"] = machine()["loadavg_1_5_15"]
     m = results["machine"]
-    print(f"machine: {m['cpu_model']} x{m['cpu_count']}; TensorFlow device {m['tensorflow_device']} "
-          f"{', '.join(m['gpus'])}; matmul {m['matmul_gflops']:.0f} GFLOP/s")
+    gpus = f" ({', '.join(m['gpus'])})" if m["gpus"] else ""
+    print(f"machine: {m['cpu_model']} x{m['cpu_count']}; TensorFlow device {m['tensorflow_device']}{gpus}; "
+          f"matmul {m['matmul_gflops']:.0f} GFLOP/s")
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
