@@ -18,7 +18,8 @@ from plastics_core.imagery import ImagerySource
 from plastics_core.imagery.cloudmask import CloudMaskConfig
 from plastics_core.imagery.local import LocalGeoTIFFSource, scene_date
 from plastics_core.periods import Period
-from plastics_core.tiles import Tile, plan_tiles
+from plastics_core.tiles import Tile
+from tests._grid import largest_overlap_tile, source_pixels_under
 
 SUMMER = Period(dt.date(2015, 7, 1), dt.date(2015, 10, 1))
 
@@ -35,16 +36,11 @@ def slovenia(shared_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def tile(slovenia: dict[str, Any]) -> Tile:
-    tiles = plan_tiles(slovenia["lonlat"], tilesize=128, pad=8)
-    return max(tiles, key=lambda t: t.geometry_4326.intersection(slovenia["lonlat"]).area)
+    return largest_overlap_tile(slovenia["lonlat"])
 
 
 def _nearest(slovenia: dict[str, Any], tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows, cols = np.mgrid[0 : tile.shape[0], 0 : tile.shape[1]]
-    t, s = tile.transform, ~slovenia["transform"]
-    xs, ys = t.a * (cols + 0.5) + t.c, t.e * (rows + 0.5) + t.f
-    c, r = np.floor(s.a * xs + s.c).astype(int), np.floor(s.e * ys + s.f).astype(int)
-    return r, c, (c >= 0) & (c < 100) & (r >= 0) & (r < 101)
+    return source_pixels_under(tile, slovenia["transform"], (101, 100))
 
 
 def test_naming_rule() -> None:

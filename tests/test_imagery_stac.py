@@ -29,7 +29,8 @@ from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, 
 from plastics_core.imagery.retry import RetryBudgetExceeded, RetryPolicy, is_transient, redact, retry_call
 from plastics_core.imagery.stac import StacConfig, StacSource, planetary_computer_l2a
 from plastics_core.periods import Period
-from plastics_core.tiles import Tile, plan_tiles
+from plastics_core.tiles import Tile
+from tests._grid import largest_overlap_tile, source_pixels_under
 
 FAST = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
 KEYS = ("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3",
@@ -153,18 +154,12 @@ def server(items: list[dict[str, Any]], shared_dir: Path) -> Iterator[_Stac]:
 @pytest.fixture(scope="module")
 def tile(fixture: dict[str, Any]) -> Tile:
     """The 128+2x8 px DLTile holding most of the fixture footprint."""
-    tiles = plan_tiles(fixture["lonlat"], tilesize=128, pad=8)
-    return max(tiles, key=lambda t: t.geometry_4326.intersection(fixture["lonlat"]).area)
+    return largest_overlap_tile(fixture["lonlat"])
 
 
 def _expected(fixture: dict[str, Any], tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fixture (row, col) under each tile pixel centre (nearest neighbour), and inside-footprint flags."""
-    rows, cols = np.mgrid[0 : tile.shape[0], 0 : tile.shape[1]]
-    t, s = tile.transform, ~fixture["transform"]
-    xs, ys = t.a * (cols + 0.5) + t.b * (rows + 0.5) + t.c, t.d * (cols + 0.5) + t.e * (rows + 0.5) + t.f
-    c, r = s.a * xs + s.b * ys + s.c, s.d * xs + s.e * ys + s.f
-    c, r = np.floor(c).astype(int), np.floor(r).astype(int)
-    return r, c, (c >= 0) & (c < 100) & (r >= 0) & (r < 101)
+    return source_pixels_under(tile, fixture["transform"], (101, 100))
 
 
 def _source(server: _Stac, **kw: Any) -> StacSource:
