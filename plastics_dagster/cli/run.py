@@ -29,14 +29,23 @@ _STORE_HELP = "Output store: folder or s3://bucket/prefix [default: $PLASTICS_ST
 
 
 def known_sites() -> dict[str, tuple[float, float]]:
-    """Known landfills (name -> lon, lat) from ``<shared>/data/gpw/tpa_points.geojson``; {} if absent."""
+    """Known landfills (name -> lon, lat) from ``<shared>/data/gpw/tpa_points.geojson``, with the
+    centroid of the site's polygon in ``tpa_polygons.geojson`` where one exists (the synthetic
+    imagery plants the polygons; GPW's point for TPA Temesi lies ~180 m from its polygon)."""
+    from shapely.geometry import shape
+
     from plastics_dagster.resources import shared_dir
 
-    path = shared_dir() / "data" / "gpw" / "tpa_points.geojson"
-    if not path.is_file():
-        return {DEMO_SITE: DEMO_SITE_LONLAT}
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    return {str(f["properties"].get("Name")): tuple(f["geometry"]["coordinates"][:2]) for f in doc["features"]}
+    folder = shared_dir() / "data" / "gpw"
+    sites: dict[str, tuple[float, float]] = {}
+    for name, centroid in (("tpa_points.geojson", False), ("tpa_polygons.geojson", True)):
+        path = folder / name
+        if path.is_file():
+            for f in json.loads(path.read_text(encoding="utf-8"))["features"]:
+                geom = shape(f["geometry"])
+                point = geom.centroid if centroid else geom
+                sites[str(f["properties"].get("Name"))] = (float(point.x), float(point.y))
+    return sites or {DEMO_SITE: DEMO_SITE_LONLAT}
 
 
 def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
