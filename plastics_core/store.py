@@ -103,3 +103,12 @@ def tile_files(folder: UPath, tile_key: str) -> dict[str, UPath]:
     name = safe_name(tile_key)
     return {"heatmap": folder / f"{name}.tif", "patches": folder / f"{name}.patches.geojson",
             "summary": folder / f"{name}{TILE_SUMMARY_EXT}"}
+
+
+def tiles_done(folder: UPath, planned: list[str]) -> int:
+    """How many of the ``planned`` tile keys have their summary (written last) in ``folder``: one
+    listing, so it is cheap on S3 too. Progress for logs: ``tiles done k/n``."""
+    if not folder.exists():
+        return 0
+    names = {p.name for p in folder.iterdir()}
+    return sum(tile_files(folder, key)["summary"].name in names for key in planned)

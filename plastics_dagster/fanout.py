@@ -60,7 +60,7 @@ from dagster import (
 from upath import UPath
 
 from plastics_core.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
-from plastics_core.store import run_folder, tile_files
+from plastics_core.store import run_folder, tile_files, tiles_done
 from plastics_dagster.backend import BackendResource
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import DescartesRun
@@ -215,6 +215,9 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
         summary = compute_tile(tile_key, imagery.get_source(), models.get_store(), detect_params(params.resolved()),
                                dt.date.fromisoformat(window), folder)
         skipped = False
+    planned = planned_tiles(params, store, roi)
+    context.log.info(f"{roi} {window}: tiles done {tiles_done(folder, planned)}/{len(planned)} (last: {tile_key}, "
+                     f"{'skipped' if skipped else f'{time.perf_counter() - t0:.1f} s'})")
     who = worker_identity()
     device = "" if skipped else ("earthone" if on_earthone else _device())
     context.add_output_metadata({"tile": tile_key, "skipped": skipped, "worker": who["worker"],

@@ -106,3 +106,13 @@ def test_rerun_skips_existing_tiles(first: dict[str, Any]) -> None:
     assert fu.comparable_manifest(store) == before
     collect = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("descartes_run")]
     assert collect[0].materialization.metadata["tiles_skipped"].value == 4
+
+
+def test_progress_tiles_done_in_the_dagster_log(first: dict[str, Any]) -> None:
+    """Every tile step logs ``tiles done k/n``; in-process the counts run 1..4 in order."""
+    import re
+
+    records = first["instance"].all_logs(first["result"].run_id)
+    found = [re.search(r"tiles done (\d+)/(\d+)", r.user_message) for r in records]
+    counts = [(int(m.group(1)), int(m.group(2))) for m in found if m]
+    assert counts == [(1, 4), (2, 4), (3, 4), (4, 4)], counts
