@@ -17,6 +17,7 @@ import base64
 import html
 import io
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -233,6 +234,22 @@ def _legend() -> str:
             f'justify-content: space-between"><span>0</span><span>0.5</span><span>1</span></div></div>')
 
 
+_FOLIUM_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_([0-9a-f]{32})(?![0-9a-f])")
+
+
+def stable_ids(page: str) -> str:
+    """Replace folium's random element ids (``<kind>_<32 hex>``) with ``<kind>_<n>`` numbered in
+    order of first appearance, so the same inputs give a byte-identical page."""
+    numbers: dict[str, str] = {}
+
+    def number(match: re.Match[str]) -> str:
+        uid = match.group(2)
+        numbers.setdefault(uid, f"{len(numbers):04d}")
+        return f"{match.group(1)}_{numbers[uid]}"
+
+    return _FOLIUM_ID.sub(number, page)
+
+
 def build_preview_html(roi_geom: BaseGeometry | None, heatmap_median: Raster | Sequence[Raster] | None,
                        blobs: gpd.GeoDataFrame | None, candidates: gpd.GeoDataFrame | None,
                        contours: gpd.GeoDataFrame | None, enriched: gpd.GeoDataFrame | None,
@@ -280,6 +297,7 @@ def build_preview_html(roi_geom: BaseGeometry | None, heatmap_median: Raster | S
                                                + _legend()))
     page = fig.render()
     page = page.replace("</body>", table_html(rows, m.get_name()) + _MOVE_JS + "</body>", 1)
+    page = stable_ids(page)
     leaks = external_resources(page)
     if leaks:
         raise PlasticsError(f"preview HTML would load {leaks[0]!r} over the network; report this as a bug")

@@ -154,3 +154,14 @@ def test_heatmap_overlay_of_adjacent_tiles_has_no_gap() -> None:
     alpha = img[..., 3]
     assert (alpha[2:-2, 2:-2] > 0).mean() > 0.9, "tiles leave holes in the merged overlay"
     assert (alpha > 200).sum() >= 2 * 20, "both planted sites are hot"
+
+
+def test_same_inputs_give_a_byte_identical_page() -> None:
+    """folium's random element ids are renumbered in order of appearance (stable_ids)."""
+    from tests import _preview_data as pd_
+
+    pages = [build_preview_html(pd_.roi(), pd_.heatmap(), pd_.blobs(), pd_.candidates(), pd_.contours(),
+                                pd_.enriched(), "same") for _ in range(2)]
+    assert pages[0] == pages[1]
+    assert not re.search(r"_[0-9a-f]{32}(?![0-9a-f])", pages[0])
+    assert "circle_marker_0" in pages[0]
