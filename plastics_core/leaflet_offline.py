@@ -110,3 +110,19 @@ _EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*
 def external_resources(html: str) -> list[str]:
     """Tags in ``html`` that would load something over the network when the page opens."""
     return [m.group(0) for m in _EXTERNAL.finditer(html)]
+
+
+_FOLIUM_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_([0-9a-f]{32})(?![0-9a-f])")
+
+
+def stable_ids(page: str) -> str:
+    """Replace folium's random element ids (``<kind>_<32 hex>``) with ``<kind>_<n>`` numbered in
+    order of first appearance, so the same inputs give a byte-identical page."""
+    numbers: dict[str, str] = {}
+
+    def number(match: re.Match[str]) -> str:
+        uid = match.group(2)
+        numbers.setdefault(uid, f"{len(numbers):04d}")
+        return f"{match.group(1)}_{numbers[uid]}"
+
+    return _FOLIUM_ID.sub(number, page)

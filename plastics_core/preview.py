@@ -17,7 +17,6 @@ import base64
 import html
 import io
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +32,7 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from plastics_core.errors import PlasticsError
-from plastics_core.leaflet_offline import external_resources, inline_tags, load_leaflet
+from plastics_core.leaflet_offline import external_resources, inline_tags, load_leaflet, stable_ids
 from plastics_core.preview_table import SiteRow, table_html
 from plastics_core.raster import Raster
 
@@ -232,22 +231,6 @@ def _legend() -> str:
     return (f'<div class="plastics-legend">waste probability (median)<div class="bar" '
             f'style="background: linear-gradient(to right, {ramp})"></div><div style="display: flex; '
             f'justify-content: space-between"><span>0</span><span>0.5</span><span>1</span></div></div>')
-
-
-_FOLIUM_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_([0-9a-f]{32})(?![0-9a-f])")
-
-
-def stable_ids(page: str) -> str:
-    """Replace folium's random element ids (``<kind>_<32 hex>``) with ``<kind>_<n>`` numbered in
-    order of first appearance, so the same inputs give a byte-identical page."""
-    numbers: dict[str, str] = {}
-
-    def number(match: re.Match[str]) -> str:
-        uid = match.group(2)
-        numbers.setdefault(uid, f"{len(numbers):04d}")
-        return f"{match.group(1)}_{numbers[uid]}"
-
-    return _FOLIUM_ID.sub(number, page)
 
 
 def build_preview_html(roi_geom: BaseGeometry | None, heatmap_median: Raster | Sequence[Raster] | None,
