@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["loadavg_after"] = machine()["loadavg_1_5_15"]
     m = results["machine"]
     gpus = f" ({', '.join(m['gpus'])})" if m["gpus"] else ""
-    print(f"machine: {m['cpu_model']} x{m['cpu_count']}; TensorFlow device {m['tensorflow_device']}{gpus}; "
+    print(f"machine: {m['cpu_model']} x{m['cpu_count']}; Keras backend {m['keras_backend']} on "
+          f"{m['tensorflow_device']}{gpus}; "
           f"matmul {m['matmul_gflops']:.0f} GFLOP/s")
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)

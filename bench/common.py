@@ -75,7 +75,7 @@ def machine() -> dict[str, Any]:
 
 
 def devices() -> dict[str, Any]:
-    """The CPU model and TensorFlow's devices (GPU names when present; memory growth on)."""
+    """The CPU model, the Keras backend and its device (GPU names from nvidia-smi when present)."""
     import platform
 
     cpu = platform.processor() or platform.machine()
@@ -89,11 +89,16 @@ def devices() -> dict[str, Any]:
     tf_device = configure_devices()
     gpus: list[str] = []
     if tf_device.startswith("GPU"):
-        import tensorflow as tf
+        import subprocess
 
-        gpus = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                for g in tf.config.list_physical_devices("GPU")]
-    return {"cpu_model": cpu, "tensorflow_device": tf_device, "gpus": gpus}
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+            gpus = [ln.strip() for ln in out.splitlines() if ln.strip()]
+        except (OSError, subprocess.SubprocessError):
+            gpus = [tf_device]
+    return {"cpu_model": cpu, "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+            "tensorflow_device": tf_device, "gpus": gpus}
 
 
 def model_store() -> Any:

@@ -9,8 +9,30 @@ import numpy as np
 from bench.common import LAST_CPU, PIXEL_MODEL_FLOPS, best_time, matmul_gflops, model_store, pixels
 
 
+def _set_device(models: list[Any], device: str | None) -> None:
+    for m in models:
+        m.device = device
+
+
+def _gpu_row(case: str, fn: Any, models: list[Any], n: int, keras_rate: float, out_cpu: np.ndarray) -> list[dict[str, Any]]:
+    """On a machine whose Keras backend sees a GPU: the project's Keras-on-GPU path too (what
+    ``auto`` picks there), checked against the numpy output."""
+    from plastics_core.models.infer import use_keras_path
+
+    if not use_keras_path("auto"):
+        return []
+    _set_device(models, "keras")
+    fn()
+    t, out = best_time(fn, repeat=3)
+    _set_device(models, None)
+    diff = float(np.abs(np.asarray(out) - out_cpu).max())
+    return [{"case": f"{case} project path, Keras on GPU", "rate": n / t, "unit": "px/s",
+             "vs_keras": n / t / keras_rate, "max_abs_diff_vs_numpy": diff}]
+
+
 def run(n: int = 400_000, n_keras: int = 20_000) -> dict[str, Any]:
-    """Single default model: px/s both ways, ratio, fraction of the matmul roofline."""
+    """Single default model: px/s of keras predict (b32, b8192) and the project paths, ratio,
+    fraction of the CPU matmul roofline (numpy path)."""
     from plastics_core.models import DEFAULT_MODEL
     from plastics_core.models.infer import PixelClassifier, keras_predict
 
@@ -20,17 +42,23 @@ def run(n: int = 400_000, n_keras: int = 20_000) -> dict[str, Any]:
     keras_predict(ref, x[:64])
     t_k, ref_out = best_time(lambda: keras_predict(ref, x[:n_keras], batch_size=32), repeat=1)
     c_k = LAST_CPU[0]
+    keras_predict(ref, x[:8192], batch_size=8192)
+    t_kb, _ = best_time(lambda: keras_predict(ref, x, batch_size=8192), repeat=1)
+    _set_device([clf], "cpu")
     clf.predict(x[:4096])
     t_p, out = best_time(lambda: clf.predict(x), repeat=3)
     c_p = LAST_CPU[0]
+    _set_device([clf], None)
     gflops = matmul_gflops()
     ceiling = gflops * 1e9 / PIXEL_MODEL_FLOPS
     keras_rate, rate = n_keras / t_k, n / t_p
     return {
         "rows": [
             {"case": "pixel keras predict b32", "rate": keras_rate, "unit": "px/s", "per_cpu_s": n_keras / c_k},
-            {"case": "pixel project path", "rate": rate, "unit": "px/s", "vs_keras": rate / keras_rate,
+            {"case": "pixel keras predict b8192", "rate": n / t_kb, "unit": "px/s", "vs_keras": n / t_kb / keras_rate},
+            {"case": "pixel project path, numpy CPU", "rate": rate, "unit": "px/s", "vs_keras": rate / keras_rate,
              "roofline_fraction": rate / ceiling, "per_cpu_s": n / c_p},
+            *_gpu_row("pixel", lambda: clf.predict(x), [clf], n, keras_rate, out),
         ],
         "max_abs_diff": float(np.abs(out[:n_keras] - ref_out).max()),
         "matmul_gflops": gflops, "model_flops_per_px": PIXEL_MODEL_FLOPS,
@@ -50,9 +78,11 @@ def run_ensemble(n: int = 200_000, n_keras: int = 5_000) -> dict[str, Any]:
         keras_predict(r, x[:64])
     t_k, ref_out = best_time(lambda: np.stack([keras_predict(r, x[:n_keras], 32) for r in refs]), repeat=1)
     c_k = LAST_CPU[0]
+    _set_device(ens.members, "cpu")
     ens.predict(x[:4096])
     t_p, out = best_time(lambda: ens.predict(x), repeat=3)
     c_p = LAST_CPU[0]
+    _set_device(ens.members, None)
     keras_rate, rate = n_keras / t_k, n / t_p
     gflops = matmul_gflops()
     ceiling = gflops * 1e9 / (len(refs) * PIXEL_MODEL_FLOPS)
@@ -60,8 +90,9 @@ def run_ensemble(n: int = 200_000, n_keras: int = 5_000) -> dict[str, Any]:
         "rows": [
             {"case": f"ensemble x{len(refs)} keras predict b32", "rate": keras_rate, "unit": "px/s",
              "per_cpu_s": n_keras / c_k},
-            {"case": f"ensemble x{len(refs)} project path", "rate": rate, "unit": "px/s",
+            {"case": f"ensemble x{len(refs)} project path, numpy CPU", "rate": rate, "unit": "px/s",
              "vs_keras": rate / keras_rate, "roofline_fraction": rate / ceiling, "per_cpu_s": n / c_p},
+            *_gpu_row(f"ensemble x{len(refs)}", lambda: ens.predict(x), ens.members, n, keras_rate, out),
         ],
         "max_abs_diff": float(np.abs(out[:, :n_keras] - ref_out).max()), "matmul_gflops": gflops,
     }

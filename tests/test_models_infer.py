@@ -103,3 +103,27 @@ def test_patch_grid_blocks_and_numpy_features(store: ModelStore, monkeypatch: py
     xn = _normalize_channels_last(ref, img)
     assert clf.net is not None
     np.testing.assert_allclose(clf.net.grid(xn, whole.shape[0], whole.shape[1], clf.window), whole, atol=1e-5)
+
+
+def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accelerator path (direct Keras calls in large batches; what a GPU worker runs) forced on
+    the CPU: equal to keras predict and to the numpy path within 1e-5, for a model and the ensemble."""
+    from plastics_core.models.infer import configure_devices, use_keras_path
+
+    x = realistic_dn(np.random.default_rng(3), (70_000, 12, 2), band_axis=1)  # > one 65,536 batch
+    clf = PixelClassifier.from_ref(store.resolve(DEFAULT_MODEL))
+    assert use_keras_path() == configure_devices().startswith("GPU")  # auto: Keras on a GPU, else numpy
+    monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "cpu")
+    numpy_out = clf.predict(x)
+    monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "keras")
+    assert use_keras_path()
+    keras_out = clf.predict(x)
+    np.testing.assert_allclose(keras_out, numpy_out, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(keras_out[:3000], keras_predict(clf.ref, x[:3000], batch_size=1024), rtol=0, atol=1e-5)
+    ens = EnsembleClassifier.from_refs(store.resolve_ensemble(DEFAULT_ENSEMBLE))
+    via_keras = ens.predict(x[:5000])
+    monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "cpu")
+    np.testing.assert_allclose(via_keras, ens.predict(x[:5000]), rtol=0, atol=1e-5)
+    monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "tpu")
+    with pytest.raises(ModelError, match="PLASTICS_PIXEL_DEVICE"):
+        clf.predict(x[:10])

@@ -10,20 +10,19 @@ Fast exact paths (equal to ``keras.Model.predict`` within 1e-5):
   products in a transposed ``(features, pixels)`` layout (:mod:`.pixel_fast`): conv1 as one
   (160 x 24) matrix, conv2 as 8 shared (32 x 48) products on contiguous row slices, then the
   dense layers; softmax column 1 = ``sigmoid(z1 - z0)``. An ensemble shares one normalization
-  and one stacked conv1 product per chunk. Pixels go in chunks of 2048 over a thread pool
-  (threads = usable cores, ``$PLASTICS_THREADS`` overrides; BLAS limited to 1 thread meanwhile).
-- patch models: :meth:`PatchClassifier.predict` runs windows through a compiled
-  ``tf.function`` (fixed input signature, batches of 1024); :meth:`PatchClassifier.predict_grid`
-  runs the model's own conv/pool layers once over blocks of a whole composite (compiled, any
-  size) and reads every stride-8 window from the shared feature map (:mod:`.patch_fast`; exact,
-  because three valid 2x2 poolings keep stride-8 windows aligned to the pooled grids).
+  and one stacked conv1 product per chunk, in chunks of 2048 pixels on one thread per core.
+  Where the Keras backend sees a GPU they run as direct Keras calls in batches of 262,144 on it
+  instead (TF32 off; ``$PLASTICS_PIXEL_DEVICE`` = auto | cpu | keras, see :func:`use_keras_path`).
+- patch models: :meth:`PatchClassifier.predict` runs windows through a ``tf.function`` (fixed
+  signature, batches of 1024); :meth:`PatchClassifier.predict_grid` runs the conv/pool layers
+  once over blocks of a composite and reads every stride-8 window from the shared feature map
+  (:mod:`.patch_fast`; exact: three valid 2x2 poolings keep stride-8 windows aligned).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from contextlib import nullcontext
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +31,7 @@ import numpy as np
 from plastics_core.bands import BAND_NAMES, UNIT_NORM_MEAN, UNIT_NORM_STD, normalize
 from plastics_core.errors import ModelError
 from plastics_core.models.patch_fast import PatchNet
-from plastics_core.models.pixel_fast import PixelNet, run_chunked
+from plastics_core.models.pixel_fast import PixelNet, blas_single, check_pixels, run_chunked, usable_threads
 from plastics_core.models.store import ModelRef
 
 NB = len(BAND_NAMES)
@@ -44,15 +43,37 @@ def configure_devices() -> str:
     several worker processes can share a GPU instead of the first one taking all its memory),
     else the CPU. Returns ``"GPU:<n>"`` or ``"CPU"``. :func:`load_keras` calls it first."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return _other_backend_device(os.environ["KERAS_BACKEND"])
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
+    if gpus:  # exact float32 on Ampere+ GPUs too (TF32 would break the 1e-5 agreement)
+        tf.config.experimental.enable_tensor_float_32_execution(False)
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:  # devices already initialised in this process: growth cannot change now
             pass
     return f"GPU:{len(gpus)}" if gpus else "CPU"
+
+
+def _other_backend_device(backend: str) -> str:
+    """Device of a non-TensorFlow Keras backend (``KERAS_BACKEND=torch`` or ``jax``): only the
+    Keras reference path (:func:`keras_predict`) uses it; the fast paths are numpy either way."""
+    if backend == "torch":
+        import torch
+
+        n = torch.cuda.device_count()
+        torch.backends.cuda.matmul.allow_tf32 = False  # exact float32 (see above)
+        torch.backends.cudnn.allow_tf32 = False
+    elif backend == "jax":
+        import jax
+
+        n = len([d for d in jax.devices() if d.platform == "gpu"])
+    else:
+        n = 0
+    return f"GPU:{n}" if n else "CPU"
 
 
 @lru_cache(maxsize=16)
@@ -86,37 +107,41 @@ def keras_predict(ref: ModelRef, x: np.ndarray, batch_size: int = 32) -> np.ndar
     return np.asarray(out[:, 1], dtype=np.float32)
 
 
-def _threads() -> int:
-    """Worker threads = usable cores (``$PLASTICS_THREADS`` overrides)."""
-    env = os.environ.get("PLASTICS_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    affinity = getattr(os, "sched_getaffinity", None)
-    return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
+#: ``$PLASTICS_PIXEL_DEVICE``: ``auto`` (the Keras path when the backend sees a GPU, else numpy),
+#: ``cpu`` (always numpy), ``keras`` (always the Keras path, also on a CPU).
+PIXEL_DEVICES = ("auto", "cpu", "keras")
+#: Pixels per Keras call on the accelerator (``$PLASTICS_KERAS_BATCH``); ~3 KB of activations each.
+KERAS_BATCH = int(os.environ.get("PLASTICS_KERAS_BATCH", "262144"))
 
 
-def _blas_single() -> Any:
-    """Limit BLAS to one thread while our own pool runs chunks (if threadpoolctl exists)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return nullcontext()
-    return threadpool_limits(1, user_api="blas")
+def use_keras_path(device: str | None = None) -> bool:
+    """Whether pixel models run as Keras calls on the backend's device (see :data:`PIXEL_DEVICES`)."""
+    mode = device or os.environ.get("PLASTICS_PIXEL_DEVICE", "auto")
+    if mode not in PIXEL_DEVICES:
+        raise ModelError(f"PLASTICS_PIXEL_DEVICE={mode!r}: use one of {', '.join(PIXEL_DEVICES)}")
+    return mode == "keras" or (mode == "auto" and configure_devices().startswith("GPU"))
 
 
-def _check_pixels(x: np.ndarray, what: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 3 or x.shape[1:] != (NB, 2):
-        raise ModelError(f"{what} expects pixel input (n, {NB} bands, 2 dates) DN, got shape {x.shape}: "
-                         f"give the 12 L1C bands {','.join(BAND_NAMES)} for both composites")
-    return x
+def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int = KERAS_BATCH) -> np.ndarray:
+    """(n_models, n) class-1 probabilities of ``models`` (sharing one normalization) on normalized
+    inputs, by direct calls in large batches (no ``predict`` loop): on a GPU each batch is copied to
+    the device once and every model runs on it."""
+    import keras
+
+    out = np.empty((len(models), len(xn)), np.float32)
+    for s in range(0, len(xn), batch):
+        t = keras.ops.convert_to_tensor(xn[s:s + batch])
+        for i, model in enumerate(models):
+            out[i, s:s + batch] = keras.ops.convert_to_numpy(model(t, training=False)[:, 1])
+    return out
 
 
 class PixelClassifier:
     """One pixel spectrogram model; ``predict(x (n, 12, 2) DN float32) -> (n,) float32``."""
 
-    def __init__(self, ref: ModelRef, net: PixelNet, chunk: int = 2048):
-        self.ref, self.net, self.chunk = ref, net, chunk
+    def __init__(self, ref: ModelRef, net: PixelNet, chunk: int = 2048, model: Any = None,
+                 device: str | None = None):
+        self.ref, self.net, self.chunk, self.model, self.device = ref, net, chunk, model, device
 
     @classmethod
     def from_ref(cls, ref: ModelRef) -> PixelClassifier:
@@ -130,12 +155,14 @@ class PixelClassifier:
         else:  # index band * 2 + date
             sub, div = np.repeat(UNIT_NORM_MEAN, 2), np.repeat(UNIT_NORM_STD, 2)
         weights = [layer.get_weights() for layer in model.layers if layer.get_weights()]
-        return cls(ref, PixelNet.from_keras(weights, sub, div))
+        return cls(ref, PixelNet.from_keras(weights, sub, div), model=model)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        x = _check_pixels(x, f"pixel model {self.ref.name}")
-        with _blas_single():
-            return run_chunked([self.net], x.reshape(len(x), 2 * NB), self.chunk, _threads())[0]
+        x = check_pixels(x, f"pixel model {self.ref.name}")
+        if self.model is not None and use_keras_path(self.device):
+            return keras_forward([self.model], normalize(x, self.ref.normalization, band_axis=1)[..., None])[0]
+        with blas_single():
+            return run_chunked([self.net], x.reshape(len(x), 2 * NB), self.chunk, usable_threads())[0]
 
 
 class EnsembleClassifier:
@@ -153,9 +180,16 @@ class EnsembleClassifier:
         return cls([PixelClassifier.from_ref(r) for r in refs])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        x = _check_pixels(x, "ensemble")
-        with _blas_single():
-            out = run_chunked([m.net for m in self.members], x.reshape(len(x), 2 * NB), self.chunk, _threads())
+        x = check_pixels(x, "ensemble")
+        if all(m.model is not None and use_keras_path(m.device) for m in self.members):
+            probs = np.empty((len(self.members), len(x)), np.float32)
+            for norm in {m.ref.normalization for m in self.members}:  # one device copy per normalization
+                idx = [i for i, m in enumerate(self.members) if m.ref.normalization == norm]
+                probs[idx] = keras_forward([self.members[i].model for i in idx],
+                                           normalize(x, norm, band_axis=1)[..., None])
+            return probs
+        with blas_single():
+            out = run_chunked([m.net for m in self.members], x.reshape(len(x), 2 * NB), self.chunk, usable_threads())
         return np.stack(out) if out else np.zeros((0, len(x)), np.float32)
 
     def predict_median(self, x: np.ndarray) -> np.ndarray:
@@ -201,6 +235,18 @@ class PatchClassifier:
 
     def _features(self, xn: np.ndarray) -> np.ndarray:
         """Conv/pool stack of the model over a normalized (h, w, c) block (compiled once, any size)."""
+        if self._feat is None and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+            import keras  # another Keras backend (torch, jax): the same layers, run eagerly
+
+            convs = [la for la in self.model.layers if type(la).__name__ in ("Conv2D", "MaxPooling2D")]
+
+            def eager(block: np.ndarray) -> Any:
+                t = keras.ops.convert_to_tensor(block)
+                for layer in convs:
+                    t = layer(t)
+                return keras.ops.convert_to_numpy(t)
+
+            self._feat = eager
         if self._feat is None:
             import tensorflow as tf
 

@@ -17,13 +17,17 @@ Dense relu ... -> Dense(2, softmax). Evaluated in a transposed (features, pixels
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
 
+from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ModelError
 
 F32 = np.float32
@@ -149,3 +153,30 @@ def run_chunked(nets: Sequence[PixelNet], x: np.ndarray, chunk: int, threads: in
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(job, starts))
     return list(out)
+
+
+def usable_threads() -> int:
+    """Worker threads = usable cores (``$PLASTICS_THREADS`` overrides)."""
+    env = os.environ.get("PLASTICS_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
+
+
+def blas_single() -> Any:
+    """Limit BLAS to one thread while our own pool runs chunks (if threadpoolctl exists)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def check_pixels(x: np.ndarray, what: str) -> np.ndarray:
+    """(n, 12, 2) DN float32, or a ModelError naming the expected layout."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3 or x.shape[1:] != (len(BAND_NAMES), 2):
+        raise ModelError(f"{what} expects pixel input (n, {len(BAND_NAMES)} bands, 2 dates) DN, got shape {x.shape}: "
+                         f"give the 12 L1C bands {','.join(BAND_NAMES)} for both composites")
+    return x
