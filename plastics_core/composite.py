@@ -27,7 +27,6 @@ to those two ranks, finds them without a per-pixel sort.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ParameterError
 from plastics_core.periods import Period
 from plastics_core.scenes import SceneStack
+from plastics_core.threads import usable_threads
 
 Method = Literal["min", "median", "min_masked"]
 METHODS: tuple[str, ...] = ("min", "median", "min_masked")
@@ -74,12 +74,8 @@ class Composite:
 
 
 def _threads() -> int:
-    """Worker threads: the CPUs this process may use, at most 4."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    return max(1, min(4, n))
+    """Worker threads: the CPUs this process may use (``$PLASTICS_THREADS`` overrides), at most 4."""
+    return usable_threads(cap=4)
 
 
 @lru_cache(maxsize=64)

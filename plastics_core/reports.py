@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import geopandas as gpd
@@ -153,13 +153,26 @@ def _areas_for(row: Any, contours: gpd.GeoDataFrame | None) -> dict[str, float]:
     return {str(d)[:10]: float(a) for d, a in sub.groupby("date")["area_km2"].sum().items()}
 
 
-def build_site_reports(sites: gpd.GeoDataFrame, composite: Georeferenced | None,
+def holding_tile(rasters: Sequence[Raster], lon: float, lat: float) -> Raster | None:
+    """The first raster whose grid holds the EPSG:4326 point (lon, lat), or None."""
+    for r in rasters:
+        x, y = Transformer.from_crs("EPSG:4326", r.crs, always_xy=True).transform(lon, lat)
+        col, row = ~r.transform @ (x, y)
+        if 0 <= row < r.shape[0] and 0 <= col < r.shape[1]:
+            return r
+    return None
+
+
+def build_site_reports(sites: gpd.GeoDataFrame,
+                       composite: Georeferenced | Callable[[float, float], Georeferenced | None] | None,
                        heatmaps: Raster | Sequence[Raster] | None, contours: gpd.GeoDataFrame | None = None,
                        top_n: int = 10, half_px: int = DEFAULT_HALF_PX) -> dict[str, bytes]:
     """PNG reports of the ``top_n`` sites by ``score`` (or ``score_latest``): {site id: PNG bytes}.
 
     ``sites``: enriched sites or a site registry (EPSG:4326, ``lon``/``lat`` columns or Point
     geometry). Areas come from the registry's ``areas_km2`` JSON or else ``contours`` by ``name``.
+    ``composite``: the RGB source, or a callable (lon, lat) -> the composite holding that site
+    (e.g. loaded per tile on demand); None = no RGB panel.
     """
     if sites is None or len(sites) == 0 or top_n <= 0:
         return {}
@@ -173,7 +186,8 @@ def build_site_reports(sites: gpd.GeoDataFrame, composite: Georeferenced | None,
         lon = float(r["lon"]) if "lon" in r.index else pt.x
         lat = float(r["lat"]) if "lat" in r.index else pt.y
         sid = str(r["site_id"] if "site_id" in r.index else r["name"])
-        rgb = rgb_image(composite, lon, lat, half_px) if composite is not None else None
+        comp = composite(lon, lat) if callable(composite) else composite
+        rgb = rgb_image(comp, lon, lat, half_px) if comp is not None else None
         heat = heatmap_crop(heatmaps, lon, lat, half_px) if heatmaps is not None else None
         score = float(r["_s"])
         title = f"{sid}  {r.get('name', '')}  score {score:.3f}  ({lat:.5f}, {lon:.5f})"

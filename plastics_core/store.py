@@ -15,13 +15,13 @@ computed on an EarthOne worker lands in exactly the files the in-process step wr
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from upath import UPath
 
 from plastics_core.imagery.retry import RetryPolicy, is_transient, retry_call
+from plastics_core.outputs import write_bytes
 
 TILE_SUMMARY_EXT = ".summary"
 
@@ -70,19 +70,7 @@ def read_bytes(path: UPath) -> bytes:
 def atomic_write(path: UPath, data: bytes) -> None:
     """Write ``data`` to ``path`` all-or-nothing (local temp + os.replace; S3 one PUT)."""
     if is_local(path):
-        target = Path(path.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary readable files
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes(data, Path(path.path))  # temp file beside it, fsync, rename
     else:
         s3_call(lambda: path.fs.pipe_file(path.path, data), f"write {path}")
 

@@ -153,7 +153,7 @@ def _job_kwargs(context: OpExecutionContext, params: DetectionParams, imagery: I
 
 @op(out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY), retry_policy=NETWORK_RETRY,
     description="Tile backend: local -> nothing; earthone -> one compute Function and one job per planned tile "
-    "without outputs (one bulk call). Output: {backend, run_id, function_id, jobs: {tile: job id}}.")
+    "without outputs (one bulk call). Output: {backend, run_id, function_id, jobs: {tile: job id}, tiles: planned keys}.")
 @fail_fast_on_user_errors
 def submit_tiles(context: OpExecutionContext, params: DetectionParams, store: StoreResource,
                  imagery: ImagerySourceResource, models: ModelStoreResource,
@@ -161,12 +161,14 @@ def submit_tiles(context: OpExecutionContext, params: DetectionParams, store: St
     from plastics_dagster.backend import submit_pending
 
     backend.check()
-    out: dict[str, Any] = {"backend": backend.kind, "run_id": context.run_id, "function_id": "", "jobs": {}}
+    roi, window = _partition(context)
+    planned = planned_tiles(params, store, roi)  # once per run: infer_tile's progress counts against it
+    out: dict[str, Any] = {"backend": backend.kind, "run_id": context.run_id, "function_id": "", "jobs": {},
+                           "tiles": planned}
     if backend.kind != "earthone":
         return out
-    roi, window = _partition(context)
     folder = run_folder(store.path(), roi, window, params.run_hash(imagery.source_name()))
-    pending = [k for k in planned_tiles(params, store, roi) if not tile_files(folder, k)["summary"].exists()]
+    pending = [k for k in planned if not tile_files(folder, k)["summary"].exists()]
     kwargs = _job_kwargs(context, params, imagery, models, store)
     if pending:
         out.update(submit_pending(backend.client(), pending, kwargs))
@@ -215,7 +217,7 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
         summary = compute_tile(tile_key, imagery.get_source(), models.get_store(), detect_params(params.resolved()),
                                dt.date.fromisoformat(window), folder)
         skipped = False
-    planned = planned_tiles(params, store, roi)
+    planned = submitted["tiles"]
     context.log.info(f"{roi} {window}: tiles done {tiles_done(folder, planned)}/{len(planned)} (last: {tile_key}, "
                      f"{'skipped' if skipped else f'{time.perf_counter() - t0:.1f} s'})")
     who = worker_identity()

@@ -31,8 +31,9 @@ import numpy as np
 from plastics_core.bands import BAND_NAMES, UNIT_NORM_MEAN, UNIT_NORM_STD, normalize
 from plastics_core.errors import ModelError
 from plastics_core.models.patch_fast import PatchNet
-from plastics_core.models.pixel_fast import PixelNet, blas_single, check_pixels, run_chunked, usable_threads
+from plastics_core.models.pixel_fast import PixelNet, check_pixels, run_chunked
 from plastics_core.models.store import ModelRef
+from plastics_core.threads import blas_single, usable_threads
 
 NB = len(BAND_NAMES)
 

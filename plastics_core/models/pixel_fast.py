@@ -17,12 +17,9 @@ Dense relu ... -> Dense(2, softmax). Evaluated in a transposed (features, pixels
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy.special import expit
@@ -153,24 +150,6 @@ def run_chunked(nets: Sequence[PixelNet], x: np.ndarray, chunk: int, threads: in
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(job, starts))
     return list(out)
-
-
-def usable_threads() -> int:
-    """Worker threads = usable cores (``$PLASTICS_THREADS`` overrides)."""
-    env = os.environ.get("PLASTICS_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    affinity = getattr(os, "sched_getaffinity", None)
-    return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
-
-
-def blas_single() -> Any:
-    """Limit BLAS to one thread while our own pool runs chunks (if threadpoolctl exists)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def check_pixels(x: np.ndarray, what: str) -> np.ndarray:

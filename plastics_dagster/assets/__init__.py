@@ -1,7 +1,7 @@
 """The detection graph's assets: detection group (descartes_run, heatmaps, patch_geojson) and
 sites group (blobs, candidates, contours, enriched_sites)."""
 
-from plastics_dagster.assets.detection import descartes_run, heatmaps, infer_tile_outputs, patch_geojson
+from plastics_dagster.assets.detection import descartes_run, heatmaps, patch_geojson
 from plastics_dagster.assets.sites import blobs, candidates, contours, enriched_sites
 
 DETECT_ASSETS = [descartes_run, heatmaps, patch_geojson, blobs, candidates, contours, enriched_sites]
@@ -14,6 +14,5 @@ __all__ = [
     "descartes_run",
     "enriched_sites",
     "heatmaps",
-    "infer_tile_outputs",
     "patch_geojson",
 ]

@@ -7,9 +7,6 @@ tile under the run-hash folder; or one EarthOne job per tile with ``PLASTICS_BAC
 is the manifest; the IO manager reads every tile's heatmap and patch scores back for downstream.
 """
 
-import datetime as dt
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
@@ -26,44 +23,11 @@ from plastics_dagster.partitions import detect_partitions
 CODE_VERSION = "1"
 
 
-@dataclass
-class TileOutputs:
-    """One tile's results: heatmap Raster (pairs + ``median`` band), patch scores, scene ids,
-    stage timings (seconds) and why it is empty (None when not)."""
-
-    key: str
-    heatmap: Raster
-    patches: gpd.GeoDataFrame
-    scene_ids: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-    empty_reason: str | None = None
-
-
-def infer_tile_outputs(tile: Any, source: Any, models: Any, params: DetectionParams, window: dt.date) -> TileOutputs:
-    """Everything the models compute for one tile and window, in memory (``infer_tile`` writes
-    files through :func:`plastics_core.remote.compute_tile` instead)."""
-    from plastics_core import pipeline
-
-    start = time.perf_counter()
-    result = pipeline.run_tile(tile, source, models, to_detect_params(params), window)
-    timings = {k: round(v, 3) for k, v in result.timings.items()}
-    return TileOutputs(tile.key, result.heatmap, result.patches, [str(s) for s in result.scene_ids],
-                       time.perf_counter() - start, timings, result.empty_reason)
-
-
 def to_detect_params(params: DetectionParams) -> Any:
     """The resolved parameters as :class:`plastics_core.pipeline.DetectParams`."""
     from plastics_core.remote import detect_params
 
     return detect_params(params.resolved())
-
-
-def plan(roi_geom: Any, params: DetectionParams) -> list[Any]:
-    from plastics_core.tiles import plan_tiles
-
-    kwargs = {k: getattr(params, k) for k in ("tilesize", "pad") if getattr(params, k) is not None}
-    return plan_tiles(roi_geom, **kwargs)
 
 
 #: the graph-backed asset: plan_tiles -> infer_tile (one GPU step per tile) -> collect_tiles

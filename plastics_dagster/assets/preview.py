@@ -36,7 +36,7 @@ from plastics_core.errors import PlasticsError
 from plastics_core.preview import build_preview_html
 from plastics_core.raster import Raster
 from plastics_core.registry import build_site_registry, format_registry_table, registry_csv_bytes
-from plastics_core.reports import build_site_reports
+from plastics_core.reports import build_site_reports, holding_tile
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import GEOJSON_EXT, _is_local, atomic_write, read_gdf, safe_name
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
@@ -130,23 +130,12 @@ def _reports(context: AssetExecutionContext, cfg: PreviewConfig, sites: gpd.GeoD
     if cfg.report_top_n <= 0 or len(sites) == 0:
         return {}
     get = _composites(heatmaps, imagery, window, params, context) if cfg.report_rgb else None
-    out: dict[str, bytes] = {}
-    ranked = sites.sort_values("score", ascending=False).head(cfg.report_top_n) if "score" in sites else sites
-    for i in range(len(ranked)):
-        one = ranked.iloc[[i]]
-        lon, lat = float(one["lon"].iloc[0]), float(one["lat"].iloc[0])
-        tile = next((h for h in heatmaps if _holds(h, lon, lat)), None)
-        comp = get(tile.name) if (get is not None and tile is not None) else None
-        out.update(build_site_reports(one, comp, heatmaps, contours, top_n=1))
-    return out
 
+    def composite_at(lon: float, lat: float) -> Any:
+        tile = holding_tile(heatmaps, lon, lat)
+        return get(tile.name) if (get is not None and tile is not None) else None
 
-def _holds(r: Raster, lon: float, lat: float) -> bool:
-    from pyproj import Transformer
-
-    x, y = Transformer.from_crs("EPSG:4326", r.crs, always_xy=True).transform(lon, lat)
-    col, row = ~r.transform @ (x, y)
-    return 0 <= row < r.shape[0] and 0 <= col < r.shape[1]
+    return build_site_reports(sites, composite_at, heatmaps, contours, top_n=cfg.report_top_n)
 
 
 @asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "html"},

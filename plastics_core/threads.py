@@ -1,0 +1,28 @@
+"""CPU threading for the numpy stages (compositing, the pixel models): how many worker threads,
+and keeping BLAS single-threaded while our own pool runs."""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from typing import Any
+
+
+def usable_threads(cap: int | None = None) -> int:
+    """Worker threads = the cores this process may use (``$PLASTICS_THREADS`` overrides), at most ``cap``."""
+    env = os.environ.get("PLASTICS_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        n = int(env)
+    else:
+        affinity = getattr(os, "sched_getaffinity", None)
+        n = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    return max(1, n if cap is None else min(cap, n))
+
+
+def blas_single() -> Any:
+    """Limit BLAS to one thread while our own pool runs chunks (if threadpoolctl exists)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return nullcontext()
+    return threadpool_limits(1, user_api="blas")
