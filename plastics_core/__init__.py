@@ -6,3 +6,6 @@ TensorFlow/Keras (lazily).
 """
 
 __version__ = "0.1.0"
+#: Version of the detection method's code: part of every run hash, so bump it whenever a change
+#: of code changes outputs (old tiles are then never reused).
+METHOD_VERSION = "2"

@@ -10,7 +10,6 @@ Plastic Watch (Earthrise Media), CC BY-NC 4.0, loaded from a model store.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import time
@@ -24,7 +23,7 @@ import pandas as pd
 from affine import Affine
 from pyproj import Transformer
 
-from plastics_core.blobs import PRESETS, BlobParams, detect_blobs, empty_blobs, preset
+from plastics_core.blobs import PRESETS, BlobParams, detect_blobs, empty_blobs
 from plastics_core.composite import composite
 from plastics_core.contours import CONTOUR_COLUMNS, candidate_boxes, site_contours
 from plastics_core.enrich import Geocoder, enrich_sites
@@ -33,6 +32,7 @@ from plastics_core.heatmap import pixel_heatmap
 from plastics_core.imagery.base import ImagerySource
 from plastics_core.models.infer import EnsembleClassifier, PatchClassifier, PixelClassifier
 from plastics_core.models.store import ModelStore
+from plastics_core.params import DetectParams as DetectParams
 from plastics_core.patches import empty_patches, keep_patches, patch_scores
 from plastics_core.periods import Period, add_months, monthly_periods, pair_periods, window_span
 from plastics_core.raster import Raster
@@ -42,35 +42,6 @@ from plastics_core.tiles import Tile
 
 Progress = Callable[[int, int], None]
 Window = dt.date | tuple[Period, Period]
-
-
-@dataclass(frozen=True)
-class DetectParams:
-    """Run parameters. Blob fields left None take the ``preset``'s value (blobs.PRESETS)."""
-
-    model: str = "spectrogram_v0.0.11_2021-07-13.h5"
-    patch_model: str = "v1.1.0_4-23-21_patch_classifier_45px_patch.h5"
-    ensemble_model: str = "v0.0.11_ensemble-8-25-21"
-    mosaic_period: int = 3  # months per composite
-    spectrogram_interval: int = 2  # periods between the two composites of a pair
-    composite_method: str = "min"
-    rect_width: float = 0.008  # contour box width, degrees
-    preset: str | None = "high"
-    pred_threshold: float | None = None
-    min_sigma: float | None = None
-    max_sigma: float | None = None
-    area_threshold: float | None = None
-    patch_threshold: float | None = None
-    patch_keep_threshold: float = 0.3  # patches kept in the tile output (mean >; capped at patch_threshold)
-    merge_radius: float = 0.005  # degrees
-    stride: int = 8  # patch stride, px
-    max_masked: float = 0.1  # patch masked-fraction limit
-
-    def blob_params(self) -> BlobParams:
-        """The preset (default BlobParams without one) with explicit fields overriding it."""
-        base = preset(self.preset) if self.preset else BlobParams()
-        names = [f.name for f in dataclasses.fields(BlobParams)]
-        return dataclasses.replace(base, **{n: getattr(self, n) for n in names if getattr(self, n) is not None})
 
 
 @dataclass

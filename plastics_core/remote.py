@@ -10,7 +10,6 @@ the same :func:`compute_tile` - so both backends write identical tile files for 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -30,12 +29,11 @@ REMOTE_PACKAGES = ("numpy", "scipy", "affine", "rasterio", "pyproj", "shapely", 
 
 
 def detect_params(values: dict[str, Any]) -> Any:
-    """Resolved run parameters (``DetectionParams.resolved()``) as :class:`pipeline.DetectParams`
-    (unknown keys and ``None`` values are left to the defaults)."""
-    from plastics_core.pipeline import DetectParams
+    """Resolved run parameters (a job's JSON argument) as :class:`plastics_core.params.DetectParams`;
+    an unknown key or a bad value is one ParameterError line, never silently dropped."""
+    from plastics_core.params import make_params
 
-    names = {f.name for f in dataclasses.fields(DetectParams)}
-    return DetectParams(**{k: v for k, v in values.items() if k in names and v is not None})
+    return make_params(values)
 
 
 def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: dt.date, folder: UPath) -> dict[str, Any]:

@@ -37,7 +37,7 @@ REMOTE_IMAGERY = ("earthone", "synthetic")
 class BackendResource(ConfigurableResource):
     """The tile backend (``kind``) and, for ``earthone``, the compute Function's settings."""
 
-    kind: str = Field(default="local", description="local | earthone")
+    kind: str = Field(default="", description="local | earthone; '' = $PLASTICS_BACKEND (read at run time) or local")
     compute_url: str | None = Field(default=None, description="earthone: compute API URL; None = the library's")
     catalog_url: str | None = Field(default=None, description="earthone: catalog API URL (job results)")
     image: str = Field(default="python3.11:latest", description="earthone: the Function's image")
@@ -48,13 +48,14 @@ class BackendResource(ConfigurableResource):
     poll_interval_s: float = Field(default=10.0, description="earthone: seconds between job status polls")
     wait_timeout_s: float | None = Field(default=None, description="earthone: give up waiting after this")
 
-    @classmethod
-    def from_env(cls) -> BackendResource:
-        return cls(kind=os.environ.get("PLASTICS_BACKEND", "local"))
+    def resolved_kind(self) -> str:
+        """``kind``, else ``$PLASTICS_BACKEND`` read now, else ``local``."""
+        return self.kind or os.environ.get("PLASTICS_BACKEND") or "local"
 
     def check(self) -> None:
-        if self.kind not in BACKENDS:
-            raise ParameterError(f"unknown backend {self.kind!r}: set PLASTICS_BACKEND to one of {', '.join(BACKENDS)}")
+        if self.resolved_kind() not in BACKENDS:
+            raise ParameterError(f"unknown backend {self.resolved_kind()!r}: set PLASTICS_BACKEND to one of "
+                                 f"{', '.join(BACKENDS)}")
 
     def client(self) -> Any:
         """An :class:`~plastics_core.imagery.earthone_compute.EarthOneBackend` for the tile job
@@ -77,8 +78,8 @@ def job_kwargs(tile_window: str, roi: str, run_hash: str, params: Any, store: An
     from plastics_core.imagery.retry import redact
     from plastics_dagster.resources import default_model_store
 
-    if imagery.kind not in REMOTE_IMAGERY:
-        raise ParameterError(f"imagery {imagery.kind!r} cannot run on the earthone backend: use imagery earthone "
+    if imagery.resolved_kind() not in REMOTE_IMAGERY:
+        raise ParameterError(f"imagery {imagery.resolved_kind()!r} cannot run on the earthone backend: use imagery earthone "
                              "(or PLASTICS_BACKEND=local)")
     kwargs = {"window": tile_window, "params": params.resolved(), "store": str(store.path()),
               "imagery": imagery.spec(), "roi": roi, "run_hash": run_hash,

@@ -1,7 +1,10 @@
-"""The Definitions object (``workspace.yaml`` loads ``plastics_dagster.definitions``).
+"""The code location's one Definitions object (``workspace.yaml`` loads ``plastics_dagster.definitions``).
 
-Resources are chosen by env vars when this module loads (see :mod:`plastics_dagster.resources`)
-and can be overridden per run as run config under ``resources.<key>.config``.
+Nothing here reads the environment: resources take their settings from run config
+(``resources.<key>.config``) or, for fields left empty, from environment variables read at run
+time by the resource itself (see :mod:`plastics_dagster.resources`). Every job's executor is fixed
+in :mod:`plastics_dagster.jobs` (``detect_job`` in-process, ``detect_job_celery``,
+``detect_job_k8s``, ``registry_job``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from plastics_dagster.backend import BackendResource
 from plastics_dagster.checks import ALL_CHECKS
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import plastics_io_manager
-from plastics_dagster.jobs import celery_detect_job, detect_job, registry_job
+from plastics_dagster.jobs import detect_job, detect_job_celery, detect_job_k8s, registry_job
 from plastics_dagster.resources import (
     GeocoderResource,
     ImagerySourceResource,
@@ -27,14 +30,14 @@ from plastics_dagster.sensors import imagery_sensor, roi_sensor
 
 
 def default_resources(**overrides: Any) -> dict[str, Any]:
-    """The resource dict of the graph (env-var defaults), with keys replaced by ``overrides``."""
+    """The resource dict of the graph, with keys replaced by ``overrides``."""
     resources: dict[str, Any] = {
         "params": DetectionParams(),
-        "imagery": ImagerySourceResource.from_env(),
+        "imagery": ImagerySourceResource(),
         "models": ModelStoreResource(),
-        "geocoder": GeocoderResource.from_env(),
+        "geocoder": GeocoderResource(),
         "store": StoreResource(),
-        "backend": BackendResource.from_env(),
+        "backend": BackendResource(),
         "io_manager": plastics_io_manager,
     }
     resources.update(overrides)
@@ -47,6 +50,6 @@ defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
     sensors=[roi_sensor, imagery_sensor],
-    jobs=[detect_job, registry_job, celery_detect_job()],
+    jobs=[detect_job, detect_job_celery, detect_job_k8s, registry_job],
     resources=default_resources(),
 )

@@ -99,13 +99,16 @@ def _partition(context: OpExecutionContext) -> tuple[str, str]:
     return split_key(context.partition_key)
 
 
+def _run_hash(context: OpExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
+              store: StoreResource) -> str:
+    return params.run_hash(imagery.source_name(), store.roi_hash(_partition(context)[0]))
+
+
 def planned_tiles(params: DetectionParams, store: StoreResource, roi: str) -> list[str]:
     """The sorted DLTile keys of a registered ROI (``tilesize``/``pad`` from the params)."""
     from plastics_core.tiles import plan_tiles as plan
-    from plastics_dagster.registry import load_roi
 
-    kwargs = {k: getattr(params, k) for k in ("tilesize", "pad") if getattr(params, k) is not None}
-    return [t.key for t in plan(load_roi(store.path(), roi), **kwargs)]
+    return [t.key for t in plan(store.load_roi(roi), tilesize=params.tilesize, pad=params.pad)]
 
 
 def complete_summaries(summaries: list[dict[str, Any]], planned: list[str], folder: UPath) -> list[dict[str, Any]]:
@@ -148,7 +151,7 @@ def _job_kwargs(context: OpExecutionContext, params: DetectionParams, imagery: I
     from plastics_dagster.backend import job_kwargs
 
     roi, window = _partition(context)
-    return job_kwargs(window, roi, params.run_hash(imagery.source_name()), params, store, imagery, models)
+    return job_kwargs(window, roi, _run_hash(context, params, imagery, store), params, store, imagery, models)
 
 
 @op(out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY), retry_policy=NETWORK_RETRY,
@@ -163,11 +166,11 @@ def submit_tiles(context: OpExecutionContext, params: DetectionParams, store: St
     backend.check()
     roi, window = _partition(context)
     planned = planned_tiles(params, store, roi)  # once per run: infer_tile's progress counts against it
-    out: dict[str, Any] = {"backend": backend.kind, "run_id": context.run_id, "function_id": "", "jobs": {},
+    out: dict[str, Any] = {"backend": backend.resolved_kind(), "run_id": context.run_id, "function_id": "", "jobs": {},
                            "tiles": planned}
-    if backend.kind != "earthone":
+    if backend.resolved_kind() != "earthone":
         return out
-    folder = run_folder(store.path(), roi, window, params.run_hash(imagery.source_name()))
+    folder = run_folder(store.path(), roi, window, _run_hash(context, params, imagery, store))
     pending = [k for k in planned if not tile_files(folder, k)["summary"].exists()]
     kwargs = _job_kwargs(context, params, imagery, models, store)
     if pending:
@@ -194,10 +197,10 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
                imagery: ImagerySourceResource, models: ModelStoreResource, store: StoreResource,
                backend: BackendResource) -> dict[str, Any]:
     roi, window = _partition(context)
-    folder = run_folder(store.path(), roi, window, params.run_hash(imagery.source_name()))
+    folder = run_folder(store.path(), roi, window, _run_hash(context, params, imagery, store))
     marker = tile_files(folder, tile_key)["summary"]
     t0 = time.perf_counter()
-    on_earthone = backend.kind == "earthone"
+    on_earthone = backend.resolved_kind() == "earthone"
     # the job submit_tiles sent (it may have written the files already) serves the first attempt of
     # this run; retries and re-executions submit a fresh job unless the files exist
     reuse = (on_earthone and submitted.get("run_id") == context.run_id and context.retry_number == 0
@@ -212,9 +215,9 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
         summary, skipped = run_remote_tile(backend.client(), tile_key, submitted, reuse, kwargs), False
         context.log.info(f"{tile_key}: EarthOne job {summary['job_id']} done")
     else:  # the same function the EarthOne job runs: identical files
-        from plastics_core.remote import compute_tile, detect_params
+        from plastics_core.remote import compute_tile
 
-        summary = compute_tile(tile_key, imagery.get_source(), models.get_store(), detect_params(params.resolved()),
+        summary = compute_tile(tile_key, imagery.get_source(), models.get_store(), params.core(),
                                dt.date.fromisoformat(window), folder)
         skipped = False
     planned = submitted["tiles"]
@@ -238,7 +241,7 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
     from plastics_core.periods import pair_periods
 
     roi, window = _partition(context)
-    folder = run_folder(store.path(), roi, window, params.run_hash(imagery.source_name()))
+    folder = run_folder(store.path(), roi, window, _run_hash(context, params, imagery, store))
     jobs = {str(t["key"]): str(t["job_id"]) for t in tiles if t.get("job_id")}
     functions = sorted({str(t["function_id"]) for t in tiles if t.get("function_id")})
     tiles = complete_summaries(tiles, planned_tiles(params, store, roi), folder)
@@ -246,11 +249,11 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
     refs = {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)}
     executor = context.job_def.executor_def.name
     ran_on = "in-process" if executor in ("in_process", "execute_in_process_executor") else executor
-    ran_on = "earthone" if backend.kind == "earthone" else ran_on
+    ran_on = "earthone" if backend.resolved_kind() == "earthone" else ran_on
     periods = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
     scene_ids = sorted({str(s) for t in tiles for s in t.get("scene_ids", [])})
     manifest: dict[str, Any] = {
-        "run_hash": params.run_hash(imagery.source_name()),
+        "run_hash": folder.name,
         "roi": roi,
         "window": window,
         "periods": [p.label for p in periods],
@@ -264,7 +267,7 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
                     "stages_s": {t["key"]: t.get("timings", {}) for t in tiles}},
         "empty_reasons": {t["key"]: t["empty_reason"] for t in tiles if t.get("empty_reason")},
     }
-    if backend.kind == "earthone":  # jobs of this run (tiles skipped as already done have none)
+    if backend.resolved_kind() == "earthone":  # jobs of this run (tiles skipped as already done have none)
         manifest["earthone"] = {"function_ids": functions, "jobs": jobs}
     workers = sorted({str(t.get("worker", "")) for t in tiles})
     return Output(DescartesRun(manifest), metadata={

@@ -6,20 +6,23 @@ Layout (``<store>`` = a folder, default ``./.plastics/store`` or ``$PLASTICS_STO
     <store>/descartes_run/<roi>/<window>/<run-hash>.json          manifest (written last)
     <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif    per-tile heatmap COG
     <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patches.geojson
-    <store>/heatmaps/<roi>/<window>/<run-hash>/<tile>.tif + mosaic.vrt
+    <store>/heatmaps/<roi>/<window>/<run-hash>/<tile>.tif + mosaic.vrt + tiles.json (the tile list)
     <store>/<asset>/<roi>/<window>/<run-hash>.geojson             patch_geojson, blobs, ... enriched_sites
     <store>/rois/<name>.geojson                                   registered ROIs
 
 Writes are atomic (:func:`plastics_core.store.atomic_write`, re-exported here): local files go to
 a temp file in the same folder and are moved into place with ``os.replace``; S3 objects are
 written with one PUT of the full bytes (never partial).
-A different run hash writes different files; other runs are never touched.
+A different run hash writes different files; other runs are never touched. The run hash is
+computed per partition (it covers the ROI's geometry). Readers take exactly the tiles a manifest
+(``descartes_run``) or a folder's ``tiles.json`` (``heatmaps``) lists, never every ``*.tif`` found.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,8 +73,12 @@ def _tile_pad(name: str) -> int:
     return int(parts[1]) if len(parts) == 6 and parts[1].isdigit() else 0
 
 
+TILE_INDEX = "tiles.json"
+
+
 def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
-    """One COG per raster (``<name>.tif``), then ``mosaic.vrt`` (relative paths, pad cropped).
+    """One COG per raster (``<name>.tif``), ``tiles.json`` (the raster names, the folder's content
+    for readers), then ``mosaic.vrt`` (relative paths, pad cropped).
 
     Returns False when the tiles cannot be mosaicked in one VRT (e.g. two UTM zones)."""
     from plastics_core.errors import ParameterError
@@ -85,6 +92,7 @@ def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
             (Path(tmp) / name).write_bytes(data)
             local.append(Path(tmp) / name)
             atomic_write(folder / name, data)
+        atomic_write(folder / TILE_INDEX, json.dumps([r.name for r in rasters]).encode())
         if not local:
             return False
         crop = _tile_pad(rasters[0].name)
@@ -99,10 +107,9 @@ def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
 def read_raster_folder(folder: UPath, names: list[str] | None = None) -> list[Raster]:
     from plastics_core.outputs import read_raster
 
+    """The rasters ``names`` of ``folder`` (default: those its ``tiles.json`` lists)."""
     if names is None:
-        if not folder.exists():
-            raise FileNotFoundError(str(folder))
-        names = sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".tif"))
+        names = [str(n) for n in json.loads(read_bytes(folder / TILE_INDEX))]
     return [read_raster(read_bytes(folder / f"{safe_name(n)}.tif")) for n in names]
 
 
@@ -111,9 +118,16 @@ class PlasticsIOManager(UPathIOManager):
 
     extension = None
 
-    def __init__(self, base_path: UPath, run_hash: str) -> None:
+    def __init__(self, base_path: UPath, run_hash: Callable[[str], str]) -> None:
+        """``run_hash``: ROI name -> the run hash of this run's parameters for that ROI."""
         super().__init__(base_path=base_path)
-        self.run_hash = run_hash
+        self._hash_of = run_hash
+        self._hashes: dict[str, str] = {}
+
+    def run_hash(self, roi: str) -> str:
+        if roi not in self._hashes:
+            self._hashes[roi] = self._hash_of(roi)
+        return self._hashes[roi]
 
     def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
         parts = [p for p in partition.split("/") if p not in ("", ".", "..")]
@@ -130,7 +144,8 @@ class PlasticsIOManager(UPathIOManager):
 
     def get_path_for_partition(self, context: InputContext | OutputContext, path: UPath, partition: str) -> UPath:
         folder = self.make_safe_partition_path(path, partition)
-        return folder / f"{self.run_hash}{self._ext(self._asset_name(context))}"
+        roi = partition.split("/", 1)[0]  # "<roi>/<window>" or "<roi>" (site_registry)
+        return folder / f"{self.run_hash(roi)}{self._ext(self._asset_name(context))}"
 
     def _get_path(self, context: InputContext | OutputContext) -> UPath:
         path = self._get_path_without_extension(context)
@@ -184,7 +199,11 @@ class PlasticsIOManager(UPathIOManager):
         return DescartesRun(manifest=manifest, heatmaps=heatmaps, patches=patches)
 
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
-        return {"run_hash": MetadataValue.text(self.run_hash)}
+        from plastics_dagster.partitions import split_key
+
+        if not context.has_partition_key:
+            return {}
+        return {"run_hash": MetadataValue.text(self.run_hash(split_key(context.partition_key)[0]))}
 
 
 @io_manager(
@@ -192,8 +211,9 @@ class PlasticsIOManager(UPathIOManager):
     description="Plastics store: <store>/<asset>/<roi>/<window>/<run-hash>.<ext>, local or S3, atomic writes.",
 )
 def plastics_io_manager(init_context: Any) -> IOManager:
-    """The IO manager of the graph; its run hash comes from the ``params`` + ``imagery`` resources."""
+    """The IO manager of the graph; run hashes from the ``params``, ``imagery`` and ``store`` (ROI) resources."""
     res = init_context.resources
-    return PlasticsIOManager(res.store.path(), res.params.run_hash(res.imagery.source_name()))
+    source = res.imagery.source_name()
+    return PlasticsIOManager(res.store.path(), lambda roi: res.params.run_hash(source, res.store.roi_hash(roi)))
 
 

@@ -1,12 +1,19 @@
 """The ROI registry: ROIs live in ``<store>/rois/<name>.geojson`` AND as dynamic ``roi`` partitions.
 
 The default ROI ``test_patch`` is read from ``$PLASTICS_SHARED/data/gpw/test_patch.geojson``
-whenever it is not registered in the store.
+whenever it is not registered in the store; an ROI found by ``roi_sensor`` in the watched folder
+is read from there (the sensor writes nothing) until it is registered in the store.
+
+A name keeps its geometry: registering a different geometry under a registered name is refused
+unless ``replace=True`` (``plastics roi add --replace``); the ROI geometry hash is part of every
+run hash (:func:`roi_hash`), so runs of the new geometry never reuse tiles of the old one.
+Registering the same geometry again is a no-op.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,12 +23,18 @@ from dagster import DagsterInstance
 from upath import UPath
 
 from plastics_core.errors import RoiError
+from plastics_core.params import geometry_hash
 from plastics_core.roi import read_roi, validate_roi_name
 from plastics_dagster.io_manager import atomic_write
 from plastics_dagster.partitions import ROI_PARTITIONS_NAME
-from plastics_dagster.resources import shared_dir
 
 DEFAULT_ROI = "test_patch"
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The shared data folder: $PLASTICS_SHARED (read now) or ``<repo>/../shared``."""
+    return Path(os.environ.get("PLASTICS_SHARED", _REPO_ROOT.parent / "shared")).resolve()
 
 
 def roi_key(store: UPath, name: str) -> UPath:
@@ -53,14 +66,25 @@ def store_roi(store: UPath, name: str, geom: Any) -> UPath:
     return target
 
 
-def register_roi(instance: DagsterInstance, store: UPath, name: str, path: str | Path | UPath) -> Any:
+def register_roi(instance: DagsterInstance, store: UPath, name: str, path: str | Path | UPath,
+                 replace: bool = False) -> Any:
     """Validate ``path`` (ROI GeoJSON) and ``name``; store it; add the dynamic partition.
 
-    Returns the ROI geometry (EPSG:4326). Raises RoiError (one line) on bad input.
+    Returns the ROI geometry (EPSG:4326). Raises RoiError (one line) on bad input, and when
+    ``name`` is registered with a different geometry unless ``replace``. The same geometry
+    again changes nothing.
     """
     name = validate_roi_name(name)
     geom = read_roi_any(path)
-    store_roi(store, name, geom)
+    try:
+        current = load_roi(store, name)
+    except RoiError:
+        current = None
+    if current is None or not roi_key(store, name).exists() or geometry_hash(current) != geometry_hash(geom):
+        if current is not None and geometry_hash(current) != geometry_hash(geom) and not replace:
+            raise RoiError(f"ROI {name!r} is already registered with a different geometry: pass --replace to "
+                           "replace it (its runs then get a new run hash) or choose another name")
+        store_roi(store, name, geom)
     if not instance.has_dynamic_partition(ROI_PARTITIONS_NAME, name):
         instance.add_dynamic_partitions(ROI_PARTITIONS_NAME, [name])
     return geom
@@ -70,14 +94,22 @@ def default_roi_file() -> Path:
     return shared_dir() / "data" / "gpw" / f"{DEFAULT_ROI}.geojson"
 
 
-def load_roi(store: UPath, name: str) -> Any:
-    """The ROI geometry of ``name``: from the store, else (``test_patch`` only) the shared file."""
+def load_roi(store: UPath, name: str, roi_dir: UPath | None = None) -> Any:
+    """The ROI geometry of ``name``: from the store, else ``<roi_dir>/<name>.geojson`` (the folder
+    ``roi_sensor`` watches), else (``test_patch`` only) the shared file."""
     target = roi_key(store, name)
     if target.exists():
         return read_roi_any(target)
+    if roi_dir is not None and (roi_dir / f"{name}.geojson").exists():
+        return read_roi_any(roi_dir / f"{name}.geojson")
     if name == DEFAULT_ROI and default_roi_file().exists():
         return read_roi(default_roi_file())
     raise RoiError(f"ROI {name!r} is not registered in {store}: add it with `plastics roi add {name} FILE.geojson`")
+
+
+def roi_hash(store: UPath, name: str, roi_dir: UPath | None = None) -> str:
+    """sha256 of the ROI's canonical geometry (:func:`plastics_core.params.geometry_hash`)."""
+    return geometry_hash(load_roi(store, name, roi_dir))
 
 
 def ensure_roi(instance: DagsterInstance, store: UPath, name: str) -> None:

@@ -1,6 +1,9 @@
-"""Dagster resources: imagery source, model store, geocoder — chosen by config or env vars.
+"""Dagster resources: imagery source, model store, geocoder, store — chosen by config or env vars.
 
-Environment variables (defaults in brackets; read when the definitions load):
+A field left at its empty default takes the environment variable below **at run time**, in the
+process that uses the resource (never when the definitions load, so the webserver, daemon, run
+workers and Celery workers all build the same definitions); a field set in run config (or to a
+``dagster.EnvVar``) wins. Variables (defaults in brackets):
 
 =========================  ==========================================================================
 variable                   meaning
@@ -16,9 +19,10 @@ PLASTICS_GEOCODER          ``offline`` | ``nominatim`` | ``fixture`` [offline]
 PLASTICS_GEOCODER_CACHE    on-disk cache folder for Nominatim answers [``.cache/geocode``]
 PLASTICS_GEOCODER_FIXTURE  JSON file of canned answers for ``fixture`` [unset]
 PLASTICS_GEOCODER_EMAIL    contact in the Nominatim User-Agent [unset]
-PLASTICS_EXECUTOR          ``in_process`` | ``multiprocess`` executor of ``detect_job`` [in_process]
 PLASTICS_BACKEND           where tiles run: ``local`` | ``earthone`` (:mod:`plastics_dagster.backend`) [local]
 PLASTICS_ROI_DIR           folder or ``s3://`` prefix watched by ``roi_sensor`` [``./rois``]
+PLASTICS_CELERY_BROKER     Redis URL of the ``detect_job_celery`` broker [``redis://127.0.0.1:6379/0``]
+PLASTICS_CELERY_BACKEND    Redis URL of its result backend [``redis://127.0.0.1:6379/1``]
 PLASTICS_SHARED            the shared data folder (default ROI ``test_patch``) [``../shared``]
 AWS_ENDPOINT_URL           S3 API endpoint for ``s3://`` stores (e.g. a local S3 server)
 AWS_ACCESS_KEY_ID / ...    S3 credentials — environment only, never config or metadata
@@ -38,14 +42,11 @@ from pydantic import Field
 from plastics_core.errors import ParameterError
 from plastics_core.imagery.factory import IMAGERY_KINDS as IMAGERY_KINDS
 from plastics_core.imagery.factory import tpa_planted_sites as tpa_planted_sites
+from plastics_dagster.registry import load_roi
+from plastics_dagster.registry import shared_dir as shared_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GEOCODER_KINDS = ("offline", "nominatim", "fixture")
-
-
-def shared_dir() -> Path:
-    """The shared data folder: $PLASTICS_SHARED or ``<repo>/../shared``."""
-    return Path(os.environ.get("PLASTICS_SHARED", REPO_ROOT.parent / "shared")).resolve()
 
 
 def default_store() -> str:
@@ -56,48 +57,65 @@ def default_model_store() -> str:
     return os.environ.get("PLASTICS_MODEL_STORE", str(shared_dir() / "models"))
 
 
-class ImagerySourceResource(ConfigurableResource):
+def setting(value: str | None, var: str, default: str | None = None) -> str | None:
+    """``value`` when set, else ``$var`` read now (at run time), else ``default``."""
+    return value if value else os.environ.get(var) or default
+
+
+class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     """Which imagery source the run reads (``kind``) and where (``path``: folder or STAC URL)."""
 
-    kind: str = Field(default="synthetic", description="synthetic | local | stac | earthone")
-    path: str | None = Field(default=None, description="GeoTIFF folder (local) or STAC API URL (stac)")
-    collection: str = Field(default="sentinel-2-l1c",
+    kind: str = Field(default="", description="synthetic | local | stac | earthone; '' = $PLASTICS_IMAGERY or synthetic")
+    path: str | None = Field(default=None, description="GeoTIFF folder (local) or STAC API URL (stac); "
+                                                       "None = $PLASTICS_IMAGERY_PATH")
+    collection: str = Field(default="",
                             description="stac only: sentinel-2-l1c, or sentinel-2-l2a (Planetary Computer preset "
-                                        "when the URL is Planetary Computer's or unset; a distribution shift)")
+                                        "when the URL is Planetary Computer's or unset; a distribution shift); "
+                                        "'' = $PLASTICS_STAC_COLLECTION or sentinel-2-l1c")
     seed: int = Field(default=0, description="synthetic only: the world's random seed")
     plant_tpa: bool = Field(default=True, description="synthetic only: plant the 10 known Bali TPA landfills")
 
-    @classmethod
-    def from_env(cls) -> ImagerySourceResource:
-        return cls(kind=os.environ.get("PLASTICS_IMAGERY", "synthetic"),
-                   path=os.environ.get("PLASTICS_IMAGERY_PATH"),
-                   collection=os.environ.get("PLASTICS_STAC_COLLECTION", "sentinel-2-l1c"))
+    def resolved_kind(self) -> str:
+        """The source kind; ImageryError (one line) when it is not a known kind."""
+        from plastics_core.errors import ImageryError
+
+        kind = str(setting(self.kind, "PLASTICS_IMAGERY", "synthetic"))
+        if kind not in IMAGERY_KINDS:
+            raise ImageryError(f"unknown imagery kind {kind!r}: use one of {', '.join(IMAGERY_KINDS)}")
+        return kind
+
+    def resolved_path(self) -> str | None:
+        return setting(self.path, "PLASTICS_IMAGERY_PATH")
+
+    def resolved_collection(self) -> str:
+        return str(setting(self.collection, "PLASTICS_STAC_COLLECTION", "sentinel-2-l1c"))
 
     def source_name(self) -> str:
         """The name recorded in manifests and run hashes (no credentials, ever)."""
-        if self.kind == "synthetic":
+        kind, path, collection = self.resolved_kind(), self.resolved_path(), self.resolved_collection()
+        if kind == "synthetic":
             extra = [f"seed={self.seed}"] if self.seed else []
             extra += [] if self.plant_tpa else ["no-tpa"]
             return ":".join(["synthetic", *extra])
         from plastics_core.imagery.retry import redact  # drops user:password@ and ?query tokens
 
-        name = self.kind if not self.path else f"{self.kind}:{redact(self.path)}"
-        return name if self.kind != "stac" or self.collection == "sentinel-2-l1c" else f"{name}#{self.collection}"
+        name = kind if not path else f"{kind}:{redact(path)}"
+        return name if kind != "stac" or collection == "sentinel-2-l1c" else f"{name}#{collection}"
 
     def get_source(self) -> Any:
         """Construct the :class:`plastics_core.imagery.ImagerySource` (lazily, by kind)."""
         from plastics_core.imagery.factory import make_source
 
-        return make_source(self.kind, self.path, self.seed, self.plant_tpa, self.collection)
+        return make_source(**self.spec())
 
     def spec(self) -> dict[str, Any]:
         """The JSON spec :func:`plastics_core.imagery.factory.make_source` rebuilds this source from
         (what a remote tile job receives)."""
-        return {"kind": self.kind, "path": self.path, "seed": self.seed, "plant_tpa": self.plant_tpa,
-                "collection": self.collection}
+        return {"kind": self.resolved_kind(), "path": self.resolved_path(), "seed": self.seed,
+                "plant_tpa": self.plant_tpa, "collection": self.resolved_collection()}
 
 
-class ModelStoreResource(ConfigurableResource):
+class ModelStoreResource(ConfigurableResource):  # type: ignore[type-arg]
     """Where the GPW model files live (folder, ``s3://`` or ``https://``), sha256-verified."""
 
     location: str = Field(default="", description="model store location; '' = $PLASTICS_MODEL_STORE")
@@ -110,37 +128,38 @@ class ModelStoreResource(ConfigurableResource):
         return ModelStore(self.location or default_model_store(), cache)
 
 
-class GeocoderResource(ConfigurableResource):
+class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
     """Reverse geocoder for enriched sites: ``offline`` (no network), ``nominatim`` or ``fixture``."""
 
-    kind: str = Field(default="offline", description="offline | nominatim | fixture")
-    cache_dir: str | None = Field(default=None, description="on-disk cache for nominatim answers")
-    fixture: str | None = Field(default=None, description="JSON file of canned answers (kind fixture)")
-
-    @classmethod
-    def from_env(cls) -> GeocoderResource:
-        return cls(kind=os.environ.get("PLASTICS_GEOCODER", "offline"),
-                   cache_dir=os.environ.get("PLASTICS_GEOCODER_CACHE"),
-                   fixture=os.environ.get("PLASTICS_GEOCODER_FIXTURE"))
+    kind: str = Field(default="", description="offline | nominatim | fixture; '' = $PLASTICS_GEOCODER or offline")
+    cache_dir: str | None = Field(default=None, description="on-disk cache for nominatim answers; "
+                                                            "None = $PLASTICS_GEOCODER_CACHE or .cache/geocode")
+    fixture: str | None = Field(default=None, description="JSON file of canned answers (kind fixture); "
+                                                          "None = $PLASTICS_GEOCODER_FIXTURE")
 
     def get_geocoder(self) -> Any:
         from plastics_core import enrich
 
-        if self.kind == "offline":
+        kind = setting(self.kind, "PLASTICS_GEOCODER", "offline")
+        if kind == "offline":
             return enrich.OfflineGeocoder()
-        if self.kind == "nominatim":
-            return enrich.NominatimGeocoder(cache_dir=self.cache_dir or ".cache/geocode")
-        if self.kind == "fixture":
-            if not self.fixture:
+        if kind == "nominatim":
+            return enrich.NominatimGeocoder(cache_dir=setting(self.cache_dir, "PLASTICS_GEOCODER_CACHE", ".cache/geocode"))
+        if kind == "fixture":
+            fixture = setting(self.fixture, "PLASTICS_GEOCODER_FIXTURE")
+            if not fixture:
                 raise ParameterError("geocoder 'fixture' needs a JSON file: set PLASTICS_GEOCODER_FIXTURE")
-            return enrich.FixtureGeocoder(self.fixture)
-        raise ParameterError(f"unknown geocoder {self.kind!r}: use one of {', '.join(GEOCODER_KINDS)}")
+            return enrich.FixtureGeocoder(fixture)
+        raise ParameterError(f"unknown geocoder {kind!r}: use one of {', '.join(GEOCODER_KINDS)}")
 
 
-class StoreResource(ConfigurableResource):
-    """The output store: a folder or ``s3://bucket/prefix`` ('' = $PLASTICS_STORE or ./.plastics/store)."""
+class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
+    """The output store (``location``: a folder or ``s3://bucket/prefix``) and the folder of ROI
+    files ``roi_sensor`` watches (``roi_dir``). '' = the environment at run time."""
 
-    location: str = Field(default="", description="folder or s3:// URL; '' = $PLASTICS_STORE")
+    location: str = Field(default="", description="folder or s3:// URL; '' = $PLASTICS_STORE or ./.plastics/store")
+    roi_dir: str = Field(default="", description="folder or s3:// prefix of ROI GeoJSON files watched by "
+                                                 "roi_sensor; '' = $PLASTICS_ROI_DIR or ./rois")
 
     def resolved(self) -> str:
         return self.location or default_store()
@@ -150,3 +169,19 @@ class StoreResource(ConfigurableResource):
         from plastics_dagster.io_manager import store_path
 
         return store_path(self.resolved())
+
+    def roi_folder(self) -> Any:
+        """The watched ROI folder as a UPath."""
+        from plastics_dagster.io_manager import store_path
+
+        return store_path(self.roi_dir or os.environ.get("PLASTICS_ROI_DIR", "./rois"))
+
+    def load_roi(self, name: str) -> Any:
+        """ROI ``name``'s geometry (EPSG:4326): registered in the store, else from the watched folder."""
+        return load_roi(self.path(), name, self.roi_folder())
+
+    def roi_hash(self, name: str) -> str:
+        """sha256 of ROI ``name``'s canonical geometry (part of the run hash)."""
+        from plastics_core.params import geometry_hash
+
+        return geometry_hash(self.load_roi(name))

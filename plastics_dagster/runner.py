@@ -15,7 +15,7 @@ from typing import Any
 from dagster import DagsterInstance, materialize
 
 from plastics_core.errors import PlasticsError
-from plastics_dagster.config import DetectionParams
+from plastics_dagster.config import detection_params
 from plastics_dagster.partitions import parse_window, partition_key
 from plastics_dagster.registry import ensure_roi
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
@@ -45,11 +45,16 @@ class RunSummary:
 
 
 def parse_imagery(spec: str | None) -> ImagerySourceResource:
-    """``synthetic`` | ``local:DIR`` | ``stac[:URL]`` | ``earthone``; None -> $PLASTICS_IMAGERY."""
+    """``synthetic`` | ``local:DIR`` | ``stac[:URL]`` | ``earthone``; None -> $PLASTICS_IMAGERY.
+
+    Raises ImageryError (one line) at once for an unknown kind."""
     if not spec:
-        return ImagerySourceResource.from_env()
-    kind, _, path = spec.partition(":")
-    return ImagerySourceResource(kind=kind, path=path or None)
+        source = ImagerySourceResource()
+    else:
+        kind, _, path = spec.partition(":")
+        source = ImagerySourceResource(kind=kind, path=path or None)
+    source.resolved_kind()
+    return source
 
 
 def _instance(instance: DagsterInstance | None) -> DagsterInstance:
@@ -81,8 +86,7 @@ def materialize_partition(
     from plastics_dagster.jobs import DETECT_SELECTION, REGISTRY_SELECTION
 
     parse_window(window)
-    params = DetectionParams(**(overrides or {}))
-    params.resolved()  # validates (ParameterError)
+    params = detection_params(overrides)  # validates (ParameterError / ModelError)
     src = imagery if isinstance(imagery, ImagerySourceResource) else parse_imagery(imagery)
     store_res = StoreResource(location=store or "")
     inst = _instance(instance)
@@ -91,7 +95,8 @@ def materialize_partition(
     tags = {"plastics/roi": roi, "plastics/window": window}
     result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DETECT_SELECTION, partition_key=partition_key(roi, window),
                          instance=inst, resources=res, raise_on_error=False, tags=tags)
-    summary = summarize(result, roi, window, params.run_hash(src.source_name()), store_res.resolved())
+    summary = summarize(result, roi, window, params.run_hash(src.source_name(), store_res.roi_hash(roi)),
+                        store_res.resolved())
     if result.success and registry:
         reg = materialize(ALL_ASSETS, selection=REGISTRY_SELECTION, partition_key=roi, instance=inst,
                           resources=res, raise_on_error=False, tags=tags)
@@ -114,6 +119,9 @@ def raise_failure(result: Any) -> None:
             err = err.cause
         message = err.message.strip().splitlines()[-1] if err.message.strip() else "step failed"
         cls = getattr(errors, err.cls_name, None)
+        checked = re.search(r"Value error, (.*?) \[type=", err.message)  # a resource's own validator
+        if err.cls_name == "ValidationError" and checked:
+            cls, message = errors.ParameterError, checked.group(1)
         if isinstance(cls, type) and issubclass(cls, PlasticsError):  # user error: its own one-line message
             message = re.sub(rf"^[\w.]*\b{re.escape(err.cls_name)}: ", "", message, count=1)
         else:

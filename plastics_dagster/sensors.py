@@ -1,9 +1,11 @@
 """Sensors: ``roi_sensor`` (new ROI files -> partitions) and ``imagery_sensor`` (complete windows -> runs).
 
-- ``roi_sensor`` watches ``$PLASTICS_ROI_DIR`` (a folder or ``s3://`` prefix, default ``./rois``)
-  for new ``*.geojson``. Each valid file ``<name>.geojson`` is stored as ``<store>/rois/<name>.geojson``,
-  added as a dynamic ``roi`` partition, and its latest complete window is requested. Invalid
-  files are logged once and skipped. Cursor: JSON ``{file name: size-mtime}`` of seen files.
+- ``roi_sensor`` watches the ``store`` resource's ``roi_dir`` (a folder or ``s3://`` prefix;
+  default ``$PLASTICS_ROI_DIR`` or ``./rois``) for new ``*.geojson``. Each valid file
+  ``<name>.geojson`` is added as a dynamic ``roi`` partition and its latest complete window is
+  requested; the runs read the geometry from that folder (:func:`plastics_dagster.registry.load_roi`).
+  The sensor writes nothing. A file whose name is registered in the store with another geometry,
+  and invalid files, are logged once and skipped. Cursor: JSON ``{file name: size-mtime}`` of seen files.
 - ``imagery_sensor``: for every registered ROI and every window whose pair partner's period has
   ended and for which the imagery source reports scenes in both periods, requests the run once
   (``run_key = "<roi>|<window>|<run_hash>"``). Cursor: JSON ``{"<roi>|<run_hash>": [done windows]}``
@@ -12,7 +14,6 @@
 
 import datetime as dt
 import json
-import os
 from typing import Any
 
 from dagster import (
@@ -24,14 +25,13 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from upath import UPath
-
-from plastics_core.errors import PlasticsError
+from plastics_core.errors import PlasticsError, RoiError
+from plastics_core.params import geometry_hash
 from plastics_core.periods import add_months, pair_periods
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.jobs import detect_job
 from plastics_dagster.partitions import ROI_PARTITIONS_NAME, WINDOW_START, partition_key
-from plastics_dagster.registry import list_rois, load_roi, read_roi_any, store_roi
+from plastics_dagster.registry import list_rois, read_roi_any, roi_key
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
 MAX_REQUESTS = 8
@@ -48,12 +48,6 @@ def complete_windows(today: dt.date, mosaic_period: int = 3, spectrogram_interva
     return out
 
 
-def roi_dir() -> UPath:
-    from plastics_dagster.io_manager import store_path
-
-    return store_path(os.environ.get("PLASTICS_ROI_DIR", "./rois"))
-
-
 def run_key(roi: str, window: str, run_hash: str) -> str:
     return f"{roi}|{window}|{run_hash}"
 
@@ -64,16 +58,17 @@ def _request(roi: str, window: str, run_hash: str) -> RunRequest:
 
 
 @sensor(job=detect_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
-        description="New ROI GeoJSON in $PLASTICS_ROI_DIR -> dynamic roi partition + latest complete window run")
+        description="New ROI GeoJSON in the store resource's roi_dir ($PLASTICS_ROI_DIR) -> dynamic roi "
+        "partition + latest complete window run (writes nothing)")
 def roi_sensor(context: SensorEvaluationContext, params: DetectionParams,
                imagery: ImagerySourceResource, store: StoreResource) -> SensorResult | SkipReason:
-    folder = roi_dir()
+    folder = store.roi_folder()
     if not folder.exists():
         return SkipReason(f"ROI folder {folder} does not exist")
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(ROI_PARTITIONS_NAME))
     windows = complete_windows(dt.date.today(), params.mosaic_period, params.spectrogram_interval)
-    run_hash = params.run_hash(imagery.source_name())
+    source_name = imagery.source_name()
     new_names: list[str] = []
     requests: list[RunRequest] = []
     for path in sorted(folder.iterdir(), key=lambda p: p.name):
@@ -89,14 +84,18 @@ def roi_sensor(context: SensorEvaluationContext, params: DetectionParams,
             from plastics_core.roi import validate_roi_name
 
             name = validate_roi_name(name)
-            store_roi(store.path(), name, read_roi_any(path))
+            geom_hash = geometry_hash(read_roi_any(path))
+            registered = roi_key(store.path(), name)
+            if registered.exists() and geometry_hash(read_roi_any(registered)) != geom_hash:
+                raise RoiError(f"ROI {name!r} is registered in the store with another geometry: rename the file "
+                               f"or replace it with `plastics roi add --replace {name} FILE.geojson`")
         except PlasticsError as exc:
             context.log.warning(f"skipping ROI file {path.name}: {exc}")
             continue
         if name not in known and name not in new_names:
             new_names.append(name)
         if windows:
-            requests.append(_request(name, windows[-1], run_hash))
+            requests.append(_request(name, windows[-1], params.run_hash(source_name, geom_hash)))
     context.update_cursor(json.dumps(seen, sort_keys=True))
     if not new_names and not requests:
         return SkipReason("no new ROI files")
@@ -114,20 +113,21 @@ def _has_scenes(source: Any, geom: Any, window: str, params: DetectionParams) ->
 def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams,
                    imagery: ImagerySourceResource, store: StoreResource) -> SensorResult | SkipReason:
     done: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
-    run_hash = params.run_hash(imagery.source_name())
+    source_name = imagery.source_name()
     windows = complete_windows(dt.date.today(), params.mosaic_period, params.spectrogram_interval)
     source = None
     requests: list[RunRequest] = []
     searches = 0
     for roi in list_rois(context.instance):
+        try:
+            geom = store.load_roi(roi)
+        except PlasticsError as exc:
+            context.log.warning(f"ROI {roi}: {exc}")
+            continue
+        run_hash = params.run_hash(source_name, geometry_hash(geom))
         slot = done.setdefault(f"{roi}|{run_hash}", [])
         todo = [w for w in windows if w not in slot]
         if not todo:
-            continue
-        try:
-            geom = load_roi(store.path(), roi)
-        except PlasticsError as exc:
-            context.log.warning(f"ROI {roi}: {exc}")
             continue
         source = source or imagery.get_source()
         for window in reversed(todo):  # newest first

@@ -1,8 +1,8 @@
 """IO manager of the fan-out ops' step outputs (tile keys, tile summaries: small JSON).
 
 Path: ``<steps>/<run_id>/<step key>/<output>[/<mapping key>].json`` where ``<steps>`` is
-``$PLASTICS_STEP_STORE`` (a folder or ``s3://bucket/prefix``) if set; else, with
-``PLASTICS_EXECUTOR=k8s`` (step pods share no disk), ``<store>/_steps`` beside the outputs; else
+``$PLASTICS_STEP_STORE`` (a folder or ``s3://bucket/prefix``, read when a run starts) if set; else,
+in a run of ``detect_job_k8s`` (step pods share no disk), ``<store>/_steps`` beside the outputs; else
 ``<instance storage>/plastics_steps`` (``$DAGSTER_HOME/storage``: shared by the run, its step
 processes and the celery workers of one machine). A re-execution
 from failure reads the parent run's step outputs from there. Assets never go here: the output
@@ -40,11 +40,14 @@ class StepIOManager(UPathIOManager):
         pass  # atomic_write creates local folders; S3 has none
 
 
-def step_store(instance: Any, store: str) -> UPath:
-    """Where step outputs go (see the module docstring); ``store``: the output store location."""
+def step_store(instance: Any, store: str, job_name: str = "") -> UPath:
+    """Where step outputs go (see the module docstring); ``store``: the output store location;
+    ``job_name``: the run's job."""
+    from plastics_dagster.jobs import K8S_JOB_NAME
+
     if os.environ.get(STEP_STORE_ENV):
         return store_path(os.environ[STEP_STORE_ENV])
-    if os.environ.get("PLASTICS_EXECUTOR") == "k8s":
+    if job_name == K8S_JOB_NAME:
         return store_path(store) / "_steps"
     root = instance.storage_directory() if instance is not None else tempfile.gettempdir()
     return store_path(os.path.join(root, "plastics_steps"))
@@ -53,4 +56,6 @@ def step_store(instance: Any, store: str) -> UPath:
 @io_manager(required_resource_keys={"store"},
             description="Fan-out step outputs (tile keys, tile summaries) as JSON, kept out of the output store.")
 def step_io_manager(init_context: Any) -> IOManager:
-    return StepIOManager(base_path=step_store(init_context.instance, init_context.resources.store.resolved()))
+    run = getattr(init_context, "dagster_run", None)
+    return StepIOManager(base_path=step_store(init_context.instance, init_context.resources.store.resolved(),
+                                              run.job_name if run is not None else ""))

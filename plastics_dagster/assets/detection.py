@@ -24,10 +24,8 @@ CODE_VERSION = "1"
 
 
 def to_detect_params(params: DetectionParams) -> Any:
-    """The resolved parameters as :class:`plastics_core.pipeline.DetectParams`."""
-    from plastics_core.remote import detect_params
-
-    return detect_params(params.resolved())
+    """The validated :class:`plastics_core.params.DetectParams`."""
+    return params.core()
 
 
 #: the graph-backed asset: plan_tiles -> infer_tile (one GPU step per tile) -> collect_tiles

@@ -40,7 +40,6 @@ from plastics_core.reports import build_site_reports, holding_tile
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import GEOJSON_EXT, _is_local, atomic_write, read_gdf, safe_name
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
-from plastics_dagster.registry import load_roi
 from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
@@ -146,9 +145,9 @@ def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: lis
             candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, enriched_sites: gpd.GeoDataFrame,
             params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource) -> MaterializeResult:
     roi, window = split_key(context.partition_key)
-    run_hash = params.run_hash(imagery.source_name())
+    run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
     root = store.path()
-    html = build_preview_html(load_roi(root, roi), heatmaps, blobs, candidates, contours, enriched_sites,
+    html = build_preview_html(store.load_roi(roi), heatmaps, blobs, candidates, contours, enriched_sites,
                               f"{roi} · window {window} · run {run_hash}")
     path = preview_path(root, roi, window, run_hash)
     atomic_write(path, html.encode("utf-8"))
@@ -190,7 +189,7 @@ def site_registry(context: AssetExecutionContext, enriched_sites: Any, contours:
     contours_by_window = _as_windows(contours, [str(k) for k in context.asset_partition_keys_for_input("contours")])
     per_window = {w: (g, contours_by_window.get(w)) for w, g in sites_by_window.items()}
     registry = build_site_registry(per_window)
-    run_hash = params.run_hash(imagery.source_name())
+    run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
     gj, csv = registry_paths(store.path(), roi, run_hash)
     atomic_write(csv, registry_csv_bytes(registry))
     counts = registry["status"].value_counts().to_dict() if len(registry) else {}

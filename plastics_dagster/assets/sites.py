@@ -16,7 +16,6 @@ from plastics_core.raster import Raster
 from plastics_dagster.assets.detection import CODE_VERSION, to_detect_params
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import detect_partitions, split_key
-from plastics_dagster.registry import load_roi
 from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import (
     GeocoderResource,
@@ -28,8 +27,9 @@ from plastics_dagster.resources import (
 GROUP = "sites"
 
 
-def _meta(gdf: gpd.GeoDataFrame, what: str, run_hash: str, reason: str | None = None, **extra: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {what: len(gdf), "run_hash": run_hash, **extra}
+def _meta(gdf: gpd.GeoDataFrame, what: str, reason: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Counts and the empty reason (the IO manager adds the run hash)."""
+    meta: dict[str, Any] = {what: len(gdf), **extra}
     if len(gdf) == 0:
         meta["empty_reason"] = reason or f"no {what} in this partition"
     return meta
@@ -46,7 +46,7 @@ def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourc
     reason = (f"no blob above pred_threshold={bp.pred_threshold} (min_sigma={bp.min_sigma}, "
               f"area_threshold={bp.area_threshold})" if valid else
               "the heatmaps hold no valid pixel (no usable imagery: see descartes_run empty_tiles)")
-    return Output(gdf, metadata=_meta(gdf, "blobs", params.run_hash(imagery.source_name()), reason))
+    return Output(gdf, metadata=_meta(gdf, "blobs", reason))
 
 
 @asset(partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
@@ -59,9 +59,9 @@ def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_ge
     threshold = params.blob_params().patch_threshold
     gdf = pipeline.find_candidates(blobs, patch_geojson, to_detect_params(params))
     roi, _ = split_key(context.partition_key)
-    png = thumbnails.points_png(gdf, load_roi(store.path(), roi), f"{len(gdf)} candidates")
+    png = thumbnails.points_png(gdf, store.load_roi(roi), f"{len(gdf)} candidates")
     reason = "no blobs" if len(blobs) == 0 else f"no blob lies in a patch with mean > patch_threshold={threshold}"
-    meta = _meta(gdf, "candidates", params.run_hash(imagery.source_name()), reason, patch_threshold=threshold,
+    meta = _meta(gdf, "candidates", reason, patch_threshold=threshold,
                  names=", ".join(str(n) for n in gdf["name"]) if len(gdf) else "",
                  thumbnail=MetadataValue.md(thumbnails.markdown_image(png, "candidates")))
     return Output(gdf, metadata=meta)
@@ -81,7 +81,7 @@ def contours(context: AssetExecutionContext, candidates: gpd.GeoDataFrame, param
                                   to_detect_params(params), dt.date.fromisoformat(window))
     area = float(gdf.groupby("name")["area_km2"].max().sum()) if len(gdf) else 0.0
     reason = "no candidates" if len(candidates) == 0 else "no outline traced around the candidates"
-    return Output(gdf, metadata=_meta(gdf, "contours", params.run_hash(imagery.source_name()), reason,
+    return Output(gdf, metadata=_meta(gdf, "contours", reason,
                                       max_area_km2=MetadataValue.float(area)))
 
 
@@ -94,5 +94,5 @@ def enriched_sites(candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, par
 
     gdf = pipeline.enrich(candidates, contours, geocoder.get_geocoder())
     status = sorted(set(gdf["geocode_status"])) if len(gdf) and "geocode_status" in gdf else []
-    return Output(gdf, metadata=_meta(gdf, "sites", params.run_hash(imagery.source_name()),
+    return Output(gdf, metadata=_meta(gdf, "sites",
                                       "no candidates" if len(candidates) == 0 else None, geocode_status=", ".join(str(s) for s in status)))

@@ -82,17 +82,10 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def detection_params(overrides: dict[str, Any]) -> Any:
-    """``DetectionParams(**overrides)``; a value of the wrong type is one ParameterError line."""
-    from pydantic import ValidationError
+    """The run parameters with ``overrides``; a bad value is one ParameterError line."""
+    from plastics_dagster.config import detection_params as build
 
-    from plastics_dagster.config import DetectionParams
-
-    try:
-        return DetectionParams(**overrides)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ParameterError(f"--param {where}={first.get('input')!r}: {first['msg']}") from None
+    return build(overrides)
 
 
 def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None, imagery: str | None,

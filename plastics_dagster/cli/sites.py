@@ -22,12 +22,13 @@ _HASH = re.compile(r"^[0-9a-f]{12}$")
 _MAX_LISTED = 10
 
 
-def params_run_hash(overrides: dict[str, Any], imagery: str | None) -> str:
-    """The run hash ``plastics run`` would use for these DetectionParams overrides and imagery spec."""
+def params_run_hash(overrides: dict[str, Any], imagery: str | None, root: Any, roi: str) -> str:
+    """The run hash ``plastics run`` would use for these parameter overrides, imagery spec and ROI."""
     from plastics_dagster.cli.run import detection_params
+    from plastics_dagster.registry import roi_hash
     from plastics_dagster.runner import parse_imagery
 
-    return detection_params(overrides).run_hash(parse_imagery(imagery).source_name())
+    return detection_params(overrides).run_hash(parse_imagery(imagery).source_name(), roi_hash(root, roi))
 
 
 def stored_run_hashes(root: Any, roi: str) -> list[str]:
@@ -106,7 +107,7 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
         overrides = parse_params(params)
         if preset:
             overrides["preset"] = preset
-        run_hash = params_run_hash(overrides, imagery)
+        run_hash = params_run_hash(overrides, imagery, open_store(store), roi)
     root = open_store(store)
     available = stored_run_hashes(root, roi)
     if run_hash not in available:
