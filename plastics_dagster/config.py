@@ -66,7 +66,7 @@ class DetectionParams(ConfigurableResource):  # type: ignore[type-arg]
     def _check(cls, values: Any) -> Any:
         """Every check of the core model first, so a bad value is reported in its one line."""
         if isinstance(values, dict):
-            core.make_params({k: v for k, v in values.items() if k in _F})
+            core.make_params(values)
         return values
 
     def core(self) -> DetectParams:

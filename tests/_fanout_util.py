@@ -69,10 +69,12 @@ def run_config(store: Path, models_dir: Path) -> dict[str, Any]:
 
 
 def run_hash() -> str:
+    from plastics_core.params import geometry_hash
     from plastics_dagster.config import DetectionParams
     from plastics_dagster.resources import ImagerySourceResource
 
-    return DetectionParams(tilesize=TILESIZE, pad=PAD).run_hash(ImagerySourceResource().source_name())
+    return DetectionParams(tilesize=TILESIZE, pad=PAD).run_hash(ImagerySourceResource().source_name(),
+                                                                 geometry_hash(four_tile_roi()))
 
 
 def run_dir(store: Path) -> Path:
@@ -119,14 +121,14 @@ def job_definitions(executor: str = "multiprocess") -> Any:
     ``multiprocess`` (or ``in_process``) executor."""
     from dagster import AssetSelection, Definitions, in_process_executor, multiprocess_executor
 
-    from plastics_dagster.celery_job import fanout_assets
+    from plastics_dagster.definitions import ALL_ASSETS
     from plastics_dagster.definitions import default_resources
     from plastics_dagster.jobs import make_detect_job
 
     selection = AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson")
     ex = multiprocess_executor if executor == "multiprocess" else in_process_executor
     job = make_detect_job("fanout_job", executor_def=ex, selection=selection)
-    return Definitions(assets=fanout_assets(), jobs=[job], resources=default_resources())
+    return Definitions(assets=ALL_ASSETS, jobs=[job], resources=default_resources())
 
 
 def fanout_job() -> Any:
@@ -138,13 +140,13 @@ def child_run(store: str, models_dir: str) -> None:
     """Run the 4-tile partition of :func:`fanout_job` against $DAGSTER_HOME (the resume test's
     child process; the test SIGKILLs its process group mid-run)."""
     from dagster import reconstructable
-    from dagster._core.execution.api import execute_job
+    from dagster import execute_job
 
     from plastics_dagster.partitions import detect_partitions
 
     with DagsterInstance.get() as instance:
         config = run_config(Path(store), Path(models_dir))
         config["execution"] = {"config": {"max_concurrent": 1, "start_method": {"forkserver": {
-            "preload_modules": ["plastics_dagster.celery_job", "plastics_dagster.fanout", "tests._fanout_util"]}}}}
+            "preload_modules": ["plastics_dagster.definitions", "plastics_dagster.fanout", "tests._fanout_util"]}}}}
         tags = detect_partitions.get_tags_for_partition_key(partition())
         execute_job(reconstructable(fanout_job), instance, run_config=config, tags=tags, raise_on_error=False)

@@ -121,7 +121,8 @@ def test_new_run_hash_never_touches_other_runs(tmp_path: Path) -> None:
     from plastics_dagster.config import DetectionParams
 
     base = store_path(str(tmp_path))
-    hashes = [DetectionParams().run_hash("synthetic"), DetectionParams(patch_threshold=0.5).run_hash("synthetic")]
+    hashes = [DetectionParams().run_hash("synthetic", "r"),
+              DetectionParams(patch_threshold=0.5).run_hash("synthetic", "r")]
     assert hashes[0] != hashes[1]
     folder = base / "heatmaps" / "r" / "2021-01-01"
     write_raster_folder(folder / hashes[0], [_raster("t", 500000)])

@@ -60,7 +60,8 @@ def _home() -> str:
 
 @pytest.fixture(scope="module")
 def runs(celery_app: Any, tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> dict[str, Any]:
-    from plastics_dagster.celery_job import fanout_assets, launch
+    from plastics_dagster.celery_job import launch
+    from plastics_dagster.definitions import ALL_ASSETS
     from plastics_dagster.checks import ALL_CHECKS
     from plastics_dagster.jobs import DETECT_SELECTION
 
@@ -70,7 +71,7 @@ def runs(celery_app: Any, tmp_path_factory: pytest.TempPathFactory, models_dir: 
     result = launch(instance, fu.partition(), run_config=fu.run_config(store, models_dir))
     local = DagsterInstance.ephemeral()
     fu.register(local, reference)
-    ref = materialize([*fanout_assets(), *ALL_CHECKS], selection=DETECT_SELECTION, partition_key=fu.partition(),
+    ref = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DETECT_SELECTION, partition_key=fu.partition(),
                       instance=local, resources=fu.resources(reference))
     return {"instance": instance, "result": result, "store": store, "reference": reference, "ref": ref}
 

@@ -101,7 +101,9 @@ def empty_store(tmp_path: Path) -> tuple[str, str]:
     res = default_resources(store=StoreResource(location=store), imagery=ImagerySourceResource(kind="synthetic"))
     assert materialize(ALL_ASSETS, selection=[site_registry], instance=instance, resources=res,
                        partition_key=ROI).success
-    return store, params_run_hash({}, "synthetic")
+    from plastics_dagster.io_manager import store_path
+
+    return store, params_run_hash({}, "synthetic", store_path(store), ROI)
 
 
 def test_empty_registry_prints_header_and_zero_sites(empty_store: tuple[str, str]) -> None:

@@ -45,9 +45,31 @@ def test_dagster_definitions_validate() -> None:
 def test_run_hash_changes_with_params() -> None:
     from plastics_dagster.config import DetectionParams
 
-    a = DetectionParams().run_hash("synthetic")
-    assert a == DetectionParams().run_hash("synthetic")
+    a = DetectionParams().run_hash("synthetic", "roi")
+    assert a == DetectionParams().run_hash("synthetic", "roi")
     assert len(a) == 12
-    assert a != DetectionParams(preset="low").run_hash("synthetic")
-    assert a != DetectionParams(pred_threshold=0.7).run_hash("synthetic")
-    assert a != DetectionParams().run_hash("local:/data")
+    assert a != DetectionParams(preset="low").run_hash("synthetic", "roi")
+    assert a != DetectionParams(pred_threshold=0.7).run_hash("synthetic", "roi")
+    assert a != DetectionParams().run_hash("local:/data", "roi")
+    assert a != DetectionParams().run_hash("synthetic", "other roi")
+
+
+def test_one_definitions_with_fixed_executors() -> None:
+    from plastics_dagster.definitions import defs
+
+    executors = {name: defs.resolve_job_def(name).executor_def.name
+                 for name in ("detect_job", "detect_job_celery", "detect_job_k8s", "registry_job")}
+    assert executors == {"detect_job": "in_process", "detect_job_celery": "celery", "detect_job_k8s": "k8s",
+                         "registry_job": "in_process"}
+
+
+def test_no_import_cycles_or_private_dagster_imports() -> None:
+    """Among the modules this code location loads (the tool lists every cycle and private import)."""
+    tool = REPO.parent / "shared" / "tools" / "import_cycles.py"
+    if not tool.exists():
+        import pytest
+
+        pytest.skip("../shared/tools/import_cycles.py not present")
+    proc = subprocess.run([sys.executable, str(tool)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    mine = [ln for ln in proc.stdout.splitlines() if "plastics_dagster" in ln and "resume" not in ln]
+    assert not mine, mine

@@ -42,10 +42,10 @@ def _backend(srv: FakeEarthOne) -> BackendResource:
 
 
 def _run(instance: DagsterInstance, store: Path, backend: BackendResource | None = None) -> Any:
-    from plastics_dagster.celery_job import fanout_assets
+    from plastics_dagster.definitions import ALL_ASSETS
 
     extra = {"backend": backend} if backend is not None else {}
-    return materialize(fanout_assets(), selection=SELECTION, partition_key=fu.partition(), instance=instance,
+    return materialize(ALL_ASSETS, selection=SELECTION, partition_key=fu.partition(), instance=instance,
                        resources=fu.resources(store, **extra), raise_on_error=False)
 
 

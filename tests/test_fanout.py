@@ -22,9 +22,9 @@ SELECTION = AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson")
 
 
 def _materialize(instance: DagsterInstance, store: Path) -> Any:
-    from plastics_dagster.celery_job import fanout_assets
+    from plastics_dagster.definitions import ALL_ASSETS
 
-    return materialize(fanout_assets(), selection=SELECTION, partition_key=fu.partition(), instance=instance,
+    return materialize(ALL_ASSETS, selection=SELECTION, partition_key=fu.partition(), instance=instance,
                        resources=fu.resources(store))
 
 

@@ -21,12 +21,12 @@ def k8s_plan() -> Any:
     from dagster._core.execution.api import create_execution_plan
     from dagster_k8s import k8s_job_executor
 
-    from plastics_dagster.celery_job import fanout_assets
+    from plastics_dagster.definitions import ALL_ASSETS
     from plastics_dagster.definitions import default_resources
     from plastics_dagster.jobs import make_detect_job
 
     job = make_detect_job("detect_job_k8s", executor_def=k8s_job_executor)
-    defs = Definitions(assets=fanout_assets(), jobs=[job], resources=default_resources())
+    defs = Definitions(assets=ALL_ASSETS, jobs=[job], resources=default_resources())
     return create_execution_plan(defs.resolve_job_def("detect_job_k8s"))
 
 

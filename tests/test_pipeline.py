@@ -45,7 +45,7 @@ def _metres(a: gpd.GeoSeries, b: gpd.GeoSeries) -> np.ndarray:
 def test_params_blob_overrides() -> None:
     p = P.DetectParams(preset="low", min_sigma=4.0)
     assert p.blob_params().pred_threshold == 0.9 and p.blob_params().min_sigma == 4.0
-    assert P.DetectParams(preset=None).blob_params().pred_threshold == 0.6
+    assert P.DetectParams().blob_params().pred_threshold == 0.6  # preset "high"
 
 
 def test_box_tile_covers_box() -> None:

@@ -24,7 +24,7 @@ from plastics_dagster.assets.preview import (
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.definitions import default_resources
 from plastics_dagster.io_manager import atomic_write, store_path, write_raster_folder
-from plastics_dagster.registry import roi_key
+from plastics_dagster.registry import roi_hash, roi_key
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 from tests import _preview_data as d
 
@@ -41,9 +41,9 @@ def env(tmp_path: Path) -> tuple[Path, str, DagsterInstance, dict]:
     store = tmp_path / "store"
     resources = default_resources(store=StoreResource(location=str(store)),
                                   imagery=ImagerySourceResource(kind="synthetic"))
-    run_hash = DetectionParams().run_hash(ImagerySourceResource(kind="synthetic").source_name())
     root = store_path(str(store))
     atomic_write(roi_key(root, ROI), geojson_bytes(gpd.GeoDataFrame(geometry=[d.roi()], crs="EPSG:4326")))
+    run_hash = DetectionParams().run_hash(ImagerySourceResource(kind="synthetic").source_name(), roi_hash(root, ROI))
     ids = tuple(site_id(lon, lat) for lon, lat in d.site_lonlats())
     for window, rows in ((W1, [0, 1]), (W2, [0])):
         write_raster_folder(root / "heatmaps" / ROI / window / run_hash, d.tile_heatmaps())

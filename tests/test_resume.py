@@ -110,11 +110,11 @@ def test_reexecution_runs_only_missing_tiles(resumed: dict[str, Any]) -> None:
 
 
 def test_resumed_outputs_equal_uninterrupted_run(resumed: dict[str, Any], tmp_path: Path) -> None:
-    from plastics_dagster.celery_job import fanout_assets
+    from plastics_dagster.definitions import ALL_ASSETS
 
     instance = DagsterInstance.ephemeral()
     fu.register(instance, tmp_path)
-    result = materialize(fanout_assets(), selection=AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson"),
+    result = materialize(ALL_ASSETS, selection=AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson"),
                          partition_key=fu.partition(), instance=instance, resources=fu.resources(tmp_path))
     assert result.success
     fu.assert_same_outputs(resumed["store"], tmp_path)

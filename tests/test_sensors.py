@@ -38,7 +38,7 @@ def test_roi_sensor_adds_partition_once(tmp_path: Path, gpw_dir: Path, resources
     shutil.copy(gpw_dir / "test_patch.geojson", rois / "temesi.geojson")
     (rois / "Bad Name.geojson").write_text("{}")
     (rois / "broken.geojson").write_text("not json")
-    monkeypatch.setenv("PLASTICS_ROI_DIR", str(rois))
+    resources = {**resources, "store": StoreResource(location=str(tmp_path / "store"), roi_dir=str(rois))}
     instance = DagsterInstance.ephemeral()
     ctx = build_sensor_context(instance=instance, resources=resources)
     result: Any = roi_sensor(ctx)
@@ -51,7 +51,14 @@ def test_roi_sensor_adds_partition_once(tmp_path: Path, gpw_dir: Path, resources
     latest = complete_windows(dt.date.today())[-1]
     assert run.partition_key.keys_by_dimension == {"roi": "temesi", "window": latest}
     assert run.run_key.startswith(f"temesi|{latest}|")
-    assert (tmp_path / "store" / "rois" / "temesi.geojson").exists()
+    assert not (tmp_path / "store").exists()  # the sensor writes nothing
+    # the run reads the geometry from the watched folder; its hash is the one requested
+    from plastics_core.params import geometry_hash
+    from plastics_core.roi import read_roi
+
+    geom = resources["store"].load_roi("temesi")
+    assert geometry_hash(geom) == geometry_hash(read_roi(rois / "temesi.geojson"))
+    assert run.tags["plastics/run_hash"] == resources["params"].run_hash("synthetic", geometry_hash(geom))
     # next tick with the cursor: nothing new
     instance.add_dynamic_partitions("roi", ["temesi"])
     again = roi_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor, resources=resources))
@@ -92,3 +99,19 @@ def test_imagery_sensor_waits_for_scenes(tmp_path: Path, gpw_dir: Path, resource
     requested = {r.run_key.split("|")[1] for r in res.run_requests}
     assert wins[-1] not in requested
     assert requested and all(dt.date.fromisoformat(w) < gap.start for w in requested)
+
+
+def test_roi_sensor_skips_a_file_that_would_change_a_registered_roi(tmp_path: Path, gpw_dir: Path,
+                                                                     resources: dict) -> None:
+    from shapely import affinity
+
+    from plastics_dagster.registry import roi_geojson_bytes
+
+    instance = DagsterInstance.ephemeral()
+    store = StoreResource(location=str(tmp_path / "store"), roi_dir=str(tmp_path / "rois"))
+    register_roi(instance, store.path(), "temesi", gpw_dir / "test_patch.geojson")
+    (tmp_path / "rois").mkdir()
+    moved = affinity.translate(store.load_roi("temesi"), xoff=-0.1)
+    (tmp_path / "rois" / "temesi.geojson").write_bytes(roi_geojson_bytes("temesi", moved))
+    result = roi_sensor(build_sensor_context(instance=instance, resources={**resources, "store": store}))
+    assert isinstance(result, SkipReason)

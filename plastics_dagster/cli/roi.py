@@ -24,16 +24,19 @@ def roi() -> None:
 @click.argument("name")
 @click.argument("file", metavar="FILE.geojson")
 @click.option("--store", help=_STORE_HELP)
-def add(name: str, file: str, store: str | None) -> None:
+@click.option("--replace", is_flag=True,
+              help="Replace the geometry of an ROI already registered under NAME (its runs get a new run hash).")
+def add(name: str, file: str, store: str | None, replace: bool) -> None:
     """Validate FILE.geojson (EPSG:4326 polygons) and register it as ROI NAME.
 
-    FILE may be a local path or an s3:// URL.
+    FILE may be a local path or an s3:// URL. A NAME registered with another geometry is refused
+    unless --replace; the same geometry again changes nothing.
     """
     from plastics_core.roi import roi_area_km2
     from plastics_dagster.registry import register_roi
 
     root = open_store(store)
-    geom = register_roi(open_instance(), root, name, file)
+    geom = register_roi(open_instance(), root, name, file, replace=replace)
     click.echo(f"registered ROI {name}: {roi_area_km2(geom):.2f} km2, stored in {root}/rois/{name}.geojson")
 
 
