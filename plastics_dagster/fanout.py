@@ -136,11 +136,11 @@ def complete_summaries(summaries: list[dict[str, Any]], planned: list[str], fold
 def plan_tiles(context: OpExecutionContext, params: DetectionParams, store: StoreResource,
                imagery: ImagerySourceResource, models: ModelStoreResource) -> list[DynamicOutput[str]]:
     roi, window = _partition(context)
-    params.resolved()  # bad parameters, bad imagery config, missing/corrupt models: one failure, not one per tile
-    imagery.get_source()
-    model_store = models.get_store()
-    for name in (params.model, params.patch_model):
-        model_store.resolve(name)
+    from plastics_dagster.preflight import preflight
+
+    # bad parameters or imagery config, missing/corrupt models (ensemble too), an unwritable store:
+    # one failure before the first tile, not one per tile
+    preflight(params, imagery, models, store)
     tiles = planned_tiles(params, store, roi)
     context.log.info(f"{roi} {window}: {len(tiles)} tiles")
     return [DynamicOutput(key, mapping_key=mapping_key(key)) for key in tiles]  # a list: errors raise in here

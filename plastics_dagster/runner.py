@@ -18,7 +18,7 @@ from plastics_core.errors import PlasticsError
 from plastics_dagster.config import detection_params
 from plastics_dagster.partitions import parse_window, partition_key
 from plastics_dagster.registry import ensure_roi
-from plastics_dagster.resources import ImagerySourceResource, StoreResource
+from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
 
 
 @dataclass
@@ -89,6 +89,9 @@ def materialize_partition(
     params = detection_params(overrides)  # validates (ParameterError / ModelError)
     src = imagery if isinstance(imagery, ImagerySourceResource) else parse_imagery(imagery)
     store_res = StoreResource(location=store or "")
+    from plastics_dagster.preflight import preflight
+
+    preflight(params, src, (resources or {}).get("models") or ModelStoreResource(), store_res)  # before Dagster
     inst = _instance(instance)
     ensure_roi(inst, store_res.path(), roi)
     res = default_resources(params=params, imagery=src, store=store_res, **(resources or {}))
