@@ -56,7 +56,7 @@ import json
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from plastics_core import METHOD_VERSION
 from plastics_core.errors import ModelError, ParameterError
@@ -69,6 +69,7 @@ COMPOSITE_METHODS: tuple[str, ...] = ("min", "median", "min_masked")
 #: Tile planner defaults (equal to plastics_core.tiles.DEFAULT_TILESIZE / DEFAULT_PAD).
 DEFAULT_TILESIZE = 897
 DEFAULT_PAD = 22
+_NAME_FIELDS = frozenset({"model", "patch_model", "ensemble_model", "composite_method", "preset"})
 BLOB_FIELDS: tuple[str, ...] = ("pred_threshold", "min_sigma", "max_sigma", "area_threshold", "patch_threshold")
 
 
@@ -157,11 +158,17 @@ class DetectParams(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_bool_or_nan(cls, value: Any) -> Any:
+    def _no_bool_or_nan(cls, value: Any, info: ValidationInfo) -> Any:
         """``True`` is not a tile size and NaN is not a threshold (pydantic would coerce/accept them)."""
         if isinstance(value, bool):
             raise ValueError("a boolean is not a valid value: give a number or a name")
-        if isinstance(value, float) and not math.isfinite(value):
+        if info.field_name in _NAME_FIELDS or not isinstance(value, float | str):
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            return value  # pydantic reports the wrong type
+        if not math.isfinite(number):
             raise ValueError("the value must be finite")
         return value
 
@@ -207,7 +214,7 @@ def _one_line(exc: ValidationError) -> str:
         elif err["type"] == "value_error" and not err["loc"]:
             parts.append(msg)
         else:
-            parts.append(f"{name}={err.get('input')!r}: {msg}{_bounds_hint(name)}")
+            parts.append(f"{name}={err.get('input')}: {msg}{_bounds_hint(name)}")
     return "; ".join(parts)
 
 
