@@ -23,6 +23,7 @@ from plastics_dagster.jobs import detect_job, detect_job_celery, detect_job_k8s,
 from plastics_dagster.resources import (
     GeocoderResource,
     ImagerySourceResource,
+    LaunchResource,
     ModelStoreResource,
     StoreResource,
 )
@@ -38,6 +39,7 @@ def default_resources(**overrides: Any) -> dict[str, Any]:
         "geocoder": GeocoderResource(),
         "store": StoreResource(),
         "backend": BackendResource(),
+        "launch": LaunchResource(),
         "io_manager": plastics_io_manager,
     }
     resources.update(overrides)

@@ -21,6 +21,8 @@ PLASTICS_GEOCODER_FIXTURE  JSON file of canned answers for ``fixture`` [unset]
 PLASTICS_GEOCODER_EMAIL    contact in the Nominatim User-Agent [unset]
 PLASTICS_BACKEND           where tiles run: ``local`` | ``earthone`` (:mod:`plastics_dagster.backend`) [local]
 PLASTICS_ROI_DIR           folder or ``s3://`` prefix watched by ``roi_sensor`` [``./rois``]
+PLASTICS_DETECT_JOB        job the sensors launch: ``detect_job`` (in-process), ``detect_job_celery`` or
+                           ``detect_job_k8s`` (one pod per step) [detect_job]
 PLASTICS_CELERY_BROKER     Redis URL of the ``detect_job_celery`` broker [``redis://127.0.0.1:6379/0``]
 PLASTICS_CELERY_BACKEND    Redis URL of its result backend [``redis://127.0.0.1:6379/1``]
 PLASTICS_SHARED            the shared data folder (default ROI ``test_patch``) [``../shared``]
@@ -185,3 +187,21 @@ class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
         from plastics_core.params import geometry_hash
 
         return geometry_hash(self.load_roi(name))
+
+
+DETECT_JOBS = ("detect_job", "detect_job_celery", "detect_job_k8s")
+
+
+class LaunchResource(ConfigurableResource):  # type: ignore[type-arg]
+    """Which detection job (hence executor) the sensors' run requests target."""
+
+    job: str = Field(default="", description="detect_job | detect_job_celery | detect_job_k8s; "
+                                              "'' = $PLASTICS_DETECT_JOB or detect_job")
+
+    def job_name(self) -> str:
+        """The job name; ParameterError (one line) when it is not one of :data:`DETECT_JOBS`."""
+        name = str(setting(self.job, "PLASTICS_DETECT_JOB", "detect_job"))
+        if name not in DETECT_JOBS:
+            raise ParameterError(f"unknown detection job {name!r}: set PLASTICS_DETECT_JOB to one of "
+                                 f"{', '.join(DETECT_JOBS)}")
+        return name

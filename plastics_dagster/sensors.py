@@ -6,6 +6,8 @@
   requested; the runs read the geometry from that folder (:func:`plastics_dagster.registry.load_roi`).
   The sensor writes nothing. A file whose name is registered in the store with another geometry,
   and invalid files, are logged once and skipped. Cursor: JSON ``{file name: size-mtime}`` of seen files.
+- Both request the job named by the ``launch`` resource (``detect_job``, ``detect_job_celery`` or
+  ``detect_job_k8s``; ``$PLASTICS_DETECT_JOB``), so the executor is a setting of the deployment.
 - ``imagery_sensor``: for every registered ROI and every window whose pair partner's period has
   ended and for which the imagery source reports scenes in both periods, requests the run once
   (``run_key = "<roi>|<window>|<run_hash>"``). Cursor: JSON ``{"<roi>|<run_hash>": [done windows]}``
@@ -29,10 +31,10 @@ from plastics_core.errors import PlasticsError, RoiError
 from plastics_core.params import geometry_hash
 from plastics_core.periods import add_months, pair_periods
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.jobs import detect_job
+from plastics_dagster.jobs import detect_job, detect_job_celery, detect_job_k8s
 from plastics_dagster.partitions import ROI_PARTITIONS_NAME, WINDOW_START, partition_key
 from plastics_dagster.registry import list_rois, read_roi_any, roi_key
-from plastics_dagster.resources import ImagerySourceResource, StoreResource
+from plastics_dagster.resources import ImagerySourceResource, LaunchResource, StoreResource
 
 MAX_REQUESTS = 8
 MAX_SEARCHES = 40
@@ -52,16 +54,19 @@ def run_key(roi: str, window: str, run_hash: str) -> str:
     return f"{roi}|{window}|{run_hash}"
 
 
-def _request(roi: str, window: str, run_hash: str) -> RunRequest:
+DETECT_JOBS = [detect_job, detect_job_celery, detect_job_k8s]
+
+
+def _request(roi: str, window: str, run_hash: str, job: str) -> RunRequest:
     return RunRequest(run_key=run_key(roi, window, run_hash), partition_key=partition_key(roi, window),
-                      tags={"plastics/run_hash": run_hash, "plastics/roi": roi})
+                      tags={"plastics/run_hash": run_hash, "plastics/roi": roi}, job_name=job)
 
 
-@sensor(job=detect_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
+@sensor(jobs=DETECT_JOBS, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
         description="New ROI GeoJSON in the store resource's roi_dir ($PLASTICS_ROI_DIR) -> dynamic roi "
         "partition + latest complete window run (writes nothing)")
-def roi_sensor(context: SensorEvaluationContext, params: DetectionParams,
-               imagery: ImagerySourceResource, store: StoreResource) -> SensorResult | SkipReason:
+def roi_sensor(context: SensorEvaluationContext, params: DetectionParams, imagery: ImagerySourceResource,
+               store: StoreResource, launch: LaunchResource) -> SensorResult | SkipReason:
     folder = store.roi_folder()
     if not folder.exists():
         return SkipReason(f"ROI folder {folder} does not exist")
@@ -95,7 +100,7 @@ def roi_sensor(context: SensorEvaluationContext, params: DetectionParams,
         if name not in known and name not in new_names:
             new_names.append(name)
         if windows:
-            requests.append(_request(name, windows[-1], params.run_hash(source_name, geom_hash)))
+            requests.append(_request(name, windows[-1], params.run_hash(source_name, geom_hash), launch.job_name()))
     context.update_cursor(json.dumps(seen, sort_keys=True))
     if not new_names and not requests:
         return SkipReason("no new ROI files")
@@ -108,10 +113,10 @@ def _has_scenes(source: Any, geom: Any, window: str, params: DetectionParams) ->
     return bool(source.search(geom, first)) and bool(source.search(geom, partner))
 
 
-@sensor(job=detect_job, minimum_interval_seconds=3600, default_status=DefaultSensorStatus.STOPPED,
+@sensor(jobs=DETECT_JOBS, minimum_interval_seconds=3600, default_status=DefaultSensorStatus.STOPPED,
         description="Requests each (roi, window) once when both periods of the window have imagery")
-def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams,
-                   imagery: ImagerySourceResource, store: StoreResource) -> SensorResult | SkipReason:
+def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams, imagery: ImagerySourceResource,
+                   store: StoreResource, launch: LaunchResource) -> SensorResult | SkipReason:
     done: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
     source_name = imagery.source_name()
     windows = complete_windows(dt.date.today(), params.mosaic_period, params.spectrogram_interval)
@@ -135,7 +140,7 @@ def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams,
                 break
             searches += 1
             if _has_scenes(source, geom, window, params):
-                requests.append(_request(roi, window, run_hash))
+                requests.append(_request(roi, window, run_hash, launch.job_name()))
                 slot.append(window)
         slot.sort()
     context.update_cursor(json.dumps(done, sort_keys=True))

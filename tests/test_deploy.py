@@ -73,7 +73,7 @@ def test_user_code_deployment_serves_the_definitions(values: dict[str, Any]) -> 
     env = {e["name"]: e["value"] for e in dep["env"]}
     assert env["PLASTICS_STORE"].startswith("s3://")  # S3 IO manager
     assert env["PLASTICS_MODEL_STORE"].startswith("s3://")
-    assert env["PLASTICS_EXECUTOR"] == "k8s"  # k8s_job_executor
+    assert env["PLASTICS_DETECT_JOB"] == "detect_job_k8s"  # the sensors launch the k8s_job_executor job
     assert dep["envSecrets"] == [{"name": "plastics-aws"}]  # credentials only from a Secret
     assert not any(k.startswith("AWS_") for k in env)
     assert dep["podSecurityContext"]["runAsNonRoot"] is True
@@ -85,7 +85,7 @@ def test_k8s_run_launcher_and_postgres_storage(values: dict[str, Any]) -> None:
     launcher = rl["config"]["k8sRunLauncher"]
     assert launcher["loadInclusterConfig"] is True
     env_vars = dict(v.split("=", 1) for v in launcher["envVars"])
-    assert env_vars["PLASTICS_EXECUTOR"] == "k8s" and env_vars["PLASTICS_STORE"].startswith("s3://")
+    assert env_vars["PLASTICS_STORE"].startswith("s3://")
     pg = values["postgresql"]
     assert pg["enabled"] is True
     for key in ("postgresqlHost", "postgresqlUsername", "postgresqlPassword", "postgresqlDatabase"):

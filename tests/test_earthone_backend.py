@@ -183,10 +183,11 @@ def test_backend_choice_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     from plastics_core.errors import ParameterError
     from plastics_core.remote import remote_requirements
 
-    monkeypatch.setenv("PLASTICS_BACKEND", "earthone")
-    assert BackendResource.from_env().kind == "earthone"
+    monkeypatch.setenv("PLASTICS_BACKEND", "earthone")  # read when the resource is used, not at import
+    assert BackendResource().resolved_kind() == "earthone"
+    assert BackendResource(kind="local").resolved_kind() == "local"  # config wins
     monkeypatch.delenv("PLASTICS_BACKEND")
-    assert BackendResource.from_env().kind == "local"
+    assert BackendResource().resolved_kind() == "local"
     with pytest.raises(ParameterError, match="PLASTICS_BACKEND"):
         BackendResource(kind="lambda").check()
     reqs = remote_requirements()

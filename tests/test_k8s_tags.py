@@ -17,16 +17,10 @@ GPU = "nvidia.com/gpu"
 
 @pytest.fixture(scope="module")
 def k8s_plan() -> Any:
-    from dagster import Definitions
     from dagster._core.execution.api import create_execution_plan
-    from dagster_k8s import k8s_job_executor
 
-    from plastics_dagster.definitions import ALL_ASSETS
-    from plastics_dagster.definitions import default_resources
-    from plastics_dagster.jobs import make_detect_job
+    from plastics_dagster.definitions import defs
 
-    job = make_detect_job("detect_job_k8s", executor_def=k8s_job_executor)
-    defs = Definitions(assets=ALL_ASSETS, jobs=[job], resources=default_resources())
     return create_execution_plan(defs.resolve_job_def("detect_job_k8s"))
 
 
@@ -66,27 +60,29 @@ def test_helm_values_select_the_k8s_executor() -> None:
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
     (dep,) = values["dagster-user-deployments"]["deployments"]
     env = {e["name"]: e["value"] for e in dep["env"]}
-    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    assert env["PLASTICS_EXECUTOR"] == "k8s" and "PLASTICS_EXECUTOR=k8s" in launcher["envVars"]
+    assert env["PLASTICS_DETECT_JOB"] == "detect_job_k8s"
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
 
 
-def test_executor_env_var_picks_k8s_and_celery(monkeypatch: pytest.MonkeyPatch) -> None:
-    from plastics_dagster.jobs import default_executor
+def test_sensors_launch_the_job_the_launch_resource_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from plastics_core.errors import ParameterError
+    from plastics_dagster.resources import LaunchResource
 
-    monkeypatch.setenv("PLASTICS_EXECUTOR", "k8s")
-    assert default_executor().name == "k8s"
-    monkeypatch.setenv("PLASTICS_EXECUTOR", "celery")
-    assert default_executor().name == "celery"
-    monkeypatch.setenv("PLASTICS_EXECUTOR", "in_process")
-    assert default_executor().name == "in_process"
+    monkeypatch.setenv("PLASTICS_DETECT_JOB", "detect_job_k8s")
+    assert LaunchResource().job_name() == "detect_job_k8s"
+    assert LaunchResource(job="detect_job_celery").job_name() == "detect_job_celery"
+    monkeypatch.delenv("PLASTICS_DETECT_JOB")
+    assert LaunchResource().job_name() == "detect_job"
+    with pytest.raises(ParameterError, match="PLASTICS_DETECT_JOB"):
+        LaunchResource(job="k8s").job_name()
 
 
 def test_step_outputs_go_beside_the_store_on_k8s(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from plastics_dagster.step_io import step_store
 
     monkeypatch.delenv("PLASTICS_STEP_STORE", raising=False)
-    monkeypatch.setenv("PLASTICS_EXECUTOR", "k8s")  # step pods share no disk: the (S3) store holds them
-    assert str(step_store(None, str(tmp_path))).endswith("/_steps")
+    # step pods share no disk: the (S3) store holds them
+    assert str(step_store(None, str(tmp_path), "detect_job_k8s")).endswith("/_steps")
+    assert not str(step_store(None, str(tmp_path), "detect_job")).startswith(str(tmp_path))
     monkeypatch.setenv("PLASTICS_STEP_STORE", str(tmp_path / "steps"))
     assert str(step_store(None, "s3://bucket/store")) == str(tmp_path / "steps")

@@ -29,7 +29,7 @@ from plastics_core.roi import validate_roi_name
 from plastics_dagster.cli import cli
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import partition_key
-from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
+from plastics_dagster.resources import ImagerySourceResource, LaunchResource, ModelStoreResource, StoreResource
 
 PATCH_MODEL = "v1.1.0_4-23-21_patch_classifier_45px_patch.h5"
 PIXEL_MODEL = "spectrogram_v0.0.11_2021-07-13.h5"
@@ -357,7 +357,7 @@ def test_roi_sensor_rejects_unsafe_file_names_consistently(tmp_path: Path, gpw_d
     monkeypatch.setenv("PLASTICS_ROI_DIR", str(rois))
     store = tmp_path / "store"
     resources = {"params": DetectionParams(), "imagery": ImagerySourceResource(),
-                 "store": StoreResource(location=str(store))}
+                 "store": StoreResource(location=str(store)), "launch": LaunchResource()}
     instance = DagsterInstance.ephemeral()
     ctx = build_sensor_context(instance=instance, resources=resources)
     result: Any = roi_sensor_tick(ctx)

@@ -15,13 +15,14 @@ from plastics_core.imagery.synthetic import SyntheticSource
 from plastics_core.periods import Period
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.registry import register_roi
-from plastics_dagster.resources import ImagerySourceResource, StoreResource
+from plastics_dagster.resources import ImagerySourceResource, LaunchResource, StoreResource
 from plastics_dagster.sensors import complete_windows, imagery_sensor, roi_sensor
 
 
 @pytest.fixture()
 def resources(tmp_path: Path) -> dict:
-    return {"params": DetectionParams(), "imagery": ImagerySourceResource(), "store": StoreResource(location=str(tmp_path / "store"))}
+    return {"params": DetectionParams(), "imagery": ImagerySourceResource(), "launch": LaunchResource(),
+            "store": StoreResource(location=str(tmp_path / "store"))}
 
 
 def test_complete_windows() -> None:
@@ -50,7 +51,7 @@ def test_roi_sensor_adds_partition_once(tmp_path: Path, gpw_dir: Path, resources
     (run,) = res.run_requests
     latest = complete_windows(dt.date.today())[-1]
     assert run.partition_key.keys_by_dimension == {"roi": "temesi", "window": latest}
-    assert run.run_key.startswith(f"temesi|{latest}|")
+    assert run.run_key.startswith(f"temesi|{latest}|") and run.job_name == "detect_job"
     assert not (tmp_path / "store").exists()  # the sensor writes nothing
     # the run reads the geometry from the watched folder; its hash is the one requested
     from plastics_core.params import geometry_hash
