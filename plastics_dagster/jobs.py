@@ -51,14 +51,14 @@ def celery_executor_def() -> ExecutorDefinition:
 
     config = {"broker": {"env": "PLASTICS_CELERY_BROKER"}, "backend": {"env": "PLASTICS_CELERY_BACKEND"},
               "config_source": dict(APP_CONFIG)}
-    return celery_executor.configured(config, name="celery")  # type: ignore[no-any-return]
+    return celery_executor.configured(config, name="celery")
 
 
 def k8s_executor_def() -> ExecutorDefinition:
     """dagster-k8s's ``k8s_job_executor`` (one pod per step)."""
     from dagster_k8s import k8s_job_executor
 
-    return k8s_job_executor  # type: ignore[no-any-return]
+    return k8s_job_executor
 
 
 detect_job = make_detect_job()

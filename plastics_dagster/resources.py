@@ -146,7 +146,7 @@ class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
         if kind == "offline":
             return enrich.OfflineGeocoder()
         if kind == "nominatim":
-            return enrich.NominatimGeocoder(cache_dir=setting(self.cache_dir, "PLASTICS_GEOCODER_CACHE", ".cache/geocode"))
+            return enrich.NominatimGeocoder(cache_dir=str(setting(self.cache_dir, "PLASTICS_GEOCODER_CACHE", ".cache/geocode")))
         if kind == "fixture":
             fixture = setting(self.fixture, "PLASTICS_GEOCODER_FIXTURE")
             if not fixture:

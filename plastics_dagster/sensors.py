@@ -27,6 +27,7 @@ from dagster import (
     SkipReason,
     sensor,
 )
+
 from plastics_core.errors import PlasticsError, RoiError
 from plastics_core.params import geometry_hash
 from plastics_core.periods import add_months, pair_periods

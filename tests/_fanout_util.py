@@ -121,8 +121,7 @@ def job_definitions(executor: str = "multiprocess") -> Any:
     ``multiprocess`` (or ``in_process``) executor."""
     from dagster import AssetSelection, Definitions, in_process_executor, multiprocess_executor
 
-    from plastics_dagster.definitions import ALL_ASSETS
-    from plastics_dagster.definitions import default_resources
+    from plastics_dagster.definitions import ALL_ASSETS, default_resources
     from plastics_dagster.jobs import make_detect_job
 
     selection = AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson")
@@ -139,8 +138,7 @@ def fanout_job() -> Any:
 def child_run(store: str, models_dir: str) -> None:
     """Run the 4-tile partition of :func:`fanout_job` against $DAGSTER_HOME (the resume test's
     child process; the test SIGKILLs its process group mid-run)."""
-    from dagster import reconstructable
-    from dagster import execute_job
+    from dagster import execute_job, reconstructable
 
     from plastics_dagster.partitions import detect_partitions
 

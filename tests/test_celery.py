@@ -61,8 +61,8 @@ def _home() -> str:
 @pytest.fixture(scope="module")
 def runs(celery_app: Any, tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> dict[str, Any]:
     from plastics_dagster.celery_job import launch
-    from plastics_dagster.definitions import ALL_ASSETS
     from plastics_dagster.checks import ALL_CHECKS
+    from plastics_dagster.definitions import ALL_ASSETS
     from plastics_dagster.jobs import DETECT_SELECTION
 
     store, reference = tmp_path_factory.mktemp("celery_store"), tmp_path_factory.mktemp("inprocess_store")

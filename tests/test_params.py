@@ -81,8 +81,10 @@ def test_model_names_checked_with_the_params() -> None:
 
 
 def test_frozen() -> None:
+    from pydantic import ValidationError
+
     p = P.make_params()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         p.tilesize = 128  # type: ignore[misc]
 
 

@@ -29,7 +29,12 @@ from plastics_core.roi import validate_roi_name
 from plastics_dagster.cli import cli
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import partition_key
-from plastics_dagster.resources import ImagerySourceResource, LaunchResource, ModelStoreResource, StoreResource
+from plastics_dagster.resources import (
+    ImagerySourceResource,
+    LaunchResource,
+    ModelStoreResource,
+    StoreResource,
+)
 
 PATCH_MODEL = "v1.1.0_4-23-21_patch_classifier_45px_patch.h5"
 PIXEL_MODEL = "spectrogram_v0.0.11_2021-07-13.h5"

@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from plastics_core.errors import ParameterError
 from plastics_dagster.cli._base import echo_kv
 from plastics_dagster.cli._instance import open_instance, store_location
 from plastics_dagster.cli._progress import dagster_progress
