@@ -35,7 +35,7 @@ def _patches() -> gpd.GeoDataFrame:
 
 def _roundtrip(store: str) -> None:
     base = store_path(store)
-    io = PlasticsIOManager(base, "abc123def456")
+    io = PlasticsIOManager(base, lambda roi: "abc123def456")
     manifest = base / "descartes_run" / "r" / "2021-01-01" / "abc123def456.json"
     run = DescartesRun({"tiles": ["1:0:10.0:50:0:0", "1:0:10.0:50:0:1"], "run_hash": "abc123def456"},
                        [_raster("1:0:10.0:50:0:0", 500000), _raster("1:0:10.0:50:0:1", 500080)], [_patches(), _patches()])
@@ -48,7 +48,7 @@ def _roundtrip(store: str) -> None:
     folder = base / "heatmaps" / "r" / "2021-01-01" / "abc123def456"
     assert write_raster_folder(folder, run.heatmaps)
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["1_0_10.0_50_0_0.tif", "1_0_10.0_50_0_1.tif", "mosaic.vrt"]
+    assert names == ["1_0_10.0_50_0_0.tif", "1_0_10.0_50_0_1.tif", "mosaic.vrt", "tiles.json"]
     assert "relativeToVRT=\"1\"" in (folder / "mosaic.vrt").read_text()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from plastics_core.errors import PlasticsError
+from plastics_core.errors import PlasticsError, RoiError
 from plastics_dagster.cli._instance import open_store
 from plastics_dagster.cli.run import _IMAGERY_HELP, _STORE_HELP, parse_params
 from plastics_dagster.cli.stages import PRESET_CHOICE
@@ -107,7 +107,10 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
         overrides = parse_params(params)
         if preset:
             overrides["preset"] = preset
-        run_hash = params_run_hash(overrides, imagery, open_store(store), roi)
+        try:
+            run_hash = params_run_hash(overrides, imagery, open_store(store), roi)
+        except RoiError:  # never registered: no run of it can exist
+            raise _missing(open_store(store), roi, "", []) from None
     root = open_store(store)
     available = stored_run_hashes(root, roi)
     if run_hash not in available:
