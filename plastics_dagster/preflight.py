@@ -34,9 +34,7 @@ def check_store(store: StoreResource) -> None:
     try:
         atomic_write(probe, b"probe")
         probe.unlink()
-    except PlasticsError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every failure to write is the same user error
+    except Exception as exc:  # noqa: BLE001 - every failure to write (retries spent too) is the same user error
         where = "" if is_local(root) else f" (S3 endpoint {_endpoint(root)})"
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise StoreError(f"the store {store.resolved()}{where} is not writable: {type(exc).__name__}: {reason}; "
