@@ -66,6 +66,7 @@ def store(graph_run: GraphRun, tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.slow  # re-materializes the whole graph
 def test_rematerialize_same_params_is_byte_identical(store: Path) -> None:
     before = snapshot(store)
     assert run_graph(store).success
@@ -84,6 +85,7 @@ def test_rematerialize_same_params_is_byte_identical(store: Path) -> None:
     assert not [p for p in after if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow  # re-materializes the whole graph
 def test_new_param_writes_new_run_hash_and_leaves_others_untouched(store: Path) -> None:
     before = snapshot(store)
     old_hashes = {p.stem for p in (store / "blobs" / "test_patch" / WINDOW).iterdir()}
