@@ -146,5 +146,5 @@ def site_contours(
     return gpd.GeoDataFrame(df, geometry=geo4326.to_numpy(), crs="EPSG:4326")
 
 
-#: Name used in docs/DESIGN.md.
+#: Former name of :func:`site_contours`, kept for existing callers.
 trace_site_contours = site_contours

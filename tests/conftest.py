@@ -1,11 +1,15 @@
-"""Shared fixtures: where ../shared lives, and the model store pointed at ../shared/models."""
+"""Shared fixtures: where ../shared lives, the model store pointed at ../shared/models, and the
+session's one materialized graph run (``graph_run``) that read-only tests share."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests._graph_run import FAKE_IDS, FAKE_SECRETS, GRAPH_RUN_PARAMS, GRAPH_RUN_WINDOW, GraphRun
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PLASTICS_SHARED", REPO.parent / "shared")).resolve()
@@ -45,3 +49,30 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> tupl
     proc = subprocess.run([sys.executable, "-m", "plastics_dagster.cli", "demo"], env=env, capture_output=True,
                           text=True, timeout=600, cwd=tmp)
     return proc, tmp
+
+
+@pytest.fixture(scope="session")
+def graph_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Iterator[GraphRun]:
+    """The whole graph (every detection asset, its checks, then the ROI's site registry) materialized
+    ONCE per session into a temporary store and a persistent temporary Dagster instance, with fake
+    credentials in the environment (removed again afterwards)."""
+    from dagster import DagsterInstance
+
+    from plastics_dagster.runner import materialize_partition
+
+    mp = pytest.MonkeyPatch()
+    for key, value in {**FAKE_SECRETS, **FAKE_IDS}.items():
+        mp.setenv(key, value)
+    root = tmp_path_factory.mktemp("graph_run")
+    home, store = root / "dagster_home", root / "store"
+    home.mkdir()
+    try:
+        with DagsterInstance.local_temp(str(home)) as instance:
+            summary = materialize_partition("test_patch", GRAPH_RUN_WINDOW, overrides=dict(GRAPH_RUN_PARAMS),
+                                            store=str(store), imagery="synthetic", instance=instance)
+            runs = list(instance.get_runs())
+            records = [(run.run_id, entry) for run in runs for entry in instance.all_logs(run.run_id)]
+            mp.undo()
+            yield GraphRun(summary=summary, store=store, home=home, runs=runs, records=records)
+    finally:
+        mp.undo()

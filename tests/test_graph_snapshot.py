@@ -1,6 +1,7 @@
 """The asset graph (keys, deps, groups, partitions, checks) matches tests/data/graph_snapshot.json.
 
-Regenerate after an intended change: ``PLASTICS_UPDATE_SNAPSHOT=1 pytest tests/test_graph_snapshot.py``.
+A missing or different snapshot fails the test. Regenerate it after an intended change with
+``PLASTICS_UPDATE_SNAPSHOT=1 pytest tests/test_graph_snapshot.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -45,12 +46,19 @@ def graph_snapshot() -> dict[str, Any]:
     return {"assets": assets, "checks": checks}
 
 
+def write_snapshot() -> None:
+    """Rewrite the snapshot from the current definitions (only on an explicit request)."""
+    SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+    SNAPSHOT.write_text(json.dumps(graph_snapshot(), indent=2, sort_keys=True) + "\n")
+
+
 def test_graph_matches_snapshot() -> None:
-    snap = graph_snapshot()
-    if os.environ.get("PLASTICS_UPDATE_SNAPSHOT") or not SNAPSHOT.exists():
-        SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
-        SNAPSHOT.write_text(json.dumps(snap, indent=2, sort_keys=True) + "\n")
-    assert snap == json.loads(SNAPSHOT.read_text()), "graph changed: rerun with PLASTICS_UPDATE_SNAPSHOT=1 if intended"
+    if os.environ.get("PLASTICS_UPDATE_SNAPSHOT") == "1":
+        write_snapshot()
+    assert SNAPSHOT.is_file(), (f"{SNAPSHOT.name} is missing: regenerate it with "
+                                "PLASTICS_UPDATE_SNAPSHOT=1 pytest tests/test_graph_snapshot.py and review the diff")
+    assert graph_snapshot() == json.loads(SNAPSHOT.read_text()), \
+        "graph changed: if intended, rerun with PLASTICS_UPDATE_SNAPSHOT=1 and commit the reviewed snapshot"
 
 
 def test_detect_chain_present() -> None:

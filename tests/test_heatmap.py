@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from affine import Affine
 
+from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.composite import Composite
 from plastics_core.errors import ParameterError
 from plastics_core.heatmap import pixel_heatmap
 from plastics_core.periods import Period
 
+SIGNATURES = Path(__file__).resolve().parents[1] / "plastics_core" / "data" / "waste_signatures.json"
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 9100000.0)
 
 
@@ -105,14 +109,30 @@ def test_real_model_heatmap(models_dir) -> None:  # type: ignore[no-untyped-def]
 
 def test_ensemble_heatmap_is_member_median(models_dir) -> None:  # type: ignore[no-untyped-def]
     from plastics_core.models import DEFAULT_ENSEMBLE, ModelStore
-    from plastics_core.models.infer import EnsembleClassifier
+    from plastics_core.models.infer import EnsembleClassifier, keras_predict
 
-    ens = EnsembleClassifier.from_refs(ModelStore(str(models_dir)).resolve_ensemble(DEFAULT_ENSEMBLE))
+    refs = ModelStore(str(models_dir)).resolve_ensemble(DEFAULT_ENSEMBLE)
+    ens = EnsembleClassifier.from_refs(refs)
     comps = make_composites(2, shape=(12, 12), seed=6)
+    # pixels blend a derived waste spectrogram into realistic background DN, so the members'
+    # probabilities spread over (0, 1) and disagree
+    sigs = json.loads(SIGNATURES.read_text())["signatures"]
+    rng = np.random.default_rng(6)
+    k = rng.integers(0, len(sigs), (12, 12))
+    alpha = rng.uniform(0, 1, (12, 12))
+    for c, t in zip(comps, ("t0", "t1"), strict=True):
+        waste = np.array([s[t] for s in sigs], np.float32)[k].transpose(2, 0, 1)
+        background = rng.normal(UNIT_NORM_MEAN[:, None, None], UNIT_NORM_STD[:, None, None], c.data.shape)
+        c.data[:] = (np.clip(alpha * waste + (1 - alpha) * background, 0, 10000) * ~c.mask).astype(np.float32)
     hm = pixel_heatmap(comps, [(0, 1)], ens)
     valid = ~(comps[0].mask | comps[1].mask)
     x = np.stack([comps[0].data[:, valid].T, comps[1].data[:, valid].T], axis=-1)
-    np.testing.assert_allclose(hm.data[0][valid], ens.predict_median(x), atol=1e-7)
+    # independent reference: each member through Keras ``predict``, then the median over members
+    members = np.stack([keras_predict(ref, x, batch_size=1024) for ref in refs])
+    assert members.shape == (6, int(valid.sum())) and np.ptp(members, axis=0).max() > 0.05  # members differ
+    assert members.max() > 0.5  # waste-like pixels reach the models' positive side
+    np.testing.assert_allclose(hm.data[0][valid], np.median(members, axis=0), rtol=0, atol=1e-5)
+    assert np.isnan(hm.data[0][~valid]).all()
     assert hm.tags["model"].count(DEFAULT_ENSEMBLE) == 6
 
 

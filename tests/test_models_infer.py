@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -108,9 +109,19 @@ def test_patch_grid_blocks_and_numpy_features(store: ModelStore, monkeypatch: py
 def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """The accelerator path (direct Keras calls in large batches; what a GPU worker runs) forced on
     the CPU: equal to keras predict and to the numpy path within 1e-5, for a model and the ensemble."""
+    from plastics_core.models import infer
     from plastics_core.models.infer import configure_devices, use_keras_path
 
-    x = realistic_dn(np.random.default_rng(3), (70_000, 12, 2), band_axis=1)  # > one 65,536 batch
+    batch = 16_384  # small batches so 40,000 pixels span three device batches (the last one partial)
+    calls: list[tuple[int, int]] = []
+    forward = infer.keras_forward
+
+    def small_batches(models: Any, xn: np.ndarray, batch: int = batch) -> np.ndarray:
+        calls.append((len(xn), batch))
+        return forward(models, xn, batch=batch)
+
+    monkeypatch.setattr(infer, "keras_forward", small_batches)
+    x = realistic_dn(np.random.default_rng(3), (40_000, 12, 2), band_axis=1)
     clf = PixelClassifier.from_ref(store.resolve(DEFAULT_MODEL))
     assert use_keras_path() == configure_devices().startswith("GPU")  # auto: Keras on a GPU, else numpy
     monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "cpu")
@@ -118,12 +129,14 @@ def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypa
     monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "keras")
     assert use_keras_path()
     keras_out = clf.predict(x)
+    assert calls and calls[-1][0] == len(x) and calls[-1][0] > 2 * calls[-1][1]  # really several batches
     np.testing.assert_allclose(keras_out, numpy_out, rtol=0, atol=1e-5)
     np.testing.assert_allclose(keras_out[:3000], keras_predict(clf.ref, x[:3000], batch_size=1024), rtol=0, atol=1e-5)
     ens = EnsembleClassifier.from_refs(store.resolve_ensemble(DEFAULT_ENSEMBLE))
-    via_keras = ens.predict(x[:5000])
+    via_keras = ens.predict(x[:20_000])
+    assert calls[-1][0] == 20_000  # the ensemble shares each batch: two batches, the last partial
     monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "cpu")
-    np.testing.assert_allclose(via_keras, ens.predict(x[:5000]), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(via_keras, ens.predict(x[:20_000]), rtol=0, atol=1e-5)
     monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "tpu")
     with pytest.raises(ModelError, match="PLASTICS_PIXEL_DEVICE"):
         clf.predict(x[:10])

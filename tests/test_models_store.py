@@ -1,10 +1,12 @@
-"""Model store: local folder, https (local http.server), s3 (moto server), checksums, cache."""
+"""Model store: local folder, https (a local http.server on 127.0.0.1:8766), s3 (moto server),
+checksums, cache. Remote downloads go through pooch; the servers are the only stand-ins."""
 
 from __future__ import annotations
 
 import functools
 import http.server
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,12 +77,16 @@ def test_local_checksum_mismatch(models_dir: Path, tmp_path: Path) -> None:
     assert DEFAULT_MODEL in msg and bad in msg and SHA256[DEFAULT_MODEL] in msg and "\n" not in msg
 
 
+HTTP_PORT = 8766
+
+
 @pytest.fixture()
 def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A static file server on 127.0.0.1:8766 serving ``<tmp>/www``: (store URL, www folder)."""
     root = tmp_path / "www"
     root.mkdir()
     handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", HTTP_PORT), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -91,8 +97,14 @@ def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
+
+    def do_GET(self) -> None:
+        _QuietHandler.requests.append(self.path)
+        super().do_GET()
 
 
 def test_https_download_and_cache(models_dir: Path, http_root: tuple[str, Path], tmp_path: Path) -> None:
@@ -111,6 +123,46 @@ def test_https_download_and_cache(models_dir: Path, http_root: tuple[str, Path],
     assert sorted(p.name for p in cache.iterdir()) == sorted([DEFAULT_ENSEMBLE, DEFAULT_MODEL])
 
 
+def test_https_corrupt_cache_file_is_fetched_again(models_dir: Path, http_root: tuple[str, Path],
+                                                   tmp_path: Path) -> None:
+    """A cached file whose sha256 no longer matches is downloaded again; a verified one is not."""
+    url, root = http_root
+    (root / "models").mkdir()
+    shutil.copy(models_dir / DEFAULT_MODEL, root / "models" / DEFAULT_MODEL)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / DEFAULT_MODEL).write_bytes(b"truncated download")
+    _QuietHandler.requests.clear()
+    store = ModelStore(url, cache_dir=cache)
+    ref = store.resolve(DEFAULT_MODEL)
+    assert sha256_file(ref.path) == SHA256[DEFAULT_MODEL]
+    assert _QuietHandler.requests == [f"/models/{DEFAULT_MODEL}"]
+    store.resolve(DEFAULT_MODEL)
+    assert len(_QuietHandler.requests) == 1  # verified cache hit: no request
+    assert sorted(p.name for p in cache.iterdir()) == [DEFAULT_MODEL]  # no temporary file left
+
+
+def test_https_unreachable_is_one_line(tmp_path: Path) -> None:
+    """Nothing listens on the port: one ModelError line, nothing in the cache."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cache = tmp_path / "cache"
+    with pytest.raises(ModelError, match="cannot download") as exc:
+        ModelStore(f"http://127.0.0.1:{port}/models", cache_dir=cache).resolve(DEFAULT_MODEL)
+    assert "\n" not in str(exc.value) and "check the network" in str(exc.value)
+    assert not cache.exists() or list(cache.rglob("*")) == []
+
+
+def test_cache_dir_from_environment_at_run_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``$PLASTICS_CACHE`` is read when a store is created (not when the module is imported)."""
+    monkeypatch.delenv("PLASTICS_CACHE", raising=False)
+    assert ModelStore("https://example.invalid/m").cache_dir == Path.home() / ".cache" / "plastics" / "models"
+    monkeypatch.setenv("PLASTICS_CACHE", str(tmp_path / "c1"))
+    assert ModelStore("https://example.invalid/m").cache_dir == tmp_path / "c1" / "models"
+    assert ModelStore("https://example.invalid/m", cache_dir=tmp_path / "x").cache_dir == tmp_path / "x"
+
+
 def test_https_checksum_mismatch_leaves_no_cache_file(models_dir: Path, http_root: tuple[str, Path],
                                                       tmp_path: Path) -> None:
     url, root = http_root
@@ -118,7 +170,7 @@ def test_https_checksum_mismatch_leaves_no_cache_file(models_dir: Path, http_roo
     cache = tmp_path / "cache"
     with pytest.raises(ChecksumError) as exc:
         ModelStore(url, cache_dir=cache).resolve(DEFAULT_MODEL)
-    assert bad in str(exc.value) and SHA256[DEFAULT_MODEL] in str(exc.value)
+    assert bad in str(exc.value) and SHA256[DEFAULT_MODEL] in str(exc.value) and "\n" not in str(exc.value)
     assert list(cache.rglob("*")) == []  # no partial or unverified file
 
 

@@ -99,6 +99,7 @@ def check_all_nan_heatmaps(store: Path) -> None:
         assert np.isnan(raster.data).all(), tif
 
 
+@pytest.mark.slow  # a whole-graph run of its own (its imagery differs from the shared run's)
 def test_no_scenes_in_window(tmp_path: Path) -> None:
     result, store = run_partition(tmp_path, ScenarioImagery(scenario="empty"))
     reasons = check_empty_graph(result, store, ALL)
@@ -110,6 +111,7 @@ def test_no_scenes_in_window(tmp_path: Path) -> None:
     assert manifest["imagery"]["scene_ids"] == [] and manifest["empty_reasons"]
 
 
+@pytest.mark.slow  # a whole-graph run of its own (its imagery differs from the shared run's)
 def test_all_scenes_cloudy(tmp_path: Path) -> None:
     result, store = run_partition(tmp_path, ScenarioImagery(scenario="cloudy"))
     reasons = check_empty_graph(result, store, ALL)
@@ -119,6 +121,7 @@ def test_all_scenes_cloudy(tmp_path: Path) -> None:
     check_all_nan_heatmaps(store)
 
 
+@pytest.mark.slow  # a whole-graph run of its own (its imagery differs from the shared run's)
 def test_no_blobs(tmp_path: Path) -> None:
     """Real inference on a world without waste sites and a strict threshold: nothing crosses it."""
     result, store = run_partition(tmp_path, ImagerySourceResource(plant_tpa=False), pred_threshold=1.0)
@@ -128,6 +131,7 @@ def test_no_blobs(tmp_path: Path) -> None:
     assert heat["tiles"] >= 1 and "empty_reason" not in heat  # the heatmaps themselves are not empty
 
 
+@pytest.mark.slow  # a whole-graph run of its own (its imagery differs from the shared run's)
 def test_blobs_but_no_candidates(tmp_path: Path) -> None:
     """TPA Temesi gives blobs, but no patch can score above 1.0: candidates onwards are empty."""
     result, store = run_partition(tmp_path, ImagerySourceResource(), patch_threshold=1.0)

@@ -174,13 +174,11 @@ def test_s3_down_for_good_is_one_clear_line(moto: Moto, monkeypatch: pytest.Monk
     monkeypatch.setattr(store, "S3_RETRY", NO_WAIT)  # io_manager re-exports plastics_core.store's writer
     target = io_manager.store_path(f"s3://{moto.bucket}/store") / "blobs" / "r" / WINDOW / "h.geojson"
     moto.stop()
-    t0 = time.time()
     with pytest.raises(PlasticsError) as info:
         io_manager.atomic_write(target, b"x")
     msg = str(info.value)
     assert "\n" not in msg and "attempts" in msg and f"s3://{moto.bucket}/store/blobs" in msg, msg
     assert "testing" not in msg  # no credentials in the message
-    assert time.time() - t0 < 120
 
 
 # ----------------------------------------------------------------------------- Dagster retries

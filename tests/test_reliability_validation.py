@@ -213,7 +213,7 @@ def test_model_errors_name_the_choices() -> None:
     ("20210101", "not a date"), ("2021-02-30", "not a date"), ("", "not a date")])
 def test_unknown_window(window: str, needle: str, env: Path) -> None:
     line = one_line_error(run_cli("run", "--window", window))
-    assert needle in line and "YYYY-MM-DD" in line or "Jan/Apr/Jul/Oct" in line, line
+    assert needle in line and ("YYYY-MM-DD" in line or "Jan/Apr/Jul/Oct" in line), line
 
 
 def test_end_before_start_is_a_parameter_error() -> None:

@@ -7,7 +7,8 @@
   process is SIGKILLed) leaves the previous version intact and no half file at the target;
 - on S3 every object is one PUT (no multipart), and a failed PUT keeps the old object.
 
-The graph runs for real (synthetic imagery, real models) with 256 px tiles.
+The graph runs for real (synthetic imagery, real models) with 256 px tiles; the tests start
+from a copy of the session's shared run (``graph_run`` in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from shapely.geometry import Point
 
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
+from tests._graph_run import GRAPH_RUN_PARAMS, GRAPH_RUN_WINDOW, GraphRun
 
-WINDOW = "2021-01-01"
-SMALL: dict[str, Any] = {"tilesize": 256, "pad": 16}
+WINDOW = GRAPH_RUN_WINDOW
+SMALL: dict[str, Any] = GRAPH_RUN_PARAMS
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -55,22 +57,16 @@ def snapshot(store: Path) -> dict[Path, tuple[bytes, int]]:
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(store.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def base_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("writes") / "store"
-    result = run_graph(store)
-    assert result.success
-    return store
-
-
 @pytest.fixture
-def store(base_store: Path, tmp_path: Path) -> Path:
-    """A private copy of the base run's store (tests may rewrite it)."""
+def store(graph_run: GraphRun, tmp_path: Path) -> Path:
+    """A private copy of the session's shared run's store (tests may rewrite it)."""
+    assert graph_run.summary.success and graph_run.summary.window == WINDOW
     copy = tmp_path / "store"
-    shutil.copytree(base_store, copy)
+    shutil.copytree(graph_run.store, copy)
     return copy
 
 
+@pytest.mark.slow  # re-materializes the whole graph
 def test_rematerialize_same_params_is_byte_identical(store: Path) -> None:
     before = snapshot(store)
     assert run_graph(store).success
@@ -89,6 +85,7 @@ def test_rematerialize_same_params_is_byte_identical(store: Path) -> None:
     assert not [p for p in after if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow  # re-materializes the whole graph
 def test_new_param_writes_new_run_hash_and_leaves_others_untouched(store: Path) -> None:
     before = snapshot(store)
     old_hashes = {p.stem for p in (store / "blobs" / "test_patch" / WINDOW).iterdir()}

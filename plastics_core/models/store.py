@@ -11,24 +11,29 @@ A store ``location`` is one of:
 - ``https://host/path`` (``location + "/" + name`` is fetched, e.g. the public GPW repository's
   raw-file URLs).
 
-Remote files are downloaded to a temporary file in the cache folder, verified against the
-committed table :data:`plastics_core.models.checksums.SHA256`, then ``os.replace``-d into place,
-so the cache never holds a partial or unverified file. Cache folder: ``cache_dir``, else
-``$PLASTICS_CACHE/models``, else ``~/.cache/plastics/models``.
+Remote files are fetched with :func:`pooch.retrieve` (its HTTP downloader for ``https://``, an
+s3fs downloader for ``s3://``) into the cache folder and verified by pooch against the committed
+sha256 table :data:`plastics_core.models.checksums.SHA256`: pooch downloads to a temporary file
+beside the target and moves it into place only when the checksum matches, so the cache never
+holds a partial or unverified file, and a cached file whose checksum no longer matches is fetched
+again. Cache folder: ``cache_dir`` (the ``model_store`` resource's ``cache_dir``, ``plastics
+models pull --cache``), else ``$PLASTICS_CACHE/models``, else ``~/.cache/plastics/models``; the
+environment is read when a store is created, never at import.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import uuid
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from plastics_core.bands import Normalization, normalization_for
-from plastics_core.errors import ChecksumError, CredentialsError, ModelError
+from plastics_core.errors import ChecksumError, CredentialsError, ModelError, PlasticsError
 from plastics_core.models.checksums import SHA256
 
 ModelKind = Literal["pixel", "patch"]
@@ -127,8 +132,7 @@ class ModelStore:
             self._check(key, sha256_file(path), expected)
         else:
             path = self.cache_dir / key
-            if not (path.is_file() and sha256_file(path) == expected):
-                self._download(key, path, expected)
+            self._download(key, path, expected)  # pooch: a verified cached file is used as it is
         return ModelRef(name=key, path=path, sha256=expected,
                         normalization=normalization_for(key),
                         kind="patch" if "patch" in key.rsplit("/", 1)[-1] else "pixel")
@@ -162,11 +166,12 @@ class ModelStore:
         kwargs = {"endpoint_url": endpoint} if endpoint else {}
         return s3fs.S3FileSystem(client_kwargs=kwargs, skip_instance_cache=True)
 
-    def _fetch(self, key: str, dest: Path) -> None:
-        url = f"{self.location}/{key}"
-        if self.scheme == "s3":
+    def _s3_downloader(self, key: str):  # type: ignore[no-untyped-def]
+        """A pooch downloader (``(url, output_file, pooch)``) reading ``s3://`` with s3fs."""
+
+        def download(url: str, output_file: str, _pooch: object = None) -> None:
             try:
-                self._s3().get_file(url, str(dest))
+                self._s3().get_file(url, str(output_file))
             except FileNotFoundError as exc:
                 raise ModelError(f"model {key} not found at {url}: check the store location") from exc
             except PermissionError as exc:
@@ -176,26 +181,31 @@ class ModelStore:
                     raise CredentialsError(f"no AWS credentials for {url}: set AWS_ACCESS_KEY_ID/"
                                            "AWS_SECRET_ACCESS_KEY in the environment") from exc
                 raise
-            return
+
+        return download
+
+    def _download(self, key: str, path: Path, expected: str) -> None:
+        """Fetch ``key`` into ``path`` through pooch, verified against ``expected`` (hex sha256)."""
+        import pooch
         import requests
 
+        pooch.get_logger().setLevel(logging.WARNING)  # no per-download INFO lines (URLs) on stderr
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"{self.location}/{key}"
+        downloader = (self._s3_downloader(key) if self.scheme == "s3"
+                      else pooch.HTTPDownloader(progressbar=False, timeout=60))
         try:
-            with requests.get(url, stream=True, timeout=60) as resp:
-                if resp.status_code != 200:
-                    raise ModelError(f"model {key}: GET {url} returned HTTP {resp.status_code}: check the store URL")
-                with open(dest, "wb") as f:
-                    for block in resp.iter_content(1 << 20):
-                        f.write(block)
+            pooch.retrieve(url, known_hash=f"sha256:{expected}", fname=path.name, path=path.parent,
+                           downloader=downloader, progressbar=False)
+        except PlasticsError:  # from the s3 downloader: already one clear line
+            raise
+        except ValueError as exc:  # pooch: the downloaded file's hash does not match
+            found = re.search(r"but got ([0-9a-fA-F]{64})", str(exc))
+            self._check(key, found.group(1).lower() if found else "of another file", expected)
+            raise
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "an error"
+            raise ModelError(f"model {key}: GET {url} returned HTTP {status}: check the store URL") from exc
         except requests.RequestException as exc:
             raise ModelError(f"model {key}: cannot download {url} ({exc.__class__.__name__}): "
                              "check the network and store URL") from exc
-
-    def _download(self, key: str, path: Path, expected: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-        try:
-            self._fetch(key, tmp)
-            self._check(key, sha256_file(tmp), expected)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
