@@ -140,19 +140,23 @@ def test_merge_matches_the_quadratic_reference(east_timor: tuple[gpd.GeoDataFram
 def test_candidates_cli_on_100000_dense_points(tmp_path: Path) -> None:
     """100,000 blob points in 4 dense clumps (every pair within a clump closer than the radius):
     listing close pairs would need ~10^9 of them; the merge stays small and finds the 4 sites."""
+    import json
     import resource
     import subprocess
     import sys
+
+    from shapely.geometry import box
 
     from plastics_core.outputs import read_geojson, write_geojson
 
     rng = np.random.default_rng(3)
     centres = np.array([[125.50, -8.60], [125.60, -8.60], [125.50, -8.70], [125.60, -8.70]])
     xy = centres[np.arange(100_000) % 4] + rng.normal(0.0, 0.0004, (100_000, 2))
-    pts = gpd.GeoDataFrame({"name": [f"blob_{i}" for i in range(len(xy))], "score": rng.random(len(xy))},
-                           geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs="EPSG:4326")
-    patch = gpd.GeoDataFrame({"mean": [0.9]}, geometry=[pts.union_all().envelope.buffer(0.01)], crs="EPSG:4326")
-    write_geojson(pts, tmp_path / "blobs.geojson")
+    feats = [{"type": "Feature", "properties": {"name": f"blob_{i}", "score": float(s)},
+              "geometry": {"type": "Point", "coordinates": [float(x), float(y)]}}
+             for i, ((x, y), s) in enumerate(zip(xy, rng.random(len(xy)), strict=True))]
+    (tmp_path / "blobs.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    patch = gpd.GeoDataFrame({"mean": [0.9]}, geometry=[box(125.45, -8.75, 125.65, -8.55)], crs="EPSG:4326")
     write_geojson(patch, tmp_path / "patches.geojson")
     res = subprocess.run([sys.executable, "-m", "plastics_dagster.cli", "candidates", "--blobs",
                           str(tmp_path / "blobs.geojson"), "--patches", str(tmp_path / "patches.geojson"),
