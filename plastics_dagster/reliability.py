@@ -1,9 +1,10 @@
 """Retry policy of the network-bound assets, and user errors that must not be retried.
 
-- :data:`NETWORK_RETRY`: the Dagster ``RetryPolicy`` of every asset that talks to a network
-  service (imagery fetch, model download, S3 store): 2 retries, 2 s then 4 s (exponential
-  backoff, +-jitter). Sources retry transient faults themselves first
-  (:mod:`plastics_core.imagery.retry`); this is the step-level net on top.
+- :data:`NETWORK_RETRY` / :data:`STORE_RETRY`: the Dagster ``RetryPolicy`` of every asset that
+  talks to a network service (imagery fetch, model download) or writes to the store: 4 retries,
+  6 s doubling to 48 s (+-6 s jitter), 66-114 s in all. Sources and the store retry transient
+  faults themselves first (:mod:`plastics_core.imagery.retry`, :func:`plastics_core.store.s3_call`,
+  120 s); this is the step-level net on top.
 - :func:`fail_fast_on_user_errors`: wraps an asset function so a
   :class:`~plastics_core.errors.PlasticsError` (bad ROI, parameter, model, imagery, credentials:
   retrying cannot help) fails the step at once -- ``dagster.Failure(allow_retries=False)`` whose
@@ -24,7 +25,11 @@ from plastics_core.errors import PlasticsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-NETWORK_RETRY = RetryPolicy(max_retries=2, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+#: 4 retries, 6 s then 12, 24, 48 s (each +-6 s): between 66 and 114 s of waiting in all, so a store
+#: or service outage of a minute is ridden out at step level too.
+NETWORK_RETRY = RetryPolicy(max_retries=4, delay=6.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+#: The policy of every asset that writes to the store (the same budget).
+STORE_RETRY = NETWORK_RETRY
 
 
 def fail_fast_on_user_errors(fn: F) -> F:

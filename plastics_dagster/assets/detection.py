@@ -19,6 +19,7 @@ from plastics_dagster import fanout
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import DescartesRun
 from plastics_dagster.partitions import detect_partitions
+from plastics_dagster.reliability import STORE_RETRY
 
 CODE_VERSION = "1"
 
@@ -35,6 +36,7 @@ descartes_run = fanout.descartes_run
 
 
 @asset(
+    retry_policy=STORE_RETRY,
     partitions_def=detect_partitions,
     group_name="detection",
     code_version=CODE_VERSION,
@@ -56,6 +58,7 @@ def heatmaps(descartes_run: DescartesRun) -> Output[list[Raster]]:
 
 
 @asset(
+    retry_policy=STORE_RETRY,
     partitions_def=detect_partitions,
     group_name="detection",
     code_version=CODE_VERSION,

@@ -41,7 +41,7 @@ from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import GEOJSON_EXT, _is_local, atomic_write, read_gdf, safe_name
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
 from plastics_dagster.registry import load_roi
-from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
+from plastics_dagster.reliability import NETWORK_RETRY, STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
 GROUP = "preview"
@@ -175,7 +175,7 @@ def _as_windows(loaded: Any, keys: list[str]) -> dict[str, gpd.GeoDataFrame]:
     return {split_key(k)[1]: v for k, v in (loaded or {}).items()}
 
 
-@asset(partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson", "csv"},
+@asset(retry_policy=STORE_RETRY, partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson", "csv"},
        ins={
            "enriched_sites": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
            "contours": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),

@@ -76,7 +76,12 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
         if not sep or key not in fields:
             raise click.BadParameter(f"{pair!r}: use KEY=VALUE with KEY one of {', '.join(sorted(fields))}",
                                      param_hint="--param")
-        out[key] = yaml.safe_load(value) if value.strip() else None
+        try:
+            out[key] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise click.BadParameter(f"{pair!r}: the value is not a YAML scalar ({problem}); quote it or fix it, "
+                                     "e.g. --param \"KEY='text'\"", param_hint="--param") from None
     detection_params(out)
     return out
 
