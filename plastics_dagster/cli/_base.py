@@ -96,7 +96,7 @@ class PlasticsGroup(click.Group):
             user = find_user_error(exc) or unreachable_store_error(exc)
             if user is None or debug:
                 raise
-            code = fail(str(user))
+            code = fail(str(user), getattr(user, "exit_code", USER_ERROR))
         if standalone_mode:
             sys.exit(code)
         return code

@@ -7,8 +7,12 @@ instance (``$DAGSTER_HOME`` or ``./.dagster_home``) and print its
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -100,6 +104,29 @@ def detection_params(overrides: dict[str, Any]) -> Any:
         raise ParameterError(f"--param {where}={first.get('input')!r}: {first['msg']}") from None
 
 
+@contextlib.contextmanager
+def stoppable() -> Iterator[None]:
+    """SIGTERM and SIGINT interrupt the run (restored on exit).
+
+    Both get Python's interrupt handler (KeyboardInterrupt), also when SIGINT was ignored (a
+    background job): Dagster then interrupts the executing step's code, fails the step and ends the
+    run (temp files of unfinished writes are removed; finished tiles stay in the store) and the CLI
+    exits 130 with one line. Without this, Dagster copies an ignored SIGINT onto SIGTERM and the run
+    cannot be stopped but by SIGKILL.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in saved:
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None, imagery: str | None,
             verbose: bool) -> tuple[Any, float]:
     """Run the partition with a progress bar; returns (RunSummary, seconds)."""
@@ -107,7 +134,7 @@ def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None,
 
     instance = open_instance()
     start = time.perf_counter()
-    with dagster_progress(f"{roi} {window}", verbose=verbose):
+    with stoppable(), dagster_progress(f"{roi} {window}", verbose=verbose):
         summary = materialize_partition(roi, window, overrides, store=store_location(store),
                                         imagery=imagery, instance=instance)
     return summary, time.perf_counter() - start
