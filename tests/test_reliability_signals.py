@@ -35,7 +35,7 @@ def _ignore_sigint() -> None:  # what `cmd &` in a non-interactive shell does
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_mid_tile_stops_the_run_and_a_rerun_completes(tmp_path: Path, signo: int) -> None:
     from dagster import DagsterInstance, DagsterRunStatus
 
