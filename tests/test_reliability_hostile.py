@@ -158,3 +158,11 @@ def test_a_killed_write_leaves_a_temp_file_that_the_next_write_removes(tmp_path:
     mine.write_bytes(b"")
     write_bytes(b"{}", target.parent / "candidates.geojson")  # any write in the folder cleans up
     assert sorted(p.name for p in target.parent.iterdir()) == sorted(["candidates.geojson", mine.name])
+
+
+def test_registry_table_fence_is_longer_than_any_backtick_run_in_it() -> None:
+    from plastics_dagster.assets.preview import _code_block
+
+    block = _code_block("name ```` evil\n```\n# heading")
+    fence = block.splitlines()[0]
+    assert set(fence) == {"`"} and len(fence) == 5 and block.endswith("\n" + fence)

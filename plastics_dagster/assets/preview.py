@@ -15,6 +15,7 @@ on the ``roi`` dimension; windows never materialized are skipped).
 """
 
 import datetime as dt
+import re
 import warnings
 from typing import Any
 
@@ -169,6 +170,13 @@ def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: lis
     return MaterializeResult(metadata=meta)
 
 
+def _code_block(text: str) -> str:
+    """Markdown code block of ``text`` whose fence no backtick run in ``text`` can close."""
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
 def _as_windows(loaded: Any, keys: list[str]) -> dict[str, gpd.GeoDataFrame]:
     if isinstance(loaded, gpd.GeoDataFrame):  # a single upstream partition is loaded unwrapped
         return {split_key(keys[0])[1]: loaded} if keys else {}
@@ -198,7 +206,7 @@ def site_registry(context: AssetExecutionContext, enriched_sites: Any, contours:
         "sites": len(registry), "windows": len(per_window), "new": int(counts.get("new", 0)),
         "persistent": int(counts.get("persistent", 0)), "gone": int(counts.get("gone", 0)),
         "geojson": _url(gj), "csv": _url(csv), "run_hash": run_hash,
-        "table": MetadataValue.md("```\n" + format_registry_table(registry) + "\n```"),
+        "table": MetadataValue.md(_code_block(format_registry_table(registry))),
     }
     if not per_window:
         meta["empty_reason"] = f"no window of ROI {roi} has enriched_sites for run {run_hash}"
