@@ -94,7 +94,7 @@ def test_a_20_s_store_outage_mid_run_is_ridden_out(s3: tuple[Moto, dict[str, str
                   "site_registry"):
         assert any(k.startswith(f"twenty/{asset}/") for k in keys), asset
     assert not [k for k in keys if k.endswith(".tmp")]
-    assert b'"type": "Feature"' in _candidates(server, "twenty")
+    assert b'"type":"Feature"' in _candidates(server, "twenty")
 
 
 def test_a_90_s_outage_fails_in_one_line_then_a_rerun_completes(s3: tuple[Moto, dict[str, str]]) -> None:
