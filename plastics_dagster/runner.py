@@ -131,6 +131,10 @@ def raise_failure(result: Any) -> None:
         else:
             cls = PlasticsError
         raise cls(f"{event.step_key}: {message}")
+    if any(e.event_type_value in ("PIPELINE_CANCELED", "RUN_CANCELED") or "nterrupt" in (e.message or "")
+           for e in result.all_events):
+        raise RunInterrupted("the run was interrupted (SIGTERM/SIGINT): finished tiles are kept; rerun the same "
+                             "command to complete it")
     raise RuntimeError("the run failed without a step failure event")
 
 

@@ -19,7 +19,7 @@ from plastics_dagster import fanout
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import DescartesRun
 from plastics_dagster.partitions import detect_partitions
-from plastics_dagster.reliability import STORE_RETRY
+from plastics_dagster.reliability import STORE_RETRY, fail_fast_on_user_errors
 
 CODE_VERSION = "1"
 
@@ -44,6 +44,7 @@ descartes_run = fanout.descartes_run
     description="Pixel-classifier heatmaps: one float32 COG per tile (bands = pairs + median, NaN nodata, "
     "band descriptions = pair dates) plus mosaic.vrt.",
 )
+@fail_fast_on_user_errors
 def heatmaps(descartes_run: DescartesRun) -> Output[list[Raster]]:
     rasters = list(descartes_run.heatmaps)
     meta: dict[str, Any] = {"tiles": len(rasters), "run_hash": descartes_run.manifest.get("run_hash", "")}
@@ -65,6 +66,7 @@ def heatmaps(descartes_run: DescartesRun) -> Output[list[Raster]]:
     kinds={"python", "geojson"},
     description="Patch-classifier scores: polygons (EPSG:4326) with mean/median/min/max/std/count.",
 )
+@fail_fast_on_user_errors
 def patch_geojson(descartes_run: DescartesRun) -> Output[gpd.GeoDataFrame]:
     frames = [g.to_crs("EPSG:4326") for g in descartes_run.patches if len(g)]
     if frames:

@@ -190,6 +190,7 @@ def _as_windows(loaded: Any, keys: list[str]) -> dict[str, gpd.GeoDataFrame]:
        },
        description="Every site of the ROI across all windows: first/last window, n windows, scores and area over "
        "time, status new/persistent/gone (GeoJSON via the IO manager + CSV beside it).")
+@fail_fast_on_user_errors
 def site_registry(context: AssetExecutionContext, enriched_sites: Any, contours: Any, params: DetectionParams,
                   imagery: ImagerySourceResource, store: StoreResource) -> Output[gpd.GeoDataFrame]:
     roi = context.partition_key

@@ -37,6 +37,7 @@ def _meta(gdf: gpd.GeoDataFrame, what: str, run_hash: str, reason: str | None = 
 
 @asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
        description="Determinant-of-Hessian blobs on the heatmaps' median band (points, EPSG:4326).")
+@fail_fast_on_user_errors
 def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourceResource) -> Output[gpd.GeoDataFrame]:
     from plastics_core import pipeline
 
@@ -51,6 +52,7 @@ def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourc
 
 @asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
        description="Blobs whose patch-classifier score exceeds patch_threshold (points, EPSG:4326).")
+@fail_fast_on_user_errors
 def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_geojson: gpd.GeoDataFrame,
                params: DetectionParams, imagery: ImagerySourceResource,
                store: StoreResource) -> Output[gpd.GeoDataFrame]:

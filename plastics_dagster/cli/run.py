@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import threading
 import time
@@ -117,14 +118,22 @@ def stoppable() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    from plastics_dagster.reliability import STOP_ON_INTERRUPT_ENV
+
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    saved_env = os.environ.get(STOP_ON_INTERRUPT_ENV)
     for sig in saved:
         signal.signal(sig, signal.default_int_handler)
+    os.environ[STOP_ON_INTERRUPT_ENV] = "1"
     try:
         yield
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if saved_env is None:
+            os.environ.pop(STOP_ON_INTERRUPT_ENV, None)
+        else:
+            os.environ[STOP_ON_INTERRUPT_ENV] = saved_env
 
 
 def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None, imagery: str | None,
