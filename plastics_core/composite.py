@@ -28,7 +28,6 @@ to those two ranks, finds them without a per-pixel sort.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -40,7 +39,7 @@ from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ParameterError
 from plastics_core.periods import Period
 from plastics_core.scenes import SceneStack
-from plastics_core.threads import usable_threads
+from plastics_core.threads import map_threads, usable_threads
 
 Method = Literal["min", "median", "min_masked"]
 METHODS: tuple[str, ...] = ("min", "median", "min_masked")
@@ -237,8 +236,7 @@ def composite(stack: SceneStack, period: Period, method: Method | str = "min") -
     slices = [slice(s, min(s + CHUNK_PIXELS, h * w)) for s in range(0, h * w, CHUNK_PIXELS)]
     nthreads = min(_threads(), len(slices))
     if nthreads > 1:
-        with ThreadPoolExecutor(nthreads) as ex:
-            list(ex.map(lambda sl: _composite_chunk(values, mask, sel, method, out, sl), slices))
+        map_threads(lambda sl: _composite_chunk(values, mask, sel, method, out, sl), slices, nthreads)
     else:
         for sl in slices:
             _composite_chunk(values, mask, sel, method, out, sl)

@@ -101,7 +101,7 @@ def _missing(value: Any) -> bool:
 
 
 def read_patches(path: str | Path) -> gpd.GeoDataFrame:
-    """Patch polygons with a numeric ``mean`` (patch-classifier score, null allowed), EPSG:4326.
+    """Patch polygons with a numeric ``mean`` (patch-classifier score in [0, 1]), EPSG:4326.
 
     Raises ParameterError (one line) for anything else.
     """
@@ -116,6 +116,11 @@ def read_patches(path: str | Path) -> gpd.GeoDataFrame:
     if "mean" not in gdf:
         raise ParameterError(f"{path} has no 'mean' property: give patch_geojson output (patch-classifier scores)")
     gdf["mean"] = _numeric(gdf["mean"], path, "mean")
+    bad = np.flatnonzero(~gdf["mean"].between(0.0, 1.0).to_numpy())  # NaN (null) fails too
+    if len(bad):
+        value = gdf["mean"].iat[int(bad[0])]
+        raise ParameterError(f"{path}: property 'mean' of feature {int(bad[0])} is "
+                             f"{'null' if math.isnan(value) else value}: give patch-classifier scores in [0, 1]")
     return gdf
 
 
@@ -133,7 +138,8 @@ def _numeric(values: pd.Series, path: Path, column: str) -> pd.Series:
 def read_heatmap(path: str | Path) -> Raster:
     """A heatmap GeoTIFF/COG/VRT as a :class:`Raster` (float32, NaN nodata honoured).
 
-    Raises ImageryError (one line) when the file is unreadable, has no bands or no CRS.
+    Raises ImageryError (one line) when the file is unreadable, has no bands, no CRS or
+    infinite values.
     """
     from plastics_core.outputs import read_raster
 
@@ -158,4 +164,7 @@ def read_heatmap(path: str | Path) -> Raster:
         data = np.where(raster.data == raster.nodata, np.float32(np.nan), raster.data).astype(np.float32)
         raster = Raster(data, raster.crs, raster.transform, raster.band_descriptions, float("nan"),
                         raster.name, dict(raster.tags))
+    if np.isinf(raster.data).any():
+        raise ImageryError(f"{path} holds infinite values: give a heatmap of probabilities in [0, 1] "
+                           "(NaN for nodata)")
     return raster

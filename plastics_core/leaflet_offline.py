@@ -14,11 +14,14 @@ from disk either.
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from plastics_core.errors import PlasticsError
 
@@ -126,3 +129,58 @@ def stable_ids(page: str) -> str:
         return f"{match.group(1)}_{numbers[uid]}"
 
     return _FOLIUM_ID.sub(number, page)
+
+
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def json_island(element_id: str, data: Any) -> str:
+    """``<script type="application/json" id=...>`` holding ``data`` as JSON that no string inside can
+    end or turn into markup (``<``, ``>``, ``&``, U+2028/9 escaped). Read it back in the page with
+    ``JSON.parse(el.textContent)``; the browser never executes it."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, sort_keys=True)
+    text = "".join(_JSON_ESCAPES.get(ch, ch) for ch in text)
+    return f'<script type="application/json" id="{element_id}">{text}</script>\n'
+
+
+#: Online basemaps (off by default) may load tiles from these hosts once a curator switches them on.
+BASEMAP_HOSTS = ("https://tile.openstreetmap.org", "https://server.arcgisonline.com")
+_SCRIPT = re.compile(r"<script(\s[^>]*)?>(.*?)</script>", re.S | re.I)
+_HEAD = re.compile(r"<head\b[^>]*>", re.I)
+
+
+def inline_script_hashes(page: str) -> list[str]:
+    """CSP source expressions (``'sha256-...'``) of every inline executable ``<script>`` in ``page``."""
+    out: list[str] = []
+    for m in _SCRIPT.finditer(page):
+        if re.search(r"\btype\s*=\s*[\"']?application/json", m.group(1) or "", re.I):
+            continue
+        digest = base64.b64encode(hashlib.sha256(m.group(2).encode("utf-8")).digest()).decode("ascii")
+        source = f"'sha256-{digest}'"
+        if source not in out:
+            out.append(source)
+    return out
+
+
+def content_security_policy(page: str) -> str:
+    """The page's CSP: nothing from the network by default (``default-src 'none'``); only the
+    page's own inline scripts, by hash (no ``'unsafe-inline'``/``'unsafe-eval'`` for scripts);
+    inline styles; images from ``data:`` URIs (heatmap, Leaflet's icons) and the basemap hosts."""
+    return "; ".join([
+        "default-src 'none'",
+        "script-src " + " ".join(inline_script_hashes(page)),
+        "style-src 'unsafe-inline'",
+        "img-src data: " + " ".join(BASEMAP_HOSTS),
+        "base-uri 'none'",
+        "form-action 'none'",
+    ])
+
+
+def with_csp(page: str) -> str:
+    """``page`` with a ``<meta http-equiv="Content-Security-Policy">`` as the first child of
+    ``<head>`` (before any script), allowing exactly the scripts ``page`` holds now."""
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy(page)}">'
+    head = _HEAD.search(page)
+    if head is None:
+        raise ValueError("page has no <head>")
+    return page[:head.end()] + "\n" + meta + page[head.end():]

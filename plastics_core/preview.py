@@ -32,7 +32,14 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from plastics_core.errors import PlasticsError
-from plastics_core.leaflet_offline import external_resources, inline_tags, load_leaflet, stable_ids
+from plastics_core.leaflet_offline import (
+    external_resources,
+    inline_tags,
+    json_island,
+    load_leaflet,
+    stable_ids,
+    with_csp,
+)
 from plastics_core.preview_table import SiteRow, table_html
 from plastics_core.raster import Raster
 
@@ -154,26 +161,37 @@ def site_rows(candidates: gpd.GeoDataFrame | None, enriched: gpd.GeoDataFrame | 
     return rows
 
 
-def _popup(s: SiteRow) -> folium.Popup:
-    e = html.escape
-    body = (f"<b>{e(s.site_id)}</b><br>name: {e(s.name)}<br>pixel score: {s.score:.3f}<br>"
-            f"patch score: {s.patch_score:.3f}<br>area: {s.area_km2:.4f} km²<br>"
-            f"{e(s.address)}<br>{s.lat:.6f}, {s.lon:.6f}")
-    return folium.Popup(body, max_width=320)
+def _fmt(v: float, spec: str) -> str:
+    return "–" if v is None or math.isnan(v) else format(v, spec)
+
+
+def _site_item(s: SiteRow) -> dict[str, Any]:
+    """A candidate marker's data-island entry: position, title (id) and popup lines (plain text)."""
+    return {"lat": s.lat, "lon": s.lon, "title": s.site_id, "lines": [
+        f"name: {s.name}", f"pixel score: {_fmt(s.score, '.3f')}", f"patch score: {_fmt(s.patch_score, '.3f')}",
+        f"area: {_fmt(s.area_km2, '.4f')} km²", s.address, f"{s.lat:.6f}, {s.lon:.6f}"]}
+
+
+def _layer_label(text: str) -> str:
+    """A layer-control label: Leaflet inserts labels as HTML, so outside text is escaped."""
+    return html.escape(text)
 
 
 def _add_vectors(m: folium.Map, blobs: gpd.GeoDataFrame | None, contours: gpd.GeoDataFrame | None,
-                 rows: list[SiteRow]) -> None:
+                 rows: list[SiteRow]) -> dict[str, Any]:
+    """Add the vector layers to ``m``; returns the data island (plain JSON) the page script draws
+    markers, blob circles and contour tooltips from (no outside text enters folium's JS)."""
+    data: dict[str, Any] = {"sites": [], "blobs": [], "contours": []}
     if not _empty(blobs):
         assert blobs is not None
         fg = folium.FeatureGroup(name=f"blobs ({len(blobs)})")
         for _, b in _to_4326(blobs).iterrows():
             p = b.geometry.representative_point()
             score = float(_val(b, "score", default=math.nan))
-            folium.CircleMarker([p.y, p.x], radius=4, color="#00bcd4", weight=1, fill=True, fill_opacity=0.6,
-                                tooltip=f"blob {html.escape(str(_val(b, 'name', default='')))} score {score:.3f}",
-                                class_name="plastics-blob").add_to(fg)
+            data["blobs"].append({"lat": p.y, "lon": p.x,
+                                  "tip": f"blob {_val(b, 'name', default='')} score {_fmt(score, '.3f')}"})
         fg.add_to(m)
+        data["blobs_layer"] = fg.get_name()
     if not _empty(contours):
         assert contours is not None
         plain = _plain(contours)
@@ -183,19 +201,62 @@ def _add_vectors(m: folium.Map, blobs: gpd.GeoDataFrame | None, contours: gpd.Ge
             sub = plain[plain["date"] == d] if "date" in plain.columns else plain
             color = matplotlib.colors.to_hex(cmap(i / max(1, len(dates) - 1)))
             fields = [c for c in ("name", "date", "area_km2") if c in sub.columns]
-            folium.GeoJson(
-                sub.__geo_interface__, name=f"contours {d or 'all'} ({len(sub)})", show=(i == len(dates) - 1),
+            layer = folium.GeoJson(
+                sub.__geo_interface__, name=_layer_label(f"contours {d or 'all'} ({len(sub)})"),
+                show=(i == len(dates) - 1),
                 style_function=lambda _f, c=color: {"color": c, "weight": 2, "fillOpacity": 0.15},
-                tooltip=folium.GeoJsonTooltip(fields=fields) if fields else None,
-            ).add_to(m)
+            )
+            layer.add_to(m)
+            data["contours"].append({"layer": layer.get_name(), "fields": fields})
     fg = folium.FeatureGroup(name=f"candidate sites ({len(rows)})")
-    for s in rows:
-        if math.isnan(s.lat) or math.isnan(s.lon):
-            continue
-        icon = folium.DivIcon(html='<div class="plastics-pin"></div>', icon_size=(16, 16), icon_anchor=(8, 8),
-                              class_name="plastics-candidate")
-        folium.Marker([s.lat, s.lon], icon=icon, popup=_popup(s), tooltip=html.escape(s.site_id)).add_to(fg)
+    data["sites"] = [_site_item(s) for s in rows if not (math.isnan(s.lat) or math.isnan(s.lon))]
     fg.add_to(m)
+    data["sites_layer"] = fg.get_name()
+    return data
+
+
+#: Draws the markers, blob circles and contour tooltips from the data island. Every outside string
+#: is set with ``textContent`` (never parsed as HTML or JS). Static: its CSP hash never changes.
+_DATA_JS = """<script>(function () {
+  var island = document.getElementById("plastics-data");
+  if (!island || !window.L) { return; }
+  var data = JSON.parse(island.textContent);
+  function block(title, lines) {
+    var div = document.createElement("div");
+    var b = document.createElement("b"); b.textContent = title; div.appendChild(b);
+    lines.forEach(function (t) {
+      div.appendChild(document.createElement("br")); div.appendChild(document.createTextNode(t));
+    });
+    return div;
+  }
+  function span(t) { var el = document.createElement("span"); el.textContent = t; return el; }
+  var sites = window[data.sites_layer];
+  if (sites) {
+    data.sites.forEach(function (s) {
+      var icon = L.divIcon({html: '<div class="plastics-pin"></div>', iconSize: [16, 16], iconAnchor: [8, 8],
+                            className: "plastics-candidate"});
+      L.marker([s.lat, s.lon], {icon: icon}).bindPopup(block(s.title, s.lines), {maxWidth: 320})
+        .bindTooltip(span(s.title)).addTo(sites);
+    });
+  }
+  var blobs = window[data.blobs_layer];
+  if (blobs) {
+    data.blobs.forEach(function (b) {
+      L.circleMarker([b.lat, b.lon], {radius: 4, color: "#00bcd4", weight: 1, fill: true, fillOpacity: 0.6,
+                                      className: "plastics-blob"}).bindTooltip(span(b.tip)).addTo(blobs);
+    });
+  }
+  data.contours.forEach(function (c) {
+    var layer = window[c.layer];
+    if (!layer || !c.fields.length) { return; }
+    layer.eachLayer(function (l) {
+      var p = (l.feature && l.feature.properties) || {};
+      var rows = c.fields.map(function (f) { return f + ": " + (p[f] === null || p[f] === undefined ? "" : String(p[f])); });
+      l.bindTooltip(block(rows[0], rows.slice(1)), {sticky: true});
+    });
+  });
+})();</script>
+"""
 
 
 # folium's Popup template builds its content with jQuery's ``$(`<html>`)[0]``; this shim does that
@@ -266,7 +327,7 @@ def build_preview_html(roi_geom: BaseGeometry | None, heatmap_median: Raster | S
             if bounds is None:
                 (s, w), (n, e) = img_bounds
                 bounds = (w, s, e, n)
-    _add_vectors(m, blobs, contours, rows)
+    data = _add_vectors(m, blobs, contours, rows)
     if bounds is None and rows:
         lons, lats = [r.lon for r in rows], [r.lat for r in rows]
         bounds = (min(lons), min(lats), max(lons), max(lats))
@@ -280,7 +341,9 @@ def build_preview_html(roi_geom: BaseGeometry | None, heatmap_median: Raster | S
                                                + _legend()))
     page = fig.render()
     page = page.replace("</body>", table_html(rows, m.get_name()) + _MOVE_JS + "</body>", 1)
-    page = stable_ids(page)
+    end = page.rindex("</html>")  # after folium's map script, which follows </body>
+    page = page[:end] + json_island("plastics-data", data) + _DATA_JS + page[end:]
+    page = with_csp(stable_ids(page))
     leaks = external_resources(page)
     if leaks:
         raise PlasticsError(f"preview HTML would load {leaks[0]!r} over the network; report this as a bug")

@@ -112,7 +112,7 @@ def site_report_png(title: str, rgb: np.ndarray | None, heat: np.ndarray | None,
     fig = Figure(figsize=(12, 4), dpi=dpi)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.2, 1.6]})
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title.replace("$", r"\$"), fontsize=11)  # outside text: no mathtext parsing
     if rgb is None:
         _note(axes[0], "no composite")
     else:

@@ -106,12 +106,27 @@ def _check_crs(doc: Any, path: Path) -> None:
         raise RoiError(f"{path} declares CRS {name!r}: save the ROI in lon/lat WGS84 (EPSG:4326)")
 
 
+#: Sentinel-2 acquires land between 56 deg S and 84 deg N; UTM tiles (the tile grid) end at 84 N / 80 S.
+_POLAR_LAT = 84.0
+
+
+def _check_polar(path: Path, minx: float, miny: float, maxx: float, maxy: float) -> None:
+    """RoiError for an ROI reaching a pole or wrapping round one (spanning 360 deg of longitude)."""
+    if not (-90 <= miny and maxy <= 90):
+        return  # outside lon/lat range: reported by the caller
+    polar = maxy >= 90 or miny <= -90 or (maxx - minx >= 360 and max(abs(miny), abs(maxy)) > _POLAR_LAT)
+    if polar:
+        pole = "North" if maxy >= 90 or (maxx - minx >= 360 and abs(maxy) >= abs(miny)) else "South"
+        raise RoiError(f"{path} reaches or encircles the {pole} Pole: polar caps are outside Sentinel-2 land "
+                       f"coverage and the UTM tile grid; keep the ROI between 80 deg S and {_POLAR_LAT:.0f} deg N")
+
+
 def read_roi(path: str | Path, max_area_km2: float = MAX_AREA_KM2, force: bool = False) -> Roi:
     """Read and validate an ROI GeoJSON file; returns a (Multi)Polygon in EPSG:4326.
 
     Raises RoiError (one line: problem and fix) when the file is missing or not GeoJSON,
     has no features, holds non-polygonal or irreparably invalid geometry, lies outside
-    lon/lat bounds, crosses the antimeridian, or is larger than ``max_area_km2`` (unless
+    lon/lat bounds, reaches or encircles a pole, crosses the antimeridian, or is larger than ``max_area_km2`` (unless
     ``force``).
     """
     path = Path(path)
@@ -127,6 +142,7 @@ def read_roi(path: str | Path, max_area_km2: float = MAX_AREA_KM2, force: bool =
         if not isinstance(g, Polygon | MultiPolygon):
             raise RoiError(f"{path} contains a {g.geom_type}, not a polygon: ROIs must be Polygon or MultiPolygon areas")
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    _check_polar(path, minx, miny, maxx, maxy)
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         if -360 <= minx and maxx <= 360 and -90 <= miny and maxy <= 90:
             raise RoiError(f"{path} has longitudes beyond +-180 (it crosses the antimeridian): split it into two ROIs, one each side of 180 deg")
@@ -145,7 +161,7 @@ def read_roi(path: str | Path, max_area_km2: float = MAX_AREA_KM2, force: bool =
     if area > max_area_km2 and not force:
         raise RoiError(
             f"ROI {path} covers {area:,.0f} km^2, more than the {max_area_km2:,.0f} km^2 limit: "
-            "use a smaller ROI or pass force=True (--force)"
+            "use a smaller ROI or split it into cells with `plastics roi split NAME FILE --cell DEG`"
         )
     assert isinstance(roi, Polygon | MultiPolygon)
     return roi

@@ -7,6 +7,7 @@ E-W away from the equator).
 
 from __future__ import annotations
 
+import math
 import re
 
 import geopandas as gpd
@@ -19,6 +20,8 @@ from scipy.spatial import cKDTree
 from plastics_core.errors import ParameterError
 
 MERGED_COLUMNS = ["name", "lon", "lat", "score", "n_merged", "members"]
+#: Above this many close pairs per point, close pairs are not listed but linked cell by cell.
+_MAX_PAIRS_PER_POINT = 16
 
 
 def _natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
@@ -36,6 +39,67 @@ def _lonlat(gdf: gpd.GeoDataFrame) -> np.ndarray:
     return np.column_stack([pts.x.to_numpy(dtype=float), pts.y.to_numpy(dtype=float)])
 
 
+def _close_pairs(centres: np.ndarray, radius: float) -> np.ndarray:
+    """(m, 2) index pairs linking every group of ``centres`` closer than ``radius`` (strict).
+
+    Sparse points (at most ``_MAX_PAIRS_PER_POINT`` close pairs per point, bounded from grid-cell
+    counts without listing them): every close pair. Dense points: not every close pair, but enough edges that the connected components equal those of the full
+    "closer than radius" graph, in O(n log n) time and O(n) memory even when all points are
+    within ``radius`` of each other (where listing every pair would be quadratic). Points are
+    binned on a grid of cell side < radius / sqrt(2), so any two points sharing a cell are
+    closer than ``radius`` and are chained together; two cells that may hold close points (at
+    most 2 cells apart) are linked by the nearest pair between them when it is closer than
+    ``radius``. Cells further apart than 2 in x or y are at least ``radius`` apart.
+    """
+    k = len(centres)
+    if k < 2 or radius <= 0:
+        return np.empty((0, 2), dtype=np.int64)
+    side = radius / math.sqrt(2.0) * (1.0 - 1e-9)
+    cells = np.floor((centres - centres.min(axis=0)) / side).astype(np.int64)
+    _, per_cell = np.unique(cells, axis=0, return_counts=True)
+    if 25 * int((per_cell.astype(np.int64) ** 2).sum()) <= 2 * _MAX_PAIRS_PER_POINT * k:
+        # sparse (a bound on the close pairs, from the 5 x 5 cells around each cell): list every pair
+        pairs = cKDTree(centres).query_pairs(radius, output_type="ndarray")
+        d = np.hypot(*(centres[pairs[:, 0]] - centres[pairs[:, 1]]).T)
+        return np.asarray(pairs[d < radius], dtype=np.int64)
+    order = np.lexsort((cells[:, 1], cells[:, 0]))
+    sorted_cells = cells[order]
+    starts = np.flatnonzero(np.r_[True, np.any(np.diff(sorted_cells, axis=0) != 0, axis=1)])
+    groups = np.split(order, starts[1:])
+    keys = {(int(c[0]), int(c[1])): i for i, c in enumerate(sorted_cells[starts])}
+    edges: list[np.ndarray] = []
+    for g in groups:  # chain the members of each cell
+        if len(g) > 1:
+            edges.append(np.column_stack([g[:-1], g[1:]]))
+    parent = list(range(len(groups)))  # union-find over cells: skip cell pairs already connected
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    trees: dict[int, cKDTree] = {}  # one per cell, built on first use
+    offsets = [(dx, dy) for dx in range(0, 3) for dy in range(-2, 3) if (dx, dy) > (0, 0)]
+    for (cx, cy), gi in keys.items():
+        for dx, dy in offsets:
+            gj = keys.get((cx + dx, cy + dy))
+            if gj is None or root(gi) == root(gj):
+                continue
+            small, large = (gi, gj) if len(groups[gi]) <= len(groups[gj]) else (gj, gi)
+            a, b = groups[small], groups[large]  # query the smaller cell against the larger cell's tree
+            tree = trees.get(large)
+            if tree is None:
+                tree = trees[large] = cKDTree(centres[b])
+            _, nearest = tree.query(centres[a], k=1)
+            d = np.hypot(*(centres[a] - centres[b[nearest]]).T)
+            best = int(np.argmin(d))
+            if d[best] < radius:
+                edges.append(np.array([[a[best], b[nearest[best]]]]))
+                parent[root(gi)] = root(gj)
+    return np.concatenate(edges) if edges else np.empty((0, 2), dtype=np.int64)
+
+
 def cluster_points(coords: np.ndarray, radius: float) -> np.ndarray:
     """(n, 2) coordinates -> (n,) int cluster label (0..k-1, ordered by first member).
 
@@ -44,7 +108,8 @@ def cluster_points(coords: np.ndarray, radius: float) -> np.ndarray:
     merges each connected group of links into one cluster whose centre is the mean of all its
     ORIGINAL member points, and repeats until no two centres are closer than ``radius``.
     The cluster count strictly decreases each round, so it terminates; it depends only on the
-    set of points (not their order), so it is deterministic.
+    set of points (not their order), so it is deterministic. Each round is O(k log k) time and
+    O(k) memory in the k cluster centres (:func:`_close_pairs`), however dense the points.
     """
     n = len(coords)
     labels = np.arange(n)
@@ -53,10 +118,7 @@ def cluster_points(coords: np.ndarray, radius: float) -> np.ndarray:
         centres = np.zeros((k, 2))
         np.add.at(centres, labels, coords)
         centres /= np.bincount(labels, minlength=k)[:, None]
-        pairs = cKDTree(centres).query_pairs(radius, output_type="ndarray") if k > 1 else np.empty((0, 2))
-        if len(pairs):
-            d = np.hypot(*(centres[pairs[:, 0]] - centres[pairs[:, 1]]).T)
-            pairs = pairs[d < radius]
+        pairs = _close_pairs(centres, radius)
         if not len(pairs):
             break
         graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(k, k))
@@ -74,7 +136,7 @@ def merge_points(points_gdf: gpd.GeoDataFrame, radius_deg: float = 0.005) -> gpd
     ``score``). Output, one row per cluster, EPSG:4326, sorted by name: ``name`` (the first
     member name in natural sort order), ``lon``/``lat`` (mean of members), ``score`` (max of
     members, NaN when absent), ``n_merged`` (member count), ``members`` (names joined by ``;``).
-    A singleton keeps its exact coordinate.
+    A singleton keeps its exact coordinate. O(n log n) time, O(n) memory.
     """
     if radius_deg < 0:
         raise ParameterError(f"merge radius {radius_deg} deg is negative; pass radius_deg >= 0")
@@ -90,23 +152,30 @@ def merge_points(points_gdf: gpd.GeoDataFrame, radius_deg: float = 0.005) -> gpd
         points_gdf["score"].to_numpy(dtype=float) if "score" in points_gdf else np.full(len(coords), np.nan)
     )
     labels = cluster_points(coords, radius_deg)
-    rows = []
-    for lab in range(int(labels.max()) + 1):
-        idx = np.flatnonzero(labels == lab)
-        member_names = sorted((names[i] for i in idx), key=_natural_key)
-        sc = scores[idx]
-        rows.append(
-            {
-                "name": member_names[0],
-                "lon": float(coords[idx, 0].mean()),
-                "lat": float(coords[idx, 1].mean()),
-                "score": float(np.nanmax(sc)) if np.isfinite(sc).any() else float("nan"),
-                "n_merged": len(idx),
-                "members": ";".join(member_names),
-            }
-        )
-    df = pd.DataFrame(rows)
-    df = df.iloc[sorted(range(len(df)), key=lambda i: _natural_key(df["name"].iat[i]))].reset_index(drop=True)
+    rank = np.empty(len(names), dtype=np.int64)  # natural-sort rank of each name (stable)
+    rank[sorted(range(len(names)), key=lambda i: _natural_key(names[i]))] = np.arange(len(names))
+    order = np.lexsort((rank, labels))  # by cluster, members in natural name order
+    bounds = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
+    sizes = np.diff(np.r_[bounds, len(order)])
+    lonlat = coords[order[bounds]].copy()  # a singleton keeps its exact coordinate
+    for c in np.flatnonzero(sizes > 1):  # numpy's mean over members in input order (bit-stable)
+        idx = np.sort(order[bounds[c]:bounds[c] + sizes[c]])
+        lonlat[c] = coords[idx, 0].mean(), coords[idx, 1].mean()
+    with np.errstate(invalid="ignore"):
+        best = np.fmax.reduceat(scores[order], bounds)  # NaN only when every member's score is NaN
+    member_names = [names[i] for i in order]
+    firsts = [member_names[b] for b in bounds]
+    df = pd.DataFrame({
+        "name": firsts,
+        "lon": lonlat[:, 0],
+        "lat": lonlat[:, 1],
+        "score": best.astype(float),
+        "n_merged": sizes.astype(np.int64),
+        "members": [";".join(member_names[b:b + k]) for b, k in zip(bounds.tolist(), sizes.tolist(), strict=True)],
+    })
+    keys = {name: _natural_key(name) for name in set(firsts)}
+    by_name = sorted(range(len(df)), key=lambda i: keys[firsts[i]])  # stable: equal names keep cluster order
+    df = df.iloc[by_name].reset_index(drop=True)
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["lon"], df["lat"]), crs="EPSG:4326")
 
 

@@ -14,23 +14,54 @@ computed on an EarthOne worker lands in exactly the files the in-process step wr
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
+import tenacity
 from upath import UPath
 
-from plastics_core.imagery.retry import RetryPolicy, is_transient, retry_call
+from plastics_core.errors import ParameterError, PlasticsError
+from plastics_core.imagery.retry import RetryBudgetExceeded, is_transient, redact
 from plastics_core.outputs import write_bytes
 
 TILE_SUMMARY_EXT = ".summary"
 
-#: Retries of one S3 call on transient faults (on top of botocore's own retries); then a one-line
-#: RetryBudgetExceeded (a PlasticsError) naming the object. A PUT is idempotent: a retried write
-#: never duplicates an object.
-S3_RETRY = RetryPolicy(attempts=3, base_delay=1.0, max_delay=8.0)
+
+log = logging.getLogger(__name__)
+
+
+def _short(err: BaseException | None, limit: int = 160) -> str:
+    text = redact(" ".join(str(err).split())) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class StoreUnreachableError(PlasticsError):
+    """The output store's endpoint cannot be reached (or has no credentials)."""
+
+#: Seconds one S3 call keeps retrying transient faults (endpoint down, connection refused, 5xx,
+#: timeouts) before a one-line RetryBudgetExceeded naming the object: long enough to ride out an
+#: outage of a minute or two. ``$PLASTICS_STORE_RETRY_SECONDS`` (read at each call) overrides it.
+STORE_RETRY_SECONDS = 120.0
+STORE_RETRY_ENV = "PLASTICS_STORE_RETRY_SECONDS"
+#: Backoff between tries: exponential from 1 s, at most 15 s apart (+ up to 1 s of jitter).
+_WAIT_INITIAL, _WAIT_MAX = 1.0, 15.0
 _S3_TRANSIENT = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
                  "ClientConnectorError", "ServerDisconnectedError", "ClientOSError"}
+
+
+def store_retry_seconds() -> float:
+    """The retry budget of one S3 call in seconds (``$PLASTICS_STORE_RETRY_SECONDS`` or 120)."""
+    raw = os.environ.get(STORE_RETRY_ENV, "")
+    try:
+        value = float(raw) if raw.strip() else STORE_RETRY_SECONDS
+    except ValueError:
+        raise ParameterError(f"{STORE_RETRY_ENV}={raw!r} is not a number: give seconds, e.g. 120") from None
+    if not 0 <= value <= 86_400:
+        raise ParameterError(f"{STORE_RETRY_ENV}={raw!r} is outside [0, 86400] seconds: give e.g. 120")
+    return value
 
 
 def store_path(store: str) -> UPath:
@@ -55,9 +86,56 @@ def _s3_transient(err: BaseException) -> bool:
     return any(is_transient(e) or type(e).__name__ in _S3_TRANSIENT for e in chain)
 
 
+#: Errors meaning the store's endpoint could not be reached at all (nothing was answered).
+_UNREACHABLE = {"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError", "ConnectionRefusedError",
+                "NoCredentialsError"}
+
+
+def unreachable_store_error(err: BaseException) -> PlasticsError | None:
+    """A one-line :class:`StoreUnreachableError` when ``err`` (or its cause chain) says the S3
+    endpoint could not be reached or signed for, else None. Names the endpoint (scheme, host, port
+    only: never a key or credential) and the fix."""
+    cur: BaseException | None = err
+    seen = 0
+    while cur is not None and seen < 16:
+        name = type(cur).__name__
+        if name in _UNREACHABLE:
+            if name == "NoCredentialsError":
+                return StoreUnreachableError("no S3 credentials found: set AWS_ACCESS_KEY_ID and "
+                                             "AWS_SECRET_ACCESS_KEY (or an AWS profile) for the store")
+            url = str(getattr(cur, "kwargs", {}).get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or "")
+            m = re.match(r"[a-z][a-z0-9+.-]*://[^/?#@]+", url)
+            where = m.group(0) if m else "the S3 endpoint"
+            return StoreUnreachableError(
+                f"cannot reach the store at {where} ({name}): check AWS_ENDPOINT_URL and the network, "
+                "then rerun (finished work is kept)")
+        seen += 1
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def s3_call(fn: Any, what: str) -> Any:
-    """``fn()`` with :data:`S3_RETRY` (transient network faults only)."""
-    return retry_call(fn, what=what, policy=S3_RETRY, transient=_s3_transient)
+    """``fn()``, retrying transient network faults with exponential backoff for
+    :func:`store_retry_seconds`; then RetryBudgetExceeded (one line, retryable by the step). A
+    PUT is idempotent: a retried write never duplicates an object."""
+    budget = store_retry_seconds()
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_delay(budget),
+        wait=tenacity.wait_exponential_jitter(initial=_WAIT_INITIAL, max=_WAIT_MAX, jitter=1.0),
+        retry=tenacity.retry_if_exception(_s3_transient),
+        before_sleep=lambda state: log.warning(
+            "%s: store unavailable (%s); retry %d in %.0f s", redact(what),
+            _short(state.outcome.exception()) if state.outcome else "?", state.attempt_number,
+            state.next_action.sleep if state.next_action else 0.0),
+        reraise=False,
+    )
+    try:
+        return retrying(fn)
+    except tenacity.RetryError as err:
+        last = err.last_attempt.exception()
+        raise RetryBudgetExceeded(
+            f"{redact(what)} failed for {budget:.0f} s ({_short(last)}): the store is unavailable; rerun "
+            f"when it is back (finished work is kept), or raise {STORE_RETRY_ENV}") from last
 
 
 def read_bytes(path: UPath) -> bytes:

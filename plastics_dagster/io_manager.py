@@ -34,7 +34,6 @@ from upath import UPath
 from plastics_core.raster import Raster
 
 # re-exported: the store functions are Dagster-free (plastics_core.store)
-from plastics_core.store import S3_RETRY as S3_RETRY
 from plastics_core.store import atomic_write as atomic_write
 from plastics_core.store import is_local as _is_local
 from plastics_core.store import read_bytes as read_bytes

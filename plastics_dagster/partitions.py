@@ -38,7 +38,8 @@ def partition_key(roi: str, window: str) -> MultiPartitionKey:
 
 
 def parse_window(window: str) -> dt.date:
-    """``YYYY-MM-DD`` -> date; raises ParameterError unless it is a quarterly window start."""
+    """``YYYY-MM-DD`` -> date; raises ParameterError unless it is a quarterly window start of a
+    quarter that has ended (a window partition exists)."""
     try:
         day = dt.datetime.strptime(window, WINDOW_FMT).date()
     except ValueError:
@@ -48,6 +49,10 @@ def parse_window(window: str) -> dt.date:
         raise ParameterError(
             f"window {window} is not a quarterly window: use the first day of Jan/Apr/Jul/Oct from {WINDOW_START}"
         )
+    last = window_partitions.get_last_partition_key()  # the latest quarter that has ended (now)
+    if last is not None and window > last:
+        raise ParameterError(f"window {window} has not ended yet: use a window up to {last} "
+                             "(a window is a partition once its quarter is over)")
     return day
 
 

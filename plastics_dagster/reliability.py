@@ -1,20 +1,25 @@
 """Retry policy of the network-bound assets, and user errors that must not be retried.
 
-- :data:`NETWORK_RETRY`: the Dagster ``RetryPolicy`` of every asset that talks to a network
-  service (imagery fetch, model download, S3 store): 2 retries, 2 s then 4 s (exponential
-  backoff, +-jitter). Sources retry transient faults themselves first
-  (:mod:`plastics_core.imagery.retry`); this is the step-level net on top.
+- :data:`NETWORK_RETRY` / :data:`STORE_RETRY`: the Dagster ``RetryPolicy`` of every asset that
+  talks to a network service (imagery fetch, model download) or writes to the store: 4 retries,
+  6 s doubling to 48 s (+-6 s jitter), 66-114 s in all. Sources and the store retry transient
+  faults themselves first (:mod:`plastics_core.imagery.retry`, :func:`plastics_core.store.s3_call`,
+  120 s); this is the step-level net on top.
 - :func:`fail_fast_on_user_errors`: wraps an asset function so a
   :class:`~plastics_core.errors.PlasticsError` (bad ROI, parameter, model, imagery, credentials:
   retrying cannot help) fails the step at once -- ``dagster.Failure(allow_retries=False)`` whose
   description is the error's one-line message and whose cause is the original error. A spent
   source retry budget (:class:`~plastics_core.imagery.retry.RetryBudgetExceeded`) and any other
-  exception stay retryable.
+  exception stay retryable. Under ``plastics run`` (:data:`STOP_ON_INTERRUPT_ENV`), an interrupt
+  (SIGTERM/SIGINT) fails the step for good and stops the run.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,7 +29,33 @@ from plastics_core.errors import PlasticsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-NETWORK_RETRY = RetryPolicy(max_retries=2, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+#: 4 retries, 6 s then 12, 24, 48 s (each +-6 s): between 66 and 114 s of waiting in all, so a store
+#: or service outage of a minute is ridden out at step level too.
+NETWORK_RETRY = RetryPolicy(max_retries=4, delay=6.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+#: The policy of every asset that writes to the store (the same budget).
+STORE_RETRY = NETWORK_RETRY
+
+
+#: Set to ``1`` by ``plastics run`` while it executes: an interrupted step then fails for good and
+#: the in-process run stops (Dagster would otherwise retry an interrupted step by its policy, in
+#: the same process, so the run never stops). Unset (step workers of Celery/k8s), Dagster's own
+#: behaviour applies: the interrupted step ends its process and is retried elsewhere.
+STOP_ON_INTERRUPT_ENV = "PLASTICS_STOP_ON_INTERRUPT"
+#: After an interrupt, the process exits with 130 if the run has not ended within this many seconds.
+HARD_STOP_SECONDS = 30.0
+_INTERRUPTS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
+_stopping = threading.Event()
+
+
+def _stop_run_soon() -> None:
+    """Interrupt the executor too (SIGINT to this process once the failing step has unwound), so
+    no further step starts; a watchdog ends the process if the run has not ended in time."""
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    if not _stopping.is_set():
+        _stopping.set()
+        watchdog = threading.Timer(HARD_STOP_SECONDS, os._exit, (130,))
+        watchdog.daemon = True
+        watchdog.start()
 
 
 def fail_fast_on_user_errors(fn: F) -> F:
@@ -39,5 +70,10 @@ def fail_fast_on_user_errors(fn: F) -> F:
             raise
         except PlasticsError as exc:
             raise Failure(description=str(exc), allow_retries=False) from exc
+        except BaseException as exc:
+            if type(exc).__name__ not in _INTERRUPTS or os.environ.get(STOP_ON_INTERRUPT_ENV) != "1":
+                raise
+            _stop_run_soon()
+            raise Failure(description="interrupted by SIGTERM/SIGINT", allow_retries=False) from exc
 
     return wrapper  # type: ignore[return-value]

@@ -110,6 +110,15 @@ def materialize_partition(
     return summary
 
 
+_INTERRUPTS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
+
+
+class RunInterrupted(PlasticsError):
+    """The run was stopped by SIGTERM/SIGINT (exit code 130 from the CLI)."""
+
+    exit_code = 130
+
+
 def raise_failure(result: Any) -> None:
     """Re-raise the first step failure: a PlasticsError stays one line; others are wrapped."""
     from plastics_core import errors
@@ -120,6 +129,9 @@ def raise_failure(result: Any) -> None:
             continue
         while err.cause is not None and not isinstance(getattr(errors, err.cls_name, None), type):
             err = err.cause
+        if err.cls_name in _INTERRUPTS:
+            raise RunInterrupted(f"{event.step_key} was interrupted (SIGTERM/SIGINT): the run is marked failed, "
+                                 "finished tiles are kept; rerun the same command to complete it")
         message = err.message.strip().splitlines()[-1] if err.message.strip() else "step failed"
         cls = getattr(errors, err.cls_name, None)
         checked = re.search(r"Value error, (.*?) \[type=", err.message)  # a resource's own validator
@@ -130,6 +142,10 @@ def raise_failure(result: Any) -> None:
         else:
             cls = PlasticsError
         raise cls(f"{event.step_key}: {message}")
+    if any(e.event_type_value in ("PIPELINE_CANCELED", "RUN_CANCELED") or "nterrupt" in (e.message or "")
+           for e in result.all_events):
+        raise RunInterrupted("the run was interrupted (SIGTERM/SIGINT): finished tiles are kept; rerun the same "
+                             "command to complete it")
     raise RuntimeError("the run failed without a step failure event")
 
 

@@ -6,6 +6,8 @@ is missing outside CI; a failure in CI (CI=true).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import os
@@ -33,6 +35,16 @@ def _chromium() -> str:
             pytest.fail("chromium not found: .ci/run must `apt-get install -y chromium`")
         pytest.skip("chromium not installed (apt-get install -y chromium)")
     return exe
+
+
+def _inject(page: str, script: str) -> str:
+    """``page`` with the test's ``<script>`` added before ``</body>`` and its hash allowed by the
+    page's Content-Security-Policy (which allows only the page's own scripts)."""
+    body = re.fullmatch(r"<script>(.*)</script>", script.strip(), re.S)
+    assert body, script
+    digest = base64.b64encode(hashlib.sha256(body.group(1).encode()).digest()).decode()
+    page = page.replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
+    return page.replace("</body>", script.strip() + "</body>", 1)
 
 
 def _run(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
@@ -77,7 +89,7 @@ def test_page_requests_nothing_over_the_network(preview_file: Path) -> None:
     exe = _chromium()
     tmp = preview_file.parent
     probe = tmp / "probe.html"
-    probe.write_text(preview_file.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    probe.write_text(_inject(preview_file.read_text(encoding="utf-8"), PROBE), encoding="utf-8")
     proc = _run([exe, *FLAGS, f"--user-data-dir={tmp / 'profile-probe'}", "--dump-dom", probe.as_uri()], tmp)
     found = re.search(r'<pre id="probe-resources">(.*?)</pre>', proc.stdout, re.S)
     assert found, proc.stderr[-2000:]
@@ -91,7 +103,7 @@ def test_candidate_popup_opens_with_id_and_address(preview_file: Path) -> None:
     click = """<script>window.addEventListener("load", function () { setTimeout(function () {
       document.querySelector(".plastics-candidate").click(); }, 500); });</script>"""
     page = tmp / "click.html"
-    page.write_text(preview_file.read_text(encoding="utf-8").replace("</body>", click + "</body>"), encoding="utf-8")
+    page.write_text(_inject(preview_file.read_text(encoding="utf-8"), click), encoding="utf-8")
     proc = _run([exe, *FLAGS, f"--user-data-dir={tmp / 'profile-click'}", "--dump-dom", page.as_uri()], tmp)
     popup = re.search(r'<div class="leaflet-popup-content"[^>]*>(.*?)</div></div>', proc.stdout, re.S)
     assert popup, "clicking a candidate opened no popup"
@@ -134,3 +146,98 @@ def test_demo_preview_renders_its_candidates(demo_run: tuple[subprocess.Complete
     _run([exe, *FLAGS, f"--user-data-dir={tmp / 'profile-demo-shot'}", "--window-size=1280,900",
           f"--screenshot={shot}", page.as_uri()], tmp)
     assert shot.is_file() and Image.open(shot).size == (1280, 900)
+
+
+#: Strings an attacker can plant in OpenStreetMap names, GeoJSON properties or STAC fields. Each
+#: would set an attribute on <html> (or add an <img>) if it ever ran as script or parsed as markup.
+HOSTILE = (
+    "${document.documentElement.setAttribute(/pwned/.source,document.domain+/XSS-EXECUTED/.source)}",
+    "`+document.documentElement.setAttribute('pwned-backtick','1')+`",
+    "</script><script>document.documentElement.setAttribute('pwned-script','1')</script>",
+    "\"><img src=x onerror=\"document.documentElement.setAttribute('pwned-img','1')\">",
+    "javascript:document.documentElement.setAttribute('pwned-url','1')",
+    "'-alert(1)-'\u2028\u2029\\",
+)
+
+
+def _hostile_page() -> str:
+    import geopandas as gpd
+
+    def hostile(i: int) -> str:
+        return f"{HOSTILE[i % len(HOSTILE)]} #{i}"
+
+    blobs = d.blobs()
+    blobs["name"] = [hostile(0), hostile(1)]
+    cands = d.candidates()
+    cands["name"] = [hostile(2), hostile(3)]
+    sites = d.enriched(ids=(hostile(4), hostile(5)))
+    sites["name"] = [hostile(6), hostile(7)]
+    sites["address"] = [hostile(8), hostile(9)]  # the geocoder's display_name
+    contours = d.contours()
+    contours["name"] = [hostile(10 + i) for i in range(len(contours))]
+    contours["date"] = [hostile(0) if i % 2 else str(v) for i, v in enumerate(contours["date"])]
+    contours["source"] = hostile(3)  # a catalog-ish field carried along as a property
+    assert isinstance(contours, gpd.GeoDataFrame)
+    return build_preview_html(d.roi(), d.heatmap(), blobs, cands, contours, sites, hostile(11))
+
+
+OPEN_ALL = """<script>window.addEventListener("load", function () { setTimeout(function () {
+  var m = window[document.getElementById("plastics-sites-table").getAttribute("data-map")];
+  var box = document.createElement("div"); box.id = "probe-tooltips"; document.body.appendChild(box);
+  m.eachLayer(function (l) {  // open every tooltip and keep a copy of what it shows
+    var t = l.getTooltip && l.getTooltip();
+    if (t) { l.openTooltip(); if (t.getElement()) { box.appendChild(t.getElement().cloneNode(true)); } }
+  });
+  document.querySelector(".plastics-candidate").click();
+}, 500); });</script>"""
+
+VIOLATIONS = """<script>window.plasticsViolations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.plasticsViolations.push(e.violatedDirective + " " + e.blockedURI); });
+window.addEventListener("load", function () { setTimeout(function () {
+  var pre = document.createElement("pre"); pre.id = "probe-csp";
+  pre.textContent = JSON.stringify(window.plasticsViolations); document.body.appendChild(pre);
+}, 1500); });</script>"""
+
+
+def test_hostile_strings_stay_inert_text(tmp_path: Path) -> None:
+    """Hostile names, addresses and properties run nothing and show literally in popups, tooltips,
+    layer names and the table; the page's Content-Security-Policy blocks nothing the map needs."""
+    exe = _chromium()
+    page = _hostile_page()
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
+    assert csp and page.index(csp.group(0)) < page.index("<script")
+    policy = csp.group(1)
+    assert "default-src 'none'" in policy and "unsafe-eval" not in policy
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    assert "img-src data:" in policy
+    listener = VIOLATIONS.strip()
+    body = re.fullmatch(r"<script>(.*)</script>", listener, re.S).group(1)  # type: ignore[union-attr]
+    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    page = page.replace(csp.group(0), csp.group(0) + listener, 1).replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
+    path = tmp_path / "hostile.html"
+    path.write_text(_inject(page, OPEN_ALL), encoding="utf-8")
+    proc = _run([exe, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", path.as_uri()], tmp_path)
+    dom = proc.stdout
+    assert re.search(r'class="[^"]*leaflet-container', dom), proc.stderr[-2000:]
+    root = re.search(r"<html[^>]*>", dom)
+    assert root and "pwned" not in root.group(0), root.group(0) if root else dom[:500]
+    assert not re.search(r"<[a-z]+\s[^>]*\bonerror=", dom), "an element with an onerror handler was created"
+    assert not re.search(r"<script>document", dom), "a script element was created"
+    assert len(re.findall(r'<div class="leaflet-marker-icon plastics-candidate[^"]*"', dom)) == 2
+    violations = re.search(r'<pre id="probe-csp">(.*?)</pre>', dom, re.S)
+    assert violations and json.loads(html.unescape(violations.group(1))) == [], violations
+    popup = re.search(r'<div class="leaflet-popup-content"[^>]*>(.*?)</div></div>', dom, re.S)
+    assert popup, "clicking a candidate opened no popup"
+    tooltips = dom[dom.index('<div id="probe-tooltips">'):]
+
+    def shown(text: str) -> str:  # how a DOM text node holding ``text`` serializes
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\u00a0", "&nbsp;")
+
+    assert shown(HOSTILE[4 % len(HOSTILE)]) in popup.group(1) or shown(HOSTILE[5 % len(HOSTILE)]) in popup.group(1)
+    assert any(shown(f"{HOSTILE[i % len(HOSTILE)]} #{i}") in popup.group(1) for i in (8, 9))  # address
+    assert shown(f"{HOSTILE[0]} #0") in tooltips and shown(f"{HOSTILE[1]} #1") in tooltips  # blob names
+    assert shown(f"{HOSTILE[14 % len(HOSTILE)]} #14") in tooltips  # contour property (the shown date)
+    table = dom[dom.index('id="plastics-sites"'):]
+    for i in (4, 5, 6, 7, 8, 9):
+        assert shown(f"{HOSTILE[i % len(HOSTILE)]} #{i}") in table

@@ -164,4 +164,4 @@ def test_same_inputs_give_a_byte_identical_page() -> None:
                                 pd_.enriched(), "same") for _ in range(2)]
     assert pages[0] == pages[1]
     assert not re.search(r"_[0-9a-f]{32}(?![0-9a-f])", pages[0])
-    assert "circle_marker_0" in pages[0]
+    assert "feature_group_0" in pages[0]

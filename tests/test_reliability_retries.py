@@ -166,18 +166,16 @@ def test_s3_outage_during_read_and_write_is_ridden_out(moto: Moto, monkeypatch: 
 
 def test_s3_down_for_good_is_one_clear_line(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry budget spent: one-line PlasticsError naming the operation, not a botocore traceback."""
-    from plastics_core import store
-    from plastics_core.imagery.retry import NO_WAIT
     from plastics_dagster import io_manager
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    monkeypatch.setattr(store, "S3_RETRY", NO_WAIT)  # io_manager re-exports plastics_core.store's writer
+    monkeypatch.setenv("PLASTICS_STORE_RETRY_SECONDS", "2")  # read at each call
     target = io_manager.store_path(f"s3://{moto.bucket}/store") / "blobs" / "r" / WINDOW / "h.geojson"
     moto.stop()
     with pytest.raises(PlasticsError) as info:
         io_manager.atomic_write(target, b"x")
     msg = str(info.value)
-    assert "\n" not in msg and "attempts" in msg and f"s3://{moto.bucket}/store/blobs" in msg, msg
+    assert "\n" not in msg and "failed for 2 s" in msg and f"s3://{moto.bucket}/store/blobs" in msg, msg
     assert "testing" not in msg  # no credentials in the message
 
 

@@ -18,7 +18,6 @@ Dense relu ... -> Dense(2, softmax). Evaluated in a transposed (features, pixels
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +25,7 @@ from scipy.special import expit
 
 from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ModelError
+from plastics_core.threads import map_threads
 
 F32 = np.float32
 
@@ -147,8 +147,7 @@ def run_chunked(nets: Sequence[PixelNet], x: np.ndarray, chunk: int, threads: in
         for s in starts:
             job(s)
     else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(job, starts))
+        map_threads(job, starts, threads)  # cancels pending chunks when interrupted
     return list(out)
 
 

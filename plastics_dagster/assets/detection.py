@@ -19,6 +19,7 @@ from plastics_dagster import fanout
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import DescartesRun
 from plastics_dagster.partitions import detect_partitions
+from plastics_dagster.reliability import STORE_RETRY, fail_fast_on_user_errors
 
 CODE_VERSION = "1"
 
@@ -33,6 +34,7 @@ descartes_run = fanout.descartes_run
 
 
 @asset(
+    retry_policy=STORE_RETRY,
     partitions_def=detect_partitions,
     group_name="detection",
     code_version=CODE_VERSION,
@@ -40,6 +42,7 @@ descartes_run = fanout.descartes_run
     description="Pixel-classifier heatmaps: one float32 COG per tile (bands = pairs + median, NaN nodata, "
     "band descriptions = pair dates) plus mosaic.vrt.",
 )
+@fail_fast_on_user_errors
 def heatmaps(descartes_run: DescartesRun) -> Output[list[Raster]]:
     rasters = list(descartes_run.heatmaps)
     meta: dict[str, Any] = {"tiles": len(rasters), "run_hash": descartes_run.manifest.get("run_hash", "")}
@@ -54,12 +57,14 @@ def heatmaps(descartes_run: DescartesRun) -> Output[list[Raster]]:
 
 
 @asset(
+    retry_policy=STORE_RETRY,
     partitions_def=detect_partitions,
     group_name="detection",
     code_version=CODE_VERSION,
     kinds={"python", "geojson"},
     description="Patch-classifier scores: polygons (EPSG:4326) with mean/median/min/max/std/count.",
 )
+@fail_fast_on_user_errors
 def patch_geojson(descartes_run: DescartesRun) -> Output[gpd.GeoDataFrame]:
     frames = [g.to_crs("EPSG:4326") for g in descartes_run.patches if len(g)]
     if frames:

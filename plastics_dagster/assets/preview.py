@@ -15,6 +15,7 @@ on the ``roi`` dimension; windows never materialized are skipped).
 """
 
 import datetime as dt
+import re
 import warnings
 from typing import Any
 
@@ -40,7 +41,7 @@ from plastics_core.reports import build_site_reports, holding_tile
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import GEOJSON_EXT, _is_local, atomic_write, read_gdf, safe_name
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
-from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
+from plastics_dagster.reliability import NETWORK_RETRY, STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
 GROUP = "preview"
@@ -168,19 +169,27 @@ def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: lis
     return MaterializeResult(metadata=meta)
 
 
+def _code_block(text: str) -> str:
+    """Markdown code block of ``text`` whose fence no backtick run in ``text`` can close."""
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
 def _as_windows(loaded: Any, keys: list[str]) -> dict[str, gpd.GeoDataFrame]:
     if isinstance(loaded, gpd.GeoDataFrame):  # a single upstream partition is loaded unwrapped
         return {split_key(keys[0])[1]: loaded} if keys else {}
     return {split_key(k)[1]: v for k, v in (loaded or {}).items()}
 
 
-@asset(partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson", "csv"},
+@asset(retry_policy=STORE_RETRY, partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson", "csv"},
        ins={
            "enriched_sites": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
            "contours": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
        },
        description="Every site of the ROI across all windows: first/last window, n windows, scores and area over "
        "time, status new/persistent/gone (GeoJSON via the IO manager + CSV beside it).")
+@fail_fast_on_user_errors
 def site_registry(context: AssetExecutionContext, enriched_sites: Any, contours: Any, params: DetectionParams,
                   imagery: ImagerySourceResource, store: StoreResource) -> Output[gpd.GeoDataFrame]:
     roi = context.partition_key
@@ -197,7 +206,7 @@ def site_registry(context: AssetExecutionContext, enriched_sites: Any, contours:
         "sites": len(registry), "windows": len(per_window), "new": int(counts.get("new", 0)),
         "persistent": int(counts.get("persistent", 0)), "gone": int(counts.get("gone", 0)),
         "geojson": _url(gj), "csv": _url(csv), "run_hash": run_hash,
-        "table": MetadataValue.md("```\n" + format_registry_table(registry) + "\n```"),
+        "table": MetadataValue.md(_code_block(format_registry_table(registry))),
     }
     if not per_window:
         meta["empty_reason"] = f"no window of ROI {roi} has enriched_sites for run {run_hash}"

@@ -16,7 +16,7 @@ from plastics_core.raster import Raster
 from plastics_dagster.assets.detection import CODE_VERSION, to_detect_params
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import detect_partitions, split_key
-from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
+from plastics_dagster.reliability import NETWORK_RETRY, STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import (
     GeocoderResource,
     ImagerySourceResource,
@@ -35,8 +35,9 @@ def _meta(gdf: gpd.GeoDataFrame, what: str, reason: str | None = None, **extra: 
     return meta
 
 
-@asset(partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
+@asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
        description="Determinant-of-Hessian blobs on the heatmaps' median band (points, EPSG:4326).")
+@fail_fast_on_user_errors
 def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourceResource) -> Output[gpd.GeoDataFrame]:
     from plastics_core import pipeline
 
@@ -49,8 +50,9 @@ def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourc
     return Output(gdf, metadata=_meta(gdf, "blobs", reason))
 
 
-@asset(partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
+@asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
        description="Blobs whose patch-classifier score exceeds patch_threshold (points, EPSG:4326).")
+@fail_fast_on_user_errors
 def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_geojson: gpd.GeoDataFrame,
                params: DetectionParams, imagery: ImagerySourceResource,
                store: StoreResource) -> Output[gpd.GeoDataFrame]:

@@ -5,6 +5,8 @@ Error contract (tested in tests/test_cli.py):
 - :class:`plastics_core.errors.PlasticsError` (also when wrapped by a Dagster step failure),
   click usage errors and OS errors on user-given paths -> ``Error: <one line>`` on stderr,
   exit code 2, no traceback.
+- an unreachable S3 store endpoint (botocore/aiohttp connection errors, no credentials) ->
+  one line naming the endpoint and the fix, exit code 2.
 - ``KeyboardInterrupt`` -> ``Aborted.`` and exit code 130.
 - anything else is a bug and propagates with its traceback.
 - ``PLASTICS_DEBUG=1`` re-raises every error (full traceback) for debugging.
@@ -89,10 +91,12 @@ class PlasticsGroup(click.Group):
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             code = fail(f"{exc.strerror or exc}{where}: check the path and its permissions")
         except Exception as exc:
-            user = find_user_error(exc)
+            from plastics_core.store import unreachable_store_error
+
+            user = find_user_error(exc) or unreachable_store_error(exc)
             if user is None or debug:
                 raise
-            code = fail(str(user))
+            code = fail(str(user), getattr(user, "exit_code", USER_ERROR))
         if standalone_mode:
             sys.exit(code)
         return code

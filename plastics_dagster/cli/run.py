@@ -7,8 +7,13 @@ instance (``$DAGSTER_HOME`` or ``./.dagster_home``) and print its
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -75,7 +80,12 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
         if not sep or key not in fields:
             raise click.BadParameter(f"{pair!r}: use KEY=VALUE with KEY one of {', '.join(sorted(fields))}",
                                      param_hint="--param")
-        out[key] = yaml.safe_load(value) if value.strip() else None
+        try:
+            out[key] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise click.BadParameter(f"{pair!r}: the value is not a YAML scalar ({problem}); quote it or fix it, "
+                                     "e.g. --param \"KEY='text'\"", param_hint="--param") from None
     detection_params(out)
     return out
 
@@ -87,6 +97,37 @@ def detection_params(overrides: dict[str, Any]) -> Any:
     return build(overrides)
 
 
+@contextlib.contextmanager
+def stoppable() -> Iterator[None]:
+    """SIGTERM and SIGINT interrupt the run (restored on exit).
+
+    Both get Python's interrupt handler (KeyboardInterrupt), also when SIGINT was ignored (a
+    background job): Dagster then interrupts the executing step's code, fails the step and ends the
+    run (temp files of unfinished writes are removed; finished tiles stay in the store) and the CLI
+    exits 130 with one line. Without this, Dagster copies an ignored SIGINT onto SIGTERM and the run
+    cannot be stopped but by SIGKILL.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from plastics_dagster.reliability import STOP_ON_INTERRUPT_ENV
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    saved_env = os.environ.get(STOP_ON_INTERRUPT_ENV)
+    for sig in saved:
+        signal.signal(sig, signal.default_int_handler)
+    os.environ[STOP_ON_INTERRUPT_ENV] = "1"
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if saved_env is None:
+            os.environ.pop(STOP_ON_INTERRUPT_ENV, None)
+        else:
+            os.environ[STOP_ON_INTERRUPT_ENV] = saved_env
+
+
 def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None, imagery: str | None,
             verbose: bool) -> tuple[Any, float]:
     """Run the partition with a progress bar; returns (RunSummary, seconds)."""
@@ -94,7 +135,7 @@ def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None,
 
     instance = open_instance()
     start = time.perf_counter()
-    with dagster_progress(f"{roi} {window}", verbose=verbose):
+    with stoppable(), dagster_progress(f"{roi} {window}", verbose=verbose):
         summary = materialize_partition(roi, window, overrides, store=store_location(store),
                                         imagery=imagery, instance=instance)
     return summary, time.perf_counter() - start

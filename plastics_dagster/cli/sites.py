@@ -18,7 +18,7 @@ from plastics_dagster.cli._instance import open_store
 from plastics_dagster.cli.run import _IMAGERY_HELP, _STORE_HELP, parse_params
 from plastics_dagster.cli.stages import PRESET_CHOICE
 
-_HASH = re.compile(r"^[0-9a-f]{12}$")
+_HASH = re.compile(r"[0-9a-f]{12}")  # used with fullmatch: no trailing newline
 _MAX_LISTED = 10
 
 
@@ -45,7 +45,7 @@ def stored_run_hashes(root: Any, roi: str) -> list[str]:
         for wdir in windows.iterdir():
             if wdir.is_dir():
                 found.update(p.name[: -len(GEOJSON_EXT)] for p in wdir.iterdir() if p.name.endswith(GEOJSON_EXT))
-    return sorted(h for h in found if _HASH.match(h))
+    return sorted(h for h in found if _HASH.fullmatch(h))
 
 
 def _missing(root: Any, roi: str, run_hash: str, available: list[str]) -> PlasticsError:
@@ -100,7 +100,7 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
     if run_hash is not None:
         if imagery or preset or params:
             raise click.UsageError("--run-hash replaces --imagery/--preset/--param: give one or the other")
-        if not _HASH.match(run_hash):
+        if not _HASH.fullmatch(run_hash):
             raise click.BadParameter(f"{run_hash!r} is not a run hash (12 hex digits, e.g. from `plastics run`)",
                                      param_hint="--run-hash")
     else:

@@ -29,6 +29,16 @@ def default_preset() -> str:
     return str(DetectionParams.model_fields["preset"].default)
 
 
+def refuse_overwriting_inputs(output: Path, *inputs: Path) -> None:
+    """ParameterError (one line) when ``output`` resolves to one of the ``inputs``."""
+    from plastics_core.errors import ParameterError
+
+    out = output.expanduser().resolve()
+    for src in inputs:
+        if src.expanduser().resolve() == out:
+            raise ParameterError(f"output {output} is the input {src}: write the output to another file")
+
+
 def resolve_blob_params(preset: str | None, **overrides: float | None) -> Any:
     """The preset's :class:`plastics_core.blobs.BlobParams` with the given (non-None) overrides.
 
@@ -69,6 +79,7 @@ def blobs(
     from plastics_core import blobs as core_blobs
     from plastics_core import inputs, outputs
 
+    refuse_overwriting_inputs(output, heatmap)
     params = resolve_blob_params(preset, pred_threshold=pred_threshold, min_sigma=min_sigma,
                                  max_sigma=max_sigma, area_threshold=area_threshold)
     raster = inputs.read_heatmap(heatmap)  # one-line ImageryError on garbled files
@@ -104,6 +115,7 @@ def candidates(
     """
     from plastics_core import inputs, outputs, sites
 
+    refuse_overwriting_inputs(output, blobs_path, patches_path)
     threshold = resolve_blob_params(preset, patch_threshold=patch_threshold).patch_threshold
     points = inputs.read_points(blobs_path)  # validated: one-line ParameterError on bad input
     patches = inputs.read_patches(patches_path)

@@ -1,0 +1,113 @@
+"""The S3 store goes away for minutes in the middle of `plastics run` (issue 12, item 5).
+
+The local S3 API server (moto, in this process, state kept) is stopped once the first tile of
+the run is in the store, then restarted:
+
+- 20 s down, real default budgets: the run succeeds and writes every output;
+- 90 s down with the store's retry budget cut to 5 s (``PLASTICS_STORE_RETRY_SECONDS``, read at
+  run time): the run either rides it out with step retries or fails with ONE line (exit 2); a
+  rerun then completes and writes the same candidates as the undisturbed run.
+
+Neither prints asyncio's "Task exception was never retrieved" noise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_reliability_retries import Moto
+
+pytestmark = pytest.mark.slow
+WINDOW = "2021-01-01"
+
+
+@pytest.fixture
+def s3(tmp_path: Path) -> Iterator[tuple[Moto, dict[str, str]]]:
+    import boto3
+
+    server = Moto()
+    server.start()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.endpoint, "PLASTICS_PROGRESS": "0",
+           "DAGSTER_HOME": str(tmp_path / "home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("PLASTICS_STORE_RETRY_SECONDS", None)
+    boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=server.bucket)
+    yield server, env
+    server.stop()
+
+
+def _keys(server: Moto, prefix: str) -> list[str]:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=server.bucket, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def _run(env: dict[str, str], store: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "plastics_dagster.cli", "run", "--window", WINDOW, "--store", store,
+                             "--imagery", "synthetic"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _run_with_outage(server: Moto, env: dict[str, str], prefix: str, seconds: float) -> subprocess.CompletedProcess[str]:
+    """`plastics run` on ``s3://bucket/prefix``; S3 stopped for ``seconds`` once a tile file is stored."""
+    proc = _run(env, f"s3://{server.bucket}/{prefix}")
+    deadline = time.time() + 900
+    while not any(k.endswith(".tif") for k in _keys(server, f"{prefix}/descartes_run/")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no tile written"
+        time.sleep(0.5)
+    server.stop()
+    time.sleep(seconds)
+    server.start()
+    out, err = proc.communicate(timeout=1800)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _candidates(server: Moto, prefix: str) -> bytes:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    keys = [k for k in _keys(server, f"{prefix}/candidates/") if k.endswith(".geojson")]
+    assert len(keys) == 1, keys
+    return bytes(client.get_object(Bucket=server.bucket, Key=keys[0])["Body"].read())
+
+
+def test_a_20_s_store_outage_mid_run_is_ridden_out(s3: tuple[Moto, dict[str, str]]) -> None:
+    server, env = s3
+    done = _run_with_outage(server, env, "twenty", 20.0)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Task exception was never retrieved" not in done.stderr
+    keys = _keys(server, "twenty/")
+    for asset in ("heatmaps", "patch_geojson", "blobs", "candidates", "contours", "enriched_sites", "preview",
+                  "site_registry"):
+        assert any(k.startswith(f"twenty/{asset}/") for k in keys), asset
+    assert not [k for k in keys if k.endswith(".tmp")]
+    assert b'"type":"Feature"' in _candidates(server, "twenty")
+
+
+def test_a_90_s_outage_fails_in_one_line_then_a_rerun_completes(s3: tuple[Moto, dict[str, str]]) -> None:
+    server, env = s3
+    done = _run_with_outage(server, {**env, "PLASTICS_STORE_RETRY_SECONDS": "5"}, "ninety", 90.0)
+    assert "Task exception was never retrieved" not in done.stderr
+    if done.returncode != 0:  # the budget ran out: one line, no traceback
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("Error: "), done.stderr[-3000:]
+    rerun = _run(env, f"s3://{server.bucket}/ninety")
+    out, err = rerun.communicate(timeout=1800)
+    assert rerun.returncode == 0, err[-3000:]
+    clean = _run(env, f"s3://{server.bucket}/clean")
+    clean.communicate(timeout=1800)
+    assert clean.returncode == 0
+    assert _candidates(server, "ninety") == _candidates(server, "clean")

@@ -1,0 +1,71 @@
+"""`plastics run` stops on SIGTERM / SIGINT mid-tile, and a rerun completes (issue 12, item 7).
+
+A real CLI run (subprocess, local store, synthetic imagery, real models) is signalled while its
+``infer_tile`` step executes. It must end promptly with one line and exit 130, leave its Dagster
+run marked failed or canceled, leave no temporary files in the store, and a rerun of the same
+command must complete the partition. Started as a background job would be (SIGINT ignored), the
+way a shell, `timeout`, Celery or Kubernetes start it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+WINDOW = "2021-01-01"
+
+
+def _cli(tmp: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "plastics_dagster.cli", "run", "--window", WINDOW, "--store", str(tmp / "store"),
+            "--imagery", "synthetic", *extra]
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "DAGSTER_HOME": str(tmp / "home"), "PLASTICS_PROGRESS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _ignore_sigint() -> None:  # what `cmd &` in a non-interactive shell does
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_mid_tile_stops_the_run_and_a_rerun_completes(tmp_path: Path, signo: int) -> None:
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    proc = subprocess.Popen(_cli(tmp_path, "-v"), env=_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=_ignore_sigint)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    for line in proc.stdout:  # the verbose Dagster log: wait until a tile is being computed
+        seen.append(line)
+        if "infer_tile" in line and "STEP_START" in line:
+            break
+    else:
+        pytest.fail("the run ended before any tile started:\n" + "".join(seen[-40:]))
+    time.sleep(2.0)
+    proc.send_signal(signo)
+    try:
+        rest, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"{signal.Signals(signo).name} did not stop the run")
+    assert proc.returncode == 130, rest[-3000:]
+    errors = [ln for ln in rest.splitlines() if ln.startswith("Error: ")]
+    assert len(errors) == 1 and "interrupted" in errors[0], rest[-3000:]
+    assert "Traceback" not in rest.split("Error: ")[-1]
+    store = tmp_path / "store"
+    assert not [p for p in store.rglob("*") if p.name.endswith(".tmp")]
+    with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        runs = instance.get_runs()
+        assert runs and runs[0].status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED), runs[0].status
+    rerun = subprocess.run(_cli(tmp_path), env=_env(tmp_path), capture_output=True, text=True, timeout=1800,
+                           check=False)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert list((store / "candidates").rglob("*.geojson")) and list((store / "preview").rglob("*.html"))
