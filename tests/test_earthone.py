@@ -121,12 +121,9 @@ def test_credentials_from_env() -> None:
     assert load_library().root == "earthdaily.earthone"
 
 
-def test_library_fallback_and_lazy_backend_export(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_library_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from plastics_core.imagery import earthone
-
-    assert earthone.EarthOneBackend is EarthOneBackend
     monkeypatch.setitem(sys.modules, "earthdaily.earthone.auth", None)  # earthone "not installed"
     if importlib.util.find_spec("descarteslabs") is None:
         with pytest.raises(ImageryError, match="pip install earthdaily-earthone"):

@@ -19,7 +19,7 @@ them (tests point them at a local server).
 ``ImageCollection.stack(12 bands + cirrus, geocontext=DLTile.from_key(tile.key),
 scaling="raw", data_type="UInt16")`` - DN on the tile's exact grid (DLTile keys are the
 tile keys). Per image: baseline >= 04.00 offset removed; per solar day: first-valid mosaic;
-mask = nodata | s2cloudless. :class:`EarthOneBackend` lives in ``earthone_compute``.
+mask = nodata | s2cloudless. :class:`~plastics_core.imagery.earthone_compute.EarthOneBackend` lives in ``earthone_compute``.
 """
 
 from __future__ import annotations
@@ -246,15 +246,6 @@ class EarthOneSource:
             raise ImageryError(f"EarthOne stack of {self.config.product_id} failed ({str(err).splitlines()[0]}): "
                                "check the band names in EarthOneConfig.bands") from err
         return np.asarray(np.ma.filled(stack, 0), dtype=np.uint16)
-
-
-def __getattr__(name: str) -> Any:
-    """``EarthOneBackend`` / ``ComputeConfig`` / ``TileRunResult`` live in ``earthone_compute``."""
-    if name in ("EarthOneBackend", "ComputeConfig", "TileRunResult"):
-        from plastics_core.imagery import earthone_compute
-
-        return getattr(earthone_compute, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _acquired(image: Any) -> dt.datetime:
