@@ -18,14 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import (
-    DagsterEventType,
-    DagsterInstance,
-    DagsterRunStatus,
-    ReexecutionOptions,
-    execute_job,
-    reconstructable,
-)
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, ReexecutionOptions, reconstructable
+from dagster._core.execution.api import execute_job
+from dagster._core.execution.plan.state import KnownExecutionState
 
 from plastics_core.errors import ParameterError
 
@@ -39,7 +34,7 @@ def resume_steps(instance: DagsterInstance, run_id: str) -> list[str]:
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise ParameterError(f"run {run_id} not found in this instance: check DAGSTER_HOME and the run id")
-    steps = ReexecutionOptions.from_failure(run_id, instance).step_selection
+    steps, _ = KnownExecutionState.build_resume_retry_reexecution(instance, run)
     planned: set[str] = set()
     for rec in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_OUTPUT).records:
         data = rec.event_log_entry.dagster_event.step_output_data  # type: ignore[union-attr]
