@@ -18,8 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, ReexecutionOptions, reconstructable
-from dagster._core.execution.api import execute_job
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    ReexecutionOptions,
+    execute_job,
+    reconstructable,
+)
 from dagster._core.execution.plan.state import KnownExecutionState
 
 from plastics_core.errors import ParameterError

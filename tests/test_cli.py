@@ -79,7 +79,7 @@ def _user_error(result: Result, needle: str) -> None:
         (("run", "--roi", "never-added", "--window", "2021-01-01"), "plastics roi add"),
         (("run", "--window", "2021-01-01", "--preset", "extreme"), "--preset"),
         (("run", "--window", "2021-01-01", "--param", "nosuch=1"), "KEY=VALUE"),
-        (("run", "--window", "2021-01-01", "--param", "tilesize=abc"), "tilesize='abc'"),
+        (("run", "--window", "2021-01-01", "--param", "tilesize=abc"), "tilesize=abc: Input should be a valid integer"),
         (("candidates", "--blobs", "{et}/" + EAST_TIMOR_BLOBS, "--patches", "{et}/" + EAST_TIMOR_PATCHES,
           "--patch-threshold", "1.5", "-o", "{tmp}/c.geojson"), "patch_threshold"),
         (("blobs", "{tmp}/missing.tif", "-o", "{tmp}/b.geojson"), "does not exist"),
