@@ -67,7 +67,7 @@ def test_one_step_per_tile_and_manifest(first: dict[str, Any]) -> None:
     assert not any(m["skipped"].value for m in meta)
     assert {m["device"].value for m in meta} <= {"CPU"} | {f"GPU:{n}" for n in range(1, 17)}  # CPU here
     manifest = fu.manifest(store)
-    assert manifest["tiles"] == expected and manifest["backend"] == "in-process"
+    assert manifest["tiles"] == expected and manifest["backend"] == "local" and manifest["executor"] == "in-process"
     assert manifest["run_hash"] == fu.run_hash() and manifest["imagery"]["scene_ids"]
     assert len(fu.tile_markers(store)) == 4
     assert sorted(p.name for p in store.iterdir()) == ["descartes_run", "heatmaps", "patch_geojson", "rois"]
