@@ -124,6 +124,12 @@ def raise_failure(result: Any) -> None:
         err = getattr(event.event_specific_data, "error", None)
         if err is None or not (event.is_step_failure or event.event_type_value == "RESOURCE_INIT_FAILURE"):
             continue
+        user = getattr(event.event_specific_data, "user_failure_data", None)
+        meta = getattr(user, "metadata", None) or {}
+        if user is not None and user.description and "error" in meta:  # reliability.user_failure
+            cls = getattr(errors, str(meta["error"].value), None)
+            cls = cls if isinstance(cls, type) and issubclass(cls, PlasticsError) else PlasticsError
+            raise cls(f"{event.step_key}: {user.description}")
         while err.cause is not None and not isinstance(getattr(errors, err.cls_name, None), type):
             err = err.cause
         message = err.message.strip().splitlines()[-1] if err.message.strip() else "step failed"

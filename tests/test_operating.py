@@ -133,3 +133,44 @@ def test_automation_requests_new_partitions_and_follows_upstream() -> None:
     assert sensors["detection_automation"].default_status == dg.DefaultSensorStatus.STOPPED
 
 
+
+
+def _step_failures(result: object) -> dict[str, object]:
+    return {e.step_key: e.step_failure_data for e in result.all_events if e.is_step_failure}  # type: ignore[attr-defined]
+
+
+def test_unregistered_roi_fails_in_one_step_with_one_line(tmp_path: Path) -> None:
+    """A partition added in the UI without a geometry: only plan_tiles fails, with the sentence to fix it."""
+    from dagster import materialize
+
+    from plastics_dagster.definitions import ALL_ASSETS, default_resources
+    from plastics_dagster.resources import StoreResource
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("roi", ["ui_only"])
+    result = materialize(ALL_ASSETS, selection=["descartes_run"], partition_key=partition_key("ui_only", "2021-01-01"),
+                         instance=instance, raise_on_error=False,
+                         resources=default_resources(store=StoreResource(location=str(tmp_path / "store"))))
+    failures = _step_failures(result)
+    assert list(failures) == ["descartes_run.plan_tiles"]
+    data: object = failures["descartes_run.plan_tiles"]
+    desc = data.user_failure_data.description  # type: ignore[attr-defined]
+    assert desc.startswith("ROI 'ui_only' is not registered") and "plastics roi add ui_only" in desc and "\n" not in desc
+    assert data.error.cause is None  # type: ignore[attr-defined]  # no chained traceback
+
+
+def test_missing_upstream_partition_is_one_sentence(tmp_path: Path) -> None:
+    from dagster import materialize
+
+    from plastics_dagster.definitions import ALL_ASSETS, default_resources
+    from plastics_dagster.resources import StoreResource
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("roi", ["test_patch"])
+    result = materialize(ALL_ASSETS, selection=["candidates"], partition_key=partition_key("test_patch", "2021-01-01"),
+                         instance=instance, raise_on_error=False,
+                         resources=default_resources(store=StoreResource(location=str(tmp_path / "store"))))
+    (data,) = _step_failures(result).values()
+    desc = data.user_failure_data.description  # type: ignore[attr-defined]
+    assert desc.startswith("blobs is not materialized for partition test_patch|2021-01-01"), desc
+    assert "materialize blobs first" in desc and "\n" not in desc
