@@ -90,11 +90,11 @@ def materialize_partition(
     res = default_resources(params=params, imagery=src, store=store_res, **(resources or {}))
     tags = {"plastics/roi": roi, "plastics/window": window}
     defs = cli_definitions(res)
-    result = defs.get_job_def("detect_job").execute_in_process(
+    result = defs.resolve_job_def("detect_job").execute_in_process(
         partition_key=partition_key(roi, window), instance=inst, raise_on_error=False, tags=tags)
     summary = summarize(result, roi, window, params.run_hash(src.source_name()), store_res.resolved())
     if result.success and registry:
-        reg = defs.get_job_def("registry_job").execute_in_process(
+        reg = defs.resolve_job_def("registry_job").execute_in_process(
             partition_key=roi, instance=inst, raise_on_error=False, tags=tags)
         _collect_paths(reg, summary)
         result = reg if not reg.success else result
