@@ -225,7 +225,7 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
         from plastics_core.remote import compute_tile, detect_params
 
         summary = compute_tile(tile_key, imagery.get_source(), models.get_store(), detect_params(params.resolved()),
-                               dt.date.fromisoformat(window), folder)
+                               dt.date.fromisoformat(window), folder, log=context.log.info)
         skipped = False
     planned = submitted["tiles"]
     context.log.info(f"{roi} {window}: tiles done {tiles_done(folder, planned)}/{len(planned)} (last: {tile_key}, "
