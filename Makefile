@@ -42,9 +42,11 @@ lint: install
 bench: install
 	$(BIN)/python -m bench
 
+# the instance's dagster.yaml (telemetry off, run-queue limits) is written before the UI first starts
 ui: install
 	@mkdir -p "$${DAGSTER_HOME:-.dagster_home}"
-	DAGSTER_HOME="$$(cd "$${DAGSTER_HOME:-.dagster_home}" && pwd)" $(BIN)/dagster dev -w workspace.yaml
+	export DAGSTER_HOME="$$(cd "$${DAGSTER_HOME:-.dagster_home}" && pwd)" && \
+	$(BIN)/python -m plastics_dagster.cli._instance && $(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf .plastics .pytest_cache .mypy_cache .ruff_cache

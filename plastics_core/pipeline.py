@@ -109,13 +109,19 @@ def empty_heatmap(tile: Tile, periods: tuple[Period, Period]) -> Raster:
 
 
 def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, params: DetectParams,
-             window: Window, progress: Progress | None = None) -> TileResult:
-    """Models over one tile and window (a window start date or the two periods)."""
+             window: Window, progress: Progress | None = None,
+             log: Callable[[str], None] | None = None) -> TileResult:
+    """Models over one tile and window (a window start date or the two periods).
+
+    ``log``: called with one line after each phase (imagery read, composites, pixel model, patch model)."""
+    say = log or (lambda _line: None)
     periods = _periods(window, params)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     stacks = [source.load(tile, p) for p in periods]
     timings["load_s"] = time.perf_counter() - t
+    say(f"{tile.key}: imagery read, {' + '.join(str(len(s.dates)) for s in stacks)} scenes "
+        f"({timings['load_s']:.1f} s)")
     ids = tuple(i for s in stacks for i in s.scene_ids)
     for p, s in zip(periods, stacks, strict=True):
         if not len(s.dates):
@@ -125,6 +131,7 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
     comps = [composite(s, p, params.composite_method) for s, p in zip(stacks, periods, strict=True)]
     del stacks
     timings["composite_s"] = time.perf_counter() - t
+    say(f"{tile.key}: composites built ({timings['composite_s']:.1f} s)")
     for p, c in zip(periods, comps, strict=True):
         if c.mask.all():
             return TileResult(tile.key, empty_heatmap(tile, periods), empty_patches(), ids, timings,
@@ -134,11 +141,13 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
     hm = pixel_heatmap(comps, [(0, 1)], m.pixel, progress)
     heatmap = Raster(hm.data, hm.crs, hm.transform, hm.band_descriptions, hm.nodata, tile.key, dict(hm.tags))
     timings["heatmap_s"] = time.perf_counter() - t
+    say(f"{tile.key}: pixel model done ({timings['heatmap_s']:.1f} s)")
     t = time.perf_counter()
     patches = patch_scores(comps, [(0, 1)], m.patch, params.stride, params.max_masked)
     keep = min(params.patch_keep_threshold, params.blob_params().patch_threshold)  # never drop a candidate's patch
     patches = keep_patches(patches, keep).reset_index(drop=True)
     timings["patches_s"] = time.perf_counter() - t
+    say(f"{tile.key}: patch model done, {len(patches)} patches kept ({timings['patches_s']:.1f} s)")
     reason = None if np.isfinite(heatmap.data[-1]).any() else "no pixel valid in both composites"
     return TileResult(tile.key, heatmap, patches, ids, timings, reason)
 

@@ -215,4 +215,4 @@ def format_registry_table(gdf: gpd.GeoDataFrame, max_address: int = 40) -> str:
 
     counts = ", ".join(f"{sum(1 for r in recs if r['status'] == s)} {s}" for s in STATUSES)
     return "\n".join([fmt_row(head), fmt_row(["-" * w for w in widths]), *map(fmt_row, lines),
-                      f"{len(recs)} sites: {counts}"])
+                      f"{len(recs)} site{'' if len(recs) == 1 else 's'}: {counts}"])

@@ -36,8 +36,10 @@ def detect_params(values: dict[str, Any]) -> Any:
     return make_params(values)
 
 
-def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: dt.date, folder: UPath) -> dict[str, Any]:
-    """Run one tile and write its files into ``folder`` (heatmap, patches, then the summary).
+def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: dt.date, folder: UPath,
+                 log: Any = None) -> dict[str, Any]:
+    """Run one tile and write its files into ``folder`` (heatmap, patches, then the summary);
+    ``log(line)`` is told each phase (see :func:`plastics_core.pipeline.run_tile`).
 
     Returns the summary ``{key, scene_ids, empty_reason, seconds, timings}`` (what the summary
     file holds)."""
@@ -47,7 +49,7 @@ def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: d
     from plastics_core.tiles import tile_from_key
 
     start = time.perf_counter()
-    result = run_tile(tile_from_key(tile_key), source, models, params, window)
+    result = run_tile(tile_from_key(tile_key), source, models, params, window, log=log)
     seconds = time.perf_counter() - start
     files = tile_files(folder, tile_key)
     atomic_write(files["heatmap"], cog_bytes(result.heatmap))

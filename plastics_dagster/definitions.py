@@ -15,6 +15,7 @@ from dagster import Definitions
 
 from plastics_dagster.assets import DETECT_ASSETS
 from plastics_dagster.assets.preview import preview_assets
+from plastics_dagster.automation import AUTOMATION_SENSORS, with_automation
 from plastics_dagster.backend import BackendResource
 from plastics_dagster.checks import ALL_CHECKS
 from plastics_dagster.config import DetectionParams
@@ -46,12 +47,12 @@ def default_resources(**overrides: Any) -> dict[str, Any]:
     return resources
 
 
-ALL_ASSETS: list[Any] = [*DETECT_ASSETS, *preview_assets]
+ALL_ASSETS: list[Any] = with_automation([*DETECT_ASSETS, *preview_assets])
 
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
-    sensors=[roi_sensor, imagery_sensor],
+    sensors=[roi_sensor, imagery_sensor, *AUTOMATION_SENSORS],
     jobs=[detect_job, detect_job_celery, detect_job_k8s, registry_job],
     resources=default_resources(),
 )

@@ -25,8 +25,8 @@ Graph (inside the asset ``descartes_run``)::
   ``local`` does nothing here; ``earthone`` creates one EarthOne compute Function and submits one
   job per planned tile without a summary file (one bulk call); ``infer_tile`` then waits for its
   tile's job instead of computing the tile itself. The job writes the same files.
-- ``collect_tiles``: builds the JSON manifest from the tile summaries (``backend``: the executor,
-  or ``earthone`` with the Function and job ids); the IO manager writes the
+- ``collect_tiles``: builds the JSON manifest from the tile summaries (``backend``: ``local`` or
+  ``earthone`` with the Function and job ids; ``executor``: ``in-process``, ``multiprocess``, ``celery``, ``k8s``); the IO manager writes the
   manifest only (the tile files are already in place) and reads the tiles back for downstream.
 
 Step outputs (tile keys, tile summaries; small JSON) go through :class:`StepIOManager` to
@@ -91,7 +91,13 @@ INFER_TILE_TAGS: dict[str, Any] = {"dagster-celery/queue": GPU_QUEUE, "dagster-k
 
 
 def mapping_key(tile_key: str) -> str:
-    """A DLTile key as a dynamic mapping key (``[A-Za-z0-9_]``): ``-`` -> ``m``, others -> ``_``."""
+    """A DLTile key as a short dynamic mapping key (``[A-Za-z0-9_]``): UTM zone and tile indices,
+    ``-`` as ``m`` (``897:22:10.0:50:-21:-106`` -> ``z50_xm21_ym106``; tilesize, pad and resolution
+    are the same for every tile of a run). Keys that are not DLTile keys: every other character -> ``_``."""
+    parts = tile_key.split(":")
+    if len(parts) == 6:
+        zone, ti, tj = (p.replace("-", "m") for p in parts[3:])
+        return re.sub(r"[^A-Za-z0-9_]", "_", f"z{zone}_x{ti}_y{tj}")
     return "t_" + re.sub(r"[^A-Za-z0-9]", "_", tile_key.replace("-", "m"))
 
 
@@ -161,11 +167,16 @@ def _job_kwargs(context: OpExecutionContext, params: DetectionParams, imagery: I
 def submit_tiles(context: OpExecutionContext, params: DetectionParams, store: StoreResource,
                  imagery: ImagerySourceResource, models: ModelStoreResource,
                  backend: BackendResource) -> dict[str, Any]:
+    from plastics_core.errors import RoiError
     from plastics_dagster.backend import submit_pending
 
     backend.check()
     roi, window = _partition(context)
-    planned = planned_tiles(params, store, roi)  # once per run: infer_tile's progress counts against it
+    try:
+        planned = planned_tiles(params, store, roi)  # once per run: infer_tile's progress counts against it
+    except RoiError:  # an unregistered ROI: plan_tiles fails the run with that one line (not two steps)
+        return {"backend": backend.resolved_kind(), "run_id": context.run_id, "function_id": "", "jobs": {},
+                "tiles": []}
     out: dict[str, Any] = {"backend": backend.resolved_kind(), "run_id": context.run_id, "function_id": "", "jobs": {},
                            "tiles": planned}
     if backend.resolved_kind() != "earthone":
@@ -218,7 +229,7 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
         from plastics_core.remote import compute_tile
 
         summary = compute_tile(tile_key, imagery.get_source(), models.get_store(), params.core(),
-                               dt.date.fromisoformat(window), folder)
+                               dt.date.fromisoformat(window), folder, log=context.log.info)
         skipped = False
     planned = submitted["tiles"]
     context.log.info(f"{roi} {window}: tiles done {tiles_done(folder, planned)}/{len(planned)} (last: {tile_key}, "
@@ -249,7 +260,6 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
     refs = {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)}
     executor = context.job_def.executor_def.name
     ran_on = "in-process" if executor in ("in_process", "execute_in_process_executor") else executor
-    ran_on = "earthone" if backend.resolved_kind() == "earthone" else ran_on
     periods = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
     scene_ids = sorted({str(s) for t in tiles for s in t.get("scene_ids", [])})
     manifest: dict[str, Any] = {
@@ -259,7 +269,8 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
         "periods": [p.label for p in periods],
         "params": params.resolved(),
         "tiles": [t["key"] for t in tiles],
-        "backend": ran_on,
+        "backend": backend.resolved_kind(),  # local | earthone (PLASTICS_BACKEND): where the tiles ran
+        "executor": ran_on,  # in-process | multiprocess | celery | k8s: the Dagster executor of the steps
         "models": refs,
         "imagery": {"source": imagery.source_name(), "scene_ids": scene_ids},
         "timings": {"total_s": round(sum(float(t.get("seconds", 0.0)) for t in tiles), 3),
@@ -274,7 +285,8 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
         "run_hash": manifest["run_hash"],
         "tiles": len(tiles),
         "tiles_skipped": sum(bool(t.get("skipped")) for t in tiles),
-        "backend": ran_on,
+        "backend": backend.resolved_kind(),
+        "executor": ran_on,
         "scenes": len(scene_ids),
         "seconds": MetadataValue.float(manifest["timings"]["total_s"]),
         "models": MetadataValue.json(refs),

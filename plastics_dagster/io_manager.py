@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-from dagster import InputContext, IOManager, MetadataValue, OutputContext, UPathIOManager, io_manager
+from dagster import Failure, InputContext, IOManager, MetadataValue, OutputContext, UPathIOManager, io_manager
 from upath import UPath
 
 from plastics_core.raster import Raster
@@ -178,6 +178,18 @@ class PlasticsIOManager(UPathIOManager):
         for key, gdf in zip(run.manifest.get("tiles", []), run.patches, strict=False):
             atomic_write(folder / f"{safe_name(str(key))}.patches.geojson", geojson_bytes(gdf))
         atomic_write(manifest_path, json_bytes(run.manifest))
+
+    def load_input(self, context: InputContext) -> Any:
+        """As UPathIOManager's; a missing upstream partition fails the step with one sentence naming the fix."""
+        try:
+            return super().load_input(context)
+        except FileNotFoundError:
+            name = self._asset_name(context)
+            keys = ", ".join(str(k) for k in context.asset_partition_keys) if context.has_asset_partitions else ""
+            raise Failure(
+                description=f"{name} is not materialized for partition {keys or '-'} with these parameters (run hash "
+                f"{self.run_hash}): materialize {name} first (select it too, or launch detect_job for this partition)",
+                metadata={"error": "MissingUpstreamError"}, allow_retries=False) from None
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
         name = self._asset_name(context)

@@ -4,6 +4,12 @@ A partition key is a :class:`dagster.MultiPartitionKey` ``{"roi": NAME, "window"
 its string form is ``NAME|YYYY-MM-DD`` (dimension names sorted). The ``window`` is the first
 composite's period start; the pair partner starts ``spectrogram_interval * mosaic_period`` months
 later (see :func:`plastics_core.periods.pair_periods`).
+
+Only complete windows are offered: the ``window`` dimension ends at the last window whose pair
+partner's quarter has ended (``end_offset=WINDOW_END_OFFSET``: a fixed lag of two quarters, so
+the newest window advances by itself at each quarter boundary, with no date computed when the
+definitions load). :func:`check_complete` additionally waits ``lag_days`` after the partner's
+quarter for its last scenes to arrive (CLI and sensors; default :data:`IMAGERY_LAG_DAYS`).
 """
 
 from __future__ import annotations
@@ -24,10 +30,15 @@ ROI_PARTITIONS_NAME = "roi"
 WINDOW_CRON = "0 0 1 */3 *"
 WINDOW_START = "2017-07-01"
 WINDOW_FMT = "%Y-%m-%d"
+#: quarters between a window's start and the end of its default pair partner's quarter, minus one
+#: (mosaic_period 3 x spectrogram_interval 2 = 6 months): the last partition is the last complete window
+WINDOW_END_OFFSET = -2
+#: days after the partner quarter ends before the CLI and sensors treat a window as complete
+IMAGERY_LAG_DAYS = 5
 
 roi_partitions = DynamicPartitionsDefinition(name=ROI_PARTITIONS_NAME)
 window_partitions = TimeWindowPartitionsDefinition(
-    cron_schedule=WINDOW_CRON, start=WINDOW_START, fmt=WINDOW_FMT
+    cron_schedule=WINDOW_CRON, start=WINDOW_START, fmt=WINDOW_FMT, end_offset=WINDOW_END_OFFSET
 )
 detect_partitions = MultiPartitionsDefinition({"roi": roi_partitions, "window": window_partitions})
 
@@ -63,3 +74,38 @@ def split_key(key: str | MultiPartitionKey) -> tuple[str, str]:
         return dims["roi"], dims["window"]
     roi, _, window = str(key).partition("|")
     return roi, window
+
+
+def window_ready(window: str, mosaic_period: int = 3, spectrogram_interval: int = 2) -> dt.date:
+    """The first day on which ``window`` counts as complete: its partner period's end plus
+    :data:`IMAGERY_LAG_DAYS`."""
+    from plastics_core.periods import pair_periods
+
+    _, partner = pair_periods(parse_window(window), mosaic_period, spectrogram_interval)
+    return partner.end + dt.timedelta(days=IMAGERY_LAG_DAYS)
+
+
+def check_complete(window: str, today: dt.date | None = None, mosaic_period: int = 3,
+                   spectrogram_interval: int = 2) -> dt.date:
+    """``window`` as a date; raises ParameterError (one line) when it is not complete on ``today``."""
+    day = parse_window(window)
+    today = today or dt.date.today()
+    ready = window_ready(window, mosaic_period, spectrogram_interval)
+    if ready > today:
+        done = complete_windows(today, mosaic_period, spectrogram_interval)
+        hint = f"the newest complete window is {done[-1]}" if done else "no window is complete yet"
+        raise ParameterError(f"window {window} is not complete until {ready} (its pair partner's imagery must "
+                             f"have arrived): {hint}")
+    return day
+
+
+def complete_windows(today: dt.date, mosaic_period: int = 3, spectrogram_interval: int = 2) -> list[str]:
+    """Quarterly windows (``YYYY-MM-DD``, oldest first) complete on ``today`` (see :func:`window_ready`)."""
+    from plastics_core.periods import add_months
+
+    out: list[str] = []
+    day = dt.datetime.strptime(WINDOW_START, WINDOW_FMT).date()
+    while window_ready(day.isoformat(), mosaic_period, spectrogram_interval) <= today:
+        out.append(day.isoformat())
+        day = add_months(day, 3)
+    return out

@@ -123,6 +123,33 @@ def ensure_roi(instance: DagsterInstance, store: UPath, name: str) -> None:
     instance.add_dynamic_partitions(ROI_PARTITIONS_NAME, [name])
 
 
+#: store folders holding per-ROI outputs (``<store>/<asset>/<roi>/...``), removed by ``purge``
+OUTPUT_FOLDERS = ("descartes_run", "heatmaps", "patch_geojson", "blobs", "candidates", "contours",
+                  "enriched_sites", "preview", "site_registry")
+
+
+def remove_roi(instance: DagsterInstance, store: UPath, name: str, purge: bool = False) -> list[UPath]:
+    """Delete the ``roi`` partition ``name`` and its stored geometry; with ``purge`` also its outputs.
+
+    Returns the removed store paths. Raises RoiError when ``name`` is neither a partition nor stored.
+    """
+    target = roi_key(store, name)
+    known = instance.has_dynamic_partition(ROI_PARTITIONS_NAME, name)
+    if not known and not target.exists():
+        raise RoiError(f"ROI {name!r} is not registered: `plastics roi list` shows the registered ROIs")
+    removed: list[UPath] = []
+    if known:
+        instance.delete_dynamic_partition(ROI_PARTITIONS_NAME, name)
+    if target.exists():
+        target.unlink()
+        removed.append(target)
+    for folder in (store / sub / name for sub in OUTPUT_FOLDERS) if purge else ():
+        if folder.exists():
+            folder.fs.rm(folder.path, recursive=True)
+            removed.append(folder)
+    return removed
+
+
 def list_rois(instance: DagsterInstance) -> list[str]:
     """Registered ROI partition names, sorted."""
     return sorted(instance.get_dynamic_partitions(ROI_PARTITIONS_NAME))

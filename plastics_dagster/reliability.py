@@ -8,7 +8,9 @@
 - :func:`fail_fast_on_user_errors`: wraps an asset function so a
   :class:`~plastics_core.errors.PlasticsError` (bad ROI, parameter, model, imagery, credentials:
   retrying cannot help) fails the step at once -- ``dagster.Failure(allow_retries=False)`` whose
-  description is the error's one-line message and whose cause is the original error. A spent
+  description is the error's one-line message (what the UI shows as the step's failure) and
+  whose metadata ``error`` names the error class; the original traceback is not chained (a user
+  error needs the sentence, not the frames; ``PLASTICS_DEBUG=1`` chains it). A spent
   source retry budget (:class:`~plastics_core.imagery.retry.RetryBudgetExceeded`) and any other
   exception stay retryable. Under ``plastics run`` (:data:`STOP_ON_INTERRUPT_ENV`), an interrupt
   (SIGTERM/SIGINT) fails the step for good and stops the run.
@@ -69,7 +71,10 @@ def fail_fast_on_user_errors(fn: F) -> F:
         except RetryBudgetExceeded:
             raise
         except PlasticsError as exc:
-            raise Failure(description=str(exc), allow_retries=False) from exc
+            failure = user_failure(exc)
+            if os.environ.get("PLASTICS_DEBUG", "") not in ("", "0"):
+                raise failure from exc
+            raise failure from None
         except BaseException as exc:
             if type(exc).__name__ not in _INTERRUPTS or os.environ.get(STOP_ON_INTERRUPT_ENV) != "1":
                 raise
@@ -77,3 +82,8 @@ def fail_fast_on_user_errors(fn: F) -> F:
             raise Failure(description="interrupted by SIGTERM/SIGINT", allow_retries=False) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def user_failure(exc: PlasticsError) -> Failure:
+    """The non-retryable one-line ``Failure`` of a user error (metadata ``error``: its class name)."""
+    return Failure(description=str(exc), metadata={"error": type(exc).__name__}, allow_retries=False)

@@ -1,7 +1,8 @@
 """Materialize one partition of the graph in-process (used by ``plastics run`` and ``plastics demo``).
 
 :func:`materialize_partition` registers the ROI partition if needed (``test_patch`` from the
-shared data), runs every detection asset and its checks for ``(roi, window)`` and returns a
+shared data), runs ``detect_job`` (every detection asset and its checks, in-process) for a
+complete ``(roi, window)``, then ``registry_job`` for the ROI, and returns a
 JSON-safe summary (see :class:`RunSummary`).
 """
 
@@ -12,11 +13,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, Definitions
 
 from plastics_core.errors import PlasticsError
 from plastics_dagster.config import detection_params
-from plastics_dagster.partitions import parse_window, partition_key
+from plastics_dagster.partitions import check_complete, parse_window, partition_key
 from plastics_dagster.registry import ensure_roi
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
 
@@ -81,12 +82,11 @@ def materialize_partition(
     None = $DAGSTER_HOME instance if set, else ephemeral; ``registry``: also rebuild the ROI's
     ``site_registry`` from every stored window. Raises PlasticsError on bad input or a failed step.
     """
-    from plastics_dagster.checks import ALL_CHECKS
-    from plastics_dagster.definitions import ALL_ASSETS, default_resources
-    from plastics_dagster.jobs import DETECT_SELECTION, REGISTRY_SELECTION
+    from plastics_dagster.definitions import default_resources
 
     parse_window(window)
     params = detection_params(overrides)  # validates (ParameterError / ModelError)
+    check_complete(window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval)
     src = imagery if isinstance(imagery, ImagerySourceResource) else parse_imagery(imagery)
     store_res = StoreResource(location=store or "")
     from plastics_dagster.preflight import preflight
@@ -96,13 +96,14 @@ def materialize_partition(
     ensure_roi(inst, store_res.path(), roi)
     res = default_resources(params=params, imagery=src, store=store_res, **(resources or {}))
     tags = {"plastics/roi": roi, "plastics/window": window}
-    result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DETECT_SELECTION, partition_key=partition_key(roi, window),
-                         instance=inst, resources=res, raise_on_error=False, tags=tags)
+    defs = cli_definitions(res)
+    result = defs.resolve_job_def("detect_job").execute_in_process(
+        partition_key=partition_key(roi, window), instance=inst, raise_on_error=False, tags=tags)
     summary = summarize(result, roi, window, params.run_hash(src.source_name(), store_res.roi_hash(roi)),
                         store_res.resolved())
     if result.success and registry:
-        reg = materialize(ALL_ASSETS, selection=REGISTRY_SELECTION, partition_key=roi, instance=inst,
-                          resources=res, raise_on_error=False, tags=tags)
+        reg = defs.resolve_job_def("registry_job").execute_in_process(
+            partition_key=roi, instance=inst, raise_on_error=False, tags=tags)
         _collect_paths(reg, summary)
         result = reg if not reg.success else result
     if raise_on_error and not result.success:
@@ -119,6 +120,19 @@ class RunInterrupted(PlasticsError):
     exit_code = 130
 
 
+def cli_definitions(resources: dict[str, Any]) -> Definitions:
+    """The graph with ``resources`` and in-process ``detect_job`` / ``registry_job``: CLI runs are
+    listed under the same jobs as runs launched from the UI (same names, selections, partitions)."""
+    from dagster import in_process_executor
+
+    from plastics_dagster.checks import ALL_CHECKS
+    from plastics_dagster.definitions import ALL_ASSETS
+    from plastics_dagster.jobs import make_detect_job, registry_job
+
+    return Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, resources=resources,
+                       jobs=[make_detect_job(executor_def=in_process_executor), registry_job])
+
+
 def raise_failure(result: Any) -> None:
     """Re-raise the first step failure: a PlasticsError stays one line; others are wrapped."""
     from plastics_core import errors
@@ -127,6 +141,12 @@ def raise_failure(result: Any) -> None:
         err = getattr(event.event_specific_data, "error", None)
         if err is None or not (event.is_step_failure or event.event_type_value == "RESOURCE_INIT_FAILURE"):
             continue
+        user = getattr(event.event_specific_data, "user_failure_data", None)
+        meta = getattr(user, "metadata", None) or {}
+        if user is not None and user.description and "error" in meta:  # reliability.user_failure
+            cls = getattr(errors, str(meta["error"].value), None)
+            cls = cls if isinstance(cls, type) and issubclass(cls, PlasticsError) else PlasticsError
+            raise cls(f"{event.step_key}: {user.description}")
         while err.cause is not None and not isinstance(getattr(errors, err.cls_name, None), type):
             err = err.cause
         if err.cls_name in _INTERRUPTS:

@@ -11,7 +11,13 @@
 - ``imagery_sensor``: for every registered ROI and every window whose pair partner's period has
   ended and for which the imagery source reports scenes in both periods, requests the run once
   (``run_key = "<roi>|<window>|<run_hash>"``). Cursor: JSON ``{"<roi>|<run_hash>": [done windows]}``
-  so completed windows are never searched again; at most ``MAX_REQUESTS`` runs per tick.
+  so completed windows are never searched again.
+
+Both sensors never request a partition whose ``enriched_sites`` is already materialized or whose
+run is queued or running (whoever launched it: a sensor, declarative automation, a backfill, the
+CLI), and keep at most ``MAX_IN_FLIGHT`` partitioned runs queued or running at once; what is not
+requested now is requested on a later tick. The run queue of the instance (``dagster.yaml``,
+see docs/OPERATING.md) limits how many of those run at the same time.
 """
 
 import datetime as dt
@@ -20,8 +26,13 @@ from typing import Any
 
 from dagster import (
     AddDynamicPartitionsRequest,
+    AssetKey,
+    AssetPartitionStatus,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -30,25 +41,51 @@ from dagster import (
 
 from plastics_core.errors import PlasticsError, RoiError
 from plastics_core.params import geometry_hash
-from plastics_core.periods import add_months, pair_periods
+from plastics_core.periods import pair_periods
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.jobs import detect_job, detect_job_celery, detect_job_k8s
-from plastics_dagster.partitions import ROI_PARTITIONS_NAME, WINDOW_START, partition_key
+from plastics_dagster.partitions import (
+    ROI_PARTITIONS_NAME,
+    complete_windows,
+    detect_partitions,
+    partition_key,
+)
 from plastics_dagster.registry import list_rois, read_roi_any, roi_key
 from plastics_dagster.resources import ImagerySourceResource, LaunchResource, StoreResource
 
-MAX_REQUESTS = 8
+__all__ = ["MAX_IN_FLIGHT", "complete_windows", "imagery_sensor", "roi_sensor"]
+
+#: partitioned runs queued or running at once, counting every launcher (the sensors request no more)
+MAX_IN_FLIGHT = 2
 MAX_SEARCHES = 40
+#: the last asset of detect_job's partition: materialized = the partition is done
+DONE_ASSET = AssetKey("enriched_sites")
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+             DagsterRunStatus.STARTED]
 
 
-def complete_windows(today: dt.date, mosaic_period: int = 3, spectrogram_interval: int = 2) -> list[str]:
-    """Quarterly windows (``YYYY-MM-DD``) whose partner period ended on or before ``today``."""
-    out: list[str] = []
-    day = dt.date.fromisoformat(WINDOW_START)
-    while pair_periods(day, mosaic_period, spectrogram_interval)[1].end <= today:
-        out.append(day.isoformat())
-        day = add_months(day, 3)
-    return out
+class Budget:
+    """What a tick may still request: partitions neither done nor in flight, and free run slots."""
+
+    def __init__(self, instance: DagsterInstance, rois: list[str], windows: list[str]) -> None:
+        runs = instance.get_runs(filters=RunsFilter(statuses=IN_FLIGHT))
+        self.in_flight = {r.tags.get("dagster/partition", "") for r in runs} - {""}
+        self.free = max(0, MAX_IN_FLIGHT - sum("|" in key for key in self.in_flight))
+        keys = [str(partition_key(r, w)) for r in rois for w in windows]
+        status = instance.get_status_by_partition(DONE_ASSET, keys, detect_partitions) if keys else None
+        self.done = {k for k, v in (status or {}).items() if v == AssetPartitionStatus.MATERIALIZED}
+
+    def state(self, roi: str, window: str) -> str:
+        """``done`` | ``in_flight`` | ``full`` (no free slot) | ``free``."""
+        key = str(partition_key(roi, window))
+        if key in self.done:
+            return "done"
+        if key in self.in_flight:
+            return "in_flight"
+        return "full" if self.free <= 0 else "free"
+
+    def take(self) -> None:
+        self.free -= 1
 
 
 def run_key(roi: str, window: str, run_hash: str) -> str:
@@ -75,17 +112,19 @@ def roi_sensor(context: SensorEvaluationContext, params: DetectionParams, imager
     known = set(context.instance.get_dynamic_partitions(ROI_PARTITIONS_NAME))
     windows = complete_windows(dt.date.today(), params.mosaic_period, params.spectrogram_interval)
     source_name = imagery.source_name()
+    files = [p for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".geojson")]
+    budget = Budget(context.instance, [p.name[: -len(".geojson")] for p in files], windows[-1:])
     new_names: list[str] = []
     requests: list[RunRequest] = []
-    for path in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not path.name.endswith(".geojson"):
-            continue
+    for path in files:
         info = path.stat()
         stamp = f"{info.st_size}-{getattr(info, 'st_mtime', '')}"
         if seen.get(path.name) == stamp:
             continue
-        seen[path.name] = stamp
         name = path.name[: -len(".geojson")]
+        if windows and budget.state(name, windows[-1]) == "full":
+            continue  # no free run slot: this file is picked up again on a later tick
+        seen[path.name] = stamp
         try:
             from plastics_core.roi import validate_roi_name
 
@@ -100,8 +139,9 @@ def roi_sensor(context: SensorEvaluationContext, params: DetectionParams, imager
             continue
         if name not in known and name not in new_names:
             new_names.append(name)
-        if windows:
+        if windows and budget.state(name, windows[-1]) == "free":
             requests.append(_request(name, windows[-1], params.run_hash(source_name, geom_hash), launch.job_name()))
+            budget.take()
     context.update_cursor(json.dumps(seen, sort_keys=True))
     if not new_names and not requests:
         return SkipReason("no new ROI files")
@@ -124,7 +164,9 @@ def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams, im
     source = None
     requests: list[RunRequest] = []
     searches = 0
-    for roi in list_rois(context.instance):
+    rois = list_rois(context.instance)
+    budget = Budget(context.instance, rois, windows)
+    for roi in rois:
         try:
             geom = store.load_roi(roi)
         except PlasticsError as exc:
@@ -132,19 +174,25 @@ def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams, im
             continue
         run_hash = params.run_hash(source_name, geometry_hash(geom))
         slot = done.setdefault(f"{roi}|{run_hash}", [])
-        todo = [w for w in windows if w not in slot]
-        if not todo:
+        for window in windows:  # materialized by anyone (CLI, backfill, automation): never requested
+            if window not in slot and budget.state(roi, window) == "done":
+                slot.append(window)
+        todo = [w for w in windows if w not in slot and budget.state(roi, w) != "in_flight"]
+        if not todo or budget.free <= 0:
+            slot.sort()
             continue
         source = source or imagery.get_source()
         for window in reversed(todo):  # newest first
-            if len(requests) >= MAX_REQUESTS or searches >= MAX_SEARCHES:
+            if budget.free <= 0 or searches >= MAX_SEARCHES:
                 break
             searches += 1
             if _has_scenes(source, geom, window, params):
                 requests.append(_request(roi, window, run_hash, launch.job_name()))
                 slot.append(window)
+                budget.take()
         slot.sort()
     context.update_cursor(json.dumps(done, sort_keys=True))
     if not requests:
-        return SkipReason("no newly complete windows with imagery")
+        return SkipReason("no newly complete windows with imagery" if budget.free > 0 else
+                          f"{MAX_IN_FLIGHT} partitioned runs already queued or running")
     return SensorResult(run_requests=requests)

@@ -90,10 +90,11 @@ def manifest(store: Path) -> dict[str, Any]:
 
 
 def comparable_manifest(store: Path) -> dict[str, Any]:
-    """The manifest without what legitimately differs between two runs (timings, backend)."""
+    """The manifest without what legitimately differs between two runs (timings, backend, executor)."""
     doc = manifest(store)
     doc.pop("timings")
     doc.pop("backend")
+    doc.pop("executor", None)
     return doc
 
 

@@ -88,7 +88,7 @@ def _celery_workers(instance: DagsterInstance, run_id: str) -> dict[str, str]:
 
 def test_celery_run_succeeds(runs: dict[str, Any]) -> None:
     assert runs["result"].success and runs["ref"].success
-    assert fu.manifest(runs["store"])["backend"] == "celery"
+    assert fu.manifest(runs["store"])["executor"] == "celery"
 
 
 def test_infer_tile_on_gpu_worker_everything_else_on_dagster(runs: dict[str, Any]) -> None:
@@ -106,5 +106,5 @@ def test_infer_tile_on_gpu_worker_everything_else_on_dagster(runs: dict[str, Any
 
 
 def test_outputs_equal_in_process_run(runs: dict[str, Any]) -> None:
-    assert fu.manifest(runs["reference"])["backend"] == "in-process"
+    assert fu.manifest(runs["reference"])["executor"] == "in-process"
     fu.assert_same_outputs(runs["store"], runs["reference"], ASSETS)

@@ -63,7 +63,8 @@ def test_table_lists_every_registry_site(ran: dict[str, Any]) -> None:
     assert lines[1].split()[:2] == ["site_id", "status"]
     for sid in ran["ids"]:
         assert any(ln.startswith(sid) for ln in lines[3:]), (sid, result.stdout)
-    assert lines[-1].startswith(f"{len(ran['ids'])} sites: ")
+    n = len(ran["ids"])
+    assert lines[-1].startswith(f"{n} site{'' if n == 1 else 's'}: ")
 
 
 @pytest.mark.slow

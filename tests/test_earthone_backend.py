@@ -76,7 +76,7 @@ def local_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     instance = DagsterInstance.ephemeral()
     fu.register(instance, store)
     assert _run(instance, store).success
-    assert fu.manifest(store)["backend"] == "in-process" and "earthone" not in fu.manifest(store)
+    assert fu.manifest(store)["executor"] == "in-process" and "earthone" not in fu.manifest(store)
     return store
 
 

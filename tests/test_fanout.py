@@ -67,7 +67,7 @@ def test_one_step_per_tile_and_manifest(first: dict[str, Any]) -> None:
     assert not any(m["skipped"].value for m in meta)
     assert {m["device"].value for m in meta} <= {"CPU"} | {f"GPU:{n}" for n in range(1, 17)}  # CPU here
     manifest = fu.manifest(store)
-    assert manifest["tiles"] == expected and manifest["backend"] == "in-process"
+    assert manifest["tiles"] == expected and manifest["backend"] == "local" and manifest["executor"] == "in-process"
     assert manifest["run_hash"] == fu.run_hash() and manifest["imagery"]["scene_ids"]
     assert len(fu.tile_markers(store)) == 4
     assert sorted(p.name for p in store.iterdir()) == ["descartes_run", "heatmaps", "patch_geojson", "rois"]
@@ -116,3 +116,11 @@ def test_progress_tiles_done_in_the_dagster_log(first: dict[str, Any]) -> None:
     found = [re.search(r"tiles done (\d+)/(\d+)", r.user_message) for r in records]
     counts = [(int(m.group(1)), int(m.group(2))) for m in found if m]
     assert counts == [(1, 4), (2, 4), (3, 4), (4, 4)], counts
+
+
+def test_each_tile_step_logs_its_phases(first: dict[str, Any]) -> None:
+    """A line per phase inside each tile step: imagery read, composites, pixel model, patch model."""
+    records = first["instance"].all_logs(first["result"].run_id)
+    for phase in ("imagery read", "composites built", "pixel model done", "patch model done"):
+        steps = {r.step_key for r in records if f": {phase}" in r.user_message}
+        assert len(steps) == 4 and all(s and ".infer_tile[z" in s for s in steps), (phase, steps)

@@ -50,7 +50,7 @@ def test_store_layout_and_manifest(run: dict[str, Any]) -> None:
         doc = json.loads((store / asset / "test_patch" / WINDOW / f"{h}.geojson").read_text())
         assert doc["type"] == "FeatureCollection"
     manifest = json.loads((store / "descartes_run" / "test_patch" / WINDOW / f"{h}.json").read_text())
-    assert manifest["run_hash"] == h and manifest["backend"] == "in-process"
+    assert manifest["run_hash"] == h and manifest["backend"] == "local" and manifest["executor"] == "in-process"
     assert manifest["params"]["model"] == "spectrogram_v0.0.11_2021-07-13.h5"
     assert all(len(sha) == 64 for sha in manifest["models"].values())
     assert manifest["imagery"]["source"] == "synthetic" and manifest["imagery"]["scene_ids"]

@@ -14,9 +14,10 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 from plastics_core.imagery.synthetic import SyntheticSource
 from plastics_core.periods import Period
 from plastics_dagster.config import DetectionParams
+from plastics_dagster.partitions import IMAGERY_LAG_DAYS
 from plastics_dagster.registry import register_roi
 from plastics_dagster.resources import ImagerySourceResource, LaunchResource, StoreResource
-from plastics_dagster.sensors import complete_windows, imagery_sensor, roi_sensor
+from plastics_dagster.sensors import MAX_IN_FLIGHT, complete_windows, imagery_sensor, roi_sensor
 
 
 @pytest.fixture()
@@ -26,10 +27,11 @@ def resources(tmp_path: Path) -> dict:
 
 
 def test_complete_windows() -> None:
-    wins = complete_windows(dt.date(2021, 10, 1))
+    wins = complete_windows(dt.date(2021, 10, 1) + dt.timedelta(days=IMAGERY_LAG_DAYS))
     assert wins[0] == "2017-07-01"
-    # 2021-01-01's partner is 2021-07-01..2021-10-01: complete on 2021-10-01; 2021-04-01's is not
+    # 2021-01-01's partner is 2021-07-01..2021-10-01: complete IMAGERY_LAG_DAYS after 2021-10-01
     assert wins[-1] == "2021-01-01"
+    assert complete_windows(dt.date(2021, 10, 1))[-1] == "2020-10-01"
 
 
 def test_roi_sensor_adds_partition_once(tmp_path: Path, gpw_dir: Path, resources: dict,
@@ -71,12 +73,13 @@ def test_imagery_sensor_requests_each_window_once(tmp_path: Path, gpw_dir: Path,
     register_roi(instance, resources["store"].path(), "temesi", gpw_dir / "test_patch.geojson")
     seen: list[str] = []
     cursor: str | None = None
-    for _ in range(10):
+    for _ in range(100):  # the ticks launch nothing here: each requests at most MAX_IN_FLIGHT runs
         ctx = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
         result: Any = imagery_sensor(ctx)
         cursor = ctx.cursor
         if isinstance(result, SkipReason):
             break
+        assert 1 <= len(result.run_requests) <= MAX_IN_FLIGHT
         seen += [r.run_key for r in result.run_requests]
     wins = complete_windows(dt.date.today())
     assert len(seen) == len(set(seen)) == len(wins)
@@ -116,3 +119,59 @@ def test_roi_sensor_skips_a_file_that_would_change_a_registered_roi(tmp_path: Pa
     (tmp_path / "rois" / "temesi.geojson").write_bytes(roi_geojson_bytes("temesi", moved))
     result = roi_sensor(build_sensor_context(instance=instance, resources={**resources, "store": store}))
     assert isinstance(result, SkipReason)
+
+
+def _running(instance: DagsterInstance, roi: str, window: str) -> None:
+    """A run of (roi, window) in progress (as a backfill, automation or the CLI would leave it)."""
+    import uuid
+
+    from dagster import DagsterRun, DagsterRunStatus
+
+    from plastics_dagster.partitions import partition_key
+
+    instance.add_run(DagsterRun(job_name="detect_job", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
+                                tags={"dagster/partition": str(partition_key(roi, window))}))
+
+
+def test_imagery_sensor_skips_done_and_in_flight_partitions(tmp_path: Path, gpw_dir: Path, resources: dict) -> None:
+    """Materialized partitions (by anyone) are never requested; queued runs count against MAX_IN_FLIGHT."""
+    from dagster import AssetMaterialization
+
+    from plastics_dagster.partitions import partition_key
+
+    instance = DagsterInstance.ephemeral()
+    register_roi(instance, resources["store"].path(), "temesi", gpw_dir / "test_patch.geojson")
+    wins = complete_windows(dt.date.today())
+    instance.report_runless_asset_event(AssetMaterialization("enriched_sites", partition=str(partition_key("temesi", wins[-1]))))
+    _running(instance, "temesi", wins[-2])
+    ctx = build_sensor_context(instance=instance, resources=resources)
+    result: Any = imagery_sensor(ctx)
+    requested = [r.run_key.split("|")[1] for r in result.run_requests]
+    assert requested == [wins[-3]][: MAX_IN_FLIGHT - 1]  # newest first; one slot taken by the running run
+    done = json.loads(ctx.cursor or "{}")
+    assert wins[-1] in next(iter(done.values())) and wins[-2] not in next(iter(done.values()))
+    _running(instance, "temesi", wins[-3])  # the requested run has started: no free slot
+    again: Any = imagery_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor, resources=resources))
+    assert isinstance(again, SkipReason) and "already queued or running" in str(again.skip_message)
+
+
+def test_roi_sensor_never_requests_a_materialized_partition(tmp_path: Path, gpw_dir: Path, resources: dict,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster import AssetMaterialization
+
+    from plastics_dagster.partitions import partition_key
+
+    rois = tmp_path / "rois"
+    rois.mkdir()
+    shutil.copy(gpw_dir / "test_patch.geojson", rois / "temesi.geojson")
+    monkeypatch.setenv("PLASTICS_ROI_DIR", str(rois))
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("roi", ["temesi"])  # registered before; its file is dropped in again
+    latest = complete_windows(dt.date.today())[-1]
+    instance.report_runless_asset_event(AssetMaterialization("enriched_sites", partition=str(partition_key("temesi", latest))))
+    result: Any = roi_sensor(build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(result, SkipReason)
+    instance.add_dynamic_partitions("roi", ["other"])
+    shutil.copy(gpw_dir / "test_patch.geojson", rois / "other.geojson")  # not materialized: requested
+    result = roi_sensor(build_sensor_context(instance=instance, resources=resources))
+    assert [r.partition_key for r in result.run_requests] == [partition_key("other", latest)]

@@ -9,7 +9,11 @@ Files (``<store>`` and ``<run-hash>`` as in :mod:`plastics_dagster.io_manager`):
     <store>/site_registry/<roi>/<run-hash>.csv                     same rows, written here
 
 ``preview`` writes its own files (any store, atomic) and returns a MaterializeResult whose
-metadata holds the path/URL. ``site_registry`` is partitioned by ROI only and reads every
+metadata holds ``map`` (the map as an inline 800 px PNG with colour bar and legend: "Show
+Markdown" in the UI) and a link a browser opens: ``preview_url``, a presigned ``https`` URL
+(7 days) on S3 stores; on a local store ``preview`` is the file path and ``open_with`` the
+command that opens it (``plastics preview --roi R --window W``; browsers refuse ``file://``
+links from a web page). ``site_registry`` is partitioned by ROI only and reads every
 window of ``enriched_sites`` and ``contours`` of that ROI (``MultiToSingleDimensionPartitionMapping``
 on the ``roi`` dimension; windows never materialized are skipped).
 """
@@ -33,6 +37,7 @@ from dagster import (
 )
 from upath import UPath
 
+from plastics_core import thumbnails
 from plastics_core.errors import PlasticsError
 from plastics_core.preview import build_preview_html
 from plastics_core.raster import Raster
@@ -94,6 +99,21 @@ def collect_windows(store: UPath, roi: str, run_hash: str) -> dict[str, tuple[gp
     return out
 
 
+#: lifetime of the presigned preview URL on S3 stores (the S3 maximum: 7 days)
+PRESIGN_SECONDS = 7 * 24 * 3600
+
+
+def browser_url(path: UPath) -> str | None:
+    """A URL a browser opens for a stored file: presigned ``https`` on S3 (credentials of the
+    store's environment); None for a local store (or when the filesystem cannot sign)."""
+    if _is_local(path):
+        return None
+    try:
+        return str(path.fs.sign(path.path, expiration=PRESIGN_SECONDS))
+    except (NotImplementedError, AttributeError, ValueError, OSError):
+        return None
+
+
 def _url(path: UPath) -> Any:
     """Metadata pointing at a stored file: a local path, or the ``s3://`` URL."""
     return MetadataValue.path(str(path.path)) if _is_local(path) else MetadataValue.url(str(path))
@@ -148,7 +168,8 @@ def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: lis
     roi, window = split_key(context.partition_key)
     run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
     root = store.path()
-    html = build_preview_html(store.load_roi(roi), heatmaps, blobs, candidates, contours, enriched_sites,
+    geom = store.load_roi(roi)
+    html = build_preview_html(geom, heatmaps, blobs, candidates, contours, enriched_sites,
                               f"{roi} · window {window} · run {run_hash}")
     path = preview_path(root, roi, window, run_hash)
     atomic_write(path, html.encode("utf-8"))
@@ -156,12 +177,17 @@ def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: lis
     folder = path.with_name(run_hash) / "reports"
     for sid, png in sorted(reports.items()):
         atomic_write(folder / f"{safe_name(sid)}.png", png)
+    png = thumbnails.preview_map_png(geom, heatmaps, candidates, f"{roi} · window {window}")
     meta: dict[str, Any] = {
+        "map": MetadataValue.md(thumbnails.markdown_image(png, f"{roi} {window}: median heatmap and candidates")),
         "preview": _url(path), "sites": len(enriched_sites), "candidates": len(candidates), "blobs": len(blobs),
         "contours": len(contours), "html_bytes": len(html), "reports": len(reports), "run_hash": run_hash,
     }
-    if _is_local(path):
-        meta["preview_url"] = MetadataValue.url(f"file://{path.path}")
+    url = browser_url(path)
+    if url:
+        meta["preview_url"] = MetadataValue.url(url)
+    else:
+        meta["open_with"] = MetadataValue.text(f"plastics preview --roi {roi} --window {window}")
     if reports:
         meta["reports_folder"] = _url(folder)
     if len(enriched_sites) == 0:

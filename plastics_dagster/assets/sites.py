@@ -61,7 +61,7 @@ def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_ge
     threshold = params.blob_params().patch_threshold
     gdf = pipeline.find_candidates(blobs, patch_geojson, to_detect_params(params))
     roi, _ = split_key(context.partition_key)
-    png = thumbnails.points_png(gdf, store.load_roi(roi), f"{len(gdf)} candidates")
+    png = thumbnails.points_png(gdf, store.load_roi(roi), f"{len(gdf)} candidate{'' if len(gdf) == 1 else 's'}")
     reason = "no blobs" if len(blobs) == 0 else f"no blob lies in a patch with mean > patch_threshold={threshold}"
     meta = _meta(gdf, "candidates", reason, patch_threshold=threshold,
                  names=", ".join(str(n) for n in gdf["name"]) if len(gdf) else "",

@@ -11,7 +11,8 @@ Commands (each has ``--help``)::
     plastics demo                      whole graph on the embedded default (synthetic TPA Temesi)
     plastics run --roi NAME --window YYYY-MM-DD [--imagery ...] [--store ...] [--preset ...]
     plastics sites --roi NAME [--store ...] [--preset ...] [--param K=V] [--run-hash H] [--csv|--json]
-    plastics roi add NAME FILE.geojson | roi list | roi split NAME FILE.geojson --cell DEG
+    plastics roi add NAME FILE.geojson | roi list | roi remove NAME [--purge] | roi split NAME FILE.geojson --cell DEG
+    plastics preview --roi NAME --window YYYY-MM-DD [--open]
     plastics blobs HEATMAP.tif -o OUT.geojson [thresholds]
     plastics candidates --blobs B.geojson --patches P.geojson --patch-threshold T -o OUT.geojson
     plastics models list | pull | verify
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from plastics_dagster.cli._base import PlasticsGroup
 from plastics_dagster.cli.models import models
+from plastics_dagster.cli.preview import preview
 from plastics_dagster.cli.roi import roi
 from plastics_dagster.cli.run import demo, run
 from plastics_dagster.cli.sites import sites
@@ -37,7 +39,7 @@ cli = PlasticsGroup(
     ),
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-for _command in (demo, run, sites, roi, blobs, candidates, models):
+for _command in (demo, run, sites, roi, preview, blobs, candidates, models):
     cli.add_command(_command)
 
 #: the console-script entry point (a click Group whose ``main`` maps user errors to exit 2).

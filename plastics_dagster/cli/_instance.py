@@ -2,7 +2,10 @@
 
 - Dagster instance: ``$DAGSTER_HOME`` when set, else ``./.dagster_home`` (created on first
   use). ``dagster dev`` run with the same ``DAGSTER_HOME`` shows the CLI's runs, ROIs
-  (dynamic ``roi`` partitions) and materializations.
+  (dynamic ``roi`` partitions) and materializations. Its ``dagster.yaml`` (written once, by the
+  CLI or by ``make ui`` before the UI first starts; never overwritten) is
+  :data:`INSTANCE_YAML`: telemetry off, at most ``MAX_CONCURRENT_RUNS`` runs at once, and every op pool (``gpu``: the ``infer_tile`` steps) limited to
+  ``GPU_POOL_LIMIT`` step(s) at once across runs. Raise them as docs/OPERATING.md shows.
 - Output store: ``--store`` > ``$PLASTICS_STORE`` > ``./.plastics/store`` (a folder or
   ``s3://bucket/prefix``).
 """
@@ -14,6 +17,20 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DAGSTER_HOME = ".dagster_home"
+MAX_CONCURRENT_RUNS = 2
+GPU_POOL_LIMIT = 1
+INSTANCE_YAML = f"""\
+# Dagster instance of plastics (sqlite storage in this folder). See docs/OPERATING.md.
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    # runs executing at once; more wait in the queue (TensorFlow runs need ~2 GB each)
+    max_concurrent_runs: {MAX_CONCURRENT_RUNS}
+  pools:
+    # steps of one pool at once, across all runs: infer_tile is in pool "gpu" (one per GPU)
+    default_limit: {GPU_POOL_LIMIT}
+"""
 
 
 def dagster_home() -> Path:
@@ -25,12 +42,17 @@ def open_instance() -> Any:
     """A persistent :class:`dagster.DagsterInstance` rooted at :func:`dagster_home`."""
     from dagster import DagsterInstance
 
-    home = dagster_home()
+    home = ensure_instance_config(dagster_home())
+    return DagsterInstance.from_config(str(home))
+
+
+def ensure_instance_config(home: Path) -> Path:
+    """Create ``home`` and its ``dagster.yaml`` (:data:`INSTANCE_YAML`) unless it exists; returns ``home``."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():  # sqlite storage under ``home``; no telemetry from a CLI instance
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return DagsterInstance.from_config(str(home))
+    if not config.exists():
+        config.write_text(INSTANCE_YAML, encoding="utf-8")
+    return home
 
 
 def store_location(store: str | None) -> str:
@@ -46,3 +68,7 @@ def open_store(store: str | None) -> Any:
     from plastics_dagster.io_manager import store_path
 
     return store_path(store_location(store))
+
+
+if __name__ == "__main__":  # ``make ui``: python -m plastics_dagster.cli._instance (before dagster dev)
+    print(ensure_instance_config(dagster_home()))

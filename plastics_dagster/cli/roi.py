@@ -1,4 +1,4 @@
-"""``plastics roi add|list|split``: register regions of interest.
+"""``plastics roi add|list|split|remove``: register regions of interest.
 
 A registered ROI is stored as ``<store>/rois/<name>.geojson`` and added as a dynamic ``roi``
 partition of the Dagster instance (see :mod:`plastics_dagster.registry`). ROI names match
@@ -55,6 +55,20 @@ def list_rois(store: str | None) -> None:
     for name in names:
         path = roi_key(root, name)
         click.echo(f"{name}\t{path if path.exists() else '(shared default)'}")
+
+
+@roi.command("remove")
+@click.argument("name")
+@click.option("--purge", is_flag=True, help="Also delete the ROI's outputs in the store (every window).")
+@click.option("--store", help=_STORE_HELP)
+def remove(name: str, purge: bool, store: str | None) -> None:
+    """Delete ROI NAME: its `roi` partition and its stored GeoJSON. Outputs are kept unless --purge."""
+    from plastics_dagster.registry import remove_roi
+
+    root = open_store(store)
+    removed = remove_roi(open_instance(), root, name, purge=purge)
+    kept = "" if purge else f"; its outputs stay in {root} (--purge deletes them)"
+    click.echo(f"removed ROI {name} ({len(removed)} stored path{'' if len(removed) == 1 else 's'} deleted){kept}")
 
 
 @roi.command("split")

@@ -1,0 +1,102 @@
+"""The map in the UI: the preview's inline PNG (>= 600 px, colormap, legend) and a link a browser
+opens (presigned URL on S3 -- a real S3 API server -- ; `plastics preview` on a local store)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import CliRunner
+from dagster import build_asset_context
+from PIL import Image
+
+from plastics_core.thumbnails import preview_map_png
+from plastics_dagster.cli import cli
+from plastics_dagster.partitions import partition_key
+from tests import _preview_data as d
+
+ROI = "jakarta"
+WINDOW = "2021-01-01"
+
+
+def _png(md: str) -> Image.Image:
+    found = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", md)
+    assert found, md[:200]
+    return Image.open(io.BytesIO(base64.b64decode(found.group(1)))).convert("RGB")
+
+
+def test_map_png_is_wide_coloured_and_has_a_colour_bar() -> None:
+    img = Image.open(io.BytesIO(preview_map_png(d.roi(), [d.heatmap()], d.candidates(), "t"))).convert("RGB")
+    assert img.width >= 600 and img.height >= 400
+    colours = img.getcolors(img.width * img.height)
+    assert colours is not None and len(colours) > 200  # a real colormap, not a few grey levels
+    # the colour bar: a column right of the map running from magma's dark purple (bottom) to pale yellow (top)
+    arr = list(img.getdata())
+    bright = [(r, g, b) for r, g, b in arr if r > 240 and g > 220 and b < 200]
+    dark = [(r, g, b) for r, g, b in arr if r < 40 and g < 20 and b < 60]
+    assert bright and dark
+
+
+def _materialize_preview(store: str) -> Any:
+    from plastics_dagster.assets.preview import PreviewConfig, preview
+    from plastics_dagster.config import DetectionParams
+    from plastics_dagster.registry import store_roi
+    from plastics_dagster.resources import ImagerySourceResource, StoreResource
+
+    store_res = StoreResource(location=store)
+    store_roi(store_res.path(), ROI, d.roi())
+    resources = {"params": DetectionParams(), "imagery": ImagerySourceResource(), "store": store_res}
+    with build_asset_context(partition_key=partition_key(ROI, WINDOW), resources=resources) as ctx:
+        return preview(ctx, config=PreviewConfig(report_top_n=0), heatmaps=[d.heatmap()], blobs=d.blobs(),
+                       candidates=d.candidates(), contours=d.contours(), enriched_sites=d.enriched())
+
+
+def test_local_store_map_inline_and_cli_opens_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    result = _materialize_preview(str(tmp_path / "store"))
+    meta = result.metadata
+    assert _png(str(meta["map"].value)).width >= 600
+    assert "preview_url" not in meta  # no file:// link: browsers refuse it from a web page
+    assert meta["open_with"].value == f"plastics preview --roi {ROI} --window {WINDOW}"
+    out = CliRunner().invoke(cli, ["preview", "--roi", ROI, "--window", WINDOW, "--store", str(tmp_path / "store")])
+    assert out.exit_code == 0, out.output
+    page = Path(out.output.strip())
+    assert page.is_file() and page.suffix == ".html" and str(page) == str(meta["preview"].value)
+    missing = CliRunner().invoke(cli, ["preview", "--roi", ROI, "--window", "2020-01-01", "--store",
+                                       str(tmp_path / "store")])
+    assert missing.exit_code == 2 and "no preview of ROI jakarta window 2020-01-01" in missing.output
+
+
+@pytest.fixture()
+def s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+        monkeypatch.setenv(key, value)
+    import boto3
+
+    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="plastics")
+    yield "s3://plastics/store"
+    server.stop()
+
+
+def test_s3_store_gets_a_presigned_url_a_browser_opens(s3_store: str) -> None:
+    result = _materialize_preview(s3_store)
+    url = str(result.metadata["preview_url"].value)
+    assert url.startswith(("https://", "http://127.0.0.1:"))  # https on AWS; the test server speaks http
+    assert "Signature=" in url and "Expires=" in url
+    page = requests.get(url, timeout=30)  # no credentials: the signature is the credential
+    assert page.status_code == 200 and "L.map(" in page.text
