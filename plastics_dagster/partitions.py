@@ -62,8 +62,8 @@ def parse_window(window: str) -> dt.date:
         )
     last = window_partitions.get_last_partition_key()  # the latest quarter that has ended (now)
     if last is not None and window > last:
-        raise ParameterError(f"window {window} has not ended yet: use a window up to {last} "
-                             "(a window is a partition once its quarter is over)")
+        raise ParameterError(f"window {window} is not complete yet (its pair partner's imagery must have "
+                             f"arrived): the newest complete window is {last}")
     return day
 
 
@@ -105,7 +105,8 @@ def complete_windows(today: dt.date, mosaic_period: int = 3, spectrogram_interva
 
     out: list[str] = []
     day = dt.datetime.strptime(WINDOW_START, WINDOW_FMT).date()
-    while window_ready(day.isoformat(), mosaic_period, spectrogram_interval) <= today:
+    last = window_partitions.get_last_partition_key() or ""  # never past the window dimension
+    while day.isoformat() <= last and window_ready(day.isoformat(), mosaic_period, spectrogram_interval) <= today:
         out.append(day.isoformat())
         day = add_months(day, 3)
     return out

@@ -42,7 +42,7 @@ def invoke(*args: str) -> Result:
 
 
 def test_future_window_and_unparsable_param(env: Path) -> None:
-    one_line(invoke("run", "--window", "2099-01-01"), "2099-01-01", "not ended")
+    one_line(invoke("run", "--window", "2099-01-01"), "2099-01-01", "not complete")
     one_line(invoke("run", "--window", "2021-01-01", "--param", "model=[unclosed"), "--param", "yaml")
     one_line(invoke("run", "--window", "2021-01-01", "--param", "model={a: [b"), "--param")
     assert not (env / "store").exists() or not list((env / "store").rglob("*.geojson"))
