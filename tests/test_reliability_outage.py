@@ -24,7 +24,7 @@ import pytest
 
 from tests.test_reliability_retries import Moto
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # several whole-graph runs
 WINDOW = "2021-01-01"
 
 
