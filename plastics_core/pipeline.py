@@ -33,7 +33,7 @@ from plastics_core.heatmap import pixel_heatmap
 from plastics_core.imagery.base import ImagerySource
 from plastics_core.models.infer import EnsembleClassifier, PatchClassifier, PixelClassifier
 from plastics_core.models.store import ModelStore
-from plastics_core.patches import empty_patches, keep_patches, patch_scores
+from plastics_core.patches import pair_grid
 from plastics_core.periods import Period, add_months, monthly_periods, pair_periods, window_span
 from plastics_core.raster import Raster
 from plastics_core.sites import select_candidates
@@ -53,6 +53,7 @@ class DetectParams:
     ensemble_model: str = "v0.0.11_ensemble-8-25-21"
     mosaic_period: int = 3  # months per composite
     spectrogram_interval: int = 2  # periods between the two composites of a pair
+    pairs: int = 8  # spectrogram pairs a detection window aggregates (median), [1, 24]
     composite_method: str = "min"
     rect_width: float = 0.008  # contour box width, degrees
     preset: str | None = "high"
@@ -119,57 +120,94 @@ def _periods(window: Window, params: DetectParams) -> tuple[Period, Period]:
 
 @dataclass
 class TileResult:
-    """One tile: heatmap (pair band + ``median``, NaN nodata, padded tile grid), kept patches
-    (EPSG:4326), scene ids read, stage seconds, and why it is empty (None when not)."""
+    """One tile and one spectrogram pair (the quarter's pair): ``heatmap`` (one float32 band,
+    described ``"<first>|<partner>"`` by period labels, NaN nodata, padded tile grid),
+    ``patch_grid`` (one float32 band of patch-classifier scores of the pair's first composite,
+    NaN = not scored; pixel (r, c) is the window starting at tile pixel (r * stride, c * stride);
+    transform = tile transform x stride; tags ``window`` and ``stride`` in pixels), scene ids
+    read, stage seconds, and why it is empty (None when not)."""
 
     key: str
     heatmap: Raster
-    patches: gpd.GeoDataFrame
+    patch_grid: Raster
     scene_ids: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     empty_reason: str | None = None
+    composites_computed: int = 0
+
+
+def pair_label(periods: tuple[Period, Period]) -> str:
+    """The band description of one pair: ``"<first.label>|<partner.label>"``."""
+    return f"{periods[0].label}|{periods[1].label}"
 
 
 def empty_heatmap(tile: Tile, periods: tuple[Period, Period]) -> Raster:
-    """All-NaN heatmap (pair band + median) on the tile grid."""
-    data = np.full((2, *tile.shape), np.nan, np.float32)
-    label = f"{periods[0].label}|{periods[1].label}"
-    return Raster(data, tile.crs, tile.transform, (label, "median"), name=tile.key)
+    """All-NaN one-pair heatmap on the tile grid."""
+    data = np.full((1, *tile.shape), np.nan, np.float32)
+    return Raster(data, tile.crs, tile.transform, (pair_label(periods),), name=tile.key)
+
+
+def patch_grid_raster(tile: Tile, grid: np.ndarray, stride: int, window: int) -> Raster:
+    """A (rows, cols) patch-score grid as a one-band Raster on the tile's grid scaled by ``stride``."""
+    return Raster(np.asarray(grid, np.float32)[None], tile.crs, tile.transform * Affine.scale(stride),
+                  ("patch_score",), name=tile.key, tags={"window": str(window), "stride": str(stride)})
+
+
+def empty_patch_grid(tile: Tile, stride: int, window: int = 45) -> Raster:
+    rows = max(0, (tile.shape[0] - window) // stride + 1)
+    cols = max(0, (tile.shape[1] - window) // stride + 1)
+    return patch_grid_raster(tile, np.full((max(rows, 1), max(cols, 1)), np.nan, np.float32), stride, window)
+
+
+#: ``(tile, period) -> (Composite or None when no scene, scene ids, computed now (False: from a cache))``
+CompositeLoader = Callable[[Tile, Period], tuple[Any, tuple[str, ...], bool]]
 
 
 def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, params: DetectParams,
-             window: Window, progress: Progress | None = None) -> TileResult:
-    """Models over one tile and window (a window start date or the two periods)."""
+             window: Window, progress: Progress | None = None,
+             composites: CompositeLoader | None = None) -> TileResult:
+    """The quarter's pair over one tile (a window start date or the pair's two periods): both
+    composites (``composites(tile, period)`` when given, e.g. a store cache, else read and
+    composited here), the pixel model on the pair, the patch model on the first composite."""
     periods = _periods(window, params)
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    stacks = [source.load(tile, p) for p in periods]
-    timings["load_s"] = time.perf_counter() - t
-    ids = tuple(i for s in stacks for i in s.scene_ids)
-    for p, s in zip(periods, stacks, strict=True):
-        if not len(s.dates):
-            return TileResult(tile.key, empty_heatmap(tile, periods), empty_patches(), ids, timings,
-                              f"no scenes in {p.label}")
-    t = time.perf_counter()
-    comps = [composite(s, p, params.composite_method) for s, p in zip(stacks, periods, strict=True)]
-    del stacks
-    timings["composite_s"] = time.perf_counter() - t
-    for p, c in zip(periods, comps, strict=True):
-        if c.mask.all():
-            return TileResult(tile.key, empty_heatmap(tile, periods), empty_patches(), ids, timings,
-                              f"every pixel is cloud-masked in {p.label}")
+    window_px = 45
+    grid_empty = empty_patch_grid(tile, params.stride, window_px)
+    comps = []
+    ids: list[str] = []
+    made = 0
+    for p in periods:
+        t = time.perf_counter()
+        if composites is not None:
+            comp, scene_ids, fresh = composites(tile, p)
+        else:
+            stack = source.load(tile, p)
+            scene_ids, fresh = tuple(stack.scene_ids), True
+            timings["load_s"] = timings.get("load_s", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            comp = composite(stack, p, params.composite_method) if len(stack.dates) else None
+            del stack
+        timings["composite_s"] = timings.get("composite_s", 0.0) + time.perf_counter() - t
+        made += int(fresh)
+        ids.extend(scene_ids)
+        if comp is None or comp.n_scenes == 0:
+            return TileResult(tile.key, empty_heatmap(tile, periods), grid_empty, tuple(ids), timings,
+                              f"no scenes in {p.label}", made)
+        if comp.mask.all():
+            return TileResult(tile.key, empty_heatmap(tile, periods), grid_empty, tuple(ids), timings,
+                              f"every pixel is cloud-masked in {p.label}", made)
+        comps.append(comp)
     m = _models(models, params)
     t = time.perf_counter()
     hm = pixel_heatmap(comps, [(0, 1)], m.pixel, progress)
-    heatmap = Raster(hm.data, hm.crs, hm.transform, hm.band_descriptions, hm.nodata, tile.key, dict(hm.tags))
+    heatmap = Raster(hm.data[:1], hm.crs, hm.transform, hm.band_descriptions[:1], hm.nodata, tile.key, dict(hm.tags))
     timings["heatmap_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    patches = patch_scores(comps, [(0, 1)], m.patch, params.stride, params.max_masked)
-    keep = min(params.patch_keep_threshold, params.blob_params().patch_threshold)  # never drop a candidate's patch
-    patches = keep_patches(patches, keep).reset_index(drop=True)
+    grid = pair_grid(comps, (0, 1), m.patch, params.stride, params.max_masked)
+    patch = patch_grid_raster(tile, grid, params.stride, int(m.patch.window))
     timings["patches_s"] = time.perf_counter() - t
-    reason = None if np.isfinite(heatmap.data[-1]).any() else "no pixel valid in both composites"
-    return TileResult(tile.key, heatmap, patches, ids, timings, reason)
+    reason = None if np.isfinite(heatmap.data[0]).any() else "no pixel valid in both composites"
+    return TileResult(tile.key, heatmap, patch, tuple(ids), timings, reason, made)
 
 
 def find_blobs(heatmaps: Sequence[Raster], params: BlobParams | DetectParams | None = None,

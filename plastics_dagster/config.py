@@ -11,6 +11,7 @@ ensemble_model          ``v0.0.11_ensemble-8-25-21``                    ensemble
 rect_width              0.008                                           candidate box width, degrees
 mosaic_period           3                                               months per composite
 spectrogram_interval    2                                               periods between a pair
+pairs                   8                                               pairs a window aggregates [1, 24]
 preset                  ``high``                                        blob sensitivity low|medium|high
 pred_threshold          preset                                          heatmap threshold [0, 1]
 min_sigma / max_sigma   preset                                          blob scale, pixels (> 0)
@@ -54,6 +55,7 @@ class DetectionParams(ConfigurableResource):
     rect_width: float = Field(default=0.008, description="candidate box width in degrees")
     mosaic_period: int = Field(default=3, description="months per composite")
     spectrogram_interval: int = Field(default=2, description="mosaic periods between the two of a pair")
+    pairs: int = Field(default=8, description="spectrogram pairs a detection window aggregates (median), 1..24")
     preset: str = Field(default="high", description="blob sensitivity preset: low | medium | high")
     pred_threshold: float | None = Field(default=None, description="heatmap threshold; None = preset")
     min_sigma: float | None = Field(default=None, description="min blob sigma (px); None = preset")
@@ -88,6 +90,8 @@ class DetectionParams(ConfigurableResource):
                 raise ParameterError(f"{name} {value} is not positive: give a finite value > 0")
         if self.min_sigma and self.max_sigma and self.min_sigma > self.max_sigma:
             raise ParameterError(f"min_sigma {self.min_sigma} exceeds max_sigma {self.max_sigma}: swap them")
+        if not 1 <= self.pairs <= 24:
+            raise ParameterError(f"pairs {self.pairs} is outside [1, 24]: give a whole number of pairs in that range")
         if self.mosaic_period < 1 or self.spectrogram_interval < 1:
             raise ParameterError("mosaic_period and spectrogram_interval must be >= 1")
         if (self.tilesize is not None and self.tilesize < 1) or (self.pad is not None and self.pad < 0):
@@ -106,6 +110,7 @@ class DetectionParams(ConfigurableResource):
             "rect_width": self.rect_width,
             "mosaic_period": self.mosaic_period,
             "spectrogram_interval": self.spectrogram_interval,
+            "pairs": self.pairs,
             "preset": self.preset,
             "tilesize": self.tilesize,
             "pad": self.pad,
