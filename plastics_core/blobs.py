@@ -44,7 +44,10 @@ class BlobParams:
     - ``pred_threshold``: heatmap pixels below this (probability, [0, 1]) are zeroed.
     - ``min_sigma`` / ``max_sigma``: DoH scale range in pixels (10 m S2 pixels). The blob radius
       is about ``sigma``. ``min_sigma`` 3.5 px is the smallest DoH can resolve (box filters);
-      ``max_sigma`` 100 px is GPW's (``BlobDetect``/``DetectBlobsTiled`` in detect_luigi.py).
+      ``max_sigma`` 20 px (~200 m radius). GPW's ``BlobDetect`` used 100, but blob_doh samples
+      10 scales evenly between the two sigmas: with 100 they are 10.7 px apart and a weak
+      mid-sized site (peak 0.75, ~6 px) found at 20 is lost (tests/test_blobs.py); 20 also keeps
+      the halo of sparse processing small. Bigger sites still fire, with sigma clipped at 20.
     - ``area_threshold``: the DoH ``threshold`` (absolute, on blob_doh's scale-normalised
       determinant). 0.008: the paper's worked example (pred threshold 0.6) holds only for a
       threshold between about 0.0071 and 0.0092 (a 3x3 blob at 0.7 is found at min_sigma 3.5
@@ -56,7 +59,7 @@ class BlobParams:
 
     pred_threshold: float = 0.6
     min_sigma: float = 3.5
-    max_sigma: float = 100.0
+    max_sigma: float = 20.0
     area_threshold: float = 0.008
     patch_threshold: float = 0.3
 

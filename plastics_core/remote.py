@@ -44,12 +44,11 @@ def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: d
 
     Returns the summary ``{key, scene_ids, empty_reason, seconds, pairs_computed (1),
     composites_computed, timings}`` (what the summary file holds)."""
+    from plastics_core.composite_cache import CompositeCache, cache_folder
     from plastics_core.outputs import cog_bytes, json_bytes
     from plastics_core.pipeline import run_tile
     from plastics_core.store import atomic_write, tile_files
     from plastics_core.tiles import tile_from_key
-
-    from plastics_core.composite_cache import CompositeCache, cache_folder
 
     start = time.perf_counter()
     # folder = <store>/descartes_run/<roi>/<window>/<run-hash>: composites go to <store>/composites/<roi>/<run-hash>

@@ -220,14 +220,15 @@ _BANK_PAD = 64
 @lru_cache(maxsize=4)
 def _grid_banks(seed: int, shape: tuple[int, int], grid_key: tuple[object, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Per grid, generated once: multiplicative noise (12, h + pad, w + pad) float32 (uniform, std
-    1 %) and a smooth field (2h, 2w) in [0, 1] with ~45 px features; scenes take seeded views."""
+    1 %) and a smooth field (h + max(h, 384), w + max(w, 384)) in [0, 1] with ~60 px features;
+    scenes take seeded views (offsets far apart relative to the features: nearly independent)."""
     h, w = shape
     rng = _rng("banks", *grid_key)
     noise = rng.random((12, h + _BANK_PAD, w + _BANK_PAD), dtype=np.float32)
     noise -= 0.5
     noise *= 0.0346
     noise += 1.0
-    field = _smooth_field(rng, (2 * h, 2 * w), 45)
+    field = _smooth_field(rng, (h + max(h, 384), w + max(w, 384)), 60)
     return noise, field
 
 
@@ -316,7 +317,9 @@ def make_scene_stack(
         if planted is not None:
             (ys, xs), patches = planted
             img[:, ys, xs] = patches[signature_phase(day)][k] * _view(noise_bank, shape, rng)[:, ys, xs]
-        hz = np.clip(_view(field_bank, shape, rng) * 2 - 1, 0, 1) * np.float32(haze)
+        hv = _view(field_bank, shape, rng)
+        lo, hi = float(hv.min()), float(hv.max())
+        hz = np.clip((hv - lo) * np.float32(2.0 / max(hi - lo, 1e-6)) - 1, 0, 1) * np.float32(haze)
         for band in range(12):
             img[band] += HAZE_SHAPE[band] * hz
         frac = 1.0 if cloudy else scene_cloud_cover(day, seed, cloud_fraction)

@@ -6,8 +6,10 @@ Environment variables (defaults in brackets; read when the definitions load):
 variable                   meaning
 =========================  ==========================================================================
 PLASTICS_STORE             output store: a folder or ``s3://bucket/prefix`` [``./.plastics/store``]
-PLASTICS_IMAGERY           imagery source: ``synthetic`` | ``local`` | ``stac`` | ``earthone`` [synthetic]
-PLASTICS_IMAGERY_PATH      folder of GeoTIFFs for ``local``; STAC API URL for ``stac`` [unset]
+PLASTICS_IMAGERY           imagery source: ``synthetic`` | ``local`` | ``stac`` | ``earthone``; read
+                           when a run uses the source. Unset: the run fails at once naming it
+                           (``synthetic`` is for the demo and tests only) [unset]
+PLASTICS_IMAGERY_PATH      folder of GeoTIFFs for ``local``; STAC API URL for ``stac`` (run time) [unset]
 PLASTICS_STAC_COLLECTION   STAC collection: ``sentinel-2-l1c`` or ``sentinel-2-l2a`` (L2A: a
                            distribution shift for the L1C-trained models) [sentinel-2-l1c]
 PLASTICS_MODEL_STORE       model folder, ``s3://`` or ``https://`` location [``../shared/models``]
@@ -59,42 +61,60 @@ def default_model_store() -> str:
 class ImagerySourceResource(ConfigurableResource):
     """Which imagery source the run reads (``kind``) and where (``path``: folder or STAC URL)."""
 
-    kind: str = Field(default="synthetic", description="synthetic | local | stac | earthone")
-    path: str | None = Field(default=None, description="GeoTIFF folder (local) or STAC API URL (stac)")
-    collection: str = Field(default="sentinel-2-l1c",
-                            description="stac only: sentinel-2-l1c, or sentinel-2-l2a (Planetary Computer preset "
-                                        "when the URL is Planetary Computer's or unset; a distribution shift)")
+    kind: str = Field(default="", description="synthetic | local | stac | earthone; '' = $PLASTICS_IMAGERY, "
+                      "read when the run uses the source (unset: the run fails naming it)")
+    path: str | None = Field(default=None, description="GeoTIFF folder (local) or STAC API URL (stac); "
+                             "None = $PLASTICS_IMAGERY_PATH at run time")
+    collection: str = Field(default="", description="stac only: sentinel-2-l1c (default; '' = "
+                            "$PLASTICS_STAC_COLLECTION), or sentinel-2-l2a (Planetary Computer preset "
+                            "when the URL is Planetary Computer's or unset; a distribution shift)")
     seed: int = Field(default=0, description="synthetic only: the world's random seed")
     plant_tpa: bool = Field(default=True, description="synthetic only: plant the 10 known Bali TPA landfills")
 
     @classmethod
     def from_env(cls) -> ImagerySourceResource:
-        return cls(kind=os.environ.get("PLASTICS_IMAGERY", "synthetic"),
-                   path=os.environ.get("PLASTICS_IMAGERY_PATH"),
-                   collection=os.environ.get("PLASTICS_STAC_COLLECTION", "sentinel-2-l1c"))
+        """The resource that reads ``PLASTICS_IMAGERY`` (and its path / collection) at run time."""
+        return cls()
+
+    def resolved_kind(self) -> str:
+        """``kind``, else ``$PLASTICS_IMAGERY`` now; raises ImageryError naming the variable when neither is set."""
+        from plastics_core.errors import ImageryError
+
+        kind = self.kind or os.environ.get("PLASTICS_IMAGERY", "")
+        if not kind:
+            raise ImageryError("no imagery source configured: set PLASTICS_IMAGERY to stac, local, earthone "
+                               "(or synthetic for a demo), or pass --imagery")
+        return kind
+
+    def _path(self) -> str | None:
+        return self.path if self.path is not None or self.kind else os.environ.get("PLASTICS_IMAGERY_PATH")
+
+    def _collection(self) -> str:
+        return self.collection or os.environ.get("PLASTICS_STAC_COLLECTION", "") or "sentinel-2-l1c"
 
     def source_name(self) -> str:
         """The name recorded in manifests and run hashes (no credentials, ever)."""
-        if self.kind == "synthetic":
+        kind, path, collection = self.resolved_kind(), self._path(), self._collection()
+        if kind == "synthetic":
             extra = [f"seed={self.seed}"] if self.seed else []
             extra += [] if self.plant_tpa else ["no-tpa"]
             return ":".join(["synthetic", *extra])
         from plastics_core.imagery.retry import redact  # drops user:password@ and ?query tokens
 
-        name = self.kind if not self.path else f"{self.kind}:{redact(self.path)}"
-        return name if self.kind != "stac" or self.collection == "sentinel-2-l1c" else f"{name}#{self.collection}"
+        name = kind if not path else f"{kind}:{redact(path)}"
+        return name if kind != "stac" or collection == "sentinel-2-l1c" else f"{name}#{collection}"
 
     def get_source(self) -> Any:
         """Construct the :class:`plastics_core.imagery.ImagerySource` (lazily, by kind)."""
         from plastics_core.imagery.factory import make_source
 
-        return make_source(self.kind, self.path, self.seed, self.plant_tpa, self.collection)
+        return make_source(self.resolved_kind(), self._path(), self.seed, self.plant_tpa, self._collection())
 
     def spec(self) -> dict[str, Any]:
         """The JSON spec :func:`plastics_core.imagery.factory.make_source` rebuilds this source from
         (what a remote tile job receives)."""
-        return {"kind": self.kind, "path": self.path, "seed": self.seed, "plant_tpa": self.plant_tpa,
-                "collection": self.collection}
+        return {"kind": self.resolved_kind(), "path": self._path(), "seed": self.seed, "plant_tpa": self.plant_tpa,
+                "collection": self._collection()}
 
 
 class ModelStoreResource(ConfigurableResource):

@@ -68,7 +68,8 @@ def test_min_composite_removes_haze(shared_dir: Path) -> None:
     hazy = composite(_stack(shared_dir, cloud_fraction=0.0, haze=400.0), JAN, "min")
     clear = composite(_stack(shared_dir, cloud_fraction=0.0, haze=0.0), JAN, "min")
     diff = np.abs(hazy.data[1] - clear.data[1])  # blue: the band haze affects most
-    assert np.median(diff) < 5 and np.percentile(diff, 99) < 60
+    # haze covers about half of each scene: ~1 % of pixels are hazy in all 6 and keep some of it
+    assert np.median(diff) < 5 and np.percentile(diff, 98) < 60 and np.percentile(diff, 99) < 100
 
 
 def test_site_shows_t0_then_t1(shared_dir: Path) -> None:
