@@ -33,7 +33,7 @@ from plastics_core.heatmap import pixel_heatmap
 from plastics_core.imagery.base import ImagerySource
 from plastics_core.models.infer import EnsembleClassifier, PatchClassifier, PixelClassifier
 from plastics_core.models.store import ModelStore
-from plastics_core.patches import pair_grid
+from plastics_core.patches import empty_patches, keep_patches, pair_grid
 from plastics_core.periods import Period, add_months, monthly_periods, pair_periods, window_span
 from plastics_core.raster import Raster
 from plastics_core.sites import select_candidates
@@ -210,6 +210,51 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
     return TileResult(tile.key, heatmap, patch, tuple(ids), timings, reason, made)
 
 
+class MemoryComposites:
+    """A :data:`CompositeLoader` keeping each (tile, period) composite in memory: the pairs of one
+    window share composites, as with the store's cache (:mod:`plastics_core.composite_cache`)."""
+
+    def __init__(self, source: ImagerySource, method: str) -> None:
+        self.source, self.method = source, method
+        self.cache: dict[tuple[str, Period], tuple[Any, tuple[str, ...]]] = {}
+        self.computed = 0
+
+    def __call__(self, tile: Tile, period: Period) -> tuple[Any, tuple[str, ...], bool]:
+        key = (tile.key, period)
+        if key in self.cache:
+            return (*self.cache[key], False)
+        stack = self.source.load(tile, period)
+        comp = composite(stack, period, self.method) if len(stack.dates) else None
+        self.cache[key] = (comp, tuple(stack.scene_ids))
+        self.computed += 1
+        return (*self.cache[key], True)
+
+
+def run_window(tiles: Sequence[Tile], source: ImagerySource, models: Models | ModelStore, params: DetectParams,
+               window: dt.date) -> tuple[list[Raster], gpd.GeoDataFrame, dict[str, list[TileResult]]]:
+    """A whole detection window without Dagster: per tile, the ``params.pairs`` pairs ending at
+    ``window`` (:func:`run_tile`, composites shared in memory), then the median heatmap (pair bands +
+    ``median``) and GPW's patch statistics over the pairs (kept where mean > the keep threshold).
+    Returns (heatmaps, patches EPSG:4326, pair results per tile key)."""
+    from plastics_core.periods import window_pair_starts
+    from plastics_core.window import median_heatmap, tile_patches
+
+    starts = window_pair_starts(window, params.pairs, params.mosaic_period)
+    m = _models(models, params)
+    keep = min(params.patch_keep_threshold, params.blob_params().patch_threshold)
+    heatmaps, frames, results = [], [], {}
+    for tile in tiles:
+        loader = MemoryComposites(source, params.composite_method)
+        pairs = [run_tile(tile, source, m, params, s, composites=loader) for s in starts]
+        results[tile.key] = pairs
+        heatmaps.append(median_heatmap([r.heatmap for r in pairs], tile.key))
+        frames.append(keep_patches(tile_patches([r.patch_grid for r in pairs]), keep))
+    frames = [f for f in frames if len(f)]
+    patches = (gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+               if frames else empty_patches())
+    return heatmaps, patches, results
+
+
 def find_blobs(heatmaps: Sequence[Raster], params: BlobParams | DetectParams | None = None,
                name_prefix: str = "blob") -> gpd.GeoDataFrame:
     """DoH blobs on the ``median`` band of every heatmap -> Point GeoDataFrame, EPSG:4326.
@@ -279,15 +324,20 @@ def trace_contours(candidates: gpd.GeoDataFrame, source: ImagerySource, models: 
                    params: DetectParams, window: dt.date) -> gpd.GeoDataFrame:
     """Monthly outlines of each candidate ((Multi)Polygon, EPSG:4326; name, date, frame, area_km2).
 
-    Per candidate: a ``rect_width`` box on a UTM grid, the window span's scenes, monthly
-    composites, ensemble median per monthly pair, then :func:`contours.site_contours`.
+    Per candidate: a ``rect_width`` box on a UTM grid, the scenes of the window's whole span (the
+    first period of its oldest pair to the end of its own pair's partner: ``pairs`` quarters + the
+    pair lag, enough months for the 8-frame rolling mask), monthly composites, ensemble median per
+    monthly pair, then :func:`contours.site_contours`.
     """
     empty = gpd.GeoDataFrame({c: [] for c in CONTOUR_COLUMNS}, geometry=[], crs="EPSG:4326")
     if candidates is None or len(candidates) == 0:
         return empty
     ens = _models(models, params, ensemble=True).ensemble
     assert ens is not None
-    span = window_span(window, params.mosaic_period, params.spectrogram_interval)
+    from plastics_core.periods import window_pair_starts
+
+    first = window_pair_starts(window, params.pairs, params.mosaic_period)[0]
+    span = Period(first, window_span(window, params.mosaic_period, params.spectrogram_interval).end)
     out = []
     for _, row in candidate_boxes(candidates, params.rect_width).iterrows():
         tile = box_tile(float(row["lon"]), float(row["lat"]), params.rect_width, str(row["name"]))
