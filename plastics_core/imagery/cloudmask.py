@@ -229,3 +229,17 @@ def cloud_and_shadow_mask(bands: np.ndarray, cloud: np.ndarray, sun_azimuth_deg:
         if np.isfinite(az[i]) and np.isfinite(zen[i]):
             out[i] |= shadow_mask(cloud[i], bands[i, nir], float(az[i]), float(zen[i]), pixel_m, config)
     return out
+
+
+def sun_angles(properties: dict[str, Any]) -> tuple[float, float]:
+    """(sun azimuth, sun zenith) in degrees from scene metadata: STAC ``view:sun_azimuth`` /
+    ``view:sun_elevation`` or Sentinel-2 ``s2:mean_solar_azimuth`` / ``s2:mean_solar_zenith``;
+    NaN when absent (shadow masking then skips the scene)."""
+    az = properties.get("view:sun_azimuth", properties.get("s2:mean_solar_azimuth"))
+    zen = properties.get("s2:mean_solar_zenith")
+    if zen is None and properties.get("view:sun_elevation") is not None:
+        zen = 90.0 - float(properties["view:sun_elevation"])
+    try:
+        return float(az), float(zen)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan"), float("nan")
