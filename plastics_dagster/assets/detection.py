@@ -21,7 +21,7 @@ from plastics_dagster import fanout
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import WINDOW_PAIRS_MAPPING, WINDOW_START, detect_partitions, split_key
 from plastics_dagster.reliability import fail_fast_on_user_errors
-from plastics_dagster.resources import ImagerySourceResource, StoreResource
+from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
 
 CODE_VERSION = "1"
 
@@ -38,15 +38,25 @@ descartes_run = fanout.descartes_run
 
 
 def window_pairs(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-                 store: StoreResource) -> Any:
-    """The stored pairs of this partition's detection window (:class:`plastics_core.window.WindowPairs`)."""
+                 store: StoreResource, models: ModelStoreResource) -> Any:
+    """The stored pairs of this partition's detection window (:class:`plastics_core.window.WindowPairs`).
+
+    Quarters whose ``descartes_run`` is not in the store (a window materialized alone: a job
+    backfill, one partition from the UI) are computed here first, tile after tile, and logged."""
     from plastics_core.periods import window_pair_starts
-    from plastics_core.window import load_window_pairs
+    from plastics_core.window import compute_missing_pairs, load_window_pairs
 
     roi, window = split_key(context.partition_key)
     starts = window_pair_starts(dt.date.fromisoformat(window), params.pairs, params.mosaic_period,
                                 earliest=dt.date.fromisoformat(WINDOW_START))
-    return load_window_pairs(store.path(), roi, starts, params.run_hash(imagery.source_name()))
+    run_hash = params.run_hash(imagery.source_name())
+    done = compute_missing_pairs(store.path(), roi, starts, run_hash, fanout.planned_tiles(params, store, roi),
+                                 imagery.get_source(), models.get_store(), to_detect_params(params),
+                                 {"params": params.resolved(), "imagery": {"source": imagery.source_name()}})
+    if done:
+        context.log.info(f"{roi} {window}: computed the missing pairs {', '.join(done)} in this step "
+                         "(materialize descartes_run for those quarters to fan out over tiles)")
+    return load_window_pairs(store.path(), roi, starts, run_hash)
 
 
 def _pairs_meta(wp: Any, params: DetectionParams, imagery: ImagerySourceResource) -> dict[str, Any]:
@@ -69,10 +79,10 @@ WINDOW_DEPS = [AssetDep("descartes_run", partition_mapping=WINDOW_PAIRS_MAPPING)
 )
 @fail_fast_on_user_errors
 def heatmaps(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-             store: StoreResource) -> Output[list[Raster]]:
+             store: StoreResource, models: ModelStoreResource) -> Output[list[Raster]]:
     from plastics_core.window import window_empty_reasons, window_heatmaps
 
-    wp = window_pairs(context, params, imagery, store)
+    wp = window_pairs(context, params, imagery, store, models)
     rasters = window_heatmaps(wp)
     meta: dict[str, Any] = {"tiles": len(rasters), **_pairs_meta(wp, params, imagery)}
     reasons = window_empty_reasons(wp)
@@ -96,10 +106,10 @@ def heatmaps(context: AssetExecutionContext, params: DetectionParams, imagery: I
 )
 @fail_fast_on_user_errors
 def patch_geojson(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-                  store: StoreResource) -> Output[gpd.GeoDataFrame]:
+                  store: StoreResource, models: ModelStoreResource) -> Output[gpd.GeoDataFrame]:
     from plastics_core.window import window_empty_reasons, window_patches
 
-    wp = window_pairs(context, params, imagery, store)
+    wp = window_pairs(context, params, imagery, store, models)
     keep = min(to_detect_params(params).patch_keep_threshold, params.blob_params().patch_threshold)
     gdf = window_patches(wp, keep)  # never drops a candidate's patch
     meta: dict[str, Any] = {"patches": len(gdf), **_pairs_meta(wp, params, imagery)}
