@@ -86,7 +86,7 @@ def test_tile_outputs_equal_run_tile(first: dict[str, Any], models_dir: Path) ->
     from plastics_dagster.resources import ImagerySourceResource
 
     key = fu.manifest(first["store"])["tiles"][0]
-    params = DetectionParams(tilesize=fu.TILESIZE, pad=fu.PAD)
+    params = DetectionParams(tilesize=fu.TILESIZE, pad=fu.PAD, pairs=1)
     ref = pipeline.run_tile(tile_from_key(key), ImagerySourceResource().get_source(), ModelStore(str(models_dir)),
                             to_detect_params(params), dt.date.fromisoformat(fu.WINDOW))
     got = read_raster(fu.run_dir(first["store"]) / f"{key.replace(':', '_')}.tif")
