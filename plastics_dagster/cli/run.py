@@ -103,9 +103,9 @@ def resolve_window(window: str | None, start: str | None, end: str | None, overr
     from plastics_core.periods import MAX_PAIRS, range_pair_starts
     from plastics_dagster.partitions import parse_window
 
-    if window and (start or end):
+    if window is not None and (start or end):
         raise ParameterError("give either --window or --start/--end, not both")
-    if window:
+    if window is not None:
         return window
     if not (start and end):
         raise ParameterError("give --window YYYY-MM-DD, or --start and --end (e.g. --start 2019-01-01 --end 2021-06-30)")
