@@ -127,3 +127,18 @@ def test_run_window_reuses_composites(temesi: PlantedSite, models_dir: Path) -> 
     _, _, results = P.run_window([tile], src, ModelStore(str(models_dir)), params, WINDOW)
     pairs = results[tile.key]
     assert len(pairs) == 3 and sum(r.composites_computed for r in pairs) == 5
+
+
+def test_cli_range_is_gpw_detect() -> None:
+    """``plastics run --start 2019-01-01 --end 2021-06-30`` = every pair of the range: window 2020-10-01, 8 pairs."""
+    from plastics_dagster.cli.run import resolve_window
+
+    overrides: dict[str, object] = {}
+    assert resolve_window(None, "2019-01-01", "2021-06-30", overrides) == "2020-10-01" and overrides == {"pairs": 8}
+    assert resolve_window("2021-01-01", None, None, {}) == "2021-01-01"
+    for args, needle in (((("2021-01-01", "2019-01-01", "2021-06-30")), "not both"),
+                         ((None, "2021-01-01", "2021-06-30"), "no spectrogram pair"),
+                         ((None, "2019-01-01", None), "--start and --end"),
+                         ((None, "2019-01-01", "2030-01-01"), "more than 24")):
+        with pytest.raises(ParameterError, match=needle):
+            resolve_window(*args, {})
