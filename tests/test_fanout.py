@@ -70,7 +70,7 @@ def test_one_step_per_tile_and_manifest(first: dict[str, Any]) -> None:
     assert manifest["tiles"] == expected and manifest["backend"] == "in-process"
     assert manifest["run_hash"] == fu.run_hash() and manifest["imagery"]["scene_ids"]
     assert len(fu.tile_markers(store)) == 4
-    assert sorted(p.name for p in store.iterdir()) == ["descartes_run", "heatmaps", "patch_geojson", "rois"]
+    assert sorted(p.name for p in store.iterdir()) == ["composites", "descartes_run", "heatmaps", "patch_geojson", "rois"]
     heatmaps = result.output_for_node("heatmaps")
     assert [r.name for r in heatmaps] == expected
     assert all(r.data.shape == (2, 108, 108) for r in heatmaps)
