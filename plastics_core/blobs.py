@@ -44,13 +44,15 @@ class BlobParams:
     - ``pred_threshold``: heatmap pixels below this (probability, [0, 1]) are zeroed.
     - ``min_sigma`` / ``max_sigma``: DoH scale range in pixels (10 m S2 pixels). The blob radius
       is about ``sigma``. ``min_sigma`` 3.5 px is the smallest DoH can resolve (box filters);
-      ``max_sigma`` 20 px (~200 m radius, sites up to ~12 ha; bigger sites still fire, with sigma
-      clipped at 20) keeps the halo of sparse processing small.
+      ``max_sigma`` 20 px (~200 m radius). GPW's ``BlobDetect`` used 100, but blob_doh samples
+      10 scales evenly between the two sigmas: with 100 they are 10.7 px apart and a weak
+      mid-sized site (peak 0.75, ~6 px) found at 20 is lost (tests/test_blobs.py); 20 also keeps
+      the halo of sparse processing small. Bigger sites still fire, with sigma clipped at 20.
     - ``area_threshold``: the DoH ``threshold`` (absolute, on blob_doh's scale-normalised
-      determinant). 0.01 (skimage's default). Measured on thresholded Gaussian sites (peak
-      0.7-1.0, 2-10 px std) the response at the best in-range sigma is 0.02-0.06, while a lone
-      speckle pixel gives ~4e-4, so real sites pass and isolated pixels are rejected; a site too
-      small for ``min_sigma`` falls below it (this is what separates the "high" and "medium" modes).
+      determinant). 0.008: the paper's worked example (pred threshold 0.6) holds only for a
+      threshold between about 0.0071 and 0.0092 (a 3x3 blob at 0.7 is found at min_sigma 3.5
+      but not 5.0; a 2x3 blob at 0.7 at neither; a 2x3 blob at 0.8 at 3.5), with max_sigma 20
+      or 100 alike (tests/test_blobs.py). A lone speckle pixel gives ~4e-4 and is rejected.
     - ``patch_threshold``: patch-classifier mean a candidate's patch must exceed (used by
       :func:`plastics_core.sites.select_candidates`).
     """
@@ -58,7 +60,7 @@ class BlobParams:
     pred_threshold: float = 0.6
     min_sigma: float = 3.5
     max_sigma: float = 20.0
-    area_threshold: float = 0.01
+    area_threshold: float = 0.008
     patch_threshold: float = 0.3
 
     def __post_init__(self) -> None:
@@ -192,6 +194,8 @@ def _band_index(heatmap: Raster, band: str | int) -> int:
             raise ParameterError(f"band index {band} out of range for {heatmap.data.shape[0]} bands")
         return band
     if band not in heatmap.band_descriptions:
+        if band == "median" and heatmap.data.shape[0] == 1:  # a plain single-band heatmap: its one band
+            return 0
         raise ParameterError(f"heatmap has no band {band!r}; bands are {list(heatmap.band_descriptions)}")
     return heatmap.band_descriptions.index(band)
 

@@ -1,12 +1,16 @@
 """Site contours: per monthly pair, the outline of a candidate site from ensemble predictions.
 
-Method (GPW): ensemble-median waste probability per monthly pair; values < 0.5 -> 0; a
-rolling median over the following 8 frames (frame i uses frames i..i+7, fewer at the end),
-thresholded at 0.1, masks each frame (suppresses one-off flickers); the masked frame is
-upsampled x4 (nearest), Gaussian-blurred, thresholded at 0.2 and traced into polygons with
-holes (``rasterio.features.shapes``), then reprojected to EPSG:4326. Areas are computed in
-the equal-area EPSG:6933 CRS. This module never imports TensorFlow: callers pass the
-probability frames (``plastics_core.models.infer.EnsembleClassifier`` + median).
+Method (GPW's ``GenerateContoursForSite`` / ``generate_contours`` in ``detect/workflows/detect_luigi.py``):
+ensemble-median waste probability per monthly pair; values < 0.5 -> 0; a TRAILING rolling median
+over 8 frames (frame i uses frames i-7..i; the first frames see a front padding of the mean of
+the first 7 frames, as GPW's ``pad_preds``), thresholded at 0.1, masks each frame (suppresses
+one-off flickers); frames more than 10 % masked are skipped; the masked frame is upsampled x4
+(cubic spline, as GPW's bicubic resize), Gaussian-blurred (GPW's 33 px kernel: sigma 5.3 upsampled
+px), thresholded at 0.2 and traced into polygons with holes (``rasterio.features.shapes``);
+polygons of 160 upsampled px² or less (GPW's ``40 * SCALE``) are dropped; then reprojected to
+EPSG:4326. Areas are computed in the equal-area EPSG:6933 CRS (GPW's EPSG:3395 overstates area
+by the Mercator scale factor: ~2 % at 8 deg S, 2x at 46 deg N). This module never imports
+TensorFlow: callers pass the probability frames (``plastics_core.models.infer.EnsembleClassifier``).
 """
 
 from __future__ import annotations
@@ -48,18 +52,38 @@ def candidate_boxes(candidates: gpd.GeoDataFrame, rect_width: float = 0.008) -> 
     return gpd.GeoDataFrame(out, geometry=geoms, crs="EPSG:4326")
 
 
+#: GPW's blur: cv2.GaussianBlur with a (8 * 4 + 1)-px kernel -> sigma 0.3 * ((33 - 1) / 2 - 1) + 0.8.
+GPW_BLUR_SIGMA = 0.3 * ((8 * 4 + 1 - 1) * 0.5 - 1) + 0.8
+#: GPW's minimum contour area: 40 * SCALE upsampled px² (SCALE = 4).
+GPW_MIN_AREA_PX = 160.0
+
+
+def rolling_masks(f: np.ndarray, mask_window: int = 8, mask_threshold: float = 0.1) -> np.ndarray:
+    """(n, y, x) floored probabilities (NaN = masked) -> (n, y, x) bool: the median of frames
+    i - w + 1 .. i (front-padded with the mean of the first w - 1 frames, GPW's ``pad_preds``;
+    w = min(mask_window, n)) exceeds ``mask_threshold``. NaN counts as 0 (no evidence)."""
+    n = f.shape[0]
+    w = min(mask_window, n)
+    g = np.nan_to_num(f, nan=0.0)
+    pad = np.repeat(g[: w - 1].mean(axis=0, keepdims=True), w - 1, axis=0) if w > 1 else g[:0]
+    padded = np.concatenate([pad, g])
+    return np.stack([np.median(padded[i:i + w], axis=0) > mask_threshold for i in range(n)]) if n else g.astype(bool)
+
+
 def contour_masks(
     frames: np.ndarray,
     pred_floor: float = 0.5,
     mask_window: int = 8,
     mask_threshold: float = 0.1,
     upsample: int = 4,
-    blur_sigma: float = 1.5,
+    blur_sigma: float = GPW_BLUR_SIGMA,
     contour_threshold: float = 0.2,
+    max_masked: float = 0.1,
 ) -> np.ndarray:
     """(n_frames, y, x) float probabilities (NaN = masked) -> (n_frames, y*up, x*up) bool site masks.
 
-    ``blur_sigma`` is in upsampled pixels (1.5 = 3/8 of a source pixel: smooths the 4x staircase while moving a sharp edge outward by only 1/4 px at threshold 0.2).
+    ``blur_sigma`` is in upsampled pixels; frames with a masked (NaN) fraction of ``max_masked``
+    or more give an empty mask (GPW skipped them).
     """
     if frames.ndim != 3:
         raise ParameterError(f"frames must be (n_frames, y, x), got shape {frames.shape}")
@@ -68,26 +92,29 @@ def contour_masks(
     f = np.asarray(frames, dtype=np.float32).copy()
     f[f < pred_floor] = 0.0  # NaN stays NaN (masked: no evidence)
     out = np.zeros((f.shape[0], f.shape[1] * upsample, f.shape[2] * upsample), dtype=bool)
+    keep = rolling_masks(f, mask_window, mask_threshold)
+    truncate = 16.0 * upsample / 4 / blur_sigma if blur_sigma > 0 else 4.0  # GPW's kernel radius
     for i in range(f.shape[0]):
-        window = f[i : i + mask_window]
-        with np.errstate(all="ignore"):
-            valid = np.isfinite(window).any(axis=0)
-            med = np.nanmedian(np.where(valid, window, 0.0), axis=0)
-        masked = np.where(med > mask_threshold, np.nan_to_num(f[i], nan=0.0), 0.0)
+        if np.isnan(f[i]).mean() >= max_masked:
+            continue
+        masked = np.where(keep[i], np.nan_to_num(f[i], nan=0.0), 0.0)
         if not masked.any():
             continue
-        up = np.repeat(np.repeat(masked, upsample, axis=0), upsample, axis=1)
-        out[i] = ndimage.gaussian_filter(up, blur_sigma) > contour_threshold
+        up = np.clip(ndimage.zoom(masked, upsample, order=3, mode="nearest", grid_mode=True), 0.0, 1.0)
+        out[i] = ndimage.gaussian_filter(up, blur_sigma, truncate=truncate) > contour_threshold
     return out
 
 
-def trace_mask(mask: np.ndarray, transform: Affine) -> shapely.Geometry:
-    """(y, x) bool mask + its pixel->CRS transform -> valid (Multi)Polygon with holes (or empty)."""
+def trace_mask(mask: np.ndarray, transform: Affine, min_area_px: float = 0.0) -> shapely.Geometry:
+    """(y, x) bool mask + its pixel->CRS transform -> valid (Multi)Polygon with holes (or empty);
+    parts of ``min_area_px`` pixels or less are dropped."""
+    px_area = abs(transform.a * transform.e - transform.b * transform.d)
     polys = [
         shape(geom)
         for geom, value in rasterio.features.shapes(mask.astype(np.uint8), mask=mask, transform=transform)
         if value == 1
     ]
+    polys = [p for p in polys if p.area > min_area_px * px_area]
     if not polys:
         return shapely.Polygon()
     merged = shapely.union_all(polys)
@@ -105,7 +132,7 @@ def site_contours(
     transform: Affine,
     name: str,
     upsample: int = 4,
-    blur_sigma: float = 1.5,
+    blur_sigma: float = GPW_BLUR_SIGMA,
     pred_floor: float = 0.5,
     mask_window: int = 8,
     mask_threshold: float = 0.1,
@@ -132,7 +159,7 @@ def site_contours(
     for i, mask in enumerate(masks):
         if not mask.any():
             continue
-        geom = trace_mask(mask, up_transform)
+        geom = trace_mask(mask, up_transform, GPW_MIN_AREA_PX * (upsample / 4) ** 2)
         if geom.is_empty:
             continue
         rows.append({"name": name, "date": _iso(dates[i]), "frame": i})

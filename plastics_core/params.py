@@ -18,6 +18,7 @@ ensemble_model        ``v0.0.11_ensemble-8-25-21``                       known n
 rect_width            ``0.008``                                          (0, 0.1]                   contour box width, degrees
 mosaic_period         ``3``                                              [1, 12]                    months per composite
 spectrogram_interval  ``2``                                              [1, 8]                     mosaic periods between a pair
+pairs                 ``8``                                              [1, 24]                    spectrogram pairs a detection window aggregates (median)
 composite_method      ``min``                                            min | median | min_masked  how a period's scenes are composited
 preset                ``high``                                           low | medium | high        blob sensitivity preset
 pred_threshold        preset                                             [0, 1]                     heatmap threshold; None = preset
@@ -148,6 +149,8 @@ class DetectParams(BaseModel):
     rect_width: float = Field(default=0.008, gt=0, le=0.1, description="contour box width, degrees")
     mosaic_period: int = Field(default=3, ge=1, le=12, description="months per composite")
     spectrogram_interval: int = Field(default=2, ge=1, le=8, description="mosaic periods between a pair")
+    pairs: int = Field(default=8, ge=1, le=24,
+                       description="spectrogram pairs a detection window aggregates (median)")
     composite_method: CompositeMethod = Field(default="min", description="how a period's scenes are composited")
     preset: Preset = Field(default="high", description="blob sensitivity preset")
     pred_threshold: float | None = Field(default=None, ge=0, le=1, description="heatmap threshold; None = preset")

@@ -83,9 +83,57 @@ def _footprints(transform: Any, crs: str, rows: np.ndarray, cols: np.ndarray, st
     return shapely.polygons(np.stack([np.asarray(x), np.asarray(y)], axis=-1))
 
 
+def pair_grid(composites: Sequence[Any], pair: tuple[int, int], model: Any, stride: int = 8,
+              max_masked: float = 0.1) -> np.ndarray:
+    """One pair's patch scores: (rows, cols) float32, NaN where the window's masked fraction is
+    >= ``max_masked`` (not scored). Window (r, c) starts at pixel (r * stride, c * stride)."""
+    if stride < 1:
+        raise ParameterError(f"patch stride must be >= 1 px, got {stride}")
+    if not 0.0 < max_masked <= 1.0:
+        raise ParameterError(f"max_masked must be in (0, 1], got {max_masked}")
+    check_pairs(composites, [pair])
+    window = int(model.window)
+    h, w = composites[0].mask.shape
+    rows, cols = max(0, (h - window) // stride + 1), max(0, (w - window) // stride + 1)
+    out = np.full((rows, cols), np.nan, np.float32)
+    if rows == 0 or cols == 0:
+        return out
+    img, mask = _pair_image(composites, pair[0], pair[1], int(model.channels))
+    ok = masked_fraction(mask, window, stride, rows, cols) < max_masked
+    if ok.any():
+        out[ok] = model.predict_grid(img, stride=stride)[ok]
+    return out
+
+
+def grid_stats(grids: Sequence[np.ndarray], transform: Any, crs: str, stride: int,
+               window: int) -> gpd.GeoDataFrame:
+    """GPW's per-location statistics over pairs: ``grids`` (one (rows, cols) float32 per pair,
+    NaN = not scored, all the same shape) -> polygons (EPSG:4326; mean, median, min, max, std
+    (population), count = pairs scored), row-major; locations no pair scored are dropped.
+    ``transform``/``crs``: the tile grid (pixel units); window (r, c) covers pixels
+    ``r * stride .. r * stride + window`` (rows) and likewise columns."""
+    if not grids or grids[0].size == 0:
+        return empty_patches()
+    scores = np.stack([np.asarray(g, np.float32) for g in grids])
+    count = np.isfinite(scores).sum(axis=0)
+    keep = count > 0
+    if not keep.any():
+        return empty_patches()
+    vals = scores[:, keep].astype(np.float64)  # (pairs, n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        stats = {"mean": np.nanmean(vals, axis=0), "median": np.nanmedian(vals, axis=0),
+                 "min": np.nanmin(vals, axis=0), "max": np.nanmax(vals, axis=0), "std": np.nanstd(vals, axis=0)}
+    rr, cc = np.nonzero(keep)
+    geoms = _footprints(transform, crs, rr, cc, stride, window)
+    data: dict[str, Any] = {**stats, "count": count[keep].astype(np.int64)}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
+
+
 def patch_scores(composites: Sequence[Any], pairs: Sequence[tuple[int, int]], model: Any, stride: int = 8,
                  max_masked: float = 0.1) -> gpd.GeoDataFrame:
-    """GeoDataFrame (Polygon, EPSG:4326; columns mean, median, min, max, std, count), row-major order.
+    """GeoDataFrame (Polygon, EPSG:4326; columns mean, median, min, max, std, count), row-major order:
+    :func:`pair_grid` per pair, then :func:`grid_stats`.
 
     ``model`` is a :class:`plastics_core.models.infer.PatchClassifier` (``window``, ``channels``,
     ``predict_grid(image (h, w, c), stride) -> (rows, cols)``).
@@ -97,31 +145,8 @@ def patch_scores(composites: Sequence[Any], pairs: Sequence[tuple[int, int]], mo
     check_pairs(composites, pairs)
     if not composites or not pairs:
         return empty_patches()
-    window = int(model.window)
-    h, w = composites[0].mask.shape
-    rows, cols = (h - window) // stride + 1, (w - window) // stride + 1
-    if rows <= 0 or cols <= 0:
-        return empty_patches()
-    scores = np.full((len(pairs), rows, cols), np.nan, np.float32)
-    for k, (a, b) in enumerate(pairs):
-        img, mask = _pair_image(composites, a, b, int(model.channels))
-        ok = masked_fraction(mask, window, stride, rows, cols) < max_masked
-        if ok.any():
-            grid = model.predict_grid(img, stride=stride)
-            scores[k][ok] = grid[ok]
-    count = np.isfinite(scores).sum(axis=0)
-    keep = count > 0
-    if not keep.any():
-        return empty_patches()
-    vals = scores[:, keep].astype(np.float64)  # (pairs, n)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        stats = {"mean": np.nanmean(vals, axis=0), "median": np.nanmedian(vals, axis=0),
-                 "min": np.nanmin(vals, axis=0), "max": np.nanmax(vals, axis=0), "std": np.nanstd(vals, axis=0)}
-    rr, cc = np.nonzero(keep)
-    geoms = _footprints(composites[0].transform, composites[0].crs, rr, cc, stride, window)
-    data: dict[str, Any] = {**stats, "count": count[keep].astype(np.int64)}
-    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
+    grids = [pair_grid(composites, p, model, stride, max_masked) for p in pairs]
+    return grid_stats(grids, composites[0].transform, composites[0].crs, stride, int(model.window))
 
 
 def keep_patches(gdf: gpd.GeoDataFrame, threshold: float = 0.3) -> gpd.GeoDataFrame:

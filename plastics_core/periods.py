@@ -78,3 +78,44 @@ def monthly_periods(span: Period) -> list[Period]:
         out.append(Period(cur, min(nxt, span.end)))
         cur = nxt
     return out
+
+
+#: Pairs a detection window aggregates by default (GPW's 2019-01..2021-06 runs scored about eight).
+DEFAULT_PAIRS = 8
+MAX_PAIRS = 24
+
+
+def window_pair_starts(window_start: dt.date, pairs: int = DEFAULT_PAIRS, mosaic_period: int = 3,
+                       earliest: dt.date | None = None) -> list[dt.date]:
+    """First-period starts of the ``pairs`` spectrogram pairs a detection window aggregates,
+    oldest first, ending with ``window_start`` itself (the window's own pair); starts before
+    ``earliest`` are dropped (the partitions begin there).
+
+    >>> [d.isoformat() for d in window_pair_starts(dt.date(2021, 1, 1), 3)]
+    ['2020-07-01', '2020-10-01', '2021-01-01']
+    """
+    if not 1 <= pairs <= MAX_PAIRS:
+        raise ParameterError(f"pairs {pairs} is outside [1, {MAX_PAIRS}]: give a whole number of pairs in that range")
+    starts = [add_months(window_start, -mosaic_period * k) for k in range(pairs - 1, -1, -1)]
+    return [s for s in starts if earliest is None or s >= earliest]
+
+
+def range_pair_starts(start: dt.date, end: dt.date, mosaic_period: int = 3,
+                      spectrogram_interval: int = 2) -> list[dt.date]:
+    """Every pair of a date range, as GPW's ``Detect(start_date, end_date)`` scored them: first
+    periods start at ``start`` and every ``mosaic_period`` months after while the partner period
+    ends on or before ``end`` (inclusive end date). ``start`` must be a first of month.
+
+    >>> len(range_pair_starts(dt.date(2019, 1, 1), dt.date(2021, 6, 30)))
+    8
+    """
+    if end < start:
+        raise ParameterError(f"end {end} is before start {start}: give an end date after the start")
+    out: list[dt.date] = []
+    cur = start
+    while True:
+        _, partner = pair_periods(cur, mosaic_period, spectrogram_interval)
+        if partner.end > end + dt.timedelta(days=1):
+            return out
+        out.append(cur)
+        cur = add_months(cur, mosaic_period)

@@ -33,7 +33,7 @@ from plastics_core.imagery.base import ImagerySource
 from plastics_core.models.infer import EnsembleClassifier, PatchClassifier, PixelClassifier
 from plastics_core.models.store import ModelStore
 from plastics_core.params import DetectParams as DetectParams
-from plastics_core.patches import empty_patches, keep_patches, patch_scores
+from plastics_core.patches import empty_patches, keep_patches, pair_grid
 from plastics_core.periods import Period, add_months, monthly_periods, pair_periods, window_span
 from plastics_core.raster import Raster
 from plastics_core.sites import select_candidates
@@ -90,66 +90,145 @@ def _periods(window: Window, params: DetectParams) -> tuple[Period, Period]:
 
 @dataclass
 class TileResult:
-    """One tile: heatmap (pair band + ``median``, NaN nodata, padded tile grid), kept patches
-    (EPSG:4326), scene ids read, stage seconds, and why it is empty (None when not)."""
+    """One tile and one spectrogram pair (the quarter's pair): ``heatmap`` (one float32 band,
+    described ``"<first>|<partner>"`` by period labels, NaN nodata, padded tile grid),
+    ``patch_grid`` (one float32 band of patch-classifier scores of the pair's first composite,
+    NaN = not scored; pixel (r, c) is the window starting at tile pixel (r * stride, c * stride);
+    transform = tile transform x stride; tags ``window`` and ``stride`` in pixels), scene ids
+    read, stage seconds, and why it is empty (None when not)."""
 
     key: str
     heatmap: Raster
-    patches: gpd.GeoDataFrame
+    patch_grid: Raster
     scene_ids: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     empty_reason: str | None = None
+    composites_computed: int = 0
+
+
+def pair_label(periods: tuple[Period, Period]) -> str:
+    """The band description of one pair: ``"<first.label>|<partner.label>"``."""
+    return f"{periods[0].label}|{periods[1].label}"
 
 
 def empty_heatmap(tile: Tile, periods: tuple[Period, Period]) -> Raster:
-    """All-NaN heatmap (pair band + median) on the tile grid."""
-    data = np.full((2, *tile.shape), np.nan, np.float32)
-    label = f"{periods[0].label}|{periods[1].label}"
-    return Raster(data, tile.crs, tile.transform, (label, "median"), name=tile.key)
+    """All-NaN one-pair heatmap on the tile grid."""
+    data = np.full((1, *tile.shape), np.nan, np.float32)
+    return Raster(data, tile.crs, tile.transform, (pair_label(periods),), name=tile.key)
+
+
+def patch_grid_raster(tile: Tile, grid: np.ndarray, stride: int, window: int) -> Raster:
+    """A (rows, cols) patch-score grid as a one-band Raster on the tile's grid scaled by ``stride``."""
+    return Raster(np.asarray(grid, np.float32)[None], tile.crs, tile.transform * Affine.scale(stride),
+                  ("patch_score",), name=tile.key, tags={"window": str(window), "stride": str(stride)})
+
+
+def empty_patch_grid(tile: Tile, stride: int, window: int = 45) -> Raster:
+    rows = max(0, (tile.shape[0] - window) // stride + 1)
+    cols = max(0, (tile.shape[1] - window) // stride + 1)
+    return patch_grid_raster(tile, np.full((max(rows, 1), max(cols, 1)), np.nan, np.float32), stride, window)
+
+
+#: ``(tile, period) -> (Composite or None when no scene, scene ids, computed now (False: from a cache))``
+CompositeLoader = Callable[[Tile, Period], tuple[Any, tuple[str, ...], bool]]
 
 
 def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, params: DetectParams,
              window: Window, progress: Progress | None = None,
-             log: Callable[[str], None] | None = None) -> TileResult:
-    """Models over one tile and window (a window start date or the two periods).
+             composites: CompositeLoader | None = None, log: Callable[[str], None] | None = None) -> TileResult:
+    """The quarter's pair over one tile (a window start date or the pair's two periods): both
+    composites (``composites(tile, period)`` when given, e.g. a store cache, else read and
+    composited here), the pixel model on the pair, the patch model on the first composite.
 
-    ``log``: called with one line after each phase (imagery read, composites, pixel model, patch model)."""
+    ``log``: called with one line after each phase (imagery + composites, pixel model, patch model)."""
     say = log or (lambda _line: None)
     periods = _periods(window, params)
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    stacks = [source.load(tile, p) for p in periods]
-    timings["load_s"] = time.perf_counter() - t
-    say(f"{tile.key}: imagery read, {' + '.join(str(len(s.dates)) for s in stacks)} scenes "
-        f"({timings['load_s']:.1f} s)")
-    ids = tuple(i for s in stacks for i in s.scene_ids)
-    for p, s in zip(periods, stacks, strict=True):
-        if not len(s.dates):
-            return TileResult(tile.key, empty_heatmap(tile, periods), empty_patches(), ids, timings,
-                              f"no scenes in {p.label}")
-    t = time.perf_counter()
-    comps = [composite(s, p, params.composite_method) for s, p in zip(stacks, periods, strict=True)]
-    del stacks
-    timings["composite_s"] = time.perf_counter() - t
-    say(f"{tile.key}: composites built ({timings['composite_s']:.1f} s)")
-    for p, c in zip(periods, comps, strict=True):
-        if c.mask.all():
-            return TileResult(tile.key, empty_heatmap(tile, periods), empty_patches(), ids, timings,
-                              f"every pixel is cloud-masked in {p.label}")
+    window_px = 45
+    grid_empty = empty_patch_grid(tile, params.stride, window_px)
+    comps = []
+    ids: list[str] = []
+    made = 0
+    for p in periods:
+        t = time.perf_counter()
+        if composites is not None:
+            comp, scene_ids, fresh = composites(tile, p)
+        else:
+            stack = source.load(tile, p)
+            scene_ids, fresh = tuple(stack.scene_ids), True
+            timings["load_s"] = timings.get("load_s", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            comp = composite(stack, p, params.composite_method) if len(stack.dates) else None
+            del stack
+        timings["composite_s"] = timings.get("composite_s", 0.0) + time.perf_counter() - t
+        made += int(fresh)
+        ids.extend(scene_ids)
+        if comp is None or comp.n_scenes == 0:
+            return TileResult(tile.key, empty_heatmap(tile, periods), grid_empty, tuple(ids), timings,
+                              f"no scenes in {p.label}", made)
+        if comp.mask.all():
+            return TileResult(tile.key, empty_heatmap(tile, periods), grid_empty, tuple(ids), timings,
+                              f"every pixel is cloud-masked in {p.label}", made)
+        comps.append(comp)
+    say(f"{tile.key}: imagery read and composited, {len(ids)} scenes ({timings.get('load_s', 0.0) + timings['composite_s']:.1f} s)")
     m = _models(models, params)
     t = time.perf_counter()
     hm = pixel_heatmap(comps, [(0, 1)], m.pixel, progress)
-    heatmap = Raster(hm.data, hm.crs, hm.transform, hm.band_descriptions, hm.nodata, tile.key, dict(hm.tags))
+    heatmap = Raster(hm.data[:1], hm.crs, hm.transform, hm.band_descriptions[:1], hm.nodata, tile.key, dict(hm.tags))
     timings["heatmap_s"] = time.perf_counter() - t
     say(f"{tile.key}: pixel model done ({timings['heatmap_s']:.1f} s)")
     t = time.perf_counter()
-    patches = patch_scores(comps, [(0, 1)], m.patch, params.stride, params.max_masked)
-    keep = min(params.patch_keep_threshold, params.blob_params().patch_threshold)  # never drop a candidate's patch
-    patches = keep_patches(patches, keep).reset_index(drop=True)
+    grid = pair_grid(comps, (0, 1), m.patch, params.stride, params.max_masked)
+    patch = patch_grid_raster(tile, grid, params.stride, int(m.patch.window))
     timings["patches_s"] = time.perf_counter() - t
-    say(f"{tile.key}: patch model done, {len(patches)} patches kept ({timings['patches_s']:.1f} s)")
-    reason = None if np.isfinite(heatmap.data[-1]).any() else "no pixel valid in both composites"
-    return TileResult(tile.key, heatmap, patches, ids, timings, reason)
+    say(f"{tile.key}: patch model done ({timings['patches_s']:.1f} s)")
+    reason = None if np.isfinite(heatmap.data[0]).any() else "no pixel valid in both composites"
+    return TileResult(tile.key, heatmap, patch, tuple(ids), timings, reason, made)
+
+
+class MemoryComposites:
+    """A :data:`CompositeLoader` keeping each (tile, period) composite in memory: the pairs of one
+    window share composites, as with the store's cache (:mod:`plastics_core.composite_cache`)."""
+
+    def __init__(self, source: ImagerySource, method: str) -> None:
+        self.source, self.method = source, method
+        self.cache: dict[tuple[str, Period], tuple[Any, tuple[str, ...]]] = {}
+        self.computed = 0
+
+    def __call__(self, tile: Tile, period: Period) -> tuple[Any, tuple[str, ...], bool]:
+        key = (tile.key, period)
+        if key in self.cache:
+            return (*self.cache[key], False)
+        stack = self.source.load(tile, period)
+        comp = composite(stack, period, self.method) if len(stack.dates) else None
+        self.cache[key] = (comp, tuple(stack.scene_ids))
+        self.computed += 1
+        return (*self.cache[key], True)
+
+
+def run_window(tiles: Sequence[Tile], source: ImagerySource, models: Models | ModelStore, params: DetectParams,
+               window: dt.date) -> tuple[list[Raster], gpd.GeoDataFrame, dict[str, list[TileResult]]]:
+    """A whole detection window without Dagster: per tile, the ``params.pairs`` pairs ending at
+    ``window`` (:func:`run_tile`, composites shared in memory), then the median heatmap (pair bands +
+    ``median``) and GPW's patch statistics over the pairs (kept where mean > the keep threshold).
+    Returns (heatmaps, patches EPSG:4326, pair results per tile key)."""
+    from plastics_core.periods import window_pair_starts
+    from plastics_core.window import median_heatmap, tile_patches
+
+    starts = window_pair_starts(window, params.pairs, params.mosaic_period)
+    m = _models(models, params)
+    keep = min(params.patch_keep_threshold, params.blob_params().patch_threshold)
+    heatmaps, frames, results = [], [], {}
+    for tile in tiles:
+        loader = MemoryComposites(source, params.composite_method)
+        pairs = [run_tile(tile, source, m, params, s, composites=loader) for s in starts]
+        results[tile.key] = pairs
+        heatmaps.append(median_heatmap([r.heatmap for r in pairs], tile.key))
+        frames.append(keep_patches(tile_patches([r.patch_grid for r in pairs]), keep))
+    frames = [f for f in frames if len(f)]
+    patches = (gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+               if frames else empty_patches())
+    return heatmaps, patches, results
 
 
 def find_blobs(heatmaps: Sequence[Raster], params: BlobParams | DetectParams | None = None,
@@ -221,15 +300,20 @@ def trace_contours(candidates: gpd.GeoDataFrame, source: ImagerySource, models: 
                    params: DetectParams, window: dt.date) -> gpd.GeoDataFrame:
     """Monthly outlines of each candidate ((Multi)Polygon, EPSG:4326; name, date, frame, area_km2).
 
-    Per candidate: a ``rect_width`` box on a UTM grid, the window span's scenes, monthly
-    composites, ensemble median per monthly pair, then :func:`contours.site_contours`.
+    Per candidate: a ``rect_width`` box on a UTM grid, the scenes of the window's whole span (the
+    first period of its oldest pair to the end of its own pair's partner: ``pairs`` quarters + the
+    pair lag, enough months for the 8-frame rolling mask), monthly composites, ensemble median per
+    monthly pair, then :func:`contours.site_contours`.
     """
     empty = gpd.GeoDataFrame({c: [] for c in CONTOUR_COLUMNS}, geometry=[], crs="EPSG:4326")
     if candidates is None or len(candidates) == 0:
         return empty
     ens = _models(models, params, ensemble=True).ensemble
     assert ens is not None
-    span = window_span(window, params.mosaic_period, params.spectrogram_interval)
+    from plastics_core.periods import window_pair_starts
+
+    first = window_pair_starts(window, params.pairs, params.mosaic_period)[0]
+    span = Period(first, window_span(window, params.mosaic_period, params.spectrogram_interval).end)
     out = []
     for _, row in candidate_boxes(candidates, params.rect_width).iterrows():
         tile = box_tile(float(row["lon"]), float(row["lat"]), params.rect_width, str(row["name"]))

@@ -38,24 +38,30 @@ def detect_params(values: dict[str, Any]) -> Any:
 
 def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: dt.date, folder: UPath,
                  log: Any = None) -> dict[str, Any]:
-    """Run one tile and write its files into ``folder`` (heatmap, patches, then the summary);
+    """Run one tile's pair and write its files into ``folder`` (heatmap, patch grid, then the summary).
+    Composites come from / go to the store's composite cache (:mod:`plastics_core.composite_cache`);
     ``log(line)`` is told each phase (see :func:`plastics_core.pipeline.run_tile`).
 
-    Returns the summary ``{key, scene_ids, empty_reason, seconds, timings}`` (what the summary
-    file holds)."""
-    from plastics_core.outputs import cog_bytes, geojson_bytes, json_bytes
+    Returns the summary ``{key, scene_ids, empty_reason, seconds, pairs_computed (1),
+    composites_computed, timings}`` (what the summary file holds)."""
+    from plastics_core.composite_cache import CompositeCache, cache_folder
+    from plastics_core.outputs import cog_bytes, json_bytes
     from plastics_core.pipeline import run_tile
     from plastics_core.store import atomic_write, tile_files
     from plastics_core.tiles import tile_from_key
 
     start = time.perf_counter()
-    result = run_tile(tile_from_key(tile_key), source, models, params, window, log=log)
+    # folder = <store>/descartes_run/<roi>/<window>/<run-hash>: composites go to <store>/composites/<roi>/<run-hash>
+    store, roi = folder.parent.parent.parent.parent, folder.parent.parent.name
+    cache = CompositeCache(cache_folder(store, roi, folder.name, tile_key), source, params.composite_method)
+    result = run_tile(tile_from_key(tile_key), source, models, params, window, composites=cache, log=log)
     seconds = time.perf_counter() - start
     files = tile_files(folder, tile_key)
     atomic_write(files["heatmap"], cog_bytes(result.heatmap))
-    atomic_write(files["patches"], geojson_bytes(result.patches))
+    atomic_write(files["patch_grid"], cog_bytes(result.patch_grid))
     summary = {"key": tile_key, "scene_ids": sorted(str(s) for s in result.scene_ids),
                "empty_reason": result.empty_reason, "seconds": round(seconds, 3),
+               "pairs_computed": 1, "composites_computed": result.composites_computed,
                "timings": {k: round(v, 3) for k, v in result.timings.items()}}
     atomic_write(files["summary"], json_bytes(summary))
     return summary

@@ -7,9 +7,12 @@ the full bytes (never partial). The Dagster IO managers (:mod:`plastics_dagster.
 the remote tile job (:mod:`plastics_core.remote`) both write through these functions, so a tile
 computed on an EarthOne worker lands in exactly the files the in-process step writes::
 
-    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif              heatmap COG
-    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patches.geojson  kept patches
+    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif              the window's pair: pixel scores
+    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patchgrid.tif    the pair's patch-score grid
     <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.summary          JSON summary, written last
+
+One ``descartes_run`` partition is one spectrogram pair (the quarter ``<window>`` and its partner);
+the detection window's assets read the last ``pairs`` of them (:mod:`plastics_core.window`).
 """
 
 from __future__ import annotations
@@ -164,10 +167,10 @@ def run_folder(store: UPath, roi: str, window: str, run_hash: str) -> UPath:
 
 
 def tile_files(folder: UPath, tile_key: str) -> dict[str, UPath]:
-    """The three files of one tile: ``heatmap`` (.tif), ``patches`` (.patches.geojson), ``summary``
-    (.summary, JSON)."""
+    """The three files of one tile and pair: ``heatmap`` (.tif), ``patch_grid`` (.patchgrid.tif),
+    ``summary`` (.summary, JSON)."""
     name = safe_name(tile_key)
-    return {"heatmap": folder / f"{name}.tif", "patches": folder / f"{name}.patches.geojson",
+    return {"heatmap": folder / f"{name}.tif", "patch_grid": folder / f"{name}.patchgrid.tif",
             "summary": folder / f"{name}{TILE_SUMMARY_EXT}"}
 
 

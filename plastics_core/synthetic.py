@@ -213,6 +213,59 @@ def _planted(
     return box, out
 
 
+#: Extra pixels of the per-grid noise and smooth-field banks; each scene views them at a seeded offset.
+_BANK_PAD = 64
+
+
+@lru_cache(maxsize=4)
+def _grid_banks(seed: int, shape: tuple[int, int], grid_key: tuple[object, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per grid, generated once: multiplicative noise (12, h + pad, w + pad) float32 (uniform, std
+    1 %) and a smooth field (h + max(h, 384), w + max(w, 384)) in [0, 1] with ~60 px features;
+    scenes take seeded views (offsets far apart relative to the features: nearly independent)."""
+    h, w = shape
+    rng = _rng("banks", *grid_key)
+    noise = rng.random((12, h + _BANK_PAD, w + _BANK_PAD), dtype=np.float32)
+    noise -= 0.5
+    noise *= 0.0346
+    noise += 1.0
+    field = _smooth_field(rng, (h + max(h, 384), w + max(w, 384)), 60)
+    return noise, field
+
+
+def _view(bank: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A (..., h, w) view of ``bank`` at a seeded offset (no copy)."""
+    h, w = shape
+    oy = int(rng.integers(0, bank.shape[-2] - h + 1))
+    ox = int(rng.integers(0, bank.shape[-1] - w + 1))
+    return bank[..., oy:oy + h, ox:ox + w]
+
+
+def _make_world(tile_crs: str, tile_transform: Affine, shape: tuple[int, int], seed: int, shared_dir: Path | None,
+                sites: list[PlantedSite], texture: float, sigs: list[Signature],
+                ) -> tuple[np.ndarray, tuple[tuple[slice, slice], np.ndarray] | None]:
+    """The grid's clear base images (C-contiguous, >= 1 DN) and its planted site pixels."""
+    grid_key = (seed, tile_crs, round(tile_transform.c, 2), round(tile_transform.f, 2), *shape)
+    origin = (int(round(-tile_transform.f / abs(tile_transform.e))), int(round(tile_transform.c / tile_transform.a)))
+    base = np.ascontiguousarray(np.maximum(background(shape, seed, shared_dir, origin), np.float32(1.0)))
+    planted = _planted(base, sites, sigs, tile_crs, tile_transform, texture, grid_key)
+    if planted is not None:
+        np.clip(planted[1], 1.0, 20000.0, out=planted[1])
+    return base, planted
+
+
+@lru_cache(maxsize=4)
+def _world(tile_crs: str, transform: tuple[float, ...], shape: tuple[int, int], seed: int, shared_dir: str,
+           sites: tuple[PlantedSite, ...], texture: float,
+           ) -> tuple[np.ndarray, tuple[tuple[slice, slice], np.ndarray] | None]:
+    """:func:`_make_world` with the committed signatures, cached per grid (read-only arrays)."""
+    base, planted = _make_world(tile_crs, Affine(*transform[:6]), shape, seed, Path(shared_dir), list(sites),
+                                texture, load_signatures())
+    base.flags.writeable = False
+    if planted is not None:
+        planted[1].flags.writeable = False
+    return base, planted
+
+
 def make_scene_stack(
     tile_crs: str,
     tile_transform: Affine,
@@ -234,6 +287,9 @@ def make_scene_stack(
     ``cloudy=True``: every acquisition is fully clouded (mask all True). ``haze``: peak DN
     of the additive blue-weighted haze. ``texture``: per-pixel multiplicative spread of the
     site spectrum (fixed in time; 1 % per-acquisition noise is added on top).
+    Speed: the background, the planted sites, a noise bank and a smooth-field bank are made
+    once per grid (cached); each acquisition takes seeded views of the banks for its noise,
+    haze and clouds, so a scene costs a few passes over its pixels.
     """
     h, w = shape
     if h <= 0 or w <= 0:
@@ -243,39 +299,41 @@ def make_scene_stack(
     if not dates:
         return SceneStack(np.zeros((0, 12, h, w), np.uint16), np.zeros((0, h, w), bool), tile_crs,
                           tile_transform, (), (), BAND_NAMES)
-    sigs = signatures if signatures is not None else load_signatures()
+    sigs = signatures if signatures is not None else []
     grid_key = (seed, tile_crs, round(tile_transform.c, 2), round(tile_transform.f, 2), h, w)
-    origin = (int(round(-tile_transform.f / abs(tile_transform.e))), int(round(tile_transform.c / tile_transform.a)))
-    base = background(shape, seed, shared_dir, origin)
-    planted = _planted(base, sites, sigs, tile_crs, tile_transform, texture, grid_key)
+    if signatures is None:
+        base, planted = _world(tile_crs, tuple(tile_transform), shape, seed, str(shared_dir or default_shared_dir()),
+                               tuple(sites), texture)
+    else:
+        base, planted = _make_world(tile_crs, tile_transform, shape, seed, shared_dir, list(sites), texture, sigs)
+    noise_bank, field_bank = _grid_banks(seed, shape, grid_key)
     data = np.empty((len(dates), 12, h, w), np.uint16)
     mask = np.zeros((len(dates), h, w), bool)
-    img = np.empty((12, h, w), np.float32)  # work buffers, reused (no per-scene allocation)
-    noise = np.empty((12, h, w), np.float32)
+    img = np.empty((12, h, w), np.float32)  # work buffer, reused (no per-scene allocation)
     for t, day in enumerate(dates):
         rng = _rng("scene", *grid_key, day.toordinal())
         k = int(_rng("base", seed, day.toordinal()).integers(0, len(base)))  # same on every tile
-        np.copyto(img, base[k])
+        np.multiply(base[k], _view(noise_bank, shape, rng), out=img)
         if planted is not None:
             (ys, xs), patches = planted
-            img[:, ys, xs] = patches[signature_phase(day)][k]
-        rng.random(out=noise, dtype=np.float32)  # uniform, std 1 %: (u - 0.5) * sqrt(12) / 100
-        noise -= 0.5
-        noise *= 0.0346
-        noise += 1.0
-        img *= noise
-        hz = np.clip(_smooth_field(rng, shape, 60) * 2 - 1, 0, 1) * haze
-        frac = 1.0 if cloudy else scene_cloud_cover(day, seed, cloud_fraction)
-        cloud = np.zeros(shape, bool)
-        if frac > 0:
-            field = _smooth_field(rng, shape, 30)
-            cloud = field >= np.quantile(field, 1 - frac) if frac < 1 else np.ones(shape, bool)
-        bright = rng.uniform(0.8, 1.2)
+            img[:, ys, xs] = patches[signature_phase(day)][k] * _view(noise_bank, shape, rng)[:, ys, xs]
+        hv = _view(field_bank, shape, rng)
+        lo, hi = float(hv.min()), float(hv.max())
+        hz = np.clip((hv - lo) * np.float32(2.0 / max(hi - lo, 1e-6)) - 1, 0, 1) * np.float32(haze)
         for band in range(12):
             img[band] += HAZE_SHAPE[band] * hz
-            img[band][cloud] = CLOUD_DN[band] * bright
-        mask[t] = cloud
-        np.clip(img, 1, 65535, out=img)
+        frac = 1.0 if cloudy else scene_cloud_cover(day, seed, cloud_fraction)
+        if frac >= 1:
+            mask[t] = True
+        elif frac > 0:
+            cf = _view(field_bank, shape, rng)
+            mask[t] = cf >= np.quantile(cf[::4, ::4], 1 - frac)
+        if frac > 0:
+            bright = np.float32(rng.uniform(0.8, 1.2))
+            cloud = np.flatnonzero(mask[t])
+            for band in range(12):
+                img[band].reshape(-1)[cloud] = CLOUD_DN[band] * bright
+        # no clip needed: base >= 1 DN and noise >= 0.98 keep img >= 0.98, and clouds / sites stay far below 65535
         img += 0.5  # the uint16 cast truncates: round half up
         data[t] = img
     return SceneStack(

@@ -47,6 +47,7 @@ class DetectionParams(ConfigurableResource):  # type: ignore[type-arg]
     rect_width: float = _field("rect_width")
     mosaic_period: int = _field("mosaic_period")
     spectrogram_interval: int = _field("spectrogram_interval")
+    pairs: int = _field("pairs")
     composite_method: CompositeMethod = _field("composite_method")
     preset: Preset = _field("preset")
     pred_threshold: float | None = _field("pred_threshold")

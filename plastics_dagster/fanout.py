@@ -7,15 +7,16 @@ Graph (inside the asset ``descartes_run``)::
 
 - ``plan_tiles``: the partition's ROI -> DLTile keys (``tilesize``/``pad`` from the params);
   mapping keys are the tile keys made identifier-safe (:func:`mapping_key`).
-- ``infer_tile``: one tile through :func:`plastics_core.pipeline.run_tile` (imagery, composites,
-  pixel heatmap, patch scores). Dagster pool ``gpu`` (limit it to the number of GPUs with
+- ``infer_tile``: one tile through :func:`plastics_core.pipeline.run_tile`: the partition's
+  quarter is one spectrogram pair (its first period and the partner ``spectrogram_interval``
+  periods later): imagery, both composites, the pixel model on the pair, the patch model. Dagster pool ``gpu`` (limit it to the number of GPUs with
   ``dagster instance concurrency set gpu N``); tag ``dagster-celery/queue: gpu`` (celery
   executor); tag ``dagster-k8s/config`` (:data:`GPU_K8S_CONFIG`: ``nvidia.com/gpu: 1``, GPU node
   selector and toleration) for ``k8s_job_executor``. It writes the tile's outputs into the run-hash
   folder (the same files the manifest's IO manager reads)::
 
-      <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif              heatmap COG
-      <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patches.geojson  kept patches
+      <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif              the pair's pixel scores (COG)
+      <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patchgrid.tif    the pair's patch-score grid
       <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.summary          JSON summary, written last
 
   The summary file marks the tile complete: a re-run (same run hash) finds it and skips the tile.
@@ -200,7 +201,7 @@ def _device() -> str:
 @op(ins={"tile_key": In(str), "submitted": In(dict)}, out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY),
     pool=GPU_POOL,
     tags=INFER_TILE_TAGS, code_version=CODE_VERSION, retry_policy=NETWORK_RETRY,
-    description="One tile: imagery, composites, pixel heatmap, patch scores; writes the tile's files under "
+    description="One tile, the quarter's pair: imagery, composites, pixel scores, patch scores; writes the tile's files under "
     "the run-hash folder (skipped when they already exist). GPU op: pool gpu, celery queue gpu, k8s GPU pod. "
     "Backend earthone: waits for the tile's EarthOne job (which writes the same files) instead.")
 @fail_fast_on_user_errors
@@ -285,6 +286,9 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
         "run_hash": manifest["run_hash"],
         "tiles": len(tiles),
         "tiles_skipped": sum(bool(t.get("skipped")) for t in tiles),
+        # model work done by this run: one pair per tile not skipped
+        "pairs_computed": sum(int(t.get("pairs_computed", 1)) for t in tiles if not t.get("skipped")),
+        "composites_computed": sum(int(t.get("composites_computed", 0)) for t in tiles if not t.get("skipped")),
         "backend": backend.resolved_kind(),
         "executor": ran_on,
         "scenes": len(scene_ids),
@@ -311,6 +315,8 @@ with warnings.catch_warnings():  # resource_defs on a graph asset is beta; it ke
         code_version=CODE_VERSION,
         kinds={"python", "tensorflow"},
         resource_defs={STEP_IO_MANAGER_KEY: step_io_manager},
-        description="Tiled model run for one (roi, window), one infer_tile step per tile (GPU op), and a JSON "
-        "manifest (run hash, params, tiles, backend, models + sha256, imagery + scene ids, timings).",
+        description="One spectrogram pair per quarter (window = the pair's first period), one infer_tile step per "
+        "tile (GPU op): per tile the pair's pixel scores and patch-score grid, and a JSON manifest (run hash, "
+        "params, periods, tiles, backend, models + sha256, imagery + scene ids, timings). Computed once per "
+        "quarter; every detection window covering the quarter reuses it.",
     )(_descartes_run)

@@ -4,8 +4,8 @@ Layout (``<store>`` = a folder, default ``./.plastics/store`` or ``$PLASTICS_STO
 ``s3://bucket/prefix``; ``<run-hash>`` from :mod:`plastics_dagster.config`)::
 
     <store>/descartes_run/<roi>/<window>/<run-hash>.json          manifest (written last)
-    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif    per-tile heatmap COG
-    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patches.geojson
+    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif    per-tile pair heatmap COG
+    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patchgrid.tif
     <store>/heatmaps/<roi>/<window>/<run-hash>/<tile>.tif + mosaic.vrt + tiles.json (the tile list)
     <store>/<asset>/<roi>/<window>/<run-hash>.geojson             patch_geojson, blobs, ... enriched_sites
     <store>/rois/<name>.geojson                                   registered ROIs
@@ -49,15 +49,16 @@ JSON_ASSETS = frozenset({"descartes_run"})
 
 @dataclass
 class DescartesRun:
-    """What ``descartes_run`` produces: the manifest and the per-tile outputs.
+    """What ``descartes_run`` produces for one quarter's spectrogram pair: the manifest and the
+    per-tile outputs.
 
-    ``heatmaps``: one Raster per tile (bands = pairs + median, float32, NaN nodata, tile CRS);
-    ``patches``: one GeoDataFrame per tile (EPSG:4326 patch polygons with score stats).
+    ``heatmaps``: one Raster per tile (one band: the pair's pixel scores, float32, NaN nodata, tile
+    CRS); ``patch_grids``: one Raster per tile (the pair's patch-score grid, NaN = not scored).
     """
 
     manifest: dict[str, Any]
     heatmaps: list[Raster] = field(default_factory=list)
-    patches: list[gpd.GeoDataFrame] = field(default_factory=list)
+    patch_grids: list[Raster] = field(default_factory=list)
 
 
 def read_gdf(data: bytes) -> gpd.GeoDataFrame:
@@ -170,13 +171,13 @@ class PlasticsIOManager(UPathIOManager):
 
     def dump_run(self, manifest_path: UPath, run: DescartesRun) -> None:
         """Per-tile outputs into ``<run-hash>/``, then the manifest (its presence = complete)."""
-        from plastics_core.outputs import cog_bytes, geojson_bytes, json_bytes
+        from plastics_core.outputs import cog_bytes, json_bytes
 
         folder = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
         for raster in run.heatmaps:
             atomic_write(folder / f"{safe_name(raster.name)}.tif", cog_bytes(raster))
-        for key, gdf in zip(run.manifest.get("tiles", []), run.patches, strict=False):
-            atomic_write(folder / f"{safe_name(str(key))}.patches.geojson", geojson_bytes(gdf))
+        for key, grid in zip(run.manifest.get("tiles", []), run.patch_grids, strict=False):
+            atomic_write(folder / f"{safe_name(str(key))}.patchgrid.tif", cog_bytes(grid))
         atomic_write(manifest_path, json_bytes(run.manifest))
 
     def load_input(self, context: InputContext) -> Any:
@@ -185,10 +186,14 @@ class PlasticsIOManager(UPathIOManager):
             return super().load_input(context)
         except FileNotFoundError:
             name = self._asset_name(context)
-            keys = ", ".join(str(k) for k in context.asset_partition_keys) if context.has_asset_partitions else ""
+            keys = [str(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
+            from plastics_dagster.partitions import split_key
+
+            run_hash = self.run_hash(split_key(keys[0])[0]) if keys else "-"
             raise Failure(
-                description=f"{name} is not materialized for partition {keys or '-'} with these parameters (run hash "
-                f"{self.run_hash}): materialize {name} first (select it too, or launch detect_job for this partition)",
+                description=f"{name} is not materialized for partition {', '.join(keys) or '-'} with these parameters "
+                f"(run hash {run_hash}): materialize {name} first (select it too, or launch detect_job for this "
+                "partition)",
                 metadata={"error": "MissingUpstreamError"}, allow_retries=False) from None
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
@@ -206,8 +211,10 @@ class PlasticsIOManager(UPathIOManager):
         folder = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
         keys = [str(k) for k in manifest.get("tiles", [])]
         heatmaps = read_raster_folder(folder, keys)
-        patches = [read_gdf(read_bytes(folder / f"{safe_name(k)}.patches.geojson")) for k in keys]
-        return DescartesRun(manifest=manifest, heatmaps=heatmaps, patches=patches)
+        from plastics_core.outputs import read_raster
+
+        grids = [read_raster(read_bytes(folder / f"{safe_name(k)}.patchgrid.tif")) for k in keys]
+        return DescartesRun(manifest=manifest, heatmaps=heatmaps, patch_grids=grids)
 
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
         from plastics_dagster.partitions import split_key

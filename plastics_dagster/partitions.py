@@ -1,9 +1,12 @@
 """Partitions of the detection graph: ``roi`` (dynamic) x ``window`` (quarterly).
 
 A partition key is a :class:`dagster.MultiPartitionKey` ``{"roi": NAME, "window": YYYY-MM-DD}``;
-its string form is ``NAME|YYYY-MM-DD`` (dimension names sorted). The ``window`` is the first
-composite's period start; the pair partner starts ``spectrogram_interval * mosaic_period`` months
-later (see :func:`plastics_core.periods.pair_periods`).
+its string form is ``NAME|YYYY-MM-DD`` (dimension names sorted). For ``descartes_run`` the
+``window`` is one spectrogram pair: the first composite's period start; the partner starts
+``spectrogram_interval * mosaic_period`` months later (see :func:`plastics_core.periods.pair_periods`).
+For the detection window's assets (``heatmaps``, ``patch_geojson`` and downstream) the window
+``W`` aggregates the pairs of the quarters ``W - (pairs - 1) .. W``: :data:`WINDOW_PAIRS_MAPPING`
+(same ROI, the last :data:`~plastics_core.periods.DEFAULT_PAIRS` quarters) maps it to them.
 
 Only complete windows are offered: the ``window`` dimension ends at the last window whose pair
 partner's quarter has ended (``end_offset=WINDOW_END_OFFSET``: a fixed lag of two quarters, so
@@ -15,15 +18,22 @@ quarter for its last scenes to arrive (CLI and sensors; default :data:`IMAGERY_L
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 from dagster import (
+    BetaWarning,
+    DimensionPartitionMapping,
     DynamicPartitionsDefinition,
+    IdentityPartitionMapping,
     MultiPartitionKey,
+    MultiPartitionMapping,
     MultiPartitionsDefinition,
+    TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
 )
 
 from plastics_core.errors import ParameterError
+from plastics_core.periods import DEFAULT_PAIRS
 
 #: Name of the dynamic ROI partitions definition (``instance.add_dynamic_partitions("roi", ...)``).
 ROI_PARTITIONS_NAME = "roi"
@@ -41,6 +51,25 @@ window_partitions = TimeWindowPartitionsDefinition(
     cron_schedule=WINDOW_CRON, start=WINDOW_START, fmt=WINDOW_FMT, end_offset=WINDOW_END_OFFSET
 )
 detect_partitions = MultiPartitionsDefinition({"roi": roi_partitions, "window": window_partitions})
+
+
+def window_pairs_mapping(pairs: int = DEFAULT_PAIRS) -> MultiPartitionMapping:
+    """(roi, W) -> the ``descartes_run`` partitions (roi, W - pairs + 1 quarters) .. (roi, W).
+
+    Quarters before the first window are skipped (``allow_nonexistent_upstream_partitions``).
+    A mapping's offset is static: the graph declares the default ``pairs``; a run with another
+    ``pairs`` reads its own span from the store (:func:`plastics_core.window.load_window_pairs`)."""
+    with warnings.catch_warnings():  # MultiPartitionMapping and allow_nonexistent_... are beta
+        warnings.simplefilter("ignore", BetaWarning)
+        return MultiPartitionMapping({
+            "roi": DimensionPartitionMapping("roi", IdentityPartitionMapping()),
+            "window": DimensionPartitionMapping("window", TimeWindowPartitionMapping(
+                start_offset=-(pairs - 1), end_offset=0, allow_nonexistent_upstream_partitions=True)),
+        })
+
+
+#: The lineage of a detection window: its last DEFAULT_PAIRS quarters' pairs.
+WINDOW_PAIRS_MAPPING = window_pairs_mapping()
 
 
 def partition_key(roi: str, window: str) -> MultiPartitionKey:

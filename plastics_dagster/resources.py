@@ -9,8 +9,10 @@ workers and Celery workers all build the same definitions); a field set in run c
 variable                   meaning
 =========================  ==========================================================================
 PLASTICS_STORE             output store: a folder or ``s3://bucket/prefix`` [``./.plastics/store``]
-PLASTICS_IMAGERY           imagery source: ``synthetic`` | ``local`` | ``stac`` | ``earthone`` [synthetic]
-PLASTICS_IMAGERY_PATH      folder of GeoTIFFs for ``local``; STAC API URL for ``stac`` [unset]
+PLASTICS_IMAGERY           imagery source: ``synthetic`` | ``local`` | ``stac`` | ``earthone``; read
+                           when a run uses the source. Unset: the run fails at once naming it
+                           (``synthetic`` is for the demo and tests only) [unset]
+PLASTICS_IMAGERY_PATH      folder of GeoTIFFs for ``local``; STAC API URL for ``stac`` (run time) [unset]
 PLASTICS_STAC_COLLECTION   STAC collection: ``sentinel-2-l1c`` or ``sentinel-2-l2a`` (L2A: a
                            distribution shift for the L1C-trained models) [sentinel-2-l1c]
 PLASTICS_MODEL_STORE       model folder, ``s3://`` or ``https://`` location [``../shared/models``]
@@ -67,7 +69,8 @@ def setting(value: str | None, var: str, default: str | None = None) -> str | No
 class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     """Which imagery source the run reads (``kind``) and where (``path``: folder or STAC URL)."""
 
-    kind: str = Field(default="", description="synthetic | local | stac | earthone; '' = $PLASTICS_IMAGERY or synthetic")
+    kind: str = Field(default="", description="synthetic | local | stac | earthone; '' = $PLASTICS_IMAGERY, "
+                      "read when the run uses the source (unset: the run fails naming it)")
     path: str | None = Field(default=None, description="GeoTIFF folder (local) or STAC API URL (stac); "
                                                        "None = $PLASTICS_IMAGERY_PATH")
     collection: str = Field(default="",
@@ -81,7 +84,10 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
         """The source kind; ImageryError (one line) when it is not a known kind."""
         from plastics_core.errors import ImageryError
 
-        kind = str(setting(self.kind, "PLASTICS_IMAGERY", "synthetic"))
+        kind = str(setting(self.kind, "PLASTICS_IMAGERY", "") or "")
+        if not kind:
+            raise ImageryError("no imagery source configured: set PLASTICS_IMAGERY to stac, local, earthone "
+                               "(or synthetic for a demo), or pass --imagery")
         if kind not in IMAGERY_KINDS:
             raise ImageryError(f"unknown imagery kind {kind!r}: use one of {', '.join(IMAGERY_KINDS)}")
         return kind

@@ -1,9 +1,11 @@
 """Materialize one partition of the graph in-process (used by ``plastics run`` and ``plastics demo``).
 
 :func:`materialize_partition` registers the ROI partition if needed (``test_patch`` from the
-shared data), runs ``detect_job`` (every detection asset and its checks, in-process) for a
-complete ``(roi, window)``, then ``registry_job`` for the ROI, and returns a
-JSON-safe summary (see :class:`RunSummary`).
+shared data), materializes ``descartes_run`` for each quarter of the window's pairs that the
+store lacks (one pair per quarter, computed once and reused by later windows), then runs
+``detect_job`` (every other detection asset and its checks, in-process) for a complete
+``(roi, window)``, then ``registry_job`` for the ROI, and returns a JSON-safe summary
+(see :class:`RunSummary`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dagster import DagsterInstance, Definitions
+from dagster import AssetKey, DagsterInstance, Definitions
 
 from plastics_core.errors import PlasticsError
-from plastics_dagster.config import detection_params
+from plastics_dagster.config import DetectionParams, detection_params
 from plastics_dagster.partitions import check_complete, parse_window, partition_key
 from plastics_dagster.registry import ensure_roi
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
@@ -33,6 +35,8 @@ class RunSummary:
     store: str
     success: bool
     tiles: int = 0
+    pairs: int = 0
+    pairs_computed: int = 0
     blobs: int = 0
     candidates: list[dict[str, Any]] = field(default_factory=list)
     contour_area_km2: float = 0.0
@@ -43,6 +47,24 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def pair_starts(window: str, params: DetectionParams) -> list[str]:
+    """ISO first-period dates of the ``params.pairs`` pairs window ``window`` aggregates (oldest first)."""
+    import datetime as dt
+
+    from plastics_core.periods import window_pair_starts
+    from plastics_dagster.partitions import WINDOW_START
+
+    return [d.isoformat() for d in window_pair_starts(dt.date.fromisoformat(window), params.pairs,
+                                                      params.mosaic_period, dt.date.fromisoformat(WINDOW_START))]
+
+
+def missing_starts(store: Any, roi: str, starts: list[str], run_hash: str) -> list[str]:
+    """The starts whose pair is not in the store for this run hash."""
+    from plastics_core.window import missing_starts as missing
+
+    return missing(store, roi, starts, run_hash)
 
 
 def parse_imagery(spec: str | None) -> ImagerySourceResource:
@@ -97,10 +119,29 @@ def materialize_partition(
     res = default_resources(params=params, imagery=src, store=store_res, **(resources or {}))
     tags = {"plastics/roi": roi, "plastics/window": window}
     defs = cli_definitions(res)
-    result = defs.resolve_job_def("detect_job").execute_in_process(
-        partition_key=partition_key(roi, window), instance=inst, raise_on_error=False, tags=tags)
-    summary = summarize(result, roi, window, params.run_hash(src.source_name(), store_res.roi_hash(roi)),
-                        store_res.resolved())
+    detect = defs.resolve_job_def("detect_job")
+    starts = pair_starts(window, params)
+    run_hash = params.run_hash(src.source_name(), store_res.roi_hash(roi))
+    computed, timings = 0, {}
+    for start in missing_starts(store_res.path(), roi, starts, run_hash):
+        pair = detect.execute_in_process(partition_key=partition_key(roi, start), instance=inst,
+                                         asset_selection=[AssetKey("descartes_run")], raise_on_error=False,
+                                         tags={**tags, "plastics/pair": start})
+        if not pair.success:
+            if raise_on_error:
+                raise_failure(pair)
+            return summarize(pair, roi, window, run_hash, store_res.resolved())
+        manifest = pair.output_for_node("descartes_run").manifest
+        timings[start] = manifest.get("timings", {}).get("total_s", 0.0)
+        for mat in pair.get_asset_materialization_events():
+            value = mat.materialization.metadata.get("pairs_computed")
+            computed += int(value.value) if value is not None else 0  # type: ignore[arg-type]
+    window_assets = window_asset_keys()
+    result = detect.execute_in_process(partition_key=partition_key(roi, window), instance=inst,
+                                       asset_selection=window_assets, raise_on_error=False, tags=tags)
+    summary = summarize(result, roi, window, run_hash, store_res.resolved())
+    summary.pairs, summary.pairs_computed = len(starts), computed
+    summary.timings = {"pairs_s": timings}
     if result.success and registry:
         reg = defs.resolve_job_def("registry_job").execute_in_process(
             partition_key=roi, instance=inst, raise_on_error=False, tags=tags)
@@ -118,6 +159,16 @@ class RunInterrupted(PlasticsError):
     """The run was stopped by SIGTERM/SIGINT (exit code 130 from the CLI)."""
 
     exit_code = 130
+
+
+def window_asset_keys() -> list[AssetKey]:
+    """``detect_job``'s assets of the detection window: every one except the per-quarter ``descartes_run``."""
+    from plastics_dagster.definitions import ALL_ASSETS
+    from plastics_dagster.jobs import DETECT_GROUPS
+
+    keys = {k for a in ALL_ASSETS for k, group in a.group_names_by_key.items()
+            if group in DETECT_GROUPS or k.path[-1] == "preview"}
+    return sorted(keys - {AssetKey("descartes_run")}, key=lambda k: k.to_user_string())
 
 
 def cli_definitions(resources: dict[str, Any]) -> Definitions:
@@ -187,9 +238,7 @@ def summarize(result: Any, roi: str, window: str, run_hash: str, store: str) -> 
             summary.checks_failed.append(f"{ev.asset_key.path[-1]}:{ev.check_name}")
     if not result.success:
         return summary
-    run = result.output_for_node("descartes_run")
-    summary.tiles = len(run.manifest.get("tiles", []))
-    summary.timings = run.manifest.get("timings", {})
+    summary.tiles = len(result.output_for_node("heatmaps"))
     summary.blobs = len(result.output_for_node("blobs"))
     cands = result.output_for_node("candidates")
     for _, row in cands.iterrows():

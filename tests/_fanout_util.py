@@ -54,7 +54,7 @@ def resources(store: Path, **overrides: Any) -> dict[str, Any]:
     from plastics_dagster.definitions import default_resources
     from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
-    return default_resources(params=DetectionParams(tilesize=TILESIZE, pad=PAD), imagery=ImagerySourceResource(),
+    return default_resources(params=DetectionParams(tilesize=TILESIZE, pad=PAD, pairs=1), imagery=ImagerySourceResource(),
                              store=StoreResource(location=str(store)), **overrides)
 
 
@@ -73,8 +73,8 @@ def run_hash() -> str:
     from plastics_dagster.config import DetectionParams
     from plastics_dagster.resources import ImagerySourceResource
 
-    return DetectionParams(tilesize=TILESIZE, pad=PAD).run_hash(ImagerySourceResource().source_name(),
-                                                                 geometry_hash(four_tile_roi()))
+    return DetectionParams(tilesize=TILESIZE, pad=PAD, pairs=1).run_hash(ImagerySourceResource().source_name(),
+                                                                          geometry_hash(four_tile_roi()))
 
 
 def run_dir(store: Path) -> Path:
@@ -104,14 +104,12 @@ def assert_same_outputs(a: Path, b: Path, assets: tuple[str, ...] = ("patch_geoj
     from plastics_core.outputs import read_raster
 
     assert comparable_manifest(a) == comparable_manifest(b)
-    tifs = sorted(p.name for p in run_dir(a).glob("*.tif"))
-    assert len(tifs) == 4 and tifs == sorted(p.name for p in run_dir(b).glob("*.tif"))
+    tifs = sorted(p.name for p in run_dir(a).glob("*.tif"))  # per tile: pair heatmap + patch grid
+    assert len(tifs) == 8 and tifs == sorted(p.name for p in run_dir(b).glob("*.tif"))
     for name in tifs:
         ra, rb = read_raster(run_dir(a) / name), read_raster(run_dir(b) / name)
         assert ra.band_descriptions == rb.band_descriptions and ra.transform == rb.transform
         np.testing.assert_array_equal(ra.data, rb.data)
-    for pa in sorted(run_dir(a).glob("*.patches.geojson")):
-        assert pa.read_bytes() == (run_dir(b) / pa.name).read_bytes()
     for asset in assets:
         rel = Path(asset) / ROI_NAME / WINDOW / f"{run_hash()}.geojson"
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), asset

@@ -19,9 +19,9 @@ FAKE_SECRETS = {
 }
 FAKE_IDS = {"AWS_ACCESS_KEY_ID": "AKIAFAKEID", "EARTHONE_CLIENT_ID": "fake-client-id",
             "DESCARTESLABS_CLIENT_ID": "fake-dl-client-id"}
-#: The shared run's partition and parameters (256 px tiles keep it to a few seconds).
+#: The shared run's partition and parameters (256 px tiles and one pair keep it to a few seconds).
 GRAPH_RUN_WINDOW = "2021-01-01"
-GRAPH_RUN_PARAMS: dict[str, Any] = {"tilesize": 256, "pad": 16}
+GRAPH_RUN_PARAMS: dict[str, Any] = {"tilesize": 256, "pad": 16, "pairs": 1}  # one pair per window: fast
 
 
 @dataclass(frozen=True)

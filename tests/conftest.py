@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PLASTICS_SHARED", REPO.parent / "shared")).resolve()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PLASTICS_MODEL_STORE", str(SHARED / "models"))
+os.environ.setdefault("PLASTICS_IMAGERY", "synthetic")  # tests use the synthetic world explicitly
 
 
 @pytest.fixture(scope="session")

@@ -33,18 +33,27 @@ def _patches() -> gpd.GeoDataFrame:
                             geometry=[box(115.34, -8.57, 115.345, -8.565)], crs="EPSG:4326")
 
 
+def _grid(name: str) -> Raster:
+    data = np.full((1, 3, 4), 0.5, np.float32)
+    data[0, 0, 0] = np.nan
+    return Raster(data, "EPSG:32750", Affine(80, 0, 500000, 0, -80, 9050000), ("patch_score",), name=name,
+                  tags={"window": "45", "stride": "8"})
+
+
 def _roundtrip(store: str) -> None:
     base = store_path(store)
     io = PlasticsIOManager(base, lambda roi: "abc123def456")
     manifest = base / "descartes_run" / "r" / "2021-01-01" / "abc123def456.json"
     run = DescartesRun({"tiles": ["1:0:10.0:50:0:0", "1:0:10.0:50:0:1"], "run_hash": "abc123def456"},
-                       [_raster("1:0:10.0:50:0:0", 500000), _raster("1:0:10.0:50:0:1", 500080)], [_patches(), _patches()])
+                       [_raster("1:0:10.0:50:0:0", 500000), _raster("1:0:10.0:50:0:1", 500080)],
+                       [_grid("1:0:10.0:50:0:0"), _grid("1:0:10.0:50:0:1")])
     io.dump_run(manifest, run)
     back = io.load_run(manifest, run.manifest)
     assert [r.name for r in back.heatmaps] == run.manifest["tiles"]
     np.testing.assert_array_equal(back.heatmaps[0].data, run.heatmaps[0].data)
     assert back.heatmaps[0].band_descriptions == ("a|b", "c|d", "median")
-    assert len(back.patches[1]) == 1
+    np.testing.assert_array_equal(back.patch_grids[1].data, run.patch_grids[1].data)
+    assert back.patch_grids[1].tags["stride"] == "8"
     folder = base / "heatmaps" / "r" / "2021-01-01" / "abc123def456"
     assert write_raster_folder(folder, run.heatmaps)
     names = sorted(p.name for p in folder.iterdir())

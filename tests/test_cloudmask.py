@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import pytest
+from affine import Affine
 
 from plastics_core.errors import ImageryError, ParameterError
 from plastics_core.imagery.cloudmask import (
@@ -79,3 +81,75 @@ def test_esa_l1c_mask_and_dilate() -> None:
     assert esa_l1c_mask(classi, dilation_size=1).sum() == 10
     assert esa_l1c_mask(classi[0]).sum() == 1
     assert dilate(np.zeros((2, 4, 4), bool), 2).shape == (2, 4, 4)
+
+
+# --- cloud shadows -------------------------------------------------------------------------------
+
+SLOVENIA = "data/s2l1c_slovenia_2015/s2l1c_ref5_12band_uint16.npz"
+
+
+def _slovenia(shared_dir):  # type: ignore[no-untyped-def]
+    with np.load(shared_dir / SLOVENIA) as z:
+        return z["bands"].astype(np.uint16), z["clm"].astype(bool)
+
+
+def test_shadow_projection_points_away_from_the_sun() -> None:
+    from plastics_core.imagery.cloudmask import ShadowConfig, shadow_projection
+
+    cloud = np.zeros((60, 60), bool)
+    cloud[28:32, 28:32] = True
+    cfg = ShadowConfig(min_height_m=100, max_height_m=100, height_step_m=100)  # one height: 100 m * tan(45) = 10 px
+    south = shadow_projection(cloud, sun_azimuth_deg=0.0, sun_zenith_deg=45.0, config=cfg)  # sun in the north
+    assert south[38:42, 28:32].all() and south.sum() == 16
+    west = shadow_projection(cloud, sun_azimuth_deg=90.0, sun_zenith_deg=45.0, config=cfg)  # sun in the east
+    assert west[28:32, 18:22].all() and west.sum() == 16
+
+
+def test_no_shadow_on_real_clear_scenes(shared_dir) -> None:  # type: ignore[no-untyped-def]
+    """Real L1C pixels near Ljubljana: with the reference cloud masks (clear scenes: no cloud), no
+    pixel is called shadow, dark water and forest included; a fully cloudy scene stays all cloud."""
+    from plastics_core.imagery.cloudmask import cloud_and_shadow_mask
+
+    bands, clm = _slovenia(shared_dir)
+    out = cloud_and_shadow_mask(bands, clm, 150.0, 35.0)
+    np.testing.assert_array_equal(out, clm)
+    assert (bands[[0, 3, 4], 7] < 1500).any()  # there are dark-NIR pixels the shadow test must not take
+
+
+def test_min_composite_picks_a_shadow_only_without_the_mask(shared_dir) -> None:  # type: ignore[no-untyped-def]
+    """Constructed on the real clear scenes: one scene gets a bright cloud and its shadow (darkened
+    pixels where the sun at azimuth 150 deg, zenith 35 deg projects a 1 km high cloud). A min
+    composite picks the shadow without the shadow mask, and the true ground with it."""
+    from plastics_core.composite import composite
+    from plastics_core.imagery.cloudmask import cloud_and_shadow_mask
+    from plastics_core.periods import Period
+    from plastics_core.scenes import SceneStack
+
+    bands, _ = _slovenia(shared_dir)
+    clear = bands[[0, 3, 4]].copy()
+    cloud = np.zeros((3, *clear.shape[2:]), bool)
+    cloud[1, 70:90, 50:70] = True
+    clear[1][:, cloud[1]] = 5000
+    d = 1000.0 * np.tan(np.radians(35.0)) / 10.0  # 70 px away from the sun (towards north-west)
+    az = np.radians(150.0 + 180.0)
+    dr, dc = int(round(-d * np.cos(az))), int(round(d * np.sin(az)))
+    shadow = np.zeros_like(cloud[1])
+    rows, cols = np.nonzero(cloud[1])
+    keep = (rows + dr >= 0) & (rows + dr < shadow.shape[0]) & (cols + dc >= 0) & (cols + dc < shadow.shape[1])
+    shadow[rows[keep] + dr, cols[keep] + dc] = True
+    assert shadow.sum() > 50
+    clear[1][:, shadow] = (clear[1][:, shadow] * 0.3).astype(np.uint16)  # a shadow: every band much darker
+
+    period = Period(dt.date(2015, 7, 1), dt.date(2015, 10, 1))
+    dates = (dt.date(2015, 7, 11), dt.date(2015, 8, 30), dt.date(2015, 9, 9))
+
+    def min_nir(mask: np.ndarray) -> np.ndarray:
+        stack = SceneStack(clear, mask, "EPSG:32633", Affine(10, 0, 465180, 0, -10, 5080250), dates,
+                           ("a", "b", "c"))
+        return composite(stack, period, "min").data[7]
+
+    truth = np.minimum(clear[0, 7], clear[2, 7]).astype(np.float32)
+    without = min_nir(cloud)
+    with_shadows = min_nir(cloud_and_shadow_mask(clear, cloud, [150.0] * 3, [35.0] * 3))
+    assert (without[shadow] < 0.5 * truth[shadow]).mean() > 0.9  # the shadow wins the minimum
+    assert (with_shadows[shadow] >= truth[shadow] * 0.99).mean() > 0.9  # masked: the ground wins

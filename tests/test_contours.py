@@ -33,12 +33,13 @@ def test_contours_valid_with_hole_and_area() -> None:
     poly = gdf.geometry.iat[0]
     assert len(poly.interiors) == 1
     planted = (50 * 50 - 10 * 10) * 100 / 1e6  # km^2 (UTM scale ~1 here)
-    assert gdf["area_km2"].iat[0] == pytest.approx(planted, rel=0.04)
+    # GPW's blur (sigma 1.3 px) thresholded at 0.2 grows a 0.9 site's outline by about a pixel (10 m)
+    assert gdf["area_km2"].iat[0] == pytest.approx(planted, rel=0.15) and gdf["area_km2"].iat[0] > planted
     # georeferenced: the polygon sits where the pixels are
     native = gpd.GeoSeries([poly], crs=4326).to_crs("EPSG:32751").iloc[0]
     minx, miny, maxx, maxy = native.bounds
-    assert minx == pytest.approx(700_000 + 200, abs=10) and maxy == pytest.approx(9_060_000 - 200, abs=10)
-    assert maxx == pytest.approx(700_000 + 700, abs=10) and miny == pytest.approx(9_060_000 - 700, abs=10)
+    assert minx == pytest.approx(700_000 + 200, abs=20) and maxy == pytest.approx(9_060_000 - 200, abs=20)
+    assert maxx == pytest.approx(700_000 + 700, abs=20) and miny == pytest.approx(9_060_000 - 700, abs=20)
 
 
 def test_two_parts_are_multipolygon() -> None:
@@ -47,18 +48,37 @@ def test_two_parts_are_multipolygon() -> None:
     f[:, 50:75, 50:75] = 0.95
     gdf = site_contours(f, DATES[:3], "EPSG:32751", TRANSFORM, "s")
     assert (gdf.geom_type == "MultiPolygon").all() and gdf.is_valid.all()
-    assert gdf["area_km2"].iat[0] == pytest.approx((15 * 15 + 25 * 25) * 100 / 1e6, rel=0.06)
+    assert gdf["area_km2"].iat[0] == pytest.approx((15 * 15 + 25 * 25) * 100 / 1e6, rel=0.2)
 
 
 def test_flicker_is_masked_and_empty_frames_dropped() -> None:
     f = np.zeros((10, 60, 60), np.float32)
-    f[3, 10:30, 10:30] = 0.99  # one-month flicker: the 8-frame rolling median is 0 -> masked
-    f[6:, 35:55, 35:55] = 0.7  # appears in frame 6: frames 6..9 see it in >= half their window
-    f[:, 0:5, :] = 0.3  # below the 0.5 prediction floor
+    f[8, 10:30, 10:30] = 0.99  # one-month flicker: the 8-frame rolling median is 0 -> masked
+    f[6:, 35:55, 35:55] = 0.7  # appears in frame 6: the TRAILING 8-frame median (frames i-7..i) sees
+    f[:, 0:5, :] = 0.3  # below the 0.5 prediction floor         it in half its window from frame 9 on
     gdf = site_contours(f, DATES, "EPSG:32751", TRANSFORM, "s")
-    assert list(gdf["frame"]) == [6, 7, 8, 9]
+    assert list(gdf["frame"]) == [9]
     masks = contour_masks(f)
-    assert masks.shape == (10, 240, 240) and not masks[3].any() and masks[9].any()
+    assert masks.shape == (10, 240, 240) and not masks[8].any() and masks[9].any()
+
+
+def test_rolling_mask_is_trailing_with_gpw_front_padding() -> None:
+    from plastics_core.contours import rolling_masks
+
+    f = np.zeros((4, 1, 1), np.float32)
+    f[0] = 0.9  # a site in the first frame only: the front padding (mean of frames 0..2 = 0.3) keeps it
+    keep = rolling_masks(f, mask_window=8, mask_threshold=0.1)  # window = min(8, 4) = 4
+    assert keep[:, 0, 0].tolist() == [True, True, True, False]
+
+
+def test_small_and_cloudy_frames_are_dropped() -> None:
+    f = np.zeros((3, 60, 60), np.float32)
+    f[:, 10:12, 10:12] = 0.95  # 4 px: far below GPW's 10 px minimum after blurring
+    f[:, 30:50, 30:50] = 0.95
+    gdf = site_contours(f, DATES[:3], "EPSG:32751", TRANSFORM, "s")
+    assert len(gdf) == 3 and (gdf.geom_type == "Polygon").all()
+    f[1, :8, :] = np.nan  # 13 % masked: GPW skipped such frames
+    assert list(site_contours(f, DATES[:3], "EPSG:32751", TRANSFORM, "s")["frame"]) == [0, 2]
 
 
 def test_all_masked_or_empty_is_empty() -> None:

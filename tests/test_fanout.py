@@ -70,7 +70,7 @@ def test_one_step_per_tile_and_manifest(first: dict[str, Any]) -> None:
     assert manifest["tiles"] == expected and manifest["backend"] == "local" and manifest["executor"] == "in-process"
     assert manifest["run_hash"] == fu.run_hash() and manifest["imagery"]["scene_ids"]
     assert len(fu.tile_markers(store)) == 4
-    assert sorted(p.name for p in store.iterdir()) == ["descartes_run", "heatmaps", "patch_geojson", "rois"]
+    assert sorted(p.name for p in store.iterdir()) == ["composites", "descartes_run", "heatmaps", "patch_geojson", "rois"]
     heatmaps = result.output_for_node("heatmaps")
     assert [r.name for r in heatmaps] == expected
     assert all(r.data.shape == (2, 108, 108) for r in heatmaps)
@@ -86,7 +86,7 @@ def test_tile_outputs_equal_run_tile(first: dict[str, Any], models_dir: Path) ->
     from plastics_dagster.resources import ImagerySourceResource
 
     key = fu.manifest(first["store"])["tiles"][0]
-    params = DetectionParams(tilesize=fu.TILESIZE, pad=fu.PAD)
+    params = DetectionParams(tilesize=fu.TILESIZE, pad=fu.PAD, pairs=1)
     ref = pipeline.run_tile(tile_from_key(key), ImagerySourceResource().get_source(), ModelStore(str(models_dir)),
                             to_detect_params(params), dt.date.fromisoformat(fu.WINDOW))
     got = read_raster(fu.run_dir(first["store"]) / f"{key.replace(':', '_')}.tif")

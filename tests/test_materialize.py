@@ -27,6 +27,27 @@ def run(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> dict[str,
     return {"summary": summary, "store": store, "instance": instance}
 
 
+def test_window_is_the_median_of_eight_pairs(run: dict[str, Any]) -> None:
+    summary = run["summary"]
+    assert summary.pairs == 8 and summary.pairs_computed == 8 * summary.tiles
+    folder = run["store"] / "heatmaps" / "test_patch" / WINDOW / summary.run_hash
+    raster = read_raster(sorted(folder.glob("*.tif"))[0])
+    assert len(raster.band_descriptions) == 9 and raster.band_descriptions[0].startswith("2019-04-01_2019-07-01|")
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(raster.data[-1], np.nanmedian(raster.data[:-1], axis=0))
+
+
+def test_next_window_computes_one_new_pair_per_tile(run: dict[str, Any]) -> None:
+    """Window W+1 after W: the 7 shared quarters are reused from the store, one pair per tile is new."""
+    from plastics_dagster.runner import materialize_partition
+
+    summary = materialize_partition("test_patch", "2021-04-01", store=str(run["store"]), imagery="synthetic",
+                                    instance=run["instance"], registry=False)
+    assert summary.success and summary.pairs == 8
+    assert summary.pairs_computed == summary.tiles == run["summary"].tiles
+    assert list(summary.timings["pairs_s"]) == ["2021-04-01"]
+
+
 def _temesi(gpw_dir: Path) -> Any:
     tpa = gpd.read_file(gpw_dir / "tpa_polygons.geojson")
     return tpa.loc[tpa["Name"] == "TPA Temesi"].geometry.iloc[0]
@@ -51,6 +72,7 @@ def test_store_layout_and_manifest(run: dict[str, Any]) -> None:
         assert doc["type"] == "FeatureCollection"
     manifest = json.loads((store / "descartes_run" / "test_patch" / WINDOW / f"{h}.json").read_text())
     assert manifest["run_hash"] == h and manifest["backend"] == "local" and manifest["executor"] == "in-process"
+    assert manifest["periods"] == ["2021-01-01_2021-04-01", "2021-07-01_2021-10-01"]  # this quarter's pair
     assert manifest["params"]["model"] == "spectrogram_v0.0.11_2021-07-13.h5"
     assert all(len(sha) == 64 for sha in manifest["models"].values())
     assert manifest["imagery"]["source"] == "synthetic" and manifest["imagery"]["scene_ids"]
@@ -93,7 +115,9 @@ def test_rematerialize_sites_is_byte_identical(run: dict[str, Any]) -> None:
 
 
 def _run_id(instance: DagsterInstance) -> str:
-    return instance.get_runs()[-1].run_id  # runs are newest first: the first run
+    """The window's run (not one of the per-quarter descartes_run runs before it)."""
+    runs = [r for r in instance.get_runs() if r.tags.get("plastics/window") == WINDOW and "plastics/pair" not in r.tags]
+    return runs[-1].run_id  # runs are newest first: the first such run
 
 
 def _check_event() -> Any:

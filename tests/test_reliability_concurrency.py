@@ -130,7 +130,7 @@ def test_parallel_runs_same_and_different_partitions(tmp_path: Path, models_dir:
         env = {**base, "DAGSTER_HOME": str(tmp_path / f"home-{name}")}
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "plastics_dagster.cli", "run", "--window", window, "--imagery", "synthetic",
-             "--param", "tilesize=256", "--param", "pad=16", "--json"],
+             "--param", "tilesize=256", "--param", "pad=16", "--param", "pairs=1", "--json"],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=600) for p in procs]
     for (name, _), proc, (_out, err) in zip(jobs, procs, outs, strict=True):
@@ -161,7 +161,7 @@ def test_parallel_runs_same_and_different_partitions(tmp_path: Path, models_dir:
     from plastics_dagster.runner import materialize_partition
 
     ref = tmp_path / "ref"
-    materialize_partition("test_patch", "2021-01-01", overrides={"tilesize": 256, "pad": 16}, store=str(ref),
+    materialize_partition("test_patch", "2021-01-01", overrides={"tilesize": 256, "pad": 16, "pairs": 1}, store=str(ref),
                           imagery="synthetic", instance=DagsterInstance.ephemeral(), registry=False)
     for f in ref.rglob("*.geojson"):
         if "rois" in f.parts:

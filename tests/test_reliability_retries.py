@@ -31,7 +31,7 @@ from plastics_dagster.config import DetectionParams
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
 WINDOW = "2021-01-01"
-SMALL: dict[str, Any] = {"tilesize": 256, "pad": 16}
+SMALL: dict[str, Any] = {"tilesize": 256, "pad": 16, "pairs": 1}  # one pair per window: fast
 NETWORK_BOUND = ("descartes_run", "contours", "preview")
 
 

@@ -68,7 +68,8 @@ def test_min_composite_removes_haze(shared_dir: Path) -> None:
     hazy = composite(_stack(shared_dir, cloud_fraction=0.0, haze=400.0), JAN, "min")
     clear = composite(_stack(shared_dir, cloud_fraction=0.0, haze=0.0), JAN, "min")
     diff = np.abs(hazy.data[1] - clear.data[1])  # blue: the band haze affects most
-    assert np.median(diff) < 5 and np.percentile(diff, 99) < 60
+    # haze covers about half of each scene: ~1 % of pixels are hazy in all 6 and keep some of it
+    assert np.median(diff) < 5 and np.percentile(diff, 98) < 60 and np.percentile(diff, 99) < 100
 
 
 def test_site_shows_t0_then_t1(shared_dir: Path) -> None:
@@ -96,7 +97,7 @@ def test_source_search_load_and_empty_periods(shared_dir: Path) -> None:
                           cloudy_periods=[Period(dt.date(2021, 10, 1), dt.date(2022, 1, 1))])
     assert isinstance(src, ImagerySource) and src.name == "synthetic"
     infos = src.search(box(115, -9, 116, -8), q1)
-    assert len(infos) == 18 and infos == src.search(box(115, -9, 116, -8), q1)
+    assert len(infos) == 9 and infos == src.search(box(115, -9, 116, -8), q1)
     assert all(0 <= (i.cloud_cover or 0) <= 100 for i in infos)
 
     class _Grid:
@@ -110,7 +111,7 @@ def test_source_search_load_and_empty_periods(shared_dir: Path) -> None:
     assert len(cloudy.dates) > 0 and cloudy.mask.all()
     # a period straddling an empty part keeps the rest
     half = src.load(_Grid(), Period(dt.date(2021, 6, 1), dt.date(2021, 8, 1)))  # type: ignore[arg-type]
-    assert len(half.dates) == 6 and all(d.month == 6 for d in half.dates)
+    assert len(half.dates) == 3 and all(d.month == 6 for d in half.dates)
 
 
 def test_committed_signatures_file() -> None:

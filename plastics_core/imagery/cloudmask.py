@@ -9,6 +9,9 @@ L1C scenes carry no per-pixel mask in most catalogs, so one is computed:
   10 m recommendation: threshold 0.4, ``average_over`` 4 px, ``dilation_size`` 2 px.
 - **ESA L1C mask** (``MSK_CLASSI_B00``, baseline >= 04.00: band 1 opaque clouds, band 2
   cirrus, band 3 snow; or a single-band 0/1 mask): any non-zero cloud band is cloud.
+- **Cloud shadows** (:func:`shadow_mask`, :class:`ShadowConfig`): the cloud mask projected away
+  from the sun over a range of cloud heights, kept where the near infrared is dark. A min
+  composite picks the darkest value of a pixel, so an unmasked shadow would win it.
 
 Masks are ``bool`` arrays, True = cloud (masked), shape ``(t, y, x)`` or ``(y, x)``.
 """
@@ -137,3 +140,106 @@ def dilate(mask: np.ndarray, size: int) -> np.ndarray:
     if mask.ndim == 3:
         return np.stack([ndimage.binary_dilation(m, structure=disk) for m in mask])
     return np.asarray(ndimage.binary_dilation(mask, structure=disk), dtype=bool)
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """Cloud-shadow masking by projection (the recipe of the public s2cloudless / Earth Engine
+    cloud-and-shadow tutorial, with the projection distance derived from cloud heights):
+
+    - every cloud pixel is projected away from the sun (shadow azimuth = sun azimuth + 180 deg)
+      by ``h * tan(sun zenith)`` for each cloud height ``h`` from ``min_height_m`` to
+      ``max_height_m`` in ``height_step_m`` steps; the union is the potential shadow;
+    - a potential-shadow pixel is shadow when it is dark in the near infrared: B08 below
+      ``nir_dark_dn`` (DN = reflectance x 10000; 1500 = the tutorial's 0.15) and not cloud;
+    - the shadow mask is dilated by ``dilation_size`` px (soft shadow edges).
+    """
+
+    min_height_m: float = 200.0
+    max_height_m: float = 4000.0
+    height_step_m: float = 100.0
+    nir_dark_dn: float = 1500.0
+    dilation_size: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_height_m <= self.max_height_m or self.height_step_m <= 0:
+            raise ParameterError("shadow heights: use 0 <= min_height_m <= max_height_m and height_step_m > 0")
+        if self.nir_dark_dn <= 0 or self.dilation_size < 0:
+            raise ParameterError("shadow nir_dark_dn must be > 0 and dilation_size >= 0")
+
+
+def _shift(mask: np.ndarray, drow: int, dcol: int) -> np.ndarray:
+    """``mask`` moved by (drow, dcol) pixels (rows down, columns right), zero-filled."""
+    h, w = mask.shape
+    out = np.zeros_like(mask)
+    if abs(drow) >= h or abs(dcol) >= w:
+        return out
+    src = mask[max(0, -drow):h - max(0, drow), max(0, -dcol):w - max(0, dcol)]
+    out[max(0, drow):max(0, drow) + src.shape[0], max(0, dcol):max(0, dcol) + src.shape[1]] = src
+    return out
+
+
+def shadow_projection(cloud: np.ndarray, sun_azimuth_deg: float, sun_zenith_deg: float, pixel_m: float = 10.0,
+                      config: ShadowConfig | None = None) -> np.ndarray:
+    """(y, x) bool: where the clouds of ``cloud`` (y, x) bool can cast shadow, for a north-up grid
+    of ``pixel_m`` metre pixels and the sun at azimuth (deg clockwise from north) / zenith (deg)."""
+    cfg = config or ShadowConfig()
+    if not 0.0 <= sun_zenith_deg < 90.0:
+        raise ImageryError(f"sun zenith {sun_zenith_deg} deg is not in [0, 90): check the scene metadata")
+    cloud = np.asarray(cloud, dtype=bool)
+    out = np.zeros_like(cloud)
+    if not cloud.any():
+        return out
+    away = np.radians(sun_azimuth_deg + 180.0)
+    tan_z = np.tan(np.radians(sun_zenith_deg))
+    seen: set[tuple[int, int]] = set()
+    for h in np.arange(cfg.min_height_m, cfg.max_height_m + 1e-9, cfg.height_step_m):
+        d = h * tan_z / pixel_m
+        step = (int(round(-d * np.cos(away))), int(round(d * np.sin(away))))  # north up: rows grow southward
+        if step not in seen:
+            seen.add(step)
+            out |= _shift(cloud, *step)
+    return out
+
+
+def shadow_mask(cloud: np.ndarray, nir: np.ndarray, sun_azimuth_deg: float, sun_zenith_deg: float,
+                pixel_m: float = 10.0, config: ShadowConfig | None = None) -> np.ndarray:
+    """(y, x) bool cloud-shadow mask (True = shadow) of one scene: the cloud projection
+    (:func:`shadow_projection`) where B08 ``nir`` (y, x) DN is dark, outside the clouds, dilated."""
+    cfg = config or ShadowConfig()
+    cloud = np.asarray(cloud, dtype=bool)
+    if cloud.shape != np.shape(nir):
+        raise ImageryError(f"cloud mask {cloud.shape} and NIR band {np.shape(nir)} differ: use one grid")
+    dark = (np.asarray(nir) < cfg.nir_dark_dn) & (np.asarray(nir) > 0)
+    shadow = shadow_projection(cloud, sun_azimuth_deg, sun_zenith_deg, pixel_m, cfg) & dark & ~cloud
+    return dilate(shadow, cfg.dilation_size) & ~cloud
+
+
+def cloud_and_shadow_mask(bands: np.ndarray, cloud: np.ndarray, sun_azimuth_deg: Any, sun_zenith_deg: Any,
+                          pixel_m: float = 10.0, config: ShadowConfig | None = None) -> np.ndarray:
+    """(t, y, x) bool: ``cloud`` (t, y, x) plus each scene's shadows, from (t, 12, y, x) DN in model
+    order (B08 is read) and per-scene sun angles (sequences of t floats, or one float for all).
+    A scene whose angles are unknown (None or NaN) keeps its cloud mask only."""
+    t = bands.shape[0]
+    az = np.broadcast_to(np.asarray(sun_azimuth_deg, dtype=np.float64), (t,))
+    zen = np.broadcast_to(np.asarray(sun_zenith_deg, dtype=np.float64), (t,))
+    nir = BAND_NAMES.index("B08")
+    out = np.array(cloud, dtype=bool, copy=True)
+    for i in range(t):
+        if np.isfinite(az[i]) and np.isfinite(zen[i]):
+            out[i] |= shadow_mask(cloud[i], bands[i, nir], float(az[i]), float(zen[i]), pixel_m, config)
+    return out
+
+
+def sun_angles(properties: dict[str, Any]) -> tuple[float, float]:
+    """(sun azimuth, sun zenith) in degrees from scene metadata: STAC ``view:sun_azimuth`` /
+    ``view:sun_elevation`` or Sentinel-2 ``s2:mean_solar_azimuth`` / ``s2:mean_solar_zenith``;
+    NaN when absent (shadow masking then skips the scene)."""
+    az = properties.get("view:sun_azimuth", properties.get("s2:mean_solar_azimuth"))
+    zen = properties.get("s2:mean_solar_zenith")
+    if zen is None and properties.get("view:sun_elevation") is not None:
+        zen = 90.0 - float(properties["view:sun_elevation"])
+    try:
+        return float(az), float(zen)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan"), float("nan")

@@ -34,7 +34,13 @@ from shapely.geometry import mapping, shape
 from plastics_core.bands import BAND_NAMES, STAC_ASSET_KEYS
 from plastics_core.errors import ImageryError, ParameterError
 from plastics_core.imagery.base import SceneInfo
-from plastics_core.imagery.cloudmask import CloudMaskConfig, cloud_mask, esa_l1c_mask
+from plastics_core.imagery.cloudmask import (
+    CloudMaskConfig,
+    cloud_and_shadow_mask,
+    cloud_mask,
+    esa_l1c_mask,
+    sun_angles,
+)
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
 from plastics_core.imagery.local import read_on_grid, resampling_for
 from plastics_core.imagery.retry import RetryPolicy, redact, retry_call
@@ -218,6 +224,8 @@ class StacSource:
             if cfg.cirrus_key is None:
                 raise ImageryError("s2cloudless needs the B10 cirrus asset: set cirrus_key or cloud_mask method 'none'")
             flagged |= cloud_mask(data[None], cirrus[None], cfg.cloud_mask)[0]
+            az, zen = sun_angles(next(iter(group)).get("properties", {}))  # L1C: add the clouds' shadows
+            flagged = cloud_and_shadow_mask(data[None], flagged[None], az, zen, float(tile.resolution))[0]
         return data, nodata | flagged
 
     def _read(self, item: dict[str, Any], key: str, tile: Tile, nodata: float | None = 0) -> np.ndarray:

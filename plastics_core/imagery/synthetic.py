@@ -42,7 +42,8 @@ class SyntheticSource:
     - ``seed``: everything (background offset, dates, clouds, haze, noise) follows from it.
     - ``shared_dir``: where ``data/s2l1c_slovenia_2015`` lives (default ``$PLASTICS_SHARED``
       or ``<repo>/../shared``); without it the background is synthetic land cover.
-    - ``scenes_per_month``: acquisitions per month (6 = every 5 days).
+    - ``scenes_per_month``: acquisitions per month (3 = every 10 days, Sentinel-2A's revisit
+      alone; 6 = every 5 days). 3 keeps a 3-month tile-period to 9 scenes (fast demo and tests).
     - ``cloud_fraction``: mean cloud cover per scene (each scene draws 0..2x this).
     - ``empty_periods``: acquisitions in these periods do not exist (search/load return none).
     - ``cloudy_periods``: acquisitions in these periods are 100 % cloud (all pixels masked).
@@ -53,7 +54,7 @@ class SyntheticSource:
         sites: Sequence[PlantedSite] = (),
         seed: int = 0,
         shared_dir: Path | None = None,
-        scenes_per_month: int = 6,
+        scenes_per_month: int = 3,
         cloud_fraction: float = 0.25,
         empty_periods: Sequence[Period] = (),
         cloudy_periods: Sequence[Period] = (),

@@ -1,25 +1,27 @@
-"""Detection group: ``descartes_run`` (tiled model run) -> ``heatmaps``, ``patch_geojson``.
+"""Detection group: ``descartes_run`` (one spectrogram pair per quarter) -> ``heatmaps``, ``patch_geojson``.
 
 ``descartes_run`` is the graph-backed asset of :mod:`plastics_dagster.fanout`: plan tiles ->
-one ``infer_tile`` GPU step per tile (:func:`plastics_core.remote.compute_tile`, files written per
-tile under the run-hash folder; or one EarthOne job per tile with ``PLASTICS_BACKEND=earthone``)
--> the manifest. Its value (:class:`~plastics_dagster.io_manager.DescartesRun`)
-is the manifest; the IO manager reads every tile's heatmap and patch scores back for downstream.
+one ``infer_tile`` GPU step per tile (:func:`plastics_core.remote.compute_tile`: the quarter's
+pair, files written per tile under the run-hash folder; or one EarthOne job per tile with
+``PLASTICS_BACKEND=earthone``) -> the manifest. Each quarter's pair is computed once.
+``heatmaps`` and ``patch_geojson`` are the detection window: they depend on the last ``pairs``
+quarters' ``descartes_run`` (:data:`~plastics_dagster.partitions.WINDOW_PAIRS_MAPPING`) and
+aggregate them (:mod:`plastics_core.window`): the median over the pairs, GPW's patch statistics.
 """
 
+import datetime as dt
 from typing import Any
 
 import geopandas as gpd
-import pandas as pd
-from dagster import MetadataValue, Output, asset
+from dagster import AssetDep, AssetExecutionContext, MetadataValue, Output, asset
 
 from plastics_core import thumbnails
 from plastics_core.raster import Raster
 from plastics_dagster import fanout
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.io_manager import DescartesRun
-from plastics_dagster.partitions import detect_partitions
+from plastics_dagster.partitions import WINDOW_PAIRS_MAPPING, WINDOW_START, detect_partitions, split_key
 from plastics_dagster.reliability import STORE_RETRY, fail_fast_on_user_errors
+from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
 
 CODE_VERSION = "1"
 
@@ -33,20 +35,62 @@ def to_detect_params(params: DetectionParams) -> Any:
 descartes_run = fanout.descartes_run
 
 
+def window_pairs(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
+                 store: StoreResource, models: ModelStoreResource) -> Any:
+    """The stored pairs of this partition's detection window (:class:`plastics_core.window.WindowPairs`).
+
+    Quarters whose ``descartes_run`` is not in the store (a window materialized alone: a job
+    backfill, one partition from the UI) are computed here first, tile after tile, and logged."""
+    from plastics_core.periods import window_pair_starts
+    from plastics_core.window import compute_missing_pairs, load_window_pairs
+
+    roi, window = split_key(context.partition_key)
+    starts = window_pair_starts(dt.date.fromisoformat(window), params.pairs, params.mosaic_period,
+                                earliest=dt.date.fromisoformat(WINDOW_START))
+    run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
+    done = compute_missing_pairs(store.path(), roi, starts, run_hash, fanout.planned_tiles(params, store, roi),
+                                 imagery.get_source(), models.get_store(), to_detect_params(params),
+                                 {"params": params.resolved(), "imagery": {"source": imagery.source_name()}})
+    if done:
+        context.log.info(f"{roi} {window}: computed the missing pairs {', '.join(done)} in this step "
+                         "(materialize descartes_run for those quarters to fan out over tiles)")
+    return load_window_pairs(store.path(), roi, starts, run_hash)
+
+
+def _run_hash(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
+              store: StoreResource) -> str:
+    roi, _ = split_key(context.partition_key)
+    return str(params.run_hash(imagery.source_name(), store.roi_hash(roi)))
+
+
+def _pairs_meta(wp: Any, run_hash: str) -> dict[str, Any]:
+    return {"run_hash": run_hash, "pairs": len(wp.starts),
+            "pair_starts": ", ".join(wp.starts), "scenes": len(wp.scene_ids)}
+
+
+WINDOW_DEPS = [AssetDep("descartes_run", partition_mapping=WINDOW_PAIRS_MAPPING)]
+
+
 @asset(
     retry_policy=STORE_RETRY,
     partitions_def=detect_partitions,
     group_name="detection",
     code_version=CODE_VERSION,
+    deps=WINDOW_DEPS,
     kinds={"python", "geotiff"},
-    description="Pixel-classifier heatmaps: one float32 COG per tile (bands = pairs + median, NaN nodata, "
-    "band descriptions = pair dates) plus mosaic.vrt.",
+    description="Pixel heatmaps of the detection window: one float32 COG per tile, one band per spectrogram pair "
+    "of the last `pairs` quarters (descartes_run) plus `median` (the median over the pairs valid at each pixel; "
+    "NaN nodata; band descriptions = pair dates), plus mosaic.vrt.",
 )
 @fail_fast_on_user_errors
-def heatmaps(descartes_run: DescartesRun) -> Output[list[Raster]]:
-    rasters = list(descartes_run.heatmaps)
-    meta: dict[str, Any] = {"tiles": len(rasters), "run_hash": descartes_run.manifest.get("run_hash", "")}
-    reasons = descartes_run.manifest.get("empty_reasons") or {}
+def heatmaps(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
+             store: StoreResource, models: ModelStoreResource) -> Output[list[Raster]]:
+    from plastics_core.window import window_empty_reasons, window_heatmaps
+
+    wp = window_pairs(context, params, imagery, store, models)
+    rasters = window_heatmaps(wp)
+    meta: dict[str, Any] = {"tiles": len(rasters), **_pairs_meta(wp, _run_hash(context, params, imagery, store))}
+    reasons = window_empty_reasons(wp)
     if not rasters or len(reasons) >= len(rasters):  # every tile empty: say why
         meta["empty_reason"] = "; ".join(sorted(set(reasons.values()))) or "no tiles cover the ROI"
     if rasters:
@@ -61,21 +105,22 @@ def heatmaps(descartes_run: DescartesRun) -> Output[list[Raster]]:
     partitions_def=detect_partitions,
     group_name="detection",
     code_version=CODE_VERSION,
+    deps=WINDOW_DEPS,
     kinds={"python", "geojson"},
-    description="Patch-classifier scores: polygons (EPSG:4326) with mean/median/min/max/std/count.",
+    description="Patch-classifier scores over the detection window's pairs: polygons (EPSG:4326) with GPW's "
+    "mean/median/min/max/std/count per location (count = pairs scored), kept where mean > patch_keep_threshold.",
 )
 @fail_fast_on_user_errors
-def patch_geojson(descartes_run: DescartesRun) -> Output[gpd.GeoDataFrame]:
-    frames = [g.to_crs("EPSG:4326") for g in descartes_run.patches if len(g)]
-    if frames:
-        gdf = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
-    else:
-        from plastics_core.patches import empty_patches
+def patch_geojson(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
+                  store: StoreResource, models: ModelStoreResource) -> Output[gpd.GeoDataFrame]:
+    from plastics_core.window import window_empty_reasons, window_patches
 
-        gdf = empty_patches()
-    meta: dict[str, Any] = {"patches": len(gdf), "run_hash": descartes_run.manifest.get("run_hash", "")}
+    wp = window_pairs(context, params, imagery, store, models)
+    keep = min(to_detect_params(params).patch_keep_threshold, params.blob_params().patch_threshold)
+    gdf = window_patches(wp, keep)  # never drops a candidate's patch
+    meta: dict[str, Any] = {"patches": len(gdf), **_pairs_meta(wp, _run_hash(context, params, imagery, store))}
     if len(gdf) == 0:
-        reasons = descartes_run.manifest.get("empty_reasons") or {}
-        meta["empty_reason"] = ("; ".join(sorted(set(reasons.values()))) if len(reasons) >= len(descartes_run.patches)
-                                else "no patch scored above the keep threshold")
+        reasons = window_empty_reasons(wp)
+        meta["empty_reason"] = ("; ".join(sorted(set(reasons.values()))) if reasons and len(reasons) >= len(wp.tiles)
+                                else f"no patch scored a mean above {keep}")
     return Output(gdf, metadata=meta)

@@ -28,7 +28,7 @@ DEMO_WINDOW = "2021-01-01"
 DEMO_SITE = "TPA Temesi"
 #: TPA Temesi (Gianyar, Bali) from GPW's tpa_points.geojson; used when ../shared is absent.
 DEMO_SITE_LONLAT = (115.35024222376158, -8.562120592268835)
-_IMAGERY_HELP = "synthetic | local:DIR | stac[:URL] | earthone [default: $PLASTICS_IMAGERY or synthetic]"
+_IMAGERY_HELP = "synthetic | local:DIR | stac[:URL] | earthone [default: $PLASTICS_IMAGERY; required]"
 _STORE_HELP = "Output store: folder or s3://bucket/prefix [default: $PLASTICS_STORE or ./.plastics/store]"
 
 
@@ -128,6 +128,39 @@ def stoppable() -> Iterator[None]:
             os.environ[STOP_ON_INTERRUPT_ENV] = saved_env
 
 
+def resolve_window(window: str | None, start: str | None, end: str | None, overrides: dict[str, Any]) -> str:
+    """The window to run: ``--window``, or for ``--start``/``--end`` the range's last pair (and
+    ``pairs`` set to the range's pair count in ``overrides``). One ParameterError line otherwise."""
+    import datetime as dt
+
+    from plastics_core.errors import ParameterError
+    from plastics_core.periods import MAX_PAIRS, range_pair_starts
+    from plastics_dagster.config import detection_params
+    from plastics_dagster.partitions import parse_window
+
+    if window is not None and (start or end):
+        raise ParameterError("give either --window or --start/--end, not both")
+    if window is not None:
+        return window
+    if not (start and end):
+        raise ParameterError("give --window YYYY-MM-DD, or --start and --end (e.g. --start 2019-01-01 --end 2021-06-30)")
+    first = parse_window(start)
+    try:
+        last_day = dt.date.fromisoformat(end)
+    except ValueError:
+        raise ParameterError(f"--end {end!r} is not a date: use YYYY-MM-DD, e.g. 2021-06-30") from None
+    p = detection_params(overrides)
+    starts = range_pair_starts(first, last_day, p.mosaic_period, p.spectrogram_interval)
+    if not starts:
+        raise ParameterError(f"--start {start} --end {end} holds no spectrogram pair (a pair spans "
+                             f"{p.mosaic_period * (p.spectrogram_interval + 1)} months): give a later --end")
+    if len(starts) > MAX_PAIRS:
+        raise ParameterError(f"--start {start} --end {end} holds {len(starts)} pairs, more than {MAX_PAIRS}: "
+                             "split the range")
+    overrides["pairs"] = len(starts)
+    return starts[-1].isoformat()
+
+
 def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None, imagery: str | None,
             verbose: bool) -> tuple[Any, float]:
     """Run the partition with a progress bar; returns (RunSummary, seconds)."""
@@ -176,8 +209,13 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print the run summ
 
 @click.command("run")
 @click.option("--roi", default=DEMO_ROI, show_default=True, help="Registered ROI name (`plastics roi list`).")
-@click.option("--window", required=True, metavar="YYYY-MM-DD",
-              help="Quarterly window start (Jan/Apr/Jul/Oct 1st, from 2017-07-01).")
+@click.option("--window", metavar="YYYY-MM-DD",
+              help="Detection window: the quarter (Jan/Apr/Jul/Oct 1st, from 2017-07-01) of its latest pair; the "
+              "window aggregates the last `pairs` quarters' pairs (default 8).")
+@click.option("--start", "start", metavar="YYYY-MM-DD",
+              help="With --end, instead of --window: every pair of the range, as GPW's Detect(start, end) "
+              "(first periods from START every quarter while the partner period ends by END).")
+@click.option("--end", "end", metavar="YYYY-MM-DD", help="Last day of the range (inclusive), with --start.")
 @click.option("--imagery", help=_IMAGERY_HELP)
 @click.option("--store", help=_STORE_HELP)
 @click.option("--preset", type=PRESET_CHOICE, default=None, help="Sensitivity preset [default: the graph's, high].")
@@ -185,15 +223,17 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print the run summ
               help="Any other detection parameter, e.g. --param patch_threshold=0.4 (repeatable).")
 @_verbose
 @_json
-def run(roi: str, window: str, imagery: str | None, store: str | None, preset: str | None,
-        params: tuple[str, ...], verbose: bool, as_json: bool) -> None:
+def run(roi: str, window: str | None, start: str | None, end: str | None, imagery: str | None, store: str | None,
+        preset: str | None, params: tuple[str, ...], verbose: bool, as_json: bool) -> None:
     """Materialize the whole detection graph for one ROI and window, in-process.
 
-    Example: plastics run --roi test_patch --window 2021-01-01 --imagery synthetic --preset high
+    Example: plastics run --roi test_patch --window 2021-01-01 --imagery synthetic --preset high;
+    plastics run --roi test_patch --start 2019-01-01 --end 2021-06-30 --imagery stac
     """
     overrides = parse_params(params)
     if preset:
         overrides["preset"] = preset
+    window = resolve_window(window, start, end, overrides)
     summary, seconds = execute(roi, window, overrides, store, imagery, verbose)
     if as_json:
         click.echo(json.dumps({**summary.to_dict(), "seconds": round(seconds, 2)}, indent=2, default=str))

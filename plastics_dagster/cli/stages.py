@@ -61,7 +61,8 @@ def resolve_blob_params(preset: str | None, **overrides: float | None) -> Any:
 @click.option("--max-sigma", type=float, help="Largest blob scale in pixels, > 0 (preset).")
 @click.option("--area-threshold", type=float, help="DoH response threshold in [0, 1] (preset).")
 @click.option("--band", default="median", show_default=True,
-              help="Heatmap band: a band description (e.g. 'median') or a 0-based index.")
+              help="Heatmap band: a band description (e.g. 'median') or a 0-based index; a single-band heatmap "
+              "uses its one band.")
 def blobs(
     heatmap: Path,
     output: Path,
