@@ -35,6 +35,7 @@ from typing import Any
 
 import rasterio
 from rasterio.io import MemoryFile
+from rasterio.shutil import copy as rio_copy
 from upath import UPath
 
 from plastics_core.errors import ParameterError
@@ -63,7 +64,7 @@ def cog_bytes(src: Any) -> bytes:
         with tmp.open(**profile) as dst:
             dst.write(arr, 1)
         with tmp.open() as gt:
-            rasterio.shutil.copy(gt, out.name, driver="COG", **COG_OPTIONS)
+            rio_copy(gt, out.name, driver="COG", **COG_OPTIONS)
         return bytes(out.read())
 
 

@@ -8,7 +8,8 @@ HTTP) offline, in tests and in the benchmark. Layout of one granule (one scene) 
 
 Each band is written at its native Sentinel-2 resolution (:data:`NATIVE_RES`: B02 B03 B04 B08
 10 m; B05 B06 B07 B8A B11 B12 20 m; B01 B09 B10 60 m) on the granule's own grid (the 10 m
-grid's origin, pixel size 10/20/60 m), uint16 DN, nodata 0, with GDAL's JP2OpenJPEG driver:
+grid's origin, pixel size 10/20/60 m), uint16 DN (0 = no data, by convention as in ESA
+products: no nodata tag, no ``.aux.xml``), with GDAL's JP2OpenJPEG driver:
 lossless (``REVERSIBLE=YES``, ``QUALITY=100``), ``block`` x ``block`` tiles (1024 at full size),
 and as many resolution levels as the band's size allows (at most 6, as in ESA products), which
 GDAL exposes as overviews. 20 m and 60 m bands are taken from 10 m input by keeping the top-left
@@ -68,9 +69,9 @@ class Scene10m:
 
 
 def resolution_levels(width: int, height: int, most: int = 6) -> int:
-    """JPEG 2000 resolution levels for a band: ESA's 6 where the size allows (OpenJPEG needs
-    ``2 ** (levels - 1)`` <= the smaller side)."""
-    return max(1, min(most, int(math.log2(max(1, min(width, height)))) + 1))
+    """JPEG 2000 resolution levels for a band (or code tile) of this size: ESA's 6 where the size
+    allows (GDAL's JP2OpenJPEG driver needs ``2 ** levels`` <= the smaller side)."""
+    return max(1, min(most, int(math.log2(max(1, min(width, height))))))
 
 
 def write_jp2(path: Path, arr: np.ndarray, crs: str, transform: Affine, block: int = 1024) -> Path:
@@ -78,10 +79,12 @@ def write_jp2(path: Path, arr: np.ndarray, crs: str, transform: Affine, block: i
     height, width = arr.shape
     tile = min(block, 1 << max(4, (max(width, height) - 1).bit_length()))
     opts = {"QUALITY": "100", "REVERSIBLE": "YES", "YCBCR420": "NO", "BLOCKXSIZE": str(tile),
-            "BLOCKYSIZE": str(tile), "RESOLUTIONS": str(resolution_levels(width, height)), "CODEC": "JP2"}
+            "BLOCKYSIZE": str(tile), "RESOLUTIONS": str(resolution_levels(min(width, tile), min(height, tile))), "CODEC": "JP2"}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="JP2OpenJPEG", width=width, height=height, count=1, dtype="uint16",
-                       crs=crs, transform=transform, nodata=0, **opts) as dst:
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(
+        path, "w", driver="JP2OpenJPEG", width=width, height=height, count=1, dtype="uint16", crs=crs,
+        transform=transform, **opts,
+    ) as dst:
         dst.write(arr.astype(np.uint16, copy=False), 1)
     return path
 
