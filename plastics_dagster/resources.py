@@ -66,6 +66,10 @@ class ImagerySourceResource(ConfigurableResource):
                                         "when the URL is Planetary Computer's or unset; a distribution shift)")
     seed: int = Field(default=0, description="synthetic only: the world's random seed")
     plant_tpa: bool = Field(default=True, description="synthetic only: plant the 10 known Bali TPA landfills")
+    granule_cache: str | None = Field(default=None, description="stac only: folder or s3:// URL of the granule "
+                                      "decode cache (each JPEG 2000 band decoded once, kept as a COG); unset: none")
+    granule_cache_max_gb: float = Field(default=50.0, gt=0, description="stac only: granule cache size bound in "
+                                        "GB (least recently used COGs are evicted past it)")
 
     @classmethod
     def from_env(cls) -> ImagerySourceResource:
@@ -88,13 +92,17 @@ class ImagerySourceResource(ConfigurableResource):
         """Construct the :class:`plastics_core.imagery.ImagerySource` (lazily, by kind)."""
         from plastics_core.imagery.factory import make_source
 
-        return make_source(self.kind, self.path, self.seed, self.plant_tpa, self.collection)
+        return make_source(self.kind, self.path, self.seed, self.plant_tpa, self.collection, self.granule_cache,
+                           int(self.granule_cache_max_gb * 1e9))
 
     def spec(self) -> dict[str, Any]:
         """The JSON spec :func:`plastics_core.imagery.factory.make_source` rebuilds this source from
         (what a remote tile job receives)."""
-        return {"kind": self.kind, "path": self.path, "seed": self.seed, "plant_tpa": self.plant_tpa,
+        spec: dict[str, Any] = {"kind": self.kind, "path": self.path, "seed": self.seed, "plant_tpa": self.plant_tpa,
                 "collection": self.collection}
+        if self.granule_cache:
+            spec |= {"granule_cache": self.granule_cache, "granule_cache_max_bytes": int(self.granule_cache_max_gb * 1e9)}
+        return spec
 
 
 class ModelStoreResource(ConfigurableResource):

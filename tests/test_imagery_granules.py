@@ -9,6 +9,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,48 @@ def test_drop_before_decode(server: tuple[str, Any], scenes: list[Any], monkeypa
     cloudy = {scenes[k].id for k in (1, 2)}
     assert {i for i, _, c in reads if not c} & cloudy == set()  # no 10 m decode of the cloudy days
     assert {i for i, _, c in reads if c} >= cloudy and len(stack.dates) == 5
+
+
+@pytest.fixture()
+def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+        monkeypatch.setenv(key, value)
+    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="plastics")
+    yield "s3://plastics/granules"
+    server.stop()
+
+
+@pytest.mark.slow
+def test_cache_on_s3_from_the_resource(server: tuple[str, Any], scenes: list[Any], s3_bucket: str) -> None:
+    """The Dagster imagery resource's ``granule_cache`` on S3: same pixels, one decode per band,
+    COGs read in place; eviction with the ``.used`` access markers."""
+    from plastics_dagster.resources import ImagerySourceResource
+
+    base, _ = server
+    resource = ImagerySourceResource(kind="stac", path=base, granule_cache=s3_bucket, granule_cache_max_gb=1.0)
+    assert resource.spec()["granule_cache"] == s3_bucket and resource.source_name() == f"stac:{base}"
+    source = resource.get_source()
+    cache = source.config.granule_cache
+    source.config = replace(source.config, retry=FAST, requester_pays=False, max_cloud_cover=100.0)
+    plain = _source(base)
+    tile = _two_tiles(scenes[0])[0]
+    for _ in range(2):
+        a, b = plain.load(tile, SUMMER), source.load(tile, SUMMER)
+        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a.mask, b.mask)
+    entries = cache.entries()
+    assert entries and all(name.startswith("plastics/granules/") for name, _, _ in entries)
+    assert cache.stats["decodes"] == len(entries) and cache.stats["hits"] >= len(entries)
+    small = GranuleCache(s3_bucket, max_bytes=cache.size() // 2)
+    assert small.evict() > 0 and small.size() <= cache.size()

@@ -107,7 +107,7 @@ class GranuleCache:
             with rasterio.open(path.path, **open_kwargs) as ds:
                 yield ds
         else:
-            with rasterio.open(str(path), opener=path.fs.open, **open_kwargs) as ds:
+            with rasterio.open(path.path, opener=path.fs, **open_kwargs) as ds:
                 yield ds
 
     def _touch(self, path: UPath) -> None:
