@@ -322,7 +322,8 @@ class StacSource:
         cache = cfg.granule_cache
 
         def dataset(**kw: Any) -> Any:
-            if cache is None:
+            # coarse (cloud-mask) reads use the COG when cached, else the JPEG 2000's own levels
+            if cache is None or (coarse and not cache.has(str(item.get("id")), key)):
                 return rasterio.open(href, **kw)
             return cache.open(str(item.get("id")), key, lambda: rasterio.open(href), **kw)
 
