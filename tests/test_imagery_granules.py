@@ -133,7 +133,7 @@ def test_cache_composites_identical_and_one_decode_per_granule_band(
             np.testing.assert_array_equal(ca.mask, cb.mask)
     entries = cache.entries()
     # every (scene, band) read was decoded exactly once, whatever the number of tiles
-    assert cache.stats["decodes"] == len(entries) and cache.stats["hits"] > cache.stats["decodes"]
+    assert cache.stats["decodes"] == len(entries) and cache.stats["hits"] >= cache.stats["decodes"]  # tile 2: hits
     decoded = {Path(name).parent.name for name, _, _ in entries}
     assert {scenes[k].id for k in (0, 3, 4)} <= decoded  # clear days: decoded once into the cache
     assert scenes[2].id not in decoded  # 08-20 is cloud on every tile pixel at 60 m: never decoded

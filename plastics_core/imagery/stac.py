@@ -322,8 +322,9 @@ class StacSource:
         cache = cfg.granule_cache
 
         def dataset(**kw: Any) -> Any:
-            # coarse (cloud-mask) reads use the COG when cached, else the JPEG 2000's own levels
-            if cache is None or (coarse and not cache.has(str(item.get("id")), key)):
+            # coarse (cloud-mask) reads always use the source's own resolution levels, so that the
+            # mask does not depend on whether a band is cached yet
+            if cache is None or coarse:
                 return rasterio.open(href, **kw)
             return cache.open(str(item.get("id")), key, lambda: rasterio.open(href), **kw)
 
