@@ -86,10 +86,6 @@ class GranuleCache:
         """Where the COG of ``scene_id``'s band ``key`` lives."""
         return self._root / _UNSAFE.sub("_", scene_id) / f"{_UNSAFE.sub('_', key)}.tif"
 
-    def has(self, scene_id: str, key: str) -> bool:
-        """Whether the band is cached (decoded) already."""
-        return bool(self.path(scene_id, key).exists())
-
     @contextlib.contextmanager
     def open(self, scene_id: str, key: str, open_source: Callable[[], Any], **open_kwargs: Any) -> Iterator[Any]:
         """An open rasterio dataset of the cached band (``open_kwargs`` go to ``rasterio.open``,

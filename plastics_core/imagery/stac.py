@@ -15,8 +15,9 @@
   cover and footprint; a day's items stop being read once every tile pixel is filled. With
   s2cloudless and ``cloud_mask_resolution`` (default 60 m), the mask is computed first on a
   coarse grid (the tile grid with 60 m pixels) from the bands it needs (B01 B02 B04 B05 B08
-  B8A B09 B10 B11 B12) read from the JPEG 2000 resolution levels / COG overviews nearest that
-  resolution, repeated onto the 10 m grid and post-processed there (``average_over`` and
+  B8A B09 B10 B11 B12) read from the source files' resolution levels (JPEG 2000) nearest that
+  resolution, never from the granule cache (so the mask does not depend on what is cached),
+  repeated onto the 10 m grid and post-processed there (``average_over`` and
   ``dilation_size`` in 10 m pixels); a day masked everywhere (cloud or nodata) on the tile is
   then not decoded at 10 m: it is kept with data 0 and mask True. ``cloud_mask_resolution=None``
   computes the mask from the 10 m bands as before.
