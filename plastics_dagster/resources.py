@@ -79,6 +79,10 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
                                         "'' = $PLASTICS_STAC_COLLECTION or sentinel-2-l1c")
     seed: int = Field(default=0, description="synthetic only: the world's random seed")
     plant_tpa: bool = Field(default=True, description="synthetic only: plant the 10 known Bali TPA landfills")
+    granule_cache: str | None = Field(default=None, description="stac only: folder or s3:// URL of the granule "
+                                      "decode cache (each JPEG 2000 band decoded once, kept as a COG); unset: none")
+    granule_cache_max_gb: float = Field(default=50.0, gt=0, description="stac only: granule cache size bound in "
+                                        "GB (least recently used COGs are evicted past it)")
 
     def resolved_kind(self) -> str:
         """The source kind; ImageryError (one line) when it is not a known kind."""
@@ -119,8 +123,11 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     def spec(self) -> dict[str, Any]:
         """The JSON spec :func:`plastics_core.imagery.factory.make_source` rebuilds this source from
         (what a remote tile job receives)."""
-        return {"kind": self.resolved_kind(), "path": self.resolved_path(), "seed": self.seed,
-                "plant_tpa": self.plant_tpa, "collection": self.resolved_collection()}
+        spec: dict[str, Any] = {"kind": self.resolved_kind(), "path": self.resolved_path(), "seed": self.seed,
+                                "plant_tpa": self.plant_tpa, "collection": self.resolved_collection()}
+        if self.granule_cache:
+            spec |= {"granule_cache": self.granule_cache, "granule_cache_max_bytes": int(self.granule_cache_max_gb * 1e9)}
+        return spec
 
 
 class ModelStoreResource(ConfigurableResource):  # type: ignore[type-arg]

@@ -175,13 +175,21 @@ def test_load_values_on_tile_grid(server: _Stac, fixture: dict[str, Any], tile: 
     assert stack.data.dtype == np.uint16
     r, c, inside = _expected(fixture, tile)
     assert inside.sum() > 5000
-    for t in range(5):  # every date, incl. the two-item mosaic and the baseline-04.00 item
+    for t in (0, 3, 4):  # clear days, incl. the two-item mosaic and the baseline-04.00 item
         np.testing.assert_array_equal(stack.data[t][:, inside], fixture["bands"][t][:, r[inside], c[inside]])
-        assert stack.mask[t][~inside].all(), "outside the footprint must be masked"
-    for t in (0, 3, 4):  # clear days: clear
         assert stack.mask[t][inside].mean() < 0.01
-    for t in (1, 2):  # fully cloudy days: masked by s2cloudless
+    for t in range(5):
+        assert stack.mask[t][~inside].all(), "outside the footprint must be masked"
+    for t in (1, 2):  # fully cloudy days: masked by s2cloudless (computed at 60 m)
         assert stack.mask[t][inside].mean() > 0.95
+        clear = inside & ~stack.mask[t]
+        np.testing.assert_array_equal(stack.data[t][:, clear], fixture["bands"][t][:, r[clear], c[clear]])
+    full = _source(server, max_cloud_cover=100.0, cloud_mask_resolution=None).load(tile, SUMMER)
+    for t in (1, 2):  # masking at 10 m decodes every band and masks the same days
+        np.testing.assert_array_equal(full.data[t][:, inside], fixture["bands"][t][:, r[inside], c[inside]])
+        assert full.mask[t][inside].mean() > 0.95
+    agree = (full.mask == stack.mask)[:, inside].mean()
+    assert agree > 0.99, f"60 m and 10 m cloud masks agree on {agree:.3f} of the pixels"
 
 
 def test_cloud_cover_filter_and_query(server: _Stac, tile: Tile) -> None:

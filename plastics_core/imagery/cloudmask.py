@@ -104,7 +104,14 @@ def cloud_mask(
     shape = (bands.shape[0], *bands.shape[2:])
     if cfg.method == "none" or bands.shape[0] == 0:
         return np.zeros(shape, dtype=bool)
-    prob = cloud_probability(bands, cirrus, cfg)
+    return mask_from_probability(cloud_probability(bands, cirrus, cfg), cfg)
+
+
+def mask_from_probability(prob: np.ndarray, config: CloudMaskConfig | None = None) -> np.ndarray:
+    """(t, y, x) s2cloudless probability (NaN = nodata) -> bool cloud mask: thresholded, averaged
+    and dilated per ``config`` in pixels of ``prob``'s grid (a probability computed on a coarser
+    grid and repeated onto the tile grid is post-processed at the tile's resolution)."""
+    cfg = config or CloudMaskConfig()
     prob = np.nan_to_num(prob, nan=0.0)
     if cfg.average_over == 0:  # s2cloudless' own post-processing fails on this path (int8 + cv2)
         return dilate(prob > cfg.threshold, cfg.dilation_size)

@@ -8,6 +8,7 @@ source in either place.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,14 @@ def tpa_planted_sites(path: Path | None = None) -> list[Any]:
 
 
 def make_source(kind: str = "synthetic", path: str | None = None, seed: int = 0, plant_tpa: bool = True,
-                collection: str = "sentinel-2-l1c") -> Any:
+                collection: str = "sentinel-2-l1c", granule_cache: str | None = None,
+                granule_cache_max_bytes: int = 50 * 1024**3) -> Any:
     """The :class:`plastics_core.imagery.ImagerySource` of ``kind`` (optional libraries load lazily).
 
     ``path``: GeoTIFF folder (``local``) or STAC API URL (``stac``); ``collection``: ``stac`` only
     (:func:`plastics_core.imagery.stac.stac_source`); ``seed`` / ``plant_tpa``: ``synthetic`` only.
+    ``granule_cache`` (folder or ``s3://``) / ``granule_cache_max_bytes``: ``stac`` only, the
+    :class:`~plastics_core.imagery.granule_cache.GranuleCache` (None: no cache).
     ``earthone`` reads its credentials from the environment."""
     if kind == "synthetic":
         from plastics_core.imagery.synthetic import SyntheticSource
@@ -49,7 +53,12 @@ def make_source(kind: str = "synthetic", path: str | None = None, seed: int = 0,
     if kind == "stac":
         from plastics_core.imagery.stac import stac_source
 
-        return stac_source(path, collection)
+        source = stac_source(path, collection)
+        if granule_cache:
+            from plastics_core.imagery.granule_cache import GranuleCache
+
+            source.config = replace(source.config, granule_cache=GranuleCache(granule_cache, granule_cache_max_bytes))
+        return source
     if kind == "earthone":
         from plastics_core.imagery.earthone import EarthOneSource  # credentials from the environment
 

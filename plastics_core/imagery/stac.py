@@ -11,6 +11,22 @@
   item wins, in acquisition order). Masked = any band nodata | cloud (s2cloudless, or an
   ESA mask / L2A SCL asset if configured). Days with no data on the tile are dropped;
   fully cloudy days are kept (all masked) so manifests show they were seen.
+- Decode only what is needed: items are dropped before any pixel is read by catalog cloud
+  cover and footprint; a day's items stop being read once every tile pixel is filled. With
+  s2cloudless and ``cloud_mask_resolution`` (default 60 m), the mask is computed first on a
+  coarse grid (the tile grid with 60 m pixels) from the bands it needs (B01 B02 B04 B05 B08
+  B8A B09 B10 B11 B12) read from the source files' resolution levels (JPEG 2000) nearest that
+  resolution, never from the granule cache (so the mask does not depend on what is cached),
+  repeated onto the 10 m grid and post-processed there (``average_over`` and
+  ``dilation_size`` in 10 m pixels); a day masked everywhere (cloud or nodata) on the tile is
+  then not decoded at 10 m: it is kept with data 0 and mask True. ``cloud_mask_resolution=None``
+  computes the mask from the 10 m bands as before.
+- 20 m and 60 m bands are decoded at their native resolution and replicated onto the 10 m
+  grid by the nearest-neighbour warp (the same values as upsampling after the read).
+- ``granule_cache``: a :class:`~plastics_core.imagery.granule_cache.GranuleCache` decodes each
+  granule band once (whole, native resolution, as a COG) and every tile reads windows of it.
+- ``timer`` accumulates wall / CPU seconds per stage: ``catalog``, ``read`` (fetch + decode +
+  warp of every band read, cache fills included), ``cloud_mask`` (s2cloudless compute).
 - Earth Search's L1C JP2s live in the requester-pays bucket ``s3://sentinel-s2-l1c``:
   reads need AWS credentials in the environment and are made with
   ``AWS_REQUEST_PAYER=requester`` (set by this module via ``rasterio.Env``); the requester
@@ -22,28 +38,35 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
+from affine import Affine
 from shapely.geometry import mapping, shape
 
 from plastics_core.bands import BAND_NAMES, STAC_ASSET_KEYS
 from plastics_core.errors import ImageryError, ParameterError
 from plastics_core.imagery.base import SceneInfo
 from plastics_core.imagery.cloudmask import (
+    S2CLOUDLESS_BANDS,
     CloudMaskConfig,
     cloud_and_shadow_mask,
     cloud_mask,
+    cloud_probability,
     esa_l1c_mask,
+    mask_from_probability,
     sun_angles,
 )
+from plastics_core.imagery.granule_cache import GranuleCache
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
 from plastics_core.imagery.local import read_on_grid, resampling_for
 from plastics_core.imagery.retry import RetryPolicy, redact, retry_call
+from plastics_core.imagery.timing import StageTimer
 from plastics_core.scenes import SceneStack
 
 if TYPE_CHECKING:
@@ -65,6 +88,9 @@ class StacConfig:
     ``mask_asset``: optional ESA L1C mask asset (``MSK_CLASSI``-style, non-zero = cloud);
     ``scl_asset``: optional L2A scene-classification asset (classes :data:`SCL_MASKED`).
     ``href_modifier``: maps an asset href before reading (e.g. Planetary Computer signing).
+    ``granule_cache``: decode each granule band once into a COG cache (None: read windows of
+    the source files per tile). ``cloud_mask_resolution``: metres of the s2cloudless grid
+    (None: the tile's resolution).
     """
 
     url: str = EARTH_SEARCH_V1
@@ -83,6 +109,8 @@ class StacConfig:
     timeout_s: float = 60.0
     max_items: int = 1000
     href_modifier: Callable[[str], str] | None = None
+    granule_cache: GranuleCache | None = None
+    cloud_mask_resolution: float | None = 60.0
 
     def __post_init__(self) -> None:
         if len(self.asset_keys) != len(BAND_NAMES):
@@ -90,6 +118,8 @@ class StacConfig:
         if not 0.0 <= self.max_cloud_cover <= 100.0:
             raise ParameterError(f"max_cloud_cover {self.max_cloud_cover} is outside [0, 100] percent")
         resampling_for(self.resampling)
+        if self.cloud_mask_resolution is not None and self.cloud_mask_resolution <= 0:
+            raise ParameterError(f"cloud_mask_resolution {self.cloud_mask_resolution} must be > 0 m (or None)")
 
 
 def planetary_computer_l2a(**overrides: Any) -> StacConfig:
@@ -128,6 +158,7 @@ class StacSource:
     def __init__(self, config: StacConfig | None = None, **overrides: Any) -> None:
         self.config = replace(config or StacConfig(), **overrides)
         self.name = f"stac:{self.config.url}#{self.config.collection}"
+        self.timer = StageTimer()
 
     # -- catalog -------------------------------------------------------------------------
     def items(self, geometry_4326: BaseGeometry, period: Period) -> list[dict[str, Any]]:
@@ -150,7 +181,8 @@ class StacSource:
             )
             return list(search.items_as_dicts())
 
-        raw = retry_call(fetch, what=f"STAC search {cfg.url} ({cfg.collection})", policy=cfg.retry)
+        with self.timer("catalog"):
+            raw = retry_call(fetch, what=f"STAC search {cfg.url} ({cfg.collection})", policy=cfg.retry)
         lon = geometry_4326.centroid.x
         kept = []
         for item in raw:
@@ -185,8 +217,8 @@ class StacSource:
         datas, masks, dates, ids = [], [], [], []
         with rasterio.Env(**self._gdal_env()):
             for day, group in sorted(groups.items()):
-                data, mask = self._load_day(group, tile)
-                if np.any(data == 0, axis=0).all():  # no data on this tile (cloudy days are kept, masked)
+                data, mask, seen = self._load_day(group, tile)
+                if not seen:  # no data on this tile (cloudy days are kept, masked)
                     continue
                 datas.append(data)
                 masks.append(mask)
@@ -198,38 +230,91 @@ class StacSource:
             crs=str(tile.crs), transform=tile.transform, dates=tuple(dates), scene_ids=tuple(ids),
         )
 
-    def _load_day(self, group: Iterable[dict[str, Any]], tile: Tile) -> tuple[np.ndarray, np.ndarray]:
-        """Mosaic of one solar day's items: (12, rows, cols) uint16 DN and (rows, cols) mask."""
+    def _load_day(self, group: list[dict[str, Any]], tile: Tile) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Mosaic of one solar day's items: (12, rows, cols) uint16 DN, (rows, cols) mask, and
+        whether any item has data on the tile."""
         cfg = self.config
         rows, cols = tile.shape
+        grid = (str(tile.crs), tile.transform, tile.shape)
         data = np.zeros((len(BAND_NAMES), rows, cols), np.uint16)
         cirrus = np.zeros((rows, cols), np.uint16)
         flagged = np.zeros((rows, cols), bool)
+        factor = self._coarse_factor(tile)
+        if factor > 1:
+            flagged, seen = self._coarse_cloud(group, tile, factor)
+            if (flagged | ~seen).all():  # nothing clear on the tile: no 10 m decode
+                return data, np.ones((rows, cols), bool), bool(seen.any())
         for item in group:
-            offset = cfg.harmonize and needs_offset_removal(
-                item.get("properties", {}).get("s2:processing_baseline"), _when(item).date()
-            )
-            bands = np.stack([self._read(item, key, tile) for key in cfg.asset_keys])
-            fill = np.any(data == 0, axis=0) & np.all(bands != 0, axis=0)
+            empty = np.any(data == 0, axis=0)
+            if not empty.any():
+                break
+            offset = self._offset(item)
+            bands = np.stack([self._read(item, key, grid) for key in cfg.asset_keys])
+            fill = empty & np.all(bands != 0, axis=0)
             data[:, fill] = harmonize_dn(bands[:, fill], offset)
-            if cfg.cirrus_key is not None and cfg.cloud_mask.method != "none":
-                cirrus[fill] = harmonize_dn(self._read(item, cfg.cirrus_key, tile)[fill], offset)
+            if factor <= 1 and cfg.cirrus_key is not None and cfg.cloud_mask.method != "none":
+                cirrus[fill] = harmonize_dn(self._read(item, cfg.cirrus_key, grid)[fill], offset)
             if cfg.mask_asset is not None and cfg.mask_asset in item.get("assets", {}):
-                flagged[fill] = esa_l1c_mask(self._read(item, cfg.mask_asset, tile, nodata=None))[fill]
+                flagged[fill] = esa_l1c_mask(self._read(item, cfg.mask_asset, grid, nodata=None))[fill]
             if cfg.scl_asset is not None and cfg.scl_asset in item.get("assets", {}):
-                scl = self._read(item, cfg.scl_asset, tile, nodata=None)
+                scl = self._read(item, cfg.scl_asset, grid, nodata=None)
                 flagged[fill] = np.isin(scl, SCL_MASKED)[fill]
         nodata = np.any(data == 0, axis=0)
-        if cfg.cloud_mask.method != "none" and not nodata.all():
+        if factor <= 1 and cfg.cloud_mask.method != "none" and not nodata.all():
             if cfg.cirrus_key is None:
                 raise ImageryError("s2cloudless needs the B10 cirrus asset: set cirrus_key or cloud_mask method 'none'")
-            flagged |= cloud_mask(data[None], cirrus[None], cfg.cloud_mask)[0]
-            az, zen = sun_angles(next(iter(group)).get("properties", {}))  # L1C: add the clouds' shadows
-            flagged = cloud_and_shadow_mask(data[None], flagged[None], az, zen, float(tile.resolution))[0]
-        return data, nodata | flagged
+            with self.timer("cloud_mask"):
+                flagged |= cloud_mask(data[None], cirrus[None], cfg.cloud_mask)[0]
+        if cfg.cloud_mask.method != "none" and not nodata.all():  # L1C: add the clouds' shadows
+            with self.timer("cloud_mask"):
+                az, zen = sun_angles(next(iter(group)).get("properties", {}))
+                flagged = cloud_and_shadow_mask(data[None], flagged[None], az, zen, float(tile.resolution))[0]
+        return data, nodata | flagged, not nodata.all()
 
-    def _read(self, item: dict[str, Any], key: str, tile: Tile, nodata: float | None = 0) -> np.ndarray:
-        """One asset's first band warped onto the tile grid, (rows, cols) in the asset dtype."""
+    def _offset(self, item: dict[str, Any]) -> bool:
+        return bool(self.config.harmonize and needs_offset_removal(
+            item.get("properties", {}).get("s2:processing_baseline"), _when(item).date()))
+
+    def _coarse_factor(self, tile: Tile) -> int:
+        """How many tile pixels one cloud-mask pixel spans (1: mask at the tile's resolution)."""
+        cfg = self.config
+        if cfg.cloud_mask.method == "none" or cfg.cloud_mask_resolution is None or cfg.cirrus_key is None:
+            return 1
+        return max(1, round(cfg.cloud_mask_resolution / abs(tile.transform.a)))
+
+    def _coarse_cloud(self, group: list[dict[str, Any]], tile: Tile, factor: int) -> tuple[np.ndarray, np.ndarray]:
+        """s2cloudless on the tile grid coarsened ``factor`` x: (rows, cols) cloud mask and
+        (rows, cols) 'some item has data' flags, both on the tile grid."""
+        cfg = self.config
+        rows, cols = tile.shape
+        shape = (math.ceil(rows / factor), math.ceil(cols / factor))
+        grid = (str(tile.crs), tile.transform @ Affine.scale(factor), shape)
+        index = {name: i for i, name in enumerate(BAND_NAMES)}
+        used = [index[b] for b in S2CLOUDLESS_BANDS if b != "B10"]
+        data = np.zeros((len(BAND_NAMES), *shape), np.uint16)
+        cirrus = np.zeros(shape, np.uint16)
+        assert cfg.cirrus_key is not None
+        for item in group:
+            empty = np.any(data[used] == 0, axis=0)
+            if not empty.any():
+                break
+            offset = self._offset(item)
+            bands = np.stack([self._read(item, cfg.asset_keys[i], grid, coarse=True) for i in used])
+            fill = empty & np.all(bands != 0, axis=0)
+            for j, i in enumerate(used):
+                data[i][fill] = harmonize_dn(bands[j][fill], offset)
+            cirrus[fill] = harmonize_dn(self._read(item, cfg.cirrus_key, grid, coarse=True)[fill], offset)
+        with self.timer("cloud_mask"):
+            prob = cloud_probability(data[None], cirrus[None], cfg.cloud_mask)[0]
+            up = np.repeat(np.repeat(prob, factor, axis=0), factor, axis=1)[:rows, :cols]
+            seen = np.isfinite(up)
+            return mask_from_probability(up[None], cfg.cloud_mask)[0], seen
+
+    def _read(self, item: dict[str, Any], key: str, grid: tuple[str, Affine, tuple[int, int]],
+              nodata: float | None = 0, coarse: bool = False) -> np.ndarray:
+        """One asset's first band warped onto ``grid`` (crs, transform, shape), (rows, cols) in
+        the asset dtype. ``coarse``: read the source's overview (JPEG 2000 resolution level)
+        nearest below the grid's resolution instead of full resolution."""
         cfg = self.config
         asset = item.get("assets", {}).get(key)
         if asset is None or "href" not in asset:
@@ -240,15 +325,29 @@ class StacSource:
         href = str(asset["href"])
         if cfg.href_modifier is not None:
             href = cfg.href_modifier(href)
+        crs, transform, shape = grid
+        cache = cfg.granule_cache
+
+        def dataset(**kw: Any) -> Any:
+            # coarse (cloud-mask) reads always use the source's own resolution levels, so that the
+            # mask does not depend on whether a band is cached yet
+            if cache is None or coarse:
+                return rasterio.open(href, **kw)
+            return cache.open(str(item.get("id")), key, lambda: rasterio.open(href), **kw)
 
         def read() -> np.ndarray:
-            with rasterio.open(href) as src:
-                arr = read_on_grid(src, str(tile.crs), tile.transform, tile.shape,
-                                   resampling_for(cfg.resampling), indexes=[1], nodata=nodata)
-            return arr[0]
+            with dataset() as src:
+                level = _overview_level(src, abs(transform.a)) if coarse else None
+                if level is None:
+                    return read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
+                                        indexes=[1], nodata=nodata)[0]
+            with dataset(overview_level=level) as src:
+                return read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
+                                    indexes=[1], nodata=nodata)[0]
 
         try:
-            return retry_call(read, what=f"read {item.get('id')}:{key}", policy=cfg.retry)
+            with self.timer("read"):
+                return retry_call(read, what=f"read {item.get('id')}:{key}", policy=cfg.retry)
         except rasterio.errors.RasterioIOError as err:
             raise ImageryError(
                 f"cannot read asset {key} of {item.get('id')} ({redact(str(err).splitlines()[0])[:160]}): "
@@ -262,6 +361,15 @@ class StacSource:
         if self.config.aws_region and not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
             env["AWS_REGION"] = self.config.aws_region  # sentinel-s2-l1c lives in eu-central-1
         return env
+
+
+def _overview_level(src: Any, resolution: float) -> int | None:
+    """Index of the coarsest overview of band 1 whose pixels are not larger than ``resolution``
+    (None: full resolution)."""
+    factors = src.overviews(1)
+    pixel = abs(src.transform.a)
+    fits = [i for i, f in enumerate(factors) if f * pixel <= resolution * 1.0001]
+    return max(fits) if fits else None
 
 
 def _when(item: dict[str, Any]) -> dt.datetime:
