@@ -11,12 +11,17 @@ Fast exact paths (equal to ``keras.Model.predict`` within 1e-5):
   (160 x 24) matrix, conv2 as 8 shared (32 x 48) products on contiguous row slices, then the
   dense layers; softmax column 1 = ``sigmoid(z1 - z0)``. An ensemble shares one normalization
   and one stacked conv1 product per chunk, in chunks of 2048 pixels on one thread per core.
-  Where the Keras backend sees a GPU they run as direct Keras calls in batches of 262,144 on it
-  instead (TF32 off; ``$PLASTICS_PIXEL_DEVICE`` = auto | cpu | keras, see :func:`use_keras_path`).
+  Device paths (:mod:`.device`, ``$PLASTICS_INFER_DEVICE``): the compiled JAX path
+  (:mod:`.compiled`, exact or fast precision) where JAX sees a GPU, or direct Keras calls in
+  batches of 262,144 (TF32 off).
 - patch models: :meth:`PatchClassifier.predict` runs windows through a ``tf.function`` (fixed
   signature, batches of 1024); :meth:`PatchClassifier.predict_grid` runs the conv/pool layers
   once over blocks of a composite and reads every stride-8 window from the shared feature map
-  (:mod:`.patch_fast`; exact: three valid 2x2 poolings keep stride-8 windows aligned).
+  (:mod:`.patch_fast`; exact: three valid 2x2 poolings keep stride-8 windows aligned); on the
+  JAX path the whole grid is one compiled call (:class:`.compiled.CompiledPatch`).
+
+Models are read from the ``.h5`` files with h5py (:mod:`.h5weights`); Keras is loaded only for
+the Keras paths, so a worker without TensorFlow runs the numpy and JAX paths.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from plastics_core.bands import BAND_NAMES, UNIT_NORM_MEAN, UNIT_NORM_STD, normalize
+from plastics_core.bands import BAND_NAMES, normalize
 from plastics_core.errors import ModelError
+from plastics_core.models import device as devsel
+from plastics_core.models.h5weights import read_h5
 from plastics_core.models.patch_fast import PatchNet
-from plastics_core.models.pixel_fast import PixelNet, check_pixels, run_chunked
+from plastics_core.models.pixel_fast import PixelNet, check_pixels, norm_vectors, run_chunked
 from plastics_core.models.store import ModelRef
 from plastics_core.threads import blas_single, usable_threads
 
@@ -108,27 +115,27 @@ def keras_predict(ref: ModelRef, x: np.ndarray, batch_size: int = 32) -> np.ndar
     return np.asarray(out[:, 1], dtype=np.float32)
 
 
-#: ``$PLASTICS_PIXEL_DEVICE``: ``auto`` (the Keras path when the backend sees a GPU, else numpy),
-#: ``cpu`` (always numpy), ``keras`` (always the Keras path, also on a CPU).
-PIXEL_DEVICES = ("auto", "cpu", "keras")
-#: Pixels per Keras call on the accelerator (``$PLASTICS_KERAS_BATCH``); ~3 KB of activations each.
-KERAS_BATCH = int(os.environ.get("PLASTICS_KERAS_BATCH", "262144"))
+def keras_batch() -> int:
+    """Pixels per Keras call on the accelerator (``$PLASTICS_KERAS_BATCH``, default 262,144)."""
+    return int(os.environ.get("PLASTICS_KERAS_BATCH") or 262144)
+
+
+def _keras_gpu() -> bool:
+    return configure_devices().startswith("GPU")
 
 
 def use_keras_path(device: str | None = None) -> bool:
-    """Whether pixel models run as Keras calls on the backend's device (see :data:`PIXEL_DEVICES`)."""
-    mode = device or os.environ.get("PLASTICS_PIXEL_DEVICE", "auto")
-    if mode not in PIXEL_DEVICES:
-        raise ModelError(f"PLASTICS_PIXEL_DEVICE={mode!r}: use one of {', '.join(PIXEL_DEVICES)}")
-    return mode == "keras" or (mode == "auto" and configure_devices().startswith("GPU"))
+    """Whether pixel models run as Keras calls (see :mod:`.device`)."""
+    return devsel.choose(device, _keras_gpu) == "keras"
 
 
-def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int = KERAS_BATCH) -> np.ndarray:
+def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int | None = None) -> np.ndarray:
     """(n_models, n) class-1 probabilities of ``models`` (sharing one normalization) on normalized
     inputs, by direct calls in large batches (no ``predict`` loop): on a GPU each batch is copied to
     the device once and every model runs on it."""
     import keras
 
+    batch = batch or keras_batch()
     out = np.empty((len(models), len(xn)), np.float32)
     for s in range(0, len(xn), batch):
         t = keras.ops.convert_to_tensor(xn[s:s + batch])
@@ -137,64 +144,66 @@ def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int = KERAS_BATC
     return out
 
 
+def _compiled_pixel(members: Sequence[PixelClassifier]) -> Any:
+    from plastics_core.models.compiled import CompiledPixel
+
+    norms = [norm_vectors(m.ref.normalization, NB, dates=2) for m in members]
+    return CompiledPixel([read_h5(str(m.ref.path)) for m in members], norms)
+
+
 class PixelClassifier:
-    """One pixel spectrogram model; ``predict(x (n, 12, 2) DN float32) -> (n,) float32``."""
+    """One pixel spectrogram model; ``predict(x (n, 12, 2) DN float32) -> (n,) float32``.
+
+    ``device`` / ``precision``: None = from the environment at call time (:mod:`.device`)."""
 
     def __init__(self, ref: ModelRef, net: PixelNet, chunk: int = 2048, model: Any = None,
-                 device: str | None = None):
-        self.ref, self.net, self.chunk, self.model, self.device = ref, net, chunk, model, device
+                 device: str | None = None, precision: str | None = None):
+        self.ref, self.net, self.chunk, self._model, self.device = ref, net, chunk, model, device
+        self.precision = precision
+        self._compiled: Any = None
 
     @classmethod
     def from_ref(cls, ref: ModelRef) -> PixelClassifier:
         if ref.kind != "pixel":
             raise ModelError(f"{ref.name} is a {ref.kind} model, not a pixel model: pick a spectrogram model")
-        model = load_keras(str(ref.path))
-        if tuple(model.input_shape[1:]) != (NB, 2, 1):
-            raise ModelError(f"{ref.name} input {model.input_shape[1:]} is not (12, 2, 1): not a pixel model")
-        if ref.normalization == "div3000":
-            sub, div = np.zeros(2 * NB, np.float32), np.full(2 * NB, 3000.0, np.float32)
-        else:  # index band * 2 + date
-            sub, div = np.repeat(UNIT_NORM_MEAN, 2), np.repeat(UNIT_NORM_STD, 2)
-        weights = [layer.get_weights() for layer in model.layers if layer.get_weights()]
-        return cls(ref, PixelNet.from_keras(weights, sub, div), model=model)
+        h5 = read_h5(str(ref.path))
+        if h5.input_shape != (NB, 2, 1):
+            raise ModelError(f"{ref.name} input {h5.input_shape} is not (12, 2, 1): not a pixel model")
+        sub, div = norm_vectors(ref.normalization, NB, dates=2)
+        return cls(ref, PixelNet.from_keras([la.weights for la in h5.weighted()], sub, div))
+
+    @property
+    def model(self) -> Any:
+        """The Keras model (loaded on first use: only the Keras paths need TensorFlow)."""
+        if self._model is None:
+            self._model = load_keras(str(self.ref.path))
+        return self._model
+
+    def path(self) -> str:
+        """``"numpy"``, ``"jax"`` or ``"keras"`` for this call (see :mod:`.device`)."""
+        return devsel.choose(self.device, _keras_gpu)
+
+    def compiled(self) -> Any:
+        if self._compiled is None:
+            self._compiled = _compiled_pixel([self])
+        return self._compiled
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = check_pixels(x, f"pixel model {self.ref.name}")
-        if self.model is not None and use_keras_path(self.device):
+        path = self.path()
+        if path == "jax":
+            return self.compiled().predict(x, self.precision)[0]
+        if path == "keras":
             return keras_forward([self.model], normalize(x, self.ref.normalization, band_axis=1)[..., None])[0]
         with blas_single():
             return run_chunked([self.net], x.reshape(len(x), 2 * NB), self.chunk, usable_threads())[0]
 
-
-class EnsembleClassifier:
-    """Several pixel models run together; ``predict -> (n_models, n)``, ``predict_median -> (n,)``."""
-
-    def __init__(self, members: Sequence[PixelClassifier], chunk: int = 2048):
-        if not members:
-            raise ModelError("empty ensemble: resolve an ensemble folder that holds models")
-        self.members = list(members)
-        self.refs = [m.ref for m in self.members]
-        self.chunk = chunk
-
-    @classmethod
-    def from_refs(cls, refs: Sequence[ModelRef]) -> EnsembleClassifier:
-        return cls([PixelClassifier.from_ref(r) for r in refs])
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        x = check_pixels(x, "ensemble")
-        if all(m.model is not None and use_keras_path(m.device) for m in self.members):
-            probs = np.empty((len(self.members), len(x)), np.float32)
-            for norm in {m.ref.normalization for m in self.members}:  # one device copy per normalization
-                idx = [i for i, m in enumerate(self.members) if m.ref.normalization == norm]
-                probs[idx] = keras_forward([self.members[i].model for i in idx],
-                                           normalize(x, norm, band_axis=1)[..., None])
-            return probs
-        with blas_single():
-            out = run_chunked([m.net for m in self.members], x.reshape(len(x), 2 * NB), self.chunk, usable_threads())
-        return np.stack(out) if out else np.zeros((0, len(x)), np.float32)
-
-    def predict_median(self, x: np.ndarray) -> np.ndarray:
-        return np.median(self.predict(x), axis=0).astype(np.float32)
+    def predict_composites(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+        """Every pixel of two composites (12, h, w) DN -> (h, w) float32, pairs built on the device;
+        None when this call's path is not the JAX one (the caller then gathers pixel pairs)."""
+        if self.path() != "jax":
+            return None
+        return self.compiled().predict_composites(a, b, self.precision)[0]
 
 
 class PatchClassifier:
@@ -203,9 +212,10 @@ class PatchClassifier:
     ``channels`` 12 = one composite; 24 = a pair concatenated on the channel axis.
     """
 
-    def __init__(self, ref: ModelRef, model: Any, net: PatchNet | None):
-        self.ref, self.model, self.net = ref, model, net
-        _, h, w, c = model.input_shape
+    def __init__(self, ref: ModelRef, input_shape: tuple[int, ...], net: PatchNet | None,
+                 device: str | None = None, precision: str | None = None):
+        self.ref, self.net, self.device, self.precision = ref, net, device, precision
+        h, w, c = input_shape
         if h != w:
             raise ModelError(f"{ref.name} has a non-square input {h}x{w}: unsupported patch model")
         self.window, self.channels = int(h), int(c)
@@ -213,19 +223,34 @@ class PatchClassifier:
             raise ModelError(f"{ref.name} takes {c} channels, not a multiple of {NB} L1C bands: unsupported")
         self._fn: Any = None
         self._feat: Any = None
+        self._model: Any = None
+        self._compiled: Any = None
 
     @classmethod
     def from_ref(cls, ref: ModelRef) -> PatchClassifier:
         if ref.kind != "patch":
             raise ModelError(f"{ref.name} is a {ref.kind} model, not a patch classifier")
-        model = load_keras(str(ref.path))
-        if len(model.input_shape) != 4:
-            raise ModelError(f"{ref.name} input {model.input_shape} is not (h, w, channels)")
+        h5 = read_h5(str(ref.path))
+        if len(h5.input_shape) != 3:
+            raise ModelError(f"{ref.name} input {h5.input_shape} is not (h, w, channels)")
         try:
-            net: PatchNet | None = PatchNet.from_keras(model)
+            net: PatchNet | None = PatchNet.from_h5(h5)
         except ModelError:  # layout without the shared-grid fast path: windows via tf.function
             net = None
-        return cls(ref, model, net)
+        return cls(ref, h5.input_shape, net)
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = load_keras(str(self.ref.path))
+        return self._model
+
+    def compiled(self) -> Any:
+        if self._compiled is None:
+            from plastics_core.models.compiled import CompiledPatch
+
+            self._compiled = CompiledPatch(read_h5(str(self.ref.path)), *norm_vectors(self.ref.normalization, self.channels))
+        return self._compiled
 
     def _check(self, x: np.ndarray, spatial: tuple[int, ...], what: str) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -284,7 +309,8 @@ class PatchClassifier:
         """Score every window of ``image`` (h, w, channels) DN at ``stride`` -> (rows, cols) float32.
 
         Window (r, c) covers pixels ``[r*stride, r*stride + window)`` x ``[c*stride, ...)``.
-        Stride 8 shares the conv stack over the image; other strides batch explicit windows.
+        Stride 8 shares the conv stack over the image (numpy + TensorFlow convs, or one JAX call
+        on the JAX path); other strides batch explicit windows.
         """
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 3:
@@ -294,11 +320,22 @@ class PatchClassifier:
         rows, cols = (h - self.window) // stride + 1, (w - self.window) // stride + 1
         if rows <= 0 or cols <= 0:
             return np.zeros((max(rows, 0), max(cols, 0)), np.float32)
-        xn = _normalize_channels_last(self.ref, image)
         if self.net is not None and stride == self.net.total_stride:
+            if devsel.choose(self.device, lambda: False) == "jax":  # one compiled call, DN normalized there
+                return self.compiled().grid(np.moveaxis(image, -1, 0), self.precision)
+            xn = _normalize_channels_last(self.ref, image)
             return self.net.grid(xn, rows, cols, self.window, self._features)
         from numpy.lib.stride_tricks import sliding_window_view
 
         view = sliding_window_view(image, (self.window, self.window), axis=(0, 1))[::stride, ::stride]
         wins = view[:rows, :cols].transpose(0, 1, 3, 4, 2).reshape(-1, self.window, self.window, self.channels)
         return self.predict(wins).reshape(rows, cols)
+
+
+def __getattr__(name: str) -> Any:
+    """``EnsembleClassifier`` lives in :mod:`.ensemble` (imported here lazily: no import cycle)."""
+    if name == "EnsembleClassifier":
+        from plastics_core.models.ensemble import EnsembleClassifier
+
+        return EnsembleClassifier
+    raise AttributeError(name)
