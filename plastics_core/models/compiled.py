@@ -2,7 +2,7 @@
 patch classifier's conv grid, built from the ``.h5`` files alone (no TensorFlow).
 
 Shapes are bucketed so nothing recompiles per tile: pixel batches are padded to
-:func:`bucket` (multiples of 4,096, at most 1/8 above ``n``; inputs over :data:`CALL_PIXELS`
+:func:`bucket` (at least 4,096, multiples of 1,024, at most 1/8 above ``n`` past 8,192; inputs over :data:`CALL_PIXELS`
 go in several calls); composites to :func:`shape_bucket` (height and width up to multiples of
 32 px). One compile per (bucket, input dtype, precision). Inside a call, pixels run through
 the model in sequential chunks (:func:`device_chunk`: 2^18 on a GPU, 2^14 on the CPU) to
@@ -61,10 +61,11 @@ def precision(value: str | None = None) -> str:
 
 
 def bucket(n: int) -> int:
-    """Padded batch size for ``n`` pixels: a multiple of 2^max(12, ceil(log2 n) - 3) (<= 12.5 % padding)."""
+    """Padded batch size for ``n`` pixels: a multiple of 2^max(10, ceil(log2 n) - 4), at least
+    :data:`MIN_BUCKET` (16 buckets per octave: <= 12.5 % padding past 8,192)."""
     if n <= MIN_BUCKET:
         return MIN_BUCKET
-    step = 1 << max(12, (n - 1).bit_length() - 3)
+    step = 1 << max(10, (n - 1).bit_length() - 4)
     return -(-n // step) * step
 
 
