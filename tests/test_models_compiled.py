@@ -138,7 +138,7 @@ def test_pairs_on_device_equal_host_pairs(store: ModelStore) -> None:
         data[:, mask] = 0
         period = Period(dt.date(2021, 1 + 6 * k, 1), dt.date(2021, 4 + 6 * k, 1))
         comps.append(Composite(data, mask, period, "EPSG:32750", Affine(10, 0, 0, 0, -10, 0), 1))
-    clf = PixelClassifier.from_ref(store.resolve(DEFAULT_MODEL), )
+    clf = PixelClassifier.from_ref(store.resolve(DEFAULT_MODEL))
     clf.device = "cpu"
     host = pixel_heatmap(comps, [(0, 1)], clf)
     clf.device = "jax"
