@@ -31,6 +31,7 @@ SECTIONS: dict[str, str] = {
     "composite": "bench.composite:run",
     "blobs": "bench.blobs:run",
     "endtoend": "bench.endtoend:run",
+    "device": "bench.device:run",
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "bench.json"
 

@@ -1,27 +1,17 @@
 """Inference with the GPW Keras models (the ONLY module that imports TensorFlow/Keras, lazily).
 
-Models: Global Plastic Watch, Earthrise Media, CC BY-NC 4.0. Inputs are Sentinel-2 L1C DN
-(reflectance x 10000) float32 in :data:`plastics_core.bands.BAND_NAMES` order; normalization
-comes from the :class:`ModelRef`. Outputs are float32 waste probabilities (softmax column 1).
+Models: Global Plastic Watch, Earthrise Media, CC BY-NC 4.0, read from the ``.h5`` files with
+h5py (:mod:`.h5weights`): Keras is loaded only for the Keras paths. Inputs are Sentinel-2 L1C
+DN (reflectance x 10000) in :data:`plastics_core.bands.BAND_NAMES` order; normalization comes
+from the :class:`ModelRef`. Outputs are float32 waste probabilities (softmax column 1).
 
-Fast exact paths (equal to ``keras.Model.predict`` within 1e-5):
-
-- pixel models (input (12, 2, 1)): the weights are read once and run as float32 numpy matrix
-  products in a transposed ``(features, pixels)`` layout (:mod:`.pixel_fast`): conv1 as one
-  (160 x 24) matrix, conv2 as 8 shared (32 x 48) products on contiguous row slices, then the
-  dense layers; softmax column 1 = ``sigmoid(z1 - z0)``. An ensemble shares one normalization
-  and one stacked conv1 product per chunk, in chunks of 2048 pixels on one thread per core.
-  Device paths (:mod:`.device`, ``$PLASTICS_INFER_DEVICE``): the compiled JAX path
-  (:mod:`.compiled`, exact or fast precision) where JAX sees a GPU, or direct Keras calls in
-  batches of 262,144 (TF32 off).
-- patch models: :meth:`PatchClassifier.predict` runs windows through a ``tf.function`` (fixed
-  signature, batches of 1024); :meth:`PatchClassifier.predict_grid` runs the conv/pool layers
-  once over blocks of a composite and reads every stride-8 window from the shared feature map
-  (:mod:`.patch_fast`; exact: three valid 2x2 poolings keep stride-8 windows aligned); on the
-  JAX path the whole grid is one compiled call (:class:`.compiled.CompiledPatch`).
-
-Models are read from the ``.h5`` files with h5py (:mod:`.h5weights`); Keras is loaded only for
-the Keras paths, so a worker without TensorFlow runs the numpy and JAX paths.
+Paths (:mod:`.device`, ``$PLASTICS_INFER_DEVICE``), all equal to ``keras.Model.predict`` within
+1e-5 in exact precision: the numpy CPU path (pixel models as float32 matrix products,
+:mod:`.pixel_fast`; the patch grid as one shared conv stack, :mod:`.patch_fast`, exact because
+three valid 2x2 poolings keep stride-8 windows aligned); the compiled JAX path (:mod:`.compiled`:
+the default where JAX sees a GPU; exact or fast precision); direct Keras calls in batches of
+262,144 (pixel models, TF32 off). :meth:`PatchClassifier.predict` runs explicit windows through
+a ``tf.function``.
 """
 
 from __future__ import annotations
@@ -37,7 +27,6 @@ from plastics_core.bands import BAND_NAMES, normalize
 from plastics_core.errors import ModelError
 from plastics_core.models import device as devsel
 from plastics_core.models.h5weights import read_h5
-from plastics_core.models.patch_fast import PatchNet
 from plastics_core.models.pixel_fast import PixelNet, check_pixels, norm_vectors, run_chunked
 from plastics_core.models.store import ModelRef
 from plastics_core.threads import blas_single, usable_threads
@@ -121,7 +110,7 @@ def keras_batch() -> int:
 
 
 def _keras_gpu() -> bool:
-    return configure_devices().startswith("GPU")
+    return configure_devices().startswith("GPU")  # imports TensorFlow: only asked when JAX has no GPU
 
 
 def use_keras_path(device: str | None = None) -> bool:
@@ -206,136 +195,47 @@ class PixelClassifier:
         return self.compiled().predict_composites(a, b, self.precision)[0]
 
 
-class PatchClassifier:
-    """A window classifier; ``window`` / ``channels`` come from the model's input shape.
+def feature_fn(model: Any, channels: int) -> Any:
+    """The Keras model's Conv2D/MaxPooling2D stack as a function of a normalized (1, h, w, c) block:
+    a ``tf.function`` compiled once for any size (TensorFlow backend), else the layers run eagerly."""
+    layers = [la for la in model.layers if type(la).__name__ in ("Conv2D", "MaxPooling2D")]
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        import keras  # another Keras backend (torch, jax): the same layers, run eagerly
 
-    ``channels`` 12 = one composite; 24 = a pair concatenated on the channel axis.
-    """
+        def eager(block: np.ndarray) -> Any:
+            t = keras.ops.convert_to_tensor(block)
+            for layer in layers:
+                t = layer(t)
+            return keras.ops.convert_to_numpy(t)
 
-    def __init__(self, ref: ModelRef, input_shape: tuple[int, ...], net: PatchNet | None,
-                 device: str | None = None, precision: str | None = None):
-        self.ref, self.net, self.device, self.precision = ref, net, device, precision
-        h, w, c = input_shape
-        if h != w:
-            raise ModelError(f"{ref.name} has a non-square input {h}x{w}: unsupported patch model")
-        self.window, self.channels = int(h), int(c)
-        if self.channels % NB:
-            raise ModelError(f"{ref.name} takes {c} channels, not a multiple of {NB} L1C bands: unsupported")
-        self._fn: Any = None
-        self._feat: Any = None
-        self._model: Any = None
-        self._compiled: Any = None
+        return eager
+    import tensorflow as tf
 
-    @classmethod
-    def from_ref(cls, ref: ModelRef) -> PatchClassifier:
-        if ref.kind != "patch":
-            raise ModelError(f"{ref.name} is a {ref.kind} model, not a patch classifier")
-        h5 = read_h5(str(ref.path))
-        if len(h5.input_shape) != 3:
-            raise ModelError(f"{ref.name} input {h5.input_shape} is not (h, w, channels)")
-        try:
-            net: PatchNet | None = PatchNet.from_h5(h5)
-        except ModelError:  # layout without the shared-grid fast path: windows via tf.function
-            net = None
-        return cls(ref, h5.input_shape, net)
+    def stack(t: Any) -> Any:
+        for layer in layers:
+            t = layer(t)
+        return t
 
-    @property
-    def model(self) -> Any:
-        if self._model is None:
-            self._model = load_keras(str(self.ref.path))
-        return self._model
+    return tf.function(stack, input_signature=[tf.TensorSpec((1, None, None, channels), tf.float32)])
 
-    def compiled(self) -> Any:
-        if self._compiled is None:
-            from plastics_core.models.compiled import CompiledPatch
 
-            self._compiled = CompiledPatch(read_h5(str(self.ref.path)), *norm_vectors(self.ref.normalization, self.channels))
-        return self._compiled
+def window_fn(model: Any, window: int, channels: int) -> Any:
+    """``model`` on normalized windows (n, window, window, channels) as a ``tf.function``."""
+    import tensorflow as tf
 
-    def _check(self, x: np.ndarray, spatial: tuple[int, ...], what: str) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape[-1] != self.channels or (spatial and x.shape[-3:-1] != spatial):
-            raise ModelError(f"patch model {self.ref.name} expects {what} with {self.channels} channels "
-                             f"({self.channels // NB} composite(s) x 12 L1C bands), got shape {x.shape}")
-        return x
-
-    def _features(self, xn: np.ndarray) -> np.ndarray:
-        """Conv/pool stack of the model over a normalized (h, w, c) block (compiled once, any size)."""
-        if self._feat is None and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-            import keras  # another Keras backend (torch, jax): the same layers, run eagerly
-
-            convs = [la for la in self.model.layers if type(la).__name__ in ("Conv2D", "MaxPooling2D")]
-
-            def eager(block: np.ndarray) -> Any:
-                t = keras.ops.convert_to_tensor(block)
-                for layer in convs:
-                    t = layer(t)
-                return keras.ops.convert_to_numpy(t)
-
-            self._feat = eager
-        if self._feat is None:
-            import tensorflow as tf
-
-            layers = [la for la in self.model.layers if type(la).__name__ in ("Conv2D", "MaxPooling2D")]
-            spec = tf.TensorSpec((1, None, None, self.channels), tf.float32)
-
-            def stack(t: Any) -> Any:
-                for layer in layers:
-                    t = layer(t)
-                return t
-
-            self._feat = tf.function(stack, input_signature=[spec])
-        return np.asarray(self._feat(xn[None]))[0]
-
-    def predict(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """``windows`` (n, window, window, channels) DN float32 -> (n,) float32."""
-        windows = np.asarray(windows, dtype=np.float32)
-        if windows.ndim != 4:
-            raise ModelError(f"patch model {self.ref.name} expects windows (n, h, w, c), got {windows.shape}")
-        self._check(windows, (self.window, self.window), "windows (n, window, window, channels)")
-        if self._fn is None:
-            import tensorflow as tf
-
-            model = self.model
-            spec = tf.TensorSpec((None, self.window, self.window, self.channels), tf.float32)
-            self._fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
-        out = np.empty(len(windows), np.float32)
-        for s in range(0, len(windows), batch_size):
-            xn = _normalize_channels_last(self.ref, windows[s:s + batch_size])
-            out[s:s + batch_size] = np.asarray(self._fn(xn))[:, 1]
-        return out
-
-    def predict_grid(self, image: np.ndarray, stride: int = 8) -> np.ndarray:
-        """Score every window of ``image`` (h, w, channels) DN at ``stride`` -> (rows, cols) float32.
-
-        Window (r, c) covers pixels ``[r*stride, r*stride + window)`` x ``[c*stride, ...)``.
-        Stride 8 shares the conv stack over the image (numpy + TensorFlow convs, or one JAX call
-        on the JAX path); other strides batch explicit windows.
-        """
-        image = np.asarray(image, dtype=np.float32)
-        if image.ndim != 3:
-            raise ModelError(f"patch model {self.ref.name} expects an image (h, w, channels), got {image.shape}")
-        self._check(image, (), "an image (h, w, channels)")
-        h, w, _ = image.shape
-        rows, cols = (h - self.window) // stride + 1, (w - self.window) // stride + 1
-        if rows <= 0 or cols <= 0:
-            return np.zeros((max(rows, 0), max(cols, 0)), np.float32)
-        if self.net is not None and stride == self.net.total_stride:
-            if devsel.choose(self.device, lambda: False) == "jax":  # one compiled call, DN normalized there
-                return self.compiled().grid(np.moveaxis(image, -1, 0), self.precision)
-            xn = _normalize_channels_last(self.ref, image)
-            return self.net.grid(xn, rows, cols, self.window, self._features)
-        from numpy.lib.stride_tricks import sliding_window_view
-
-        view = sliding_window_view(image, (self.window, self.window), axis=(0, 1))[::stride, ::stride]
-        wins = view[:rows, :cols].transpose(0, 1, 3, 4, 2).reshape(-1, self.window, self.window, self.channels)
-        return self.predict(wins).reshape(rows, cols)
+    spec = tf.TensorSpec((None, window, window, channels), tf.float32)
+    return tf.function(lambda t: model(t, training=False), input_signature=[spec])
 
 
 def __getattr__(name: str) -> Any:
-    """``EnsembleClassifier`` lives in :mod:`.ensemble` (imported here lazily: no import cycle)."""
+    """``EnsembleClassifier`` (:mod:`.ensemble`) and ``PatchClassifier`` (:mod:`.patch_classifier`),
+    imported here lazily (no import cycle)."""
     if name == "EnsembleClassifier":
         from plastics_core.models.ensemble import EnsembleClassifier
 
         return EnsembleClassifier
+    if name == "PatchClassifier":
+        from plastics_core.models.patch_classifier import PatchClassifier
+
+        return PatchClassifier
     raise AttributeError(name)

@@ -92,8 +92,8 @@ class PatchNet:
                 stack.append(("pool", p, None))
                 stride *= p
             elif kind == "Dense":
-                w, b = weights
-                dense.append((np.asarray(w, F32), np.asarray(b, F32)))
+                wd, bd = weights
+                dense.append((np.asarray(wd, F32), np.asarray(bd, F32)))
             else:
                 raise ModelError(f"patch model layer {cfg.get('name', kind)} ({kind}) is not supported by the fast path")
         if not dense or dense[-1][0].shape[1] != 2:
