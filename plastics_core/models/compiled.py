@@ -2,19 +2,20 @@
 patch classifier's conv grid, built from the ``.h5`` files alone (no TensorFlow).
 
 Shapes are bucketed so nothing recompiles per tile: pixel batches are padded to
-:func:`bucket` (at least 4,096, multiples of 1,024, at most 1/8 above ``n`` past 8,192; inputs over :data:`CALL_PIXELS`
-go in several calls); composites to :func:`shape_bucket` (height and width up to multiples of
-32 px). One compile per (bucket, input dtype, precision). Inside a call, pixels run through
+:func:`bucket` (at least 4,096, multiples of 1,024, at most 1/8 above ``n`` past 8,192;
+inputs over :data:`CALL_PIXELS` go in several calls); composites to :func:`shape_bucket`
+(height and width up to multiples of 32 px). One compile per (bucket, input dtype, precision). Inside a call, pixels run through
 the model in sequential chunks (:func:`device_chunk`: 2^18 on a GPU, 2^14 on the CPU) to
 bound device memory.
 
 Data movement: DN travel as uint16 when they are whole numbers in 0..65535 (:func:`to_dn`;
 else float32) and are normalized on the device; spectrogram pairs are built on the device
 from two uploaded composites (:meth:`CompiledPixel.predict_composites`), never as an
-(n, 12, 2) float32 host array. Dispatch is asynchronous: every batch is enqueued (copy +
-jitted call) before the first result is read back, so on a GPU the host-to-device copy and
-host-side padding of batch k+1 overlap the compute of batch k; on the CPU backend there is
-nothing to overlap.
+(n, 12, 2) float32 host array. Every batch is enqueued (copy + jitted call) before the first
+result is read back; JAX dispatches asynchronously, so on a GPU the host-side padding and
+host-to-device copy of batch k+1 can overlap the compute of batch k (a tile's composites are
+uploaded once, then every pair and the patch grid run back to back before any read-back:
+:func:`tile_span`). On the CPU backend there is nothing to overlap.
 
 Precision: ``exact`` (default; fp32, HIGHEST) or ``fast`` (bf16 operands, fp32 accumulation),
 chosen per call or by ``$PLASTICS_INFER_PRECISION`` read at call time (:func:`precision`).
@@ -221,12 +222,13 @@ def tile_span(composites: Sequence[tuple[np.ndarray, np.ndarray]], pairs: Sequen
     for a, b in pairs:
         heat_dev.append(pixel.predict_uploaded(up[a], up[b], prec)[0])
         img = up[a] if patch.channels == up[a].shape[0] else jnp.concatenate([up[a], up[b]], axis=0)
-        grid_dev.append(patch.grid_uploaded(img, prec))
+        if rows > 0 and cols > 0:
+            grid_dev.append(patch.grid_uploaded(img, prec))
     hb, wb = up[0].shape[1:]
     heat = np.stack([np.asarray(d).reshape(hb, wb)[:h, :w] for d in heat_dev]) if pairs \
         else np.zeros((0, h, w), np.float32)
     for k, (a, b) in enumerate(pairs):
         heat[k][composites[a][1] | composites[b][1]] = np.nan
-    grids = np.stack([np.asarray(g)[:max(rows, 0), :max(cols, 0)] for g in grid_dev]) if pairs \
-        else np.zeros((0, max(rows, 0), max(cols, 0)), np.float32)
+    grids = np.stack([np.asarray(g)[:rows, :cols] for g in grid_dev]) if grid_dev \
+        else np.zeros((len(pairs), max(rows, 0), max(cols, 0)), np.float32)
     return heat, grids
