@@ -27,9 +27,18 @@ from plastics_core.errors import ModelError
 DEVICES = ("auto", "cpu", "jax", "keras")
 
 
+def prepare_jax() -> None:
+    """Before JAX starts: ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` unless set, so JAX takes GPU memory
+    as it needs it instead of 75 % up front and several worker processes can share one GPU."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
 @lru_cache(maxsize=1)
 def jax_gpu() -> bool:
-    """Whether JAX is installed and its default backend is an accelerator (checked once)."""
+    """Whether JAX is installed and its default backend is an accelerator (checked once).
+
+    :func:`prepare_jax` first."""
+    prepare_jax()
     try:
         import jax
     except ImportError:

@@ -134,6 +134,7 @@ def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int | None = Non
 
 
 def _compiled_pixel(members: Sequence[PixelClassifier]) -> Any:
+    devsel.prepare_jax()
     from plastics_core.models.compiled import CompiledPixel
 
     norms = [norm_vectors(m.ref.normalization, NB, dates=2) for m in members]

@@ -63,6 +63,7 @@ class PatchClassifier:
 
     def compiled(self) -> Any:
         if self._compiled is None:
+            devsel.prepare_jax()
             from plastics_core.models.compiled import CompiledPatch
 
             self._compiled = CompiledPatch(read_h5(str(self.ref.path)), *norm_vectors(self.ref.normalization, self.channels))
