@@ -71,6 +71,15 @@ def patch_grid_flops(patch: Any, h: int, w: int) -> float:
     return flops
 
 
+def _jaxlib_version() -> str:
+    try:
+        import jaxlib
+
+        return str(jaxlib.__version__)
+    except (ImportError, AttributeError):
+        return "?"
+
+
 def run(repeat: int = 5) -> dict[str, Any]:
     import jax
 
@@ -138,7 +147,7 @@ def run(repeat: int = 5) -> dict[str, Any]:
     return {
         "rows": rows, "deviation": fast_dev, "backend": jax.default_backend(),
         "device": getattr(dev, "device_kind", str(dev)), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "versions": {"jax": jax.__version__, "jaxlib": getattr(jax.lib, "__version__", "?"), "numpy": np.__version__,
+        "versions": {"jax": jax.__version__, "jaxlib": _jaxlib_version(), "numpy": np.__version__,
                      "python": platform.python_version()},
         "peaks_tflops": {"fp32": PEAK_FP32 / 1e12, "bf16": PEAK_BF16 / 1e12},
     }
