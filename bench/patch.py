@@ -34,6 +34,13 @@ def run(size: int = 517, stride: int = 8) -> dict[str, Any]:
     clf.predict_grid(img[:100, :100], stride)
     t_g, out_g = best_time(lambda: clf.predict_grid(img, stride), repeat=3)
     c_g = LAST_CPU[0]
+    t_j, out_j = {}, {}
+    for prec in ("exact", "fast"):  # compiled JAX grid on JAX's default backend
+        clf.device, clf.precision = "jax", prec
+        clf.predict_grid(img[:100, :100], stride)
+        t_j[prec], out_j[prec] = best_time(lambda: clf.predict_grid(img, stride), repeat=3)
+        t_j[prec + "_cpu"] = LAST_CPU[0]
+    clf.device = clf.precision = None
     k = n / t_k
     table = [{"case": f"patch keras predict b32 ({rows}x{cols} windows)", "rate": k, "unit": "win/s",
              "per_cpu_s": n / c_k}]
@@ -42,8 +49,15 @@ def run(size: int = 517, stride: int = 8) -> dict[str, Any]:
                      "vs_keras": n / t_w / k, "per_cpu_s": n / c_w})
     table.append({"case": "patch shared-conv grid (stride 8)", "rate": n / t_g, "unit": "win/s",
                  "vs_keras": n / t_g / k, "per_cpu_s": n / c_g})
+    import jax
+
+    for prec in ("exact", "fast"):
+        table.append({"case": f"patch grid compiled JAX {jax.default_backend().upper()} {prec}", "rate": n / t_j[prec],
+                      "unit": "win/s", "vs_keras": n / t_j[prec] / k, "per_cpu_s": n / t_j[prec + "_cpu"]})
     return {
         "rows": table,
+        "max_abs_diff_jax_exact_vs_keras": float(np.abs(out_j["exact"].ravel() - ref_out).max()),
+        "max_abs_diff_jax_fast_vs_exact": float(np.abs(out_j["fast"] - out_j["exact"]).max()),
         "max_abs_diff_windows": float(np.abs(out_w - ref_out).max()) if with_tf else None,
         "max_abs_diff_grid": float(np.abs(out_g.ravel() - ref_out).max()),
         "image_px": size * size,

@@ -30,7 +30,11 @@ CHUNK = 1 << 20
 
 class PixelModel(Protocol):
     """``predict(x (n, 12, 2) float32 DN) -> (n,)`` (PixelClassifier) or ``(n_models, n)``
-    (EnsembleClassifier: the heatmap then holds the per-pixel median over the members)."""
+    (EnsembleClassifier: the heatmap then holds the per-pixel median over the members).
+
+    A model may also offer ``predict_composites(a, b)`` (two composites' data (12, h, w) ->
+    (h, w) probabilities of every pixel, or None to decline): the heatmap then uses it per pair
+    instead of gathering pixel pairs on the host (the compiled path builds them on the device)."""
 
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -74,7 +78,15 @@ def pixel_heatmap(composites: Sequence[Any], pairs: Sequence[tuple[int, int]], m
     if progress is not None:
         progress(0, total)
     step = max(1, CHUNK // max(1, w))  # rows per block: bounds the (n, 12, 2) copy
+    direct = getattr(model, "predict_composites", None)  # pairs built on the device (compiled path)
     for k, (a, b) in enumerate(pairs):
+        whole = direct(composites[a].data, composites[b].data) if direct is not None else None
+        if whole is not None:
+            out[k][valids[k]] = whole[valids[k]]
+            done += int(valids[k].sum())
+            if progress is not None:
+                progress(done, total)
+            continue
         for r0 in range(0, h, step):
             c0, c1 = (replace(composites[i], data=composites[i].data[:, r0:r0 + step],
                               mask=composites[i].mask[r0:r0 + step]) for i in (a, b))

@@ -110,6 +110,7 @@ def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypa
     """The accelerator path (direct Keras calls in large batches; what a GPU worker runs) forced on
     the CPU: equal to keras predict and to the numpy path within 1e-5, for a model and the ensemble."""
     from plastics_core.models import infer
+    from plastics_core.models.device import jax_gpu
     from plastics_core.models.infer import configure_devices, use_keras_path
 
     batch = 16_384  # small batches so 40,000 pixels span three device batches (the last one partial)
@@ -123,7 +124,8 @@ def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypa
     monkeypatch.setattr(infer, "keras_forward", small_batches)
     x = realistic_dn(np.random.default_rng(3), (40_000, 12, 2), band_axis=1)
     clf = PixelClassifier.from_ref(store.resolve(DEFAULT_MODEL))
-    assert use_keras_path() == configure_devices().startswith("GPU")  # auto: Keras on a GPU, else numpy
+    # auto: JAX on a JAX GPU, else Keras on a Keras GPU, else numpy
+    assert use_keras_path() == (not jax_gpu() and configure_devices().startswith("GPU"))
     monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "cpu")
     numpy_out = clf.predict(x)
     monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "keras")
@@ -138,5 +140,5 @@ def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypa
     monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "cpu")
     np.testing.assert_allclose(via_keras, ens.predict(x[:20_000]), rtol=0, atol=1e-5)
     monkeypatch.setenv("PLASTICS_PIXEL_DEVICE", "tpu")
-    with pytest.raises(ModelError, match="PLASTICS_PIXEL_DEVICE"):
+    with pytest.raises(ModelError, match="inference device 'tpu'"):
         clf.predict(x[:10])

@@ -1,22 +1,17 @@
 """Inference with the GPW Keras models (the ONLY module that imports TensorFlow/Keras, lazily).
 
-Models: Global Plastic Watch, Earthrise Media, CC BY-NC 4.0. Inputs are Sentinel-2 L1C DN
-(reflectance x 10000) float32 in :data:`plastics_core.bands.BAND_NAMES` order; normalization
-comes from the :class:`ModelRef`. Outputs are float32 waste probabilities (softmax column 1).
+Models: Global Plastic Watch, Earthrise Media, CC BY-NC 4.0, read from the ``.h5`` files with
+h5py (:mod:`.h5weights`): Keras is loaded only for the Keras paths. Inputs are Sentinel-2 L1C
+DN (reflectance x 10000) in :data:`plastics_core.bands.BAND_NAMES` order; normalization comes
+from the :class:`ModelRef`. Outputs are float32 waste probabilities (softmax column 1).
 
-Fast exact paths (equal to ``keras.Model.predict`` within 1e-5):
-
-- pixel models (input (12, 2, 1)): the weights are read once and run as float32 numpy matrix
-  products in a transposed ``(features, pixels)`` layout (:mod:`.pixel_fast`): conv1 as one
-  (160 x 24) matrix, conv2 as 8 shared (32 x 48) products on contiguous row slices, then the
-  dense layers; softmax column 1 = ``sigmoid(z1 - z0)``. An ensemble shares one normalization
-  and one stacked conv1 product per chunk, in chunks of 2048 pixels on one thread per core.
-  Where the Keras backend sees a GPU they run as direct Keras calls in batches of 262,144 on it
-  instead (TF32 off; ``$PLASTICS_PIXEL_DEVICE`` = auto | cpu | keras, see :func:`use_keras_path`).
-- patch models: :meth:`PatchClassifier.predict` runs windows through a ``tf.function`` (fixed
-  signature, batches of 1024); :meth:`PatchClassifier.predict_grid` runs the conv/pool layers
-  once over blocks of a composite and reads every stride-8 window from the shared feature map
-  (:mod:`.patch_fast`; exact: three valid 2x2 poolings keep stride-8 windows aligned).
+Paths (:mod:`.device`, ``$PLASTICS_INFER_DEVICE``), all equal to ``keras.Model.predict`` within
+1e-5 in exact precision: the numpy CPU path (pixel models as float32 matrix products,
+:mod:`.pixel_fast`; the patch grid as one shared conv stack, :mod:`.patch_fast`, exact because
+three valid 2x2 poolings keep stride-8 windows aligned); the compiled JAX path (:mod:`.compiled`:
+the default where JAX sees a GPU; exact or fast precision); direct Keras calls in batches of
+262,144 (pixel models, TF32 off). :meth:`PatchClassifier.predict` runs explicit windows through
+a ``tf.function``.
 """
 
 from __future__ import annotations
@@ -28,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from plastics_core.bands import BAND_NAMES, UNIT_NORM_MEAN, UNIT_NORM_STD, normalize
+from plastics_core.bands import BAND_NAMES, normalize
 from plastics_core.errors import ModelError
-from plastics_core.models.patch_fast import PatchNet
-from plastics_core.models.pixel_fast import PixelNet, check_pixels, run_chunked
+from plastics_core.models import device as devsel
+from plastics_core.models.h5weights import read_h5
+from plastics_core.models.pixel_fast import PixelNet, check_pixels, norm_vectors, run_chunked
 from plastics_core.models.store import ModelRef
 from plastics_core.threads import blas_single, usable_threads
 
@@ -108,27 +104,27 @@ def keras_predict(ref: ModelRef, x: np.ndarray, batch_size: int = 32) -> np.ndar
     return np.asarray(out[:, 1], dtype=np.float32)
 
 
-#: ``$PLASTICS_PIXEL_DEVICE``: ``auto`` (the Keras path when the backend sees a GPU, else numpy),
-#: ``cpu`` (always numpy), ``keras`` (always the Keras path, also on a CPU).
-PIXEL_DEVICES = ("auto", "cpu", "keras")
-#: Pixels per Keras call on the accelerator (``$PLASTICS_KERAS_BATCH``); ~3 KB of activations each.
-KERAS_BATCH = int(os.environ.get("PLASTICS_KERAS_BATCH", "262144"))
+def keras_batch() -> int:
+    """Pixels per Keras call on the accelerator (``$PLASTICS_KERAS_BATCH``, default 262,144)."""
+    return int(os.environ.get("PLASTICS_KERAS_BATCH") or 262144)
+
+
+def _keras_gpu() -> bool:
+    return configure_devices().startswith("GPU")  # imports TensorFlow: only asked when JAX has no GPU
 
 
 def use_keras_path(device: str | None = None) -> bool:
-    """Whether pixel models run as Keras calls on the backend's device (see :data:`PIXEL_DEVICES`)."""
-    mode = device or os.environ.get("PLASTICS_PIXEL_DEVICE", "auto")
-    if mode not in PIXEL_DEVICES:
-        raise ModelError(f"PLASTICS_PIXEL_DEVICE={mode!r}: use one of {', '.join(PIXEL_DEVICES)}")
-    return mode == "keras" or (mode == "auto" and configure_devices().startswith("GPU"))
+    """Whether pixel models run as Keras calls (see :mod:`.device`)."""
+    return devsel.choose(device, _keras_gpu) == "keras"
 
 
-def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int = KERAS_BATCH) -> np.ndarray:
+def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int | None = None) -> np.ndarray:
     """(n_models, n) class-1 probabilities of ``models`` (sharing one normalization) on normalized
     inputs, by direct calls in large batches (no ``predict`` loop): on a GPU each batch is copied to
     the device once and every model runs on it."""
     import keras
 
+    batch = batch or keras_batch()
     out = np.empty((len(models), len(xn)), np.float32)
     for s in range(0, len(xn), batch):
         t = keras.ops.convert_to_tensor(xn[s:s + batch])
@@ -137,168 +133,110 @@ def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int = KERAS_BATC
     return out
 
 
+def _compiled_pixel(members: Sequence[PixelClassifier]) -> Any:
+    devsel.prepare_jax()
+    from plastics_core.models.compiled import CompiledPixel
+
+    norms = [norm_vectors(m.ref.normalization, NB, dates=2) for m in members]
+    return CompiledPixel([read_h5(str(m.ref.path)) for m in members], norms)
+
+
 class PixelClassifier:
-    """One pixel spectrogram model; ``predict(x (n, 12, 2) DN float32) -> (n,) float32``."""
+    """One pixel spectrogram model; ``predict(x (n, 12, 2) DN float32) -> (n,) float32``.
+
+    ``device`` / ``precision``: None = from the environment at call time (:mod:`.device`)."""
 
     def __init__(self, ref: ModelRef, net: PixelNet, chunk: int = 2048, model: Any = None,
-                 device: str | None = None):
-        self.ref, self.net, self.chunk, self.model, self.device = ref, net, chunk, model, device
+                 device: str | None = None, precision: str | None = None):
+        self.ref, self.net, self.chunk, self._model, self.device = ref, net, chunk, model, device
+        self.precision = precision
+        self._compiled: Any = None
 
     @classmethod
     def from_ref(cls, ref: ModelRef) -> PixelClassifier:
         if ref.kind != "pixel":
             raise ModelError(f"{ref.name} is a {ref.kind} model, not a pixel model: pick a spectrogram model")
-        model = load_keras(str(ref.path))
-        if tuple(model.input_shape[1:]) != (NB, 2, 1):
-            raise ModelError(f"{ref.name} input {model.input_shape[1:]} is not (12, 2, 1): not a pixel model")
-        if ref.normalization == "div3000":
-            sub, div = np.zeros(2 * NB, np.float32), np.full(2 * NB, 3000.0, np.float32)
-        else:  # index band * 2 + date
-            sub, div = np.repeat(UNIT_NORM_MEAN, 2), np.repeat(UNIT_NORM_STD, 2)
-        weights = [layer.get_weights() for layer in model.layers if layer.get_weights()]
-        return cls(ref, PixelNet.from_keras(weights, sub, div), model=model)
+        h5 = read_h5(str(ref.path))
+        if h5.input_shape != (NB, 2, 1):
+            raise ModelError(f"{ref.name} input {h5.input_shape} is not (12, 2, 1): not a pixel model")
+        sub, div = norm_vectors(ref.normalization, NB, dates=2)
+        return cls(ref, PixelNet.from_keras([la.weights for la in h5.weighted()], sub, div))
+
+    @property
+    def model(self) -> Any:
+        """The Keras model (loaded on first use: only the Keras paths need TensorFlow)."""
+        if self._model is None:
+            self._model = load_keras(str(self.ref.path))
+        return self._model
+
+    def path(self) -> str:
+        """``"numpy"``, ``"jax"`` or ``"keras"`` for this call (see :mod:`.device`)."""
+        return devsel.choose(self.device, _keras_gpu)
+
+    def compiled(self) -> Any:
+        if self._compiled is None:
+            self._compiled = _compiled_pixel([self])
+        return self._compiled
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = check_pixels(x, f"pixel model {self.ref.name}")
-        if self.model is not None and use_keras_path(self.device):
+        path = self.path()
+        if path == "jax":
+            return self.compiled().predict(x, self.precision)[0]
+        if path == "keras":
             return keras_forward([self.model], normalize(x, self.ref.normalization, band_axis=1)[..., None])[0]
         with blas_single():
             return run_chunked([self.net], x.reshape(len(x), 2 * NB), self.chunk, usable_threads())[0]
 
-
-class EnsembleClassifier:
-    """Several pixel models run together; ``predict -> (n_models, n)``, ``predict_median -> (n,)``."""
-
-    def __init__(self, members: Sequence[PixelClassifier], chunk: int = 2048):
-        if not members:
-            raise ModelError("empty ensemble: resolve an ensemble folder that holds models")
-        self.members = list(members)
-        self.refs = [m.ref for m in self.members]
-        self.chunk = chunk
-
-    @classmethod
-    def from_refs(cls, refs: Sequence[ModelRef]) -> EnsembleClassifier:
-        return cls([PixelClassifier.from_ref(r) for r in refs])
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        x = check_pixels(x, "ensemble")
-        if all(m.model is not None and use_keras_path(m.device) for m in self.members):
-            probs = np.empty((len(self.members), len(x)), np.float32)
-            for norm in {m.ref.normalization for m in self.members}:  # one device copy per normalization
-                idx = [i for i, m in enumerate(self.members) if m.ref.normalization == norm]
-                probs[idx] = keras_forward([self.members[i].model for i in idx],
-                                           normalize(x, norm, band_axis=1)[..., None])
-            return probs
-        with blas_single():
-            out = run_chunked([m.net for m in self.members], x.reshape(len(x), 2 * NB), self.chunk, usable_threads())
-        return np.stack(out) if out else np.zeros((0, len(x)), np.float32)
-
-    def predict_median(self, x: np.ndarray) -> np.ndarray:
-        return np.median(self.predict(x), axis=0).astype(np.float32)
+    def predict_composites(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+        """Every pixel of two composites (12, h, w) DN -> (h, w) float32, pairs built on the device;
+        None when this call's path is not the JAX one (the caller then gathers pixel pairs)."""
+        if self.path() != "jax":
+            return None
+        return self.compiled().predict_composites(a, b, self.precision)[0]
 
 
-class PatchClassifier:
-    """A window classifier; ``window`` / ``channels`` come from the model's input shape.
+def feature_fn(model: Any, channels: int) -> Any:
+    """The Keras model's Conv2D/MaxPooling2D stack as a function of a normalized (1, h, w, c) block:
+    a ``tf.function`` compiled once for any size (TensorFlow backend), else the layers run eagerly."""
+    layers = [la for la in model.layers if type(la).__name__ in ("Conv2D", "MaxPooling2D")]
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        import keras  # another Keras backend (torch, jax): the same layers, run eagerly
 
-    ``channels`` 12 = one composite; 24 = a pair concatenated on the channel axis.
-    """
+        def eager(block: np.ndarray) -> Any:
+            t = keras.ops.convert_to_tensor(block)
+            for layer in layers:
+                t = layer(t)
+            return keras.ops.convert_to_numpy(t)
 
-    def __init__(self, ref: ModelRef, model: Any, net: PatchNet | None):
-        self.ref, self.model, self.net = ref, model, net
-        _, h, w, c = model.input_shape
-        if h != w:
-            raise ModelError(f"{ref.name} has a non-square input {h}x{w}: unsupported patch model")
-        self.window, self.channels = int(h), int(c)
-        if self.channels % NB:
-            raise ModelError(f"{ref.name} takes {c} channels, not a multiple of {NB} L1C bands: unsupported")
-        self._fn: Any = None
-        self._feat: Any = None
+        return eager
+    import tensorflow as tf
 
-    @classmethod
-    def from_ref(cls, ref: ModelRef) -> PatchClassifier:
-        if ref.kind != "patch":
-            raise ModelError(f"{ref.name} is a {ref.kind} model, not a patch classifier")
-        model = load_keras(str(ref.path))
-        if len(model.input_shape) != 4:
-            raise ModelError(f"{ref.name} input {model.input_shape} is not (h, w, channels)")
-        try:
-            net: PatchNet | None = PatchNet.from_keras(model)
-        except ModelError:  # layout without the shared-grid fast path: windows via tf.function
-            net = None
-        return cls(ref, model, net)
+    def stack(t: Any) -> Any:
+        for layer in layers:
+            t = layer(t)
+        return t
 
-    def _check(self, x: np.ndarray, spatial: tuple[int, ...], what: str) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape[-1] != self.channels or (spatial and x.shape[-3:-1] != spatial):
-            raise ModelError(f"patch model {self.ref.name} expects {what} with {self.channels} channels "
-                             f"({self.channels // NB} composite(s) x 12 L1C bands), got shape {x.shape}")
-        return x
+    return tf.function(stack, input_signature=[tf.TensorSpec((1, None, None, channels), tf.float32)])
 
-    def _features(self, xn: np.ndarray) -> np.ndarray:
-        """Conv/pool stack of the model over a normalized (h, w, c) block (compiled once, any size)."""
-        if self._feat is None and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-            import keras  # another Keras backend (torch, jax): the same layers, run eagerly
 
-            convs = [la for la in self.model.layers if type(la).__name__ in ("Conv2D", "MaxPooling2D")]
+def window_fn(model: Any, window: int, channels: int) -> Any:
+    """``model`` on normalized windows (n, window, window, channels) as a ``tf.function``."""
+    import tensorflow as tf
 
-            def eager(block: np.ndarray) -> Any:
-                t = keras.ops.convert_to_tensor(block)
-                for layer in convs:
-                    t = layer(t)
-                return keras.ops.convert_to_numpy(t)
+    spec = tf.TensorSpec((None, window, window, channels), tf.float32)
+    return tf.function(lambda t: model(t, training=False), input_signature=[spec])
 
-            self._feat = eager
-        if self._feat is None:
-            import tensorflow as tf
 
-            layers = [la for la in self.model.layers if type(la).__name__ in ("Conv2D", "MaxPooling2D")]
-            spec = tf.TensorSpec((1, None, None, self.channels), tf.float32)
+def __getattr__(name: str) -> Any:
+    """``EnsembleClassifier`` (:mod:`.ensemble`) and ``PatchClassifier`` (:mod:`.patch_classifier`),
+    imported here lazily (no import cycle)."""
+    if name == "EnsembleClassifier":
+        from plastics_core.models.ensemble import EnsembleClassifier
 
-            def stack(t: Any) -> Any:
-                for layer in layers:
-                    t = layer(t)
-                return t
+        return EnsembleClassifier
+    if name == "PatchClassifier":
+        from plastics_core.models.patch_classifier import PatchClassifier
 
-            self._feat = tf.function(stack, input_signature=[spec])
-        return np.asarray(self._feat(xn[None]))[0]
-
-    def predict(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """``windows`` (n, window, window, channels) DN float32 -> (n,) float32."""
-        windows = np.asarray(windows, dtype=np.float32)
-        if windows.ndim != 4:
-            raise ModelError(f"patch model {self.ref.name} expects windows (n, h, w, c), got {windows.shape}")
-        self._check(windows, (self.window, self.window), "windows (n, window, window, channels)")
-        if self._fn is None:
-            import tensorflow as tf
-
-            model = self.model
-            spec = tf.TensorSpec((None, self.window, self.window, self.channels), tf.float32)
-            self._fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
-        out = np.empty(len(windows), np.float32)
-        for s in range(0, len(windows), batch_size):
-            xn = _normalize_channels_last(self.ref, windows[s:s + batch_size])
-            out[s:s + batch_size] = np.asarray(self._fn(xn))[:, 1]
-        return out
-
-    def predict_grid(self, image: np.ndarray, stride: int = 8) -> np.ndarray:
-        """Score every window of ``image`` (h, w, channels) DN at ``stride`` -> (rows, cols) float32.
-
-        Window (r, c) covers pixels ``[r*stride, r*stride + window)`` x ``[c*stride, ...)``.
-        Stride 8 shares the conv stack over the image; other strides batch explicit windows.
-        """
-        image = np.asarray(image, dtype=np.float32)
-        if image.ndim != 3:
-            raise ModelError(f"patch model {self.ref.name} expects an image (h, w, channels), got {image.shape}")
-        self._check(image, (), "an image (h, w, channels)")
-        h, w, _ = image.shape
-        rows, cols = (h - self.window) // stride + 1, (w - self.window) // stride + 1
-        if rows <= 0 or cols <= 0:
-            return np.zeros((max(rows, 0), max(cols, 0)), np.float32)
-        xn = _normalize_channels_last(self.ref, image)
-        if self.net is not None and stride == self.net.total_stride:
-            return self.net.grid(xn, rows, cols, self.window, self._features)
-        from numpy.lib.stride_tricks import sliding_window_view
-
-        view = sliding_window_view(image, (self.window, self.window), axis=(0, 1))[::stride, ::stride]
-        wins = view[:rows, :cols].transpose(0, 1, 3, 4, 2).reshape(-1, self.window, self.window, self.channels)
-        return self.predict(wins).reshape(rows, cols)
+        return PatchClassifier
+    raise AttributeError(name)

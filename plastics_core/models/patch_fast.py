@@ -10,7 +10,7 @@ window's own final map, 3 x 3 for 45 px). Exact: same sums as the per-window mod
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,31 +62,43 @@ class PatchNet:
 
     @classmethod
     def from_keras(cls, model: Any) -> PatchNet:
+        """From a loaded Keras model."""
+        layers = [(type(la).__name__, la.get_config(), la.get_weights()) for la in model.layers]
+        return cls.from_layers(layers, (int(model.input_shape[1]), int(model.input_shape[2])))
+
+    @classmethod
+    def from_h5(cls, model: Any) -> PatchNet:
+        """From an :class:`~plastics_core.models.h5weights.H5Model` (no TensorFlow)."""
+        return cls.from_layers([(la.kind, la.config, la.weights) for la in model.layers], model.input_shape[:2])
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[tuple[str, dict[str, Any], Sequence[np.ndarray]]],
+                    input_hw: tuple[int, int]) -> PatchNet:
+        """From ``(class name, config, weights)`` per layer and the input (height, width)."""
         stack: list[tuple[str, Any, Any]] = []
         dense: list[tuple[np.ndarray, np.ndarray]] = []
         stride = 1
-        for layer in model.layers:
-            kind, cfg = type(layer).__name__, layer.get_config()
+        for kind, cfg, weights in layers:
             if kind in ("InputLayer", "Dropout", "Flatten"):
                 continue
             if kind == "Conv2D" and cfg["padding"] == "valid" and tuple(cfg["strides"]) == (1, 1) \
                     and tuple(cfg["dilation_rate"]) == (1, 1) and cfg["activation"] == "relu" and not dense:
-                k, b = layer.get_weights()
-                stack.append(("conv", k.astype(F32), b.astype(F32)))
+                k, b = weights
+                stack.append(("conv", np.asarray(k, F32), np.asarray(b, F32)))
             elif kind == "MaxPooling2D" and cfg["padding"] == "valid" \
-                    and tuple(cfg["pool_size"]) == tuple(cfg["strides"]) and cfg["pool_size"][0] == cfg["pool_size"][1]:
+                    and tuple(cfg["pool_size"]) == tuple(cfg["strides"] or cfg["pool_size"]) \
+                    and cfg["pool_size"][0] == cfg["pool_size"][1]:
                 p = int(cfg["pool_size"][0])
                 stack.append(("pool", p, None))
                 stride *= p
             elif kind == "Dense":
-                w, b = layer.get_weights()
-                dense.append((w.astype(F32), b.astype(F32)))
+                wd, bd = weights
+                dense.append((np.asarray(wd, F32), np.asarray(bd, F32)))
             else:
-                raise ModelError(f"patch model layer {layer.name} ({kind}) is not supported by the fast path")
+                raise ModelError(f"patch model layer {cfg.get('name', kind)} ({kind}) is not supported by the fast path")
         if not dense or dense[-1][0].shape[1] != 2:
             raise ModelError("patch model must end in a 2-class softmax Dense layer")
-        h = int(model.input_shape[1])
-        w = int(model.input_shape[2])
+        h, w = int(input_hw[0]), int(input_hw[1])
         for op, a, _ in stack:
             h, w = (h - a.shape[0] + 1, w - a.shape[1] + 1) if op == "conv" else (h // a, w // a)
         wl, bl = dense[-1]

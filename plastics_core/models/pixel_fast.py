@@ -158,3 +158,17 @@ def check_pixels(x: np.ndarray, what: str) -> np.ndarray:
         raise ModelError(f"{what} expects pixel input (n, {len(BAND_NAMES)} bands, 2 dates) DN, got shape {x.shape}: "
                          f"give the 12 L1C bands {','.join(BAND_NAMES)} for both composites")
     return x
+
+
+def norm_vectors(normalization: str, channels: int, dates: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(sub, div)`` float32 of ``(x - sub) / div`` (as :func:`plastics_core.bands.normalize`) for
+    ``channels`` = k * 12 bands (k composites, band-last), each repeated ``dates`` times
+    (pixel models: index ``band * 2 + date``)."""
+    from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
+
+    if normalization == "div3000":
+        sub, div = np.zeros(len(BAND_NAMES), F32), np.full(len(BAND_NAMES), 3000.0, F32)
+    else:
+        sub, div = UNIT_NORM_MEAN, UNIT_NORM_STD
+    k = channels // len(BAND_NAMES)
+    return np.repeat(np.tile(sub, k), dates).astype(F32), np.repeat(np.tile(div, k), dates).astype(F32)
