@@ -85,8 +85,10 @@ def run(repeat: int = 5) -> dict[str, Any]:
 
     from plastics_core.models import DEFAULT_ENSEMBLE, DEFAULT_MODEL, DEFAULT_PATCH_MODEL
     from plastics_core.models import compiled as C
+    from plastics_core.models.ensemble import EnsembleClassifier
     from plastics_core.models.h5weights import read_h5
-    from plastics_core.models.infer import EnsembleClassifier, PatchClassifier, PixelClassifier
+    from plastics_core.models.infer import PixelClassifier
+    from plastics_core.models.patch_classifier import PatchClassifier
     from plastics_core.models.pixel_fast import norm_vectors
     from plastics_core.models.reference import forward, normalize64
 

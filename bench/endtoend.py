@@ -43,7 +43,8 @@ def measure(size: int = 1000, scenes: int = 6) -> dict[str, Any]:
     from plastics_core.composite import composite
     from plastics_core.heatmap import pixel_heatmap
     from plastics_core.models import DEFAULT_MODEL, DEFAULT_PATCH_MODEL
-    from plastics_core.models.infer import PatchClassifier, PixelClassifier
+    from plastics_core.models.infer import PixelClassifier
+    from plastics_core.models.patch_classifier import PatchClassifier
     from plastics_core.patches import patch_scores
     from plastics_core.periods import Period
 

@@ -14,7 +14,8 @@ from bench.common import LAST_CPU, best_time, composite_image, model_store
 def run(size: int = 517, stride: int = 8) -> dict[str, Any]:
     """Windows/s: keras b32, ``PatchClassifier.predict`` (tf.function), ``predict_grid`` (shared convs)."""
     from plastics_core.models import DEFAULT_PATCH_MODEL
-    from plastics_core.models.infer import PatchClassifier, keras_predict
+    from plastics_core.models.infer import keras_predict
+    from plastics_core.models.patch_classifier import PatchClassifier
 
     ref = model_store().resolve(DEFAULT_PATCH_MODEL)
     clf = PatchClassifier.from_ref(ref)

@@ -93,7 +93,8 @@ def run(n: int = 400_000, n_keras: int = 20_000) -> dict[str, Any]:
 def run_ensemble(n: int = 200_000, n_keras: int = 5_000) -> dict[str, Any]:
     """The 6-model ensemble (all members per pixel): px/s both ways."""
     from plastics_core.models import DEFAULT_ENSEMBLE
-    from plastics_core.models.infer import EnsembleClassifier, keras_predict
+    from plastics_core.models.ensemble import EnsembleClassifier
+    from plastics_core.models.infer import keras_predict
 
     refs = model_store().resolve_ensemble(DEFAULT_ENSEMBLE)
     x = pixels(400_000)[:n]

@@ -94,7 +94,8 @@ def _loopback_rate(url: str, folder: Path) -> float:
 def _models_on(comp: Any) -> dict[str, list[float]]:
     from plastics_core.heatmap import pixel_heatmap
     from plastics_core.models import DEFAULT_MODEL, DEFAULT_PATCH_MODEL
-    from plastics_core.models.infer import PatchClassifier, PixelClassifier
+    from plastics_core.models.infer import PixelClassifier
+    from plastics_core.models.patch_classifier import PatchClassifier
     from plastics_core.patches import patch_scores
 
     store = model_store()

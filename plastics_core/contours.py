@@ -10,7 +10,7 @@ px), thresholded at 0.2 and traced into polygons with holes (``rasterio.features
 polygons of 160 upsampled px² or less (GPW's ``40 * SCALE``) are dropped; then reprojected to
 EPSG:4326. Areas are computed in the equal-area EPSG:6933 CRS (GPW's EPSG:3395 overstates area
 by the Mercator scale factor: ~2 % at 8 deg S, 2x at 46 deg N). This module never imports
-TensorFlow: callers pass the probability frames (``plastics_core.models.infer.EnsembleClassifier``).
+TensorFlow: callers pass the probability frames (``plastics_core.models.ensemble.EnsembleClassifier``).
 """
 
 from __future__ import annotations

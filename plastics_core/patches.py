@@ -135,7 +135,7 @@ def patch_scores(composites: Sequence[Any], pairs: Sequence[tuple[int, int]], mo
     """GeoDataFrame (Polygon, EPSG:4326; columns mean, median, min, max, std, count), row-major order:
     :func:`pair_grid` per pair, then :func:`grid_stats`.
 
-    ``model`` is a :class:`plastics_core.models.infer.PatchClassifier` (``window``, ``channels``,
+    ``model`` is a :class:`plastics_core.models.patch_classifier.PatchClassifier` (``window``, ``channels``,
     ``predict_grid(image (h, w, c), stride) -> (rows, cols)``).
     """
     if stride < 1:

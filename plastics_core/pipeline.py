@@ -30,7 +30,9 @@ from plastics_core.enrich import Geocoder, enrich_sites
 from plastics_core.errors import ParameterError
 from plastics_core.heatmap import pixel_heatmap
 from plastics_core.imagery.base import ImagerySource
-from plastics_core.models.infer import EnsembleClassifier, PatchClassifier, PixelClassifier
+from plastics_core.models.ensemble import EnsembleClassifier
+from plastics_core.models.infer import PixelClassifier
+from plastics_core.models.patch_classifier import PatchClassifier
 from plastics_core.models.store import ModelStore
 from plastics_core.params import DetectParams as DetectParams
 from plastics_core.patches import empty_patches, keep_patches, pair_grid

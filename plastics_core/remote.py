@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from upath import UPath
@@ -104,3 +105,40 @@ def remote_requirements() -> list[str]:
         return []
     wanted = {p.lower() for p in REMOTE_PACKAGES}
     return [r for r in reqs if "extra ==" not in r and re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() in wanted]
+
+
+def compute_missing_pairs(store: UPath, roi: str, starts: Sequence[dt.date | str], run_hash: str,
+                          tiles: Sequence[str], source: object, models: object, params: object,
+                          extra: dict[str, object] | None = None) -> list[str]:
+    """Compute and store the pairs of ``starts`` the store lacks (every tile of ``tiles``, one after
+    the other, :func:`compute_tile`), each with a manifest as ``descartes_run``
+    writes it. For a window materialized alone (a job backfill, one partition from the UI): the
+    fan-out over tiles and GPUs is ``descartes_run``'s; this keeps such a window correct.
+    Returns the starts computed (ISO dates)."""
+    from plastics_core.outputs import json_bytes
+    from plastics_core.periods import pair_periods
+    from plastics_core.store import atomic_write, read_bytes, run_folder, tile_files
+    from plastics_core.window import manifest_path, missing_starts
+
+    done = []
+    for start in missing_starts(store, roi, starts, run_hash):
+        folder = run_folder(store, roi, start, run_hash)
+        day = dt.date.fromisoformat(start)
+        summaries = []
+        for key in tiles:
+            marker = tile_files(folder, key)["summary"]
+            summaries.append(json.loads(read_bytes(marker)) if marker.exists()
+                             else compute_tile(key, source, models, params, day, folder))
+        periods = pair_periods(day, params.mosaic_period, params.spectrogram_interval)  # type: ignore[attr-defined]
+        manifest = {
+            "run_hash": run_hash, "roi": roi, "window": start, "periods": [p.label for p in periods],
+            "tiles": list(tiles), "backend": "in-window", **(extra or {}),
+            "imagery": {**dict((extra or {}).get("imagery", {})),  # type: ignore[call-overload]
+                        "scene_ids": sorted({str(i) for s in summaries for i in s.get("scene_ids", [])})},
+            "timings": {"total_s": round(sum(float(s.get("seconds", 0.0)) for s in summaries), 3),
+                        "stages_s": {s["key"]: s.get("timings", {}) for s in summaries}},
+            "empty_reasons": {s["key"]: s["empty_reason"] for s in summaries if s.get("empty_reason")},
+        }
+        atomic_write(manifest_path(store, roi, start, run_hash), json_bytes(manifest))
+        done.append(start)
+    return done

@@ -15,8 +15,10 @@ import pytest
 
 from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.models import DEFAULT_ENSEMBLE, DEFAULT_PATCH_MODEL, SHA256, ModelStore
+from plastics_core.models.ensemble import EnsembleClassifier
 from plastics_core.models.h5weights import read_h5
-from plastics_core.models.infer import EnsembleClassifier, PatchClassifier, PixelClassifier
+from plastics_core.models.infer import PixelClassifier
+from plastics_core.models.patch_classifier import PatchClassifier
 from plastics_core.models.pixel_fast import norm_vectors
 from plastics_core.models.reference import forward, normalize64
 

@@ -109,7 +109,8 @@ def test_real_model_heatmap(models_dir) -> None:  # type: ignore[no-untyped-def]
 
 def test_ensemble_heatmap_is_member_median(models_dir) -> None:  # type: ignore[no-untyped-def]
     from plastics_core.models import DEFAULT_ENSEMBLE, ModelStore
-    from plastics_core.models.infer import EnsembleClassifier, keras_predict
+    from plastics_core.models.ensemble import EnsembleClassifier
+    from plastics_core.models.infer import keras_predict
 
     refs = ModelStore(str(models_dir)).resolve_ensemble(DEFAULT_ENSEMBLE)
     ens = EnsembleClassifier.from_refs(refs)

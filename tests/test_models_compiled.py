@@ -19,8 +19,10 @@ from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.errors import ModelError
 from plastics_core.models import DEFAULT_ENSEMBLE, DEFAULT_MODEL, DEFAULT_PATCH_MODEL, SHA256, ModelStore
 from plastics_core.models import compiled as C
+from plastics_core.models.ensemble import EnsembleClassifier
 from plastics_core.models.h5weights import read_h5
-from plastics_core.models.infer import EnsembleClassifier, PatchClassifier, PixelClassifier, keras_predict
+from plastics_core.models.infer import PixelClassifier, keras_predict
+from plastics_core.models.patch_classifier import PatchClassifier
 from plastics_core.models.pixel_fast import norm_vectors
 from plastics_core.models.reference import forward as reference_forward
 from plastics_core.models.reference import normalize64

@@ -12,7 +12,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.errors import ModelError
 from plastics_core.models import DEFAULT_ENSEMBLE, DEFAULT_MODEL, DEFAULT_PATCH_MODEL, SHA256, ModelStore
-from plastics_core.models.infer import EnsembleClassifier, PatchClassifier, PixelClassifier, keras_predict
+from plastics_core.models.ensemble import EnsembleClassifier
+from plastics_core.models.infer import PixelClassifier, keras_predict
+from plastics_core.models.patch_classifier import PatchClassifier
 
 PIXEL_MODELS = sorted(k for k in SHA256 if "patch" not in k)
 

@@ -65,7 +65,7 @@ def test_models_stay_below_half(scenes: list[Composite], models_dir: Path, which
 
 def test_patch_classifier_stays_below_half(scenes: list[Composite], models_dir: Path) -> None:
     from plastics_core.models import DEFAULT_PATCH_MODEL
-    from plastics_core.models.infer import PatchClassifier
+    from plastics_core.models.patch_classifier import PatchClassifier
     from plastics_core.patches import keep_patches, patch_scores
 
     clf = PatchClassifier.from_ref(ModelStore(str(models_dir)).resolve(DEFAULT_PATCH_MODEL))

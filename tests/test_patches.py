@@ -87,7 +87,8 @@ def test_empty_and_keep() -> None:
 
 def test_real_patch_model(models_dir) -> None:  # type: ignore[no-untyped-def]
     from plastics_core.models import DEFAULT_PATCH_MODEL, ModelStore
-    from plastics_core.models.infer import PatchClassifier, keras_predict
+    from plastics_core.models.infer import keras_predict
+    from plastics_core.models.patch_classifier import PatchClassifier
 
     ref = ModelStore(str(models_dir)).resolve(DEFAULT_PATCH_MODEL)
     rng = np.random.default_rng(5)

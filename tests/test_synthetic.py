@@ -128,7 +128,8 @@ def test_committed_signatures_file() -> None:
 
 def _pixel_scores(models_dir: Path, x: np.ndarray) -> np.ndarray:
     """(7, n) waste scores of the default pixel model and the 6 ensemble members."""
-    from plastics_core.models.infer import EnsembleClassifier, PixelClassifier
+    from plastics_core.models.ensemble import EnsembleClassifier
+    from plastics_core.models.infer import PixelClassifier
     from plastics_core.models.store import ModelStore
 
     store = ModelStore(str(models_dir))

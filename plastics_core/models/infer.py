@@ -226,17 +226,3 @@ def window_fn(model: Any, window: int, channels: int) -> Any:
 
     spec = tf.TensorSpec((None, window, window, channels), tf.float32)
     return tf.function(lambda t: model(t, training=False), input_signature=[spec])
-
-
-def __getattr__(name: str) -> Any:
-    """``EnsembleClassifier`` (:mod:`.ensemble`) and ``PatchClassifier`` (:mod:`.patch_classifier`),
-    imported here lazily (no import cycle)."""
-    if name == "EnsembleClassifier":
-        from plastics_core.models.ensemble import EnsembleClassifier
-
-        return EnsembleClassifier
-    if name == "PatchClassifier":
-        from plastics_core.models.patch_classifier import PatchClassifier
-
-        return PatchClassifier
-    raise AttributeError(name)

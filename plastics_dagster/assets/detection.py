@@ -42,7 +42,8 @@ def window_pairs(context: AssetExecutionContext, params: DetectionParams, imager
     Quarters whose ``descartes_run`` is not in the store (a window materialized alone: a job
     backfill, one partition from the UI) are computed here first, tile after tile, and logged."""
     from plastics_core.periods import window_pair_starts
-    from plastics_core.window import compute_missing_pairs, load_window_pairs
+    from plastics_core.remote import compute_missing_pairs
+    from plastics_core.window import load_window_pairs
 
     roi, window = split_key(context.partition_key)
     starts = window_pair_starts(dt.date.fromisoformat(window), params.pairs, params.mosaic_period,
