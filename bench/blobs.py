@@ -1,7 +1,7 @@
 """Benchmark: sparse/windowed ``detect_blobs`` vs one whole-raster ``skimage`` blob_doh call.
 
 ``run()`` builds a seeded 10,000 x 10,000 heatmap (EPSG:32750, 10 m) with ``n_blobs``
-scattered Gaussian sites, times :func:`plastics_core.blobs.detect_blobs` (target <= 10 s on
+scattered Gaussian sites, times :func:`plastics_core.method.blobs.detect_blobs` (target <= 10 s on
 2 cores, issue 6) and, when ``baseline`` is true, ``blob_doh`` on the whole thresholded raster
 (float32, as a naive caller would run it; ~10 GB peak memory), and compares the blob sets.
 """
@@ -16,8 +16,8 @@ import numpy as np
 from affine import Affine
 from skimage.feature import blob_doh
 
-from plastics_core.blobs import BlobParams, detect_blobs, threshold_heatmap
-from plastics_core.raster import Raster
+from plastics_core.geo.raster import Raster
+from plastics_core.method.blobs import BlobParams, detect_blobs, threshold_heatmap
 
 
 def synthetic_heatmap(size: int = 10_000, n_blobs: int = 200, seed: int = 0) -> np.ndarray:

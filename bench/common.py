@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
+from plastics_core.geo.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 
 SEED = 20210713
 #: Useful FLOPs per pixel of the GPW pixel model: conv1 10*16*6 + conv2 8*32*48 + dense

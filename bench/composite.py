@@ -1,4 +1,4 @@
-"""Benchmark: plastics_core.composite vs numpy.ma reductions (issue 6 targets).
+"""Benchmark: plastics_core.method.composite vs numpy.ma reductions (issue 6 targets).
 
 ``run()`` composites 12 scenes of 1000 x 1000 px x 12 bands uint16 with 30 % of pixels
 masked, by ``min`` and ``median``, and times ``np.ma.min`` / ``np.ma.median`` on the same
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from plastics_core.composite import composite
-from plastics_core.periods import Period
-from plastics_core.scenes import SceneStack
+from plastics_core.geo.periods import Period
+from plastics_core.geo.scenes import SceneStack
+from plastics_core.method.composite import composite
 
 
 def _best(fn: Any, repeat: int) -> tuple[float, Any]:

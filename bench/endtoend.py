@@ -24,7 +24,7 @@ from bench.common import model_store, realistic_dn
 
 
 def _stack(size: int, scenes: int, start: dt.date, seed: int) -> Any:
-    from plastics_core.scenes import SceneStack
+    from plastics_core.geo.scenes import SceneStack
 
     rng = np.random.default_rng(seed)
     base = realistic_dn((12, size, size), band_axis=0, seed=seed)
@@ -40,13 +40,13 @@ def _stack(size: int, scenes: int, start: dt.date, seed: int) -> Any:
 
 def measure(size: int = 1000, scenes: int = 6) -> dict[str, Any]:
     """In this process: build inputs, load models, time one tile pair; returns seconds + peak RSS."""
-    from plastics_core.composite import composite
-    from plastics_core.heatmap import pixel_heatmap
+    from plastics_core.geo.periods import Period
+    from plastics_core.method.composite import composite
+    from plastics_core.method.heatmap import pixel_heatmap
+    from plastics_core.method.patches import patch_scores
     from plastics_core.models import DEFAULT_MODEL, DEFAULT_PATCH_MODEL
     from plastics_core.models.infer import PixelClassifier
     from plastics_core.models.patch_classifier import PatchClassifier
-    from plastics_core.patches import patch_scores
-    from plastics_core.periods import Period
 
     periods = (Period(dt.date(2021, 1, 1), dt.date(2021, 4, 1)), Period(dt.date(2021, 7, 1), dt.date(2021, 10, 1)))
     stacks = [_stack(size, scenes, p.start, 11 + k) for k, p in enumerate(periods)]

@@ -132,11 +132,11 @@ def run_heatmap(size: int = 1000, n_pairs: int = 2) -> dict[str, Any]:
     from affine import Affine
 
     from bench.common import composite_image
-    from plastics_core.composite import Composite
-    from plastics_core.heatmap import pixel_heatmap
+    from plastics_core.geo.periods import Period
+    from plastics_core.method.composite import Composite
+    from plastics_core.method.heatmap import pixel_heatmap
     from plastics_core.models import DEFAULT_MODEL
     from plastics_core.models.infer import PixelClassifier
-    from plastics_core.periods import Period
 
     rng = np.random.default_rng(7)
     img = np.moveaxis(composite_image(size), -1, 0)
@@ -162,7 +162,7 @@ def run_heatmap(size: int = 1000, n_pairs: int = 2) -> dict[str, Any]:
                      "rate": n_pairs * size * size / t_j, "unit": "px/s",
                      "per_cpu_s": n_pairs * size * size / LAST_CPU[0]})
     clf.device = clf.precision = None
-    from plastics_core.blobs import PRESETS, detect_blobs
+    from plastics_core.method.blobs import PRESETS, detect_blobs
 
     cols = ["lon", "lat", "sigma", "row", "col"]
     blobs = {p: detect_blobs(h, PRESETS["high"])[cols] for p, h in heats.items()}

@@ -53,8 +53,8 @@ def _mirror_tile(arr: np.ndarray, rows: int, cols: int) -> np.ndarray:
 def granule_scenes(tiles_per_side: int = 2) -> tuple[list[Any], list[Any]]:
     """The real scenes tiled up to a granule over ``tiles_per_side``^2 default DLTiles near
     Ljubljana; returns (scenes, tiles fully inside the granule)."""
+    from plastics_core.geo.tiles import plan_tiles
     from plastics_core.imagery.granules import Scene10m, slovenia_scenes
-    from plastics_core.tiles import plan_tiles
 
     real = slovenia_scenes(SHARED)
     to_ll = Transformer.from_crs(real[0].crs, "EPSG:4326", always_xy=True)
@@ -92,11 +92,11 @@ def _loopback_rate(url: str, folder: Path) -> float:
 
 
 def _models_on(comp: Any) -> dict[str, list[float]]:
-    from plastics_core.heatmap import pixel_heatmap
+    from plastics_core.method.heatmap import pixel_heatmap
+    from plastics_core.method.patches import patch_scores
     from plastics_core.models import DEFAULT_MODEL, DEFAULT_PATCH_MODEL
     from plastics_core.models.infer import PixelClassifier
     from plastics_core.models.patch_classifier import PatchClassifier
-    from plastics_core.patches import patch_scores
 
     store = model_store()
     pixel = PixelClassifier.from_ref(store.resolve(DEFAULT_MODEL))
@@ -115,12 +115,12 @@ def measure(tiles_per_side: int = 2, work: str | None = None, before: bool = Tru
     """Build the granule (or reuse it in ``work``), serve it, and time the before / after paths on
     one tile-quarter. ``before=False`` skips the slow 10 m-mask path: its figures then repeat the
     60 m no-cache load (``out["before_measured"]`` False)."""
-    from plastics_core.composite import composite
+    from plastics_core.geo.periods import Period
     from plastics_core.imagery.granule_cache import GranuleCache
     from plastics_core.imagery.granules import write_catalog
     from plastics_core.imagery.stac import StacConfig, StacSource
     from plastics_core.imagery.stac_server import serve
-    from plastics_core.periods import Period
+    from plastics_core.method.composite import composite
 
     folder = Path(work or tempfile.mkdtemp(prefix="bench-granules-"))
     template = json.loads((SHARED / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")

@@ -34,7 +34,7 @@ tilesize              ``897``                                            [64, 40
 pad                   ``22``                                             [0, 256]                   tile pad, px
 ====================  =================================================  =========================  =====================================================
 
-Blob fields left ``None`` take the ``preset``'s value (:data:`plastics_core.blobs.PRESETS`:
+Blob fields left ``None`` take the ``preset``'s value (:data:`plastics_core.method.blobs.PRESETS`:
 ``low`` = pred 0.9 / min_sigma 5.0 / patch 0.6, ``medium`` = 0.6 / 5.0 / 0.6, ``high`` = the
 seed's 0.6 / 3.5 / 0.3); ``min_sigma <= max_sigma`` is checked after that resolution.
 The ROI and the window are the partition, not parameters.
@@ -75,7 +75,7 @@ Preset = Literal["low", "medium", "high"]
 CompositeMethod = Literal["min", "median", "min_masked"]
 PRESET_NAMES: tuple[str, ...] = ("low", "medium", "high")
 COMPOSITE_METHODS: tuple[str, ...] = ("min", "median", "min_masked")
-#: Tile planner defaults (equal to plastics_core.tiles.DEFAULT_TILESIZE / DEFAULT_PAD).
+#: Tile planner defaults (equal to plastics_core.geo.tiles.DEFAULT_TILESIZE / DEFAULT_PAD).
 DEFAULT_TILESIZE = 897
 DEFAULT_PAD = 22
 _NAME_FIELDS = frozenset({"model", "patch_model", "ensemble_model", "composite_method", "preset"})
@@ -194,14 +194,14 @@ class DetectParams(BaseModel):
 
     def resolved_blob(self) -> dict[str, float]:
         """The five blob fields: explicit values over the ``preset``'s."""
-        from plastics_core.blobs import PRESETS
+        from plastics_core.method.blobs import PRESETS
 
         base = PRESETS[self.preset]
         return {k: float(getattr(self, k) if getattr(self, k) is not None else getattr(base, k)) for k in BLOB_FIELDS}
 
     def blob_params(self) -> Any:
-        """The resolved :class:`plastics_core.blobs.BlobParams`."""
-        from plastics_core.blobs import BlobParams
+        """The resolved :class:`plastics_core.method.blobs.BlobParams`."""
+        from plastics_core.method.blobs import BlobParams
 
         return BlobParams(**self.resolved_blob())
 

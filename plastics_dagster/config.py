@@ -79,7 +79,7 @@ class DetectionParams(ConfigurableResource):  # type: ignore[type-arg]
         return self.core().resolved()
 
     def blob_params(self) -> Any:
-        """The resolved :class:`plastics_core.blobs.BlobParams`."""
+        """The resolved :class:`plastics_core.method.blobs.BlobParams`."""
         return self.core().blob_params()
 
     def run_hash(self, imagery_name: str, roi_hash: str) -> str:

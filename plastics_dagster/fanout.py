@@ -7,7 +7,7 @@ Graph (inside the asset ``descartes_run``)::
 
 - ``plan_tiles``: the partition's ROI -> DLTile keys (``tilesize``/``pad`` from the params);
   mapping keys are the tile keys made identifier-safe (:func:`mapping_key`).
-- ``infer_tile``: one tile through :func:`plastics_core.pipeline.run_tile`: the partition's
+- ``infer_tile``: one tile through :func:`plastics_core.method.pipeline.run_tile`: the partition's
   quarter is one spectrogram pair (its first period and the partner ``spectrogram_interval``
   periods later): imagery, both composites, the pixel model on the pair, the patch model. Dagster pool ``gpu`` (limit it to the number of GPUs with
   ``dagster instance concurrency set gpu N``); tag ``dagster-celery/queue: gpu`` (celery
@@ -60,8 +60,8 @@ from dagster import (
 )
 from upath import UPath
 
-from plastics_core.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
-from plastics_core.store import run_folder, tile_files, tiles_done
+from plastics_core.storage.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
+from plastics_core.storage.store import run_folder, tile_files, tiles_done
 from plastics_dagster.backend import BackendResource
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import DescartesRun
@@ -113,7 +113,7 @@ def _run_hash(context: OpExecutionContext, params: DetectionParams, imagery: Ima
 
 def planned_tiles(params: DetectionParams, store: StoreResource, roi: str) -> list[str]:
     """The sorted DLTile keys of a registered ROI (``tilesize``/``pad`` from the params)."""
-    from plastics_core.tiles import plan_tiles as plan
+    from plastics_core.geo.tiles import plan_tiles as plan
 
     return [t.key for t in plan(store.load_roi(roi), tilesize=params.tilesize, pad=params.pad)]
 
@@ -227,7 +227,7 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
         summary, skipped = run_remote_tile(backend.client(), tile_key, submitted, reuse, kwargs), False
         context.log.info(f"{tile_key}: EarthOne job {summary['job_id']} done")
     else:  # the same function the EarthOne job runs: identical files
-        from plastics_core.remote import compute_tile
+        from plastics_core.storage.tile_job import compute_tile
 
         summary = compute_tile(tile_key, imagery.get_source(), models.get_store(), params.core(),
                                dt.date.fromisoformat(window), folder, log=context.log.info)
@@ -250,7 +250,7 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
 def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], params: DetectionParams,
                   imagery: ImagerySourceResource, models: ModelStoreResource, store: StoreResource,
                   backend: BackendResource) -> Output[DescartesRun]:
-    from plastics_core.periods import pair_periods
+    from plastics_core.geo.periods import pair_periods
 
     roi, window = _partition(context)
     folder = run_folder(store.path(), roi, window, _run_hash(context, params, imagery, store))

@@ -10,7 +10,7 @@ Layout (``<store>`` = a folder, default ``./.plastics/store`` or ``$PLASTICS_STO
     <store>/<asset>/<roi>/<window>/<run-hash>.geojson             patch_geojson, blobs, ... enriched_sites
     <store>/rois/<name>.geojson                                   registered ROIs
 
-Writes are atomic (:func:`plastics_core.store.atomic_write`, re-exported here): local files go to
+Writes are atomic (:func:`plastics_core.storage.store.atomic_write`, re-exported here): local files go to
 a temp file in the same folder and are moved into place with ``os.replace``; S3 objects are
 written with one PUT of the full bytes (never partial).
 A different run hash writes different files; other runs are never touched. The run hash is
@@ -31,15 +31,15 @@ import geopandas as gpd
 from dagster import Failure, InputContext, IOManager, MetadataValue, OutputContext, UPathIOManager, io_manager
 from upath import UPath
 
-from plastics_core.raster import Raster
+from plastics_core.geo.raster import Raster
 
-# re-exported: the store functions are Dagster-free (plastics_core.store)
-from plastics_core.store import atomic_write as atomic_write
-from plastics_core.store import is_local as _is_local
-from plastics_core.store import read_bytes as read_bytes
-from plastics_core.store import s3_call as s3_call
-from plastics_core.store import safe_name as safe_name
-from plastics_core.store import store_path as store_path
+# re-exported: the store functions are Dagster-free (plastics_core.storage.store)
+from plastics_core.storage.store import atomic_write as atomic_write
+from plastics_core.storage.store import is_local as _is_local
+from plastics_core.storage.store import read_bytes as read_bytes
+from plastics_core.storage.store import s3_call as s3_call
+from plastics_core.storage.store import safe_name as safe_name
+from plastics_core.storage.store import store_path as store_path
 
 MANIFEST_EXT = ".json"
 GEOJSON_EXT = ".geojson"
@@ -62,7 +62,7 @@ class DescartesRun:
 
 
 def read_gdf(data: bytes) -> gpd.GeoDataFrame:
-    from plastics_core.outputs import read_geojson
+    from plastics_core.storage.outputs import read_geojson
 
     return read_geojson(data)
 
@@ -82,7 +82,7 @@ def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
 
     Returns False when the tiles cannot be mosaicked in one VRT (e.g. two UTM zones)."""
     from plastics_core.errors import ParameterError
-    from plastics_core.outputs import cog_bytes, vrt_xml
+    from plastics_core.storage.outputs import cog_bytes, vrt_xml
 
     with tempfile.TemporaryDirectory() as tmp:
         local: list[Path] = []
@@ -105,7 +105,7 @@ def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
 
 
 def read_raster_folder(folder: UPath, names: list[str] | None = None) -> list[Raster]:
-    from plastics_core.outputs import read_raster
+    from plastics_core.storage.outputs import read_raster
 
     """The rasters ``names`` of ``folder`` (default: those its ``tiles.json`` lists)."""
     if names is None:
@@ -161,17 +161,17 @@ class PlasticsIOManager(UPathIOManager):
         elif isinstance(obj, list) and all(isinstance(r, Raster) for r in obj):
             write_raster_folder(path, obj)
         elif isinstance(obj, gpd.GeoDataFrame):
-            from plastics_core.outputs import geojson_bytes
+            from plastics_core.storage.outputs import geojson_bytes
 
             atomic_write(path, geojson_bytes(obj))
         else:
-            from plastics_core.outputs import json_bytes
+            from plastics_core.storage.outputs import json_bytes
 
             atomic_write(path, json_bytes(obj))
 
     def dump_run(self, manifest_path: UPath, run: DescartesRun) -> None:
         """Per-tile outputs into ``<run-hash>/``, then the manifest (its presence = complete)."""
-        from plastics_core.outputs import cog_bytes, json_bytes
+        from plastics_core.storage.outputs import cog_bytes, json_bytes
 
         folder = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
         for raster in run.heatmaps:
@@ -211,7 +211,7 @@ class PlasticsIOManager(UPathIOManager):
         folder = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
         keys = [str(k) for k in manifest.get("tiles", [])]
         heatmaps = read_raster_folder(folder, keys)
-        from plastics_core.outputs import read_raster
+        from plastics_core.storage.outputs import read_raster
 
         grids = [read_raster(read_bytes(folder / f"{safe_name(k)}.patchgrid.tif")) for k in keys]
         return DescartesRun(manifest=manifest, heatmaps=heatmaps, patch_grids=grids)

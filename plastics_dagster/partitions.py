@@ -3,10 +3,10 @@
 A partition key is a :class:`dagster.MultiPartitionKey` ``{"roi": NAME, "window": YYYY-MM-DD}``;
 its string form is ``NAME|YYYY-MM-DD`` (dimension names sorted). For ``descartes_run`` the
 ``window`` is one spectrogram pair: the first composite's period start; the partner starts
-``spectrogram_interval * mosaic_period`` months later (see :func:`plastics_core.periods.pair_periods`).
+``spectrogram_interval * mosaic_period`` months later (see :func:`plastics_core.geo.periods.pair_periods`).
 For the detection window's assets (``heatmaps``, ``patch_geojson`` and downstream) the window
 ``W`` aggregates the pairs of the quarters ``W - (pairs - 1) .. W``: :data:`WINDOW_PAIRS_MAPPING`
-(same ROI, the last :data:`~plastics_core.periods.DEFAULT_PAIRS` quarters) maps it to them.
+(same ROI, the last :data:`~plastics_core.geo.periods.DEFAULT_PAIRS` quarters) maps it to them.
 
 Only complete windows are offered: the ``window`` dimension ends at the last window whose pair
 partner's quarter has ended (``end_offset=WINDOW_END_OFFSET``: a fixed lag of two quarters, so
@@ -33,7 +33,7 @@ from dagster import (
 )
 
 from plastics_core.errors import ParameterError
-from plastics_core.periods import DEFAULT_PAIRS
+from plastics_core.geo.periods import DEFAULT_PAIRS
 
 #: Name of the dynamic ROI partitions definition (``instance.add_dynamic_partitions("roi", ...)``).
 ROI_PARTITIONS_NAME = "roi"
@@ -58,7 +58,7 @@ def window_pairs_mapping(pairs: int = DEFAULT_PAIRS) -> MultiPartitionMapping:
 
     Quarters before the first window are skipped (``allow_nonexistent_upstream_partitions``).
     A mapping's offset is static: the graph declares the default ``pairs``; a run with another
-    ``pairs`` reads its own span from the store (:func:`plastics_core.window.load_window_pairs`)."""
+    ``pairs`` reads its own span from the store (:func:`plastics_core.method.window.load_window_pairs`)."""
     with warnings.catch_warnings():  # MultiPartitionMapping and allow_nonexistent_... are beta
         warnings.simplefilter("ignore", BetaWarning)
         return MultiPartitionMapping({
@@ -108,7 +108,7 @@ def split_key(key: str | MultiPartitionKey) -> tuple[str, str]:
 def window_ready(window: str, mosaic_period: int = 3, spectrogram_interval: int = 2) -> dt.date:
     """The first day on which ``window`` counts as complete: its partner period's end plus
     :data:`IMAGERY_LAG_DAYS`."""
-    from plastics_core.periods import pair_periods
+    from plastics_core.geo.periods import pair_periods
 
     _, partner = pair_periods(parse_window(window), mosaic_period, spectrogram_interval)
     return partner.end + dt.timedelta(days=IMAGERY_LAG_DAYS)
@@ -130,7 +130,7 @@ def check_complete(window: str, today: dt.date | None = None, mosaic_period: int
 
 def complete_windows(today: dt.date, mosaic_period: int = 3, spectrogram_interval: int = 2) -> list[str]:
     """Quarterly windows (``YYYY-MM-DD``, oldest first) complete on ``today`` (see :func:`window_ready`)."""
-    from plastics_core.periods import add_months
+    from plastics_core.geo.periods import add_months
 
     out: list[str] = []
     day = dt.datetime.strptime(WINDOW_START, WINDOW_FMT).date()

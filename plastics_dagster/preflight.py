@@ -27,7 +27,7 @@ class StoreError(PlasticsError):
 
 def check_store(store: StoreResource) -> None:
     """Write and delete a small probe object at the store root; StoreError (one line) when that fails."""
-    from plastics_core.store import atomic_write, is_local
+    from plastics_core.storage.store import atomic_write, is_local
 
     root = store.path()
     probe = root / f"{PROBE_PREFIX}{uuid.uuid4().hex}"

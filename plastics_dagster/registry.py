@@ -23,8 +23,8 @@ from dagster import DagsterInstance
 from upath import UPath
 
 from plastics_core.errors import RoiError
+from plastics_core.geo.roi import read_roi, validate_roi_name
 from plastics_core.params import geometry_hash
-from plastics_core.roi import read_roi, validate_roi_name
 from plastics_dagster.io_manager import atomic_write
 from plastics_dagster.partitions import ROI_PARTITIONS_NAME
 
@@ -49,7 +49,7 @@ def roi_geojson_bytes(name: str, geom: Any) -> bytes:
 
 
 def read_roi_any(path: str | Path | UPath) -> Any:
-    """:func:`plastics_core.roi.read_roi` for a local path or any UPath (e.g. ``s3://``)."""
+    """:func:`plastics_core.geo.roi.read_roi` for a local path or any UPath (e.g. ``s3://``)."""
     upath = path if isinstance(path, UPath) else UPath(str(path))
     if getattr(upath, "protocol", "") in ("", "file", "local"):
         return read_roi(Path(upath.path))

@@ -3,7 +3,7 @@
 - :data:`NETWORK_RETRY` / :data:`STORE_RETRY`: the Dagster ``RetryPolicy`` of every asset that
   talks to a network service (imagery fetch, model download) or writes to the store: 4 retries,
   6 s doubling to 48 s (+-6 s jitter), 66-114 s in all. Sources and the store retry transient
-  faults themselves first (:mod:`plastics_core.imagery.retry`, :func:`plastics_core.store.s3_call`,
+  faults themselves first (:mod:`plastics_core.imagery.retry`, :func:`plastics_core.storage.store.s3_call`,
   120 s); this is the step-level net on top.
 - :func:`fail_fast_on_user_errors`: wraps an asset function so a
   :class:`~plastics_core.errors.PlasticsError` (bad ROI, parameter, model, imagery, credentials:

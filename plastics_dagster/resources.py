@@ -153,8 +153,7 @@ class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
                                                           "None = $PLASTICS_GEOCODER_FIXTURE")
 
     def get_geocoder(self) -> Any:
-        from plastics_core import enrich
-
+        from plastics_core.method import enrich
         kind = setting(self.kind, "PLASTICS_GEOCODER", "offline")
         if kind == "offline":
             return enrich.OfflineGeocoder()

@@ -53,7 +53,7 @@ def pair_starts(window: str, params: DetectionParams) -> list[str]:
     """ISO first-period dates of the ``params.pairs`` pairs window ``window`` aggregates (oldest first)."""
     import datetime as dt
 
-    from plastics_core.periods import window_pair_starts
+    from plastics_core.geo.periods import window_pair_starts
     from plastics_dagster.partitions import WINDOW_START
 
     return [d.isoformat() for d in window_pair_starts(dt.date.fromisoformat(window), params.pairs,
@@ -62,7 +62,7 @@ def pair_starts(window: str, params: DetectionParams) -> list[str]:
 
 def missing_starts(store: Any, roi: str, starts: list[str], run_hash: str) -> list[str]:
     """The starts whose pair is not in the store for this run hash."""
-    from plastics_core.window import missing_starts as missing
+    from plastics_core.method.window import missing_starts as missing
 
     return missing(store, roi, starts, run_hash)
 
@@ -187,7 +187,6 @@ def cli_definitions(resources: dict[str, Any]) -> Definitions:
 def raise_failure(result: Any) -> None:
     """Re-raise the first step failure: a PlasticsError stays one line; others are wrapped."""
     from plastics_core import errors
-
     for event in result.all_events:  # step failures, and resource init failures (no step failure then)
         err = getattr(event.event_specific_data, "error", None)
         if err is None or not (event.is_step_failure or event.event_type_value == "RESOURCE_INIT_FAILURE"):

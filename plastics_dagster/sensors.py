@@ -40,8 +40,8 @@ from dagster import (
 )
 
 from plastics_core.errors import PlasticsError, RoiError
+from plastics_core.geo.periods import pair_periods
 from plastics_core.params import geometry_hash
-from plastics_core.periods import pair_periods
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.jobs import detect_job, detect_job_celery, detect_job_k8s
 from plastics_dagster.partitions import (
@@ -126,7 +126,7 @@ def roi_sensor(context: SensorEvaluationContext, params: DetectionParams, imager
             continue  # no free run slot: this file is picked up again on a later tick
         seen[path.name] = stamp
         try:
-            from plastics_core.roi import validate_roi_name
+            from plastics_core.geo.roi import validate_roi_name
 
             name = validate_roi_name(name)
             geom_hash = geometry_hash(read_roi_any(path))

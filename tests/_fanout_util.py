@@ -21,7 +21,7 @@ LON, LAT = 115.3530, -8.5620  # beside TPA Temesi (synthetic imagery plants it)
 
 def four_tile_roi(tilesize: int = TILESIZE, pad: int = PAD) -> Any:
     """A ~60 m box (EPSG:4326) around a tile-grid corner: its 4 tiles' cores meet there."""
-    from plastics_core.tiles import plan_tiles
+    from plastics_core.geo.tiles import plan_tiles
 
     tile = plan_tiles(Point(LON, LAT).buffer(1e-6), tilesize, pad)[0]
     x, y = tile.transform @ (pad, pad)  # top-left corner of the core, tile CRS metres
@@ -101,7 +101,7 @@ def comparable_manifest(store: Path) -> dict[str, Any]:
 def assert_same_outputs(a: Path, b: Path, assets: tuple[str, ...] = ("patch_geojson",)) -> None:
     """Same manifest (sans timings/backend), same tile heatmaps (bitwise incl. NaN), same
     patches and same GeoJSON of ``assets`` in two stores."""
-    from plastics_core.outputs import read_raster
+    from plastics_core.storage.outputs import read_raster
 
     assert comparable_manifest(a) == comparable_manifest(b)
     tifs = sorted(p.name for p in run_dir(a).glob("*.tif"))  # per tile: pair heatmap + patch grid

@@ -7,7 +7,7 @@ import numpy as np
 from affine import Affine
 from shapely.geometry.base import BaseGeometry
 
-from plastics_core.tiles import Tile, plan_tiles
+from plastics_core.geo.tiles import Tile, plan_tiles
 
 
 def largest_overlap_tile(footprint_4326: BaseGeometry, tilesize: int = 128, pad: int = 8) -> Tile:

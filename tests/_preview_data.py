@@ -12,7 +12,7 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import Point, box
 
-from plastics_core.raster import Raster
+from plastics_core.geo.raster import Raster
 
 CRS = "EPSG:32748"
 ORIGIN = (700000.0, 9320000.0)  # UTM 48S: about 106.8 E, -6.15 S
@@ -87,7 +87,7 @@ def contours(dates: tuple[str, ...] = ("2023-01-01", "2023-02-01", "2023-03-01")
 
 def tile_heatmaps(tilesize: int = 256) -> list[Raster]:
     """Heatmaps on the real tile grid of the ROI (names = tile keys), hot at the planted sites."""
-    from plastics_core.tiles import plan_tiles
+    from plastics_core.geo.tiles import plan_tiles
 
     out = []
     to_utm = Transformer.from_crs("EPSG:4326", CRS, always_xy=True)

@@ -12,7 +12,7 @@ import pytest
 from affine import Affine
 from shapely.geometry import Point, box
 
-from plastics_core.raster import Raster
+from plastics_core.geo.raster import Raster
 from plastics_dagster.io_manager import (
     DescartesRun,
     PlasticsIOManager,
@@ -74,7 +74,7 @@ def test_atomic_write_keeps_previous_on_failure(tmp_path: Path, monkeypatch: pyt
     def boom(_: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("plastics_core.store.os.fsync", boom)  # the writer io_manager re-exports
+    monkeypatch.setattr("plastics_core.storage.store.os.fsync", boom)  # the writer io_manager re-exports
     with pytest.raises(OSError):
         atomic_write(target, b"new")
     assert Path(target.path).read_bytes() == b"old"

@@ -11,8 +11,10 @@ from pyproj import Transformer
 from scipy import ndimage
 from skimage.feature import blob_doh
 
-import plastics_core.blobs as blobs_mod
-from plastics_core.blobs import (
+import plastics_core.method.blobs as blobs_mod
+from plastics_core.errors import ParameterError
+from plastics_core.geo.raster import Raster
+from plastics_core.method.blobs import (
     BLOB_COLUMNS,
     PRESETS,
     BlobParams,
@@ -21,8 +23,6 @@ from plastics_core.blobs import (
     preset,
     threshold_heatmap,
 )
-from plastics_core.errors import ParameterError
-from plastics_core.raster import Raster
 
 TRANSFORM = Affine(10, 0, 500_000, 0, -10, 9_100_000)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from plastics_core.preview import build_preview_html
+from plastics_core.report.preview import build_preview_html
 from tests import _preview_data as d
 
 pytestmark = pytest.mark.browser

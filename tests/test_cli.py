@@ -120,8 +120,8 @@ def test_candidates_east_timor_returns_the_five_published(gpw_dir: Path, tmp_pat
 
 def _heatmap_cog(tmp_path: Path) -> Path:
     """A 2-band heatmap COG (pair + median) over east Bali with one bright Gaussian blob."""
-    from plastics_core.outputs import write_cog
-    from plastics_core.raster import Raster
+    from plastics_core.geo.raster import Raster
+    from plastics_core.storage.outputs import write_cog
 
     yy, xx = np.mgrid[0:200, 0:200]
     blob = 0.95 * np.exp(-((yy - 120) ** 2 + (xx - 80) ** 2) / (2 * 6.0**2))
@@ -194,7 +194,7 @@ def test_demo_finds_tpa_temesi(demo_run: tuple[subprocess.CompletedProcess[str],
 def test_roi_split_bali_registers_cells(env: dict[str, str], gpw_dir: Path) -> None:
     from dagster import DagsterInstance
 
-    from plastics_core.roi import read_roi, roi_area_km2
+    from plastics_core.geo.roi import read_roi, roi_area_km2
 
     result = invoke("roi", "split", "bali", str(gpw_dir / "bali.geojson"), "--cell", "0.25")
     assert result.exit_code == 0, result.output

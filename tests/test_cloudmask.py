@@ -120,10 +120,10 @@ def test_min_composite_picks_a_shadow_only_without_the_mask(shared_dir) -> None:
     """Constructed on the real clear scenes: one scene gets a bright cloud and its shadow (darkened
     pixels where the sun at azimuth 150 deg, zenith 35 deg projects a 1 km high cloud). A min
     composite picks the shadow without the shadow mask, and the true ground with it."""
-    from plastics_core.composite import composite
+    from plastics_core.geo.periods import Period
+    from plastics_core.geo.scenes import SceneStack
     from plastics_core.imagery.cloudmask import cloud_and_shadow_mask
-    from plastics_core.periods import Period
-    from plastics_core.scenes import SceneStack
+    from plastics_core.method.composite import composite
 
     bands, _ = _slovenia(shared_dir)
     clear = bands[[0, 3, 4]].copy()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
+from plastics_core.geo.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.models import DEFAULT_ENSEMBLE, DEFAULT_PATCH_MODEL, SHA256, ModelStore
 from plastics_core.models.ensemble import EnsembleClassifier
 from plastics_core.models.h5weights import read_h5

@@ -1,4 +1,4 @@
-"""plastics_core.composite: exact equality with numpy.ma on random and real (Slovenia) scenes."""
+"""plastics_core.method.composite: exact equality with numpy.ma on random and real (Slovenia) scenes."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from plastics_core.bands import BAND_NAMES
-from plastics_core.composite import Composite, composite, composites_for
 from plastics_core.errors import ParameterError
-from plastics_core.periods import Period
-from plastics_core.scenes import SceneStack
+from plastics_core.geo.bands import BAND_NAMES
+from plastics_core.geo.periods import Period
+from plastics_core.geo.scenes import SceneStack
+from plastics_core.method.composite import Composite, composite, composites_for
 
 YEAR = Period(dt.date(2015, 1, 1), dt.date(2016, 1, 1))
 GRID = Affine(10, 0, 465180, 0, -10, 5080260)
@@ -64,7 +64,7 @@ def test_uint16_max_values_are_kept() -> None:
 
 @pytest.mark.parametrize("how", ["min", "median"])
 def test_chunked_threaded_path(how: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import plastics_core.composite as mod
+    import plastics_core.method.composite as mod
 
     monkeypatch.setattr(mod, "CHUNK_PIXELS", 1000)
     monkeypatch.setattr(mod, "_threads", lambda: 2)

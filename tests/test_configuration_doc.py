@@ -17,7 +17,7 @@ DOC = REPO / "docs" / "CONFIGURATION.md"
 CODE = ("plastics_core", "plastics_dagster", "bench")
 ENV_NAME = re.compile(r"PLASTICS_[A-Z0-9_]+")
 #: ``PLASTICS_*`` literals in the code that are not environment variables.
-NOT_ENV = {"PLASTICS_NAME": "GeoTIFF tag holding a raster's name (plastics_core/outputs.py)"}
+NOT_ENV = {"PLASTICS_NAME": "GeoTIFF tag holding a raster's name (plastics_core/storage/outputs.py)"}
 
 
 def names_in_code() -> dict[str, list[str]]:

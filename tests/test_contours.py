@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from plastics_core.contours import CONTOUR_COLUMNS, candidate_boxes, contour_masks, site_contours
 from plastics_core.errors import ParameterError
+from plastics_core.method.contours import CONTOUR_COLUMNS, candidate_boxes, contour_masks, site_contours
 
 TRANSFORM = Affine(10, 0, 700_000, 0, -10, 9_060_000)  # EPSG:32751 (Timor), 10 m
 DATES = [date(2020, m, 1) for m in range(1, 11)]
@@ -63,7 +63,7 @@ def test_flicker_is_masked_and_empty_frames_dropped() -> None:
 
 
 def test_rolling_mask_is_trailing_with_gpw_front_padding() -> None:
-    from plastics_core.contours import rolling_masks
+    from plastics_core.method.contours import rolling_masks
 
     f = np.zeros((4, 1, 1), np.float32)
     f[0] = 0.9  # a site in the first frame only: the front padding (mean of frames 0..2 = 0.3) keeps it

@@ -26,6 +26,8 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 
 from plastics_core.errors import CredentialsError, ImageryError, ParameterError
+from plastics_core.geo.periods import Period
+from plastics_core.geo.tiles import Tile, plan_tiles
 from plastics_core.imagery import ImagerySource
 from plastics_core.imagery.earthone import (
     EARTHONE_L1C_BANDS,
@@ -38,8 +40,6 @@ from plastics_core.imagery.earthone import (
 )
 from plastics_core.imagery.earthone_compute import ComputeConfig, EarthOneBackend
 from plastics_core.imagery.retry import RetryBudgetExceeded, RetryPolicy
-from plastics_core.periods import Period
-from plastics_core.tiles import Tile, plan_tiles
 from tests.earthone_fake import FakeEarthOne, FakeImage
 
 FAST = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)

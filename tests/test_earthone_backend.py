@@ -1,6 +1,6 @@
 """``descartes_run`` on the ``earthone`` backend, offline: the fan-out graph submits one EarthOne
 compute job per tile through the real earthdaily-earthone client to the fake platform
-(tests/earthone_fake.py), whose runner executes :func:`plastics_core.remote.infer_tile_remote`
+(tests/earthone_fake.py), whose runner executes :func:`plastics_core.storage.tile_job.infer_tile_remote`
 in-process with each job's JSON arguments (synthetic imagery inside the job).
 
 Exercised: backend selection, Function create + bundle upload (plastics_core + pinned
@@ -25,7 +25,7 @@ from dagster import AssetSelection, DagsterEventType, DagsterInstance, materiali
 
 from plastics_core.errors import ImageryError
 from plastics_core.imagery.earthone import EARTHONE_L1C_BANDS, S2_L1C_PRODUCT
-from plastics_core.remote import infer_tile_remote
+from plastics_core.storage.tile_job import infer_tile_remote
 from plastics_dagster.backend import BackendResource
 from tests import _fanout_util as fu
 from tests.earthone_fake import FakeEarthOne
@@ -81,7 +81,7 @@ def local_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_one_job_per_tile_and_identical_files(fake: FakeEarthOne, local_store: Path, tmp_path: Path) -> None:
-    from plastics_core.tiles import plan_tiles
+    from plastics_core.geo.tiles import plan_tiles
 
     instance = DagsterInstance.ephemeral()
     fu.register(instance, tmp_path)
@@ -98,7 +98,7 @@ def test_one_job_per_tile_and_identical_files(fake: FakeEarthOne, local_store: P
     (fid,) = fake.functions
     assert fake.functions[fid]["name"] == "plastics-descartes-run"
     bundle = zipfile.ZipFile(io.BytesIO(fake.bundles[fid]))
-    assert "plastics_core/remote.py" in bundle.namelist()
+    assert "plastics_core/storage/tile_job.py" in bundle.namelist()
     assert "plastics_dagster/fanout.py" not in bundle.namelist()  # the job needs no Dagster
     # manifest: backend earthone, function and job ids
     manifest = fu.manifest(tmp_path)
@@ -132,7 +132,7 @@ def test_one_job_per_tile_and_identical_files(fake: FakeEarthOne, local_store: P
 def test_failed_job_fails_its_step_then_only_that_tile_is_resubmitted(fake: FakeEarthOne, tmp_path: Path) -> None:
     instance = DagsterInstance.ephemeral()
     fu.register(instance, tmp_path)
-    from plastics_core.tiles import plan_tiles
+    from plastics_core.geo.tiles import plan_tiles
 
     tiles = [t.key for t in plan_tiles(fu.four_tile_roi(), fu.TILESIZE, fu.PAD)]
     bad = tiles[2]
@@ -181,7 +181,7 @@ def test_missing_credentials_is_one_line(fake: FakeEarthOne, monkeypatch: pytest
 
 def test_backend_choice_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     from plastics_core.errors import ParameterError
-    from plastics_core.remote import remote_requirements
+    from plastics_core.storage.tile_job import remote_requirements
 
     monkeypatch.setenv("PLASTICS_BACKEND", "earthone")  # read when the resource is used, not at import
     assert BackendResource().resolved_kind() == "earthone"

@@ -16,7 +16,8 @@ import h3
 import numpy as np
 import pytest
 
-from plastics_core.enrich import (
+from plastics_core.errors import ParameterError
+from plastics_core.method.enrich import (
     SITE_COLUMNS,
     FixtureGeocoder,
     NominatimGeocoder,
@@ -26,7 +27,6 @@ from plastics_core.enrich import (
     same_site,
     site_id,
 )
-from plastics_core.errors import ParameterError
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Polygon
 
 from plastics_core.errors import ImageryError, ParameterError, RoiError
-from plastics_core.inputs import read_heatmap, read_patches, read_points
-from plastics_core.roi import read_roi
+from plastics_core.geo.roi import read_roi
+from plastics_core.storage.inputs import read_heatmap, read_patches, read_points
 from plastics_dagster.cli import cli
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -296,8 +296,8 @@ def test_cli_blobs_garbled_inputs(tif: bytes, opts: list[str]) -> None:
 
 def test_cli_blobs_infinite_sigma_is_a_user_error(tmp_path: Path) -> None:
     """A valid heatmap with sigma 'inf' must not crash inside the DoH halo arithmetic."""
-    from plastics_core.outputs import write_cog
-    from plastics_core.raster import Raster
+    from plastics_core.geo.raster import Raster
+    from plastics_core.storage.outputs import write_cog
 
     data = np.full((2, 32, 32), 0.9, np.float32)
     write_cog(Raster(data, "EPSG:32750", Affine(10, 0, 318000, 0, -10, 9054000), ("a|b", "median")), tmp_path / "h.tif")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
-from plastics_core.composite import Composite
 from plastics_core.errors import ParameterError
-from plastics_core.heatmap import pixel_heatmap
-from plastics_core.periods import Period
+from plastics_core.geo.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
+from plastics_core.geo.periods import Period
+from plastics_core.method.composite import Composite
+from plastics_core.method.heatmap import pixel_heatmap
 
 SIGNATURES = Path(__file__).resolve().parents[1] / "plastics_core" / "data" / "waste_signatures.json"
 TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 9100000.0)
@@ -138,7 +138,7 @@ def test_ensemble_heatmap_is_member_median(models_dir) -> None:  # type: ignore[
 
 
 def test_row_blocks_equal_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    import plastics_core.heatmap as heatmap
+    import plastics_core.method.heatmap as heatmap
 
     comps = make_composites(3, shape=(23, 17), seed=9)
     whole = pixel_heatmap(comps, [(0, 2), (1, 2)], MeanModel())

@@ -20,15 +20,15 @@ import requests
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
-from plastics_core.bands import BAND_NAMES
-from plastics_core.composite import composite
+from plastics_core.geo.bands import BAND_NAMES
+from plastics_core.geo.periods import Period
+from plastics_core.geo.tiles import plan_tiles
 from plastics_core.imagery.granule_cache import GranuleCache
 from plastics_core.imagery.granules import NATIVE_RES, slovenia_scenes, write_catalog
 from plastics_core.imagery.retry import RetryPolicy
 from plastics_core.imagery.stac import StacConfig, StacSource
 from plastics_core.imagery.stac_server import serve
-from plastics_core.periods import Period
-from plastics_core.tiles import plan_tiles
+from plastics_core.method.composite import composite
 from tests._grid import largest_overlap_tile, source_pixels_under
 
 FAST = RetryPolicy(attempts=2, base_delay=0.0, max_delay=0.0, jitter=0.0)

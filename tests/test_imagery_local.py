@@ -14,11 +14,11 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
 from plastics_core.errors import ImageryError, ParameterError
+from plastics_core.geo.periods import Period
+from plastics_core.geo.tiles import Tile
 from plastics_core.imagery import ImagerySource
 from plastics_core.imagery.cloudmask import CloudMaskConfig
 from plastics_core.imagery.local import LocalGeoTIFFSource, scene_date
-from plastics_core.periods import Period
-from plastics_core.tiles import Tile
 from tests._grid import largest_overlap_tile, source_pixels_under
 
 SUMMER = Period(dt.date(2015, 7, 1), dt.date(2015, 10, 1))

@@ -24,12 +24,12 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 
 from plastics_core.errors import ImageryError
+from plastics_core.geo.periods import Period
+from plastics_core.geo.tiles import Tile
 from plastics_core.imagery.cloudmask import CloudMaskConfig
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, parse_baseline, solar_day
 from plastics_core.imagery.retry import RetryBudgetExceeded, RetryPolicy, is_transient, redact, retry_call
 from plastics_core.imagery.stac import StacConfig, StacSource, planetary_computer_l2a
-from plastics_core.periods import Period
-from plastics_core.tiles import Tile
 from tests._grid import largest_overlap_tile, source_pixels_under
 
 FAST = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
-from plastics_core.outputs import read_raster
+from plastics_core.storage.outputs import read_raster
 
 WINDOW = "2021-01-01"
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.errors import ModelError
+from plastics_core.geo.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.models import DEFAULT_ENSEMBLE, DEFAULT_MODEL, DEFAULT_PATCH_MODEL, SHA256, ModelStore
 from plastics_core.models import compiled as C
 from plastics_core.models.ensemble import EnsembleClassifier
@@ -128,9 +128,9 @@ def test_pairs_on_device_equal_host_pairs(store: ModelStore) -> None:
     """Heatmap through ``predict_composites`` (pairs built on the device) == the host-gathered path."""
     from affine import Affine
 
-    from plastics_core.composite import Composite
-    from plastics_core.heatmap import pixel_heatmap
-    from plastics_core.periods import Period
+    from plastics_core.geo.periods import Period
+    from plastics_core.method.composite import Composite
+    from plastics_core.method.heatmap import pixel_heatmap
 
     rng = np.random.default_rng(8)
     comps = []
@@ -173,15 +173,15 @@ def test_fast_precision_same_blobs_and_candidates_on_demo_tile(gpw_dir: Path, mo
     path in exact and in fast precision: the same blobs and the same candidates."""
     import geopandas as gpd
 
-    from plastics_core import pipeline as P
-    from plastics_core.composite import composite
-    from plastics_core.heatmap import pixel_heatmap
+    from plastics_core.geo.periods import pair_periods
+    from plastics_core.geo.roi import read_roi
+    from plastics_core.geo.tiles import plan_tiles
     from plastics_core.imagery.synthetic import SyntheticSource
-    from plastics_core.patches import patch_scores
-    from plastics_core.periods import pair_periods
-    from plastics_core.roi import read_roi
-    from plastics_core.synthetic import PlantedSite
-    from plastics_core.tiles import plan_tiles
+    from plastics_core.method import pipeline as P
+    from plastics_core.method.composite import composite
+    from plastics_core.method.heatmap import pixel_heatmap
+    from plastics_core.method.patches import patch_scores
+    from plastics_core.synthetic.generator import PlantedSite
 
     g = gpd.read_file(gpw_dir / "tpa_polygons.geojson")
     row = g[g["Name"].str.contains("Temesi")].iloc[0]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.errors import ModelError
+from plastics_core.geo.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.models import DEFAULT_ENSEMBLE, DEFAULT_MODEL, DEFAULT_PATCH_MODEL, SHA256, ModelStore
 from plastics_core.models.ensemble import EnsembleClassifier
 from plastics_core.models.infer import PixelClassifier, keras_predict

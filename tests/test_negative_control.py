@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from rasterio.transform import from_bounds
 
-from plastics_core.composite import Composite
-from plastics_core.heatmap import pixel_heatmap
+from plastics_core.geo.periods import Period
+from plastics_core.method.composite import Composite
+from plastics_core.method.heatmap import pixel_heatmap
 from plastics_core.models import DEFAULT_ENSEMBLE, DEFAULT_MODEL, ModelStore
 from plastics_core.models.infer import PixelClassifier
-from plastics_core.periods import Period
 
 CLEAR, CLOUDY = (0, 3, 4), (1, 2)
 CLEAR_PAIRS = [(0, 3), (0, 4), (3, 4), (3, 0), (4, 0), (4, 3)]
@@ -64,9 +64,9 @@ def test_models_stay_below_half(scenes: list[Composite], models_dir: Path, which
 
 
 def test_patch_classifier_stays_below_half(scenes: list[Composite], models_dir: Path) -> None:
+    from plastics_core.method.patches import keep_patches, patch_scores
     from plastics_core.models import DEFAULT_PATCH_MODEL
     from plastics_core.models.patch_classifier import PatchClassifier
-    from plastics_core.patches import keep_patches, patch_scores
 
     clf = PatchClassifier.from_ref(ModelStore(str(models_dir)).resolve(DEFAULT_PATCH_MODEL))
     gdf = patch_scores(scenes, [(0, 3), (3, 4), (4, 0), (1, 2), (2, 0)], clf)

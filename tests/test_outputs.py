@@ -1,4 +1,4 @@
-"""plastics_core.outputs: deterministic, atomic GeoJSON / COG / VRT / JSON files."""
+"""plastics_core.storage.outputs: deterministic, atomic GeoJSON / COG / VRT / JSON files."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from affine import Affine
 from shapely.geometry import Point, Polygon, box
 
 from plastics_core.errors import ParameterError
-from plastics_core.outputs import (
+from plastics_core.geo.raster import Raster
+from plastics_core.storage.outputs import (
     atomic_writer,
     cog_bytes,
     geojson_bytes,
@@ -25,7 +26,6 @@ from plastics_core.outputs import (
     write_json,
     write_vrt,
 )
-from plastics_core.raster import Raster
 
 T = Affine(10, 0, 311410, 0, -10, 9058370)
 

@@ -37,8 +37,8 @@ def test_dagster_resource_mirrors_the_core_model() -> None:
 
 
 def test_defaults_are_the_planners_and_the_presets() -> None:
-    from plastics_core.blobs import PRESETS
-    from plastics_core.tiles import DEFAULT_PAD, DEFAULT_TILESIZE
+    from plastics_core.geo.tiles import DEFAULT_PAD, DEFAULT_TILESIZE
+    from plastics_core.method.blobs import PRESETS
 
     p = P.make_params()
     assert (p.tilesize, p.pad) == (DEFAULT_TILESIZE, DEFAULT_PAD)
@@ -89,7 +89,7 @@ def test_frozen() -> None:
 
 
 def test_remote_job_params_refuse_unknown_keys() -> None:
-    from plastics_core.remote import detect_params
+    from plastics_core.storage.tile_job import detect_params
 
     resolved = P.make_params({"preset": "low"}).resolved()
     assert detect_params(resolved) == P.make_params({"preset": "low"}).model_copy(

@@ -10,10 +10,10 @@ from affine import Affine
 from numpy.lib.stride_tricks import sliding_window_view
 from pyproj import Transformer
 
-from plastics_core.composite import Composite
 from plastics_core.errors import ParameterError
-from plastics_core.patches import COLUMNS, keep_patches, patch_scores
-from plastics_core.periods import Period
+from plastics_core.geo.periods import Period
+from plastics_core.method.composite import Composite
+from plastics_core.method.patches import COLUMNS, keep_patches, patch_scores
 
 TRANSFORM = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 9050000.0)
 CRS = "EPSG:32750"

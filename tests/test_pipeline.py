@@ -10,14 +10,14 @@ import geopandas as gpd
 import numpy as np
 import pytest
 
-from plastics_core import pipeline as P
-from plastics_core.enrich import OfflineGeocoder
+from plastics_core.geo.periods import Period, window_span
+from plastics_core.geo.roi import read_roi
+from plastics_core.geo.tiles import plan_tiles
 from plastics_core.imagery.synthetic import SyntheticSource
+from plastics_core.method import pipeline as P
+from plastics_core.method.enrich import OfflineGeocoder
 from plastics_core.models.store import ModelStore
-from plastics_core.periods import Period, window_span
-from plastics_core.roi import read_roi
-from plastics_core.synthetic import PlantedSite
-from plastics_core.tiles import plan_tiles
+from plastics_core.synthetic.generator import PlantedSite
 
 WINDOW = dt.date(2021, 1, 1)
 EQUAL_AREA = "EPSG:6933"

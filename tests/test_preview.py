@@ -11,11 +11,11 @@ import pytest
 from affine import Affine
 from PIL import Image
 
-from plastics_core import leaflet_offline
-from plastics_core.preview import build_preview_html, heatmap_overlay_png, site_rows
-from plastics_core.preview_table import map_links
-from plastics_core.raster import Raster
-from plastics_core.reports import build_site_reports, rgb_image, site_report_png
+from plastics_core.geo.raster import Raster
+from plastics_core.report import leaflet_offline
+from plastics_core.report.preview import build_preview_html, heatmap_overlay_png, site_rows
+from plastics_core.report.preview_table import map_links
+from plastics_core.report.site_reports import build_site_reports, rgb_image, site_report_png
 from tests import _preview_data as d
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

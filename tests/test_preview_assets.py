@@ -9,8 +9,8 @@ import geopandas as gpd
 import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
-from plastics_core.enrich import site_id
-from plastics_core.outputs import geojson_bytes, read_geojson
+from plastics_core.method.enrich import site_id
+from plastics_core.storage.outputs import geojson_bytes, read_geojson
 from plastics_dagster.assets import DETECT_ASSETS
 from plastics_dagster.assets.preview import (
     collect_windows,

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from dagster import build_asset_context
 from PIL import Image
 
-from plastics_core.thumbnails import preview_map_png
+from plastics_core.report.thumbnails import preview_map_png
 from plastics_dagster.cli import cli
 from plastics_dagster.partitions import partition_key
 from tests import _preview_data as d

@@ -10,15 +10,15 @@ import h3
 import pandas as pd
 import pytest
 
-from plastics_core.enrich import site_id
-from plastics_core.outputs import read_geojson
-from plastics_core.registry import (
+from plastics_core.method.enrich import site_id
+from plastics_core.method.site_registry import (
     REGISTRY_COLUMNS,
     build_site_registry,
     format_registry_table,
     registry_csv_bytes,
     write_registry,
 )
+from plastics_core.storage.outputs import read_geojson
 from tests import _preview_data as d
 
 W1, W2, W3 = "2023-01-01", "2023-04-01", "2023-07-01"

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from dagster import DagsterInstance, materialize
 
+from plastics_core.geo.periods import Period
 from plastics_core.imagery.synthetic import SyntheticSource
-from plastics_core.outputs import read_raster
-from plastics_core.periods import Period
+from plastics_core.storage.outputs import read_raster
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
@@ -143,11 +143,11 @@ def test_blobs_but_no_candidates(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("scenario", ["empty", "cloudy"])
 def test_core_run_tile_empty_reason(scenario: str) -> None:
-    """plastics_core.pipeline.run_tile short-circuits (no model needed) and says why."""
+    """plastics_core.method.pipeline.run_tile short-circuits (no model needed) and says why."""
     from shapely.geometry import box
 
-    from plastics_core import pipeline
-    from plastics_core.tiles import plan_tiles
+    from plastics_core.geo.tiles import plan_tiles
+    from plastics_core.method import pipeline
 
     tile = plan_tiles(box(115.34, -8.57, 115.345, -8.565), tilesize=64, pad=0)[0]
     source = ScenarioImagery(scenario=scenario).get_source()

@@ -96,8 +96,8 @@ def test_patch_means_outside_unit_interval_are_refused(tmp_path: Path, gpw_dir: 
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf])
 def test_infinite_heatmap_values_are_refused(tmp_path: Path, value: float) -> None:
-    from plastics_core.outputs import write_cog
-    from plastics_core.raster import Raster
+    from plastics_core.geo.raster import Raster
+    from plastics_core.storage.outputs import write_cog
 
     data = np.full((1, 64, 64), 0.2, np.float32)
     data[0, 10, 10] = value
@@ -138,7 +138,7 @@ def test_run_hash_with_a_trailing_newline_is_refused(env: Path) -> None:
 
 _KILLED_WRITE = """
 import os, sys
-from plastics_core import outputs
+from plastics_core.storage import outputs
 with outputs.atomic_writer(sys.argv[1]) as fh:
     fh.write(b"partial")
     fh.flush()
@@ -147,7 +147,7 @@ with outputs.atomic_writer(sys.argv[1]) as fh:
 
 
 def test_a_killed_write_leaves_a_temp_file_that_the_next_write_removes(tmp_path: Path) -> None:
-    from plastics_core.outputs import write_bytes
+    from plastics_core.storage.outputs import write_bytes
 
     target = tmp_path / "out" / "blobs.geojson"
     subprocess.run([sys.executable, "-c", _KILLED_WRITE, str(target)], check=False,

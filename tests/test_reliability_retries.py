@@ -25,8 +25,8 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from plastics_core.errors import PlasticsError
+from plastics_core.geo.periods import Period
 from plastics_core.imagery.synthetic import SyntheticSource
-from plastics_core.periods import Period
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
 
 from plastics_core.errors import ImageryError, ModelError, ParameterError, PlasticsError, RoiError
-from plastics_core.roi import validate_roi_name
+from plastics_core.geo.roi import validate_roi_name
 from plastics_dagster.cli import cli
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import partition_key
@@ -219,7 +219,7 @@ def test_unknown_window(window: str, needle: str, env: Path) -> None:
 def test_end_before_start_is_a_parameter_error() -> None:
     import datetime as dt
 
-    from plastics_core.periods import Period, pair_periods
+    from plastics_core.geo.periods import Period, pair_periods
 
     msg = message_of(lambda: Period(dt.date(2021, 4, 1), dt.date(2021, 1, 1)))
     assert "not after start" in msg
@@ -280,7 +280,7 @@ def test_imagery_source_config_errors(spec: str, needle: str, env: Path) -> None
 def test_scene_stack_rejects_wrong_bands_and_dtype() -> None:
     import datetime as dt
 
-    from plastics_core.scenes import SceneStack
+    from plastics_core.geo.scenes import SceneStack
 
     def stack(b: int, dtype: Any) -> SceneStack:
         return SceneStack(np.zeros((1, b, 4, 4), dtype), np.zeros((1, 4, 4), bool), "EPSG:32750", Affine.identity(),
@@ -298,8 +298,8 @@ def test_scene_stack_rejects_wrong_bands_and_dtype() -> None:
     (["--pred-threshold", "-0.01"], "pred_threshold"), (["--min-sigma", "9", "--max-sigma", "4"], "min_sigma"),
     (["--pred-threshold", "nan"], "pred_threshold"), (["--band", "nosuch"], "nosuch"), (["--band", "9"], "band index")])
 def test_blobs_cli_parameter_errors(opts: list[str], needle: str, tmp_path: Path) -> None:
-    from plastics_core.outputs import write_cog
-    from plastics_core.raster import Raster
+    from plastics_core.geo.raster import Raster
+    from plastics_core.storage.outputs import write_cog
 
     heat = tmp_path / "h.tif"
     write_cog(Raster(np.full((2, 16, 16), 0.5, np.float32), "EPSG:32750", Affine(10, 0, 318000, 0, -10, 9054000),

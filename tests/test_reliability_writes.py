@@ -162,7 +162,7 @@ def test_serializer_error_writes_nothing(store: Path, monkeypatch: pytest.Monkey
     def broken(gdf: Any) -> bytes:
         raise TypeError("cannot serialize")
 
-    monkeypatch.setattr("plastics_core.outputs.geojson_bytes", broken)
+    monkeypatch.setattr("plastics_core.storage.outputs.geojson_bytes", broken)
     assert not run_graph(store, selection=["blobs"]).success
     assert snapshot(store) == before
 
@@ -249,7 +249,7 @@ def test_s3_writes_are_single_puts_and_failed_put_keeps_old(moto: tuple[str, str
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    from plastics_core.outputs import geojson_bytes
+    from plastics_core.storage.outputs import geojson_bytes
     from plastics_dagster.io_manager import atomic_write, store_path
 
     endpoint, bucket = moto

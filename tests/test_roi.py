@@ -1,4 +1,4 @@
-"""plastics_core.roi: reading, validating and naming ROIs (real GPW ROIs + every RoiError case)."""
+"""plastics_core.geo.roi: reading, validating and naming ROIs (real GPW ROIs + every RoiError case)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from shapely.geometry import MultiPolygon, Polygon
 
 from plastics_core.errors import PlasticsError, RoiError
-from plastics_core.roi import read_roi, roi_area_km2, roi_name_ok, slugify_roi_name, validate_roi_name
+from plastics_core.geo.roi import read_roi, roi_area_km2, roi_name_ok, slugify_roi_name, validate_roi_name
 
 SQUARE = [[[115.0, -8.0], [115.1, -8.0], [115.1, -8.1], [115.0, -8.1], [115.0, -8.0]]]
 

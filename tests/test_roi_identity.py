@@ -22,7 +22,7 @@ from tests import _fanout_util as fu
 
 @pytest.fixture()
 def moved_file(tmp_path: Path, gpw_dir: Path) -> Path:
-    from plastics_core.roi import read_roi
+    from plastics_core.geo.roi import read_roi
 
     moved = affinity.translate(read_roi(gpw_dir / "test_patch.geojson"), xoff=-0.1)
     path = tmp_path / "moved.geojson"
@@ -69,7 +69,7 @@ def test_cli_roi_add_refuses_then_replaces(tmp_path: Path, gpw_dir: Path, moved_
 
 
 def json_geom(path: Path) -> Any:
-    from plastics_core.roi import read_roi
+    from plastics_core.geo.roi import read_roi
 
     return read_roi(path)
 

@@ -14,9 +14,9 @@ import pytest
 from shapely import unary_union
 
 from plastics_core.errors import ParameterError, RoiError
-from plastics_core.roi import read_roi, roi_area_km2
-from plastics_core.roi_split import split_roi
-from plastics_core.tiles import plan_tiles
+from plastics_core.geo.roi import read_roi, roi_area_km2
+from plastics_core.geo.roi_split import split_roi
+from plastics_core.geo.tiles import plan_tiles
 
 BALI_TILES = 105  # at the default tile size (897 px + 22 px pad, 10 m)
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
+from plastics_core.geo.periods import Period
 from plastics_core.imagery.synthetic import SyntheticSource
-from plastics_core.periods import Period
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import IMAGERY_LAG_DAYS
 from plastics_dagster.registry import register_roi
@@ -56,8 +56,8 @@ def test_roi_sensor_adds_partition_once(tmp_path: Path, gpw_dir: Path, resources
     assert run.run_key.startswith(f"temesi|{latest}|") and run.job_name == "detect_job"
     assert not (tmp_path / "store").exists()  # the sensor writes nothing
     # the run reads the geometry from the watched folder; its hash is the one requested
+    from plastics_core.geo.roi import read_roi
     from plastics_core.params import geometry_hash
-    from plastics_core.roi import read_roi
 
     geom = resources["store"].load_roi("temesi")
     assert geometry_hash(geom) == geometry_hash(read_roi(rois / "temesi.geojson"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from plastics_core.errors import ParameterError
-from plastics_core.sites import cluster_points, merge_points, select_candidates
+from plastics_core.method.candidates import cluster_points, merge_points, select_candidates
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_candidates_cli_on_100000_dense_points(tmp_path: Path) -> None:
 
     from shapely.geometry import box
 
-    from plastics_core.outputs import read_geojson, write_geojson
+    from plastics_core.storage.outputs import read_geojson, write_geojson
 
     rng = np.random.default_rng(3)
     centres = np.array([[125.50, -8.60], [125.60, -8.60], [125.50, -8.70], [125.60, -8.70]])

@@ -1,4 +1,4 @@
-"""plastics_core.spectrogram: per-pixel pairs of composites."""
+"""plastics_core.method.spectrogram: per-pixel pairs of composites."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from plastics_core.composite import Composite
 from plastics_core.errors import ParameterError, PlasticsError
-from plastics_core.periods import Period
-from plastics_core.spectrogram import pair_indices, pixel_pairs
+from plastics_core.geo.periods import Period
+from plastics_core.method.composite import Composite
+from plastics_core.method.spectrogram import pair_indices, pixel_pairs
 
 P0 = Period(dt.date(2021, 1, 1), dt.date(2021, 4, 1))
 P1 = Period(dt.date(2021, 7, 1), dt.date(2021, 10, 1))

@@ -13,11 +13,11 @@ import pytest
 from affine import Affine
 from shapely.geometry import box
 
-from plastics_core.composite import composite
+from plastics_core.geo.periods import Period
 from plastics_core.imagery.base import ImagerySource
 from plastics_core.imagery.synthetic import SyntheticSource
-from plastics_core.periods import Period
-from plastics_core.synthetic import (
+from plastics_core.method.composite import composite
+from plastics_core.synthetic.generator import (
     SIGNATURES_PATH,
     PlantedSite,
     load_signatures,

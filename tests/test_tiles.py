@@ -1,4 +1,4 @@
-"""plastics_core.tiles: the offline DLTile grid on the real GPW ROIs."""
+"""plastics_core.geo.tiles: the offline DLTile grid on the real GPW ROIs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pyproj import Transformer
 from shapely.geometry import Point, box
 
 from plastics_core.errors import ParameterError
-from plastics_core.roi import read_roi
-from plastics_core.tiles import (
+from plastics_core.geo.roi import read_roi
+from plastics_core.geo.tiles import (
     DEFAULT_PAD,
     DEFAULT_TILESIZE,
     PATCH_STRIDE,

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from plastics_core import pipeline as P
 from plastics_core.errors import ParameterError
+from plastics_core.geo.periods import Period, add_months, range_pair_starts, window_pair_starts
+from plastics_core.geo.raster import Raster
 from plastics_core.imagery.synthetic import SyntheticSource
+from plastics_core.method import pipeline as P
+from plastics_core.method.window import median_heatmap, tile_patches
 from plastics_core.models.infer import keras_predict
 from plastics_core.models.store import ModelStore
-from plastics_core.periods import Period, add_months, range_pair_starts, window_pair_starts
-from plastics_core.raster import Raster
-from plastics_core.synthetic import PlantedSite
-from plastics_core.window import median_heatmap, tile_patches
+from plastics_core.synthetic.generator import PlantedSite
 
 WINDOW = dt.date(2021, 1, 1)
 

@@ -2,7 +2,7 @@
 
 A source answers two questions for a tile and a period: which scenes exist
 (:meth:`ImagerySource.search`, cheap, used by sensors and manifests) and their pixels on
-the tile's exact grid (:meth:`ImagerySource.load`, a :class:`~plastics_core.scenes.SceneStack`
+the tile's exact grid (:meth:`ImagerySource.load`, a :class:`~plastics_core.geo.scenes.SceneStack`
 in model band order, DN, with a per-pixel mask).
 """
 
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
-    from plastics_core.periods import Period
-    from plastics_core.scenes import SceneStack
-    from plastics_core.tiles import Tile
+    from plastics_core.geo.periods import Period
+    from plastics_core.geo.scenes import SceneStack
+    from plastics_core.geo.tiles import Tile
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
-from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ImageryError, ParameterError
+from plastics_core.geo.bands import BAND_NAMES
 
 CloudMethod = Literal["s2cloudless", "none"]
 

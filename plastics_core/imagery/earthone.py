@@ -35,19 +35,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import CredentialsError, ImageryError, ParameterError
+from plastics_core.geo.bands import BAND_NAMES
+from plastics_core.geo.scenes import SceneStack
 from plastics_core.imagery.base import SceneInfo
 from plastics_core.imagery.cloudmask import CloudMaskConfig, cloud_mask
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
 from plastics_core.imagery.retry import RetryPolicy, retry_call
-from plastics_core.scenes import SceneStack
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
-    from plastics_core.periods import Period
-    from plastics_core.tiles import Tile
+    from plastics_core.geo.periods import Period
+    from plastics_core.geo.tiles import Tile
 
 EARTHONE_VARS = ("EARTHONE_CLIENT_ID", "EARTHONE_CLIENT_SECRET", "EARTHONE_REFRESH_TOKEN", "EARTHONE_TOKEN")
 DESCARTES_VARS = ("DESCARTESLABS_CLIENT_ID", "DESCARTESLABS_CLIENT_SECRET", "DESCARTESLABS_REFRESH_TOKEN")

@@ -1,6 +1,6 @@
 """Build an imagery source from a plain spec (kind, path, seed, plant_tpa), without Dagster.
 
-The Dagster ``imagery`` resource and the remote tile job (:mod:`plastics_core.remote`, run on an
+The Dagster ``imagery`` resource and the remote tile job (:mod:`plastics_core.storage.tile_job`, run on an
 EarthOne worker from a JSON spec) both build their source here, so the same spec gives the same
 source in either place.
 """
@@ -21,7 +21,7 @@ def tpa_planted_sites(path: Path | None = None) -> list[Any]:
     """The known Bali landfills (``gpw/tpa_polygons.geojson``, e.g. TPA Temesi) as planted sites."""
     from shapely.geometry import shape
 
-    from plastics_core.synthetic import PlantedSite, default_shared_dir
+    from plastics_core.synthetic.generator import PlantedSite, default_shared_dir
 
     path = path or default_shared_dir().resolve() / "data" / "gpw" / "tpa_polygons.geojson"
     if not path.exists():

@@ -40,7 +40,7 @@ from upath import UPath
 
 from plastics_core.errors import ParameterError
 from plastics_core.imagery.timing import StageTimer
-from plastics_core.store import atomic_write, is_local, s3_call, store_path
+from plastics_core.storage.store import atomic_write, is_local, s3_call, store_path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _LOCKS: dict[str, threading.Lock] = {}

@@ -38,7 +38,7 @@ from affine import Affine
 from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
 
-from plastics_core.bands import BAND_NAMES
+from plastics_core.geo.bands import BAND_NAMES
 
 #: Native pixel size (m) of every L1C band, B10 included.
 NATIVE_RES: dict[str, int] = {

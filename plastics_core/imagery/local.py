@@ -34,17 +34,17 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
-from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ImageryError, ParameterError
+from plastics_core.geo.bands import BAND_NAMES
+from plastics_core.geo.scenes import SceneStack
 from plastics_core.imagery.base import SceneInfo
 from plastics_core.imagery.cloudmask import CloudMaskConfig, cloud_mask
-from plastics_core.scenes import SceneStack
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
-    from plastics_core.periods import Period
-    from plastics_core.tiles import Tile
+    from plastics_core.geo.periods import Period
+    from plastics_core.geo.tiles import Tile
 
 _DATE = re.compile(r"(?:^|_)(\d{8})(?=_|$)")
 _SUFFIXES = (".tif", ".tiff")

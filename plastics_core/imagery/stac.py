@@ -49,8 +49,9 @@ import rasterio
 from affine import Affine
 from shapely.geometry import mapping, shape
 
-from plastics_core.bands import BAND_NAMES, STAC_ASSET_KEYS
 from plastics_core.errors import ImageryError, ParameterError
+from plastics_core.geo.bands import BAND_NAMES, STAC_ASSET_KEYS
+from plastics_core.geo.scenes import SceneStack
 from plastics_core.imagery.base import SceneInfo
 from plastics_core.imagery.cloudmask import (
     S2CLOUDLESS_BANDS,
@@ -67,13 +68,12 @@ from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, 
 from plastics_core.imagery.local import read_on_grid, resampling_for
 from plastics_core.imagery.retry import RetryPolicy, redact, retry_call
 from plastics_core.imagery.timing import StageTimer
-from plastics_core.scenes import SceneStack
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
-    from plastics_core.periods import Period
-    from plastics_core.tiles import Tile
+    from plastics_core.geo.periods import Period
+    from plastics_core.geo.tiles import Tile
 
 EARTH_SEARCH_V1 = "https://earth-search.aws.element84.com/v1"
 PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1"

@@ -1,7 +1,7 @@
 """SyntheticSource: seeded synthetic Sentinel-2 L1C scenes with planted waste sites.
 
 Implements :class:`plastics_core.imagery.base.ImagerySource` on top of
-:func:`plastics_core.synthetic.make_scene_stack` (see there for the background, clouds,
+:func:`plastics_core.synthetic.generator.make_scene_stack` (see there for the background, clouds,
 haze and the t0/t1 signature phase). Used by tests, demos and offline runs: no network.
 """
 
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from plastics_core.geo.periods import Period
 from plastics_core.imagery.base import SceneInfo
-from plastics_core.periods import Period
-from plastics_core.synthetic import (
+from plastics_core.synthetic.generator import (
     PlantedSite,
     acquisition_dates,
     make_scene_stack,
@@ -27,8 +27,8 @@ from plastics_core.synthetic import (
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
-    from plastics_core.scenes import SceneStack
-    from plastics_core.tiles import Tile
+    from plastics_core.geo.scenes import SceneStack
+    from plastics_core.geo.tiles import Tile
 
 
 def _overlaps(a: Period, b: Period) -> bool:
@@ -111,7 +111,7 @@ class SyntheticSource:
         if not stacks:  # the whole period is empty
             return make_scene_stack(tile.crs, tile.transform, tile.shape, period, self.seed, [],
                                     shared_dir=self.shared_dir, scenes_per_month=0)
-        from plastics_core.scenes import SceneStack
+        from plastics_core.geo.scenes import SceneStack
 
         return SceneStack(
             data=np.concatenate([s.data for s in stacks]),

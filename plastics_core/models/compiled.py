@@ -98,7 +98,7 @@ def to_dn(x: np.ndarray) -> np.ndarray:
 def upload(data: np.ndarray, mask: np.ndarray | None = None) -> tuple[Any, tuple[int, int]]:
     """A composite (c, h, w) DN -> (device array (c, hb, wb) zero-padded, uint16 when exact; (h, w)).
 
-    Pixels where ``mask`` (h, w) is True are set to DN 0 (as :mod:`plastics_core.patches` does)."""
+    Pixels where ``mask`` (h, w) is True are set to DN 0 (as :mod:`plastics_core.method.patches` does)."""
     dn = to_dn(np.asarray(data))
     c, h, w = dn.shape
     hb, wb = shape_bucket(h, w)

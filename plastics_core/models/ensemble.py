@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from plastics_core.bands import normalize
 from plastics_core.errors import ModelError
+from plastics_core.geo.bands import normalize
 from plastics_core.models.infer import NB, PixelClassifier, _compiled_pixel, keras_forward
 from plastics_core.models.pixel_fast import check_pixels, run_chunked
 from plastics_core.models.store import ModelRef

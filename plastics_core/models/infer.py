@@ -2,7 +2,7 @@
 
 Models: Global Plastic Watch, Earthrise Media, CC BY-NC 4.0, read from the ``.h5`` files with
 h5py (:mod:`.h5weights`): Keras is loaded only for the Keras paths. Inputs are Sentinel-2 L1C
-DN (reflectance x 10000) in :data:`plastics_core.bands.BAND_NAMES` order; normalization comes
+DN (reflectance x 10000) in :data:`plastics_core.geo.bands.BAND_NAMES` order; normalization comes
 from the :class:`ModelRef`. Outputs are float32 waste probabilities (softmax column 1).
 
 Paths (:mod:`.device`, ``$PLASTICS_INFER_DEVICE``), all equal to ``keras.Model.predict`` within
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from plastics_core.bands import BAND_NAMES, normalize
 from plastics_core.errors import ModelError
+from plastics_core.geo.bands import BAND_NAMES, normalize
 from plastics_core.models import device as devsel
 from plastics_core.models.h5weights import read_h5
 from plastics_core.models.pixel_fast import PixelNet, check_pixels, norm_vectors, run_chunked

@@ -2,7 +2,7 @@
 
 Pure functions of (params, inputs); :mod:`.compiled` jits them with fixed shapes. Inputs are
 DN (uint16 or float32; cast to float32 on the device) and normalized on the device with the
-same float32 ops as :func:`plastics_core.bands.normalize` (``(x - sub) / div``).
+same float32 ops as :func:`plastics_core.geo.bands.normalize` (``(x - sub) / div``).
 
 Precision (static argument ``fast``):
 

@@ -4,7 +4,7 @@ Architecture (checked on all 7 pixel models): input (12 bands, 2 dates, 1) ->
 Conv2D(F1, (k1, 2), relu, valid) -> Conv2D(F2, (k2, 1), relu, valid) -> Flatten ->
 Dense relu ... -> Dense(2, softmax). Evaluated in a transposed (features, pixels) layout:
 
-- the input is normalized with the same float32 ops as :func:`plastics_core.bands.normalize`
+- the input is normalized with the same float32 ops as :func:`plastics_core.geo.bands.normalize`
   (folding it into conv1 loses the 1e-5 agreement for unit-norm models), then conv1 is one
   (P1*F1, 24) matrix, rows (position, filter);
 - conv2: for each output position h one (F2, k2*F1) matrix times the contiguous row slice
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ModelError
+from plastics_core.geo.bands import BAND_NAMES
 from plastics_core.threads import map_threads
 
 F32 = np.float32
@@ -161,10 +161,10 @@ def check_pixels(x: np.ndarray, what: str) -> np.ndarray:
 
 
 def norm_vectors(normalization: str, channels: int, dates: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """``(sub, div)`` float32 of ``(x - sub) / div`` (as :func:`plastics_core.bands.normalize`) for
+    """``(sub, div)`` float32 of ``(x - sub) / div`` (as :func:`plastics_core.geo.bands.normalize`) for
     ``channels`` = k * 12 bands (k composites, band-last), each repeated ``dates`` times
     (pixel models: index ``band * 2 + date``)."""
-    from plastics_core.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
+    from plastics_core.geo.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 
     if normalization == "div3000":
         sub, div = np.zeros(len(BAND_NAMES), F32), np.full(len(BAND_NAMES), 3000.0, F32)

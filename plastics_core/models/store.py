@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from plastics_core.bands import Normalization, normalization_for
 from plastics_core.errors import ChecksumError, CredentialsError, ModelError, PlasticsError
+from plastics_core.geo.bands import Normalization, normalization_for
 from plastics_core.models.checksums import SHA256
 
 ModelKind = Literal["pixel", "patch"]

@@ -1,12 +1,12 @@
 """Detection group: ``descartes_run`` (one spectrogram pair per quarter) -> ``heatmaps``, ``patch_geojson``.
 
 ``descartes_run`` is the graph-backed asset of :mod:`plastics_dagster.fanout`: plan tiles ->
-one ``infer_tile`` GPU step per tile (:func:`plastics_core.remote.compute_tile`: the quarter's
+one ``infer_tile`` GPU step per tile (:func:`plastics_core.storage.tile_job.compute_tile`: the quarter's
 pair, files written per tile under the run-hash folder; or one EarthOne job per tile with
 ``PLASTICS_BACKEND=earthone``) -> the manifest. Each quarter's pair is computed once.
 ``heatmaps`` and ``patch_geojson`` are the detection window: they depend on the last ``pairs``
 quarters' ``descartes_run`` (:data:`~plastics_dagster.partitions.WINDOW_PAIRS_MAPPING`) and
-aggregate them (:mod:`plastics_core.window`): the median over the pairs, GPW's patch statistics.
+aggregate them (:mod:`plastics_core.method.window`): the median over the pairs, GPW's patch statistics.
 """
 
 import datetime as dt
@@ -15,8 +15,8 @@ from typing import Any
 import geopandas as gpd
 from dagster import AssetDep, AssetExecutionContext, MetadataValue, Output, asset
 
-from plastics_core import thumbnails
-from plastics_core.raster import Raster
+from plastics_core.geo.raster import Raster
+from plastics_core.report import thumbnails
 from plastics_dagster import fanout
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import WINDOW_PAIRS_MAPPING, WINDOW_START, detect_partitions, split_key
@@ -37,13 +37,13 @@ descartes_run = fanout.descartes_run
 
 def window_pairs(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
                  store: StoreResource, models: ModelStoreResource) -> Any:
-    """The stored pairs of this partition's detection window (:class:`plastics_core.window.WindowPairs`).
+    """The stored pairs of this partition's detection window (:class:`plastics_core.method.window.WindowPairs`).
 
     Quarters whose ``descartes_run`` is not in the store (a window materialized alone: a job
     backfill, one partition from the UI) are computed here first, tile after tile, and logged."""
-    from plastics_core.periods import window_pair_starts
-    from plastics_core.remote import compute_missing_pairs
-    from plastics_core.window import load_window_pairs
+    from plastics_core.geo.periods import window_pair_starts
+    from plastics_core.method.window import load_window_pairs
+    from plastics_core.storage.tile_job import compute_missing_pairs
 
     roi, window = split_key(context.partition_key)
     starts = window_pair_starts(dt.date.fromisoformat(window), params.pairs, params.mosaic_period,
@@ -86,7 +86,7 @@ WINDOW_DEPS = [AssetDep("descartes_run", partition_mapping=WINDOW_PAIRS_MAPPING)
 @fail_fast_on_user_errors
 def heatmaps(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
              store: StoreResource, models: ModelStoreResource) -> Output[list[Raster]]:
-    from plastics_core.window import window_empty_reasons, window_heatmaps
+    from plastics_core.method.window import window_empty_reasons, window_heatmaps
 
     wp = window_pairs(context, params, imagery, store, models)
     rasters = window_heatmaps(wp)
@@ -114,7 +114,7 @@ def heatmaps(context: AssetExecutionContext, params: DetectionParams, imagery: I
 @fail_fast_on_user_errors
 def patch_geojson(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
                   store: StoreResource, models: ModelStoreResource) -> Output[gpd.GeoDataFrame]:
-    from plastics_core.window import window_empty_reasons, window_patches
+    from plastics_core.method.window import window_empty_reasons, window_patches
 
     wp = window_pairs(context, params, imagery, store, models)
     keep = min(to_detect_params(params).patch_keep_threshold, params.blob_params().patch_threshold)

@@ -37,12 +37,12 @@ from dagster import (
 )
 from upath import UPath
 
-from plastics_core import thumbnails
 from plastics_core.errors import PlasticsError
-from plastics_core.preview import build_preview_html
-from plastics_core.raster import Raster
-from plastics_core.registry import build_site_registry, format_registry_table, registry_csv_bytes
-from plastics_core.reports import build_site_reports, holding_tile
+from plastics_core.geo.raster import Raster
+from plastics_core.method.site_registry import build_site_registry, format_registry_table, registry_csv_bytes
+from plastics_core.report import thumbnails
+from plastics_core.report.preview import build_preview_html
+from plastics_core.report.site_reports import build_site_reports, holding_tile
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import GEOJSON_EXT, _is_local, atomic_write, read_gdf, safe_name
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
@@ -122,9 +122,9 @@ def _url(path: UPath) -> Any:
 def _composites(heatmaps: list[Raster], imagery: ImagerySourceResource, window: str, params: DetectionParams,
                 context: AssetExecutionContext) -> Any:
     """A callable site -> RGB-capable composite of the tile holding it (loaded once per tile)."""
-    from plastics_core.composite import composite
-    from plastics_core.periods import pair_periods
-    from plastics_core.tiles import tile_from_key
+    from plastics_core.geo.periods import pair_periods
+    from plastics_core.geo.tiles import tile_from_key
+    from plastics_core.method.composite import composite
 
     _, period = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
     cache: dict[str, Any] = {}

@@ -91,7 +91,7 @@ class PlasticsGroup(click.Group):
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             code = fail(f"{exc.strerror or exc}{where}: check the path and its permissions")
         except Exception as exc:
-            from plastics_core.store import unreachable_store_error
+            from plastics_core.storage.store import unreachable_store_error
 
             user = find_user_error(exc) or unreachable_store_error(exc)
             if user is None or debug:

@@ -32,7 +32,7 @@ def add(name: str, file: str, store: str | None, replace: bool) -> None:
     FILE may be a local path or an s3:// URL. A NAME registered with another geometry is refused
     unless --replace; the same geometry again changes nothing.
     """
-    from plastics_core.roi import roi_area_km2
+    from plastics_core.geo.roi import roi_area_km2
     from plastics_dagster.registry import register_roi
 
     root = open_store(store)
@@ -86,8 +86,8 @@ def split(name: str, file: str, cell: float, tilesize: int | None, pad: int | No
     twice): give the --tilesize/--pad the runs use. FILE is a local path; the area limit of
     `roi add` does not apply.
     """
-    from plastics_core.roi import read_roi, roi_area_km2
-    from plastics_core.roi_split import split_roi
+    from plastics_core.geo.roi import read_roi, roi_area_km2
+    from plastics_core.geo.roi_split import split_roi
     from plastics_dagster.partitions import ROI_PARTITIONS_NAME
     from plastics_dagster.registry import store_roi
 

@@ -134,7 +134,7 @@ def resolve_window(window: str | None, start: str | None, end: str | None, overr
     import datetime as dt
 
     from plastics_core.errors import ParameterError
-    from plastics_core.periods import MAX_PAIRS, range_pair_starts
+    from plastics_core.geo.periods import MAX_PAIRS, range_pair_starts
     from plastics_dagster.config import detection_params
     from plastics_dagster.partitions import parse_window
 

@@ -62,7 +62,7 @@ def _missing(root: Any, roi: str, run_hash: str, available: list[str]) -> Plasti
 
 
 def _echo_table(gdf: Any, roi: str, run_hash: str, source: str) -> None:
-    from plastics_core.registry import STATUSES, format_registry_table
+    from plastics_core.method.site_registry import STATUSES, format_registry_table
 
     click.echo(f"site registry of ROI {roi} · run hash {run_hash} · {source}")
     if len(gdf) == 0:
@@ -90,7 +90,7 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
 
     Example: plastics sites --roi test_patch --store ./out
     """
-    from plastics_core.roi import validate_roi_name
+    from plastics_core.geo.roi import validate_roi_name
     from plastics_dagster.assets.preview import load_site_registry, registry_paths
     from plastics_dagster.io_manager import read_bytes
 
@@ -122,15 +122,15 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
         return
     gdf = load_site_registry(root, roi, run_hash)
     if len(gdf) == 0:  # an empty GeoJSON has no columns: use the documented ones (CSV header)
-        from plastics_core.registry import empty_registry
+        from plastics_core.method.site_registry import empty_registry
 
         gdf = empty_registry()
     if as_json:
-        from plastics_core.outputs import geojson_bytes
+        from plastics_core.storage.outputs import geojson_bytes
 
         click.echo(geojson_bytes(gdf).decode("utf-8").rstrip("\n"))
     elif as_csv:
-        from plastics_core.registry import registry_csv_bytes
+        from plastics_core.method.site_registry import registry_csv_bytes
 
         click.echo(registry_csv_bytes(gdf).decode("utf-8"), nl=False)
     else:

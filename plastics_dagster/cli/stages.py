@@ -2,8 +2,8 @@
 
 Inputs are the files the graph writes (a heatmap COG or VRT from the ``heatmaps`` asset, the
 ``blobs`` and ``patch_geojson`` GeoJSON) or the published GPW files in
-``../shared/data/gpw``. Both commands call :mod:`plastics_core.blobs` /
-:mod:`plastics_core.sites` directly and write with :func:`plastics_core.outputs.write_geojson`
+``../shared/data/gpw``. Both commands call :mod:`plastics_core.method.blobs` /
+:mod:`plastics_core.method.candidates` directly and write with :func:`plastics_core.storage.outputs.write_geojson`
 (atomic: temp file then rename; RFC 7946, EPSG:4326).
 """
 
@@ -40,13 +40,12 @@ def refuse_overwriting_inputs(output: Path, *inputs: Path) -> None:
 
 
 def resolve_blob_params(preset: str | None, **overrides: float | None) -> Any:
-    """The preset's :class:`plastics_core.blobs.BlobParams` with the given (non-None) overrides.
+    """The preset's :class:`plastics_core.method.blobs.BlobParams` with the given (non-None) overrides.
 
     ``preset`` None = the graph's default. Validation (thresholds in [0, 1], sigmas > 0)
     happens in BlobParams itself (ParameterError).
     """
-    from plastics_core import blobs as core_blobs
-
+    from plastics_core.method import blobs as core_blobs
     given = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(core_blobs.preset(preset or default_preset()), **given)
 
@@ -77,9 +76,8 @@ def blobs(
 
     Example: plastics blobs heatmap.tif --preset high -o blobs.geojson
     """
-    from plastics_core import blobs as core_blobs
-    from plastics_core import inputs, outputs
-
+    from plastics_core.method import blobs as core_blobs
+    from plastics_core.storage import inputs, outputs
     refuse_overwriting_inputs(output, heatmap)
     params = resolve_blob_params(preset, pred_threshold=pred_threshold, min_sigma=min_sigma,
                                  max_sigma=max_sigma, area_threshold=area_threshold)
@@ -114,8 +112,8 @@ def candidates(
     plastics candidates --blobs pixel_candidates_v0.0.11_thresh0.6_minsigma3.5.geojson
     --patches patch_classifier_v1.2_stride8.geojson --patch-threshold 0.4 -o candidates.geojson
     """
-    from plastics_core import inputs, outputs, sites
-
+    from plastics_core.method import candidates as sites
+    from plastics_core.storage import inputs, outputs
     refuse_overwriting_inputs(output, blobs_path, patches_path)
     threshold = resolve_blob_params(preset, patch_threshold=patch_threshold).patch_threshold
     points = inputs.read_points(blobs_path)  # validated: one-line ParameterError on bad input

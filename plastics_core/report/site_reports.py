@@ -4,7 +4,7 @@ Rendered with matplotlib's Agg canvas on a private ``Figure`` (no pyplot state: 
 A report is 3 panels, ~1200 x 400 px:
 
 1. RGB: bands B04, B03, B02 of a Sentinel-2 L1C composite (DN, 12 bands in
-   :data:`plastics_core.bands.BAND_NAMES` order, or 3 bands already R, G, B), a
+   :data:`plastics_core.geo.bands.BAND_NAMES` order, or 3 bands already R, G, B), a
    ``2 * half_px`` pixel crop centred on the site, 2-98 % stretch, masked/NaN pixels black;
 2. the heatmap's ``median`` band (probability 0..1, NaN grey) over the same ground window;
 3. contour area (km²) per contour date.
@@ -27,8 +27,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pyproj import Transformer
 
-from plastics_core.bands import BAND_NAMES
-from plastics_core.raster import Raster
+from plastics_core.geo.bands import BAND_NAMES
+from plastics_core.geo.raster import Raster
 
 RGB_BANDS = ("B04", "B03", "B02")
 DEFAULT_HALF_PX = 48  # 480 m either side at 10 m
@@ -36,7 +36,7 @@ DEFAULT_HALF_PX = 48  # 480 m either side at 10 m
 
 class Georeferenced(Protocol):
     """Anything with (band, y, x) ``data``, a ``crs`` string and an affine ``transform``
-    (a :class:`plastics_core.composite.Composite` or a :class:`plastics_core.raster.Raster`)."""
+    (a :class:`plastics_core.method.composite.Composite` or a :class:`plastics_core.geo.raster.Raster`)."""
 
     @property
     def data(self) -> np.ndarray: ...

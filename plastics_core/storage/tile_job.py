@@ -1,7 +1,7 @@
 """One tile -> its files in the store: the job the ``descartes_run`` backends run, without Dagster.
 
-:func:`compute_tile` runs :func:`plastics_core.pipeline.run_tile` for one tile and writes the
-tile's heatmap COG, kept patches and JSON summary (:mod:`plastics_core.store` layout, atomic
+:func:`compute_tile` runs :func:`plastics_core.method.pipeline.run_tile` for one tile and writes the
+tile's heatmap COG, kept patches and JSON summary (:mod:`plastics_core.storage.store` layout, atomic
 writes, summary last). The in-process ``infer_tile`` step calls it directly; the ``earthone``
 backend submits :func:`infer_tile_remote` (:data:`REMOTE_FUNCTION`) as one EarthOne compute job
 per tile, which rebuilds the tile, imagery source and model store from JSON arguments and calls
@@ -22,7 +22,7 @@ from upath import UPath
 from plastics_core.errors import ModelError
 
 #: The EarthOne compute function (``compute.Function`` accepts a ``"module.function"`` name).
-REMOTE_FUNCTION = "plastics_core.remote.infer_tile_remote"
+REMOTE_FUNCTION = "plastics_core.storage.tile_job.infer_tile_remote"
 #: Distributions the tile job imports on a worker (pinned from this package's own requirements).
 REMOTE_PACKAGES = ("numpy", "scipy", "affine", "rasterio", "pyproj", "shapely", "geopandas", "scikit-image", "h3",
                    "earthdaily-earthone", "tensorflow-cpu", "tensorflow", "keras", "h5py", "universal-pathlib",
@@ -40,16 +40,16 @@ def detect_params(values: dict[str, Any]) -> Any:
 def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: dt.date, folder: UPath,
                  log: Any = None) -> dict[str, Any]:
     """Run one tile's pair and write its files into ``folder`` (heatmap, patch grid, then the summary).
-    Composites come from / go to the store's composite cache (:mod:`plastics_core.composite_cache`);
-    ``log(line)`` is told each phase (see :func:`plastics_core.pipeline.run_tile`).
+    Composites come from / go to the store's composite cache (:mod:`plastics_core.storage.composite_cache`);
+    ``log(line)`` is told each phase (see :func:`plastics_core.method.pipeline.run_tile`).
 
     Returns the summary ``{key, scene_ids, empty_reason, seconds, pairs_computed (1),
     composites_computed, timings}`` (what the summary file holds)."""
-    from plastics_core.composite_cache import CompositeCache, cache_folder
-    from plastics_core.outputs import cog_bytes, json_bytes
-    from plastics_core.pipeline import run_tile
-    from plastics_core.store import atomic_write, tile_files
-    from plastics_core.tiles import tile_from_key
+    from plastics_core.geo.tiles import tile_from_key
+    from plastics_core.method.pipeline import run_tile
+    from plastics_core.storage.composite_cache import CompositeCache, cache_folder
+    from plastics_core.storage.outputs import cog_bytes, json_bytes
+    from plastics_core.storage.store import atomic_write, tile_files
 
     start = time.perf_counter()
     # folder = <store>/descartes_run/<roi>/<window>/<run-hash>: composites go to <store>/composites/<roi>/<run-hash>
@@ -81,7 +81,7 @@ def infer_tile_remote(tile_key: str, window: str, params: dict[str, Any], store:
     All arguments and the result are JSON; no credentials pass through them."""
     from plastics_core.imagery.factory import make_source
     from plastics_core.models.store import ModelStore
-    from plastics_core.store import read_bytes, run_folder, store_path, tile_files
+    from plastics_core.storage.store import read_bytes, run_folder, store_path, tile_files
 
     folder = run_folder(store_path(store), roi, window, run_hash)
     marker = tile_files(folder, tile_key)["summary"]
@@ -115,10 +115,10 @@ def compute_missing_pairs(store: UPath, roi: str, starts: Sequence[dt.date | str
     writes it. For a window materialized alone (a job backfill, one partition from the UI): the
     fan-out over tiles and GPUs is ``descartes_run``'s; this keeps such a window correct.
     Returns the starts computed (ISO dates)."""
-    from plastics_core.outputs import json_bytes
-    from plastics_core.periods import pair_periods
-    from plastics_core.store import atomic_write, read_bytes, run_folder, tile_files
-    from plastics_core.window import manifest_path, missing_starts
+    from plastics_core.geo.periods import pair_periods
+    from plastics_core.method.window import manifest_path, missing_starts
+    from plastics_core.storage.outputs import json_bytes
+    from plastics_core.storage.store import atomic_write, read_bytes, run_folder, tile_files
 
     done = []
     for start in missing_starts(store, roi, starts, run_hash):

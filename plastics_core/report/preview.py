@@ -7,7 +7,7 @@ EPSG:3857 and drawn as a coloured PNG image overlay; blobs (circle markers); can
 contour date; optional online basemaps (off by default; they simply fail offline). Below the map a
 sortable table of sites with links to web map services.
 
-Leaflet JS/CSS are inlined (see :mod:`plastics_core.leaflet_offline`), so the page makes no
+Leaflet JS/CSS are inlined (see :mod:`plastics_core.report.leaflet_offline`), so the page makes no
 network request when opened. Pure: no I/O besides reading Leaflet's files.
 """
 
@@ -32,7 +32,8 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from plastics_core.errors import PlasticsError
-from plastics_core.leaflet_offline import (
+from plastics_core.geo.raster import Raster
+from plastics_core.report.leaflet_offline import (
     external_resources,
     inline_tags,
     json_island,
@@ -40,8 +41,7 @@ from plastics_core.leaflet_offline import (
     stable_ids,
     with_csp,
 )
-from plastics_core.preview_table import SiteRow, table_html
-from plastics_core.raster import Raster
+from plastics_core.report.preview_table import SiteRow, table_html
 
 MAX_OVERLAY_PX = 2048
 HEATMAP_CMAP = "inferno"

@@ -1,6 +1,6 @@
 """SceneStack: the imagery of one tile over one date range.
 
-Arrays follow the models' band order (see :mod:`plastics_core.bands`): Sentinel-2 L1C
+Arrays follow the models' band order (see :mod:`plastics_core.geo.bands`): Sentinel-2 L1C
 top-of-atmosphere DN (reflectance x 10000), bands
 ``B01 B02 B03 B04 B05 B06 B07 B08 B8A B09 B11 B12`` (no B10).
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from affine import Affine
 
-from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ImageryError
+from plastics_core.geo.bands import BAND_NAMES
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """The site registry of one ROI: every site ever detected, merged across quarterly windows.
 
 Input per window (``YYYY-MM-DD`` keys, which sort chronologically): the enriched sites
-(:data:`plastics_core.enrich.SITE_COLUMNS`: ``site_id`` (H3 cell), ``name``, ``lon``, ``lat``,
+(:data:`plastics_core.method.enrich.SITE_COLUMNS`: ``site_id`` (H3 cell), ``name``, ``lon``, ``lat``,
 ``score``, ``patch_mean``, ``display_name`` ...) and the contours (``name``, ``date``, ``area_km2``).
 
-Sites are matched across windows with :func:`plastics_core.enrich.same_site` (the same H3 cell or
+Sites are matched across windows with :func:`plastics_core.method.enrich.same_site` (the same H3 cell or
 a neighbour, which tolerates jitter of the blob centre), never merging two sites of one window.
 A registry row's ``site_id`` is the id of its first detection (stable as windows are added).
 
@@ -30,7 +30,7 @@ import geopandas as gpd
 import pandas as pd
 from shapely.geometry import Point
 
-from plastics_core.enrich import same_site
+from plastics_core.method.enrich import same_site
 
 REGISTRY_COLUMNS = [
     "site_id", "status", "first_window", "last_window", "n_windows", "windows", "name", "lon", "lat",
@@ -167,16 +167,16 @@ def registry_csv_bytes(gdf: gpd.GeoDataFrame) -> bytes:
 
 def write_registry_csv(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
     """Write :func:`registry_csv_bytes` atomically (temp file in the same folder + os.replace)."""
-    from plastics_core.outputs import write_bytes
+    from plastics_core.storage.outputs import write_bytes
 
     write_bytes(registry_csv_bytes(gdf), path)
     return Path(path)
 
 
 def write_registry(gdf: gpd.GeoDataFrame, geojson_path: str | Path) -> tuple[Path, Path]:
-    """Write the registry as GeoJSON (``plastics_core.outputs.write_geojson``) and CSV beside it
+    """Write the registry as GeoJSON (``plastics_core.storage.outputs.write_geojson``) and CSV beside it
     (same stem, ``.csv``); both atomic. Returns (geojson path, csv path)."""
-    from plastics_core.outputs import write_geojson
+    from plastics_core.storage.outputs import write_geojson
 
     gj = Path(geojson_path)
     write_geojson(gdf, gj)

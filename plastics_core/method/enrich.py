@@ -226,8 +226,8 @@ def enrich_sites(
     """One row per candidate (Point, EPSG:4326) with :data:`SITE_COLUMNS`.
 
     ``candidates``: points with ``name`` (and optional ``score``/``patch_mean``), e.g.
-    :func:`plastics_core.sites.select_candidates`. ``contours``: rows with ``name``, ``date``,
-    ``area_km2`` (:func:`plastics_core.contours.site_contours`), matched by name; a site with
+    :func:`plastics_core.method.candidates.select_candidates`. ``contours``: rows with ``name``, ``date``,
+    ``area_km2`` (:func:`plastics_core.method.contours.site_contours`), matched by name; a site with
     no contour gets NaN areas, null dates and ``n_frames`` 0.
     """
     if candidates is None or len(candidates) == 0:

@@ -187,7 +187,7 @@ def select_candidates(
 ) -> gpd.GeoDataFrame:
     """Candidate sites: merged blob points lying in a patch whose ``mean`` > ``patch_threshold``.
 
-    ``blobs``: points with ``name`` (e.g. :func:`plastics_core.blobs.detect_blobs`);
+    ``blobs``: points with ``name`` (e.g. :func:`plastics_core.method.blobs.detect_blobs`);
     ``patches``: polygons with a ``mean`` column (patch-classifier mean over pairs). Points are
     merged first (:func:`merge_points`, ``merge_radius`` deg), then a merged point is kept when
     it intersects (boundary included) at least one patch with mean strictly above the threshold.

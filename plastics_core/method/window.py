@@ -10,10 +10,10 @@ GPW's ``Detect(start_date, end_date)`` composited every period of its range, sco
     <store>/descartes_run/<roi>/<quarter>/<run-hash>/<tile>.patchgrid.tif (1, rows, cols) patch scores
 
 A window ``W`` aggregates the pairs whose first periods start at ``W - (pairs - 1)`` quarters ..
-``W`` (:func:`plastics_core.periods.window_pair_starts`): per tile, the pixel heatmap gets one
+``W`` (:func:`plastics_core.geo.periods.window_pair_starts`): per tile, the pixel heatmap gets one
 band per pair plus ``median`` (NaN-skipping median over the pairs = ``np.ma.median`` over the
 masked pair images), and the patch scores get GPW's per-location statistics over the pairs
-(:func:`plastics_core.patches.grid_stats`). Nothing here runs a model.
+(:func:`plastics_core.method.patches.grid_stats`). Nothing here runs a model.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from affine import Affine
 from upath import UPath
 
 from plastics_core.errors import PlasticsError
-from plastics_core.outputs import read_raster
-from plastics_core.patches import empty_patches, grid_stats, keep_patches
-from plastics_core.raster import Raster
-from plastics_core.store import read_bytes, run_folder, tile_files
+from plastics_core.geo.raster import Raster
+from plastics_core.method.patches import empty_patches, grid_stats, keep_patches
+from plastics_core.storage.outputs import read_raster
+from plastics_core.storage.store import read_bytes, run_folder, tile_files
 
 
 class MissingPairsError(PlasticsError):
@@ -115,7 +115,7 @@ def window_heatmaps(wp: WindowPairs) -> list[Raster]:
 
 
 def tile_patches(grids: Sequence[Raster]) -> gpd.GeoDataFrame:
-    """GPW's patch statistics over one tile's pair grids (:func:`plastics_core.patches.grid_stats`).
+    """GPW's patch statistics over one tile's pair grids (:func:`plastics_core.method.patches.grid_stats`).
     The grids' transform is the tile grid scaled by ``stride`` (tags ``stride``, ``window``)."""
     if not grids:
         return empty_patches()

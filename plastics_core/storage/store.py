@@ -4,7 +4,7 @@ A store is a local folder or ``s3://bucket/prefix`` (S3 endpoint from ``$AWS_END
 credentials from the environment only). Writes are atomic: local files go to a temp file in the
 same folder and are moved into place with ``os.replace``; S3 objects are written with one PUT of
 the full bytes (never partial). The Dagster IO managers (:mod:`plastics_dagster.io_manager`) and
-the remote tile job (:mod:`plastics_core.remote`) both write through these functions, so a tile
+the remote tile job (:mod:`plastics_core.storage.tile_job`) both write through these functions, so a tile
 computed on an EarthOne worker lands in exactly the files the in-process step writes::
 
     <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif              the window's pair: pixel scores
@@ -12,7 +12,7 @@ computed on an EarthOne worker lands in exactly the files the in-process step wr
     <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.summary          JSON summary, written last
 
 One ``descartes_run`` partition is one spectrogram pair (the quarter ``<window>`` and its partner);
-the detection window's assets read the last ``pairs`` of them (:mod:`plastics_core.window`).
+the detection window's assets read the last ``pairs`` of them (:mod:`plastics_core.method.window`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from upath import UPath
 
 from plastics_core.errors import ParameterError, PlasticsError
 from plastics_core.imagery.retry import RetryBudgetExceeded, is_transient, redact
-from plastics_core.outputs import write_bytes
+from plastics_core.storage.outputs import write_bytes
 
 TILE_SUMMARY_EXT = ".summary"
 

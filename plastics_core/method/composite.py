@@ -1,7 +1,7 @@
 """Per-pixel temporal composites of a SceneStack over one Period.
 
 A :class:`Composite` is one cloud-free mosaic of a tile: ``data`` (12, y, x) float32
-Sentinel-2 L1C DN in model band order (see :mod:`plastics_core.bands`), ``mask`` (y, x)
+Sentinel-2 L1C DN in model band order (see :mod:`plastics_core.geo.bands`), ``mask`` (y, x)
 bool (True = no unmasked scene saw the pixel; ``data`` is 0 there), on the stack's grid
 (``crs``, ``transform`` passed through unchanged).
 
@@ -35,10 +35,10 @@ from typing import Literal
 import numpy as np
 from affine import Affine
 
-from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ParameterError
-from plastics_core.periods import Period
-from plastics_core.scenes import SceneStack
+from plastics_core.geo.bands import BAND_NAMES
+from plastics_core.geo.periods import Period
+from plastics_core.geo.scenes import SceneStack
 from plastics_core.threads import map_threads, usable_threads
 
 Method = Literal["min", "median", "min_masked"]

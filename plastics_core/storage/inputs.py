@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from plastics_core.errors import ImageryError, ParameterError, PlasticsError
-from plastics_core.raster import Raster
+from plastics_core.geo.raster import Raster
 
 _MAX_ERR = 120
 
@@ -56,7 +56,7 @@ def _features(path: Path, what: str) -> list[dict[str, Any]]:
 
 
 def _frame(path: Path, what: str) -> gpd.GeoDataFrame:
-    from plastics_core.outputs import read_geojson
+    from plastics_core.storage.outputs import read_geojson
 
     try:
         gdf = read_geojson(path)
@@ -141,7 +141,7 @@ def read_heatmap(path: str | Path) -> Raster:
     Raises ImageryError (one line) when the file is unreadable, has no bands, no CRS or
     infinite values.
     """
-    from plastics_core.outputs import read_raster
+    from plastics_core.storage.outputs import read_raster
 
     path = Path(path)
     if not path.is_file():

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from plastics_core.raster import Raster
+from plastics_core.geo.raster import Raster
 
 
 def _figure(size: float = 3.0) -> Any:

@@ -1,6 +1,6 @@
 """Patch-classifier scores: slide the model's window over composites, stats per location.
 
-Inputs as :mod:`plastics_core.heatmap` (composites ``data`` (12, y, x) float32 L1C DN, ``mask``
+Inputs as :mod:`plastics_core.method.heatmap` (composites ``data`` (12, y, x) float32 L1C DN, ``mask``
 (y, x) bool True = masked, one grid; ``pairs`` of indices). The window size (45 px for the
 available ``v1.1.0_4-23-21_patch_classifier_45px_patch.h5``) and channel count come from the
 loaded model. What each pair scores (our decision, following the original's use of the model):
@@ -31,7 +31,7 @@ import shapely
 from pyproj import Transformer
 
 from plastics_core.errors import ParameterError
-from plastics_core.heatmap import check_pairs
+from plastics_core.method.heatmap import check_pairs
 
 COLUMNS: tuple[str, ...] = ("mean", "median", "min", "max", "std", "count")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from plastics_core.composite import Composite
 from plastics_core.errors import ParameterError, PlasticsError
+from plastics_core.method.composite import Composite
 
 
 class GridMismatchError(PlasticsError):

@@ -1,7 +1,7 @@
 """Split a country-sized ROI into grid cells so each run holds a few hundred tiles.
 
 Indonesia at ~900 px tiles is ~22,000 tiles: too many dynamic steps for one run's event
-log. :func:`split_roi` groups the ROI's processing tiles (:func:`plastics_core.tiles.plan_tiles`)
+log. :func:`split_roi` groups the ROI's processing tiles (:func:`plastics_core.geo.tiles.plan_tiles`)
 by a regular lon/lat grid of ``cell_deg`` degrees and returns one cell ROI per non-empty grid
 cell, clipped to the ROI polygon (land only). Each cell becomes its own ``roi`` partition named
 ``<name>-r<row>c<col>`` (row counted from the north), so a backfill across cells x windows
@@ -31,8 +31,8 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import transform as shp_transform
 
 from plastics_core.errors import ParameterError
-from plastics_core.roi import validate_roi_name
-from plastics_core.tiles import DEFAULT_PAD, DEFAULT_TILESIZE, Tile, plan_tiles
+from plastics_core.geo.roi import validate_roi_name
+from plastics_core.geo.tiles import DEFAULT_PAD, DEFAULT_TILESIZE, Tile, plan_tiles
 
 #: a cell polygon stays this far (metres) inside its tiles' outer core edges
 EDGE_M = 0.25

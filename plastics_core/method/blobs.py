@@ -31,7 +31,7 @@ from scipy import ndimage
 from skimage.feature import blob_doh
 
 from plastics_core.errors import ParameterError
-from plastics_core.raster import Raster
+from plastics_core.geo.raster import Raster
 
 BLOB_COLUMNS = ["name", "lon", "lat", "sigma", "score", "row", "col"]
 _BLOCK = 16
@@ -54,7 +54,7 @@ class BlobParams:
       but not 5.0; a 2x3 blob at 0.7 at neither; a 2x3 blob at 0.8 at 3.5), with max_sigma 20
       or 100 alike (tests/test_blobs.py). A lone speckle pixel gives ~4e-4 and is rejected.
     - ``patch_threshold``: patch-classifier mean a candidate's patch must exceed (used by
-      :func:`plastics_core.sites.select_candidates`).
+      :func:`plastics_core.method.candidates.select_candidates`).
     """
 
     pred_threshold: float = 0.6

@@ -2,7 +2,7 @@
 
 Input: ``composites`` (each ``data`` (12, y, x) float32 L1C DN in model band order, ``mask``
 (y, x) bool True = masked, ``period``, ``crs``, ``transform``, all on one grid) and ``pairs``
-of indices into them ``(first, second)``. Output: a :class:`~plastics_core.raster.Raster`
+of indices into them ``(first, second)``. Output: a :class:`~plastics_core.geo.raster.Raster`
 (band, y, x) float32 on the same grid with one waste-probability band per pair, described
 ``"<first.period.label>|<second.period.label>"``, then a ``median`` band (nanmedian over the
 pair bands). A pixel masked in either composite of a pair is NaN in that band and is never
@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from plastics_core.errors import ParameterError
-from plastics_core.raster import Raster
-from plastics_core.spectrogram import pixel_pairs
+from plastics_core.geo.raster import Raster
+from plastics_core.method.spectrogram import pixel_pairs
 
 Progress = Callable[[int, int], None]
 #: Pixels per block of rows (bounds the (n, 12, 2) input copy; progress is reported per block).

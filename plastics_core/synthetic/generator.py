@@ -33,12 +33,12 @@ from shapely.geometry import box as shapely_box
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import transform as shp_transform
 
-from plastics_core.bands import BAND_NAMES
 from plastics_core.errors import ImageryError
-from plastics_core.periods import Period
-from plastics_core.scenes import SceneStack
+from plastics_core.geo.bands import BAND_NAMES
+from plastics_core.geo.periods import Period
+from plastics_core.geo.scenes import SceneStack
 
-SIGNATURES_PATH = Path(__file__).parent / "data" / "waste_signatures.json"
+SIGNATURES_PATH = Path(__file__).parents[1] / "data" / "waste_signatures.json"
 SLOVENIA_NPZ = Path("data") / "s2l1c_slovenia_2015" / "s2l1c_ref5_12band_uint16.npz"
 CLEAR_DATES = (0, 3, 4)  # the cloud-free acquisitions of the Slovenia stack
 CLOUD_DN = np.array([5200, 5000, 4900, 5000, 5200, 5400, 5500, 5500, 5600, 2600, 3800, 2900], np.float32)
@@ -89,7 +89,7 @@ def load_signatures(path: Path | None = None) -> list[Signature]:
 def default_shared_dir() -> Path:
     """``$PLASTICS_SHARED`` or ``<repo>/../shared``."""
     env = os.environ.get("PLASTICS_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
 
 
 @lru_cache(maxsize=4)

@@ -36,7 +36,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from plastics_core.errors import ParameterError
-from plastics_core.raster import Raster
+from plastics_core.geo.raster import Raster
 
 COORD_DECIMALS = 7
 _SORT_COLUMNS = ("site_id", "name")

@@ -23,24 +23,24 @@ import pandas as pd
 from affine import Affine
 from pyproj import Transformer
 
-from plastics_core.blobs import PRESETS, BlobParams, detect_blobs, empty_blobs
-from plastics_core.composite import composite
-from plastics_core.contours import CONTOUR_COLUMNS, candidate_boxes, site_contours
-from plastics_core.enrich import Geocoder, enrich_sites
 from plastics_core.errors import ParameterError
-from plastics_core.heatmap import pixel_heatmap
+from plastics_core.geo.periods import Period, add_months, monthly_periods, pair_periods, window_span
+from plastics_core.geo.raster import Raster
+from plastics_core.geo.tiles import Tile
 from plastics_core.imagery.base import ImagerySource
+from plastics_core.method.blobs import PRESETS, BlobParams, detect_blobs, empty_blobs
+from plastics_core.method.candidates import select_candidates
+from plastics_core.method.composite import composite
+from plastics_core.method.contours import CONTOUR_COLUMNS, candidate_boxes, site_contours
+from plastics_core.method.enrich import Geocoder, enrich_sites
+from plastics_core.method.heatmap import pixel_heatmap
+from plastics_core.method.patches import empty_patches, keep_patches, pair_grid
+from plastics_core.method.spectrogram import pixel_pairs
 from plastics_core.models.ensemble import EnsembleClassifier
 from plastics_core.models.infer import PixelClassifier
 from plastics_core.models.patch_classifier import PatchClassifier
 from plastics_core.models.store import ModelStore
 from plastics_core.params import DetectParams as DetectParams
-from plastics_core.patches import empty_patches, keep_patches, pair_grid
-from plastics_core.periods import Period, add_months, monthly_periods, pair_periods, window_span
-from plastics_core.raster import Raster
-from plastics_core.sites import select_candidates
-from plastics_core.spectrogram import pixel_pairs
-from plastics_core.tiles import Tile
 
 Progress = Callable[[int, int], None]
 Window = dt.date | tuple[Period, Period]
@@ -190,7 +190,7 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
 
 class MemoryComposites:
     """A :data:`CompositeLoader` keeping each (tile, period) composite in memory: the pairs of one
-    window share composites, as with the store's cache (:mod:`plastics_core.composite_cache`)."""
+    window share composites, as with the store's cache (:mod:`plastics_core.storage.composite_cache`)."""
 
     def __init__(self, source: ImagerySource, method: str) -> None:
         self.source, self.method = source, method
@@ -214,8 +214,8 @@ def run_window(tiles: Sequence[Tile], source: ImagerySource, models: Models | Mo
     ``window`` (:func:`run_tile`, composites shared in memory), then the median heatmap (pair bands +
     ``median``) and GPW's patch statistics over the pairs (kept where mean > the keep threshold).
     Returns (heatmaps, patches EPSG:4326, pair results per tile key)."""
-    from plastics_core.periods import window_pair_starts
-    from plastics_core.window import median_heatmap, tile_patches
+    from plastics_core.geo.periods import window_pair_starts
+    from plastics_core.method.window import median_heatmap, tile_patches
 
     starts = window_pair_starts(window, params.pairs, params.mosaic_period)
     m = _models(models, params)
@@ -312,7 +312,7 @@ def trace_contours(candidates: gpd.GeoDataFrame, source: ImagerySource, models: 
         return empty
     ens = _models(models, params, ensemble=True).ensemble
     assert ens is not None
-    from plastics_core.periods import window_pair_starts
+    from plastics_core.geo.periods import window_pair_starts
 
     first = window_pair_starts(window, params.pairs, params.mosaic_period)[0]
     span = Period(first, window_span(window, params.mosaic_period, params.spectrogram_interval).end)

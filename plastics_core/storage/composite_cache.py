@@ -9,7 +9,7 @@ composite is stored when made and read back by every later pair::
 The run hash covers the imagery source and every parameter (a changed source or method gives
 another folder). Each ``.npz`` holds ``data`` (12, y, x) (uint16 when every value is a whole DN,
 as for the ``min`` method, else float32), ``mask`` (y, x) bool, ``n_scenes`` and ``scene_ids``;
-the grid is the tile's. Writes are atomic (:func:`plastics_core.store.atomic_write`).
+the grid is the tile's. Writes are atomic (:func:`plastics_core.storage.store.atomic_write`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from upath import UPath
 
-from plastics_core.composite import Composite, composite
-from plastics_core.periods import Period
-from plastics_core.store import atomic_write, read_bytes, safe_name
-from plastics_core.tiles import Tile
+from plastics_core.geo.periods import Period
+from plastics_core.geo.tiles import Tile
+from plastics_core.method.composite import Composite, composite
+from plastics_core.storage.store import atomic_write, read_bytes, safe_name
 
 
 def cache_folder(store: UPath, roi: str, run_hash: str, tile_key: str) -> UPath:
@@ -53,7 +53,7 @@ def read_composite(raw: bytes, tile: Tile, period: Period) -> tuple[Composite, t
 
 
 class CompositeCache:
-    """A :data:`plastics_core.pipeline.CompositeLoader` over one tile's cache folder: reads the
+    """A :data:`plastics_core.method.pipeline.CompositeLoader` over one tile's cache folder: reads the
     stored composite of a period, or loads the scenes, composites (``method``) and stores it.
     ``computed`` counts the composites this object made."""
 

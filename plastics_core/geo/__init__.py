@@ -1,0 +1,1 @@
+"""Grids and geometry: bands, periods, rasters, scene stacks, tiles, ROIs."""

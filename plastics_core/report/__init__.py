@@ -1,0 +1,1 @@
+"""Presentation: the offline map preview, site tables, per-site reports, thumbnails."""

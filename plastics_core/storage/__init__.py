@@ -1,0 +1,1 @@
+"""Outputs and stores: deterministic writers, the store layout, validated user inputs, the per-tile job."""

@@ -1,0 +1,1 @@
+"""Seeded synthetic Sentinel-2 scenes with planted sites (demo and tests)."""
