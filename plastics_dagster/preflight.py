@@ -35,6 +35,11 @@ def check_store(store: StoreResource) -> None:
         atomic_write(probe, b"probe")
         probe.unlink()
     except Exception as exc:  # noqa: BLE001 - every failure to write (retries spent too) is the same user error
+        from plastics_core.storage.store import unreachable_store_error
+
+        unreachable = unreachable_store_error(exc)
+        if unreachable is not None:  # endpoint down or no credentials: say so, with the fix
+            raise unreachable from None
         where = "" if is_local(root) else f" (S3 endpoint {_endpoint(root)})"
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise StoreError(f"the store {store.resolved()}{where} is not writable: {type(exc).__name__}: {reason}; "

@@ -77,3 +77,12 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Ite
             yield GraphRun(summary=summary, store=store, home=home, runs=runs, records=records)
     finally:
         mp.undo()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh Dagster home and store for CLI tests (``$DAGSTER_HOME``, ``$PLASTICS_STORE``); the tmp folder."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PLASTICS_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("PLASTICS_PROGRESS", "0")
+    return tmp_path

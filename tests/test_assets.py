@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from plastics_dagster.io_manager import (
     store_path,
     write_raster_folder,
 )
+from tests._s3 import moto_bucket
 
 
 def _raster(name: str, x0: float) -> Raster:
@@ -82,22 +83,9 @@ def test_atomic_write_keeps_previous_on_failure(tmp_path: Path, monkeypatch: pyt
 
 
 @pytest.fixture()
-def s3_store(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
-        monkeypatch.setenv(key, value)
-    import boto3
-
-    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="plastics")
-    yield "s3://plastics/store"
-    server.stop()
+def s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with moto_bucket(monkeypatch, 's3://plastics/store') as url:
+        yield url
 
 
 def test_io_layout_s3(s3_store: str) -> None:

@@ -30,6 +30,7 @@ from plastics_core.imagery.stac import StacConfig, StacSource
 from plastics_core.imagery.stac_server import serve
 from plastics_core.method.composite import composite
 from tests._grid import largest_overlap_tile, source_pixels_under
+from tests._s3 import moto_bucket
 
 FAST = RetryPolicy(attempts=2, base_delay=0.0, max_delay=0.0, jitter=0.0)
 SUMMER = Period(dt.date(2015, 7, 1), dt.date(2015, 10, 1))
@@ -189,22 +190,8 @@ def test_drop_before_decode(server: tuple[str, Any], scenes: list[Any], monkeypa
 
 @pytest.fixture()
 def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    import socket
-
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="plastics")
-    yield "s3://plastics/granules"
-    server.stop()
+    with moto_bucket(monkeypatch, 's3://plastics/granules') as url:
+        yield url
 
 
 @pytest.mark.slow

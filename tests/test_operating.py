@@ -20,14 +20,6 @@ from plastics_dagster.partitions import (
 )
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PLASTICS_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("PLASTICS_PROGRESS", "0")
-    return tmp_path
-
-
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
@@ -53,14 +45,14 @@ def test_incomplete_and_future_windows_are_refused() -> None:
         check_complete("2040-01-01")
 
 
-def test_cli_refuses_a_future_window_in_one_line(env: Path) -> None:
+def test_cli_refuses_a_future_window_in_one_line(cli_env: Path) -> None:
     result = invoke("run", "--roi", "test_patch", "--window", "2040-01-01")
     assert result.exit_code == 2
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "window 2040-01-01 is not complete" in lines[0] and "Traceback" not in result.output
 
 
-def test_instance_yaml_limits_runs_and_gpu_pool(env: Path) -> None:
+def test_instance_yaml_limits_runs_and_gpu_pool(cli_env: Path) -> None:
     from plastics_dagster.cli._instance import GPU_POOL_LIMIT, MAX_CONCURRENT_RUNS, open_instance
 
     instance = open_instance()
@@ -70,27 +62,27 @@ def test_instance_yaml_limits_runs_and_gpu_pool(env: Path) -> None:
     assert instance.telemetry_enabled is False
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     custom = "telemetry:\n  enabled: false\n"
-    (env / "home" / "dagster.yaml").write_text(custom)
+    (cli_env / "home" / "dagster.yaml").write_text(custom)
     open_instance()
-    assert (env / "home" / "dagster.yaml").read_text() == custom  # an operator's file is never overwritten
+    assert (cli_env / "home" / "dagster.yaml").read_text() == custom  # an operator's file is never overwritten
 
 
-def test_roi_remove_keeps_outputs_unless_purge(env: Path, gpw_dir: Path) -> None:
+def test_roi_remove_keeps_outputs_unless_purge(cli_env: Path, gpw_dir: Path) -> None:
     geo = gpw_dir / "test_patch.geojson"
     assert invoke("roi", "add", "temesi", str(geo)).exit_code == 0
     assert invoke("roi", "add", "other", str(geo)).exit_code == 0
     for name in ("temesi", "other"):
-        out = env / "store" / "enriched_sites" / name / "2021-01-01"
+        out = cli_env / "store" / "enriched_sites" / name / "2021-01-01"
         out.mkdir(parents=True)
         (out / "x.geojson").write_text("{}")
     result = invoke("roi", "remove", "temesi")
     assert result.exit_code == 0 and "1 stored path deleted" in result.output, result.output
-    instance = DagsterInstance.from_config(str(env / "home"))
+    instance = DagsterInstance.from_config(str(cli_env / "home"))
     assert instance.get_dynamic_partitions("roi") == ["other"]
-    assert not (env / "store" / "rois" / "temesi.geojson").exists()
-    assert (env / "store" / "enriched_sites" / "temesi" / "2021-01-01" / "x.geojson").exists()
+    assert not (cli_env / "store" / "rois" / "temesi.geojson").exists()
+    assert (cli_env / "store" / "enriched_sites" / "temesi" / "2021-01-01" / "x.geojson").exists()
     result = invoke("roi", "remove", "other", "--purge")
-    assert result.exit_code == 0 and not (env / "store" / "enriched_sites" / "other").exists()
+    assert result.exit_code == 0 and not (cli_env / "store" / "enriched_sites" / "other").exists()
     again = invoke("roi", "remove", "other")
     assert again.exit_code == 2 and "is not registered" in again.output and len(again.output.strip().splitlines()) == 1
 

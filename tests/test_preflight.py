@@ -50,10 +50,12 @@ def test_unreachable_s3_endpoint_is_one_line(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
-    with pytest.raises(StoreError) as info:
+    from plastics_core.storage.store import StoreUnreachableError
+
+    with pytest.raises(StoreUnreachableError) as info:
         check_store(StoreResource(location="s3://bucket/store"))
     msg = str(info.value)
-    assert "http://127.0.0.1:9" in msg and "\n" not in msg, msg
+    assert "http://127.0.0.1:9" in msg and "AWS_ENDPOINT_URL" in msg and "\n" not in msg, msg
 
 
 def test_plan_tiles_fails_before_any_tile(models_dir: Path, tmp_path: Path) -> None:

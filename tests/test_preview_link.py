@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from plastics_core.report.thumbnails import preview_map_png
 from plastics_dagster.cli import cli
 from plastics_dagster.partitions import partition_key
 from tests import _preview_data as d
+from tests._s3 import moto_bucket
 
 ROI = "jakarta"
 WINDOW = "2021-01-01"
@@ -76,21 +76,8 @@ def test_local_store_map_inline_and_cli_opens_it(tmp_path: Path, monkeypatch: py
 
 @pytest.fixture()
 def s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
-        monkeypatch.setenv(key, value)
-    import boto3
-
-    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="plastics")
-    yield "s3://plastics/store"
-    server.stop()
+    with moto_bucket(monkeypatch, 's3://plastics/store') as url:
+        yield url
 
 
 def test_s3_store_gets_a_presigned_url_a_browser_opens(s3_store: str) -> None:

@@ -19,14 +19,6 @@ from plastics_dagster.cli import cli
 from tests.test_cli import EAST_TIMOR_BLOBS, EAST_TIMOR_PATCHES, _heatmap_cog
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PLASTICS_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("PLASTICS_PROGRESS", "0")
-    return tmp_path
-
-
 def one_line(result: Result, *needles: str) -> str:
     assert result.exit_code == 2, (result.exit_code, result.output)
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
@@ -41,15 +33,15 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args))
 
 
-def test_future_window_and_unparsable_param(env: Path) -> None:
+def test_future_window_and_unparsable_param(cli_env: Path) -> None:
     one_line(invoke("run", "--window", "2099-01-01"), "2099-01-01", "not complete")
     one_line(invoke("run", "--window", "2021-01-01", "--param", "model=[unclosed"), "--param", "yaml")
     one_line(invoke("run", "--window", "2021-01-01", "--param", "model={a: [b"), "--param")
-    assert not (env / "store").exists() or not list((env / "store").rglob("*.geojson"))
+    assert not (cli_env / "store").exists() or not list((cli_env / "store").rglob("*.geojson"))
 
 
 @pytest.mark.parametrize("command", ["run", "sites"])
-def test_unreachable_s3_endpoint_is_one_line(env: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+def test_unreachable_s3_endpoint_is_one_line(cli_env: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -113,26 +105,26 @@ def _roi(path: Path, ring: list[list[float]]) -> Path:
     return path
 
 
-def test_polar_rois_are_refused_for_the_right_reason(env: Path) -> None:
-    north_cap = _roi(env / "north.geojson", [[-180, 85], [180, 85], [180, 90], [-180, 90], [-180, 85]])
-    south_cap = _roi(env / "south.geojson", [[-180, -90], [180, -90], [180, -80], [-180, -80], [-180, -90]])
-    ring = _roi(env / "ring.geojson", [[-180, 86], [180, 86], [180, 87], [-180, 87], [-180, 86]])
+def test_polar_rois_are_refused_for_the_right_reason(cli_env: Path) -> None:
+    north_cap = _roi(cli_env / "north.geojson", [[-180, 85], [180, 85], [180, 90], [-180, 90], [-180, 85]])
+    south_cap = _roi(cli_env / "south.geojson", [[-180, -90], [180, -90], [180, -80], [-180, -80], [-180, -90]])
+    ring = _roi(cli_env / "ring.geojson", [[-180, 86], [180, 86], [180, 87], [-180, 87], [-180, 86]])
     for path, pole in ((north_cap, "North Pole"), (south_cap, "South Pole"), (ring, "North Pole")):
         line = one_line(invoke("roi", "add", "polar", str(path)), pole)
         assert "antimeridian" not in line
-    wide = _roi(env / "wide.geojson", [[-170, 10], [175, 10], [175, 11], [-170, 11], [-170, 10]])
+    wide = _roi(cli_env / "wide.geojson", [[-170, 10], [175, 10], [175, 11], [-170, 11], [-170, 10]])
     assert "antimeridian" in one_line(invoke("roi", "add", "wide", str(wide)))
-    svalbard = _roi(env / "svalbard.geojson", [[15.0, 78.0], [15.1, 78.0], [15.1, 78.05], [15.0, 78.05], [15.0, 78.0]])
+    svalbard = _roi(cli_env / "svalbard.geojson", [[15.0, 78.0], [15.1, 78.0], [15.1, 78.05], [15.0, 78.05], [15.0, 78.0]])
     assert invoke("roi", "add", "svalbard", str(svalbard)).exit_code == 0  # high latitude, not polar
 
 
-def test_too_large_roi_names_an_option_that_exists(env: Path) -> None:
-    big = _roi(env / "big.geojson", [[10, 0], [15, 0], [15, 5], [10, 5], [10, 0]])
+def test_too_large_roi_names_an_option_that_exists(cli_env: Path) -> None:
+    big = _roi(cli_env / "big.geojson", [[10, 0], [15, 0], [15, 5], [10, 5], [10, 0]])
     line = one_line(invoke("roi", "add", "big", str(big)), "plastics roi split")
     assert "--force" not in line
 
 
-def test_run_hash_with_a_trailing_newline_is_refused(env: Path) -> None:
+def test_run_hash_with_a_trailing_newline_is_refused(cli_env: Path) -> None:
     one_line(invoke("sites", "--roi", "test_patch", "--run-hash", "0123456789ab\n"), "not a run hash")
 
 

@@ -44,12 +44,6 @@ UNSAFE_NAMES = ["../x", "a/b", "a b", "bäli", "a|b", "a,b", "Bali", "-x", "", "
 UNSAFE_FILE_NAMES = ["a b", "bäli", "a|b", "a,b", "Bali", "-x", "a.b", "ünïcødé"]
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PLASTICS_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("PLASTICS_PROGRESS", "0")
-    return tmp_path
 
 
 def one_line_error(result: Any) -> str:
@@ -155,7 +149,7 @@ BAD_PARAMS = [
 
 
 @pytest.mark.parametrize(("params", "needle"), BAD_PARAMS, ids=[str(p) for p, _ in BAD_PARAMS])
-def test_bad_run_parameter_cli_and_dagster_same_message(params: dict[str, Any], needle: str, env: Path) -> None:
+def test_bad_run_parameter_cli_and_dagster_same_message(params: dict[str, Any], needle: str, cli_env: Path) -> None:
     """`plastics run --param K=V` and a Dagster run with the same params fail with one message
     (Dagster: refused by config validation for a bad kind, else at resource initialization,
     before any step runs)."""
@@ -168,7 +162,7 @@ def test_bad_run_parameter_cli_and_dagster_same_message(params: dict[str, Any], 
         args += ["--param", f"{key}={value}"]
     line = one_line_error(run_cli(*args))
     assert expected in line, (expected, line)
-    assert not (env / "store").exists() or not list((env / "store").glob("descartes_run/**/*.json"))
+    assert not (cli_env / "store").exists() or not list((cli_env / "store").glob("descartes_run/**/*.json"))
     failure = dagster_failure({}, params=params)
     assert expected in failure or (failure.startswith("Error in config") and needle in failure), (expected, failure)
 
@@ -211,7 +205,7 @@ def test_model_errors_name_the_choices() -> None:
 @pytest.mark.parametrize(("window", "needle"), [
     ("2016-10-01", "quarterly"), ("2021-01-15", "quarterly"), ("2021-03-01", "quarterly"),
     ("20210101", "not a date"), ("2021-02-30", "not a date"), ("", "not a date")])
-def test_unknown_window(window: str, needle: str, env: Path) -> None:
+def test_unknown_window(window: str, needle: str, cli_env: Path) -> None:
     line = one_line_error(run_cli("run", "--window", window))
     assert needle in line and ("YYYY-MM-DD" in line or "Jan/Apr/Jul/Oct" in line), line
 
@@ -229,8 +223,8 @@ def test_end_before_start_is_a_parameter_error() -> None:
 
 
 # ----------------------------------------------------------------------------- models
-def test_checksum_mismatch_in_run(env: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = env / "models"
+def test_checksum_mismatch_in_run(cli_env: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = cli_env / "models"
     shutil.copytree(models_dir, bad, ignore=shutil.ignore_patterns("*.md"))
     target = bad / PIXEL_MODEL
     target.chmod(0o644)
@@ -240,7 +234,7 @@ def test_checksum_mismatch_in_run(env: Path, models_dir: Path, monkeypatch: pyte
     target.write_bytes(bytes(data))
     monkeypatch.setenv("PLASTICS_MODEL_STORE", str(bad))
     line = one_line_error(run_cli_process("run", "--window", WINDOW, "--param", "tilesize=256", "--param", "pad=16",
-                                          cwd=env))
+                                          cwd=cli_env))
     assert "sha256" in line and PIXEL_MODEL in line, line
     failure = dagster_failure({"models": ModelStoreResource(location=str(bad)),
                                "params": DetectionParams(tilesize=256, pad=16)})
@@ -258,11 +252,11 @@ def _bad_tif(folder: Path, count: int, dtype: str) -> Path:
 
 
 @pytest.mark.parametrize(("count", "dtype", "needle"), [(4, "uint16", "has 4 bands"), (12, "float32", "is float32")])
-def test_imagery_wrong_bands_or_dtype(count: int, dtype: str, needle: str, env: Path) -> None:
-    folder = env / f"imagery_{count}_{dtype}"
+def test_imagery_wrong_bands_or_dtype(count: int, dtype: str, needle: str, cli_env: Path) -> None:
+    folder = cli_env / f"imagery_{count}_{dtype}"
     _bad_tif(folder, count, dtype)
     line = one_line_error(run_cli_process("run", "--window", WINDOW, "--imagery", f"local:{folder}",
-                                          "--param", "tilesize=256", "--param", "pad=16", cwd=env))
+                                          "--param", "tilesize=256", "--param", "pad=16", cwd=cli_env))
     assert needle in line, line
     failure = dagster_failure({"imagery": ImagerySourceResource(kind="local", path=str(folder)),
                                "params": DetectionParams(tilesize=256, pad=16)})
@@ -272,8 +266,8 @@ def test_imagery_wrong_bands_or_dtype(count: int, dtype: str, needle: str, env: 
 @pytest.mark.parametrize(("spec", "needle"), [("nosuch", "unknown imagery kind"),
                                                ("local:/nonexistent/imagery", "does not exist"),
                                                ("local", "needs a folder")])
-def test_imagery_source_config_errors(spec: str, needle: str, env: Path) -> None:
-    line = one_line_error(run_cli_process("run", "--window", WINDOW, "--imagery", spec, cwd=env))
+def test_imagery_source_config_errors(spec: str, needle: str, cli_env: Path) -> None:
+    line = one_line_error(run_cli_process("run", "--window", WINDOW, "--imagery", spec, cwd=cli_env))
     assert needle in line, line
 
 
@@ -323,14 +317,14 @@ def test_candidates_cli_threshold_errors(threshold: str, gpw_dir: Path, tmp_path
 
 # ----------------------------------------------------------------------------- ROI names
 @pytest.mark.parametrize("name", UNSAFE_NAMES, ids=[repr(n) for n in UNSAFE_NAMES])
-def test_unsafe_roi_names_rejected_by_cli(name: str, env: Path, gpw_dir: Path) -> None:
+def test_unsafe_roi_names_rejected_by_cli(name: str, cli_env: Path, gpw_dir: Path) -> None:
     expected = message_of(lambda: validate_roi_name(name))
     added = one_line_error(run_cli("roi", "add", "--", name, str(gpw_dir / "test_patch.geojson")))
     assert " ".join(expected.split()) == added, (expected, added)
     ran = one_line_error(run_cli("run", f"--roi={name}", "--window", WINDOW))
     assert " ".join(expected.split()) in ran, (expected, ran)
-    assert not (env / "store" / "rois").exists() or not list((env / "store" / "rois").iterdir())
-    assert not (env / "x").exists() and not (env / "x.geojson").exists()
+    assert not (cli_env / "store" / "rois").exists() or not list((cli_env / "store" / "rois").iterdir())
+    assert not (cli_env / "x").exists() and not (cli_env / "x.geojson").exists()
 
 
 @pytest.mark.parametrize("name", ["../x", "a b", "a,b", "bäli", "a|b"])
