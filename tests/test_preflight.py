@@ -48,6 +48,7 @@ def test_store_probe_writes_and_deletes(tmp_path: Path) -> None:
 
 def test_unreachable_s3_endpoint_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("PLASTICS_STORE_RETRY_SECONDS", "0")  # no outage to ride out here
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     from plastics_core.storage.store import StoreUnreachableError
