@@ -111,7 +111,7 @@ def test_patch_grid_blocks_and_numpy_features(store: ModelStore, monkeypatch: py
 def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """The accelerator path (direct Keras calls in large batches; what a GPU worker runs) forced on
     the CPU: equal to keras predict and to the numpy path within 1e-5, for a model and the ensemble."""
-    from plastics_core.models import infer
+    from plastics_core.models import ensemble, infer
     from plastics_core.models.device import jax_gpu
     from plastics_core.models.infer import configure_devices, use_keras_path
 
@@ -124,6 +124,7 @@ def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypa
         return forward(models, xn, batch=batch)
 
     monkeypatch.setattr(infer, "keras_forward", small_batches)
+    monkeypatch.setattr(ensemble, "keras_forward", small_batches)
     x = realistic_dn(np.random.default_rng(3), (40_000, 12, 2), band_axis=1)
     clf = PixelClassifier.from_ref(store.resolve(DEFAULT_MODEL))
     # auto: JAX on a JAX GPU, else Keras on a Keras GPU, else numpy

@@ -172,7 +172,8 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
             return TileResult(tile.key, empty_heatmap(tile, periods), grid_empty, tuple(ids), timings,
                               f"every pixel is cloud-masked in {p.label}", made)
         comps.append(comp)
-    say(f"{tile.key}: imagery read and composited, {len(ids)} scenes ({timings.get('load_s', 0.0) + timings['composite_s']:.1f} s)")
+    say(f"{tile.key}: imagery read, {len(ids)} scenes ({timings.get('load_s', 0.0):.1f} s)")
+    say(f"{tile.key}: composites built, {made} new ({timings['composite_s']:.1f} s)")
     m = _models(models, params)
     t = time.perf_counter()
     hm = pixel_heatmap(comps, [(0, 1)], m.pixel, progress)
