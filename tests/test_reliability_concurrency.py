@@ -144,7 +144,7 @@ def test_parallel_runs_same_and_different_partitions(tmp_path: Path, models_dir:
     by_window: dict[str, set[str]] = {}
     for f in files:
         parts = f.relative_to(store).parts
-        if parts[0] in ("rois", "site_registry"):  # per-ROI files, shared by every window
+        if parts[0] in ("rois", "site_registry", "composites"):  # per-ROI files, shared by every window
             continue
         if parts[0] == "preview" and "reports" in parts:  # one report per site found: differs by window
             continue
