@@ -61,7 +61,7 @@ def resources(store: Path, **overrides: Any) -> dict[str, Any]:
 def run_config(store: Path, models_dir: Path) -> dict[str, Any]:
     """Run config for a launched (not in-process) run: the same resources, as config."""
     return {"resources": {
-        "params": {"config": {"tilesize": TILESIZE, "pad": PAD}},
+        "params": {"config": {"tilesize": TILESIZE, "pad": PAD, "pairs": 1}},
         "store": {"config": {"location": str(store)}},
         "models": {"config": {"location": str(models_dir)}},
         "imagery": {"config": {"kind": "synthetic"}},
