@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plastics_core.geo.bands import UNIT_NORM_MEAN, UNIT_NORM_STD
 from plastics_core.models import DEFAULT_ENSEMBLE, DEFAULT_PATCH_MODEL, SHA256, ModelStore
 from plastics_core.models.ensemble import EnsembleClassifier
 from plastics_core.models.h5weights import read_h5
@@ -21,16 +20,13 @@ from plastics_core.models.infer import PixelClassifier
 from plastics_core.models.patch_classifier import PatchClassifier
 from plastics_core.models.pixel_fast import norm_vectors
 from plastics_core.models.reference import forward, normalize64
+from tests.test_models_compiled import realistic_dn
 
 PIXEL_MODELS = sorted(k for k in SHA256 if "patch" not in k)
 SEED = int(time.time())
 
 
-def dn(rng: np.random.Generator, shape: tuple[int, ...], band_axis: int) -> np.ndarray:
-    bshape = [1] * len(shape)
-    bshape[band_axis] = 12
-    x = rng.normal(UNIT_NORM_MEAN.reshape(bshape), UNIT_NORM_STD.reshape(bshape), shape)
-    return np.clip(np.round(x), 0, 10000).astype(np.float32)
+dn = realistic_dn  # whole-number L1C DN around the unit-norm mean/std per band
 
 
 @pytest.fixture(scope="module")
