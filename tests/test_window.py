@@ -3,7 +3,6 @@ the exact equality with GPW's recipe (np.ma.min mosaics, Keras predict per pair,
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -81,7 +80,7 @@ def temesi(gpw_dir: Path) -> PlantedSite:
 def test_window_median_equals_gpw_recipe_with_keras(temesi: PlantedSite, models_dir: Path) -> None:
     """Our window heatmap = GPW's recipe on the same scenes: np.ma.min mosaics of every period,
     Keras ``predict`` on every pair (k, k + 2), np.ma.median over the pairs; within 1e-5."""
-    params = dataclasses.replace(P.DetectParams(), pairs=3)
+    params = P.DetectParams(pairs=3)
     c = temesi.geometry_4326.centroid
     tile = P.box_tile(c.x, c.y, 0.004, "exact")  # ~45 x 45 px around the planted site
     src = SyntheticSource([temesi], seed=0)
@@ -120,7 +119,7 @@ def test_window_median_equals_gpw_recipe_with_keras(temesi: PlantedSite, models_
 
 def test_run_window_reuses_composites(temesi: PlantedSite, models_dir: Path) -> None:
     """3 pairs (k, k + 2) need 5 composites, not 6: each is made once per tile."""
-    params = dataclasses.replace(P.DetectParams(), pairs=3)
+    params = P.DetectParams(pairs=3)
     c = temesi.geometry_4326.centroid
     tile = P.box_tile(c.x, c.y, 0.002, "reuse")
     src = SyntheticSource([temesi], seed=0)
