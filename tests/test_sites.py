@@ -141,7 +141,6 @@ def test_candidates_cli_on_100000_dense_points(tmp_path: Path) -> None:
     """100,000 blob points in 4 dense clumps (every pair within a clump closer than the radius):
     listing close pairs would need ~10^9 of them; the merge stays small and finds the 4 sites."""
     import json
-    import resource
     import subprocess
     import sys
 
@@ -158,11 +157,15 @@ def test_candidates_cli_on_100000_dense_points(tmp_path: Path) -> None:
     (tmp_path / "blobs.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     patch = gpd.GeoDataFrame({"mean": [0.9]}, geometry=[box(125.45, -8.75, 125.65, -8.55)], crs="EPSG:4326")
     write_geojson(patch, tmp_path / "patches.geojson")
-    res = subprocess.run([sys.executable, "-m", "plastics_dagster.cli", "candidates", "--blobs",
-                          str(tmp_path / "blobs.geojson"), "--patches", str(tmp_path / "patches.geojson"),
+    # a wrapper process runs the CLI and prints the peak RSS of that one child (this process's
+    # RUSAGE_CHILDREN would include every earlier subprocess of the test session)
+    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
+    res = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "plastics_dagster.cli", "candidates",
+                          "--blobs", str(tmp_path / "blobs.geojson"), "--patches", str(tmp_path / "patches.geojson"),
                           "--patch-threshold", "0.4", "-o", str(tmp_path / "out.geojson")],
                          capture_output=True, text=True, timeout=600, check=False)
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = int(res.stdout.strip().splitlines()[-1])
     assert res.returncode == 0, res.stderr[-2000:]
     out = read_geojson(tmp_path / "out.geojson")
     assert len(out) == 4 and sorted(out["n_merged"]) == [25_000] * 4
