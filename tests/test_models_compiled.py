@@ -8,6 +8,7 @@ as exact on the demo tile.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from pathlib import Path
 
@@ -192,11 +193,13 @@ def test_fast_precision_same_blobs_and_candidates_on_demo_tile(gpw_dir: Path, mo
     periods = pair_periods(dt.date(2021, 1, 1), params.mosaic_period, params.spectrogram_interval)
     comps = [[composite(src.load(t, p), p, params.composite_method) for p in periods] for t in tiles]
     runs = {}
+    # copies: the loaded models are cached for the whole process, their settings must not leak
+    pixel, patch = copy.copy(models.pixel), copy.copy(models.patch)
     for prec in ("exact", "fast"):  # run_tile's heatmap and patch steps, composites shared
-        models.pixel.device = models.patch.device = "jax"
-        models.pixel.precision = models.patch.precision = prec
-        res = [(pixel_heatmap(c, [(0, 1)], models.pixel), patch_scores(c, [(0, 1)], models.patch, params.stride,
-                                                                         params.max_masked)) for c in comps]
+        pixel.device = patch.device = "jax"
+        pixel.precision = patch.precision = prec
+        res = [(pixel_heatmap(c, [(0, 1)], pixel), patch_scores(c, [(0, 1)], patch, params.stride,
+                                                                  params.max_masked)) for c in comps]
         blobs = P.find_blobs([h for h, _ in res], params)
         patches = gpd.GeoDataFrame(gpd.pd.concat([p for _, p in res], ignore_index=True), crs="EPSG:4326")
         runs[prec] = ([h for h, _ in res], blobs, P.find_candidates(blobs, patches, params))
