@@ -80,6 +80,19 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Ite
 
 
 @pytest.fixture
+def short_step_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs wait 0.01 s instead of their retry policy's delay before a step retry.
+
+    Only the wait is shortened (time is the boundary): the policies, their retry counts and the
+    retried code are the real ones; the policies' delays themselves are checked in
+    tests/test_reliability_retries.py::test_network_bound_assets_have_a_retry_policy.
+    """
+    from dagster import RetryPolicy
+
+    monkeypatch.setattr(RetryPolicy, "calculate_delay", lambda self, attempt_num: 0.01)
+
+
+@pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh Dagster home and store for CLI tests (``$DAGSTER_HOME``, ``$PLASTICS_STORE``); the tmp folder."""
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))

@@ -234,6 +234,7 @@ def _events(result: Any, kind: str) -> list[Any]:
     return [e for e in result.all_events if e.event_type_value == kind]
 
 
+@pytest.mark.usefixtures("short_step_retries")
 def test_transient_imagery_fault_is_retried_by_dagster(tmp_path: Any) -> None:
     FAULTS.clear()
     result = run_graph(str(tmp_path / "store"), FlakyImagery(failures=1, key="once"), selection=["descartes_run"])
@@ -243,7 +244,7 @@ def test_transient_imagery_fault_is_retried_by_dagster(tmp_path: Any) -> None:
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["tiles"]
 
 
-@pytest.mark.slow
+@pytest.mark.usefixtures("short_step_retries")
 def test_persistent_fault_fails_after_the_retry_budget(tmp_path: Any) -> None:
     FAULTS.clear()
     result = run_graph(str(tmp_path / "store"), FlakyImagery(failures=99, key="always"), selection=["descartes_run"])

@@ -34,6 +34,7 @@ from plastics_dagster.config import DetectionParams
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 from tests._graph_run import GRAPH_RUN_PARAMS, GRAPH_RUN_WINDOW, GraphRun
 
+pytestmark = pytest.mark.usefixtures("short_step_retries")  # failing writes are retried by the real policies
 WINDOW = GRAPH_RUN_WINDOW
 SMALL: dict[str, Any] = GRAPH_RUN_PARAMS
 REPO = Path(__file__).resolve().parents[1]
@@ -141,8 +142,7 @@ def _half_writing_fdopen(monkeypatch: pytest.MonkeyPatch, needle: str) -> list[s
     return hits
 
 
-@pytest.mark.parametrize("asset", ["blobs", "candidates", "heatmaps",
-                                   pytest.param("descartes_run", marks=pytest.mark.slow)])  # slow: retried 2x
+@pytest.mark.parametrize("asset", ["blobs", "candidates", "heatmaps", "descartes_run"])
 def test_write_killed_midway_keeps_previous_version(asset: str, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Re-materialize with a failing writer: the step fails, the old files are intact, no half file."""
     before = snapshot(store)
