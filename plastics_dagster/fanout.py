@@ -192,10 +192,10 @@ def submit_tiles(context: OpExecutionContext, params: DetectionParams, store: St
 
 
 def _device() -> str:
-    """TensorFlow's device for this process: ``GPU:<n>`` (memory growth on) or ``CPU``."""
-    from plastics_core.models.infer import configure_devices
+    """Where this process ran the pixel models (``numpy:CPU``, ``jax:gpu``, ``keras:GPU:1``...)."""
+    from plastics_core.models.infer import inference_device
 
-    return configure_devices()
+    return inference_device()
 
 
 @op(ins={"tile_key": In(str), "submitted": In(dict)}, out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY),

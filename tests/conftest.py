@@ -47,6 +47,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> tupl
     tmp = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "DAGSTER_HOME": str(tmp / "home"), "PLASTICS_STORE": str(tmp / "store"),
            "PLASTICS_PROGRESS": "0"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it: the CLI itself keeps TensorFlow quiet
     proc = subprocess.run([sys.executable, "-m", "plastics_dagster.cli", "demo"], env=env, capture_output=True,
                           text=True, timeout=600, cwd=tmp)
     return proc, tmp

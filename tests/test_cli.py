@@ -182,6 +182,8 @@ def test_demo_finds_tpa_temesi(demo_run: tuple[subprocess.CompletedProcess[str],
     proc, tmp_path = demo_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+    for noise in ("oneDNN", "absl::", "cuda", "TF-TRT", "tensorflow"):  # TensorFlow's startup lines
+        assert noise not in proc.stderr, proc.stderr[-2000:]
     match = re.search(r"found TPA Temesi: nearest candidate (\d+) m away", proc.stdout)
     assert match, proc.stdout
     assert int(match.group(1)) < 500

@@ -211,3 +211,18 @@ def test_fast_precision_same_blobs_and_candidates_on_demo_tile(gpw_dir: Path, mo
     assert blobs_f[cols].equals(blobs_e[cols])
     assert cands_f["name"].tolist() == cands_e["name"].tolist()
     assert cands_f.geometry.geom_equals_exact(cands_e.geometry, 1e-9).all()
+
+
+def test_inference_device_names_the_path_without_importing_tensorflow_on_cpu() -> None:
+    """The run metadata's ``device``: a worker that runs the numpy or JAX path never imports
+    TensorFlow to say so (a GPU worker image may have JAX without TensorFlow)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from plastics_core.models.infer import inference_device; "
+            "print(inference_device('cpu'), inference_device('jax'), 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    import jax
+
+    assert out == ["numpy:CPU", f"jax:{jax.default_backend()}", "False"]

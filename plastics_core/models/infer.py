@@ -113,6 +113,18 @@ def _keras_gpu() -> bool:
     return configure_devices().startswith("GPU")  # imports TensorFlow: only asked when JAX has no GPU
 
 
+def inference_device(device: str | None = None) -> str:
+    """Where the pixel models of this process run, for run metadata: ``numpy:CPU``,
+    ``jax:<backend>`` (e.g. ``jax:gpu``) or ``keras:<TensorFlow device>``. TensorFlow is imported
+    only when the Keras path is chosen, so a worker without TensorFlow can answer."""
+    path = devsel.choose(device, _keras_gpu)
+    if path == "jax":
+        import jax
+
+        return f"jax:{jax.default_backend()}"
+    return f"keras:{configure_devices()}" if path == "keras" else "numpy:CPU"
+
+
 def use_keras_path(device: str | None = None) -> bool:
     """Whether pixel models run as Keras calls (see :mod:`.device`)."""
     return devsel.choose(device, _keras_gpu) == "keras"
