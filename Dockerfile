@@ -11,9 +11,12 @@
 # Build:
 #   CPU (default):  docker build -t plastics:cpu .
 #   GPU workers:    docker build --build-arg BASE=tensorflow/tensorflow:2.21.0-gpu \
-#                                --build-arg TF_REQUIREMENT= -t plastics:gpu .
+#                                --build-arg TF_REQUIREMENT= \
+#                                --build-arg GPU_REQUIREMENT="jax[cuda12]==0.10.2" -t plastics:gpu .
 # The GPU base already ships TensorFlow 2.21 with CUDA, so TF_REQUIREMENT is left empty there;
-# the CPU base installs tensorflow-cpu. Models are NOT in the image (GPW models are CC BY-NC 4.0
+# the CPU base installs tensorflow-cpu. GPU_REQUIREMENT adds JAX's CUDA plugin (its CUDA and cuDNN
+# wheels included), which the compiled inference path uses on GPUs (docs/PERFORMANCE.md); keep its
+# version equal to the project's jax pin. Models are NOT in the image (GPW models are CC BY-NC 4.0
 # and loaded through the model store): mount a folder at /models or set PLASTICS_MODEL_STORE
 # to s3://... Credentials come from the environment only.
 
@@ -22,6 +25,7 @@ ARG BASE=python:3.11-slim
 # ---------------------------------------------------------------- build: wheels only
 FROM ${BASE} AS build
 ARG TF_REQUIREMENT="tensorflow-cpu==2.21.0"
+ARG GPU_REQUIREMENT=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -33,6 +37,7 @@ COPY plastics_dagster ./plastics_dagster
 RUN python3 -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
 print('\n'.join(d for d in deps if not d.startswith(('tensorflow', 'tensorflow-cpu'))))" > requirements.txt \
  && if [ -n "${TF_REQUIREMENT}" ]; then echo "${TF_REQUIREMENT}" >> requirements.txt; fi \
+ && if [ -n "${GPU_REQUIREMENT}" ]; then echo "${GPU_REQUIREMENT}" >> requirements.txt; fi \
  && python3 -m pip wheel --wheel-dir /wheels -r requirements.txt \
  && python3 -m pip wheel --wheel-dir /wheels --no-deps . \
  && cp requirements.txt /wheels/requirements.txt

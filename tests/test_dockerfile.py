@@ -113,6 +113,15 @@ def test_requirements_step_yields_pinned_deps_without_tensorflow(parser: Dockerf
     assert f'ARG TF_REQUIREMENT="{tf_pin}"' in (REPO / "Dockerfile").read_text()
 
 
+def test_gpu_build_adds_the_jax_cuda_plugin_of_the_pinned_jax() -> None:
+    """The documented GPU build installs JAX's CUDA plugin at the project's jax version."""
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    jax_version = next(d.split("==")[1] for d in deps if d.startswith("jax=="))
+    text = (REPO / "Dockerfile").read_text()
+    assert f'--build-arg GPU_REQUIREMENT="jax[cuda12]=={jax_version}"' in text
+    assert 'echo "${GPU_REQUIREMENT}" >> requirements.txt' in text
+
+
 def test_every_role_command_is_installed() -> None:
     """The webserver, daemon, celery worker, code server and CLI commands come with the deps."""
     bindir = Path(sys.executable).parent
