@@ -44,7 +44,7 @@ def solar_angles(when: dt.datetime, lon: float, lat: float) -> tuple[float, floa
     from astral.sun import azimuth, zenith
 
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     observer = Observer(latitude=lat, longitude=lon)
     return float(azimuth(observer, when)), float(zenith(observer, when, with_refraction=False))
 
@@ -57,8 +57,8 @@ def parse_datetime(text: str) -> dt.datetime | None:
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.astimezone(dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC)
 
 
 def _float(value: str | None, what: str, where: str) -> float:
