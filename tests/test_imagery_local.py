@@ -172,6 +172,11 @@ def test_shadow_of_a_real_cloud_is_masked_with_the_sun_from_datetime(
     assert shadow.sum() > 300 and masked.mask[1][cloud].all() and bare.mask[1][cloud].all()
     assert masked.mask[1][shadow].mean() > 0.95 and bare.mask[1][shadow].mean() < 0.05
     np.testing.assert_array_equal(masked.mask[[0, 2]], bare.mask[[0, 2]])  # clear dates: nothing added
+    mask_prof = dict(slovenia["profile"], count=1, dtype="uint8", nodata=None)  # clouds from a mask file
+    with rasterio.open(tmp_path / "tagged" / "S2L1C_20150830_13band_mask.tif", "w", **mask_prof) as dst:
+        dst.write(scene.cloud[None].astype(np.uint8))
+    from_file = LocalGeoTIFFSource(tmp_path / "tagged").load(tile, SUMMER)
+    assert from_file.mask[1][cloud].all() and from_file.mask[1][shadow].mean() > 0.95
     added = masked.mask[1] & ~bare.mask[1]
     (ar, ac), (cr, cc_) = np.argwhere(added).mean(axis=0), np.argwhere(cloud).mean(axis=0)
     bearing = np.degrees(np.arctan2(ac - cc_, cr - ar)) % 360  # of the added mask, seen from the cloud
