@@ -158,13 +158,13 @@ def test_min_composite_picks_a_shadow_only_without_the_mask(shared_dir) -> None:
 def test_sun_position_matches_the_spa_reference() -> None:
     """NREL's Solar Position Algorithm report (Reda & Andreas 2004, table A4.1): 2003-10-17
     12:30:30 local (UTC-7) at 39.742476 N, 105.1786 W: azimuth 194.34024, zenith 50.11162 deg.
-    The computed position leaves out refraction (about 0.01 deg there) and the site's altitude."""
+    The computed position leaves out refraction (about 0.02 deg there) and the site's altitude."""
     from plastics_core.imagery.sun import parse_datetime, solar_angles
 
     when = parse_datetime("2003-10-17T12:30:30-07:00")
     assert when == dt.datetime(2003, 10, 17, 19, 30, 30, tzinfo=dt.UTC)
     az, zen = solar_angles(when, -105.1786, 39.742476)
-    assert abs(az - 194.34024) < 0.02 and abs(zen - 50.11162) < 0.05
+    assert abs(az - 194.34024) < 0.02 and abs(zen - 50.11162) < 0.02
     assert solar_angles(when.replace(tzinfo=None), -105.1786, 39.742476) == (az, zen)  # naive = UTC
     assert parse_datetime("2015:07:11 10:00:08") is None  # a TIFFTAG_DATETIME-style stamp is not taken
 
