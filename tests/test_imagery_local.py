@@ -190,6 +190,7 @@ def test_shadow_of_a_real_cloud_is_masked_with_the_sun_from_datetime(
     assert (with_shadows[shadow] == truth[shadow]).mean() > 0.95  # masked: the ground wins
 
 
+@pytest.mark.slow
 def test_no_shadow_on_the_real_scenes(slovenia: dict[str, Any], tile: Tile, tmp_path: Path) -> None:
     """The five real dates with their DATETIME tags: shadow masking adds nothing (clear dates have
     no cloud, cloudy ones are cloud), and the masks match the reference cloud masks."""
