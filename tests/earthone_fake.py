@@ -29,7 +29,8 @@ from rasterio.warp import Resampling, reproject
 
 @dataclass
 class FakeImage:
-    """One catalog image: ``layers`` maps EarthOne band name -> (rows, cols) uint16 DN."""
+    """One catalog image: ``layers`` maps EarthOne band name -> (rows, cols) uint16 DN;
+    ``attributes``: further catalog attributes (e.g. ``solar_azimuth_angle``)."""
 
     id: str
     acquired: str
@@ -39,6 +40,7 @@ class FakeImage:
     crs: str
     transform: Affine
     extra_properties: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class FakeEarthOne(ThreadingHTTPServer):
@@ -125,6 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
         docs = [_jsonapi("image", im.id, {
             "product_id": self.server.product_id, "acquired": im.acquired, "cloud_fraction": im.cloud_fraction,
             "geometry": im.geometry, "extra_properties": im.extra_properties, "provider_id": im.id,
+            **im.attributes,
         }) for im in self.server.images]
         self._reply(200, {"data": docs, "meta": {"count": len(docs)}, "links": {}, "jsonapi": {"version": "1.0"}})
 

@@ -153,3 +153,29 @@ def test_min_composite_picks_a_shadow_only_without_the_mask(shared_dir) -> None:
     with_shadows = min_nir(cloud_and_shadow_mask(clear, cloud, [150.0] * 3, [35.0] * 3))
     assert (without[shadow] < 0.5 * truth[shadow]).mean() > 0.9  # the shadow wins the minimum
     assert (with_shadows[shadow] >= truth[shadow] * 0.99).mean() > 0.9  # masked: the ground wins
+
+
+def test_sun_position_matches_the_spa_reference() -> None:
+    """NREL's Solar Position Algorithm report (Reda & Andreas 2004, table A4.1): 2003-10-17
+    12:30:30 local (UTC-7) at 39.742476 N, 105.1786 W: azimuth 194.34024, zenith 50.11162 deg.
+    The computed position leaves out refraction (about 0.02 deg there) and the site's altitude."""
+    from plastics_core.imagery.sun import parse_datetime, solar_angles
+
+    when = parse_datetime("2003-10-17T12:30:30-07:00")
+    assert when == dt.datetime(2003, 10, 17, 19, 30, 30, tzinfo=dt.UTC)
+    az, zen = solar_angles(when, -105.1786, 39.742476)
+    assert abs(az - 194.34024) < 0.02 and abs(zen - 50.11162) < 0.02
+    assert solar_angles(when.replace(tzinfo=None), -105.1786, 39.742476) == (az, zen)  # naive = UTC
+    assert parse_datetime("2015:07:11 10:00:08") is None  # a TIFFTAG_DATETIME-style stamp is not taken
+
+
+def test_sun_from_geotiff_tags() -> None:
+    from plastics_core.imagery.sun import geotiff_sun_angles
+
+    assert geotiff_sun_angles({"sun_azimuth": "-10", "sun_zenith": "20"}, 14.5, 46.0, "x") == (350.0, 20.0,
+                                                                                                 "SUN_* tags")
+    assert geotiff_sun_angles({"TIFFTAG_DATETIME": "2015:07:11 10:00:08"}, 14.5, 46.0, "x") is None
+    with pytest.raises(ImageryError, match="SUN_ZENITH 'high' is not a number"):
+        geotiff_sun_angles({"SUN_AZIMUTH": "150", "SUN_ZENITH": "high"}, 14.5, 46.0, "x")
+    with pytest.raises(ImageryError, match="not a daytime sun position"):  # 22:00 UTC in Slovenia: night
+        geotiff_sun_angles({"DATETIME": "2015-07-11T22:00:00"}, 14.5, 46.0, "x", dt.date(2015, 7, 11))

@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import importlib.util
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,9 @@ from plastics_core.imagery.earthone import (
 )
 from plastics_core.imagery.earthone_compute import ComputeConfig, EarthOneBackend
 from plastics_core.imagery.retry import RetryBudgetExceeded, RetryPolicy
+from plastics_core.imagery.sun import parse_datetime, solar_angles
+from tests._grid import source_pixels_under
+from tests._shadow_scene import cloud_and_shadow, min_nir
 from tests.earthone_fake import FakeEarthOne, FakeImage
 
 FAST = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
@@ -209,3 +213,60 @@ def test_backend_one_job_per_tile(fake: FakeEarthOne) -> None:
     assert EarthOneBackend(_tile_job, cfg, environ=ENV).run([]).results == {}
     with pytest.raises(ParameterError):
         ComputeConfig(batch_size=0)
+
+
+def test_cloud_shadows_use_the_catalog_sun_angles(slovenia: dict[str, Any], tile: Tile,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Three real dates; on 08-30 a real cloud (pasted from 08-20) casts a shadow where the sun
+    projects a 1 km high cloud. When the catalog's images carry ``solar_azimuth_angle`` /
+    ``solar_elevation_angle`` the source masks the shadow; without them it keeps the cloud mask
+    only and warns once. A min composite picks the shadow without the mask, the ground with it."""
+    z = slovenia["z"]
+    centre = tile.geometry_4326.centroid
+    sun = {}
+    for i in (0, 3, 4):
+        when = parse_datetime(str(z["dates"][i]))
+        assert when is not None
+        sun[i] = solar_angles(when, centre.x, centre.y)  # what the platform reports: the sun at acquisition
+    scene = cloud_and_shadow(z, *sun[3])
+
+    def load(with_sun: bool) -> Any:
+        with FakeEarthOne(S2_L1C_PRODUCT, [*EARTHONE_L1C_BANDS, "cirrus"]) as srv:
+            for i in (0, 3, 4):
+                bands13 = scene.bands13 if i == 3 else np.concatenate([z["bands"][i], z["b10_cirrus"][i][None]])
+                attrs = {"solar_azimuth_angle": sun[i][0], "solar_elevation_angle": 90.0 - sun[i][1]} if with_sun \
+                    else {}
+                srv.images.append(FakeImage(f"{S2_L1C_PRODUCT}:S2A_33TVM_{i}", str(z["dates"][i]) + "Z", 0.01,
+                                            mapping(slovenia["lonlat"]),
+                                            dict(zip([*EARTHONE_L1C_BANDS, "cirrus"], bands13, strict=True)),
+                                            slovenia["crs"], slovenia["transform"], attributes=attrs))
+            return _source(srv, max_cloud_fraction=1.0).load(tile, SUMMER)
+
+    masked = load(True)
+    with caplog.at_level(logging.WARNING, logger="plastics_core.imagery.earthone"):
+        bare = load(False)
+    assert caplog.text.count("cloud shadows not masked on esa:sentinel-2:l1c:v1:S2A_33TVM_3") == 1
+    assert "S2A_33TVM_0" not in caplog.text  # clear days need no sun
+
+    r, c, inside = source_pixels_under(tile, slovenia["transform"], (101, 100))
+    rr, cc = r.clip(0, 100), c.clip(0, 99)
+    cloud, shadow = scene.cloud[rr, cc] & inside, scene.shadow[rr, cc] & inside
+    assert shadow.sum() > 300 and masked.mask[1][cloud].all() and bare.mask[1][cloud].all()
+    assert masked.mask[1][shadow].mean() > 0.95 and bare.mask[1][shadow].mean() < 0.05
+    np.testing.assert_array_equal(masked.mask[[0, 2]], bare.mask[[0, 2]])
+    truth = np.minimum(masked.data[0, 7], masked.data[2, 7]).astype(np.float32)
+    assert (min_nir(bare.data, bare.mask, bare.dates, SUMMER)[shadow] < 0.5 * truth[shadow]).mean() > 0.9
+    assert (min_nir(masked.data, masked.mask, masked.dates, SUMMER)[shadow] == truth[shadow]).mean() > 0.95
+
+
+def test_catalog_sun_angles_are_read_as_azimuth_and_zenith() -> None:
+    from types import SimpleNamespace
+
+    from plastics_core.imagery.earthone import _sun_angles
+
+    lacking = SimpleNamespace(id="a", solar_azimuth_angle=None, solar_elevation_angle=None)
+    image = SimpleNamespace(id="b", solar_azimuth_angle=157.25, solar_elevation_angle=51.5)
+    assert _sun_angles([lacking, image], set()) == (157.25, 38.5)  # zenith = 90 - elevation
+    assert np.isnan(_sun_angles([lacking], set())).all()
+    with pytest.raises(ImageryError, match="EarthOne image b"):
+        _sun_angles([SimpleNamespace(id="b", solar_azimuth_angle=157.0, solar_elevation_angle=-3.0)], set())

@@ -19,13 +19,18 @@ them (tests point them at a local server).
 ``ImageCollection.stack(12 bands + cirrus, geocontext=DLTile.from_key(tile.key),
 scaling="raw", data_type="UInt16")`` - DN on the tile's exact grid (DLTile keys are the
 tile keys). Per image: baseline >= 04.00 offset removed; per solar day: first-valid mosaic;
-mask = nodata | s2cloudless. :class:`~plastics_core.imagery.earthone_compute.EarthOneBackend` lives in ``earthone_compute``.
+mask = nodata | s2cloudless | cloud shadows. Shadows (``EarthOneConfig.shadow``; None: off) use
+the sun angles of the day's first image that has them (catalog ``solar_azimuth_angle`` and
+``solar_elevation_angle``, zenith = 90 - elevation); a cloudy day without them keeps its cloud
+mask only, and a warning names it. :class:`~plastics_core.imagery.earthone_compute.EarthOneBackend` lives in ``earthone_compute``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
+import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -39,9 +44,10 @@ from plastics_core.errors import CredentialsError, ImageryError, ParameterError
 from plastics_core.geo.bands import BAND_NAMES
 from plastics_core.geo.scenes import SceneStack
 from plastics_core.imagery.base import SceneInfo
-from plastics_core.imagery.cloudmask import CloudMaskConfig, cloud_mask
+from plastics_core.imagery.cloudmask import CloudMaskConfig, ShadowConfig, cloud_and_shadow_mask, cloud_mask
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
 from plastics_core.imagery.retry import RetryPolicy, retry_call
+from plastics_core.imagery.sun import check_angles
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
     from plastics_core.geo.periods import Period
     from plastics_core.geo.tiles import Tile
 
+log = logging.getLogger(__name__)
 EARTHONE_VARS = ("EARTHONE_CLIENT_ID", "EARTHONE_CLIENT_SECRET", "EARTHONE_REFRESH_TOKEN", "EARTHONE_TOKEN")
 DESCARTES_VARS = ("DESCARTESLABS_CLIENT_ID", "DESCARTESLABS_CLIENT_SECRET", "DESCARTESLABS_REFRESH_TOKEN")
 S2_L1C_PRODUCT = "esa:sentinel-2:l1c:v1"
@@ -148,6 +155,7 @@ class EarthOneConfig:
     max_cloud_fraction: float = 0.8
     harmonize: bool = True
     cloud_mask: CloudMaskConfig = field(default_factory=CloudMaskConfig)
+    shadow: ShadowConfig | None = field(default_factory=ShadowConfig)
     max_images: int = 500
     urls: EarthOneUrls = field(default_factory=EarthOneUrls)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -167,6 +175,7 @@ class EarthOneSource:
         self.config = config or EarthOneConfig()
         self.clients = clients or make_clients(credentials_from_env(environ), self.config.urls)
         self.name = f"earthone:{self.config.product_id}"
+        self._no_sun: set[str] = set()  # images already reported as lacking sun angles
 
     def images(self, where: Any, period: Period) -> Any:
         """The catalog ImageCollection intersecting ``where`` (geometry or DLTile) in ``period``."""
@@ -226,7 +235,12 @@ class EarthOneSource:
             bands, nodata = data[: len(BAND_NAMES)], np.any(data[: len(BAND_NAMES)] == 0, axis=0)
             if nodata.all():
                 continue
-            flagged = cloud_mask(bands[None], data[-1][None], cfg.cloud_mask)[0] if use_cirrus else nodata
+            cloud = cloud_mask(bands[None], data[-1][None], cfg.cloud_mask)[0] & ~nodata if use_cirrus \
+                else np.zeros_like(nodata)
+            if cfg.shadow is not None and cloud.any():
+                az, zen = _sun_angles([images[i] for i in idx], self._no_sun)
+                cloud = cloud_and_shadow_mask(bands[None], cloud[None], az, zen, float(tile.resolution), cfg.shadow)[0]
+            flagged = nodata | cloud
             datas.append(bands)
             masks.append(nodata | flagged)
             dates.append(day)
@@ -254,6 +268,22 @@ def _acquired(image: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _sun_angles(images: list[Any], reported: set[str]) -> tuple[float, float]:
+    """(sun azimuth, sun zenith) in degrees of the first image with ``solar_azimuth_angle`` and
+    ``solar_elevation_angle``; NaN (no shadow masking) if none has them: a warning names the
+    images, once (``reported`` keeps the names already warned about)."""
+    for image in images:
+        az, elev = getattr(image, "solar_azimuth_angle", None), getattr(image, "solar_elevation_angle", None)
+        if az is not None and elev is not None and math.isfinite(float(az)) and math.isfinite(float(elev)):
+            return check_angles(float(az), 90.0 - float(elev), f"EarthOne image {image.id}")
+    key = "+".join(str(im.id) for im in images)
+    if key not in reported:
+        reported.add(key)
+        log.warning("cloud shadows not masked on %s: the catalog gives no solar_azimuth_angle / "
+                    "solar_elevation_angle", key)
+    return float("nan"), float("nan")
 
 
 def _baseline(image: Any) -> str | None:

@@ -16,12 +16,25 @@ masking. If the file has band descriptions they must name the bands in that orde
 Any CRS and pixel size: files are warped onto the tile grid with GDAL (nearest
 neighbour by default, so output values are real DN of the source; ``resampling=
 "bilinear"`` is available). A tile pixel is masked where any band is nodata, the mask
-file is non-zero, or (with ``cloud_mask``) s2cloudless flags cloud.
+file is non-zero, (with ``cloud_mask``) s2cloudless flags cloud, or it is in a cloud's shadow.
+
+Cloud shadows (``shadow``, a :class:`~plastics_core.imagery.cloudmask.ShadowConfig`; None
+switches them off): the clouds of a date (mask file and/or s2cloudless) are projected away from
+the sun and kept where B08 is dark (:func:`~plastics_core.imagery.cloudmask.cloud_and_shadow_mask`).
+Sun angles per scene, first found (:mod:`plastics_core.imagery.sun`):
+
+    <same stem>_MTD_TL.xml                     the granule's Sentinel-2 metadata (Mean_Sun_Angle)
+    GeoTIFF tags SUN_AZIMUTH + SUN_ZENITH      (or SUN_ELEVATION), degrees
+    GeoTIFF tag DATETIME                       acquisition time (ISO 8601, UTC): the sun's position
+                                               is computed at the tile centre
+
+A cloudy date none of whose files has them keeps its cloud mask only, and a warning names it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +51,8 @@ from plastics_core.errors import ImageryError, ParameterError
 from plastics_core.geo.bands import BAND_NAMES
 from plastics_core.geo.scenes import SceneStack
 from plastics_core.imagery.base import SceneInfo
-from plastics_core.imagery.cloudmask import CloudMaskConfig, cloud_mask
+from plastics_core.imagery.cloudmask import CloudMaskConfig, ShadowConfig, cloud_and_shadow_mask, cloud_mask
+from plastics_core.imagery.sun import geotiff_sun_angles, mtd_tl_sun_angles
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -46,6 +60,8 @@ if TYPE_CHECKING:
     from plastics_core.geo.periods import Period
     from plastics_core.geo.tiles import Tile
 
+log = logging.getLogger(__name__)
+_DEFAULT_SHADOW = ShadowConfig()
 _DATE = re.compile(r"(?:^|_)(\d{8})(?=_|$)")
 _SUFFIXES = (".tif", ".tiff")
 RESAMPLING = {"nearest": Resampling.nearest, "bilinear": Resampling.bilinear}
@@ -62,6 +78,11 @@ class LocalScene:
     @property
     def id(self) -> str:
         return self.path.name
+
+    @property
+    def metadata_path(self) -> Path:
+        """Where the scene's optional Sentinel-2 granule metadata lies: ``<stem>_MTD_TL.xml``."""
+        return self.path.with_name(f"{self.path.stem}_MTD_TL.xml")
 
 
 def scene_date(name: str) -> dt.date | None:
@@ -111,12 +132,15 @@ class LocalGeoTIFFSource:
         *,
         resampling: str = "nearest",
         cloud_mask: CloudMaskConfig | None = None,
+        shadow: ShadowConfig | None = _DEFAULT_SHADOW,
     ) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ImageryError(f"imagery folder {self.folder} does not exist: give a folder of per-date GeoTIFFs")
         self.resampling = resampling_for(resampling)
         self.cloud_mask = cloud_mask
+        self.shadow = shadow
+        self._no_sun: set[str] = set()  # scenes already reported as lacking sun angles
         self.name = f"local:{self.folder}"
 
     def scenes(self) -> list[LocalScene]:
@@ -169,6 +193,10 @@ class LocalGeoTIFFSource:
                 continue
             if self.cloud_mask is not None and self.cloud_mask.method != "none":
                 flagged |= cloud_mask(data[None], cirrus[None], self.cloud_mask)[0]
+            if self.shadow is not None and (flagged & ~nodata).any():
+                az, zen = self.sun_angles(group, tile)
+                flagged = cloud_and_shadow_mask(data[None], (flagged & ~nodata)[None], az, zen,
+                                                float(tile.resolution), self.shadow)[0]
             datas.append(data)
             masks.append(nodata | flagged)
             dates.append(day)
@@ -178,6 +206,24 @@ class LocalGeoTIFFSource:
             mask=np.stack(masks) if masks else np.zeros((0, rows, cols), bool),
             crs=str(tile.crs), transform=tile.transform, dates=tuple(dates), scene_ids=tuple(ids),
         )
+
+    def sun_angles(self, group: list[LocalScene], tile: Tile) -> tuple[float, float]:
+        """(sun azimuth, sun zenith) in degrees for one date's files: the first file with an
+        ``_MTD_TL.xml`` or sun tags (module docstring); NaN (shadows skipped, logged once) if none."""
+        centre = tile.geometry_4326.centroid
+        for scene in group:
+            if scene.metadata_path.exists():
+                return mtd_tl_sun_angles(scene.metadata_path)
+            with _open(scene.path) as src:
+                found = geotiff_sun_angles(src.tags(), centre.x, centre.y, scene.id, scene.date)
+            if found is not None:
+                return found[0], found[1]
+        key = "+".join(s.id for s in group)
+        if key not in self._no_sun:
+            self._no_sun.add(key)
+            log.warning("cloud shadows not masked on %s: no sun angles (no %s, no SUN_AZIMUTH/SUN_ZENITH or "
+                        "DATETIME tag)", key, group[0].metadata_path.name)
+        return float("nan"), float("nan")
 
     def _read_scene(self, scene: LocalScene, tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(12, rows, cols) DN, (rows, cols) B10 DN (zeros if absent), (rows, cols) mask-file flags."""
