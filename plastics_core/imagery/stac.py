@@ -336,14 +336,17 @@ class StacSource:
             return cache.open(str(item.get("id")), key, lambda: rasterio.open(href), **kw)
 
         def read() -> np.ndarray:
+            band: np.ndarray
             with dataset() as src:
                 level = _overview_level(src, abs(transform.a)) if coarse else None
                 if level is None:
-                    return read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
+                    band = read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
                                         indexes=[1], nodata=nodata)[0]
+                    return band
             with dataset(overview_level=level) as src:
-                return read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
+                band = read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
                                     indexes=[1], nodata=nodata)[0]
+            return band
 
         try:
             with self.timer("read"):

@@ -161,7 +161,7 @@ def build_site_registry(
 def registry_csv_bytes(gdf: gpd.GeoDataFrame) -> bytes:
     """The registry as UTF-8 CSV (:data:`REGISTRY_COLUMNS`, no geometry; floats with 6 decimals)."""
     cols = [c for c in REGISTRY_COLUMNS if c in gdf.columns]
-    text = pd.DataFrame(gdf[cols]).to_csv(index=False, float_format=f"%.{_FLOAT_DIGITS}f", lineterminator="\n")
+    text: str = pd.DataFrame(gdf[cols]).to_csv(index=False, float_format=f"%.{_FLOAT_DIGITS}f", lineterminator="\n")
     return text.encode("utf-8")
 
 

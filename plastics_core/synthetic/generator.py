@@ -99,7 +99,7 @@ def _slovenia(shared_dir: str) -> np.ndarray | None:
     if not path.is_file():
         return None
     with np.load(path) as z:
-        bands = z["bands"][list(CLEAR_DATES)].astype(np.float32)
+        bands: np.ndarray = z["bands"][list(CLEAR_DATES)].astype(np.float32)
         clm = z["clm"][list(CLEAR_DATES)].astype(bool)
     if clm.any():  # fill the rare flagged pixels from the same pixel's min over clear dates
         fill = np.where(clm[:, None], np.inf, bands).min(axis=0)
@@ -115,7 +115,7 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float
     """Smooth noise in [0, 1] with features ~``scale`` px: (y, x) float32."""
     ny, nx = max(2, int(shape[0] / scale) + 2), max(2, int(shape[1] / scale) + 2)
     low = ndimage.gaussian_filter(rng.random((ny, nx)).astype(np.float32), 0.8)
-    up = ndimage.zoom(low, (shape[0] / (ny - 1), shape[1] / (nx - 1)), order=1)[: shape[0], : shape[1]]
+    up: np.ndarray = ndimage.zoom(low, (shape[0] / (ny - 1), shape[1] / (nx - 1)), order=1)[: shape[0], : shape[1]]
     up = (up - up.min()) / max(float(up.max() - up.min()), 1e-6)
     return up.astype(np.float32)
 
