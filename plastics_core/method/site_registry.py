@@ -167,7 +167,7 @@ def registry_csv_bytes(gdf: gpd.GeoDataFrame) -> bytes:
 
 def write_registry_csv(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
     """Write :func:`registry_csv_bytes` atomically (temp file in the same folder + os.replace)."""
-    from plastics_core.storage.outputs import write_bytes
+    from plastics_core.storage.atomic import write_bytes
 
     write_bytes(registry_csv_bytes(gdf), path)
     return Path(path)

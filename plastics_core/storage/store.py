@@ -28,7 +28,7 @@ from upath import UPath
 
 from plastics_core.errors import ParameterError, PlasticsError
 from plastics_core.imagery.retry import RetryBudgetExceeded, is_transient, redact
-from plastics_core.storage.outputs import write_bytes
+from plastics_core.storage.atomic import write_bytes
 
 TILE_SUMMARY_EXT = ".summary"
 
