@@ -118,7 +118,8 @@ def measure(tiles_per_side: int = 2, work: str | None = None, before: bool = Tru
     from plastics_core.geo.periods import Period
     from plastics_core.imagery.granule_cache import GranuleCache
     from plastics_core.imagery.granules import write_catalog
-    from plastics_core.imagery.stac import StacConfig, StacSource
+    from plastics_core.imagery.stac import StacSource
+    from plastics_core.imagery.stac_config import StacConfig
     from plastics_core.imagery.stac_server import serve
     from plastics_core.method.composite import composite
 

@@ -34,7 +34,7 @@ BACKENDS = ("local", "earthone")
 REMOTE_IMAGERY = ("earthone", "synthetic")
 
 
-class BackendResource(ConfigurableResource):
+class BackendResource(ConfigurableResource):  # type: ignore[type-arg]
     """The tile backend (``kind``) and, for ``earthone``, the compute Function's settings."""
 
     kind: str = Field(default="", description="local | earthone; '' = $PLASTICS_BACKEND (read at run time) or local")

@@ -6,12 +6,12 @@ Graph (inside the asset ``descartes_run``)::
     submit_tiles ──(jobs submitted, earthone backend)──┘
 
 - ``plan_tiles``: the partition's ROI -> DLTile keys (``tilesize``/``pad`` from the params);
-  mapping keys are the tile keys made identifier-safe (:func:`mapping_key`).
+  mapping keys are the tile keys made identifier-safe (:func:`plastics_dagster.tile_steps.mapping_key`).
 - ``infer_tile``: one tile through :func:`plastics_core.method.pipeline.run_tile`: the partition's
   quarter is one spectrogram pair (its first period and the partner ``spectrogram_interval``
   periods later): imagery, both composites, the pixel model on the pair, the patch model. Dagster pool ``gpu`` (limit it to the number of GPUs with
   ``dagster instance concurrency set gpu N``); tag ``dagster-celery/queue: gpu`` (celery
-  executor); tag ``dagster-k8s/config`` (:data:`GPU_K8S_CONFIG`: ``nvidia.com/gpu: 1``, GPU node
+  executor); tag ``dagster-k8s/config`` (:data:`plastics_dagster.tile_steps.GPU_K8S_CONFIG`: ``nvidia.com/gpu: 1``, GPU node
   selector and toleration) for ``k8s_job_executor``. It writes the tile's outputs into the run-hash
   folder (the same files the manifest's IO manager reads)::
 
@@ -40,7 +40,6 @@ from there. They are kept out of the output store, which holds assets only.
 
 import datetime as dt
 import json
-import re
 import time
 import warnings
 from typing import Any
@@ -49,7 +48,6 @@ from dagster import (
     BetaWarning,
     DynamicOut,
     DynamicOutput,
-    Failure,
     In,
     MetadataValue,
     OpExecutionContext,
@@ -58,7 +56,6 @@ from dagster import (
     graph_asset,
     op,
 )
-from upath import UPath
 
 from plastics_core.storage.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
 from plastics_core.storage.store import run_folder, tile_files, tiles_done
@@ -69,37 +66,10 @@ from plastics_dagster.partitions import detect_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
 from plastics_dagster.step_io import STEP_IO_MANAGER_KEY, step_io_manager
+from plastics_dagster.tile_steps import GPU_POOL, INFER_TILE_TAGS, complete_summaries, mapping_key
 from plastics_dagster.workers import worker_identity
 
 CODE_VERSION = "2"
-GPU_POOL = "gpu"
-GPU_QUEUE = "gpu"
-#: ``dagster-k8s/config`` of ``infer_tile`` (deploy/helm/gpu-step-k8s-config.json is the same).
-GPU_K8S_CONFIG: dict[str, Any] = {
-    "container_config": {
-        "resources": {
-            "limits": {"nvidia.com/gpu": "1", "memory": "16Gi"},
-            "requests": {"nvidia.com/gpu": "1", "cpu": "4", "memory": "12Gi"},
-        },
-        "env": [{"name": "TF_FORCE_GPU_ALLOW_GROWTH", "value": "true"}],
-    },
-    "pod_spec_config": {
-        "node_selector": {"nvidia.com/gpu.present": "true"},
-        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-    },
-}
-INFER_TILE_TAGS: dict[str, Any] = {"dagster-celery/queue": GPU_QUEUE, "dagster-k8s/config": GPU_K8S_CONFIG}
-
-
-def mapping_key(tile_key: str) -> str:
-    """A DLTile key as a short dynamic mapping key (``[A-Za-z0-9_]``): UTM zone and tile indices,
-    ``-`` as ``m`` (``897:22:10.0:50:-21:-106`` -> ``z50_xm21_ym106``; tilesize, pad and resolution
-    are the same for every tile of a run). Keys that are not DLTile keys: every other character -> ``_``."""
-    parts = tile_key.split(":")
-    if len(parts) == 6:
-        zone, ti, tj = (p.replace("-", "m") for p in parts[3:])
-        return re.sub(r"[^A-Za-z0-9_]", "_", f"z{zone}_x{ti}_y{tj}")
-    return "t_" + re.sub(r"[^A-Za-z0-9]", "_", tile_key.replace("-", "m"))
 
 
 def _partition(context: OpExecutionContext) -> tuple[str, str]:
@@ -116,24 +86,6 @@ def planned_tiles(params: DetectionParams, store: StoreResource, roi: str) -> li
     from plastics_core.geo.tiles import plan_tiles as plan
 
     return [t.key for t in plan(store.load_roi(roi), tilesize=params.tilesize, pad=params.pad)]
-
-
-def complete_summaries(summaries: list[dict[str, Any]], planned: list[str], folder: UPath) -> list[dict[str, Any]]:
-    """One summary per planned tile (sorted by key): from the steps, else from the tile's stored
-    summary file (same run hash). Raises :class:`dagster.Failure` naming any tile with neither:
-    a manifest never lists a partial set of tiles."""
-    by_key = {str(s["key"]): s for s in summaries}
-    missing = []
-    for key in planned:
-        marker = tile_files(folder, key)["summary"]
-        if key not in by_key and marker.exists():
-            by_key[key] = {**json.loads(marker.read_bytes()), "skipped": True}
-        elif key not in by_key:
-            missing.append(key)
-    if missing:
-        raise Failure(f"{len(missing)} of {len(planned)} tiles have no outputs ({', '.join(missing[:5])}): "
-                      "resume the run with plastics_dagster.resume.resume (re-runs only the missing tiles)")
-    return [by_key[k] for k in planned]
 
 
 @op(out=DynamicOut(str, io_manager_key=STEP_IO_MANAGER_KEY), retry_policy=NETWORK_RETRY,

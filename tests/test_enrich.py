@@ -76,11 +76,19 @@ def test_site_id_resolution_and_jitter() -> None:
 
 def test_offline_and_closed_port(tmp_path: Path) -> None:
     assert OfflineGeocoder().reverse(-8.5, 125.5).status == "unavailable"
-    geo = NominatimGeocoder(cache_dir=tmp_path, domain="127.0.0.1:9", scheme="http", timeout=2)
-    t0 = time.monotonic()
+    geo = NominatimGeocoder(cache_dir=tmp_path, domain="127.0.0.1:9", scheme="http", timeout=2, min_delay_s=0.0)
+    real, calls = geo._nominatim.reverse, []
+
+    def counted(*args: object, **kwargs: object) -> object:  # the real geopy request, counted
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    geo._nominatim.reverse = counted  # type: ignore[method-assign]
     res = geo.reverse(-8.5, 125.5)
-    assert res.address is None and res.status == "unavailable" and time.monotonic() - t0 < 5
+    assert res.address is None and res.status == "unavailable"
+    assert len(calls) == 1  # one request, no retry loop against a dead endpoint
     assert not list((tmp_path / "nominatim").glob("*.json"))  # outages are not cached
+    assert geo.reverse(-8.5, 125.5).status == "unavailable" and len(calls) == 2  # so the next call asks again
 
 
 def test_user_agent_is_descriptive(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,7 +45,8 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_graph_shape_and_gpu_op() -> None:
-    from plastics_dagster.fanout import INFER_TILE_TAGS, descartes_run, infer_tile, mapping_key
+    from plastics_dagster.fanout import descartes_run, infer_tile
+    from plastics_dagster.tile_steps import INFER_TILE_TAGS, mapping_key
 
     graph: Any = descartes_run.node_def
     assert {n.name for n in graph.nodes} == {"plan_tiles", "submit_tiles", "infer_tile", "collect_tiles"}

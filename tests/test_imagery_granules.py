@@ -26,7 +26,8 @@ from plastics_core.geo.tiles import plan_tiles
 from plastics_core.imagery.granule_cache import GranuleCache
 from plastics_core.imagery.granules import NATIVE_RES, slovenia_scenes, write_catalog
 from plastics_core.imagery.retry import RetryPolicy
-from plastics_core.imagery.stac import StacConfig, StacSource
+from plastics_core.imagery.stac import StacSource
+from plastics_core.imagery.stac_config import StacConfig
 from plastics_core.imagery.stac_server import serve
 from plastics_core.method.composite import composite
 from tests._grid import largest_overlap_tile, source_pixels_under

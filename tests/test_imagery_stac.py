@@ -29,7 +29,9 @@ from plastics_core.geo.tiles import Tile
 from plastics_core.imagery.cloudmask import CloudMaskConfig
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, parse_baseline, solar_day
 from plastics_core.imagery.retry import RetryBudgetExceeded, RetryPolicy, is_transient, redact, retry_call
-from plastics_core.imagery.stac import StacConfig, StacSource, planetary_computer_l2a
+from plastics_core.imagery.stac import StacSource
+from plastics_core.imagery.stac_config import StacConfig, planetary_computer_l2a
+from plastics_core.imagery.stac_read import gdal_env
 from tests._grid import largest_overlap_tile, source_pixels_under
 
 FAST = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
@@ -278,14 +280,15 @@ def test_presets() -> None:
     default = StacSource()
     assert default.config.url == "https://earth-search.aws.element84.com/v1"
     assert default.config.collection == "sentinel-2-l1c" and default.config.cirrus_key == "cirrus"
-    assert default.config.requester_pays and default._gdal_env()["AWS_REQUEST_PAYER"] == "requester"
+    assert default.config.requester_pays and gdal_env(default.config)["AWS_REQUEST_PAYER"] == "requester"
     pc = planetary_computer_l2a()
     assert pc.collection == "sentinel-2-l2a" and pc.scl_asset == "SCL" and pc.cirrus_key is None
 
 
 def test_collection_choice_from_resource_config() -> None:
     from plastics_core.errors import ParameterError
-    from plastics_core.imagery.stac import PLANETARY_COMPUTER, stac_source
+    from plastics_core.imagery.stac import stac_source
+    from plastics_core.imagery.stac_config import PLANETARY_COMPUTER
     from plastics_dagster.resources import ImagerySourceResource
 
     l1c = ImagerySourceResource(kind="stac").get_source()

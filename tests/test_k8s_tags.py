@@ -50,7 +50,8 @@ def test_other_steps_are_cpu_only(k8s_plan: Any) -> None:
 
 
 def test_op_pool_and_deploy_file_match_code() -> None:
-    from plastics_dagster.fanout import GPU_K8S_CONFIG, infer_tile
+    from plastics_dagster.fanout import infer_tile
+    from plastics_dagster.tile_steps import GPU_K8S_CONFIG
 
     assert infer_tile.pool == "gpu"
     assert json.loads((DEPLOY / "helm" / "gpu-step-k8s-config.json").read_text()) == GPU_K8S_CONFIG

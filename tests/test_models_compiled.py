@@ -182,14 +182,15 @@ def test_fast_precision_same_blobs_and_candidates_on_demo_tile(gpw_dir: Path, mo
     from plastics_core.method.composite import composite
     from plastics_core.method.heatmap import pixel_heatmap
     from plastics_core.method.patches import patch_scores
-    from plastics_core.synthetic.generator import PlantedSite
+    from plastics_core.models.loaded import load_models
+    from plastics_core.synthetic.sites import PlantedSite
 
     g = gpd.read_file(gpw_dir / "tpa_polygons.geojson")
     row = g[g["Name"].str.contains("Temesi")].iloc[0]
     src = SyntheticSource([PlantedSite(str(row["Name"]), row.geometry)], seed=0)
     tiles = plan_tiles(read_roi(gpw_dir / "test_patch.geojson"))
     params = P.DetectParams()
-    models = P.load_models(ModelStore(str(models_dir)), params)
+    models = load_models(ModelStore(str(models_dir)), params)
     periods = pair_periods(dt.date(2021, 1, 1), params.mosaic_period, params.spectrogram_interval)
     comps = [[composite(src.load(t, p), p, params.composite_method) for p in periods] for t in tiles]
     runs = {}

@@ -88,7 +88,7 @@ def test_roi_remove_keeps_outputs_unless_purge(cli_env: Path, gpw_dir: Path) -> 
 
 
 def test_step_keys_are_short_and_unique() -> None:
-    from plastics_dagster.fanout import mapping_key
+    from plastics_dagster.tile_steps import mapping_key
 
     assert mapping_key("897:22:10.0:50:-21:-106") == "z50_xm21_ym106"
     keys = ["897:22:10.0:50:-20:-105", "897:22:10.0:50:20:-105", "897:22:10.0:50:-20:105", "897:22:10.0:51:-20:105"]

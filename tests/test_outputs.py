@@ -14,8 +14,8 @@ from shapely.geometry import Point, Polygon, box
 
 from plastics_core.errors import ParameterError
 from plastics_core.geo.raster import Raster
+from plastics_core.storage.atomic import atomic_writer
 from plastics_core.storage.outputs import (
-    atomic_writer,
     cog_bytes,
     geojson_bytes,
     read_geojson,

@@ -12,12 +12,13 @@ import pytest
 
 from plastics_core.geo.periods import Period, window_span
 from plastics_core.geo.roi import read_roi
-from plastics_core.geo.tiles import plan_tiles
+from plastics_core.geo.tiles import box_tile, plan_tiles
 from plastics_core.imagery.synthetic import SyntheticSource
 from plastics_core.method import pipeline as P
 from plastics_core.method.enrich import OfflineGeocoder
+from plastics_core.models.loaded import load_models
 from plastics_core.models.store import ModelStore
-from plastics_core.synthetic.generator import PlantedSite
+from plastics_core.synthetic.sites import PlantedSite
 
 WINDOW = dt.date(2021, 1, 1)
 EQUAL_AREA = "EPSG:6933"
@@ -48,7 +49,7 @@ def test_params_blob_overrides() -> None:
 
 
 def test_box_tile_covers_box() -> None:
-    t = P.box_tile(115.35, -8.56, 0.008, "x")
+    t = box_tile(115.35, -8.56, 0.008, "x")
     assert t.crs == "EPSG:32750" and t.shape[0] == t.shape[1] >= 89
     assert t.geometry_4326.contains(gpd.points_from_xy([115.3465, 115.3535], [-8.5565, -8.5635])).all()
 
@@ -87,7 +88,7 @@ def test_whole_chain_finds_planted_site(tiles: list, temesi: PlantedSite, models
     t0 = time.perf_counter()
     params = P.DetectParams()  # preset "high"
     src = SyntheticSource([temesi], seed=0)
-    models = P.load_models(ModelStore(str(models_dir)), params, ensemble=True)
+    models = load_models(ModelStore(str(models_dir)), params, ensemble=True)
     heatmaps, patches, results = P.run_window(tiles, src, models, params, WINDOW)
     assert all(r.empty_reason is None for pairs in results.values() for r in pairs)
     assert all(len(h.band_descriptions) == params.pairs + 1 for h in heatmaps)

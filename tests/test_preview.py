@@ -13,7 +13,9 @@ from PIL import Image
 
 from plastics_core.geo.raster import Raster
 from plastics_core.report import leaflet_offline
-from plastics_core.report.preview import build_preview_html, heatmap_overlay_png, site_rows
+from plastics_core.report.preview import build_preview_html
+from plastics_core.report.preview_layers import site_rows
+from plastics_core.report.preview_overlay import heatmap_overlay_png
 from plastics_core.report.preview_table import map_links
 from plastics_core.report.site_reports import build_site_reports, rgb_image, site_report_png
 from tests import _preview_data as d

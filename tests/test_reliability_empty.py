@@ -148,11 +148,12 @@ def test_core_run_tile_empty_reason(scenario: str) -> None:
 
     from plastics_core.geo.tiles import plan_tiles
     from plastics_core.method import pipeline
+    from plastics_core.models.loaded import Models
 
     tile = plan_tiles(box(115.34, -8.57, 115.345, -8.565), tilesize=64, pad=0)[0]
     source = ScenarioImagery(scenario=scenario).get_source()
 
-    class NoModels(pipeline.Models):
+    class NoModels(Models):
         def __init__(self) -> None:  # any use of a model would fail the test
             pass
 

@@ -130,8 +130,8 @@ def test_run_hash_with_a_trailing_newline_is_refused(cli_env: Path) -> None:
 
 _KILLED_WRITE = """
 import os, sys
-from plastics_core.storage import outputs
-with outputs.atomic_writer(sys.argv[1]) as fh:
+from plastics_core.storage import atomic
+with atomic.atomic_writer(sys.argv[1]) as fh:
     fh.write(b"partial")
     fh.flush()
     os._exit(9)  # killed between the temp write and the rename
@@ -139,7 +139,7 @@ with outputs.atomic_writer(sys.argv[1]) as fh:
 
 
 def test_a_killed_write_leaves_a_temp_file_that_the_next_write_removes(tmp_path: Path) -> None:
-    from plastics_core.storage.outputs import write_bytes
+    from plastics_core.storage.atomic import write_bytes
 
     target = tmp_path / "out" / "blobs.geojson"
     subprocess.run([sys.executable, "-c", _KILLED_WRITE, str(target)], check=False,

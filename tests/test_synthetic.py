@@ -17,13 +17,8 @@ from plastics_core.geo.periods import Period
 from plastics_core.imagery.base import ImagerySource
 from plastics_core.imagery.synthetic import SyntheticSource
 from plastics_core.method.composite import composite
-from plastics_core.synthetic.generator import (
-    SIGNATURES_PATH,
-    PlantedSite,
-    load_signatures,
-    make_scene_stack,
-    site_coverage,
-)
+from plastics_core.synthetic.generator import make_scene_stack
+from plastics_core.synthetic.sites import SIGNATURES_PATH, PlantedSite, load_signatures, site_coverage
 
 REPO = Path(__file__).resolve().parents[1]
 CRS = "EPSG:32750"

@@ -14,12 +14,13 @@ from affine import Affine
 from plastics_core.errors import ParameterError
 from plastics_core.geo.periods import Period, add_months, range_pair_starts, window_pair_starts
 from plastics_core.geo.raster import Raster
+from plastics_core.geo.tiles import box_tile
 from plastics_core.imagery.synthetic import SyntheticSource
 from plastics_core.method import pipeline as P
 from plastics_core.method.window import median_heatmap, tile_patches
 from plastics_core.models.infer import keras_predict
 from plastics_core.models.store import ModelStore
-from plastics_core.synthetic.generator import PlantedSite
+from plastics_core.synthetic.sites import PlantedSite
 
 WINDOW = dt.date(2021, 1, 1)
 
@@ -82,7 +83,7 @@ def test_window_median_equals_gpw_recipe_with_keras(temesi: PlantedSite, models_
     Keras ``predict`` on every pair (k, k + 2), np.ma.median over the pairs; within 1e-5."""
     params = P.DetectParams(pairs=3)
     c = temesi.geometry_4326.centroid
-    tile = P.box_tile(c.x, c.y, 0.004, "exact")  # ~45 x 45 px around the planted site
+    tile = box_tile(c.x, c.y, 0.004, "exact")  # ~45 x 45 px around the planted site
     src = SyntheticSource([temesi], seed=0)
     store = ModelStore(str(models_dir))
     heatmaps, _, _ = P.run_window([tile], src, store, params, WINDOW)
@@ -121,7 +122,7 @@ def test_run_window_reuses_composites(temesi: PlantedSite, models_dir: Path) -> 
     """3 pairs (k, k + 2) need 5 composites, not 6: each is made once per tile."""
     params = P.DetectParams(pairs=3)
     c = temesi.geometry_4326.centroid
-    tile = P.box_tile(c.x, c.y, 0.002, "reuse")
+    tile = box_tile(c.x, c.y, 0.002, "reuse")
     src = SyntheticSource([temesi], seed=0)
     _, _, results = P.run_window([tile], src, ModelStore(str(models_dir)), params, WINDOW)
     pairs = results[tile.key]

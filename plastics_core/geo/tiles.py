@@ -24,11 +24,14 @@ northing of its core centre is negative.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 from affine import Affine
 from earthdaily.earthone.geo import DLTile
+from pyproj import Transformer
+from shapely.geometry import box as shapely_box
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
@@ -138,3 +141,18 @@ def tile_from_key(key: str) -> Tile:
         raise ParameterError(
             f"bad tile key {key!r} ({exc}): use tilesize:pad:resolution:utm_zone:ti:tj, e.g. 897:22:10.0:50:-18:-109"
         ) from exc
+
+
+def box_tile(lon: float, lat: float, width_deg: float, name: str, resolution: float = 10.0) -> Tile:
+    """A square UTM grid (``resolution`` m, snapped) covering a ``width_deg`` box at (lon, lat)."""
+    zone = int((lon + 180) // 6) + 1
+    crs = f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    half = width_deg / 2 * 111_320.0  # metres per degree of latitude (and longitude at the equator)
+    n = int(math.ceil(2 * half / resolution))
+    left = math.floor((x - half) / resolution) * resolution
+    top = math.ceil((y + half) / resolution) * resolution
+    transform = Affine(resolution, 0.0, left, 0.0, -resolution, top)
+    to4326 = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    (x0, x1), (y0, y1) = to4326.transform([left, left + n * resolution], [top - n * resolution, top])
+    return Tile(f"box:{name}", crs, transform, n, 0, resolution, shapely_box(x0, y0, x1, y1))

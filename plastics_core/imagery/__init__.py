@@ -15,7 +15,7 @@ _LAZY = {
     "SyntheticSource": "plastics_core.imagery.synthetic",
     "LocalGeoTIFFSource": "plastics_core.imagery.local",
     "StacSource": "plastics_core.imagery.stac",
-    "StacConfig": "plastics_core.imagery.stac",
+    "StacConfig": "plastics_core.imagery.stac_config",
     "EarthOneSource": "plastics_core.imagery.earthone",
     "EarthOneConfig": "plastics_core.imagery.earthone",
     "EarthOneBackend": "plastics_core.imagery.earthone_compute",

@@ -219,7 +219,8 @@ def shadow_mask(cloud: np.ndarray, nir: np.ndarray, sun_azimuth_deg: float, sun_
         raise ImageryError(f"cloud mask {cloud.shape} and NIR band {np.shape(nir)} differ: use one grid")
     dark = (np.asarray(nir) < cfg.nir_dark_dn) & (np.asarray(nir) > 0)
     shadow = shadow_projection(cloud, sun_azimuth_deg, sun_zenith_deg, pixel_m, cfg) & dark & ~cloud
-    return dilate(shadow, cfg.dilation_size) & ~cloud
+    masked: np.ndarray = dilate(shadow, cfg.dilation_size) & ~cloud
+    return masked
 
 
 def cloud_and_shadow_mask(bands: np.ndarray, cloud: np.ndarray, sun_azimuth_deg: Any, sun_zenith_deg: Any,

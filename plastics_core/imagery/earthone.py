@@ -85,7 +85,8 @@ class Credentials:
 def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials:
     """EarthOne credentials from ``EARTHONE_*`` or the seed's ``DESCARTESLABS_*`` variables."""
     env = os.environ if environ is None else environ
-    get = lambda name: env.get(name) or None  # noqa: E731 - empty strings count as unset
+    def get(name: str) -> str | None:  # empty strings count as unset
+        return env.get(name) or None
     secret = get("EARTHONE_REFRESH_TOKEN") or get("EARTHONE_CLIENT_SECRET")
     if get("EARTHONE_CLIENT_ID") and secret:
         return Credentials(get("EARTHONE_CLIENT_ID"), secret, get("EARTHONE_TOKEN"), "EARTHONE_*")

@@ -21,7 +21,8 @@ def tpa_planted_sites(path: Path | None = None) -> list[Any]:
     """The known Bali landfills (``gpw/tpa_polygons.geojson``, e.g. TPA Temesi) as planted sites."""
     from shapely.geometry import shape
 
-    from plastics_core.synthetic.generator import PlantedSite, default_shared_dir
+    from plastics_core.synthetic.background import default_shared_dir
+    from plastics_core.synthetic.sites import PlantedSite
 
     path = path or default_shared_dir().resolve() / "data" / "gpw" / "tpa_polygons.geojson"
     if not path.exists():

@@ -5,7 +5,7 @@ EarthOne code paths. Only *transient* failures are retried (HTTP 429/5xx, connec
 resets, timeouts, GDAL "HTTP response code: 5xx" read errors); anything else (404,
 bad request, bad credentials) fails at once. When the budget is spent the last error is
 re-raised wrapped in :class:`~plastics_core.errors.ImageryError` with one line naming the
-operation, the attempts and the cause.
+operation, the attempts and the cause. The loop itself is tenacity's.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
+
+import tenacity
 
 from plastics_core.errors import ImageryError, PlasticsError
 
@@ -89,31 +91,40 @@ def retry_call(
     transient: Callable[[BaseException], bool] = is_transient,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Call ``fn()`` until it succeeds, retrying transient failures within ``policy``.
+    """Call ``fn()`` until it succeeds, retrying transient failures within ``policy`` (tenacity).
 
     ``what`` names the operation in logs and in the final error (never put credentials in it).
-    Non-transient errors propagate unchanged on the first occurrence.
+    Non-transient errors propagate unchanged on the first occurrence; when every attempt failed
+    transiently, :class:`RetryBudgetExceeded` names the operation, the attempts and the last cause.
     """
     pol = policy or RetryPolicy()
     if pol.attempts < 1:
         raise ValueError(f"retry attempts must be >= 1, got {pol.attempts}")
-    for attempt in range(pol.attempts):
-        try:
-            return fn()
-        except Exception as err:  # noqa: BLE001 - classified below
-            if not transient(err):
-                raise
-            if attempt + 1 >= pol.attempts:
-                cause = _one_line(err)
-                raise RetryBudgetExceeded(
-                    f"{what} failed after {pol.attempts} attempts ({cause}): the service is "
-                    "unavailable; retry later or raise the retry budget"
-                ) from err
-            wait = pol.delay(attempt)
-            log.warning("%s: transient error (%s); retry %d/%d in %.1fs", what, _one_line(err),
-                        attempt + 1, pol.attempts - 1, wait)
-            sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(pol.attempts),
+        wait=lambda state: pol.delay(state.attempt_number - 1),
+        retry=tenacity.retry_if_exception(lambda err: isinstance(err, Exception) and transient(err)),
+        before_sleep=lambda state: log.warning(
+            "%s: transient error (%s); retry %d/%d in %.1fs", what, _last_error(state), state.attempt_number,
+            pol.attempts - 1, state.next_action.sleep if state.next_action else 0.0),
+        sleep=sleep,
+        reraise=False,
+    )
+    try:
+        return retrying(fn)
+    except tenacity.RetryError as err:
+        last = err.last_attempt.exception()
+        raise RetryBudgetExceeded(
+            f"{what} failed after {pol.attempts} attempts ({_last_error(err.last_attempt)}): the service is "
+            "unavailable; retry later or raise the retry budget"
+        ) from last
+
+
+def _last_error(outcome: tenacity.RetryCallState | tenacity.Future) -> str:
+    """One line for the exception of a failed attempt (a retry state or its outcome)."""
+    fut = outcome.outcome if isinstance(outcome, tenacity.RetryCallState) else outcome
+    err = fut.exception() if fut is not None else None
+    return _one_line(err) if err is not None else "?"
 
 
 _SECRETS = re.compile(r"(?<=://)[^/@\s]+@|\?[^\s'\"]*")

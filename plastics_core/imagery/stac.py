@@ -1,5 +1,8 @@
 """StacSource: Sentinel-2 L1C from a STAC API (default Element 84 Earth Search v1).
 
+Settings in :mod:`.stac_config`, the catalog search in :mod:`.stac_catalog`, one asset's read
+in :mod:`.stac_read`; this module mosaics, masks and stacks.
+
 - Search: pystac-client POST ``/search`` (collection, tile/ROI geometry, date range widened
   by a day, ``query={"eo:cloud_cover": {"lte": max_cloud_cover}}``); results are filtered
   again client-side (cloud cover, solar day inside the half-open period).
@@ -39,18 +42,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
 from affine import Affine
-from shapely.geometry import mapping, shape
 
 from plastics_core.errors import ImageryError, ParameterError
-from plastics_core.geo.bands import BAND_NAMES, STAC_ASSET_KEYS
+from plastics_core.geo.bands import BAND_NAMES
 from plastics_core.geo.scenes import SceneStack
 from plastics_core.imagery.base import SceneInfo
 from plastics_core.imagery.cloudmask import (
@@ -63,10 +63,15 @@ from plastics_core.imagery.cloudmask import (
     mask_from_probability,
     sun_angles,
 )
-from plastics_core.imagery.granule_cache import GranuleCache
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
-from plastics_core.imagery.local import read_on_grid, resampling_for
-from plastics_core.imagery.retry import RetryPolicy, redact, retry_call
+from plastics_core.imagery.stac_catalog import fetch_items, filter_items, item_time
+from plastics_core.imagery.stac_config import (
+    PLANETARY_COMPUTER,
+    SCL_MASKED,
+    StacConfig,
+    planetary_computer_l2a,
+)
+from plastics_core.imagery.stac_read import Grid, gdal_env, read_asset
 from plastics_core.imagery.timing import StageTimer
 
 if TYPE_CHECKING:
@@ -74,65 +79,6 @@ if TYPE_CHECKING:
 
     from plastics_core.geo.periods import Period
     from plastics_core.geo.tiles import Tile
-
-EARTH_SEARCH_V1 = "https://earth-search.aws.element84.com/v1"
-PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1"
-#: L2A Scene Classification classes treated as masked: no data, saturated, shadow, cloud, cirrus.
-SCL_MASKED = (0, 1, 3, 8, 9, 10)
-
-
-@dataclass(frozen=True)
-class StacConfig:
-    """Where and how to read Sentinel-2. Defaults: Earth Search v1, ``sentinel-2-l1c``.
-
-    ``mask_asset``: optional ESA L1C mask asset (``MSK_CLASSI``-style, non-zero = cloud);
-    ``scl_asset``: optional L2A scene-classification asset (classes :data:`SCL_MASKED`).
-    ``href_modifier``: maps an asset href before reading (e.g. Planetary Computer signing).
-    ``granule_cache``: decode each granule band once into a COG cache (None: read windows of
-    the source files per tile). ``cloud_mask_resolution``: metres of the s2cloudless grid
-    (None: the tile's resolution).
-    """
-
-    url: str = EARTH_SEARCH_V1
-    collection: str = "sentinel-2-l1c"
-    asset_keys: tuple[str, ...] = STAC_ASSET_KEYS
-    cirrus_key: str | None = "cirrus"
-    mask_asset: str | None = None
-    scl_asset: str | None = None
-    max_cloud_cover: float = 80.0
-    harmonize: bool = True
-    cloud_mask: CloudMaskConfig = field(default_factory=CloudMaskConfig)
-    resampling: str = "nearest"
-    requester_pays: bool = True
-    aws_region: str | None = "eu-central-1"
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout_s: float = 60.0
-    max_items: int = 1000
-    href_modifier: Callable[[str], str] | None = None
-    granule_cache: GranuleCache | None = None
-    cloud_mask_resolution: float | None = 60.0
-
-    def __post_init__(self) -> None:
-        if len(self.asset_keys) != len(BAND_NAMES):
-            raise ParameterError(f"asset_keys must name the 12 model bands {','.join(BAND_NAMES)} in order")
-        if not 0.0 <= self.max_cloud_cover <= 100.0:
-            raise ParameterError(f"max_cloud_cover {self.max_cloud_cover} is outside [0, 100] percent")
-        resampling_for(self.resampling)
-        if self.cloud_mask_resolution is not None and self.cloud_mask_resolution <= 0:
-            raise ParameterError(f"cloud_mask_resolution {self.cloud_mask_resolution} must be > 0 m (or None)")
-
-
-def planetary_computer_l2a(**overrides: Any) -> StacConfig:
-    """Microsoft Planetary Computer ``sentinel-2-l2a``: surface reflectance, a DISTRIBUTION
-    SHIFT for the L1C-trained models (use for experiments only). No B10, so masking uses
-    the SCL asset. Hrefs need signing: pass ``href_modifier=planetary_computer.sign``."""
-    base = StacConfig(
-        url=PLANETARY_COMPUTER, collection="sentinel-2-l2a",
-        asset_keys=("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
-        cirrus_key=None, scl_asset="SCL", cloud_mask=CloudMaskConfig(method="none"), requester_pays=False,
-        aws_region=None,
-    )
-    return replace(base, **overrides)
 
 
 def stac_source(url: str | None = None, collection: str = "sentinel-2-l1c") -> StacSource:
@@ -164,37 +110,9 @@ class StacSource:
     def items(self, geometry_4326: BaseGeometry, period: Period) -> list[dict[str, Any]]:
         """Raw STAC item dicts intersecting the geometry whose solar day is in ``period`` and
         whose ``eo:cloud_cover`` <= max, sorted by datetime."""
-        from pystac_client import Client
-        from pystac_client.stac_api_io import StacApiIO
-
-        cfg = self.config
-        lo = (period.start - dt.timedelta(days=1)).isoformat()
-        hi = (period.end + dt.timedelta(days=1)).isoformat()
-
-        def fetch() -> list[dict[str, Any]]:
-            io = StacApiIO(max_retries=None, timeout=cfg.timeout_s)
-            client = Client.open(cfg.url, stac_io=io)
-            search = client.search(
-                collections=[cfg.collection], intersects=mapping(geometry_4326),
-                datetime=f"{lo}T00:00:00Z/{hi}T00:00:00Z",
-                query={"eo:cloud_cover": {"lte": cfg.max_cloud_cover}}, max_items=cfg.max_items,
-            )
-            return list(search.items_as_dicts())
-
         with self.timer("catalog"):
-            raw = retry_call(fetch, what=f"STAC search {cfg.url} ({cfg.collection})", policy=cfg.retry)
-        lon = geometry_4326.centroid.x
-        kept = []
-        for item in raw:
-            cc = item.get("properties", {}).get("eo:cloud_cover")
-            if cc is not None and float(cc) > cfg.max_cloud_cover:
-                continue
-            if not period.contains(solar_day(_when(item), lon)):
-                continue
-            if item.get("geometry") and not shape(item["geometry"]).intersects(geometry_4326):
-                continue
-            kept.append(item)
-        return sorted(kept, key=lambda it: (_when(it), it.get("id", "")))
+            raw = fetch_items(self.config, geometry_4326, period)
+        return filter_items(raw, self.config, geometry_4326, period)
 
     def search(self, geometry_4326: BaseGeometry, period: Period) -> list[SceneInfo]:
         """One SceneInfo per item (date = solar day at the geometry's centroid)."""
@@ -202,7 +120,7 @@ class StacSource:
         out = []
         for item in self.items(geometry_4326, period):
             cc = item.get("properties", {}).get("eo:cloud_cover")
-            out.append(SceneInfo(str(item["id"]), solar_day(_when(item), lon), None if cc is None else float(cc)))
+            out.append(SceneInfo(str(item["id"]), solar_day(item_time(item), lon), None if cc is None else float(cc)))
         return out
 
     # -- pixels --------------------------------------------------------------------------
@@ -213,9 +131,9 @@ class StacSource:
         lon = tile.geometry_4326.centroid.x
         groups: dict[dt.date, list[dict[str, Any]]] = {}
         for item in self.items(tile.geometry_4326, period):
-            groups.setdefault(solar_day(_when(item), lon), []).append(item)
+            groups.setdefault(solar_day(item_time(item), lon), []).append(item)
         datas, masks, dates, ids = [], [], [], []
-        with rasterio.Env(**self._gdal_env()):
+        with rasterio.Env(**gdal_env(self.config)):
             for day, group in sorted(groups.items()):
                 data, mask, seen = self._load_day(group, tile)
                 if not seen:  # no data on this tile (cloudy days are kept, masked)
@@ -273,7 +191,7 @@ class StacSource:
 
     def _offset(self, item: dict[str, Any]) -> bool:
         return bool(self.config.harmonize and needs_offset_removal(
-            item.get("properties", {}).get("s2:processing_baseline"), _when(item).date()))
+            item.get("properties", {}).get("s2:processing_baseline"), item_time(item).date()))
 
     def _coarse_factor(self, tile: Tile) -> int:
         """How many tile pixels one cloud-mask pixel spans (1: mask at the tile's resolution)."""
@@ -310,71 +228,8 @@ class StacSource:
             seen = np.isfinite(up)
             return mask_from_probability(up[None], cfg.cloud_mask)[0], seen
 
-    def _read(self, item: dict[str, Any], key: str, grid: tuple[str, Affine, tuple[int, int]],
+    def _read(self, item: dict[str, Any], key: str, grid: Grid,
               nodata: float | None = 0, coarse: bool = False) -> np.ndarray:
-        """One asset's first band warped onto ``grid`` (crs, transform, shape), (rows, cols) in
-        the asset dtype. ``coarse``: read the source's overview (JPEG 2000 resolution level)
-        nearest below the grid's resolution instead of full resolution."""
-        cfg = self.config
-        asset = item.get("assets", {}).get(key)
-        if asset is None or "href" not in asset:
-            raise ImageryError(
-                f"STAC item {item.get('id')} has no asset {key!r}: check the collection ({cfg.collection}) "
-                "and asset_keys"
-            )
-        href = str(asset["href"])
-        if cfg.href_modifier is not None:
-            href = cfg.href_modifier(href)
-        crs, transform, shape = grid
-        cache = cfg.granule_cache
-
-        def dataset(**kw: Any) -> Any:
-            # coarse (cloud-mask) reads always use the source's own resolution levels, so that the
-            # mask does not depend on whether a band is cached yet
-            if cache is None or coarse:
-                return rasterio.open(href, **kw)
-            return cache.open(str(item.get("id")), key, lambda: rasterio.open(href), **kw)
-
-        def read() -> np.ndarray:
-            with dataset() as src:
-                level = _overview_level(src, abs(transform.a)) if coarse else None
-                if level is None:
-                    return read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
-                                        indexes=[1], nodata=nodata)[0]
-            with dataset(overview_level=level) as src:
-                return read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
-                                    indexes=[1], nodata=nodata)[0]
-
-        try:
-            with self.timer("read"):
-                return retry_call(read, what=f"read {item.get('id')}:{key}", policy=cfg.retry)
-        except rasterio.errors.RasterioIOError as err:
-            raise ImageryError(
-                f"cannot read asset {key} of {item.get('id')} ({redact(str(err).splitlines()[0])[:160]}): "
-                "for s3:// assets set AWS credentials (requester-pays)"
-            ) from err
-
-    def _gdal_env(self) -> dict[str, Any]:
-        env: dict[str, Any] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": 0}
-        if self.config.requester_pays:
-            env["AWS_REQUEST_PAYER"] = "requester"
-        if self.config.aws_region and not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
-            env["AWS_REGION"] = self.config.aws_region  # sentinel-s2-l1c lives in eu-central-1
-        return env
-
-
-def _overview_level(src: Any, resolution: float) -> int | None:
-    """Index of the coarsest overview of band 1 whose pixels are not larger than ``resolution``
-    (None: full resolution)."""
-    factors = src.overviews(1)
-    pixel = abs(src.transform.a)
-    fits = [i for i, f in enumerate(factors) if f * pixel <= resolution * 1.0001]
-    return max(fits) if fits else None
-
-
-def _when(item: dict[str, Any]) -> dt.datetime:
-    props = item.get("properties", {})
-    text = props.get("datetime") or props.get("start_datetime")
-    if not text:
-        raise ImageryError(f"STAC item {item.get('id')} has no datetime: the catalog is not STAC-compliant")
-    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        """One asset's first band on ``grid`` (:func:`.stac_read.read_asset`), timed as ``read``."""
+        with self.timer("read"):
+            return read_asset(self.config, item, key, grid, nodata, coarse)

@@ -17,12 +17,12 @@ import numpy as np
 from plastics_core.geo.periods import Period
 from plastics_core.imagery.base import SceneInfo
 from plastics_core.synthetic.generator import (
-    PlantedSite,
     acquisition_dates,
     make_scene_stack,
     scene_cloud_cover,
     synthetic_scene_id,
 )
+from plastics_core.synthetic.sites import PlantedSite
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry

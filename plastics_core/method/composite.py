@@ -145,9 +145,9 @@ class _ChunkFill:
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """A filled copy of ``values`` (t, n)."""
         if self.uint16:
-            out = np.bitwise_and(values, self.keep_bits)
-            out |= self.high_bits
-            return out
+            filled: np.ndarray = np.bitwise_and(values, self.keep_bits)
+            filled |= self.high_bits
+            return filled
         out = values.copy()
         np.copyto(out, self.low_value, where=self.low)
         np.copyto(out, self.high_value, where=self.high)

@@ -80,7 +80,8 @@ def _footprints(transform: Any, crs: str, rows: np.ndarray, cols: np.ndarray, st
     x, y = a * px + b * py + c, d * px + e * py + f
     if str(crs).upper() not in ("EPSG:4326", "OGC:CRS84"):
         x, y = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
-    return shapely.polygons(np.stack([np.asarray(x), np.asarray(y)], axis=-1))
+    polygons: np.ndarray = shapely.polygons(np.stack([np.asarray(x), np.asarray(y)], axis=-1))
+    return polygons
 
 
 def pair_grid(composites: Sequence[Any], pair: tuple[int, int], model: Any, stride: int = 8,

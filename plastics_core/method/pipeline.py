@@ -5,28 +5,25 @@ tile -> :func:`run_tile` (load two periods, composite, pixel heatmap, patch scor
 (merge, keep blobs confirmed by a patch) -> :func:`trace_contours` (monthly ensemble frames in
 a box around each candidate -> outlines) -> :func:`enrich` (site id, address, areas).
 Every GeoDataFrame is EPSG:4326; empty inputs give valid empty outputs. Models: Global
-Plastic Watch (Earthrise Media), CC BY-NC 4.0, loaded from a model store.
+Plastic Watch (Earthrise Media), CC BY-NC 4.0, loaded from a model store
+(:func:`plastics_core.models.loaded.load_models`); a tile's result type and composite loaders
+are in :mod:`plastics_core.method.tile_pair`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from affine import Affine
-from pyproj import Transformer
 
-from plastics_core.errors import ParameterError
 from plastics_core.geo.periods import Period, add_months, monthly_periods, pair_periods, window_span
 from plastics_core.geo.raster import Raster
-from plastics_core.geo.tiles import Tile
+from plastics_core.geo.tiles import Tile, box_tile
 from plastics_core.imagery.base import ImagerySource
 from plastics_core.method.blobs import PRESETS, BlobParams, detect_blobs, empty_blobs
 from plastics_core.method.candidates import select_candidates
@@ -36,9 +33,16 @@ from plastics_core.method.enrich import Geocoder, enrich_sites
 from plastics_core.method.heatmap import pixel_heatmap
 from plastics_core.method.patches import empty_patches, keep_patches, pair_grid
 from plastics_core.method.spectrogram import pixel_pairs
+from plastics_core.method.tile_pair import (
+    CompositeLoader,
+    MemoryComposites,
+    TileResult,
+    empty_heatmap,
+    empty_patch_grid,
+    patch_grid_raster,
+)
 from plastics_core.models.ensemble import EnsembleClassifier
-from plastics_core.models.infer import PixelClassifier
-from plastics_core.models.patch_classifier import PatchClassifier
+from plastics_core.models.loaded import Models, models_for
 from plastics_core.models.store import ModelStore
 from plastics_core.params import DetectParams as DetectParams
 
@@ -46,93 +50,10 @@ Progress = Callable[[int, int], None]
 Window = dt.date | tuple[Period, Period]
 
 
-@dataclass
-class Models:
-    """Loaded classifiers; ``ensemble`` only when contours are traced."""
-
-    pixel: PixelClassifier
-    patch: PatchClassifier
-    ensemble: EnsembleClassifier | None = None
-
-
-_MODEL_CACHE: dict[tuple[str, str], Any] = {}
-
-
-def _cached(ref: Any, build: Callable[[Any], Any]) -> Any:
-    key = (str(ref.path), str(ref.sha256))
-    if key not in _MODEL_CACHE:
-        _MODEL_CACHE[key] = build(ref)
-    return _MODEL_CACHE[key]
-
-
-def load_models(store: ModelStore, params: DetectParams, ensemble: bool = False) -> Models:
-    """Resolve (sha256-verified) and load the run's models; loaded models are cached per file."""
-    ens = None
-    if ensemble:
-        refs = store.resolve_ensemble(params.ensemble_model)
-        ens = EnsembleClassifier([_cached(r, PixelClassifier.from_ref) for r in refs])
-    return Models(_cached(store.resolve(params.model), PixelClassifier.from_ref),
-                  _cached(store.resolve(params.patch_model), PatchClassifier.from_ref), ens)
-
-
-def _models(models: Models | ModelStore, params: DetectParams, ensemble: bool = False) -> Models:
-    if isinstance(models, Models) and (models.ensemble is not None or not ensemble):
-        return models
-    store = models if isinstance(models, ModelStore) else None
-    if store is None:
-        raise ParameterError("contours need the ensemble: pass a ModelStore or Models(ensemble=...)")
-    return load_models(store, params, ensemble)
-
-
 def _periods(window: Window, params: DetectParams) -> tuple[Period, Period]:
     if isinstance(window, dt.date):
         return pair_periods(window, params.mosaic_period, params.spectrogram_interval)
     return window
-
-
-@dataclass
-class TileResult:
-    """One tile and one spectrogram pair (the quarter's pair): ``heatmap`` (one float32 band,
-    described ``"<first>|<partner>"`` by period labels, NaN nodata, padded tile grid),
-    ``patch_grid`` (one float32 band of patch-classifier scores of the pair's first composite,
-    NaN = not scored; pixel (r, c) is the window starting at tile pixel (r * stride, c * stride);
-    transform = tile transform x stride; tags ``window`` and ``stride`` in pixels), scene ids
-    read, stage seconds, and why it is empty (None when not)."""
-
-    key: str
-    heatmap: Raster
-    patch_grid: Raster
-    scene_ids: tuple[str, ...] = ()
-    timings: dict[str, float] = field(default_factory=dict)
-    empty_reason: str | None = None
-    composites_computed: int = 0
-
-
-def pair_label(periods: tuple[Period, Period]) -> str:
-    """The band description of one pair: ``"<first.label>|<partner.label>"``."""
-    return f"{periods[0].label}|{periods[1].label}"
-
-
-def empty_heatmap(tile: Tile, periods: tuple[Period, Period]) -> Raster:
-    """All-NaN one-pair heatmap on the tile grid."""
-    data = np.full((1, *tile.shape), np.nan, np.float32)
-    return Raster(data, tile.crs, tile.transform, (pair_label(periods),), name=tile.key)
-
-
-def patch_grid_raster(tile: Tile, grid: np.ndarray, stride: int, window: int) -> Raster:
-    """A (rows, cols) patch-score grid as a one-band Raster on the tile's grid scaled by ``stride``."""
-    return Raster(np.asarray(grid, np.float32)[None], tile.crs, tile.transform * Affine.scale(stride),
-                  ("patch_score",), name=tile.key, tags={"window": str(window), "stride": str(stride)})
-
-
-def empty_patch_grid(tile: Tile, stride: int, window: int = 45) -> Raster:
-    rows = max(0, (tile.shape[0] - window) // stride + 1)
-    cols = max(0, (tile.shape[1] - window) // stride + 1)
-    return patch_grid_raster(tile, np.full((max(rows, 1), max(cols, 1)), np.nan, np.float32), stride, window)
-
-
-#: ``(tile, period) -> (Composite or None when no scene, scene ids, computed now (False: from a cache))``
-CompositeLoader = Callable[[Tile, Period], tuple[Any, tuple[str, ...], bool]]
 
 
 def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, params: DetectParams,
@@ -174,7 +95,7 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
         comps.append(comp)
     say(f"{tile.key}: imagery read, {len(ids)} scenes ({timings.get('load_s', 0.0):.1f} s)")
     say(f"{tile.key}: composites built, {made} new ({timings['composite_s']:.1f} s)")
-    m = _models(models, params)
+    m = models_for(models, params)
     t = time.perf_counter()
     hm = pixel_heatmap(comps, [(0, 1)], m.pixel, progress)
     heatmap = Raster(hm.data[:1], hm.crs, hm.transform, hm.band_descriptions[:1], hm.nodata, tile.key, dict(hm.tags))
@@ -189,26 +110,6 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
     return TileResult(tile.key, heatmap, patch, tuple(ids), timings, reason, made)
 
 
-class MemoryComposites:
-    """A :data:`CompositeLoader` keeping each (tile, period) composite in memory: the pairs of one
-    window share composites, as with the store's cache (:mod:`plastics_core.storage.composite_cache`)."""
-
-    def __init__(self, source: ImagerySource, method: str) -> None:
-        self.source, self.method = source, method
-        self.cache: dict[tuple[str, Period], tuple[Any, tuple[str, ...]]] = {}
-        self.computed = 0
-
-    def __call__(self, tile: Tile, period: Period) -> tuple[Any, tuple[str, ...], bool]:
-        key = (tile.key, period)
-        if key in self.cache:
-            return (*self.cache[key], False)
-        stack = self.source.load(tile, period)
-        comp = composite(stack, period, self.method) if len(stack.dates) else None
-        self.cache[key] = (comp, tuple(stack.scene_ids))
-        self.computed += 1
-        return (*self.cache[key], True)
-
-
 def run_window(tiles: Sequence[Tile], source: ImagerySource, models: Models | ModelStore, params: DetectParams,
                window: dt.date) -> tuple[list[Raster], gpd.GeoDataFrame, dict[str, list[TileResult]]]:
     """A whole detection window without Dagster: per tile, the ``params.pairs`` pairs ending at
@@ -219,7 +120,7 @@ def run_window(tiles: Sequence[Tile], source: ImagerySource, models: Models | Mo
     from plastics_core.method.window import median_heatmap, tile_patches
 
     starts = window_pair_starts(window, params.pairs, params.mosaic_period)
-    m = _models(models, params)
+    m = models_for(models, params)
     keep = min(params.patch_keep_threshold, params.blob_params().patch_threshold)
     heatmaps, frames, results = [], [], {}
     for tile in tiles:
@@ -260,23 +161,6 @@ def find_candidates(blobs: gpd.GeoDataFrame, patches: gpd.GeoDataFrame,
     return select_candidates(blobs, patches, threshold, merge_radius)
 
 
-def box_tile(lon: float, lat: float, width_deg: float, name: str, resolution: float = 10.0) -> Tile:
-    """A square UTM grid (``resolution`` m, snapped) covering a ``width_deg`` box at (lon, lat)."""
-    from shapely.geometry import box
-
-    zone = int((lon + 180) // 6) + 1
-    crs = f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
-    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
-    half = width_deg / 2 * 111_320.0  # metres per degree of latitude (and longitude at the equator)
-    n = int(math.ceil(2 * half / resolution))
-    left = math.floor((x - half) / resolution) * resolution
-    top = math.ceil((y + half) / resolution) * resolution
-    transform = Affine(resolution, 0.0, left, 0.0, -resolution, top)
-    to4326 = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    (x0, x1), (y0, y1) = to4326.transform([left, left + n * resolution], [top - n * resolution, top])
-    return Tile(f"box:{name}", crs, transform, n, 0, resolution, box(x0, y0, x1, y1))
-
-
 def contour_frames(stack: Any, span: Period, params: DetectParams,
                    ensemble: EnsembleClassifier) -> tuple[np.ndarray, list[dt.date]]:
     """Ensemble-median waste probability per monthly pair (m, m + mosaic * interval months)
@@ -311,7 +195,7 @@ def trace_contours(candidates: gpd.GeoDataFrame, source: ImagerySource, models: 
     empty = gpd.GeoDataFrame({c: [] for c in CONTOUR_COLUMNS}, geometry=[], crs="EPSG:4326")
     if candidates is None or len(candidates) == 0:
         return empty
-    ens = _models(models, params, ensemble=True).ensemble
+    ens = models_for(models, params, ensemble=True).ensemble
     assert ens is not None
     from plastics_core.geo.periods import window_pair_starts
 

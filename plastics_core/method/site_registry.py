@@ -161,13 +161,13 @@ def build_site_registry(
 def registry_csv_bytes(gdf: gpd.GeoDataFrame) -> bytes:
     """The registry as UTF-8 CSV (:data:`REGISTRY_COLUMNS`, no geometry; floats with 6 decimals)."""
     cols = [c for c in REGISTRY_COLUMNS if c in gdf.columns]
-    text = pd.DataFrame(gdf[cols]).to_csv(index=False, float_format=f"%.{_FLOAT_DIGITS}f", lineterminator="\n")
+    text: str = pd.DataFrame(gdf[cols]).to_csv(index=False, float_format=f"%.{_FLOAT_DIGITS}f", lineterminator="\n")
     return text.encode("utf-8")
 
 
 def write_registry_csv(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
     """Write :func:`registry_csv_bytes` atomically (temp file in the same folder + os.replace)."""
-    from plastics_core.storage.outputs import write_bytes
+    from plastics_core.storage.atomic import write_bytes
 
     write_bytes(registry_csv_bytes(gdf), path)
     return Path(path)

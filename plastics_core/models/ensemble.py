@@ -8,7 +8,7 @@ numpy path they share one normalization and one stacked conv1 product per chunk.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from plastics_core.models.infer import NB, PixelClassifier, _compiled_pixel, ker
 from plastics_core.models.pixel_fast import check_pixels, run_chunked
 from plastics_core.models.store import ModelRef
 from plastics_core.threads import blas_single, usable_threads
+
+if TYPE_CHECKING:  # the compiled path imports JAX: only when chosen
+    from plastics_core.models.compiled import CompiledPixel
 
 
 class EnsembleClassifier:
@@ -29,7 +32,7 @@ class EnsembleClassifier:
         self.members = list(members)
         self.refs = [m.ref for m in self.members]
         self.chunk = chunk
-        self._compiled: Any = None
+        self._compiled: CompiledPixel | None = None
 
     @classmethod
     def from_refs(cls, refs: Sequence[ModelRef]) -> EnsembleClassifier:
@@ -54,4 +57,5 @@ class EnsembleClassifier:
         return np.stack(out) if out else np.zeros((0, len(x)), np.float32)
 
     def predict_median(self, x: np.ndarray) -> np.ndarray:
-        return np.median(self.predict(x), axis=0).astype(np.float32)
+        median: np.ndarray = np.median(self.predict(x), axis=0).astype(np.float32)
+        return median

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from plastics_core.models.h5weights import read_h5
 from plastics_core.models.pixel_fast import PixelNet, check_pixels, norm_vectors, run_chunked
 from plastics_core.models.store import ModelRef
 from plastics_core.threads import blas_single, usable_threads
+
+if TYPE_CHECKING:  # the compiled path imports JAX: only when chosen
+    from plastics_core.models.compiled import CompiledPixel
 
 NB = len(BAND_NAMES)
 
@@ -145,7 +148,7 @@ def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int | None = Non
     return out
 
 
-def _compiled_pixel(members: Sequence[PixelClassifier]) -> Any:
+def _compiled_pixel(members: Sequence[PixelClassifier]) -> CompiledPixel:
     devsel.prepare_jax()
     from plastics_core.models.compiled import CompiledPixel
 
@@ -162,7 +165,7 @@ class PixelClassifier:
                  device: str | None = None, precision: str | None = None):
         self.ref, self.net, self.chunk, self._model, self.device = ref, net, chunk, model, device
         self.precision = precision
-        self._compiled: Any = None
+        self._compiled: CompiledPixel | None = None
 
     @classmethod
     def from_ref(cls, ref: ModelRef) -> PixelClassifier:
@@ -185,7 +188,7 @@ class PixelClassifier:
         """``"numpy"``, ``"jax"`` or ``"keras"`` for this call (see :mod:`.device`)."""
         return devsel.choose(self.device, _keras_gpu)
 
-    def compiled(self) -> Any:
+    def compiled(self) -> CompiledPixel:
         if self._compiled is None:
             self._compiled = _compiled_pixel([self])
         return self._compiled
@@ -193,10 +196,13 @@ class PixelClassifier:
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = check_pixels(x, f"pixel model {self.ref.name}")
         path = self.path()
+        probs: np.ndarray
         if path == "jax":
-            return self.compiled().predict(x, self.precision)[0]
+            probs = self.compiled().predict(x, self.precision)[0]
+            return probs
         if path == "keras":
-            return keras_forward([self.model], normalize(x, self.ref.normalization, band_axis=1)[..., None])[0]
+            probs = keras_forward([self.model], normalize(x, self.ref.normalization, band_axis=1)[..., None])[0]
+            return probs
         with blas_single():
             return run_chunked([self.net], x.reshape(len(x), 2 * NB), self.chunk, usable_threads())[0]
 
@@ -205,7 +211,8 @@ class PixelClassifier:
         None when this call's path is not the JAX one (the caller then gathers pixel pairs)."""
         if self.path() != "jax":
             return None
-        return self.compiled().predict_composites(a, b, self.precision)[0]
+        probs: np.ndarray = self.compiled().predict_composites(a, b, self.precision)[0]
+        return probs
 
 
 def feature_fn(model: Any, channels: int) -> Any:

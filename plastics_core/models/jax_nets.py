@@ -78,7 +78,8 @@ def pixel_params(model: H5Model, sub: np.ndarray, div: np.ndarray) -> Params:
 
 def stack_params(params: list[Params]) -> Params:
     """Several pixel models' params stacked on a leading model axis (for :func:`ensemble_forward`)."""
-    return jax.tree_util.tree_map(lambda *a: np.stack(a), *params)
+    stacked: Params = jax.tree_util.tree_map(lambda *a: np.stack(a), *params)
+    return stacked
 
 
 def pixel_forward(p: Params, x: Any, fast: bool) -> Any:

@@ -9,7 +9,7 @@ Media, CC BY-NC 4.0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from plastics_core.models.infer import NB, _normalize_channels_last, feature_fn,
 from plastics_core.models.patch_fast import PatchNet
 from plastics_core.models.pixel_fast import norm_vectors
 from plastics_core.models.store import ModelRef
+
+if TYPE_CHECKING:  # the compiled path imports JAX: only when chosen
+    from plastics_core.models.compiled import CompiledPatch
 
 
 class PatchClassifier:
@@ -40,7 +43,7 @@ class PatchClassifier:
         self._fn: Any = None
         self._feat: Any = None
         self._model: Any = None
-        self._compiled: Any = None
+        self._compiled: CompiledPatch | None = None
 
     @classmethod
     def from_ref(cls, ref: ModelRef) -> PatchClassifier:
@@ -61,7 +64,7 @@ class PatchClassifier:
             self._model = load_keras(str(self.ref.path))
         return self._model
 
-    def compiled(self) -> Any:
+    def compiled(self) -> CompiledPatch:
         if self._compiled is None:
             devsel.prepare_jax()
             from plastics_core.models.compiled import CompiledPatch
@@ -80,7 +83,8 @@ class PatchClassifier:
         """Conv/pool stack of the model over a normalized (h, w, c) block (compiled once, any size)."""
         if self._feat is None:
             self._feat = feature_fn(self.model, self.channels)
-        return np.asarray(self._feat(xn[None]))[0]
+        feats: np.ndarray = np.asarray(self._feat(xn[None]))[0]
+        return feats
 
     def predict(self, windows: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """``windows`` (n, window, window, channels) DN float32 -> (n,) float32."""

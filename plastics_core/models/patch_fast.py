@@ -47,7 +47,8 @@ def conv_relu(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
 def max_pool(x: np.ndarray, p: int) -> np.ndarray:
     """Valid p x p max pooling with stride p: (H, W, F) -> (H // p, W // p, F)."""
     hp, wp = x.shape[0] // p, x.shape[1] // p
-    return x[: hp * p, : wp * p].reshape(hp, p, wp, p, x.shape[2]).max(axis=(1, 3))
+    pooled: np.ndarray = x[: hp * p, : wp * p].reshape(hp, p, wp, p, x.shape[2]).max(axis=(1, 3))
+    return pooled
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ class PatchNet:
             g = g @ w
             g += b
             np.maximum(g, np.zeros_like(b), out=g)
-        return expit(g @ self.head[0] + F32(self.head[1])).astype(F32)
+        probs: np.ndarray = expit(g @ self.head[0] + F32(self.head[1])).astype(F32)
+        return probs
 
     def grid(self, xn: np.ndarray, rows: int, cols: int, window: int,
              features: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:

@@ -109,7 +109,8 @@ class PixelNet:
             np.maximum(g, zero[: len(g)], out=g)
         d = self.wd @ g
         d += F32(self.cd)
-        return expit(d[0]).astype(F32, copy=False)
+        probs: np.ndarray = expit(d[0]).astype(F32, copy=False)
+        return probs
 
 
 def run_chunked(nets: Sequence[PixelNet], x: np.ndarray, chunk: int, threads: int) -> list[np.ndarray]:

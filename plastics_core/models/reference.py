@@ -18,7 +18,8 @@ def _conv(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Valid conv: x (n, H, W, C), k (kh, kw, C, F) -> (n, H-kh+1, W-kw+1, F)."""
     kh, kw = k.shape[:2]
     win = sliding_window_view(x, (kh, kw), axis=(1, 2))  # (n, Ho, Wo, C, kh, kw)
-    return np.einsum("nhwcij,ijcf->nhwf", win, k.astype(np.float64), optimize=True) + b
+    out: np.ndarray = np.einsum("nhwcij,ijcf->nhwf", win, k.astype(np.float64), optimize=True) + b
+    return out
 
 
 def forward(model: H5Model, xn: np.ndarray) -> np.ndarray:

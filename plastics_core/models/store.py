@@ -27,10 +27,10 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from plastics_core.errors import ChecksumError, CredentialsError, ModelError, PlasticsError
 from plastics_core.geo.bands import Normalization, normalization_for
@@ -159,14 +159,15 @@ class ModelStore:
                 "the file is corrupt or not the published model; replace it"
             )
 
-    def _s3(self):  # type: ignore[no-untyped-def]
+    def _s3(self) -> Any:
+        """An ``s3fs.S3FileSystem`` (endpoint from the environment; s3fs ships no type hints)."""
         import s3fs
 
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         kwargs = {"endpoint_url": endpoint} if endpoint else {}
         return s3fs.S3FileSystem(client_kwargs=kwargs, skip_instance_cache=True)
 
-    def _s3_downloader(self, key: str):  # type: ignore[no-untyped-def]
+    def _s3_downloader(self, key: str) -> Callable[[str, str, object], None]:
         """A pooch downloader (``(url, output_file, pooch)``) reading ``s3://`` with s3fs."""
 
         def download(url: str, output_file: str, _pooch: object = None) -> None:

@@ -85,7 +85,8 @@ def rgb_image(composite: Georeferenced, lon: float, lat: float, half: int = DEFA
         return np.zeros((2 * half, 2 * half, 3), np.float32)
     lo, hi = np.percentile(finite, [2, 98])
     img = np.clip((crop - lo) / max(float(hi - lo), 1e-6), 0, 1)
-    return np.nan_to_num(np.moveaxis(img, 0, -1), nan=0.0)
+    rgb: np.ndarray = np.nan_to_num(np.moveaxis(img, 0, -1), nan=0.0)
+    return rgb
 
 
 def heatmap_crop(heatmaps: Raster | Sequence[Raster], lon: float, lat: float,

@@ -53,7 +53,7 @@ def read_composite(raw: bytes, tile: Tile, period: Period) -> tuple[Composite, t
 
 
 class CompositeCache:
-    """A :data:`plastics_core.method.pipeline.CompositeLoader` over one tile's cache folder: reads the
+    """A :data:`plastics_core.method.tile_pair.CompositeLoader` over one tile's cache folder: reads the
     stored composite of a period, or loads the scenes, composites (``method``) and stores it.
     ``computed`` counts the composites this object made."""
 

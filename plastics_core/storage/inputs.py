@@ -46,7 +46,7 @@ def _features(path: Path, what: str) -> list[dict[str, Any]]:
         raise ParameterError(f"{path} is not JSON ({_short(exc)}): give a GeoJSON FeatureCollection of {what}") from exc
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
         raise ParameterError(f"{path} is not a GeoJSON FeatureCollection: give a FeatureCollection of {what}")
-    feats = doc["features"]
+    feats: list[dict[str, Any]] = doc["features"]
     for i, f in enumerate(feats):
         if not isinstance(f, dict) or f.get("type") != "Feature" or not isinstance(f.get("geometry"), dict):
             raise ParameterError(f"{path}: feature {i} is not a GeoJSON Feature with a geometry: fix or remove it")

@@ -28,7 +28,7 @@ from upath import UPath
 
 from plastics_core.errors import ParameterError, PlasticsError
 from plastics_core.imagery.retry import RetryBudgetExceeded, is_transient, redact
-from plastics_core.storage.outputs import write_bytes
+from plastics_core.storage.atomic import write_bytes
 
 TILE_SUMMARY_EXT = ".summary"
 
@@ -72,7 +72,8 @@ def store_path(store: str) -> UPath:
     if store.startswith("s3://"):
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
         opts: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
-        return UPath(store, **opts)
+        remote: UPath = UPath(store, **opts)  # UPath.__new__ is typed Any
+        return remote
     return UPath(Path(store).expanduser().resolve())
 
 

@@ -1,11 +1,11 @@
 """Seeded synthetic Sentinel-2 L1C scenes with planted plastic-waste sites.
 
-Background: the real clear Sentinel-2 L1C scenes near Ljubljana (``s2l1c_slovenia_2015``,
-read from ``<shared>/data``; never copied into the repo), mirrored and tiled over the grid
-with a seeded offset; without them, smooth plausible land-cover spectra. Each acquisition
+Background (:mod:`.background`): the real clear Sentinel-2 L1C scenes near Ljubljana
+(``s2l1c_slovenia_2015``, read from ``<shared>/data``; never copied into the repo), mirrored and
+tiled over the grid with a seeded offset; without them, smooth plausible land-cover spectra. Each acquisition
 adds 1 % sensor noise, seeded clouds (bright, ``mask`` True) and thin haze (additive,
-unmasked; a min composite removes it). Sites are EPSG:4326 polygons rasterized on the grid
-with fractional edge coverage and filled with a derived waste signature
+unmasked; a min composite removes it). Sites (:mod:`.sites`) are EPSG:4326 polygons rasterized
+on the grid with fractional edge coverage and filled with a derived waste signature
 (``plastics_core/data/waste_signatures.json``, from ``tests/data/signatures/derive.py``).
 
 Signature phase: a site shows its ``t0`` spectrum in months whose 6-month block since
@@ -17,155 +17,27 @@ later. Everything is deterministic in ``seed``.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import zlib
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import rasterio.features
 from affine import Affine
-from pyproj import Transformer
-from scipy import ndimage
-from shapely.geometry import box as shapely_box
-from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shp_transform
 
 from plastics_core.errors import ImageryError
 from plastics_core.geo.bands import BAND_NAMES
 from plastics_core.geo.periods import Period
 from plastics_core.geo.scenes import SceneStack
+from plastics_core.synthetic.background import background, default_shared_dir, seeded_rng, smooth_field
+from plastics_core.synthetic.sites import (
+    PlantedSite,
+    Signature,
+    load_signatures,
+    planted_pixels,
+    signature_phase,
+)
 
-SIGNATURES_PATH = Path(__file__).parents[1] / "data" / "waste_signatures.json"
-SLOVENIA_NPZ = Path("data") / "s2l1c_slovenia_2015" / "s2l1c_ref5_12band_uint16.npz"
-CLEAR_DATES = (0, 3, 4)  # the cloud-free acquisitions of the Slovenia stack
 CLOUD_DN = np.array([5200, 5000, 4900, 5000, 5200, 5400, 5500, 5500, 5600, 2600, 3800, 2900], np.float32)
 HAZE_SHAPE = np.array([1.0, 0.9, 0.7, 0.55, 0.45, 0.35, 0.3, 0.3, 0.25, 0.2, 0.1, 0.05], np.float32)
-#: plausible TOA DN of vegetation / bare soil / built-up / water (fallback background)
-LAND_COVER = np.array([
-    [1100, 800, 700, 450, 800, 2100, 2600, 2700, 2900, 800, 1500, 700],
-    [1250, 1050, 1050, 1150, 1350, 1650, 1850, 1950, 2100, 700, 2600, 2000],
-    [1350, 1250, 1250, 1300, 1450, 1600, 1700, 1750, 1850, 650, 2100, 1800],
-    [1150, 900, 750, 500, 450, 380, 360, 320, 300, 120, 150, 100],
-], np.float32)
-
-
-@dataclass(frozen=True)
-class PlantedSite:
-    """A synthetic waste site: ``geometry_4326`` (Multi)Polygon in EPSG:4326, ``signature``
-    index into :func:`load_signatures` (default 0: the signature the patch classifier scores
-    highest on the real Bali TPA outlines; None: chosen from the name, deterministic)."""
-
-    name: str
-    geometry_4326: BaseGeometry
-    signature: int | None = 0
-
-
-@dataclass(frozen=True)
-class Signature:
-    """A waste pixel spectrogram: ``t0``/``t1`` (12,) float32 L1C DN in model band order;
-    scores from the derivation (7 pixel models; patch model on random / TPA-shaped sites)."""
-
-    id: str
-    t0: np.ndarray
-    t1: np.ndarray
-    pixel_scores: tuple[float, ...]
-    patch_score: float
-    tpa_patch_score: float = float("nan")
-
-
-def load_signatures(path: Path | None = None) -> list[Signature]:
-    """The derived waste signatures (default: the committed ``waste_signatures.json``)."""
-    doc = json.loads((path or SIGNATURES_PATH).read_text())
-    return [
-        Signature(s["id"], np.asarray(s["t0"], np.float32), np.asarray(s["t1"], np.float32),
-                  tuple(s["pixel_scores"]), float(s["patch_score"]), float(s.get("tpa_patch_score", "nan")))
-        for s in doc["signatures"]
-    ]
-
-
-def default_shared_dir() -> Path:
-    """``$PLASTICS_SHARED`` or ``<repo>/../shared``."""
-    env = os.environ.get("PLASTICS_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
-
-
-@lru_cache(maxsize=4)
-def _slovenia(shared_dir: str) -> np.ndarray | None:
-    """(3, 12, 101, 100) float32 DN of the clear Slovenia scenes, or None when absent."""
-    path = Path(shared_dir) / SLOVENIA_NPZ
-    if not path.is_file():
-        return None
-    with np.load(path) as z:
-        bands = z["bands"][list(CLEAR_DATES)].astype(np.float32)
-        clm = z["clm"][list(CLEAR_DATES)].astype(bool)
-    if clm.any():  # fill the rare flagged pixels from the same pixel's min over clear dates
-        fill = np.where(clm[:, None], np.inf, bands).min(axis=0)
-        bands = np.where(clm[:, None], fill[None], bands)
-    return bands
-
-
-def _rng(*key: object) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
-
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
-    """Smooth noise in [0, 1] with features ~``scale`` px: (y, x) float32."""
-    ny, nx = max(2, int(shape[0] / scale) + 2), max(2, int(shape[1] / scale) + 2)
-    low = ndimage.gaussian_filter(rng.random((ny, nx)).astype(np.float32), 0.8)
-    up = ndimage.zoom(low, (shape[0] / (ny - 1), shape[1] / (nx - 1)), order=1)[: shape[0], : shape[1]]
-    up = (up - up.min()) / max(float(up.max() - up.min()), 1e-6)
-    return up.astype(np.float32)
-
-
-def background(shape: tuple[int, int], seed: int, shared_dir: Path | None = None,
-               origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Background reflectance for each clear base date: (3, 12, y, x) float32 DN.
-
-    Real Slovenia L1C texture, mirrored and tiled from a seeded offset plus ``origin`` (the
-    grid's global (row, col) pixel index, so neighbouring tiles of one UTM grid join up);
-    the fallback is a smooth mixture of :data:`LAND_COVER` spectra (3 varied copies).
-    """
-    h, w = shape
-    rng = _rng("background", seed)
-    src = _slovenia(str(shared_dir or default_shared_dir()))
-    if src is None:
-        weights = np.stack([_smooth_field(rng, shape, 40) ** 2 for _ in LAND_COVER])
-        weights /= weights.sum(axis=0, keepdims=True)
-        base = np.einsum("kb,kyx->byx", LAND_COVER, weights)
-        return np.stack([base * rng.uniform(0.95, 1.05) for _ in CLEAR_DATES]).astype(np.float32)
-    sh, sw = src.shape[2:]
-    oy, ox = int(rng.integers(0, 2 * sh)) + origin[0], int(rng.integers(0, 2 * sw)) + origin[1]
-    rows = np.abs((np.arange(h) + oy) % (2 * sh - 2) - (sh - 1))  # mirrored index, period 2(n-1)
-    cols = np.abs((np.arange(w) + ox) % (2 * sw - 2) - (sw - 1))
-    return src[:, :, rows[:, None], cols[None, :]]
-
-
-def site_coverage(sites: list[PlantedSite], crs: str, transform: Affine, shape: tuple[int, int],
-                  supersample: int = 4) -> np.ndarray:
-    """Per-site fractional pixel coverage on the grid: (n_sites, y, x) float32 in [0, 1]."""
-    to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    fine = transform @ Affine.scale(1 / supersample)
-    out = np.zeros((len(sites), *shape), np.float32)
-    left, top = transform.c, transform.f
-    right, bottom = transform @ (shape[1], shape[0])
-    grid = shapely_box(min(left, right), min(top, bottom), max(left, right), max(top, bottom))
-    for i, site in enumerate(sites):
-        geom = shp_transform(to_grid.transform, site.geometry_4326)
-        if not geom.intersects(grid):
-            continue
-        hi = rasterio.features.rasterize(
-            [(geom, 1)], out_shape=(shape[0] * supersample, shape[1] * supersample),
-            transform=fine, fill=0, dtype="uint8")
-        out[i] = hi.reshape(shape[0], supersample, shape[1], supersample).mean(axis=(1, 3))
-    return out
-
-
-def signature_phase(day: dt.date) -> int:
-    """0 (site shows ``t0``) in January..June, 1 (``t1``) in July..December."""
-    return 0 if day.month <= 6 else 1
 
 
 def acquisition_dates(period: Period, seed: int, scenes_per_month: int = 6) -> list[dt.date]:
@@ -174,7 +46,7 @@ def acquisition_dates(period: Period, seed: int, scenes_per_month: int = 6) -> l
     if scenes_per_month <= 0:
         return []
     step = max(1, 30 // scenes_per_month)
-    epoch = dt.date(2015, 1, 1) + dt.timedelta(days=int(_rng("dates", seed).integers(0, step)))
+    epoch = dt.date(2015, 1, 1) + dt.timedelta(days=int(seeded_rng("dates", seed).integers(0, step)))
     first = max(0, -(-(period.start - epoch).days // step))
     out, day = [], epoch + dt.timedelta(days=first * step)
     while day < period.end:
@@ -186,31 +58,7 @@ def acquisition_dates(period: Period, seed: int, scenes_per_month: int = 6) -> l
 
 def scene_cloud_cover(day: dt.date, seed: int, cloud_fraction: float) -> float:
     """Target cloud fraction (0..1) of the acquisition on ``day`` (independent of the tile)."""
-    return float(np.clip(_rng("cover", seed, day.toordinal()).uniform(0, 2 * cloud_fraction), 0, 1))
-
-
-def _planted(
-    base: np.ndarray, sites: list[PlantedSite], sigs: list[Signature], crs: str, transform: Affine,
-    texture: float, grid_key: tuple[object, ...],
-) -> tuple[tuple[slice, slice], np.ndarray] | None:
-    """Site pixels blended into each base image, within the sites' bounding box:
-    ((rows, cols), (2 phases, n_base, 12, bh, bw) float32), or None without sites."""
-    if not sites:
-        return None
-    cover = site_coverage(sites, crs, transform, base.shape[2:])
-    rr, cc = np.nonzero(cover.sum(axis=0))
-    if not len(rr):
-        return None
-    box = (slice(int(rr.min()), int(rr.max()) + 1), slice(int(cc.min()), int(cc.max()) + 1))
-    cov = cover[:, box[0], box[1]]
-    tex = _rng("texture", *grid_key).normal(1.0, texture, (12, *cov.shape[1:])).astype(np.float32)
-    out = np.repeat(base[None, :, :, box[0], box[1]], 2, axis=0)
-    for i, site in enumerate(sites):
-        k = site.signature if site.signature is not None else zlib.crc32(site.name.encode()) % len(sigs)
-        f = cov[i][None, None]
-        for phase, spec in enumerate((sigs[k].t0, sigs[k].t1)):
-            out[phase] = out[phase] * (1 - f) + (spec[:, None, None] * tex)[None] * f
-    return box, out
+    return float(np.clip(seeded_rng("cover", seed, day.toordinal()).uniform(0, 2 * cloud_fraction), 0, 1))
 
 
 #: Extra pixels of the per-grid noise and smooth-field banks; each scene views them at a seeded offset.
@@ -223,12 +71,12 @@ def _grid_banks(seed: int, shape: tuple[int, int], grid_key: tuple[object, ...])
     1 %) and a smooth field (h + max(h, 384), w + max(w, 384)) in [0, 1] with ~60 px features;
     scenes take seeded views (offsets far apart relative to the features: nearly independent)."""
     h, w = shape
-    rng = _rng("banks", *grid_key)
+    rng = seeded_rng("banks", *grid_key)
     noise = rng.random((12, h + _BANK_PAD, w + _BANK_PAD), dtype=np.float32)
     noise -= 0.5
     noise *= 0.0346
     noise += 1.0
-    field = _smooth_field(rng, (h + max(h, 384), w + max(w, 384)), 60)
+    field = smooth_field(rng, (h + max(h, 384), w + max(w, 384)), 60)
     return noise, field
 
 
@@ -247,7 +95,7 @@ def _make_world(tile_crs: str, tile_transform: Affine, shape: tuple[int, int], s
     grid_key = (seed, tile_crs, round(tile_transform.c, 2), round(tile_transform.f, 2), *shape)
     origin = (int(round(-tile_transform.f / abs(tile_transform.e))), int(round(tile_transform.c / tile_transform.a)))
     base = np.ascontiguousarray(np.maximum(background(shape, seed, shared_dir, origin), np.float32(1.0)))
-    planted = _planted(base, sites, sigs, tile_crs, tile_transform, texture, grid_key)
+    planted = planted_pixels(base, sites, sigs, tile_crs, tile_transform, texture, grid_key)
     if planted is not None:
         np.clip(planted[1], 1.0, 20000.0, out=planted[1])
     return base, planted
@@ -311,8 +159,8 @@ def make_scene_stack(
     mask = np.zeros((len(dates), h, w), bool)
     img = np.empty((12, h, w), np.float32)  # work buffer, reused (no per-scene allocation)
     for t, day in enumerate(dates):
-        rng = _rng("scene", *grid_key, day.toordinal())
-        k = int(_rng("base", seed, day.toordinal()).integers(0, len(base)))  # same on every tile
+        rng = seeded_rng("scene", *grid_key, day.toordinal())
+        k = int(seeded_rng("base", seed, day.toordinal()).integers(0, len(base)))  # same on every tile
         np.multiply(base[k], _view(noise_bank, shape, rng), out=img)
         if planted is not None:
             (ys, xs), patches = planted

@@ -64,7 +64,7 @@ def _usage_message(exc: click.ClickException) -> str:
 class PlasticsGroup(click.Group):
     """A click Group whose ``main`` applies the error contract of this module."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,

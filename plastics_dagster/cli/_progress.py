@@ -90,7 +90,7 @@ def dagster_progress(desc: str, total: int | None = None, verbose: bool = False)
     disable = True if os.environ.get("PLASTICS_PROGRESS", "") == "0" else None  # None: off unless a TTY
     with tqdm(total=total, desc=desc, unit="step", file=real, disable=disable, leave=False) as bar:
         filt = _StepFilter(real, bar)
-        sys.stderr = filt  # type: ignore[assignment]
+        sys.stderr = filt
         try:
             yield filt
         finally:

@@ -10,7 +10,7 @@ window showing a small site filled with the t0 spectrum (3 % texture): half the 
 Bali TPA outline (``gpw/tpa_polygons.geojson``, north up, as the synthetic world plants
 them), half a random irregular blob of 100..600 px, near the window centre, on real
 Sentinel-2 background (the clear Slovenia 2015 scenes, mirrored and tiled as in
-:mod:`plastics_core.synthetic.generator`, random rotations / flips). Augmentation: 4 % multiplicative
+:mod:`plastics_core.synthetic.background`, random rotations / flips). Augmentation: 4 % multiplicative
 noise on the spectra each step, so scores survive the texture and compositing.
 
 ``--candidates`` spectra are optimised jointly; the ``-n`` kept are those above ``--target``
@@ -59,9 +59,9 @@ def pixel_model_paths(models: Path) -> list[Path]:
 
 def background(shared: Path, seeds: int = 4, size: int = 256) -> np.ndarray:
     """Background bank (seeds, size, size, 12) float32 DN: the min over the clear Slovenia
-    dates of :func:`plastics_core.synthetic.generator.background` (the mirrored tiling the synthetic
+    dates of :func:`plastics_core.synthetic.background.background` (the mirrored tiling the synthetic
     scenes use, seams included) for a few seeds."""
-    from plastics_core.synthetic.generator import background as synth_background
+    from plastics_core.synthetic.background import background as synth_background
 
     return np.stack([np.transpose(synth_background((size, size), s, shared).min(axis=0), (1, 2, 0))
                      for s in range(seeds)])
@@ -79,7 +79,7 @@ def tpa_shapes(shared: Path) -> list[np.ndarray]:
     from pyproj import Transformer
     from shapely.geometry import shape
 
-    from plastics_core.synthetic.generator import PlantedSite, site_coverage
+    from plastics_core.synthetic.sites import PlantedSite, site_coverage
 
     feats = json.loads((shared / "data" / "gpw" / "tpa_polygons.geojson").read_text())["features"]
     to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32750", always_xy=True)

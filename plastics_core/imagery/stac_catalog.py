@@ -1,0 +1,72 @@
+"""STAC catalog search: raw item dicts for a geometry and a period.
+
+pystac-client POST ``/search`` (collection, geometry, date range widened by a day,
+``query={"eo:cloud_cover": {"lte": max_cloud_cover}}``), retried on transient errors per the
+config's :class:`~plastics_core.imagery.retry.RetryPolicy`; then filtered again client-side
+(cloud cover, solar day inside the half-open period, footprint) and sorted by acquisition time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from shapely.geometry import mapping, shape
+
+from plastics_core.errors import ImageryError
+from plastics_core.imagery.harmonize import solar_day
+from plastics_core.imagery.retry import retry_call
+from plastics_core.imagery.stac_config import StacConfig
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
+
+    from plastics_core.geo.periods import Period
+
+
+def fetch_items(cfg: StacConfig, geometry_4326: BaseGeometry, period: Period) -> list[dict[str, Any]]:
+    """Every item the catalog returns for ``geometry_4326`` (EPSG:4326) in ``period`` ± 1 day."""
+    from pystac_client import Client
+    from pystac_client.stac_api_io import StacApiIO
+
+    lo = (period.start - dt.timedelta(days=1)).isoformat()
+    hi = (period.end + dt.timedelta(days=1)).isoformat()
+
+    def fetch() -> list[dict[str, Any]]:
+        io = StacApiIO(max_retries=None, timeout=cfg.timeout_s)
+        client = Client.open(cfg.url, stac_io=io)
+        search = client.search(
+            collections=[cfg.collection], intersects=mapping(geometry_4326),
+            datetime=f"{lo}T00:00:00Z/{hi}T00:00:00Z",
+            query={"eo:cloud_cover": {"lte": cfg.max_cloud_cover}}, max_items=cfg.max_items,
+        )
+        return list(search.items_as_dicts())
+
+    return retry_call(fetch, what=f"STAC search {cfg.url} ({cfg.collection})", policy=cfg.retry)
+
+
+def filter_items(raw: list[dict[str, Any]], cfg: StacConfig, geometry_4326: BaseGeometry,
+                 period: Period) -> list[dict[str, Any]]:
+    """The items of ``raw`` whose ``eo:cloud_cover`` <= max, whose solar day (at the geometry's
+    centroid) is in ``period`` and whose footprint meets the geometry, sorted by (time, id)."""
+    lon = geometry_4326.centroid.x
+    kept = []
+    for item in raw:
+        cc = item.get("properties", {}).get("eo:cloud_cover")
+        if cc is not None and float(cc) > cfg.max_cloud_cover:
+            continue
+        if not period.contains(solar_day(item_time(item), lon)):
+            continue
+        if item.get("geometry") and not shape(item["geometry"]).intersects(geometry_4326):
+            continue
+        kept.append(item)
+    return sorted(kept, key=lambda it: (item_time(it), it.get("id", "")))
+
+
+def item_time(item: dict[str, Any]) -> dt.datetime:
+    """The item's acquisition time (``datetime``, else ``start_datetime``), timezone-aware."""
+    props = item.get("properties", {})
+    text = props.get("datetime") or props.get("start_datetime")
+    if not text:
+        raise ImageryError(f"STAC item {item.get('id')} has no datetime: the catalog is not STAC-compliant")
+    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))

@@ -1,0 +1,89 @@
+"""Reads of one STAC asset onto a tile grid, and the GDAL settings for them.
+
+An asset's first band is warped by GDAL onto a grid ``(crs, transform, (rows, cols))``
+(resampling from the config, nearest by default: output values are the source DN), in the
+asset's dtype; through the granule cache when one is configured; retried on transient errors.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+
+from plastics_core.errors import ImageryError
+from plastics_core.imagery.local import read_on_grid, resampling_for
+from plastics_core.imagery.retry import redact, retry_call
+from plastics_core.imagery.stac_config import StacConfig
+
+#: (crs, affine transform, (rows, cols)) of the grid a read lands on.
+Grid = tuple[str, Affine, tuple[int, int]]
+
+
+def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
+               nodata: float | None = 0, coarse: bool = False) -> np.ndarray:
+    """Asset ``key`` of ``item`` on ``grid``: (rows, cols) in the asset dtype. ``coarse``: read
+    the source's overview (JPEG 2000 resolution level) nearest below the grid's resolution
+    instead of full resolution, never through the granule cache (so a cloud mask computed from
+    it does not depend on what is cached)."""
+    asset = item.get("assets", {}).get(key)
+    if asset is None or "href" not in asset:
+        raise ImageryError(
+            f"STAC item {item.get('id')} has no asset {key!r}: check the collection ({cfg.collection}) "
+            "and asset_keys"
+        )
+    href = str(asset["href"])
+    if cfg.href_modifier is not None:
+        href = cfg.href_modifier(href)
+    crs, transform, shape = grid
+    cache = cfg.granule_cache
+
+    def dataset(**kw: Any) -> Any:
+        if cache is None or coarse:
+            return rasterio.open(href, **kw)
+        return cache.open(str(item.get("id")), key, lambda: rasterio.open(href), **kw)
+
+    def read() -> np.ndarray:
+        band: np.ndarray
+        with dataset() as src:
+            level = overview_level(src, abs(transform.a)) if coarse else None
+            if level is None:
+                band = read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
+                                    indexes=[1], nodata=nodata)[0]
+                return band
+        with dataset(overview_level=level) as src:
+            band = read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
+                                indexes=[1], nodata=nodata)[0]
+        return band
+
+    try:
+        return retry_call(read, what=f"read {item.get('id')}:{key}", policy=cfg.retry)
+    except rasterio.errors.RasterioIOError as err:
+        raise ImageryError(
+            f"cannot read asset {key} of {item.get('id')} ({redact(str(err).splitlines()[0])[:160]}): "
+            "for s3:// assets set AWS credentials (requester-pays)"
+        ) from err
+
+
+def overview_level(src: Any, resolution: float) -> int | None:
+    """Index of the coarsest overview of band 1 whose pixels are not larger than ``resolution``
+    metres (None: full resolution)."""
+    factors = src.overviews(1)
+    pixel = abs(src.transform.a)
+    fits = [i for i, f in enumerate(factors) if f * pixel <= resolution * 1.0001]
+    return max(fits) if fits else None
+
+
+def gdal_env(cfg: StacConfig) -> dict[str, Any]:
+    """``rasterio.Env`` options for the reads: no directory listing, no GDAL-level HTTP retries
+    (the retry policy retries), requester-pays and the bucket's region when configured (the
+    region from the environment wins)."""
+    env: dict[str, Any] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": 0}
+    if cfg.requester_pays:
+        env["AWS_REQUEST_PAYER"] = "requester"
+    if cfg.aws_region and not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+        env["AWS_REGION"] = cfg.aws_region  # sentinel-s2-l1c lives in eu-central-1
+    return env
