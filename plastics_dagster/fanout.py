@@ -64,7 +64,7 @@ from plastics_core.storage.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
 from plastics_core.storage.store import run_folder, tile_files, tiles_done
 from plastics_dagster.backend import BackendResource
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.io_manager import DescartesRun
+from plastics_dagster.io_manager import DESCARTES_RUN_IO, DescartesRun
 from plastics_dagster.partitions import detect_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
@@ -244,7 +244,7 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
     return {**summary, "skipped": skipped, "worker": who["worker"]}
 
 
-@op(ins={"tiles": In(list)}, out=Out(DescartesRun), retry_policy=NETWORK_RETRY,
+@op(ins={"tiles": In(list)}, out=Out(DescartesRun, io_manager_key=DESCARTES_RUN_IO), retry_policy=NETWORK_RETRY,
     description="Gather the tile summaries into the run manifest (the tiles' files are already stored).")
 @fail_fast_on_user_errors
 def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], params: DetectionParams,

@@ -47,7 +47,7 @@ from plastics_core.report.site_reports import build_site_reports, holding_tile
 from plastics_core.storage.layout import CSV_EXT, GEOJSON_EXT, HTML_EXT, asset_folder, asset_path
 from plastics_core.storage.store import atomic_write, is_local, safe_name
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.io_manager import read_gdf
+from plastics_dagster.io_manager import GEOJSON_IO, read_gdf
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
@@ -211,7 +211,8 @@ def _as_windows(loaded: Any, keys: list[str]) -> dict[str, gpd.GeoDataFrame]:
     return {split_key(k)[1]: v for k, v in (loaded or {}).items()}
 
 
-@asset(retry_policy=STORE_RETRY, partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson", "csv"},
+@asset(retry_policy=STORE_RETRY, partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION,
+       kinds={"python", "geojson", "csv"}, io_manager_key=GEOJSON_IO,
        ins={
            "enriched_sites": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
            "contours": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
