@@ -7,8 +7,9 @@ outputs; else the Dagster instance's storage folder (``$DAGSTER_HOME/storage``: 
 its step processes and the Celery workers of one machine). A folder gets
 :class:`dagster.FilesystemIOManager`, an ``s3://`` location
 :class:`dagster_aws.s3.S3PickleIOManager` (endpoint from ``$AWS_ENDPOINT_URL``, credentials from
-the environment). Both keep ``<steps>/<run_id>/<step key>/<output>[/<mapping key>]``, so a
-re-execution from failure reads the parent run's step outputs. Assets never go here.
+the environment). They write ``<steps>/<run_id>/<step key>/<output>[/<mapping key>]`` (on S3
+``<steps>/storage/<run_id>/...``), so a re-execution from failure reads the parent run's step
+outputs. Assets never go here.
 """
 
 from __future__ import annotations
