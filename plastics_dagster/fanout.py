@@ -30,12 +30,13 @@ Graph (inside the asset ``descartes_run``)::
   ``earthone`` with the Function and job ids; ``executor``: ``in-process``, ``multiprocess``, ``celery``, ``k8s``); the IO manager writes the
   manifest only (the tile files are already in place) and reads the tiles back for downstream.
 
-Step outputs (tile keys, tile summaries; small JSON) go through :class:`StepIOManager` to
-``<steps>/<run_id>/<step>/<output>[/<mapping key>].json`` where ``<steps>`` is
-``$PLASTICS_STEP_STORE`` (folder or ``s3://``; set it on Kubernetes, where pods share no disk) or
-else the Dagster instance's storage folder (``$DAGSTER_HOME/storage``, shared by the processes and
-celery workers of one machine). A re-execution from failure reads the parent run's step outputs
-from there. They are kept out of the output store, which holds assets only.
+Step outputs (tile keys, submissions, tile summaries) go through Dagster's own pickling IO
+managers (:mod:`plastics_dagster.step_io`) to ``<steps>/<run_id>/<step>/<output>[/<mapping key>]``
+where ``<steps>`` is ``$PLASTICS_STEP_STORE`` (folder or ``s3://``), ``<store>/_steps`` in
+``detect_job_k8s`` runs (pods share no disk), or else the Dagster instance's storage folder
+(``$DAGSTER_HOME/storage``, shared by the processes and celery workers of one machine). A
+re-execution from failure reads the parent run's step outputs from there. The manifest goes
+through the ``descartes_run`` IO manager (:data:`plastics_dagster.io_manager.DESCARTES_RUN_IO`).
 """
 
 import datetime as dt

@@ -72,7 +72,8 @@ def store_path(store: str) -> UPath:
     if store.startswith("s3://"):
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
         opts: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
-        return UPath(store, **opts)
+        remote: UPath = UPath(store, **opts)
+        return remote
     return UPath(Path(store).expanduser().resolve())
 
 

@@ -167,7 +167,7 @@ def _reports(context: AssetExecutionContext, cfg: PreviewConfig, sites: gpd.GeoD
 @fail_fast_on_user_errors
 def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: list[Raster], blobs: gpd.GeoDataFrame,
             candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, enriched_sites: gpd.GeoDataFrame,
-            params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource) -> MaterializeResult:
+            params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource) -> MaterializeResult[Any]:
     roi, window = split_key(context.partition_key)
     run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
     root = store.path()

@@ -28,7 +28,7 @@ def params_run_hash(overrides: dict[str, Any], imagery: str | None, root: Any, r
     from plastics_dagster.registry import roi_hash
     from plastics_dagster.runner import parse_imagery
 
-    return detection_params(overrides).run_hash(parse_imagery(imagery).source_name(), roi_hash(root, roi))
+    return str(detection_params(overrides).run_hash(parse_imagery(imagery).source_name(), roi_hash(root, roi)))
 
 
 def stored_run_hashes(root: Any, roi: str) -> list[str]:
