@@ -19,7 +19,7 @@ from plastics_dagster.automation import AUTOMATION_SENSORS, with_automation
 from plastics_dagster.backend import BackendResource
 from plastics_dagster.checks import ALL_CHECKS
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.io_manager import plastics_io_manager
+from plastics_dagster.io_manager import io_managers
 from plastics_dagster.jobs import detect_job, detect_job_celery, detect_job_k8s, registry_job
 from plastics_dagster.resources import (
     GeocoderResource,
@@ -41,7 +41,7 @@ def default_resources(**overrides: Any) -> dict[str, Any]:
         "store": StoreResource(),
         "backend": BackendResource(),
         "launch": LaunchResource(),
-        "io_manager": plastics_io_manager,
+        **io_managers(),
     }
     resources.update(overrides)
     return resources

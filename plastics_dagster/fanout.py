@@ -30,12 +30,13 @@ Graph (inside the asset ``descartes_run``)::
   ``earthone`` with the Function and job ids; ``executor``: ``in-process``, ``multiprocess``, ``celery``, ``k8s``); the IO manager writes the
   manifest only (the tile files are already in place) and reads the tiles back for downstream.
 
-Step outputs (tile keys, tile summaries; small JSON) go through :class:`StepIOManager` to
-``<steps>/<run_id>/<step>/<output>[/<mapping key>].json`` where ``<steps>`` is
-``$PLASTICS_STEP_STORE`` (folder or ``s3://``; set it on Kubernetes, where pods share no disk) or
-else the Dagster instance's storage folder (``$DAGSTER_HOME/storage``, shared by the processes and
-celery workers of one machine). A re-execution from failure reads the parent run's step outputs
-from there. They are kept out of the output store, which holds assets only.
+Step outputs (tile keys, submissions, tile summaries) go through Dagster's own pickling IO
+managers (:mod:`plastics_dagster.step_io`) to ``<steps>/<run_id>/<step>/<output>[/<mapping key>]``
+where ``<steps>`` is ``$PLASTICS_STEP_STORE`` (folder or ``s3://``), ``<store>/_steps`` in
+``detect_job_k8s`` runs (pods share no disk), or else the Dagster instance's storage folder
+(``$DAGSTER_HOME/storage``, shared by the processes and celery workers of one machine). A
+re-execution from failure reads the parent run's step outputs from there. The manifest goes
+through the ``descartes_run`` IO manager (:data:`plastics_dagster.io_manager.DESCARTES_RUN_IO`).
 """
 
 import datetime as dt
@@ -61,7 +62,7 @@ from plastics_core.storage.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
 from plastics_core.storage.store import run_folder, tile_files, tiles_done
 from plastics_dagster.backend import BackendResource
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.io_manager import DescartesRun
+from plastics_dagster.io_manager import DESCARTES_RUN_IO, DescartesRun
 from plastics_dagster.partitions import detect_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
@@ -196,7 +197,7 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
     return {**summary, "skipped": skipped, "worker": who["worker"]}
 
 
-@op(ins={"tiles": In(list)}, out=Out(DescartesRun), retry_policy=NETWORK_RETRY,
+@op(ins={"tiles": In(list)}, out=Out(DescartesRun, io_manager_key=DESCARTES_RUN_IO), retry_policy=NETWORK_RETRY,
     description="Gather the tile summaries into the run manifest (the tiles' files are already stored).")
 @fail_fast_on_user_errors
 def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], params: DetectionParams,

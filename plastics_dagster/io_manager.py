@@ -1,14 +1,17 @@
-"""One IO manager for every asset: the same layout on local disk and on S3.
+"""The IO managers of the assets: one small class per format, the same layout on local disk and on S3.
 
-Layout (``<store>`` = a folder, default ``./.plastics/store`` or ``$PLASTICS_STORE``, or
+Each asset names its format with ``io_manager_key`` (the ``*_IO`` constants below);
+:func:`io_managers` gives the resource dict that registers them. Every manager writes
+``<store>/<asset>/<roi>/<window>/<run-hash><ext>`` (:func:`plastics_core.storage.layout.asset_path`;
+``<store>`` = a folder, default ``./.plastics/store`` or ``$PLASTICS_STORE``, or
 ``s3://bucket/prefix``; ``<run-hash>`` from :mod:`plastics_dagster.config`)::
 
-    <store>/descartes_run/<roi>/<window>/<run-hash>.json          manifest (written last)
-    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif    per-tile pair heatmap COG
-    <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.patchgrid.tif
-    <store>/heatmaps/<roi>/<window>/<run-hash>/<tile>.tif + mosaic.vrt + tiles.json (the tile list)
-    <store>/<asset>/<roi>/<window>/<run-hash>.geojson             patch_geojson, blobs, ... enriched_sites
-    <store>/rois/<name>.geojson                                   registered ROIs
+    GEOJSON_IO        <store>/<asset>/<roi>/<window>/<run-hash>.geojson   patch_geojson, blobs, candidates,
+                                                                           contours, enriched_sites
+                      <store>/site_registry/<roi>/<run-hash>.geojson       (partitioned by ROI only)
+    DESCARTES_RUN_IO  <store>/descartes_run/<roi>/<window>/<run-hash>.json manifest (written last)
+                      <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif + <tile>.patchgrid.tif
+    RASTER_FOLDER_IO  <store>/heatmaps/<roi>/<window>/<run-hash>/<tile>.tif + tiles.json + mosaic.vrt
 
 Writes are atomic (:func:`plastics_core.storage.store.atomic_write`, re-exported here): local files go to
 a temp file in the same folder and are moved into place with ``os.replace``; S3 objects are
@@ -28,10 +31,22 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-from dagster import Failure, InputContext, IOManager, MetadataValue, OutputContext, UPathIOManager, io_manager
+from dagster import (
+    Failure,
+    InitResourceContext,
+    InputContext,
+    IOManager,
+    IOManagerDefinition,
+    MetadataValue,
+    OutputContext,
+    UPathIOManager,
+    io_manager,
+)
 from upath import UPath
 
 from plastics_core.geo.raster import Raster
+from plastics_core.storage.layout import GEOJSON_EXT as GEOJSON_EXT
+from plastics_core.storage.layout import JSON_EXT, asset_path
 
 # re-exported: the store functions are Dagster-free (plastics_core.storage.store)
 from plastics_core.storage.store import atomic_write as atomic_write
@@ -41,10 +56,19 @@ from plastics_core.storage.store import s3_call as s3_call
 from plastics_core.storage.store import safe_name as safe_name
 from plastics_core.storage.store import store_path as store_path
 
-MANIFEST_EXT = ".json"
-GEOJSON_EXT = ".geojson"
-FOLDER_ASSETS = frozenset({"heatmaps"})
-JSON_ASSETS = frozenset({"descartes_run"})
+#: ``io_manager_key`` of each format (the resource keys :func:`io_managers` registers)
+GEOJSON_IO = "geojson_io_manager"
+DESCARTES_RUN_IO = "descartes_run_io_manager"
+RASTER_FOLDER_IO = "raster_folder_io_manager"
+
+MANIFEST_EXT = JSON_EXT
+
+
+def read_gdf(data: bytes) -> gpd.GeoDataFrame:
+    """GeoJSON bytes -> GeoDataFrame (EPSG:4326)."""
+    from plastics_core.storage.outputs import read_geojson
+
+    return read_geojson(data)
 
 
 @dataclass
@@ -59,12 +83,6 @@ class DescartesRun:
     manifest: dict[str, Any]
     heatmaps: list[Raster] = field(default_factory=list)
     patch_grids: list[Raster] = field(default_factory=list)
-
-
-def read_gdf(data: bytes) -> gpd.GeoDataFrame:
-    from plastics_core.storage.outputs import read_geojson
-
-    return read_geojson(data)
 
 
 def _tile_pad(name: str) -> int:
@@ -105,22 +123,54 @@ def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
 
 
 def read_raster_folder(folder: UPath, names: list[str] | None = None) -> list[Raster]:
+    """The rasters ``names`` of ``folder`` (default: those its ``tiles.json`` lists)."""
     from plastics_core.storage.outputs import read_raster
 
-    """The rasters ``names`` of ``folder`` (default: those its ``tiles.json`` lists)."""
     if names is None:
         names = [str(n) for n in json.loads(read_bytes(folder / TILE_INDEX))]
     return [read_raster(read_bytes(folder / f"{safe_name(n)}.tif")) for n in names]
 
 
-class PlasticsIOManager(UPathIOManager):
-    """UPathIOManager writing ``<store>/<asset>/<roi>/<window>/<run-hash>.<ext>``."""
+def run_folder_of(manifest_path: UPath) -> UPath:
+    """``<run-hash>/`` beside the manifest ``<run-hash>.json``: the per-tile files."""
+    return manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
 
-    extension = None
+
+def write_run(manifest_path: UPath, run: DescartesRun) -> None:
+    """Per-tile outputs into ``<run-hash>/``, then the manifest (its presence = complete)."""
+    from plastics_core.storage.outputs import cog_bytes, json_bytes
+
+    folder = run_folder_of(manifest_path)
+    for raster in run.heatmaps:
+        atomic_write(folder / f"{safe_name(raster.name)}.tif", cog_bytes(raster))
+    for key, grid in zip(run.manifest.get("tiles", []), run.patch_grids, strict=False):
+        atomic_write(folder / f"{safe_name(str(key))}.patchgrid.tif", cog_bytes(grid))
+    atomic_write(manifest_path, json_bytes(run.manifest))
+
+
+def read_run(manifest_path: UPath) -> DescartesRun:
+    """The manifest and the tiles it lists (heatmap and patch grid of each)."""
+    from plastics_core.storage.outputs import read_raster
+
+    manifest = json.loads(read_bytes(manifest_path))
+    folder = run_folder_of(manifest_path)
+    keys = [str(k) for k in manifest.get("tiles", [])]
+    grids = [read_raster(read_bytes(folder / f"{safe_name(k)}.patchgrid.tif")) for k in keys]
+    return DescartesRun(manifest=manifest, heatmaps=read_raster_folder(folder, keys), patch_grids=grids)
+
+
+class StoreIOManager(UPathIOManager):
+    """The layout every format shares: ``<store>/<asset>/<roi>[/<window>]/<run-hash><extension>``.
+
+    Subclasses set ``extension`` and implement ``dump_to_path`` / ``load_from_path``. A missing
+    upstream partition fails the step with one sentence naming the fix; each output's metadata
+    holds ``path`` and ``run_hash``."""
 
     def __init__(self, base_path: UPath, run_hash: Callable[[str], str]) -> None:
-        """``run_hash``: ROI name -> the run hash of this run's parameters for that ROI."""
+        """``base_path``: the store root; ``run_hash``: ROI name -> the run hash of this run's
+        parameters for that ROI (computed once per ROI)."""
         super().__init__(base_path=base_path)
+        self.store = base_path
         self._hash_of = run_hash
         self._hashes: dict[str, str] = {}
 
@@ -129,63 +179,26 @@ class PlasticsIOManager(UPathIOManager):
             self._hashes[roi] = self._hash_of(roi)
         return self._hashes[roi]
 
-    def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
-        parts = [p for p in partition.split("/") if p not in ("", ".", "..")]
-        return base_path.joinpath(*parts)
-
     @staticmethod
-    def _asset_name(context: InputContext | OutputContext) -> str:
+    def asset_name(context: InputContext | OutputContext) -> str:
         return context.asset_key.path[-1] if context.has_asset_key else ""
 
-    def _ext(self, name: str) -> str:
-        if name in FOLDER_ASSETS:
-            return ""
-        return MANIFEST_EXT if name in JSON_ASSETS else GEOJSON_EXT
-
     def get_path_for_partition(self, context: InputContext | OutputContext, path: UPath, partition: str) -> UPath:
-        folder = self.make_safe_partition_path(path, partition)
-        roi = partition.split("/", 1)[0]  # "<roi>/<window>" or "<roi>" (site_registry)
-        return folder / f"{self.run_hash(roi)}{self._ext(self._asset_name(context))}"
-
-    def _get_path(self, context: InputContext | OutputContext) -> UPath:
-        path = self._get_path_without_extension(context)
-        return path.with_name(path.name + self._ext(self._asset_name(context)))
+        """``partition``: ``<roi>/<window>`` (Dagster's form of the multi-partition key) or ``<roi>``;
+        the extension is added by UPathIOManager."""
+        roi, _, window = partition.partition("/")
+        return asset_path(self.store, self.asset_name(context), roi, window or None, self.run_hash(roi))
 
     def make_directory(self, path: UPath) -> None:
         if _is_local(path):
             path.mkdir(parents=True, exist_ok=True)
-
-    def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
-        if isinstance(obj, DescartesRun):
-            self.dump_run(path, obj)
-        elif isinstance(obj, list) and all(isinstance(r, Raster) for r in obj):
-            write_raster_folder(path, obj)
-        elif isinstance(obj, gpd.GeoDataFrame):
-            from plastics_core.storage.outputs import geojson_bytes
-
-            atomic_write(path, geojson_bytes(obj))
-        else:
-            from plastics_core.storage.outputs import json_bytes
-
-            atomic_write(path, json_bytes(obj))
-
-    def dump_run(self, manifest_path: UPath, run: DescartesRun) -> None:
-        """Per-tile outputs into ``<run-hash>/``, then the manifest (its presence = complete)."""
-        from plastics_core.storage.outputs import cog_bytes, json_bytes
-
-        folder = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
-        for raster in run.heatmaps:
-            atomic_write(folder / f"{safe_name(raster.name)}.tif", cog_bytes(raster))
-        for key, grid in zip(run.manifest.get("tiles", []), run.patch_grids, strict=False):
-            atomic_write(folder / f"{safe_name(str(key))}.patchgrid.tif", cog_bytes(grid))
-        atomic_write(manifest_path, json_bytes(run.manifest))
 
     def load_input(self, context: InputContext) -> Any:
         """As UPathIOManager's; a missing upstream partition fails the step with one sentence naming the fix."""
         try:
             return super().load_input(context)
         except FileNotFoundError:
-            name = self._asset_name(context)
+            name = self.asset_name(context)
             keys = [str(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
             from plastics_dagster.partitions import split_key
 
@@ -196,26 +209,6 @@ class PlasticsIOManager(UPathIOManager):
                 "partition)",
                 metadata={"error": "MissingUpstreamError"}, allow_retries=False) from None
 
-    def load_from_path(self, context: InputContext, path: UPath) -> Any:
-        name = self._asset_name(context)
-        if name in FOLDER_ASSETS:
-            return read_raster_folder(path)
-        data = read_bytes(path)
-        if name in JSON_ASSETS:
-            return self.load_run(path, json.loads(data))
-        if path.name.endswith(GEOJSON_EXT):
-            return read_gdf(data)
-        return json.loads(data)
-
-    def load_run(self, manifest_path: UPath, manifest: dict[str, Any]) -> DescartesRun:
-        folder = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
-        keys = [str(k) for k in manifest.get("tiles", [])]
-        heatmaps = read_raster_folder(folder, keys)
-        from plastics_core.storage.outputs import read_raster
-
-        grids = [read_raster(read_bytes(folder / f"{safe_name(k)}.patchgrid.tif")) for k in keys]
-        return DescartesRun(manifest=manifest, heatmaps=heatmaps, patch_grids=grids)
-
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
         from plastics_dagster.partitions import split_key
 
@@ -224,14 +217,64 @@ class PlasticsIOManager(UPathIOManager):
         return {"run_hash": MetadataValue.text(self.run_hash(split_key(context.partition_key)[0]))}
 
 
-@io_manager(
-    required_resource_keys={"params", "imagery", "store"},
-    description="Plastics store: <store>/<asset>/<roi>/<window>/<run-hash>.<ext>, local or S3, atomic writes.",
-)
-def plastics_io_manager(init_context: Any) -> IOManager:
-    """The IO manager of the graph; run hashes from the ``params``, ``imagery`` and ``store`` (ROI) resources."""
-    res = init_context.resources
-    source = res.imagery.source_name()
-    return PlasticsIOManager(res.store.path(), lambda roi: res.params.run_hash(source, res.store.roi_hash(roi)))
+class GeoJsonIOManager(StoreIOManager):
+    """A GeoDataFrame (EPSG:4326) as one deterministic RFC 7946 GeoJSON file."""
+
+    extension = GEOJSON_EXT
+
+    def dump_to_path(self, context: OutputContext, obj: gpd.GeoDataFrame, path: UPath) -> None:
+        from plastics_core.storage.outputs import geojson_bytes
+
+        atomic_write(path, geojson_bytes(obj))
+
+    def load_from_path(self, context: InputContext, path: UPath) -> gpd.GeoDataFrame:
+        return read_gdf(read_bytes(path))
 
 
+class DescartesRunIOManager(StoreIOManager):
+    """A :class:`DescartesRun`: per-tile COGs into ``<run-hash>/``, then the manifest ``<run-hash>.json``."""
+
+    extension = MANIFEST_EXT
+
+    def dump_to_path(self, context: OutputContext, obj: DescartesRun, path: UPath) -> None:
+        write_run(path, obj)
+
+    def load_from_path(self, context: InputContext, path: UPath) -> DescartesRun:
+        return read_run(path)
+
+
+class RasterFolderIOManager(StoreIOManager):
+    """A list of Rasters as a folder ``<run-hash>/``: one COG per tile, ``tiles.json``, ``mosaic.vrt``."""
+
+    extension = None
+
+    def dump_to_path(self, context: OutputContext, obj: list[Raster], path: UPath) -> None:
+        write_raster_folder(path, obj)
+
+    def load_from_path(self, context: InputContext, path: UPath) -> list[Raster]:
+        return read_raster_folder(path)
+
+
+def _store_io_manager(cls: type[StoreIOManager], what: str) -> IOManagerDefinition:
+    """The IO manager definition building ``cls`` from the ``params``, ``imagery`` and ``store``
+    resources when a run starts (run hashes from them)."""
+
+    @io_manager(required_resource_keys={"params", "imagery", "store"},
+                description=f"{what} at <store>/<asset>/<roi>/<window>/<run-hash>, local or S3, atomic writes.")
+    def make(init_context: InitResourceContext) -> IOManager:
+        res = init_context.resources
+        source = res.imagery.source_name()
+        return cls(res.store.path(), lambda roi: str(res.params.run_hash(source, res.store.roi_hash(roi))))
+
+    return make
+
+
+geojson_io_manager = _store_io_manager(GeoJsonIOManager, "GeoDataFrames as GeoJSON")
+descartes_run_io_manager = _store_io_manager(DescartesRunIOManager, "descartes_run: manifest + per-tile COGs")
+raster_folder_io_manager = _store_io_manager(RasterFolderIOManager, "Raster lists as COG folder + mosaic.vrt")
+
+
+def io_managers() -> dict[str, IOManagerDefinition]:
+    """Resource key -> IO manager, one per format (register them in the Definitions' resources)."""
+    return {GEOJSON_IO: geojson_io_manager, DESCARTES_RUN_IO: descartes_run_io_manager,
+            RASTER_FOLDER_IO: raster_folder_io_manager}

@@ -143,7 +143,9 @@ def remove_roi(instance: DagsterInstance, store: UPath, name: str, purge: bool =
     if target.exists():
         target.unlink()
         removed.append(target)
-    for folder in (store / sub / name for sub in OUTPUT_FOLDERS) if purge else ():
+    from plastics_core.storage.layout import asset_folder
+
+    for folder in (asset_folder(store, sub, name) for sub in OUTPUT_FOLDERS) if purge else ():
         if folder.exists():
             folder.fs.rm(folder.path, recursive=True)
             removed.append(folder)

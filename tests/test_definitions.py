@@ -20,13 +20,20 @@ def test_definitions_load() -> None:
     assert set(KEYS) <= keys
     assert defs.resolve_job_def("detect_job") is not None
     assert {s.name for s in defs.sensors or []} >= {"roi_sensor", "imagery_sensor"}
-    for name in ("params", "imagery", "models", "geocoder", "store", "io_manager"):
+    for name in ("params", "imagery", "models", "geocoder", "store"):
         assert name in (defs.resources or {})
     for key in KEYS:
         node = graph.get(AssetKey(key))
         assert node.code_version, key
         assert node.description, key
         assert node.partitions_def is not None, key
+    from plastics_dagster.io_manager import DESCARTES_RUN_IO, GEOJSON_IO, RASTER_FOLDER_IO
+
+    formats = {"descartes_run": DESCARTES_RUN_IO, "heatmaps": RASTER_FOLDER_IO, "site_registry": GEOJSON_IO,
+               **{k: GEOJSON_IO for k in ("patch_geojson", "blobs", "candidates", "contours", "enriched_sites")}}
+    for key, io_key in formats.items():  # each asset names its format; each format is registered
+        assert defs.resolve_assets_def(AssetKey(key)).get_io_manager_key_for_asset_key(AssetKey(key)) == io_key, key
+        assert io_key in (defs.resources or {}), io_key
     desc = graph.get(AssetKey("descartes_run"))
     assert desc.pools == {"gpu"}
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}

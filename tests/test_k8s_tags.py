@@ -83,7 +83,8 @@ def test_step_outputs_go_beside_the_store_on_k8s(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.delenv("PLASTICS_STEP_STORE", raising=False)
     # step pods share no disk: the (S3) store holds them
-    assert str(step_store(None, str(tmp_path), "detect_job_k8s")).endswith("/_steps")
-    assert not str(step_store(None, str(tmp_path), "detect_job")).startswith(str(tmp_path))
+    assert step_store("s3://bucket/store/", "detect_job_k8s") == "s3://bucket/store/_steps"
+    assert step_store(str(tmp_path), "detect_job_k8s") == str(tmp_path / "_steps")
+    assert step_store(str(tmp_path), "detect_job") is None  # the instance's storage folder
     monkeypatch.setenv("PLASTICS_STEP_STORE", str(tmp_path / "steps"))
-    assert str(step_store(None, "s3://bucket/store")) == str(tmp_path / "steps")
+    assert step_store("s3://bucket/store", "detect_job_k8s") == str(tmp_path / "steps")

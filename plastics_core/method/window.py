@@ -57,8 +57,9 @@ class WindowPairs:
 
 def manifest_path(store: UPath, roi: str, start: str, run_hash: str) -> UPath:
     """``<store>/descartes_run/<roi>/<start>/<run-hash>.json``."""
-    folder = run_folder(store, roi, start, run_hash)
-    return folder.with_name(folder.name + ".json")
+    from plastics_core.storage.layout import JSON_EXT, asset_path
+
+    return asset_path(store, "descartes_run", roi, start, run_hash, JSON_EXT)
 
 
 def missing_starts(store: UPath, roi: str, starts: Sequence[dt.date | str], run_hash: str) -> list[str]:

@@ -163,8 +163,11 @@ def safe_name(key: str) -> str:
 
 
 def run_folder(store: UPath, roi: str, window: str, run_hash: str) -> UPath:
-    """``<store>/descartes_run/<roi>/<window>/<run-hash>``: where the tile files live."""
-    return store / "descartes_run" / roi / window / run_hash
+    """``<store>/descartes_run/<roi>/<window>/<run-hash>``: where the tile files live
+    (:func:`plastics_core.storage.layout.asset_path` without an extension)."""
+    from plastics_core.storage.layout import asset_path
+
+    return asset_path(store, "descartes_run", roi, window, run_hash)
 
 
 def tile_files(folder: UPath, tile_key: str) -> dict[str, UPath]:

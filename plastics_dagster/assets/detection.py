@@ -19,6 +19,7 @@ from plastics_core.geo.raster import Raster
 from plastics_core.report import thumbnails
 from plastics_dagster import fanout
 from plastics_dagster.config import DetectionParams
+from plastics_dagster.io_manager import GEOJSON_IO, RASTER_FOLDER_IO
 from plastics_dagster.partitions import WINDOW_PAIRS_MAPPING, WINDOW_START, detect_partitions, split_key
 from plastics_dagster.reliability import STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
@@ -79,6 +80,7 @@ WINDOW_DEPS = [AssetDep("descartes_run", partition_mapping=WINDOW_PAIRS_MAPPING)
     code_version=CODE_VERSION,
     deps=WINDOW_DEPS,
     kinds={"python", "geotiff"},
+    io_manager_key=RASTER_FOLDER_IO,
     description="Pixel heatmaps of the detection window: one float32 COG per tile, one band per spectrogram pair "
     "of the last `pairs` quarters (descartes_run) plus `median` (the median over the pairs valid at each pixel; "
     "NaN nodata; band descriptions = pair dates), plus mosaic.vrt.",
@@ -108,6 +110,7 @@ def heatmaps(context: AssetExecutionContext, params: DetectionParams, imagery: I
     code_version=CODE_VERSION,
     deps=WINDOW_DEPS,
     kinds={"python", "geojson"},
+    io_manager_key=GEOJSON_IO,
     description="Patch-classifier scores over the detection window's pairs: polygons (EPSG:4326) with GPW's "
     "mean/median/min/max/std/count per location (count = pairs scored), kept where mean > patch_keep_threshold.",
 )

@@ -1,7 +1,8 @@
 """Preview group: ``preview`` (HTML map + site reports per ROI × window) and ``site_registry``
 (every site of an ROI merged across all windows).
 
-Files (``<store>`` and ``<run-hash>`` as in :mod:`plastics_dagster.io_manager`)::
+Files (``<store>`` and ``<run-hash>`` as in :mod:`plastics_dagster.io_manager`; paths from
+:func:`plastics_core.storage.layout.asset_path`)::
 
     <store>/preview/<roi>/<window>/<run-hash>.html                 self-contained map (offline)
     <store>/preview/<roi>/<window>/<run-hash>/reports/<site>.png   top-N site reports
@@ -43,8 +44,10 @@ from plastics_core.method.site_registry import build_site_registry, format_regis
 from plastics_core.report import thumbnails
 from plastics_core.report.preview import build_preview_html
 from plastics_core.report.site_reports import build_site_reports, holding_tile
+from plastics_core.storage.layout import CSV_EXT, GEOJSON_EXT, HTML_EXT, asset_folder, asset_path
+from plastics_core.storage.store import atomic_write, is_local, safe_name
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.io_manager import GEOJSON_EXT, _is_local, atomic_write, read_gdf, safe_name
+from plastics_dagster.io_manager import GEOJSON_IO, read_gdf
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
@@ -67,13 +70,13 @@ class PreviewConfig(Config):
 
 def preview_path(store: UPath, roi: str, window: str, run_hash: str) -> UPath:
     """``<store>/preview/<roi>/<window>/<run-hash>.html``."""
-    return store / "preview" / roi / window / f"{run_hash}.html"
+    return asset_path(store, "preview", roi, window, run_hash, HTML_EXT)
 
 
 def registry_paths(store: UPath, roi: str, run_hash: str) -> tuple[UPath, UPath]:
     """(GeoJSON, CSV) paths of an ROI's site registry."""
-    folder = store / "site_registry" / roi
-    return folder / f"{run_hash}{GEOJSON_EXT}", folder / f"{run_hash}.csv"
+    return (asset_path(store, "site_registry", roi, None, run_hash, GEOJSON_EXT),
+            asset_path(store, "site_registry", roi, None, run_hash, CSV_EXT))
 
 
 def load_site_registry(store: UPath, roi: str, run_hash: str) -> gpd.GeoDataFrame:
@@ -87,14 +90,14 @@ def load_site_registry(store: UPath, roi: str, run_hash: str) -> gpd.GeoDataFram
 def collect_windows(store: UPath, roi: str, run_hash: str) -> dict[str, tuple[gpd.GeoDataFrame, Any]]:
     """window -> (enriched sites, contours or None) for every window of ``roi`` in the store."""
     out: dict[str, tuple[gpd.GeoDataFrame, Any]] = {}
-    folder = store / "enriched_sites" / roi
+    folder = asset_folder(store, "enriched_sites", roi)
     if not folder.exists():
         return out
     for wdir in sorted(folder.iterdir(), key=lambda p: p.name):
-        sites = wdir / f"{run_hash}{GEOJSON_EXT}"
+        sites = asset_path(store, "enriched_sites", roi, wdir.name, run_hash, GEOJSON_EXT)
         if not sites.exists():
             continue
-        cpath = store / "contours" / roi / wdir.name / f"{run_hash}{GEOJSON_EXT}"
+        cpath = asset_path(store, "contours", roi, wdir.name, run_hash, GEOJSON_EXT)
         out[wdir.name] = (read_gdf(sites.read_bytes()), read_gdf(cpath.read_bytes()) if cpath.exists() else None)
     return out
 
@@ -106,7 +109,7 @@ PRESIGN_SECONDS = 7 * 24 * 3600
 def browser_url(path: UPath) -> str | None:
     """A URL a browser opens for a stored file: presigned ``https`` on S3 (credentials of the
     store's environment); None for a local store (or when the filesystem cannot sign)."""
-    if _is_local(path):
+    if is_local(path):
         return None
     try:
         return str(path.fs.sign(path.path, expiration=PRESIGN_SECONDS))
@@ -116,7 +119,7 @@ def browser_url(path: UPath) -> str | None:
 
 def _url(path: UPath) -> Any:
     """Metadata pointing at a stored file: a local path, or the ``s3://`` URL."""
-    return MetadataValue.path(str(path.path)) if _is_local(path) else MetadataValue.url(str(path))
+    return MetadataValue.path(str(path.path)) if is_local(path) else MetadataValue.url(str(path))
 
 
 def _composites(heatmaps: list[Raster], imagery: ImagerySourceResource, window: str, params: DetectionParams,
@@ -164,7 +167,7 @@ def _reports(context: AssetExecutionContext, cfg: PreviewConfig, sites: gpd.GeoD
 @fail_fast_on_user_errors
 def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: list[Raster], blobs: gpd.GeoDataFrame,
             candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, enriched_sites: gpd.GeoDataFrame,
-            params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource) -> MaterializeResult:
+            params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource) -> MaterializeResult[Any]:
     roi, window = split_key(context.partition_key)
     run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
     root = store.path()
@@ -174,7 +177,7 @@ def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: lis
     path = preview_path(root, roi, window, run_hash)
     atomic_write(path, html.encode("utf-8"))
     reports = _reports(context, config, enriched_sites, heatmaps, contours, imagery, params, window)
-    folder = path.with_name(run_hash) / "reports"
+    folder = asset_path(root, "preview", roi, window, run_hash) / "reports"
     for sid, png in sorted(reports.items()):
         atomic_write(folder / f"{safe_name(sid)}.png", png)
     png = thumbnails.preview_map_png(geom, heatmaps, candidates, f"{roi} · window {window}")
@@ -208,7 +211,8 @@ def _as_windows(loaded: Any, keys: list[str]) -> dict[str, gpd.GeoDataFrame]:
     return {split_key(k)[1]: v for k, v in (loaded or {}).items()}
 
 
-@asset(retry_policy=STORE_RETRY, partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson", "csv"},
+@asset(retry_policy=STORE_RETRY, partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION,
+       kinds={"python", "geojson", "csv"}, io_manager_key=GEOJSON_IO,
        ins={
            "enriched_sites": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
            "contours": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),

@@ -15,6 +15,7 @@ from plastics_core.geo.raster import Raster
 from plastics_core.report import thumbnails
 from plastics_dagster.assets.detection import CODE_VERSION, to_detect_params
 from plastics_dagster.config import DetectionParams
+from plastics_dagster.io_manager import GEOJSON_IO
 from plastics_dagster.partitions import detect_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import (
@@ -35,7 +36,7 @@ def _meta(gdf: gpd.GeoDataFrame, what: str, reason: str | None = None, **extra: 
     return meta
 
 
-@asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
+@asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, io_manager_key=GEOJSON_IO, kinds={"python", "geojson"},
        description="Determinant-of-Hessian blobs on the heatmaps' median band (points, EPSG:4326).")
 @fail_fast_on_user_errors
 def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourceResource) -> Output[gpd.GeoDataFrame]:
@@ -49,7 +50,7 @@ def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourc
     return Output(gdf, metadata=_meta(gdf, "blobs", reason))
 
 
-@asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
+@asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, io_manager_key=GEOJSON_IO, kinds={"python", "geojson"},
        description="Blobs whose patch-classifier score exceeds patch_threshold (points, EPSG:4326).")
 @fail_fast_on_user_errors
 def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_geojson: gpd.GeoDataFrame,
@@ -67,7 +68,7 @@ def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_ge
     return Output(gdf, metadata=meta)
 
 
-@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION,
+@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, io_manager_key=GEOJSON_IO,
        kinds={"python", "tensorflow", "geojson"},
        description="Monthly site outlines of each candidate from the ensemble models ((Multi)Polygons, "
        "EPSG:4326; columns name, date, frame, area_km2).")
@@ -84,7 +85,7 @@ def contours(context: AssetExecutionContext, candidates: gpd.GeoDataFrame, param
                                       max_area_km2=MetadataValue.float(area)))
 
 
-@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "geojson"},
+@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, io_manager_key=GEOJSON_IO, kinds={"python", "geojson"},
        description="Candidates with H3 site ids, reverse-geocoded address and contour area statistics.")
 @fail_fast_on_user_errors
 def enriched_sites(candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, params: DetectionParams,

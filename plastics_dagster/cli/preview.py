@@ -23,16 +23,16 @@ from plastics_dagster.cli.run import _STORE_HELP
 @click.option("--store", help=_STORE_HELP)
 def preview(roi: str, window: str, run_hash: str | None, open_: bool, store: str | None) -> None:
     """Print the path or https URL of the preview map of ROI x WINDOW (and open it with --open)."""
+    from plastics_core.storage.layout import HTML_EXT, asset_folder, asset_path, stored_run_hashes
+    from plastics_core.storage.store import is_local as _is_local
     from plastics_dagster.assets.preview import browser_url
-    from plastics_dagster.io_manager import _is_local
     from plastics_dagster.partitions import parse_window
     from plastics_dagster.registry import roi_key
 
     parse_window(window)
     root = open_store(store)
-    folder = root / "preview" / roi_key(root, roi).stem / window
-    pages = sorted(p.name[: -len(".html")] for p in folder.iterdir() if p.name.endswith(".html")) \
-        if folder.exists() else []
+    name = roi_key(root, roi).stem
+    pages = stored_run_hashes(asset_folder(root, "preview", name, window), HTML_EXT)
     if run_hash:
         pages = [h for h in pages if h == run_hash] or pages
     if not pages:
@@ -41,7 +41,7 @@ def preview(roi: str, window: str, run_hash: str | None, open_: bool, store: str
     if len(pages) > 1 and (not run_hash or run_hash not in pages):
         raise PlasticsError(f"{len(pages)} previews of {roi} {window} are stored (run hashes {', '.join(pages)}): "
                             "pick one with --run-hash")
-    page = folder / f"{pages[0]}.html"
+    page = asset_path(root, "preview", name, window, pages[0], HTML_EXT)
     link = page.path if _is_local(page) else browser_url(page)
     if link is None:
         raise PlasticsError(f"cannot sign a URL for {page}: check the store's S3 credentials")

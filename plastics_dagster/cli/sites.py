@@ -28,24 +28,22 @@ def params_run_hash(overrides: dict[str, Any], imagery: str | None, root: Any, r
     from plastics_dagster.registry import roi_hash
     from plastics_dagster.runner import parse_imagery
 
-    return detection_params(overrides).run_hash(parse_imagery(imagery).source_name(), roi_hash(root, roi))
+    return str(detection_params(overrides).run_hash(parse_imagery(imagery).source_name(), roi_hash(root, roi)))
 
 
 def stored_run_hashes(root: Any, roi: str) -> list[str]:
     """Run hashes with a registry of ``roi`` in the store: a ``site_registry`` file, or a window
     of ``enriched_sites`` to build one from. Sorted."""
-    from plastics_dagster.io_manager import GEOJSON_EXT
+    from plastics_core.storage.layout import GEOJSON_EXT, asset_folder
+    from plastics_core.storage.layout import stored_run_hashes as stored_hashes
 
-    found: set[str] = set()
-    folder = root / "site_registry" / roi
-    if folder.exists():
-        found.update(p.name[: -len(GEOJSON_EXT)] for p in folder.iterdir() if p.name.endswith(GEOJSON_EXT))
-    windows = root / "enriched_sites" / roi
+    found = set(stored_hashes(asset_folder(root, "site_registry", roi), GEOJSON_EXT))
+    windows = asset_folder(root, "enriched_sites", roi)
     if windows.exists():
         for wdir in windows.iterdir():
             if wdir.is_dir():
-                found.update(p.name[: -len(GEOJSON_EXT)] for p in wdir.iterdir() if p.name.endswith(GEOJSON_EXT))
-    return sorted(h for h in found if _HASH.fullmatch(h))
+                found.update(stored_hashes(asset_folder(root, "enriched_sites", roi, wdir.name), GEOJSON_EXT))
+    return sorted(found)
 
 
 def _missing(root: Any, roi: str, run_hash: str, available: list[str]) -> PlasticsError:
