@@ -3,7 +3,8 @@
 (:mod:`tests._ui_defs`) and this test's own instance (``dagster.yaml`` as the CLI writes it).
 
 Clicked like a user: the lineage shows the assets, an asset's partition grid opens, a backfill of
-2 ROIs x 1 window is launched from the Materialize dialog and succeeds, its run log shows the tile
+2 ROIs x 1 window is launched from the Materialize dialog and succeeds (the job's partition
+statuses and every asset's materializations agree on its partitions), its run log shows the tile
 progress, and a run of a partition added without a geometry fails with the one-line message.
 Screenshots are kept in ``test-artifacts/ui/`` (git-ignored; the path is printed).
 """
@@ -233,6 +234,11 @@ def test_backfill_of_two_rois_succeeds_and_logs_tile_progress(server: str, brows
     assert {r["status"] for r in runs} == {"SUCCESS"}, runs
     partitions = {t["value"] for r in runs for t in r["tags"] if t["key"] == "dagster/partition"}
     assert partitions == {f"{roi}|{WINDOW}" for roi in ROIS}
+    # the job's Partitions tab and each asset's partition grid agree on these partitions
+    job_status = job_partition_statuses(server)
+    assert {k: job_status.get(k) for k in partitions} == {k: "SUCCESS" for k in partitions}, job_status
+    for asset in ("heatmaps", "patch_geojson", "blobs", "candidates", "contours", "enriched_sites", "preview"):
+        assert materialized_partitions(server, asset, sorted(partitions)) == partitions, asset
     open_page(browser, f"{server}/runs/b/{bid}", bid)
     text_appears(browser, "Succeeded")
     text_appears(browser, "100% completed")
@@ -264,6 +270,29 @@ def test_partition_without_geometry_fails_with_one_line(server: str, browser: An
     message = steps["descartes_run.plan_tiles"]["failureMetadata"]["description"]
     assert message.startswith(f"ROI '{NO_GEOMETRY}' is not registered") and "\n" not in message
     assert steps["descartes_run.plan_tiles"]["error"]["cause"] is None  # no chained traceback
+
+
+JOB_PARTITIONS = """query($repo: RepositorySelector!) { partitionSetOrError(repositorySelector: $repo,
+  partitionSetName: "detect_job_partition_set") { __typename ... on PartitionSet { partitionStatusesOrError {
+  __typename ... on PartitionStatuses { results { partitionName runStatus } } ... on PythonError { message } } }
+  ... on PythonError { message } } }"""
+ASSET_PARTITIONS = """query($key: AssetKeyInput!, $parts: [String!]) { assetOrError(assetKey: $key) {
+  ... on Asset { assetMaterializations(partitions: $parts) { partition } } } }"""
+
+
+def job_partition_statuses(base: str) -> dict[str, str]:
+    """detect_job's partition -> the status its Partitions tab shows (from its runs)."""
+    repo = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
+    data = graphql(base, JOB_PARTITIONS, {"repo": repo})["partitionSetOrError"]
+    statuses = data.get("partitionStatusesOrError", data)
+    assert "results" in statuses, data
+    return {r["partitionName"]: r["runStatus"] for r in statuses["results"] if r["runStatus"]}
+
+
+def materialized_partitions(base: str, asset: str, partitions: list[str]) -> set[str]:
+    """Which of ``partitions`` the asset's partition grid shows materialized."""
+    data = graphql(base, ASSET_PARTITIONS, {"key": {"path": [asset]}, "parts": partitions})["assetOrError"]
+    return {m["partition"] for m in data["assetMaterializations"]}
 
 
 STEP_FAILURES = """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { __typename
