@@ -3,7 +3,8 @@
 Each failure is one :class:`~plastics_core.errors.PlasticsError` line naming the problem and the fix:
 
 - the run parameters (bounds, kinds, model names: :func:`plastics_core.params.make_params`);
-- the imagery source configuration (kind, path);
+- the imagery source configuration (kind, path) and, for sources that can check their inputs
+  cheaply (a local folder: every GeoTIFF header's band count, dtype, CRS and band order), those;
 - every model file of the run, the ensemble's members included: present and sha256-verified;
 - the output store: a probe object written and deleted (an unwritable or read-only store, or an
   unreachable S3 endpoint, is found here rather than after a tile was computed).
@@ -61,8 +62,12 @@ def check_models(params: DetectionParams, models: ModelStoreResource) -> dict[st
 def preflight(params: DetectionParams, imagery: ImagerySourceResource, models: ModelStoreResource,
               store: StoreResource) -> dict[str, str]:
     """Every check of the module docstring, cheapest first; returns the verified model checksums."""
+    from plastics_core.imagery.base import CheckableSource
+
     params.core()
-    imagery.get_source()
+    source = imagery.get_source()
+    if isinstance(source, CheckableSource):  # e.g. a local folder: every file's bands and dtype
+        source.validate()
     checksums = check_models(params, models)
     check_store(store)
     return checksums

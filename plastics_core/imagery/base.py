@@ -47,3 +47,12 @@ class ImagerySource(Protocol):
         Returns a SceneStack with possibly zero time steps (empty is not an error).
         """
         ...
+
+
+@runtime_checkable
+class CheckableSource(Protocol):
+    """A source that can check its inputs cheaply (headers, not pixels) before any tile is read."""
+
+    def validate(self) -> None:
+        """Raise an :class:`~plastics_core.errors.ImageryError` naming the first bad input."""
+        ...

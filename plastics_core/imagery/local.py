@@ -157,6 +157,13 @@ class LocalGeoTIFFSource:
             out.append(LocalScene(path, day, mask))
         return sorted(out, key=lambda s: (s.date, s.path.name))
 
+    def validate(self) -> None:
+        """Open every scene's header (no pixels): a wrong band count, dtype, CRS or band order
+        fails here in one line, before the run reads any tile."""
+        for scene in self.scenes():
+            with _open(scene.path) as src:
+                _validate(src, scene.path)
+
     def search(self, geometry_4326: BaseGeometry, period: Period) -> list[SceneInfo]:
         """Scenes dated within ``period`` whose footprint intersects ``geometry_4326``."""
         found = []
