@@ -110,14 +110,19 @@ def retry_call(
         sleep=sleep,
         reraise=False,
     )
+    return call_within_budget(retrying, fn, lambda last: (
+        f"{what} failed after {pol.attempts} attempts ({_last_error(last)}): the service is "
+        "unavailable; retry later or raise the retry budget"))
+
+
+def call_within_budget(retrying: tenacity.Retrying, fn: Callable[[], T],
+                       message: Callable[[tenacity.Future], str]) -> T:
+    """``retrying(fn)``; when its budget is spent, :class:`RetryBudgetExceeded` with
+    ``message(last attempt)``, chained to the last exception."""
     try:
         return retrying(fn)
     except tenacity.RetryError as err:
-        last = err.last_attempt.exception()
-        raise RetryBudgetExceeded(
-            f"{what} failed after {pol.attempts} attempts ({_last_error(err.last_attempt)}): the service is "
-            "unavailable; retry later or raise the retry budget"
-        ) from last
+        raise RetryBudgetExceeded(message(err.last_attempt)) from err.last_attempt.exception()
 
 
 def _last_error(outcome: tenacity.RetryCallState | tenacity.Future) -> str:

@@ -27,7 +27,7 @@ import tenacity
 from upath import UPath
 
 from plastics_core.errors import ParameterError, PlasticsError
-from plastics_core.imagery.retry import RetryBudgetExceeded, is_transient, redact
+from plastics_core.imagery.retry import call_within_budget, is_transient, redact
 from plastics_core.storage.atomic import write_bytes
 
 TILE_SUMMARY_EXT = ".summary"
@@ -133,13 +133,9 @@ def s3_call(fn: Any, what: str) -> Any:
             state.next_action.sleep if state.next_action else 0.0),
         reraise=False,
     )
-    try:
-        return retrying(fn)
-    except tenacity.RetryError as err:
-        last = err.last_attempt.exception()
-        raise RetryBudgetExceeded(
-            f"{redact(what)} failed for {budget:.0f} s ({_short(last)}): the store is unavailable; rerun "
-            f"when it is back (finished work is kept), or raise {STORE_RETRY_ENV}") from last
+    return call_within_budget(retrying, fn, lambda last: (
+        f"{redact(what)} failed for {budget:.0f} s ({_short(last.exception())}): the store is unavailable; rerun "
+        f"when it is back (finished work is kept), or raise {STORE_RETRY_ENV}"))
 
 
 def read_bytes(path: UPath) -> bytes:
