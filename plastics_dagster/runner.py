@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -96,13 +97,17 @@ def materialize_partition(
     resources: dict[str, Any] | None = None,
     raise_on_error: bool = True,
     registry: bool = True,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> RunSummary:
     """Materialize the detection graph for one (roi, window).
 
     ``overrides``: DetectionParams fields (e.g. ``{"preset": "high"}``); ``store``: folder or
     ``s3://`` URL (None = $PLASTICS_STORE); ``imagery``: see :func:`parse_imagery`; ``instance``:
     None = $DAGSTER_HOME instance if set, else ephemeral; ``registry``: also rebuild the ROI's
-    ``site_registry`` from every stored window. Raises PlasticsError on bad input or a failed step.
+    ``site_registry`` from every stored window; ``stop_requested``: checked before each Dagster run
+    (``plastics run`` passes its SIGTERM/SIGINT record): when true,
+    :class:`RunInterrupted` is raised instead of starting the next run. Raises PlasticsError on bad
+    input or a failed step.
     """
     from plastics_dagster.definitions import default_resources
 
@@ -124,6 +129,7 @@ def materialize_partition(
     run_hash = params.run_hash(src.source_name(), store_res.roi_hash(roi))
     computed, timings = 0, {}
     for start in missing_starts(store_res.path(), roi, starts, run_hash):
+        _stop_if_requested(stop_requested)
         pair = detect.execute_in_process(partition_key=partition_key(roi, start), instance=inst,
                                          asset_selection=[AssetKey("descartes_run")], raise_on_error=False,
                                          tags={**tags, "plastics/pair": start})
@@ -137,12 +143,14 @@ def materialize_partition(
             value = mat.materialization.metadata.get("pairs_computed")
             computed += int(value.value) if value is not None else 0  # type: ignore[arg-type]
     window_assets = window_asset_keys()
+    _stop_if_requested(stop_requested)
     result = detect.execute_in_process(partition_key=partition_key(roi, window), instance=inst,
                                        asset_selection=window_assets, raise_on_error=False, tags=tags)
     summary = summarize(result, roi, window, run_hash, store_res.resolved())
     summary.pairs, summary.pairs_computed = len(starts), computed
     summary.timings = {"pairs_s": timings}
     if result.success and registry:
+        _stop_if_requested(stop_requested)
         reg = defs.resolve_job_def("registry_job").execute_in_process(
             partition_key=roi, instance=inst, raise_on_error=False, tags=tags)
         _collect_paths(reg, summary)
@@ -159,6 +167,13 @@ class RunInterrupted(PlasticsError):
     """The run was stopped by SIGTERM/SIGINT (exit code 130 from the CLI)."""
 
     exit_code = 130
+
+
+def _stop_if_requested(stop_requested: Callable[[], bool] | None) -> None:
+    """Raise RunInterrupted when a stop was requested (a signal Dagster held past a run's end)."""
+    if stop_requested is not None and stop_requested():
+        raise RunInterrupted("interrupted (SIGTERM/SIGINT) between two Dagster runs: finished pairs and "
+                             "tiles are kept; rerun the same command to complete it")
 
 
 def window_asset_keys() -> list[AssetKey]:

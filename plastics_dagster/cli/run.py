@@ -7,13 +7,8 @@ instance (``$DAGSTER_HOME`` or ``./.dagster_home``) and print its
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -21,6 +16,7 @@ import click
 from plastics_dagster.cli._base import echo_kv
 from plastics_dagster.cli._instance import open_instance, store_location
 from plastics_dagster.cli._progress import dagster_progress
+from plastics_dagster.cli._stop import stoppable
 from plastics_dagster.cli.stages import PRESET_CHOICE
 
 DEMO_ROI = "test_patch"
@@ -97,37 +93,6 @@ def detection_params(overrides: dict[str, Any]) -> Any:
     return build(overrides)
 
 
-@contextlib.contextmanager
-def stoppable() -> Iterator[None]:
-    """SIGTERM and SIGINT interrupt the run (restored on exit).
-
-    Both get Python's interrupt handler (KeyboardInterrupt), also when SIGINT was ignored (a
-    background job): Dagster then interrupts the executing step's code, fails the step and ends the
-    run (temp files of unfinished writes are removed; finished tiles stay in the store) and the CLI
-    exits 130 with one line. Without this, Dagster copies an ignored SIGINT onto SIGTERM and the run
-    cannot be stopped but by SIGKILL.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    from plastics_dagster.reliability import STOP_ON_INTERRUPT_ENV
-
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    saved_env = os.environ.get(STOP_ON_INTERRUPT_ENV)
-    for sig in saved:
-        signal.signal(sig, signal.default_int_handler)
-    os.environ[STOP_ON_INTERRUPT_ENV] = "1"
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        if saved_env is None:
-            os.environ.pop(STOP_ON_INTERRUPT_ENV, None)
-        else:
-            os.environ[STOP_ON_INTERRUPT_ENV] = saved_env
-
-
 def resolve_window(window: str | None, start: str | None, end: str | None, overrides: dict[str, Any]) -> str:
     """The window to run: ``--window``, or for ``--start``/``--end`` the range's last pair (and
     ``pairs`` set to the range's pair count in ``overrides``). One ParameterError line otherwise."""
@@ -168,9 +133,9 @@ def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None,
 
     instance = open_instance()
     start = time.perf_counter()
-    with stoppable(), dagster_progress(f"{roi} {window}", verbose=verbose):
+    with stoppable() as stop, dagster_progress(f"{roi} {window}", verbose=verbose):
         summary = materialize_partition(roi, window, overrides, store=store_location(store),
-                                        imagery=imagery, instance=instance)
+                                        imagery=imagery, instance=instance, stop_requested=stop.requested)
     return summary, time.perf_counter() - start
 
 
