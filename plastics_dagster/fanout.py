@@ -58,11 +58,12 @@ from dagster import (
     op,
 )
 
+from plastics_core.storage.folders import DescartesRun
 from plastics_core.storage.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
 from plastics_core.storage.store import run_folder, tile_files, tiles_done
 from plastics_dagster.backend import BackendResource
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.io_manager import DESCARTES_RUN_IO, DescartesRun
+from plastics_dagster.io_manager import DESCARTES_RUN_IO
 from plastics_dagster.partitions import detect_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource

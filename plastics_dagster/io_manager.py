@@ -13,7 +13,8 @@ Each asset names its format with ``io_manager_key`` (the ``*_IO`` constants belo
                       <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif + <tile>.patchgrid.tif
     RASTER_FOLDER_IO  <store>/heatmaps/<roi>/<window>/<run-hash>/<tile>.tif + tiles.json + mosaic.vrt
 
-Writes are atomic (:func:`plastics_core.storage.store.atomic_write`, re-exported here): local files go to
+The formats' readers and writers are Dagster-free (:mod:`plastics_core.storage.folders`,
+:mod:`plastics_core.storage.outputs`). Writes are atomic (:func:`plastics_core.storage.store.atomic_write`): local files go to
 a temp file in the same folder and are moved into place with ``os.replace``; S3 objects are
 written with one PUT of the full bytes (never partial).
 A different run hash writes different files; other runs are never touched. The run hash is
@@ -23,11 +24,7 @@ computed per partition (it covers the ROI's geometry). Readers take exactly the 
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -45,118 +42,22 @@ from dagster import (
 from upath import UPath
 
 from plastics_core.geo.raster import Raster
-from plastics_core.storage.layout import GEOJSON_EXT as GEOJSON_EXT
-from plastics_core.storage.layout import JSON_EXT, asset_path
-
-# re-exported: the store functions are Dagster-free (plastics_core.storage.store)
-from plastics_core.storage.store import atomic_write as atomic_write
-from plastics_core.storage.store import is_local as _is_local
-from plastics_core.storage.store import read_bytes as read_bytes
-from plastics_core.storage.store import s3_call as s3_call
-from plastics_core.storage.store import safe_name as safe_name
-from plastics_core.storage.store import store_path as store_path
+from plastics_core.storage.folders import (
+    MANIFEST_EXT,
+    DescartesRun,
+    read_gdf,
+    read_raster_folder,
+    read_run,
+    write_raster_folder,
+    write_run,
+)
+from plastics_core.storage.layout import GEOJSON_EXT, asset_path
+from plastics_core.storage.store import atomic_write, is_local, read_bytes
 
 #: ``io_manager_key`` of each format (the resource keys :func:`io_managers` registers)
 GEOJSON_IO = "geojson_io_manager"
 DESCARTES_RUN_IO = "descartes_run_io_manager"
 RASTER_FOLDER_IO = "raster_folder_io_manager"
-
-MANIFEST_EXT = JSON_EXT
-
-
-def read_gdf(data: bytes) -> gpd.GeoDataFrame:
-    """GeoJSON bytes -> GeoDataFrame (EPSG:4326)."""
-    from plastics_core.storage.outputs import read_geojson
-
-    return read_geojson(data)
-
-
-@dataclass
-class DescartesRun:
-    """What ``descartes_run`` produces for one quarter's spectrogram pair: the manifest and the
-    per-tile outputs.
-
-    ``heatmaps``: one Raster per tile (one band: the pair's pixel scores, float32, NaN nodata, tile
-    CRS); ``patch_grids``: one Raster per tile (the pair's patch-score grid, NaN = not scored).
-    """
-
-    manifest: dict[str, Any]
-    heatmaps: list[Raster] = field(default_factory=list)
-    patch_grids: list[Raster] = field(default_factory=list)
-
-
-def _tile_pad(name: str) -> int:
-    """The pad of a DLTile key ``tilesize:pad:resolution:zone:ti:tj`` (0 for other names)."""
-    parts = name.split(":")
-    return int(parts[1]) if len(parts) == 6 and parts[1].isdigit() else 0
-
-
-TILE_INDEX = "tiles.json"
-
-
-def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
-    """One COG per raster (``<name>.tif``), ``tiles.json`` (the raster names, the folder's content
-    for readers), then ``mosaic.vrt`` (relative paths, pad cropped).
-
-    Returns False when the tiles cannot be mosaicked in one VRT (e.g. two UTM zones)."""
-    from plastics_core.errors import ParameterError
-    from plastics_core.storage.outputs import cog_bytes, vrt_xml
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local: list[Path] = []
-        for raster in rasters:
-            data = cog_bytes(raster)
-            name = f"{safe_name(raster.name)}.tif"
-            (Path(tmp) / name).write_bytes(data)
-            local.append(Path(tmp) / name)
-            atomic_write(folder / name, data)
-        atomic_write(folder / TILE_INDEX, json.dumps([r.name for r in rasters]).encode())
-        if not local:
-            return False
-        crop = _tile_pad(rasters[0].name)
-        try:
-            text = vrt_xml(local, relative_to=tmp, crop=crop)
-        except ParameterError:
-            return False
-        atomic_write(folder / "mosaic.vrt", text.encode())
-        return True
-
-
-def read_raster_folder(folder: UPath, names: list[str] | None = None) -> list[Raster]:
-    """The rasters ``names`` of ``folder`` (default: those its ``tiles.json`` lists)."""
-    from plastics_core.storage.outputs import read_raster
-
-    if names is None:
-        names = [str(n) for n in json.loads(read_bytes(folder / TILE_INDEX))]
-    return [read_raster(read_bytes(folder / f"{safe_name(n)}.tif")) for n in names]
-
-
-def run_folder_of(manifest_path: UPath) -> UPath:
-    """``<run-hash>/`` beside the manifest ``<run-hash>.json``: the per-tile files."""
-    return manifest_path.with_name(manifest_path.name[: -len(MANIFEST_EXT)])
-
-
-def write_run(manifest_path: UPath, run: DescartesRun) -> None:
-    """Per-tile outputs into ``<run-hash>/``, then the manifest (its presence = complete)."""
-    from plastics_core.storage.outputs import cog_bytes, json_bytes
-
-    folder = run_folder_of(manifest_path)
-    for raster in run.heatmaps:
-        atomic_write(folder / f"{safe_name(raster.name)}.tif", cog_bytes(raster))
-    for key, grid in zip(run.manifest.get("tiles", []), run.patch_grids, strict=False):
-        atomic_write(folder / f"{safe_name(str(key))}.patchgrid.tif", cog_bytes(grid))
-    atomic_write(manifest_path, json_bytes(run.manifest))
-
-
-def read_run(manifest_path: UPath) -> DescartesRun:
-    """The manifest and the tiles it lists (heatmap and patch grid of each)."""
-    from plastics_core.storage.outputs import read_raster
-
-    manifest = json.loads(read_bytes(manifest_path))
-    folder = run_folder_of(manifest_path)
-    keys = [str(k) for k in manifest.get("tiles", [])]
-    grids = [read_raster(read_bytes(folder / f"{safe_name(k)}.patchgrid.tif")) for k in keys]
-    return DescartesRun(manifest=manifest, heatmaps=read_raster_folder(folder, keys), patch_grids=grids)
 
 
 class StoreIOManager(UPathIOManager):
@@ -190,7 +91,7 @@ class StoreIOManager(UPathIOManager):
         return asset_path(self.store, self.asset_name(context), roi, window or None, self.run_hash(roi))
 
     def make_directory(self, path: UPath) -> None:
-        if _is_local(path):
+        if is_local(path):
             path.mkdir(parents=True, exist_ok=True)
 
     def load_input(self, context: InputContext) -> Any:

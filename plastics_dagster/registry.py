@@ -25,7 +25,7 @@ from upath import UPath
 from plastics_core.errors import RoiError
 from plastics_core.geo.roi import read_roi, validate_roi_name
 from plastics_core.params import geometry_hash
-from plastics_dagster.io_manager import atomic_write
+from plastics_core.storage.store import atomic_write
 from plastics_dagster.partitions import ROI_PARTITIONS_NAME
 
 DEFAULT_ROI = "test_patch"

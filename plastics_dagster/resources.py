@@ -180,13 +180,13 @@ class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def path(self) -> Any:
         """The store root as a UPath (S3 endpoint from $AWS_ENDPOINT_URL)."""
-        from plastics_dagster.io_manager import store_path
+        from plastics_core.storage.store import store_path
 
         return store_path(self.resolved())
 
     def roi_folder(self) -> Any:
         """The watched ROI folder as a UPath."""
-        from plastics_dagster.io_manager import store_path
+        from plastics_core.storage.store import store_path
 
         return store_path(self.roi_dir or os.environ.get("PLASTICS_ROI_DIR", "./rois"))
 

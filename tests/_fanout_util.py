@@ -38,7 +38,7 @@ def partition() -> MultiPartitionKey:
 
 def register(instance: DagsterInstance, store: Path, name: str = ROI_NAME) -> Any:
     """Store the 4-tile ROI under ``store`` and add it as a ``roi`` partition of ``instance``."""
-    from plastics_dagster.io_manager import store_path
+    from plastics_core.storage.store import store_path
     from plastics_dagster.registry import store_roi
 
     geom = four_tile_roi()

@@ -13,14 +13,8 @@ from affine import Affine
 from shapely.geometry import Point, box
 
 from plastics_core.geo.raster import Raster
-from plastics_dagster.io_manager import (
-    DescartesRun,
-    atomic_write,
-    read_run,
-    store_path,
-    write_raster_folder,
-    write_run,
-)
+from plastics_core.storage.folders import DescartesRun, read_run, write_raster_folder, write_run
+from plastics_core.storage.store import atomic_write, store_path
 from tests._s3 import moto_bucket
 
 

@@ -102,7 +102,7 @@ def empty_store(tmp_path: Path) -> tuple[str, str]:
     res = default_resources(store=StoreResource(location=store), imagery=ImagerySourceResource(kind="synthetic"))
     assert materialize(ALL_ASSETS, selection=[site_registry], instance=instance, resources=res,
                        partition_key=ROI).success
-    from plastics_dagster.io_manager import store_path
+    from plastics_core.storage.store import store_path
 
     return store, params_run_hash({}, "synthetic", store_path(store), ROI)
 

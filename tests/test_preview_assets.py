@@ -10,7 +10,9 @@ import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
 from plastics_core.method.enrich import site_id
+from plastics_core.storage.folders import write_raster_folder
 from plastics_core.storage.outputs import geojson_bytes, read_geojson
+from plastics_core.storage.store import atomic_write, store_path
 from plastics_dagster.assets import DETECT_ASSETS
 from plastics_dagster.assets.preview import (
     collect_windows,
@@ -23,7 +25,6 @@ from plastics_dagster.assets.preview import (
 )
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.definitions import default_resources
-from plastics_dagster.io_manager import atomic_write, store_path, write_raster_folder
 from plastics_dagster.registry import roi_hash, roi_key
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
 from tests import _preview_data as d

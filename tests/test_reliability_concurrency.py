@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 WRITER = r"""
 import sys
-from plastics_dagster.io_manager import atomic_write, store_path
+from plastics_core.storage.store import atomic_write, store_path
 store, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 target = store_path(store) / "blobs" / "r" / "2021-01-01" / "h.geojson"
 feature = '{"type":"Feature","properties":{"writer":"%s"},"geometry":null}' % tag

@@ -150,7 +150,7 @@ def test_s3_server_restarted_mid_run(moto: Moto, monkeypatch: pytest.MonkeyPatch
 
 
 def test_s3_outage_during_read_and_write_is_ridden_out(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
-    from plastics_dagster.io_manager import atomic_write, store_path
+    from plastics_core.storage.store import atomic_write, store_path
 
     target = store_path(f"s3://{moto.bucket}/store") / "blobs" / "r" / WINDOW / "h.geojson"
     state = outage_on(monkeypatch, moto, "put_object", nth=1, seconds=1.0)
@@ -166,14 +166,14 @@ def test_s3_outage_during_read_and_write_is_ridden_out(moto: Moto, monkeypatch: 
 
 def test_s3_down_for_good_is_one_clear_line(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry budget spent: one-line PlasticsError naming the operation, not a botocore traceback."""
-    from plastics_dagster import io_manager
+    from plastics_core.storage.store import atomic_write, store_path
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("PLASTICS_STORE_RETRY_SECONDS", "2")  # read at each call
-    target = io_manager.store_path(f"s3://{moto.bucket}/store") / "blobs" / "r" / WINDOW / "h.geojson"
+    target = store_path(f"s3://{moto.bucket}/store") / "blobs" / "r" / WINDOW / "h.geojson"
     moto.stop()
     with pytest.raises(PlasticsError) as info:
-        io_manager.atomic_write(target, b"x")
+        atomic_write(target, b"x")
     msg = str(info.value)
     assert "\n" not in msg and "failed for 2 s" in msg and f"s3://{moto.bucket}/store/blobs" in msg, msg
     assert "testing" not in msg  # no credentials in the message

@@ -380,8 +380,8 @@ def roi_sensor_tick(ctx: Any) -> Any:
 
 def test_roi_name_rule_is_the_same_in_every_entry_point() -> None:
     """The CLI, the registry, the sensor and the IO layout share validate_roi_name."""
+    from plastics_core.storage.store import store_path
     from plastics_dagster import registry
-    from plastics_dagster.io_manager import store_path
 
     root = store_path("/tmp/never-written")
     for name in UNSAFE_NAMES:

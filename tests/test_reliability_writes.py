@@ -169,7 +169,7 @@ def test_serializer_error_writes_nothing(store: Path, monkeypatch: pytest.Monkey
 
 KILL_SCRIPT = r"""
 import sys, time
-from plastics_dagster.io_manager import atomic_write, store_path
+from plastics_core.storage.store import atomic_write, store_path
 target = store_path(sys.argv[1]) / "blobs" / "r" / "w" / "h.geojson"
 payload = b"x" * (64 << 20)
 print("ready", flush=True)
@@ -180,7 +180,7 @@ print("done", flush=True)
 
 def test_sigkill_during_write_leaves_previous_version(tmp_path: Path) -> None:
     """A process SIGKILLed while writing 64 MiB never leaves a half file at the target."""
-    from plastics_dagster.io_manager import atomic_write, store_path
+    from plastics_core.storage.store import atomic_write, store_path
 
     target = store_path(str(tmp_path)) / "blobs" / "r" / "w" / "h.geojson"
     old = b'{"type":"FeatureCollection","features":[]}\n'
@@ -250,7 +250,7 @@ def test_s3_writes_are_single_puts_and_failed_put_keeps_old(moto: tuple[str, str
     import boto3
 
     from plastics_core.storage.outputs import geojson_bytes
-    from plastics_dagster.io_manager import atomic_write, store_path
+    from plastics_core.storage.store import atomic_write, store_path
 
     endpoint, bucket = moto
     s3 = boto3.client("s3", endpoint_url=endpoint)

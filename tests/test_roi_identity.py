@@ -15,7 +15,7 @@ from shapely import affinity
 
 from plastics_core.errors import RoiError
 from plastics_core.params import geometry_hash
-from plastics_dagster.io_manager import store_path
+from plastics_core.storage.store import store_path
 from plastics_dagster.registry import load_roi, register_roi, roi_geojson_bytes, roi_hash, roi_key
 from tests import _fanout_util as fu
 
@@ -106,6 +106,6 @@ def test_replaced_roi_never_reuses_old_tiles(tmp_path: Path) -> None:
     heat = store / "heatmaps" / fu.ROI_NAME / fu.WINDOW / hashes[1]
     assert json.loads((heat / "tiles.json").read_text()) == new_manifest["tiles"]
     (heat / "stray.tif").write_bytes((heat / f"{sorted(p.name for p in heat.glob('*.tif'))[0]}").read_bytes())
-    from plastics_dagster.io_manager import read_raster_folder
+    from plastics_core.storage.folders import read_raster_folder
 
     assert [r.name for r in read_raster_folder(store_path(str(heat)))] == new_manifest["tiles"]  # not the stray

@@ -78,7 +78,7 @@ def test_bad_input_is_one_line_user_error(bali: Any) -> None:
 
 
 def test_registered_cells_round_trip_through_the_store(bali: Any, cells: list[Any], tmp_path: Path) -> None:
-    from plastics_dagster.io_manager import store_path
+    from plastics_core.storage.store import store_path
     from plastics_dagster.registry import load_roi, store_roi
 
     store = store_path(str(tmp_path))

@@ -44,10 +44,11 @@ from plastics_core.method.site_registry import build_site_registry, format_regis
 from plastics_core.report import thumbnails
 from plastics_core.report.preview import build_preview_html
 from plastics_core.report.site_reports import build_site_reports, holding_tile
+from plastics_core.storage.folders import read_gdf
 from plastics_core.storage.layout import CSV_EXT, GEOJSON_EXT, HTML_EXT, asset_folder, asset_path
 from plastics_core.storage.store import atomic_write, is_local, safe_name
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.io_manager import GEOJSON_IO, read_gdf
+from plastics_dagster.io_manager import GEOJSON_IO
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, StoreResource

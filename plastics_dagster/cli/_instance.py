@@ -65,7 +65,7 @@ def store_location(store: str | None) -> str:
 def open_store(store: str | None) -> Any:
     """The output store as a :class:`upath.UPath` (local folders made absolute; S3 endpoint
     from ``$AWS_ENDPOINT_URL``), exactly as the IO manager opens it."""
-    from plastics_dagster.io_manager import store_path
+    from plastics_core.storage.store import store_path
 
     return store_path(store_location(store))
 

@@ -89,8 +89,8 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
     Example: plastics sites --roi test_patch --store ./out
     """
     from plastics_core.geo.roi import validate_roi_name
+    from plastics_core.storage.store import read_bytes
     from plastics_dagster.assets.preview import load_site_registry, registry_paths
-    from plastics_dagster.io_manager import read_bytes
 
     validate_roi_name(roi)
     if as_csv and as_json:
