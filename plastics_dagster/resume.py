@@ -3,10 +3,11 @@
 Dagster's ``ReexecutionOptions.from_failure`` retries failed and interrupted steps, but after a
 hard kill (SIGKILL of the run worker) it does not retry mapped steps that had never *started*:
 for the dynamic ``infer_tile`` step it only looks at the mapping keys present in the event log
-(dagster 1.13, ``_derive_state_of_past_run``). :func:`resume_steps` adds them back: every
+(dagster 1.13), and Dagster offers no public API that returns its step set. :func:`resume_steps`
+computes it from the run's public records: every step of the parent's plan that did not succeed
+(the from-failure set, everything downstream of a failure included) plus every
 ``infer_tile[<tile>]`` whose tile ``plan_tiles`` emitted in the parent run and that did not
-succeed there. :func:`resume` re-executes those steps (plus Dagster's own from-failure set: the
-interrupted/failed steps and everything downstream) with the parent's run config and tags, using
+succeed there. :func:`resume` re-executes those steps with the parent's run config and tags, using
 the parent's stored outputs for everything else. Tiles whose files were written before the kill
 are skipped by ``infer_tile`` itself (idempotent writes under the run-hash folder).
 
@@ -26,7 +27,6 @@ from dagster import (
     execute_job,
     reconstructable,
 )
-from dagster._core.execution.plan.state import KnownExecutionState
 
 from plastics_core.errors import ParameterError
 
@@ -35,21 +35,29 @@ INFER_STEP = "descartes_run.infer_tile"
 
 
 def resume_steps(instance: DagsterInstance, run_id: str) -> list[str]:
-    """Step keys to re-execute for ``run_id``: Dagster's from-failure set plus every planned tile
-    (``plan_tiles`` output) whose ``infer_tile`` step did not succeed. Sorted."""
+    """Step keys to re-execute for ``run_id``, sorted: every step of the parent's plan that did not
+    succeed there (failed, interrupted, skipped or never started: Dagster's from-failure set, which
+    holds everything downstream of a failure), the mapped steps it started without finishing, and
+    every planned tile (``plan_tiles`` output) whose ``infer_tile`` step did not succeed."""
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise ParameterError(f"run {run_id} not found in this instance: check DAGSTER_HOME and the run id")
-    steps, _ = KnownExecutionState.build_resume_retry_reexecution(instance, run)
+
+    def steps_with(event: DagsterEventType) -> set[str]:
+        return {str(rec.event_log_entry.step_key) for rec in instance.get_records_for_run(run_id, of_type=event).records
+                if rec.event_log_entry.step_key}
+
+    plan: set[str] = set()
+    if run.execution_plan_snapshot_id:
+        snap = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+        plan = {k for k in snap.step_keys_to_execute if not k.endswith("[?]")}  # "[?]": unresolved mapped step
     planned: set[str] = set()
     for rec in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_OUTPUT).records:
         data = rec.event_log_entry.dagster_event.step_output_data  # type: ignore[union-attr]
         if rec.event_log_entry.step_key == PLAN_STEP and data.mapping_key:
-            planned.add(data.mapping_key)
-    done = {rec.event_log_entry.step_key
-            for rec in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_SUCCESS).records}
-    missing = {f"{INFER_STEP}[{mk}]" for mk in planned} - done
-    return sorted(set(steps) | missing)
+            planned.add(f"{INFER_STEP}[{data.mapping_key}]")
+    started = steps_with(DagsterEventType.STEP_START)
+    return sorted((plan | started | planned) - steps_with(DagsterEventType.STEP_SUCCESS))
 
 
 def resume(instance: DagsterInstance, run_id: str, job_fn: Any, mark_failed: bool = False,
