@@ -173,14 +173,16 @@ def measure(tiles_per_side: int = 2, work: str | None = None, before: bool = Tru
     decode_b = [max(0.0, t_b["read"][i] - warp_after[i] - fetch[i]) for i in range(2)]
     warp_b = warp_after
     decode_fill = fill.get("granule_decode", [0.0, 0.0])
+    encode_fill = fill.get("cog_encode", [0.0, 0.0])
     write_fill = fill.get("cache_write", [0.0, 0.0])
     decode_a = [decode_fill[i] / n for i in range(2)]
     stages_b = {"catalog": t_b["catalog"], "fetch": fetch, "decode": decode_b, "warp": warp_b,
                 "cloud_mask": t_b.get("cloud_mask", [0.0, 0.0]), "composite": comp_s, **models}
     # fill's read includes its decodes; what is left per tile is its fetch + COG write + window reads
-    fill_rest = [max(0.0, t_fill["read"][i] - decode_fill[i] - write_fill[i]) for i in range(2)]
+    fill_rest = [max(0.0, t_fill["read"][i] - decode_fill[i] - encode_fill[i] - write_fill[i]) for i in range(2)]
     stages_a = {"catalog": t_a["catalog"], "fetch": [fill_rest[i] / n for i in range(2)],
-                "decode": decode_a, "cache_write": [write_fill[i] / n for i in range(2)], "warp": warp_after,
+                "decode": decode_a, "cog_encode": [encode_fill[i] / n for i in range(2)],
+                "cache_write": [write_fill[i] / n for i in range(2)], "warp": warp_after,
                 "cloud_mask": t_a.get("cloud_mask", [0.0, 0.0]), "composite": comp_s, **models}
     for name, stages in (("before", stages_b), ("after", stages_a)):
         tot = [sum(v[i] for v in stages.values()) for i in range(2)]
