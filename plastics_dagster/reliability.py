@@ -13,14 +13,15 @@
   error needs the sentence, not the frames; ``PLASTICS_DEBUG=1`` chains it). A spent
   source retry budget (:class:`~plastics_core.imagery.retry.RetryBudgetExceeded`) and any other
   exception stay retryable. Under ``plastics run`` (:data:`STOP_ON_INTERRUPT_ENV`), an interrupt
-  (SIGTERM/SIGINT) fails the step for good and stops the run.
+  (SIGTERM/SIGINT) fails the step for good and every step that starts after it fails at once, so
+  the run stops (no signal is sent: one landing after the run's end would interrupt the CLI's own
+  clean-up).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import signal
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -50,14 +51,19 @@ _stopping = threading.Event()
 
 
 def _stop_run_soon() -> None:
-    """Interrupt the executor too (SIGINT to this process once the failing step has unwound), so
-    no further step starts; a watchdog ends the process if the run has not ended in time."""
-    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    """Mark this process as stopping: every step that starts afterwards fails at once (see
+    :func:`fail_fast_on_user_errors`), so no further step runs; a watchdog ends the process if the
+    run has not ended in time."""
     if not _stopping.is_set():
         _stopping.set()
         watchdog = threading.Timer(HARD_STOP_SECONDS, os._exit, (130,))
         watchdog.daemon = True
         watchdog.start()
+
+
+def reset_stop() -> None:
+    """Forget an earlier interrupt of this process (``plastics run`` calls it when it starts)."""
+    _stopping.clear()
 
 
 def fail_fast_on_user_errors(fn: F) -> F:
@@ -66,6 +72,8 @@ def fail_fast_on_user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if _stopping.is_set() and os.environ.get(STOP_ON_INTERRUPT_ENV) == "1":
+            raise Failure(description="not started: the run is stopping after SIGTERM/SIGINT", allow_retries=False)
         try:
             return fn(*args, **kwargs)
         except RetryBudgetExceeded:

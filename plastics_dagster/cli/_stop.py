@@ -56,8 +56,9 @@ def stoppable() -> Iterator[StopRequests]:
     if threading.current_thread() is not threading.main_thread():
         yield StopRequests()
         return
-    from plastics_dagster.reliability import STOP_ON_INTERRUPT_ENV
+    from plastics_dagster.reliability import STOP_ON_INTERRUPT_ENV, reset_stop
 
+    reset_stop()
     saved = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     saved_env = os.environ.get(STOP_ON_INTERRUPT_ENV)
     read_fd, write_fd = os.pipe()
