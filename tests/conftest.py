@@ -18,6 +18,23 @@ os.environ.setdefault("PLASTICS_MODEL_STORE", str(SHARED / "models"))
 os.environ.setdefault("PLASTICS_IMAGERY", "synthetic")  # tests use the synthetic world explicitly
 
 
+#: The test files that take a minute or more (``--durations``: real outages and retry waits, a real
+#: browser, signals, parallel runs, Celery, the shared demo run), longest first. They run first so
+#: that the worker processes of ``make test`` (pytest-xdist, one file per worker at a time, in
+#: collection order) finish together instead of one of them ending with a five-minute file.
+LONGEST_FIRST = (
+    "test_reliability_outage.py", "test_ui_browser.py", "test_reliability_signals.py",
+    "test_reliability_concurrency.py", "test_backfill.py", "test_celery.py", "test_resume.py",
+    "test_cli.py", "test_cli_sites.py", "test_browser.py", "test_materialize.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the :data:`LONGEST_FIRST` files first; every file's own order is kept."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

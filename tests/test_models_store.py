@@ -1,4 +1,4 @@
-"""Model store: local folder, https (a local http.server on 127.0.0.1:8766), s3 (moto server),
+"""Model store: local folder, https (a local http.server on a free 127.0.0.1 port), s3 (moto server),
 checksums, cache. Remote downloads go through pooch; the servers are the only stand-ins."""
 
 from __future__ import annotations
@@ -77,16 +77,13 @@ def test_local_checksum_mismatch(models_dir: Path, tmp_path: Path) -> None:
     assert DEFAULT_MODEL in msg and bad in msg and SHA256[DEFAULT_MODEL] in msg and "\n" not in msg
 
 
-HTTP_PORT = 8766
-
-
 @pytest.fixture()
 def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A static file server on 127.0.0.1:8766 serving ``<tmp>/www``: (store URL, www folder)."""
+    """A static file server on a free 127.0.0.1 port serving ``<tmp>/www``: (store URL, www folder)."""
     root = tmp_path / "www"
     root.mkdir()
     handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", HTTP_PORT), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
