@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # Test worker processes (pytest-xdist). Each test file runs whole on one worker, the longest files
-# first (tests/conftest.py), so a 2-core machine finishes in about 60 % of the one-process time.
+# first (tests/conftest.py): on a 2-core machine 1097 s instead of 1523 s (docs/TESTING.md).
 PYTEST_WORKERS ?= 2
 # The test command (README and CI use exactly this): services on 127.0.0.1, then the whole suite.
 TEST_CMD = .ci/with-services $(BIN)/python -m pytest -ra --durations=15 \
