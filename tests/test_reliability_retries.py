@@ -270,3 +270,24 @@ def test_user_errors_are_not_retried(tmp_path: Any) -> None:
     with pytest.raises(PlasticsError, match="does not exist") as info:
         raise_failure(result)
     assert "plastics_core.errors" not in str(info.value)  # the user sees the message, not a class path
+
+
+def test_orphaned_connection_tasks_of_the_s3_client_print_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """asyncio's "Task exception was never retrieved" for a connection closed during an S3 outage
+    (the request itself is retried) is dropped once an S3 store is used; other asyncio errors pass."""
+    import logging
+
+    from plastics_core.storage.store import store_path
+
+    store_path("s3://bucket/store")
+    log = logging.getLogger("asyncio")
+    orphan = "Task exception was never retrieved\nfuture: <Task finished name='Task-48'>"
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        err = ConnectionResetError("Cannot write to closing transport")
+        log.error(orphan, exc_info=(type(err), err, None))
+        other = ValueError("a real bug")
+        log.error(orphan, exc_info=(type(other), other, None))
+        log.error("Unclosed client session")
+    assert [r.getMessage().splitlines()[0] for r in caplog.records] == [
+        "Task exception was never retrieved", "Unclosed client session"]
+    assert all(not isinstance(r.exc_info[1] if r.exc_info else None, ConnectionError) for r in caplog.records)

@@ -67,9 +67,29 @@ def store_retry_seconds() -> float:
     return value
 
 
+class _DropClosedConnectionTasks(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" records for connection errors.
+
+    During an S3 outage the S3 client's event loop (s3fs on aiohttp) leaves a request-body task
+    whose connection was closed under it; the request itself fails and is retried
+    (:func:`s3_call`), but asyncio still prints the orphaned task's traceback on stderr. Other
+    asyncio records pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        orphan = str(record.msg).startswith("Task exception was never retrieved")
+        return not (orphan and isinstance(exc, ConnectionError))
+
+
+_QUIET_ORPHANS = _DropClosedConnectionTasks()
+
+
 def store_path(store: str) -> UPath:
     """A UPath for a local folder or ``s3://`` URL (S3 endpoint from $AWS_ENDPOINT_URL)."""
     if store.startswith("s3://"):
+        asyncio_log = logging.getLogger("asyncio")
+        if _QUIET_ORPHANS not in asyncio_log.filters:
+            asyncio_log.addFilter(_QUIET_ORPHANS)
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
         opts: dict[str, Any] = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
         remote: UPath = UPath(store, **opts)  # UPath.__new__ is typed Any
