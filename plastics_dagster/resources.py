@@ -80,9 +80,9 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     seed: int = Field(default=0, description="synthetic only: the world's random seed")
     plant_tpa: bool = Field(default=True, description="synthetic only: plant the 10 known Bali TPA landfills")
     granule_cache: str | None = Field(default=None, description="stac only: folder or s3:// URL of the granule "
-                                      "decode cache (each JPEG 2000 band decoded once, kept as a COG); unset: none")
+                                      "decode cache (each code-tile block of a JPEG 2000 band decoded once, when a tile needs it); unset: none")
     granule_cache_max_gb: float = Field(default=50.0, gt=0, description="stac only: granule cache size bound in "
-                                        "GB (least recently used COGs are evicted past it)")
+                                        "GB (least recently used blocks are evicted past it)")
 
     def resolved_kind(self) -> str:
         """The source kind; ImageryError (one line) when it is not a known kind."""

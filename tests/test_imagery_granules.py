@@ -23,11 +23,14 @@ from shapely.geometry import box
 from plastics_core.geo.bands import BAND_NAMES
 from plastics_core.geo.periods import Period
 from plastics_core.geo.tiles import plan_tiles
+from plastics_core.imagery.granule_blocks import BandMeta
 from plastics_core.imagery.granule_cache import GranuleCache
-from plastics_core.imagery.granules import NATIVE_RES, slovenia_scenes, write_catalog
+from plastics_core.imagery.granules import NATIVE_RES, slovenia_scenes, write_catalog, write_jp2
+from plastics_core.imagery.local import read_on_grid
 from plastics_core.imagery.retry import RetryPolicy
 from plastics_core.imagery.stac import StacSource
 from plastics_core.imagery.stac_config import StacConfig
+from plastics_core.imagery.stac_read import overview_level
 from plastics_core.imagery.stac_server import serve
 from plastics_core.method.composite import composite
 from tests._grid import largest_overlap_tile, source_pixels_under
@@ -117,33 +120,135 @@ def _two_tiles(scene: Any) -> list[Any]:
     return tiles[:2]
 
 
-def test_cache_composites_identical_and_one_decode_per_granule_band(
+def _same_pixels(a: Any, b: Any) -> None:
+    """Equal dates, masks and unmasked data (cloud pixels the cache did not decode read 0)."""
+    assert a.dates == b.dates and a.scene_ids == b.scene_ids
+    np.testing.assert_array_equal(a.mask, b.mask)
+    np.testing.assert_array_equal(np.where(a.mask[:, None], 0, a.data), np.where(b.mask[:, None], 0, b.data))
+
+
+def test_cache_composites_identical_and_one_decode_per_block(
     server: tuple[str, Any], scenes: list[Any], tmp_path: Path
 ) -> None:
     base, _ = server
-    cache = GranuleCache(str(tmp_path / "cache"), max_bytes=10**9)
+    cache = GranuleCache(str(tmp_path / "cache"), max_bytes=10**9, min_block=32)  # 64 px code tiles
     plain, cached = _source(base), _source(base, granule_cache=cache)
     tiles = _two_tiles(scenes[0])
     for tile in tiles:
         a, b = plain.load(tile, SUMMER), cached.load(tile, SUMMER)
-        assert a.dates == b.dates and a.scene_ids == b.scene_ids
-        np.testing.assert_array_equal(a.data, b.data)
-        np.testing.assert_array_equal(a.mask, b.mask)
+        _same_pixels(a, b)
         for method in ("min", "median"):
             ca, cb = composite(a, SUMMER, method), composite(b, SUMMER, method)
             np.testing.assert_array_equal(ca.data, cb.data)
             np.testing.assert_array_equal(ca.mask, cb.mask)
     entries = cache.entries()
-    # every (scene, band) read was decoded exactly once, whatever the number of tiles
-    assert cache.stats["decodes"] == len(entries) and cache.stats["hits"] >= cache.stats["decodes"]  # tile 2: hits
-    decoded = {Path(name).parent.name for name, _, _ in entries}
+    # every (scene, band, block) read was decoded exactly once, whatever the number of tiles
+    assert cache.stats["decodes"] == len(entries) and cache.stats["hits"] > 0  # tile 2: hits
+    decoded = {Path(name).parent.parent.name for name, _, _ in entries}
     assert {scenes[k].id for k in (0, 3, 4)} <= decoded  # clear days: decoded once into the cache
-    assert scenes[2].id not in decoded  # 08-20 is cloud on every tile pixel at 60 m: never decoded
-    with rasterio.open(entries[0][0]) as cog:
-        structure = cog.tags(ns="IMAGE_STRUCTURE")
-        assert structure["LAYOUT"] == "COG" and structure["COMPRESSION"] == "ZSTD" and structure["PREDICTOR"] == "2"
-    # a fill's whole-band decode, COG encode and write are timed apart
-    assert {"granule_decode", "cog_encode", "cache_write"} <= set(cache.timer.totals)
+    cloudy = {Path(name).parent.name for name, _, _ in entries if Path(name).parent.parent.name == scenes[2].id}
+    # 08-20 is cloud on every tile pixel at 60 m: only the cloud mask's bands were read (here at full
+    # resolution: these small files expose no resolution level), none of the others
+    assert cloudy and not cloudy & {"green", "rededge2", "rededge3"}
+    with rasterio.open(entries[0][0]) as block:
+        structure = block.tags(ns="IMAGE_STRUCTURE")
+        assert structure["COMPRESSION"] == "ZSTD" and structure["PREDICTOR"] == "2" and block.crs is not None
+    # a fill's block decodes, encodes and writes are timed apart
+    assert {"granule_decode", "cache_encode", "cache_write"} <= set(cache.timer.totals)
+
+
+def test_only_the_blocks_wanted_pixels_sample_are_decoded(
+    catalog: tuple[Path, list[dict[str, Any]]], scenes: list[Any], tmp_path: Path
+) -> None:
+    """A read decodes the blocks (GDAL's blocks of the 101 x 100 px JPEG 2000: whole 64 px code
+    tile rows) under its wanted pixels, reads them exactly as the source, decodes a block once."""
+    folder, _ = catalog
+    scene = scenes[0]
+    href = str(folder / scene.id / "B02.jp2")
+    grid = (scene.crs, scene.transform @ rasterio.Affine.translation(-10, -10), (121, 120))  # the band + 10 px
+    with rasterio.open(href) as src:
+        plain = read_on_grid(src, *grid, indexes=[1])[0]
+        bh, bw = BandMeta.of(src, 32).block
+    every = {(i, j) for i in range(-(-101 // bh)) for j in range(-(-100 // bw))}
+    assert len(every) >= 2
+    r, c = np.mgrid[-10:111, -10:110]  # the band's pixel under each grid pixel
+    inside = (r >= 0) & (r < 101) & (c >= 0) & (c < 100)
+    cache = GranuleCache(str(tmp_path / "c"), min_block=32)
+    need = inside & ((r >= bh + 3) | (c >= bw + 3))  # no wanted pixel within 2 px of block (0, 0)
+    got = cache.read(scene.id, "blue", lambda: rasterio.open(href), grid, need=need)
+    np.testing.assert_array_equal(got[need], plain[need])
+    assert (got[inside & (r < bh) & (c < bw)] == 0).all()  # the skipped block reads as nodata
+    assert sorted(Path(n).stem for n, _, _ in cache.entries()) == sorted(f"r{i}_c{j}" for i, j in every - {(0, 0)})
+    assert cache.stats["decodes"] == len(every) - 1 and cache.stats["skipped"] == 1
+    one = inside & (r >= 20) & (r < 23) & (c >= 20) & (c < 23)  # a few pixels of block (0, 0)
+    small = GranuleCache(str(tmp_path / "c2"), min_block=32)
+    np.testing.assert_array_equal(small.read(scene.id, "blue", lambda: rasterio.open(href), grid, need=one)[one],
+                                  plain[one])
+    assert [Path(n).stem for n, _, _ in small.entries()] == ["r0_c0"]  # a small ROI decodes its block only
+
+    def never() -> Any:
+        pytest.fail("a cached block or meta was decoded again")
+
+    np.testing.assert_array_equal(cache.read(scene.id, "blue", never, grid, need=need), got)  # all hits
+    full = cache.read(scene.id, "blue", lambda: rasterio.open(href), grid)
+    np.testing.assert_array_equal(full, plain)
+    assert cache.stats["decodes"] == len(every) and cache.stats["hits"] == 2 * (len(every) - 1)
+
+
+def test_coarse_reads_are_cached_as_blocks_of_the_resolution_level(scenes: list[Any], tmp_path: Path) -> None:
+    """The 60 m cloud-mask reads come from a JPEG 2000 resolution level; through the cache they
+    are that level's blocks, decoded once: the pixels of a direct read of the level, for two
+    tiles, and nothing decoded again."""
+    scene = scenes[0]
+    band = np.tile(scene.bands[BAND_NAMES.index("B02")], (6, 6))  # 606 x 600 px of real DN
+    href = write_jp2(tmp_path / "B02.jp2", band, scene.crs, scene.transform, block=256)
+    with rasterio.open(href) as src:
+        level = overview_level(src, 60.0)
+    assert level is not None  # the resolution levels are GDAL overviews
+
+    def opener(**kw: Any) -> Any:
+        return rasterio.open(href, **kw)
+
+    def never(**kw: Any) -> Any:
+        pytest.fail("a cached level block or meta was decoded again")
+
+    cache = GranuleCache(str(tmp_path / "c"), min_block=32)
+    grids = [(scene.crs, scene.transform @ rasterio.Affine.translation(k, k) @ rasterio.Affine.scale(6), (40, 40))
+             for k in (0, 120)]  # two tiles' 60 m grids
+    for grid in grids:
+        with rasterio.open(href, overview_level=level) as ovr:
+            direct = read_on_grid(ovr, *grid, indexes=[1])[0]
+        assert (direct != 0).mean() > 0.5
+        np.testing.assert_array_equal(cache.read_coarse(scene.id, "blue", opener, grid), direct)
+        np.testing.assert_array_equal(cache.read_coarse(scene.id, "blue", never, grid), direct)  # hits
+    assert {Path(n).parent.name for n, _, _ in cache.entries()} == {f"blue.L{level}"}  # no full-resolution block
+    assert cache.stats["decodes"] == len(cache.entries())
+
+
+@pytest.mark.parametrize("resampling", ["nearest", "bilinear"])
+def test_blocks_warp_like_the_source_onto_another_crs(
+    catalog: tuple[Path, list[dict[str, Any]]], scenes: list[Any], tmp_path: Path, resampling: str
+) -> None:
+    """A grid in the neighbouring UTM zone (EPSG:32634) gets the same values from the blocks as
+    from the JPEG 2000 itself, for the 10 m and the 20 m band."""
+    from rasterio.enums import Resampling
+
+    folder, _ = catalog
+    scene = scenes[0]
+    left, bottom, right, top = transform_bounds(scene.crs, "EPSG:32634",
+                                                *rasterio.transform.array_bounds(101, 100, scene.transform))
+    grid = ("EPSG:32634", rasterio.Affine(7.0, 0, left - 30, 0, -7.0, top + 30),
+            (int((top - bottom) / 7) + 9, int((right - left) / 7) + 9))
+    cache = GranuleCache(str(tmp_path / "c"), min_block=32)
+    how = Resampling[resampling]
+    for band, key in (("B02", "blue"), ("B05", "rededge1")):
+        href = str(folder / scene.id / f"{band}.jp2")
+        with rasterio.open(href) as src:
+            plain = read_on_grid(src, *grid, how, indexes=[1])[0]
+        got = cache.read(scene.id, key, lambda h=href: rasterio.open(h), grid, how)
+        assert (plain != 0).mean() > 0.5
+        np.testing.assert_array_equal(got, plain)
+    assert cache.stats["decodes"] == len(cache.entries()) >= 2
 
 
 def test_cache_lru_eviction(server: tuple[str, Any], scenes: list[Any], tmp_path: Path) -> None:
@@ -171,9 +276,10 @@ def test_drop_before_decode(server: tuple[str, Any], scenes: list[Any], monkeypa
     reads: list[tuple[str, str, bool]] = []
     original = StacSource._read
 
-    def spy(self: StacSource, item: dict[str, Any], key: str, grid: Any, nodata: Any = 0, coarse: bool = False) -> Any:
+    def spy(self: StacSource, item: dict[str, Any], key: str, grid: Any, nodata: Any = 0, coarse: bool = False,
+            need: Any = None) -> Any:
         reads.append((str(item["id"]), key, coarse))
-        return original(self, item, key, grid, nodata, coarse)
+        return original(self, item, key, grid, nodata, coarse, need)
 
     monkeypatch.setattr(StacSource, "_read", spy)
     tile = _two_tiles(scenes[0])[0]
@@ -199,8 +305,8 @@ def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_cache_on_s3_from_the_resource(server: tuple[str, Any], scenes: list[Any], s3_bucket: str) -> None:
-    """The Dagster imagery resource's ``granule_cache`` on S3: same pixels, one decode per band,
-    COGs read in place; eviction with the ``.used`` access markers."""
+    """The Dagster imagery resource's ``granule_cache`` on S3: same pixels, one decode per block,
+    blocks read back from S3; eviction with the ``.used`` access markers."""
     from plastics_dagster.resources import ImagerySourceResource
 
     base, _ = server
@@ -212,9 +318,7 @@ def test_cache_on_s3_from_the_resource(server: tuple[str, Any], scenes: list[Any
     plain = _source(base)
     tile = _two_tiles(scenes[0])[0]
     for _ in range(2):
-        a, b = plain.load(tile, SUMMER), source.load(tile, SUMMER)
-        np.testing.assert_array_equal(a.data, b.data)
-        np.testing.assert_array_equal(a.mask, b.mask)
+        _same_pixels(plain.load(tile, SUMMER), source.load(tile, SUMMER))
     entries = cache.entries()
     assert entries and all(name.startswith("plastics/granules/") for name, _, _ in entries)
     assert cache.stats["decodes"] == len(entries) and cache.stats["hits"] >= len(entries)

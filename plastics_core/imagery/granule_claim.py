@@ -1,11 +1,11 @@
-"""Cross-worker claims on a granule band, so that one worker decodes it and the others wait.
+"""Cross-worker claims on a granule block, so that one worker decodes it and the others wait.
 
 Tiles of one granule run on different processes and machines (Celery, Kubernetes). Before a
-worker decodes a granule band missing from the cache, it creates a claim marker
-``<band key>.tif.decoding`` beside the COG **exclusively**: ``O_CREAT | O_EXCL`` on a local or
+worker decodes a granule block missing from the cache, it creates a claim marker
+``<block>.tif.decoding`` beside the block file **exclusively**: ``O_CREAT | O_EXCL`` on a local or
 shared file system, a conditional PUT (``If-None-Match: *``) on S3. The worker that created it
-decodes, writes the COG, then deletes the marker; a worker that finds the marker taken polls
-until the COG appears (a cache hit) or the marker goes away without one, then decodes itself.
+decodes, writes the block, then deletes the marker; a worker that finds the marker taken polls
+until the block appears (a cache hit) or the marker goes away without one, then decodes itself.
 A marker older than the claim timeout belongs to a worker that died: it is taken over. The
 marker's body names the claimer (host, process id, time) for an operator who finds one.
 """
@@ -28,7 +28,7 @@ CLAIM_SUFFIX = ".decoding"
 
 
 def claim_marker(cog: UPath) -> UPath:
-    """The claim marker of the COG ``cog``."""
+    """The claim marker of the cached file ``cog`` (a granule block)."""
     return cog.with_name(cog.name + CLAIM_SUFFIX)
 
 

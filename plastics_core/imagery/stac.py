@@ -15,11 +15,13 @@ in :mod:`.stac_read`; this module mosaics, masks and stacks.
   ESA mask / L2A SCL asset if configured). Days with no data on the tile are dropped;
   fully cloudy days are kept (all masked) so manifests show they were seen.
 - Decode only what is needed: items are dropped before any pixel is read by catalog cloud
-  cover and footprint; a day's items stop being read once every tile pixel is filled. With
+  cover and footprint; a day's items stop being read once every tile pixel (with the granule
+  cache: every pixel not masked as cloud at 60 m) is filled. With
   s2cloudless and ``cloud_mask_resolution`` (default 60 m), the mask is computed first on a
   coarse grid (the tile grid with 60 m pixels) from the bands it needs (B01 B02 B04 B05 B08
   B8A B09 B10 B11 B12) read from the source files' resolution levels (JPEG 2000) nearest that
-  resolution, never from the granule cache (so the mask does not depend on what is cached),
+  resolution (with the granule cache: blocks of those levels, decoded once per granule; the
+  same pixels, so the mask does not depend on what is cached),
   repeated onto the 10 m grid and post-processed there (``average_over`` and
   ``dilation_size`` in 10 m pixels); a day masked everywhere (cloud or nodata) on the tile is
   then not decoded at 10 m: it is kept with data 0 and mask True. ``cloud_mask_resolution=None``
@@ -27,7 +29,11 @@ in :mod:`.stac_read`; this module mosaics, masks and stacks.
 - 20 m and 60 m bands are decoded at their native resolution and replicated onto the 10 m
   grid by the nearest-neighbour warp (the same values as upsampling after the read).
 - ``granule_cache``: a :class:`~plastics_core.imagery.granule_cache.GranuleCache` decodes each
-  granule band once (whole, native resolution, as a COG) and every tile reads windows of it.
+  block of a granule band (aligned to its JPEG 2000 code tiles, native resolution) once, when a
+  tile first needs it; tiles read the blocks. With the 60 m cloud mask (and no ESA mask or SCL
+  asset), blocks in which every pixel of the tile is cloud are not decoded for that tile: those
+  pixels are masked whatever their values (the mask, shadows included, and the composites are
+  the same; their data is 0 instead of the cloud's DN).
 - ``timer`` accumulates wall / CPU seconds per stage: ``catalog``, ``read`` (fetch + decode +
   warp of every band read, cache fills included), ``cloud_mask`` (s2cloudless compute).
 - Earth Search's L1C JP2s live in the requester-pays bucket ``s3://sentinel-s2-l1c``:
@@ -63,6 +69,7 @@ from plastics_core.imagery.cloudmask import (
     mask_from_probability,
     sun_angles,
 )
+from plastics_core.imagery.granule_blocks import Grid
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
 from plastics_core.imagery.stac_catalog import fetch_items, filter_items, item_time
 from plastics_core.imagery.stac_config import (
@@ -71,7 +78,7 @@ from plastics_core.imagery.stac_config import (
     StacConfig,
     planetary_computer_l2a,
 )
-from plastics_core.imagery.stac_read import Grid, gdal_env, read_asset
+from plastics_core.imagery.stac_read import gdal_env, read_asset
 from plastics_core.imagery.timing import StageTimer
 
 if TYPE_CHECKING:
@@ -158,16 +165,21 @@ class StacSource:
         cirrus = np.zeros((rows, cols), np.uint16)
         flagged = np.zeros((rows, cols), bool)
         factor = self._coarse_factor(tile)
+        clear: np.ndarray | None = None  # pixels worth decoding at 10 m (None: every pixel)
         if factor > 1:
             flagged, seen = self._coarse_cloud(group, tile, factor)
             if (flagged | ~seen).all():  # nothing clear on the tile: no 10 m decode
                 return data, np.ones((rows, cols), bool), bool(seen.any())
+            if cfg.granule_cache is not None and cfg.mask_asset is None and cfg.scl_asset is None:
+                clear = ~flagged  # cloud pixels stay masked whatever their values: skip their blocks
         for item in group:
             empty = np.any(data == 0, axis=0)
-            if not empty.any():
+            want = empty if clear is None else empty & clear
+            if not want.any():
                 break
             offset = self._offset(item)
-            bands = np.stack([self._read(item, key, grid) for key in cfg.asset_keys])
+            need = None if clear is None else want
+            bands = np.stack([self._read(item, key, grid, need=need) for key in cfg.asset_keys])
             fill = empty & np.all(bands != 0, axis=0)
             data[:, fill] = harmonize_dn(bands[:, fill], offset)
             if factor <= 1 and cfg.cirrus_key is not None and cfg.cloud_mask.method != "none":
@@ -187,6 +199,8 @@ class StacSource:
             with self.timer("cloud_mask"):
                 az, zen = sun_angles(next(iter(group)).get("properties", {}))
                 flagged = cloud_and_shadow_mask(data[None], flagged[None], az, zen, float(tile.resolution))[0]
+        if clear is not None:  # a cloud pixel whose blocks were skipped was seen at 60 m
+            return data, nodata | flagged, not (nodata & ~(flagged & seen)).all()
         return data, nodata | flagged, not nodata.all()
 
     def _offset(self, item: dict[str, Any]) -> bool:
@@ -228,8 +242,8 @@ class StacSource:
             seen = np.isfinite(up)
             return mask_from_probability(up[None], cfg.cloud_mask)[0], seen
 
-    def _read(self, item: dict[str, Any], key: str, grid: Grid,
-              nodata: float | None = 0, coarse: bool = False) -> np.ndarray:
+    def _read(self, item: dict[str, Any], key: str, grid: Grid, nodata: float | None = 0,
+              coarse: bool = False, need: np.ndarray | None = None) -> np.ndarray:
         """One asset's first band on ``grid`` (:func:`.stac_read.read_asset`), timed as ``read``."""
         with self.timer("read"):
-            return read_asset(self.config, item, key, grid, nodata, coarse)
+            return read_asset(self.config, item, key, grid, nodata, coarse, need)

@@ -31,8 +31,8 @@ class StacConfig:
     ``mask_asset``: optional ESA L1C mask asset (``MSK_CLASSI``-style, non-zero = cloud);
     ``scl_asset``: optional L2A scene-classification asset (classes :data:`SCL_MASKED`).
     ``href_modifier``: maps an asset href before reading (e.g. Planetary Computer signing).
-    ``granule_cache``: decode each granule band once into a COG cache (None: read windows of
-    the source files per tile). ``cloud_mask_resolution``: metres of the s2cloudless grid
+    ``granule_cache``: decode each block of a granule band once, when a tile first needs it
+    (None: read windows of the source files per tile). ``cloud_mask_resolution``: metres of the s2cloudless grid
     (None: the tile's resolution).
     """
 

@@ -12,23 +12,22 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from affine import Affine
 
 from plastics_core.errors import ImageryError
+from plastics_core.imagery.granule_blocks import Grid, coarsest_level
 from plastics_core.imagery.local import read_on_grid, resampling_for
 from plastics_core.imagery.retry import redact, retry_call
 from plastics_core.imagery.stac_config import StacConfig
 
-#: (crs, affine transform, (rows, cols)) of the grid a read lands on.
-Grid = tuple[str, Affine, tuple[int, int]]
-
 
 def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
-               nodata: float | None = 0, coarse: bool = False) -> np.ndarray:
+               nodata: float | None = 0, coarse: bool = False, need: np.ndarray | None = None) -> np.ndarray:
     """Asset ``key`` of ``item`` on ``grid``: (rows, cols) in the asset dtype. ``coarse``: read
     the source's overview (JPEG 2000 resolution level) nearest below the grid's resolution
-    instead of full resolution, never through the granule cache (so a cloud mask computed from
-    it does not depend on what is cached)."""
+    instead of full resolution (through the granule cache: blocks of that level, the same
+    pixels, so a cloud mask computed from it does not depend on what is cached). ``need`` ((rows, cols) bool, granule cache only): the
+    pixels wanted; blocks of the granule that no wanted pixel samples are not decoded and read
+    as ``nodata`` (0 when None)."""
     asset = item.get("assets", {}).get(key)
     if asset is None or "href" not in asset:
         raise ImageryError(
@@ -41,22 +40,24 @@ def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
     crs, transform, shape = grid
     cache = cfg.granule_cache
 
-    def dataset(**kw: Any) -> Any:
-        if cache is None or coarse:
-            return rasterio.open(href, **kw)
-        return cache.open(str(item.get("id")), key, lambda: rasterio.open(href), **kw)
+    resampling = resampling_for(cfg.resampling)
 
     def read() -> np.ndarray:
         band: np.ndarray
-        with dataset() as src:
+        if cache is not None:
+            scene_id = str(item.get("id"))
+            if coarse:
+                band = cache.read_coarse(scene_id, key, lambda **kw: rasterio.open(href, **kw), grid, resampling, nodata)
+            else:
+                band = cache.read(scene_id, key, lambda: rasterio.open(href), grid, resampling, nodata, need)
+            return band
+        with rasterio.open(href) as src:
             level = overview_level(src, abs(transform.a)) if coarse else None
             if level is None:
-                band = read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
-                                    indexes=[1], nodata=nodata)[0]
+                band = read_on_grid(src, crs, transform, shape, resampling, indexes=[1], nodata=nodata)[0]
                 return band
-        with dataset(overview_level=level) as src:
-            band = read_on_grid(src, crs, transform, shape, resampling_for(cfg.resampling),
-                                indexes=[1], nodata=nodata)[0]
+        with rasterio.open(href, overview_level=level) as src:
+            band = read_on_grid(src, crs, transform, shape, resampling, indexes=[1], nodata=nodata)[0]
         return band
 
     try:
@@ -71,10 +72,7 @@ def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
 def overview_level(src: Any, resolution: float) -> int | None:
     """Index of the coarsest overview of band 1 whose pixels are not larger than ``resolution``
     metres (None: full resolution)."""
-    factors = src.overviews(1)
-    pixel = abs(src.transform.a)
-    fits = [i for i, f in enumerate(factors) if f * pixel <= resolution * 1.0001]
-    return max(fits) if fits else None
+    return coarsest_level(src.overviews(1), abs(src.transform.a), resolution)
 
 
 def gdal_env(cfg: StacConfig) -> dict[str, Any]:
