@@ -144,6 +144,7 @@ def test_cache_composites_identical_and_one_decode_per_block(
     entries = cache.entries()
     # every (scene, band, block) read was decoded exactly once, whatever the number of tiles
     assert cache.stats["decodes"] == len(entries) and cache.stats["hits"] > 0  # tile 2: hits
+    assert cache.stats["skipped"] > 0  # blocks in which every pixel of a tile is cloud at 60 m: not decoded
     decoded = {Path(name).parent.parent.name for name, _, _ in entries}
     assert {scenes[k].id for k in (0, 3, 4)} <= decoded  # clear days: decoded once into the cache
     cloudy = {Path(name).parent.name for name, _, _ in entries if Path(name).parent.parent.name == scenes[2].id}
