@@ -46,7 +46,8 @@ STORE_RETRY = NETWORK_RETRY
 STOP_ON_INTERRUPT_ENV = "PLASTICS_STOP_ON_INTERRUPT"
 #: After an interrupt, the process exits with 130 if the run has not ended within this many seconds.
 HARD_STOP_SECONDS = 30.0
-_INTERRUPTS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
+#: class names of the errors a stopping run raises in a step (a signal, or a stopped run)
+INTERRUPT_ERRORS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
 _stopping = threading.Event()
 
 
@@ -84,7 +85,7 @@ def fail_fast_on_user_errors(fn: F) -> F:
                 raise failure from exc
             raise failure from None
         except BaseException as exc:
-            if type(exc).__name__ not in _INTERRUPTS or os.environ.get(STOP_ON_INTERRUPT_ENV) != "1":
+            if type(exc).__name__ not in INTERRUPT_ERRORS or os.environ.get(STOP_ON_INTERRUPT_ENV) != "1":
                 raise
             _stop_run_soon()
             raise Failure(description="interrupted by SIGTERM/SIGINT", allow_retries=False) from exc

@@ -22,6 +22,7 @@ from plastics_core.errors import PlasticsError
 from plastics_dagster.config import DetectionParams, detection_params
 from plastics_dagster.partitions import check_complete, parse_window, partition_key
 from plastics_dagster.registry import ensure_roi
+from plastics_dagster.reliability import INTERRUPT_ERRORS
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
 
 
@@ -160,9 +161,6 @@ def materialize_partition(
     return summary
 
 
-_INTERRUPTS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
-
-
 class RunInterrupted(PlasticsError):
     """The run was stopped by SIGTERM/SIGINT (exit code 130 from the CLI)."""
 
@@ -214,7 +212,7 @@ def raise_failure(result: Any) -> None:
             raise cls(f"{event.step_key}: {user.description}")
         while err.cause is not None and not isinstance(getattr(errors, err.cls_name, None), type):
             err = err.cause
-        if err.cls_name in _INTERRUPTS:
+        if err.cls_name in INTERRUPT_ERRORS:
             raise RunInterrupted(f"{event.step_key} was interrupted (SIGTERM/SIGINT): the run is marked failed, "
                                  "finished tiles are kept; rerun the same command to complete it")
         message = err.message.strip().splitlines()[-1] if err.message.strip() else "step failed"
