@@ -32,6 +32,7 @@ SECTIONS: dict[str, str] = {
     "blobs": "bench.blobs:run",
     "endtoend": "bench.endtoend:run",
     "realimagery": "bench.realimagery:run",
+    "realgranule": "bench.realgranule:run",
     "device": "bench.device:run",
 }
 RESULTS = Path(__file__).resolve().parent / "results" / "bench.json"
