@@ -37,7 +37,6 @@ from bench.realimagery import SHARED, _mirror_tile
 
 SIZE = 10980  # px at 10 m: an ESA granule
 SPACING_M = 100_000.0  # granules are laid out every 100 km and overlap by 9.8 km
-MASK_BANDS = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")
 
 
 def write_full_granule(folder: Path) -> tuple[dict[str, Path], str, Affine]:
@@ -79,6 +78,7 @@ def _tiles(crs: str, transform: Affine) -> tuple[list[Any], int]:
 def _scene_reads(tile: Any, paths: dict[str, Path], read: Any, read_coarse: Any) -> None:
     """What one tile reads of one scene: 12 bands at 10 m, the mask's 10 bands at 60 m."""
     from plastics_core.geo.bands import BAND_NAMES
+    from plastics_core.imagery.cloudmask import S2CLOUDLESS_BANDS
 
     grid = (str(tile.crs), tile.transform, tile.shape)
     factor = 6
@@ -86,7 +86,7 @@ def _scene_reads(tile: Any, paths: dict[str, Path], read: Any, read_coarse: Any)
               (math.ceil(tile.shape[0] / factor), math.ceil(tile.shape[1] / factor)))
     for band in BAND_NAMES:
         read(band, paths[band], grid)
-    for band in MASK_BANDS:
+    for band in S2CLOUDLESS_BANDS:
         read_coarse(band, paths[band], coarse)
 
 
