@@ -83,6 +83,12 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
                                       "decode cache (each code-tile block of a JPEG 2000 band decoded once, when a tile needs it); unset: none")
     granule_cache_max_gb: float = Field(default=50.0, gt=0, description="stac only: granule cache size bound in "
                                         "GB (least recently used blocks are evicted past it)")
+    max_cloud_cover: float = Field(default=80.0, ge=0, le=100, description="stac only: drop scenes the catalog "
+                                   "rates more cloudy than this (eo:cloud_cover, % of the granule) before any pixel "
+                                   "is read; GPW's 2022 download used 30, its 2021 workflow read every scene (100)")
+    min_coverage: float = Field(default=0.0, ge=0, le=1, description="stac only: drop a day whose scenes' "
+                                "footprints cover less than this fraction of a tile, before reading it "
+                                "(0: any overlap); GPW's 2022 download used 0.9")
 
     def resolved_kind(self) -> str:
         """The source kind; ImageryError (one line) when it is not a known kind."""
@@ -105,6 +111,7 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     def source_name(self) -> str:
         """The name recorded in manifests and run hashes (no credentials, ever)."""
         kind, path, collection = self.resolved_kind(), self.resolved_path(), self.resolved_collection()
+        selection = self._selection()
         if kind == "synthetic":
             extra = [f"seed={self.seed}"] if self.seed else []
             extra += [] if self.plant_tpa else ["no-tpa"]
@@ -112,7 +119,21 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
         from plastics_core.imagery.retry import redact  # drops user:password@ and ?query tokens
 
         name = kind if not path else f"{kind}:{redact(path)}"
-        return name if kind != "stac" or collection == "sentinel-2-l1c" else f"{name}#{collection}"
+        name = name if kind != "stac" or collection == "sentinel-2-l1c" else f"{name}#{collection}"
+        return name + "".join(f";{k}={v:g}" for k, v in selection.items())
+
+    def _selection(self) -> dict[str, float]:
+        """The scene-selection fields set away from their defaults (they change what a run reads,
+        so they enter its name and hash); ImageryError when set for a source other than stac."""
+        from plastics_core.errors import ImageryError
+
+        fields = type(self).model_fields
+        changed = {k: float(getattr(self, k)) for k in ("max_cloud_cover", "min_coverage")
+                   if getattr(self, k) != fields[k].default}
+        if changed and self.resolved_kind() != "stac":
+            raise ImageryError(f"{', '.join(changed)} apply to imagery kind 'stac' only: unset them for "
+                               f"kind {self.resolved_kind()!r}")
+        return changed
 
     def get_source(self) -> Any:
         """Construct the :class:`plastics_core.imagery.ImagerySource` (lazily, by kind)."""
@@ -127,7 +148,7 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
                                 "plant_tpa": self.plant_tpa, "collection": self.resolved_collection()}
         if self.granule_cache:
             spec |= {"granule_cache": self.granule_cache, "granule_cache_max_bytes": int(self.granule_cache_max_gb * 1e9)}
-        return spec
+        return spec | self._selection()
 
 
 class ModelStoreResource(ConfigurableResource):  # type: ignore[type-arg]

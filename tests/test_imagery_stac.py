@@ -301,3 +301,87 @@ def test_collection_choice_from_resource_config() -> None:
     assert ImagerySourceResource(kind="stac").source_name() == "stac"  # the L1C default keeps old run hashes
     with pytest.raises(ParameterError, match="unknown STAC collection"):
         stac_source(None, "landsat-c2-l2")
+
+
+def test_footprint_coverage_of_a_real_swath_edge(shared_dir: Path) -> None:
+    """The real Earth Search item's footprint is a swath-edge triangle: the share of each tile it
+    covers agrees with counting a 60 x 60 lattice of points inside it."""
+    from shapely import contains_xy
+    from shapely.geometry import shape
+    from shapely.ops import transform as reproject
+
+    from plastics_core.geo.tiles import plan_tiles
+    from plastics_core.imagery.stac_catalog import footprint_coverage
+
+    item = json.loads((shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
+                      .read_text())["features"][0]
+    lonlat = shape(item["geometry"])
+    tiles = [t for t in plan_tiles(lonlat) if str(t.crs) == "EPSG:32627"]
+    assert len(tiles) > 10
+    from pyproj import Transformer
+    utm = reproject(Transformer.from_crs("EPSG:4326", "EPSG:32627", always_xy=True).transform, lonlat)
+    shares = []
+    for t in tiles:
+        left, bottom, right, top = t.bounds
+        step = (right - left) / 60
+        xs, ys = np.meshgrid(np.arange(left + step / 2, right, step), np.arange(bottom + step / 2, top, step))
+        counted = contains_xy(utm, xs, ys).mean()
+        share = footprint_coverage([item], "EPSG:32627", t.bounds)
+        assert abs(share - counted) < 0.03, (t.key, share, counted)
+        shares.append(share)
+    assert max(shares) > 0.95 and 0 < min(shares) < 0.5  # almost inside, and cut by the edge
+    assert footprint_coverage([], "EPSG:32627", tiles[0].bounds) == 0.0
+    assert footprint_coverage([{k: v for k, v in item.items() if k != "geometry"}], "EPSG:32627",
+                              tiles[0].bounds) == 1.0  # no footprint: nothing can be ruled out
+
+
+def test_min_coverage_drops_days_before_reading(server: _Stac, items: list[dict[str, Any]], fixture: dict[str, Any],
+                                                tile: Tile) -> None:
+    """A day whose footprints (the union of its items') cover less than ``min_coverage`` of the tile
+    is dropped before any of its pixels is read (its hrefs lead nowhere); a day split over two
+    items counts their union."""
+    from plastics_core.imagery.stac_catalog import footprint_coverage
+
+    west, south, east, north = fixture["lonlat"].bounds
+    mid = (west + east) / 2
+    parts = {"S2A_33TVM_A_left_L1C": box(west, south, mid, north), "S2A_33TVM_A_right_L1C": box(mid, south, east, north),
+             "S2A_33TVM_D_L1C": box(west, south, (3 * west + east) / 4, north)}
+    edited = copy.deepcopy(items)
+    for item in edited:
+        if item["id"] in parts:
+            item["geometry"], item["bbox"] = mapping(parts[item["id"]]), list(parts[item["id"]].bounds)
+        if item["id"] == "S2A_33TVM_D_L1C":
+            for asset in item["assets"].values():
+                asset["href"] = "/nonexistent/never-read.tif"
+    server.features = edited
+    whole = footprint_coverage([edited[0], edited[1]], str(tile.crs), tile.bounds)
+    quarter = footprint_coverage([edited[4]], str(tile.crs), tile.bounds)
+    assert 0 < quarter < whole / 2, (quarter, whole)
+    threshold = (quarter + whole) / 2
+    stack = _source(server, max_cloud_cover=100.0, min_coverage=threshold).load(tile, SUMMER)
+    assert dt.date(2015, 8, 30) not in stack.dates  # dropped, never read
+    assert stack.dates[0] == dt.date(2015, 7, 11) and len(stack.dates) == 4  # the split day is kept whole
+    with pytest.raises(ImageryError, match="never-read"):  # without the rule the day is read (its hrefs fail)
+        _source(server, max_cloud_cover=100.0, retry=RetryPolicy(attempts=1)).load(tile, SUMMER)
+
+
+def test_scene_selection_from_resource_config() -> None:
+    from dagster import DagsterInvalidConfigError
+
+    from plastics_core.errors import ParameterError
+    from plastics_dagster.resources import ImagerySourceResource
+
+    fields = ImagerySourceResource.model_fields
+    assert fields["max_cloud_cover"].default == StacConfig().max_cloud_cover
+    assert fields["min_coverage"].default == StacConfig().min_coverage
+    gpw2022 = ImagerySourceResource(kind="stac", max_cloud_cover=30, min_coverage=0.9)
+    cfg = gpw2022.get_source().config
+    assert (cfg.max_cloud_cover, cfg.min_coverage) == (30.0, 0.9)
+    assert gpw2022.source_name() == "stac;max_cloud_cover=30;min_coverage=0.9"  # enters the run hash
+    assert ImagerySourceResource(kind="stac").source_name() == "stac"
+    with pytest.raises(ImageryError, match="apply to imagery kind 'stac' only"):
+        ImagerySourceResource(kind="synthetic", min_coverage=0.5).source_name()
+    with pytest.raises((DagsterInvalidConfigError, ValueError)):
+        ImagerySourceResource(kind="stac", min_coverage=1.5)
+    with pytest.raises(ParameterError, match="min_coverage 2 is outside"):
+        StacConfig(min_coverage=2)

@@ -33,13 +33,16 @@ def tpa_planted_sites(path: Path | None = None) -> list[Any]:
 
 def make_source(kind: str = "synthetic", path: str | None = None, seed: int = 0, plant_tpa: bool = True,
                 collection: str = "sentinel-2-l1c", granule_cache: str | None = None,
-                granule_cache_max_bytes: int = 50 * 1024**3) -> Any:
+                granule_cache_max_bytes: int = 50 * 1024**3, max_cloud_cover: float | None = None,
+                min_coverage: float | None = None) -> Any:
     """The :class:`plastics_core.imagery.ImagerySource` of ``kind`` (optional libraries load lazily).
 
     ``path``: GeoTIFF folder (``local``) or STAC API URL (``stac``); ``collection``: ``stac`` only
     (:func:`plastics_core.imagery.stac.stac_source`); ``seed`` / ``plant_tpa``: ``synthetic`` only.
     ``granule_cache`` (folder or ``s3://``) / ``granule_cache_max_bytes``: ``stac`` only, the
     :class:`~plastics_core.imagery.granule_cache.GranuleCache` (None: no cache).
+    ``max_cloud_cover`` (percent) / ``min_coverage`` (fraction of a tile): ``stac`` only, the scene
+    selection of :class:`~plastics_core.imagery.stac_config.StacConfig` (None: its default).
     ``earthone`` reads its credentials from the environment."""
     if kind == "synthetic":
         from plastics_core.imagery.synthetic import SyntheticSource
@@ -55,6 +58,9 @@ def make_source(kind: str = "synthetic", path: str | None = None, seed: int = 0,
         from plastics_core.imagery.stac import stac_source
 
         source = stac_source(path, collection)
+        cfg = source.config
+        source.config = replace(cfg, max_cloud_cover=cfg.max_cloud_cover if max_cloud_cover is None else max_cloud_cover,
+                                min_coverage=cfg.min_coverage if min_coverage is None else min_coverage)
         if granule_cache:
             from plastics_core.imagery.granule_cache import GranuleCache
 

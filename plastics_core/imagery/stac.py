@@ -15,7 +15,8 @@ in :mod:`.stac_read`; this module mosaics, masks and stacks.
   ESA mask / L2A SCL asset if configured). Days with no data on the tile are dropped;
   fully cloudy days are kept (all masked) so manifests show they were seen.
 - Decode only what is needed: items are dropped before any pixel is read by catalog cloud
-  cover and footprint; a day's items stop being read once every tile pixel (with the granule
+  cover (``max_cloud_cover``) and footprint, and a solar day by ``min_coverage`` (the share
+  of the tile its items' footprints cover, :func:`.stac_catalog.footprint_coverage`); a day's items stop being read once every tile pixel (with the granule
   cache: every pixel not masked as cloud at 60 m) is filled. With
   s2cloudless and ``cloud_mask_resolution`` (default 60 m), the mask is computed first on a
   coarse grid (the tile grid with 60 m pixels) from the bands it needs (B01 B02 B04 B05 B08
@@ -71,7 +72,7 @@ from plastics_core.imagery.cloudmask import (
 )
 from plastics_core.imagery.granule_blocks import Grid
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
-from plastics_core.imagery.stac_catalog import fetch_items, filter_items, item_time
+from plastics_core.imagery.stac_catalog import fetch_items, filter_items, footprint_coverage, item_time
 from plastics_core.imagery.stac_config import (
     PLANETARY_COMPUTER,
     SCL_MASKED,
@@ -142,6 +143,9 @@ class StacSource:
         datas, masks, dates, ids = [], [], [], []
         with rasterio.Env(**gdal_env(self.config)):
             for day, group in sorted(groups.items()):
+                if self.config.min_coverage > 0 and \
+                        footprint_coverage(group, str(tile.crs), tile.bounds) < self.config.min_coverage:
+                    continue  # GPW's coverage rule: the day's footprints leave too much of the tile
                 data, mask, seen = self._load_day(group, tile)
                 if not seen:  # no data on this tile (cloudy days are kept, masked)
                     continue

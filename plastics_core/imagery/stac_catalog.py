@@ -4,6 +4,7 @@ pystac-client POST ``/search`` (collection, geometry, date range widened by a da
 ``query={"eo:cloud_cover": {"lte": max_cloud_cover}}``), retried on transient errors per the
 config's :class:`~plastics_core.imagery.retry.RetryPolicy`; then filtered again client-side
 (cloud cover, solar day inside the half-open period, footprint) and sorted by acquisition time.
+:func:`footprint_coverage`: the share of a tile that a day's footprints cover (``min_coverage``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ def filter_items(raw: list[dict[str, Any]], cfg: StacConfig, geometry_4326: Base
             continue
         kept.append(item)
     return sorted(kept, key=lambda it: (item_time(it), it.get("id", "")))
+
+
+def footprint_coverage(items: list[dict[str, Any]], crs: str, bounds: tuple[float, float, float, float]) -> float:
+    """Fraction (0..1) of the box ``bounds`` = (left, bottom, right, top) in ``crs`` (a tile) covered
+    by the union of the items' footprints (their GeoJSON ``geometry``, EPSG:4326, projected to
+    ``crs``); 1.0 when an item has no geometry (nothing can be ruled out), 0.0 for no item."""
+    from pyproj import Transformer
+    from shapely.geometry import box
+    from shapely.ops import transform as reproject
+    from shapely.ops import unary_union
+
+    if not items or any(not it.get("geometry") for it in items):
+        return 1.0 if items else 0.0
+    grid = box(*bounds)
+    to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
+    footprints = unary_union([reproject(to_crs, shape(it["geometry"])) for it in items])
+    return float(footprints.intersection(grid).area / grid.area)
 
 
 def item_time(item: dict[str, Any]) -> dt.datetime:

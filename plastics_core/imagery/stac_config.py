@@ -31,6 +31,10 @@ class StacConfig:
     ``mask_asset``: optional ESA L1C mask asset (``MSK_CLASSI``-style, non-zero = cloud);
     ``scl_asset``: optional L2A scene-classification asset (classes :data:`SCL_MASKED`).
     ``href_modifier``: maps an asset href before reading (e.g. Planetary Computer signing).
+    Scene selection, before any pixel is read: ``max_cloud_cover`` drops items the catalog rates
+    more cloudy (``eo:cloud_cover``, percent of the granule); ``min_coverage`` drops a solar day
+    whose items' footprints cover less than this fraction of a tile (0: any overlap). GPW's
+    detection workflow of late 2021 read every scene (100 / 0); its 2022 download used 30 / 0.9.
     ``granule_cache``: decode each block of a granule band once, when a tile first needs it
     (None: read windows of the source files per tile). ``cloud_mask_resolution``: metres of the s2cloudless grid
     (None: the tile's resolution).
@@ -43,6 +47,7 @@ class StacConfig:
     mask_asset: str | None = None
     scl_asset: str | None = None
     max_cloud_cover: float = 80.0
+    min_coverage: float = 0.0
     harmonize: bool = True
     cloud_mask: CloudMaskConfig = field(default_factory=CloudMaskConfig)
     resampling: str = "nearest"
@@ -60,6 +65,8 @@ class StacConfig:
             raise ParameterError(f"asset_keys must name the 12 model bands {','.join(BAND_NAMES)} in order")
         if not 0.0 <= self.max_cloud_cover <= 100.0:
             raise ParameterError(f"max_cloud_cover {self.max_cloud_cover} is outside [0, 100] percent")
+        if not 0.0 <= self.min_coverage <= 1.0:
+            raise ParameterError(f"min_coverage {self.min_coverage} is outside [0, 1] (a fraction of the tile)")
         resampling_for(self.resampling)
         if self.cloud_mask_resolution is not None and self.cloud_mask_resolution <= 0:
             raise ParameterError(f"cloud_mask_resolution {self.cloud_mask_resolution} must be > 0 m (or None)")

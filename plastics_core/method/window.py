@@ -123,7 +123,7 @@ def tile_patches(grids: Sequence[Raster]) -> gpd.GeoDataFrame:
     g0 = grids[0]
     stride = int(g0.tags.get("stride", "8"))
     window = int(g0.tags.get("window", "45"))
-    tile_transform = g0.transform * Affine.scale(1.0 / stride)
+    tile_transform = g0.transform @ Affine.scale(1.0 / stride)
     return grid_stats([np.asarray(g.data[0]) for g in grids], tile_transform, g0.crs, stride, window)
 
 
