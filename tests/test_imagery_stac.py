@@ -331,6 +331,11 @@ def test_footprint_coverage_of_a_real_swath_edge(shared_dir: Path) -> None:
         shares.append(share)
     assert max(shares) > 0.95 and 0 < min(shares) < 0.5  # almost inside, and cut by the edge
     assert footprint_coverage([], "EPSG:32627", tiles[0].bounds) == 0.0
+    left, bottom, right, top = tiles[0].bounds  # a self-intersecting "bow tie" over the tile: two quarters
+    to_ll = Transformer.from_crs("EPSG:32627", "EPSG:4326", always_xy=True).transform
+    bowtie = [list(to_ll(x, y)) for x, y in ((left, bottom), (right, top), (right, bottom), (left, top), (left, bottom))]
+    crossed = {**item, "geometry": {"type": "Polygon", "coordinates": [bowtie]}}
+    assert footprint_coverage([crossed], "EPSG:32627", tiles[0].bounds) == pytest.approx(0.5, abs=0.01)
     assert footprint_coverage([{k: v for k, v in item.items() if k != "geometry"}], "EPSG:32627",
                               tiles[0].bounds) == 1.0  # no footprint: nothing can be ruled out
 

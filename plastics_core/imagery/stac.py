@@ -16,8 +16,9 @@ in :mod:`.stac_read`; this module mosaics, masks and stacks.
   fully cloudy days are kept (all masked) so manifests show they were seen.
 - Decode only what is needed: items are dropped before any pixel is read by catalog cloud
   cover (``max_cloud_cover``) and footprint, and a solar day by ``min_coverage`` (the share
-  of the tile its items' footprints cover, :func:`.stac_catalog.footprint_coverage`); a day's items stop being read once every tile pixel (with the granule
-  cache: every pixel not masked as cloud at 60 m) is filled. With
+  of the tile its items' footprints cover, :func:`.stac_catalog.footprint_coverage`); a day's
+  items stop being read once every tile pixel (with the granule cache: every pixel not masked
+  as cloud at 60 m) is filled. With
   s2cloudless and ``cloud_mask_resolution`` (default 60 m), the mask is computed first on a
   coarse grid (the tile grid with 60 m pixels) from the bands it needs (B01 B02 B04 B05 B08
   B8A B09 B10 B11 B12) read from the source files' resolution levels (JPEG 2000) nearest that

@@ -67,8 +67,10 @@ def filter_items(raw: list[dict[str, Any]], cfg: StacConfig, geometry_4326: Base
 def footprint_coverage(items: list[dict[str, Any]], crs: str, bounds: tuple[float, float, float, float]) -> float:
     """Fraction (0..1) of the box ``bounds`` = (left, bottom, right, top) in ``crs`` (a tile) covered
     by the union of the items' footprints (their GeoJSON ``geometry``, EPSG:4326, projected to
-    ``crs``); 1.0 when an item has no geometry (nothing can be ruled out), 0.0 for no item."""
+    ``crs``; a self-intersecting footprint is repaired first); 1.0 when an item has no geometry
+    (nothing can be ruled out), 0.0 for no item."""
     from pyproj import Transformer
+    from shapely import make_valid
     from shapely.geometry import box
     from shapely.ops import transform as reproject
     from shapely.ops import unary_union
@@ -77,7 +79,7 @@ def footprint_coverage(items: list[dict[str, Any]], crs: str, bounds: tuple[floa
         return 1.0 if items else 0.0
     grid = box(*bounds)
     to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
-    footprints = unary_union([reproject(to_crs, shape(it["geometry"])) for it in items])
+    footprints = unary_union([reproject(to_crs, make_valid(shape(it["geometry"]))) for it in items])
     return float(footprints.intersection(grid).area / grid.area)
 
 
