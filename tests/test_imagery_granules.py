@@ -252,6 +252,20 @@ def test_blocks_warp_like_the_source_onto_another_crs(
     assert cache.stats["decodes"] == len(cache.entries()) >= 2
 
 
+def test_catalog_ids_stay_inside_the_cache_root(tmp_path: Path) -> None:
+    """Scene ids come from the catalog (untrusted): none climbs out of the cache root or shares
+    another id's folder; a real Sentinel-2 id is kept as it is."""
+    from plastics_core.imagery.granule_cache import path_part
+
+    cache = GranuleCache(str(tmp_path / "cache"))
+    root = (tmp_path / "cache").resolve()
+    ids = ["..", ".", "", "../../etc", "a/b", "a_b", "a b", "a.", "/abs", "S2A_MSIL1C_20210711T100031_N0301_R122_T33TVM"]
+    folders = [Path(str(cache.band_dir(i, "blue"))).resolve() for i in ids]
+    assert all(f.parent.parent == root for f in folders), folders
+    assert len({f.parent for f in folders}) == len(ids)
+    assert folders[-1].parent.name == ids[-1] and path_part("blue.L2") == "blue.L2"
+
+
 def test_cache_lru_eviction(server: tuple[str, Any], scenes: list[Any], tmp_path: Path) -> None:
     base, _ = server
     cache = GranuleCache(str(tmp_path / "c"), max_bytes=10**9)

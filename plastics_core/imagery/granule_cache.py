@@ -10,7 +10,7 @@ sea beside a coast) or that no wanted pixel samples (``need``: e.g. pixels the c
 already masked) are never decoded. A read assembles the blocks it needs in memory and warps
 them onto the tile grid exactly as it would warp the source (same pixels, same GDAL warper).
 
-- **Key**: ``<root>/<scene id>/<band key>/r<row>_c<col>.tif`` (ids and keys made file-safe) plus
+- **Key**: ``<root>/<scene id>/<band key>/r<row>_c<col>.tif`` (ids and keys made file-safe by :func:`path_part`) plus
   ``meta.json`` (the band's size, CRS, transform, dtype, nodata, blocks, overviews), so a hit
   opens no source file. A STAC item id names one granule of one acquisition. The cloud mask's
   coarse reads (:meth:`GranuleCache.read_coarse`) are blocks of a JPEG 2000 resolution level,
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import re
 import threading
@@ -70,6 +71,16 @@ _METAS_MAX = 4096
 USED_SUFFIX = ".used"
 
 
+def path_part(text: str) -> str:
+    """A catalog id or band key as one folder name inside the cache root: unchanged when it is
+    already safe (letters, digits, ``._-``, no leading or trailing dot); else its safe characters
+    plus a hash of the original, so no id climbs out of the root (``..``) or shares another's folder."""
+    clean = _UNSAFE.sub("_", text).strip(".")
+    if clean and clean == text:
+        return clean
+    return f"{clean or '_'}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
 def _lock(key: str) -> threading.Lock:
     return _LOCKS[hash(key) % len(_LOCKS)]
 
@@ -99,7 +110,7 @@ class GranuleCache:
 
     def band_dir(self, scene_id: str, key: str) -> UPath:
         """The folder of ``scene_id``'s band ``key``."""
-        return self._root / _UNSAFE.sub("_", scene_id) / _UNSAFE.sub("_", key)
+        return self._root / path_part(scene_id) / path_part(key)
 
     def block_path(self, scene_id: str, key: str, row: int, col: int) -> UPath:
         """Where block (``row``, ``col``) of ``scene_id``'s band ``key`` lives."""
