@@ -81,7 +81,7 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     plant_tpa: bool = Field(default=True, description="synthetic only: plant the 10 known Bali TPA landfills")
     granule_cache: str | None = Field(default=None, description="stac only: folder or s3:// URL of the granule "
                                       "decode cache (each code-tile block of a JPEG 2000 band decoded once, when a tile needs it); unset: none")
-    granule_cache_max_gb: float = Field(default=50.0, gt=0, description="stac only: granule cache size bound in "
+    granule_cache_max_gb: float = Field(default=50.0, gt=0, le=1e6, allow_inf_nan=False, description="stac only: granule cache size bound in "
                                         "GB (least recently used blocks are evicted past it)")
     max_cloud_cover: float = Field(default=80.0, ge=0, le=100, description="stac only: drop scenes the catalog "
                                    "rates more cloudy than this (eo:cloud_cover, % of the granule) before any pixel "

@@ -39,6 +39,8 @@ class _Handler(BaseHTTPRequestHandler):
         body: dict[str, object]
         if lat > 80:
             body = {"error": "Unable to geocode"}
+        elif lat > 70:  # an answer of another shape: the address is a list
+            body = {"lat": str(lat), "lon": str(lon), "display_name": "x", "address": ["Dump road", "Dili"]}
         else:
             body = {"lat": str(lat), "lon": str(lon), "display_name": f"Dump road, Dili, Timor-Leste ({lat:.3f})",
                     "address": {"road": "Dump road", "town": "Dili", "country": "Timor-Leste", "country_code": "tl"}}  # fmt: skip
@@ -108,6 +110,11 @@ def test_nominatim_ok_not_found_and_cache(tmp_path: Path, server: tuple[str, lis
     assert geo.reverse(85.0, 0.0).status == "not_found"
     assert geo.reverse(85.0, 0.0).status == "not_found"
     assert len(log) == 2 and log[0][2].startswith("plastics/")
+    assert geo.reverse(75.0, 0.0).status == "unavailable"  # malformed answer: never fatal, not cached
+    assert geo.reverse(75.0, 0.0).status == "unavailable" and len(log) == 4
+    entry = next(p for p in tmp_path.rglob("*.json") if json.loads(p.read_text())["address"])
+    entry.write_text(json.dumps({"address": ["not", "a", "dict"]}))  # a corrupt cache entry is re-fetched
+    assert geo.reverse(-8.55, 125.57).status == "ok" and len(log) == 5
 
 
 def _worker(domain: str, cache_dir: str, offset: int) -> None:

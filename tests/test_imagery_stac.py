@@ -386,7 +386,49 @@ def test_scene_selection_from_resource_config() -> None:
     assert ImagerySourceResource(kind="stac").source_name() == "stac"
     with pytest.raises(ImageryError, match="apply to imagery kind 'stac' only"):
         ImagerySourceResource(kind="synthetic", min_coverage=0.5).source_name()
-    with pytest.raises((DagsterInvalidConfigError, ValueError)):
-        ImagerySourceResource(kind="stac", min_coverage=1.5)
+    for bad in ({"min_coverage": 1.5}, {"max_cloud_cover": -1}, {"granule_cache_max_gb": float("inf")}):
+        with pytest.raises((DagsterInvalidConfigError, ValueError)):
+            ImagerySourceResource(kind="stac", **bad)
     with pytest.raises(ParameterError, match="min_coverage 2 is outside"):
         StacConfig(min_coverage=2)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"id": None}, "non-empty string id"),
+    ({"id": ""}, "non-empty string id"),
+    ({"properties": None}, "no properties object"),
+    ({"properties": []}, "no properties object"),
+    ({"properties.eo:cloud_cover": "abc"}, "eo:cloud_cover 'abc'"),
+    ({"properties.eo:cloud_cover": [1]}, "eo:cloud_cover"),
+    ({"properties.eo:cloud_cover": float("nan")}, "eo:cloud_cover nan"),
+    ({"properties.eo:cloud_cover": 150.0}, "eo:cloud_cover 150"),
+    ({"properties.eo:cloud_cover": True}, "eo:cloud_cover True"),
+    ({"properties.datetime": "yesterday"}, "not an ISO 8601 time"),
+    ({"properties.datetime": 12345}, "not an ISO 8601 time"),
+    ({"geometry": {"type": "Polygon", "coordinates": "x"}}, "malformed geometry"),
+])
+def test_malformed_catalog_items_are_one_line_errors(items: list[dict[str, Any]], fixture: dict[str, Any],
+                                                     change: dict[str, Any], match: str) -> None:
+    """Catalog answers are untrusted: a malformed item is one ImageryError line naming the field,
+    never a traceback from deep inside (nor a NaN cloud cover slipping through the filter)."""
+    from plastics_core.imagery.stac_catalog import filter_items
+
+    item = copy.deepcopy(items[3])
+    for key, value in change.items():
+        if key.startswith("properties."):
+            item["properties"][key.split(".", 1)[1]] = value
+        else:
+            item[key] = value
+    with pytest.raises(ImageryError, match=match) as info:
+        filter_items([item], StacConfig(max_cloud_cover=100.0), fixture["lonlat"], SUMMER)
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_baseline_and_sun_angles() -> None:
+    from plastics_core.imagery.cloudmask import sun_angles
+
+    for bad in (float("nan"), float("inf"), True):
+        with pytest.raises(ImageryError, match="is not a number"):
+            needs_offset_removal(bad, dt.date(2023, 1, 1))  # never a silent "no offset"
+    az, zen = sun_angles({"view:sun_azimuth": 120.0, "view:sun_elevation": "abc"})
+    assert np.isnan(zen)  # unknown sun: the scene keeps its cloud mask only

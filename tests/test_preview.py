@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 
 import numpy as np
@@ -167,3 +168,19 @@ def test_same_inputs_give_a_byte_identical_page() -> None:
     assert pages[0] == pages[1]
     assert not re.search(r"_[0-9a-f]{32}(?![0-9a-f])", pages[0])
     assert "feature_group_0" in pages[0]
+
+
+def test_outside_text_shaped_like_a_folium_id_is_kept() -> None:
+    """Renumbering folium's ids touches folium's output only: an address that happens to look like
+    one (``<word>_<32 hex>``) reaches the page unchanged, and the page still draws every layer."""
+    from tests import _preview_data as pd_
+
+    lookalike = "site report_0123456789abcdef0123456789abcdef"
+    sites = pd_.enriched()
+    sites["address"] = [lookalike, "Bekasi & Co"]
+    page = build_preview_html(pd_.roi(), pd_.heatmap(), pd_.blobs(), pd_.candidates(), pd_.contours(), sites, "ids")
+    assert lookalike in page
+    data = json.loads(re.search(r'<script type="application/json" id="plastics-data">(.*?)</script>', page, re.S)
+                      .group(1))  # type: ignore[union-attr]
+    for name in [data["sites_layer"], data["blobs_layer"], *(c["layer"] for c in data["contours"])]:
+        assert re.fullmatch(r"[a-z_]+_\d{4}", name) and f"var {name} " in page, name

@@ -74,3 +74,33 @@ def test_failure_messages_do_not_echo_credentials(tmp_path: Path, monkeypatch: p
     with pytest.raises(Exception) as info:
         retry_call(boom, what="STAC search", policy=NO_WAIT, sleep=lambda s: None)
     assert secret not in str(info.value)
+
+
+def test_stac_and_model_store_urls_are_redacted_in_errors_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """A STAC URL and a model-store URL carrying user:password and a token: retry warnings, the
+    final error, the source's name and the model store's messages show neither."""
+    import datetime as dt
+    import logging
+
+    from shapely.geometry import box
+
+    from plastics_core.errors import PlasticsError
+    from plastics_core.geo.periods import Period
+    from plastics_core.imagery.retry import RetryPolicy
+    from plastics_core.imagery.stac import StacSource
+    from plastics_core.models import DEFAULT_MODEL
+    from plastics_core.models.store import ModelStore
+
+    secret = SECRETS["PLASTICS_S3_SECRET"]
+    url = f"http://user:{secret}@127.0.0.1:9/stac?token={secret}"  # port 9 (discard): refused at once
+    source = StacSource(url=url, retry=RetryPolicy(attempts=2, base_delay=0.0, max_delay=0.0, jitter=0.0))
+    with caplog.at_level(logging.WARNING), pytest.raises(PlasticsError) as info:
+        source.search(box(115.0, -8.6, 115.1, -8.5), Period(dt.date(2021, 1, 1), dt.date(2021, 4, 1)))
+    assert caplog.records, "the retry was logged"
+    for text in [str(info.value), source.name, *(r.getMessage() for r in caplog.records)]:
+        assert secret not in text and "127.0.0.1:9" in text, text
+    store = ModelStore(f"http://user:{secret}@127.0.0.1:9/models?token={secret}")
+    with pytest.raises(PlasticsError) as info:
+        store.resolve(DEFAULT_MODEL)
+    assert secret not in str(info.value) and "127.0.0.1:9" in str(info.value)
+    assert secret not in repr(store) and secret not in store.shown

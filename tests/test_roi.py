@@ -69,6 +69,10 @@ def test_bowtie_is_repaired(tmp_path: Path) -> None:
         (_fc({"type": "Polygon", "coordinates": [[[115.0, -8.0], [115.1, -8.0], [115.2, -8.0], [115.0, -8.0]]]}),
          "no polygon area"),
         (_fc({"type": "Polygon", "coordinates": [[[179.0, 0], [181.0, 0], [181.0, 1], [179.0, 0]]]}), "antimeridian"),
+        (_fc({"type": "Polygon", "coordinates": [[[115.0, -8.5], [115.1, -8.5], [float("nan"), -8.4], [115.0, -8.5]]]}),
+         "not a finite number"),
+        (_fc({"type": "Polygon", "coordinates": [[[115.0, -8.5], [float("inf"), -8.5], [115.1, -8.4], [115.0, -8.5]]]}),
+         "not a finite number"),
         (_fc({"type": "MultiPolygon", "coordinates": [
             [[[-179.9, 0], [-179.0, 0], [-179.0, 1], [-179.9, 0]]],
             [[[179.0, 0], [179.9, 0], [179.9, 1], [179.0, 0]]]]}), "antimeridian"),

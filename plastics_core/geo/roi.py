@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+import warnings
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -89,7 +90,9 @@ def _geometries(doc: Any, path: Path) -> list[BaseGeometry]:
     geoms = []
     for g in raw:
         try:
-            geoms.append(shape(g))
+            with warnings.catch_warnings():  # a NaN coordinate is reported below as one line, not a warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                geoms.append(shape(g))
         except Exception as exc:
             detail = " ".join(str(exc).split())  # GEOS messages can span lines
             raise RoiError(f"{path} has a malformed geometry ({detail}): fix its coordinates") from exc
@@ -141,6 +144,9 @@ def read_roi(path: str | Path, max_area_km2: float = MAX_AREA_KM2, force: bool =
     for g in geoms:
         if not isinstance(g, Polygon | MultiPolygon):
             raise RoiError(f"{path} contains a {g.geom_type}, not a polygon: ROIs must be Polygon or MultiPolygon areas")
+    if not np.isfinite(shapely.get_coordinates(geoms)).all():
+        raise RoiError(f"{path} has a coordinate that is not a finite number (NaN or infinity): fix the polygon's "
+                       "coordinates")
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
     _check_polar(path, minx, miny, maxx, maxy)
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
@@ -149,12 +155,11 @@ def read_roi(path: str | Path, max_area_km2: float = MAX_AREA_KM2, force: bool =
         raise RoiError(f"{path} has coordinates outside lon/lat range (projected?): save it in EPSG:4326 degrees")
     if maxx - minx > 180:
         raise RoiError(f"{path} spans {maxx - minx:.1f} deg of longitude (it crosses the antimeridian): split it into ROIs that do not cross 180 deg")
-    fixed = []
-    for g in geoms:
-        if not g.is_valid:
-            g = _polygonal(shapely.make_valid(g))
-        fixed.append(g)
-    roi = _polygonal(shapely.union_all(fixed))
+    try:
+        roi = _polygonal(shapely.union_all([g if g.is_valid else _polygonal(shapely.make_valid(g)) for g in geoms]))
+    except shapely.errors.GEOSException as exc:
+        raise RoiError(f"{path} has a geometry GEOS cannot repair ({' '.join(str(exc).split())}): redraw the "
+                       "polygon") from exc
     if roi.is_empty or roi.area == 0:
         raise RoiError(f"{path} has no polygon area (empty or degenerate after repair): draw a polygon with a non-zero area")
     area = roi_area_km2(roi)

@@ -245,9 +245,9 @@ def sun_angles(properties: dict[str, Any]) -> tuple[float, float]:
     NaN when absent (shadow masking then skips the scene)."""
     az = properties.get("view:sun_azimuth", properties.get("s2:mean_solar_azimuth"))
     zen = properties.get("s2:mean_solar_zenith")
-    if zen is None and properties.get("view:sun_elevation") is not None:
-        zen = 90.0 - float(properties["view:sun_elevation"])
     try:
+        if zen is None and properties.get("view:sun_elevation") is not None:
+            zen = 90.0 - float(properties["view:sun_elevation"])
         return float(az), float(zen)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # absent or not a number (catalog fields are untrusted)
         return float("nan"), float("nan")

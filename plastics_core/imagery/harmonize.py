@@ -11,6 +11,7 @@ EarthOne ``processing_baseline`` / product URI ``_Nxxyy_``), never a per-catalog
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 import numpy as np
@@ -26,9 +27,15 @@ _URI_BASELINE = re.compile(r"_N(\d{2})(\d{2})_")
 
 
 def parse_baseline(value: str | float | None) -> float | None:
-    """``"05.10"`` -> 5.1; ``"N0510"``/product URI ``..._N0510_...`` -> 5.1; None -> None."""
+    """``"05.10"`` -> 5.1; ``"N0510"``/product URI ``..._N0510_...`` -> 5.1; None -> None.
+
+    A catalog value that is not a baseline (a boolean, NaN or infinity) raises ImageryError rather
+    than deciding the -1000 DN correction."""
     if value is None or value == "":
         return None
+    if isinstance(value, bool) or (isinstance(value, int | float) and not math.isfinite(value)):
+        raise ImageryError(f"Sentinel-2 processing baseline {value!r} is not a number: the catalog item is "
+                           "malformed; fix or drop it")
     if isinstance(value, int | float):
         return float(value)
     text = str(value).strip()

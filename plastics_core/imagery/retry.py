@@ -93,13 +93,14 @@ def retry_call(
 ) -> T:
     """Call ``fn()`` until it succeeds, retrying transient failures within ``policy`` (tenacity).
 
-    ``what`` names the operation in logs and in the final error (never put credentials in it).
-    Non-transient errors propagate unchanged on the first occurrence; when every attempt failed
+    ``what`` names the operation in logs and in the final error (redacted with :func:`redact`, so a
+    URL in it shows no userinfo or query token). Non-transient errors propagate unchanged on the first occurrence; when every attempt failed
     transiently, :class:`RetryBudgetExceeded` names the operation, the attempts and the last cause.
     """
     pol = policy or RetryPolicy()
     if pol.attempts < 1:
         raise ValueError(f"retry attempts must be >= 1, got {pol.attempts}")
+    what = redact(what)
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(pol.attempts),
         wait=lambda state: pol.delay(state.attempt_number - 1),

@@ -73,7 +73,14 @@ from plastics_core.imagery.cloudmask import (
 )
 from plastics_core.imagery.granule_blocks import Grid
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
-from plastics_core.imagery.stac_catalog import fetch_items, filter_items, footprint_coverage, item_time
+from plastics_core.imagery.retry import redact
+from plastics_core.imagery.stac_catalog import (
+    cloud_cover,
+    fetch_items,
+    filter_items,
+    footprint_coverage,
+    item_time,
+)
 from plastics_core.imagery.stac_config import (
     PLANETARY_COMPUTER,
     SCL_MASKED,
@@ -112,7 +119,7 @@ class StacSource:
 
     def __init__(self, config: StacConfig | None = None, **overrides: Any) -> None:
         self.config = replace(config or StacConfig(), **overrides)
-        self.name = f"stac:{self.config.url}#{self.config.collection}"
+        self.name = f"stac:{redact(self.config.url)}#{self.config.collection}"
         self.timer = StageTimer()
 
     # -- catalog -------------------------------------------------------------------------
@@ -128,8 +135,7 @@ class StacSource:
         lon = geometry_4326.centroid.x
         out = []
         for item in self.items(geometry_4326, period):
-            cc = item.get("properties", {}).get("eo:cloud_cover")
-            out.append(SceneInfo(str(item["id"]), solar_day(item_time(item), lon), None if cc is None else float(cc)))
+            out.append(SceneInfo(str(item["id"]), solar_day(item_time(item), lon), cloud_cover(item)))
         return out
 
     # -- pixels --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ config's :class:`~plastics_core.imagery.retry.RetryPolicy`; then filtered again 
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from shapely.geometry import mapping, shape
@@ -53,12 +54,13 @@ def filter_items(raw: list[dict[str, Any]], cfg: StacConfig, geometry_4326: Base
     lon = geometry_4326.centroid.x
     kept = []
     for item in raw:
-        cc = item.get("properties", {}).get("eo:cloud_cover")
-        if cc is not None and float(cc) > cfg.max_cloud_cover:
+        cc = cloud_cover(item)
+        if cc is not None and cc > cfg.max_cloud_cover:
             continue
         if not period.contains(solar_day(item_time(item), lon)):
             continue
-        if item.get("geometry") and not shape(item["geometry"]).intersects(geometry_4326):
+        geom = footprint(item)
+        if geom is not None and not geom.intersects(geometry_4326):
             continue
         kept.append(item)
     return sorted(kept, key=lambda it: (item_time(it), it.get("id", "")))
@@ -70,23 +72,69 @@ def footprint_coverage(items: list[dict[str, Any]], crs: str, bounds: tuple[floa
     ``crs``; a self-intersecting footprint is repaired first); 1.0 when an item has no geometry
     (nothing can be ruled out), 0.0 for no item."""
     from pyproj import Transformer
-    from shapely import make_valid
     from shapely.geometry import box
     from shapely.ops import transform as reproject
     from shapely.ops import unary_union
 
-    if not items or any(not it.get("geometry") for it in items):
+    shapes = [footprint(it) for it in items]
+    if not items or any(g is None for g in shapes):
         return 1.0 if items else 0.0
     grid = box(*bounds)
     to_crs = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
-    footprints = unary_union([reproject(to_crs, make_valid(shape(it["geometry"]))) for it in items])
+    footprints = unary_union([reproject(to_crs, g) for g in shapes])
     return float(footprints.intersection(grid).area / grid.area)
+
+
+def footprint(item: dict[str, Any]) -> BaseGeometry | None:
+    """The item's footprint (its GeoJSON ``geometry``, EPSG:4326; a self-intersecting one repaired),
+    None when it has none; ImageryError (one line) when the geometry is malformed."""
+    from shapely import make_valid
+
+    if not item.get("geometry"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            geom = make_valid(shape(item["geometry"]))
+    except Exception as exc:  # shapely raises several kinds on malformed GeoJSON
+        raise ImageryError(f"STAC item {item.get('id')!r} has a malformed geometry ({type(exc).__name__}): the "
+                           "catalog item is malformed") from exc
+    return geom
+
+
+def _properties(item: dict[str, Any]) -> dict[str, Any]:
+    """The item's ``properties`` after checking the fields every item needs (catalog answers are
+    untrusted): a non-empty string ``id`` and a ``properties`` object; else one-line ImageryError."""
+    ident, props = item.get("id"), item.get("properties")
+    if not isinstance(ident, str) or not ident:
+        raise ImageryError(f"STAC item with id {ident!r}: an item needs a non-empty string id; the catalog is "
+                           "not STAC-compliant")
+    if not isinstance(props, dict):
+        raise ImageryError(f"STAC item {ident!r} has no properties object: the catalog is not STAC-compliant")
+    return props
+
+
+def cloud_cover(item: dict[str, Any]) -> float | None:
+    """The item's ``eo:cloud_cover`` in percent (None when absent); ImageryError (one line) when it
+    is not a finite number in [0, 100]."""
+    value = _properties(item).get("eo:cloud_cover")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 100.0:
+        raise ImageryError(f"STAC item {item['id']!r} has eo:cloud_cover {value!r}: expected a percentage in "
+                           "[0, 100]; the catalog item is malformed")
+    return float(value)
 
 
 def item_time(item: dict[str, Any]) -> dt.datetime:
     """The item's acquisition time (``datetime``, else ``start_datetime``), timezone-aware."""
-    props = item.get("properties", {})
+    props = _properties(item)
     text = props.get("datetime") or props.get("start_datetime")
     if not text:
-        raise ImageryError(f"STAC item {item.get('id')} has no datetime: the catalog is not STAC-compliant")
-    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        raise ImageryError(f"STAC item {item['id']!r} has no datetime: the catalog is not STAC-compliant")
+    try:
+        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ImageryError(f"STAC item {item['id']!r} has datetime {text!r}, not an ISO 8601 time: the catalog "
+                           "item is malformed") from exc
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

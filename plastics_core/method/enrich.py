@@ -173,8 +173,10 @@ class NominatimGeocoder:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         if loc is None:
             return "not_found", None
-        raw: dict[str, Any] = getattr(loc, "raw", {}) or {}
-        address = {k: str(v) for k, v in (raw.get("address") or {}).items()}
+        raw = getattr(loc, "raw", None)
+        if not isinstance(raw, dict) or not isinstance(raw.get("address") or {}, dict):
+            return "unavailable", None  # an answer of another shape (the service is untrusted): never fatal
+        address = {str(k): str(v) for k, v in (raw.get("address") or {}).items()}
         address["display_name"] = str(raw.get("display_name", getattr(loc, "address", "")))
         return "ok", address
 
@@ -183,8 +185,10 @@ class NominatimGeocoder:
         if path.exists():
             try:
                 entry = json.loads(path.read_text())
-                return GeocodeResult(entry["address"], "cached" if entry["address"] else "not_found")
-            except (OSError, ValueError, KeyError):
+                cached = entry["address"]
+                if cached is None or isinstance(cached, dict):
+                    return GeocodeResult(cached, "cached" if cached else "not_found")
+            except (OSError, ValueError, KeyError, TypeError):
                 pass  # a corrupt entry is re-fetched
         status, address = self._request(lat, lon)
         if status in ("ok", "not_found"):  # definitive answers are cached; outages are not

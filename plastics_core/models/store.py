@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from plastics_core.errors import ChecksumError, CredentialsError, ModelError, PlasticsError
 from plastics_core.geo.bands import Normalization, normalization_for
+from plastics_core.imagery.retry import redact
 from plastics_core.models.checksums import SHA256
 
 ModelKind = Literal["pixel", "patch"]
@@ -85,18 +86,19 @@ class ModelStore:
                 "or set PLASTICS_MODEL_STORE"
             )
         self.location = loc.rstrip("/") if "://" in loc else loc
+        self.shown = redact(self.location)  # what messages and logs show: no user:password@, no ?token
         if loc.startswith("s3://"):
             self.scheme = "s3"
         elif loc.startswith(("https://", "http://")):
             self.scheme = "https"
         elif "://" in loc:
-            raise ModelError(f"unsupported model store {loc!r}: use a folder, s3://... or https://...")
+            raise ModelError(f"unsupported model store {redact(loc)!r}: use a folder, s3://... or https://...")
         else:
             self.scheme = "local"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     def __repr__(self) -> str:
-        return f"ModelStore({self.location!r}, cache_dir={str(self.cache_dir)!r})"
+        return f"ModelStore({self.shown!r}, cache_dir={str(self.cache_dir)!r})"
 
     # ---- names -------------------------------------------------------------------------
     @staticmethod
@@ -127,7 +129,7 @@ class ModelStore:
         if self.scheme == "local":
             path = Path(self.location) / key
             if not path.is_file():
-                raise ModelError(f"model {key} not found in store {self.location}: run `plastics models pull`"
+                raise ModelError(f"model {key} not found in store {self.shown}: run `plastics models pull`"
                                  " against a store that has it or copy it there")
             self._check(key, sha256_file(path), expected)
         else:
@@ -155,7 +157,7 @@ class ModelStore:
     def _check(self, key: str, actual: str, expected: str) -> None:
         if actual != expected:
             raise ChecksumError(
-                f"model {key} from {self.location} has sha256 {actual} but expected {expected}: "
+                f"model {key} from {self.shown} has sha256 {actual} but expected {expected}: "
                 "the file is corrupt or not the published model; replace it"
             )
 
@@ -192,7 +194,7 @@ class ModelStore:
 
         pooch.get_logger().setLevel(logging.WARNING)  # no per-download INFO lines (URLs) on stderr
         path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"{self.location}/{key}"
+        url, shown = f"{self.location}/{key}", f"{self.shown}/{key}"
         downloader = (self._s3_downloader(key) if self.scheme == "s3"
                       else pooch.HTTPDownloader(progressbar=False, timeout=60))
         try:
@@ -206,7 +208,7 @@ class ModelStore:
             raise
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "an error"
-            raise ModelError(f"model {key}: GET {url} returned HTTP {status}: check the store URL") from exc
+            raise ModelError(f"model {key}: GET {shown} returned HTTP {status}: check the store URL") from exc
         except requests.RequestException as exc:
-            raise ModelError(f"model {key}: cannot download {url} ({exc.__class__.__name__}): "
+            raise ModelError(f"model {key}: cannot download {shown} ({exc.__class__.__name__}): "
                              "check the network and store URL") from exc

@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,9 +119,11 @@ def external_resources(html: str) -> list[str]:
 _FOLIUM_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_([0-9a-f]{32})(?![0-9a-f])")
 
 
-def stable_ids(page: str) -> str:
+def stable_ids(page: str) -> tuple[str, Callable[[str], str]]:
     """Replace folium's random element ids (``<kind>_<32 hex>``) with ``<kind>_<n>`` numbered in
-    order of first appearance, so the same inputs give a byte-identical page."""
+    order of first appearance, so the same inputs give a byte-identical page. Returns the page and
+    the renaming (to apply to an id used outside it; other text passes unchanged). Run it on
+    folium's own output only: text from outside is never rewritten."""
     numbers: dict[str, str] = {}
 
     def number(match: re.Match[str]) -> str:
@@ -128,7 +131,11 @@ def stable_ids(page: str) -> str:
         numbers.setdefault(uid, f"{len(numbers):04d}")
         return f"{match.group(1)}_{numbers[uid]}"
 
-    return _FOLIUM_ID.sub(number, page)
+    def rename(text: str) -> str:
+        return _FOLIUM_ID.sub(lambda m: f"{m.group(1)}_{numbers[m.group(2)]}" if m.group(2) in numbers
+                              else m.group(0), text)
+
+    return _FOLIUM_ID.sub(number, page), rename
 
 
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}

@@ -35,7 +35,7 @@ from plastics_core.report.leaflet_offline import (
     stable_ids,
     with_csp,
 )
-from plastics_core.report.preview_layers import add_vectors, site_rows
+from plastics_core.report.preview_layers import add_vectors, rename_layers, site_rows
 from plastics_core.report.preview_overlay import heatmap_overlay_png, legend_html
 from plastics_core.report.preview_table import table_html
 
@@ -164,11 +164,10 @@ def build_preview_html(roi_geom: BaseGeometry | None, heatmap_median: Raster | S
     fig.header.add_child(folium.Element(f"<title>{html.escape(title)}</title>"), name="plastics_title")
     fig.html.add_child(folium.Element(f'<div class="plastics-title">{html.escape(title)}</div>'
                                                + legend_html()))
-    page = fig.render()
-    page = page.replace("</body>", table_html(rows, m.get_name()) + _MOVE_JS + "</body>", 1)
+    page, rename = stable_ids(fig.render())  # folium's output only: outside text is never renamed
+    page = page.replace("</body>", table_html(rows, rename(m.get_name())) + _MOVE_JS + "</body>", 1)
     end = page.rindex("</html>")  # after folium's map script, which follows </body>
-    page = page[:end] + json_island("plastics-data", data) + _DATA_JS + page[end:]
-    page = with_csp(stable_ids(page))
+    page = with_csp(page[:end] + json_island("plastics-data", rename_layers(data, rename)) + _DATA_JS + page[end:])
     leaks = external_resources(page)
     if leaks:
         raise PlasticsError(f"preview HTML would load {leaks[0]!r} over the network; report this as a bug")

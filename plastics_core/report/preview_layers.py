@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from typing import Any
 
 import folium
@@ -128,3 +129,15 @@ def add_vectors(m: folium.Map, blobs: gpd.GeoDataFrame | None, contours: gpd.Geo
     fg.add_to(m)
     data["sites_layer"] = fg.get_name()
     return data
+
+
+def rename_layers(data: dict[str, Any], rename: Callable[[str], str]) -> dict[str, Any]:
+    """The data island of :func:`add_vectors` with its folium layer names passed through ``rename``
+    (:func:`~plastics_core.report.leaflet_offline.stable_ids`); the outside text in it is untouched."""
+    out = dict(data)
+    for key in ("blobs_layer", "sites_layer"):
+        if key in out:
+            out[key] = rename(out[key])
+    if "contours" in out:
+        out["contours"] = [{**layer, "layer": rename(layer["layer"])} for layer in out["contours"]]
+    return out

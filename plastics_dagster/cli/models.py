@@ -47,7 +47,7 @@ def list_models(store: str | None) -> None:
 
     model_store = open_store(store)
     present = set(model_store.list_available())
-    click.echo(f"store: {model_store.location}")
+    click.echo(f"store: {model_store.shown}")
     for name in sorted(SHA256):
         mark = "present" if name in present else "missing"
         click.echo(f"{mark:8} {SHA256[name][:12]}  {name}")
@@ -79,7 +79,7 @@ def verify(names: tuple[str, ...], store: str | None, cache: Path | None) -> Non
     model_store = open_store(store, cache)
     keys = _names(model_store, names)
     if not keys:
-        raise click.UsageError(f"no known model in store {model_store.location}: set --store or PLASTICS_MODEL_STORE")
+        raise click.UsageError(f"no known model in store {model_store.shown}: set --store or PLASTICS_MODEL_STORE")
     refs = model_store.verify(list(progress(keys, "verifying", total=len(keys))))
     for ref in refs:
         click.echo(f"ok {ref.sha256}  {ref.name}")
