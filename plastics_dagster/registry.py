@@ -123,9 +123,10 @@ def ensure_roi(instance: DagsterInstance, store: UPath, name: str) -> None:
     instance.add_dynamic_partitions(ROI_PARTITIONS_NAME, [name])
 
 
-#: store folders holding per-ROI outputs (``<store>/<asset>/<roi>/...``), removed by ``purge``
+#: store folders holding per-ROI outputs (``<store>/<asset>/<roi>/...``) and the ROI's cached
+#: composites (``<store>/composites/<roi>/...``), removed by ``purge``
 OUTPUT_FOLDERS = ("descartes_run", "heatmaps", "patch_geojson", "blobs", "candidates", "contours",
-                  "enriched_sites", "preview", "site_registry")
+                  "enriched_sites", "preview", "site_registry", "composites")
 
 
 def remove_roi(instance: DagsterInstance, store: UPath, name: str, purge: bool = False) -> list[UPath]:

@@ -2,7 +2,7 @@
 
 - :data:`NETWORK_RETRY` / :data:`STORE_RETRY`: the Dagster ``RetryPolicy`` of every asset that
   talks to a network service (imagery fetch, model download) or writes to the store: 4 retries,
-  6 s doubling to 48 s (+-6 s jitter), 66-114 s in all. Sources and the store retry transient
+  waits of 6, 18, 42 and 90 s (each +-6 s jitter; Dagster's exponential backoff), 132-180 s in all. Sources and the store retry transient
   faults themselves first (:mod:`plastics_core.imagery.retry`, :func:`plastics_core.storage.store.s3_call`,
   120 s); this is the step-level net on top.
 - :func:`fail_fast_on_user_errors`: wraps an asset function so a
@@ -32,8 +32,9 @@ from plastics_core.errors import PlasticsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: 4 retries, 6 s then 12, 24, 48 s (each +-6 s): between 66 and 114 s of waiting in all, so a store
-#: or service outage of a minute is ridden out at step level too.
+#: 4 retries after waits of 6, 18, 42 and 90 s (Dagster's exponential backoff ``(2**n - 1) * 6`` s, each
+#: +-6 s): between 132 and 180 s of waiting in all, so a store or service outage of a minute is ridden
+#: out at step level too.
 NETWORK_RETRY = RetryPolicy(max_retries=4, delay=6.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 #: The policy of every asset that writes to the store (the same budget).
 STORE_RETRY = NETWORK_RETRY

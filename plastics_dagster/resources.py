@@ -25,8 +25,8 @@ PLASTICS_BACKEND           where tiles run: ``local`` | ``earthone`` (:mod:`plas
 PLASTICS_ROI_DIR           folder or ``s3://`` prefix watched by ``roi_sensor`` [``./rois``]
 PLASTICS_DETECT_JOB        job the sensors launch: ``detect_job`` (in-process), ``detect_job_celery`` or
                            ``detect_job_k8s`` (one pod per step) [detect_job]
-PLASTICS_CELERY_BROKER     Redis URL of the ``detect_job_celery`` broker [``redis://127.0.0.1:6379/0``]
-PLASTICS_CELERY_BACKEND    Redis URL of its result backend [``redis://127.0.0.1:6379/1``]
+PLASTICS_CELERY_BROKER     Redis URL of the ``detect_job_celery`` broker (required by that job) [unset]
+PLASTICS_CELERY_BACKEND    Redis URL of its result backend (required by that job) [unset]
 PLASTICS_SHARED            the shared data folder (default ROI ``test_patch``) [``../shared``]
 AWS_ENDPOINT_URL           S3 API endpoint for ``s3://`` stores (e.g. a local S3 server)
 AWS_ACCESS_KEY_ID / ...    S3 credentials — environment only, never config or metadata

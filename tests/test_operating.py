@@ -75,14 +75,19 @@ def test_roi_remove_keeps_outputs_unless_purge(cli_env: Path, gpw_dir: Path) -> 
         out = cli_env / "store" / "enriched_sites" / name / "2021-01-01"
         out.mkdir(parents=True)
         (out / "x.geojson").write_text("{}")
+        cached = cli_env / "store" / "composites" / name / "abc123abc123" / "tile"
+        cached.mkdir(parents=True)
+        (cached / "2021-01-01_2021-04-01.npz").write_bytes(b"")
     result = invoke("roi", "remove", "temesi")
     assert result.exit_code == 0 and "1 stored path deleted" in result.output, result.output
+    assert (cli_env / "store" / "composites" / "temesi").exists()
     instance = DagsterInstance.from_config(str(cli_env / "home"))
     assert instance.get_dynamic_partitions("roi") == ["other"]
     assert not (cli_env / "store" / "rois" / "temesi.geojson").exists()
     assert (cli_env / "store" / "enriched_sites" / "temesi" / "2021-01-01" / "x.geojson").exists()
     result = invoke("roi", "remove", "other", "--purge")
     assert result.exit_code == 0 and not (cli_env / "store" / "enriched_sites" / "other").exists()
+    assert not (cli_env / "store" / "composites" / "other").exists()  # cached composites go too
     again = invoke("roi", "remove", "other")
     assert again.exit_code == 2 and "is not registered" in again.output and len(again.output.strip().splitlines()) == 1
 
