@@ -41,12 +41,12 @@ class BackendResource(ConfigurableResource):  # type: ignore[type-arg]
     compute_url: str | None = Field(default=None, description="earthone: compute API URL; None = the library's")
     catalog_url: str | None = Field(default=None, description="earthone: catalog API URL (job results)")
     image: str = Field(default="python3.11:latest", description="earthone: the Function's image")
-    cpus: float = Field(default=4.0, description="earthone: CPUs per job")
-    memory: int = Field(default=12288, description="earthone: memory per job, MiB")
-    timeout: int = Field(default=3600, description="earthone: seconds per job")
+    cpus: float = Field(default=4.0, gt=0, le=64, description="earthone: CPUs per job")
+    memory: int = Field(default=12288, gt=0, description="earthone: memory per job, MiB")
+    timeout: int = Field(default=3600, gt=0, description="earthone: seconds per job")
     requirements: list[str] | None = Field(default=None, description="earthone: pip requirements; None = pinned")
-    poll_interval_s: float = Field(default=10.0, description="earthone: seconds between job status polls")
-    wait_timeout_s: float | None = Field(default=None, description="earthone: give up waiting after this")
+    poll_interval_s: float = Field(default=10.0, gt=0, le=3600, description="earthone: seconds between job status polls")
+    wait_timeout_s: float | None = Field(default=None, gt=0, description="earthone: give up waiting after this")
 
     def resolved_kind(self) -> str:
         """``kind``, else ``$PLASTICS_BACKEND`` read now, else ``local``."""

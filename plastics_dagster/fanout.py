@@ -66,7 +66,12 @@ from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import DESCARTES_RUN_IO
 from plastics_dagster.partitions import detect_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
-from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
+from plastics_dagster.resources import (
+    GeocoderResource,
+    ImagerySourceResource,
+    ModelStoreResource,
+    StoreResource,
+)
 from plastics_dagster.step_io import STEP_IO_MANAGER_KEY, step_io_manager
 from plastics_dagster.tile_steps import GPU_POOL, INFER_TILE_TAGS, complete_summaries, mapping_key
 from plastics_dagster.workers import worker_identity
@@ -95,13 +100,14 @@ def planned_tiles(params: DetectionParams, store: StoreResource, roi: str) -> li
     "output (the tile key) per tile.")
 @fail_fast_on_user_errors
 def plan_tiles(context: OpExecutionContext, params: DetectionParams, store: StoreResource,
-               imagery: ImagerySourceResource, models: ModelStoreResource) -> list[DynamicOutput[str]]:
+               imagery: ImagerySourceResource, models: ModelStoreResource,
+               geocoder: GeocoderResource) -> list[DynamicOutput[str]]:
     roi, window = _partition(context)
     from plastics_dagster.preflight import preflight
 
     # bad parameters or imagery config, missing/corrupt models (ensemble too), an unwritable store:
     # one failure before the first tile, not one per tile
-    preflight(params, imagery, models, store)
+    preflight(params, imagery, models, store, geocoder)
     tiles = planned_tiles(params, store, roi)
     context.log.info(f"{roi} {window}: {len(tiles)} tiles")
     return [DynamicOutput(key, mapping_key=mapping_key(key)) for key in tiles]  # a list: errors raise in here

@@ -5,6 +5,8 @@ Each failure is one :class:`~plastics_core.errors.PlasticsError` line naming the
 - the run parameters (bounds, kinds, model names: :func:`plastics_core.params.make_params`);
 - the imagery source configuration (kind, path) and, for sources that can check their inputs
   cheaply (a local folder: every GeoTIFF header's band count, dtype, CRS and band order), those;
+- the geocoder configuration (kind; the fixture file of kind ``fixture``), so a typo fails here
+  rather than in ``enriched_sites`` after every tile was computed;
 - every model file of the run, the ensemble's members included: present and sha256-verified;
 - the output store: a probe object written and deleted (an unwritable or read-only store, or an
   unreachable S3 endpoint, is found here rather than after a tile was computed).
@@ -17,7 +19,12 @@ from typing import Any
 
 from plastics_core.errors import PlasticsError
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
+from plastics_dagster.resources import (
+    GeocoderResource,
+    ImagerySourceResource,
+    ModelStoreResource,
+    StoreResource,
+)
 
 PROBE_PREFIX = ".plastics-probe-"
 
@@ -60,14 +67,16 @@ def check_models(params: DetectionParams, models: ModelStoreResource) -> dict[st
 
 
 def preflight(params: DetectionParams, imagery: ImagerySourceResource, models: ModelStoreResource,
-              store: StoreResource) -> dict[str, str]:
-    """Every check of the module docstring, cheapest first; returns the verified model checksums."""
+              store: StoreResource, geocoder: GeocoderResource | None = None) -> dict[str, str]:
+    """Every check of the module docstring, cheapest first; returns the verified model checksums.
+    ``geocoder``: None = the environment's (``GeocoderResource()``)."""
     from plastics_core.imagery.base import CheckableSource
 
     params.core()
     source = imagery.get_source()
     if isinstance(source, CheckableSource):  # e.g. a local folder: every file's bands and dtype
         source.validate()
+    (geocoder or GeocoderResource()).get_geocoder()
     checksums = check_models(params, models)
     check_store(store)
     return checksums

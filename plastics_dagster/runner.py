@@ -119,7 +119,8 @@ def materialize_partition(
     store_res = StoreResource(location=store or "")
     from plastics_dagster.preflight import preflight
 
-    preflight(params, src, (resources or {}).get("models") or ModelStoreResource(), store_res)  # before Dagster
+    preflight(params, src, (resources or {}).get("models") or ModelStoreResource(), store_res,
+              (resources or {}).get("geocoder"))  # before Dagster
     inst = _instance(instance)
     ensure_roi(inst, store_res.path(), roi)
     res = default_resources(params=params, imagery=src, store=store_res, **(resources or {}))

@@ -190,6 +190,10 @@ def test_backend_choice_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert BackendResource().resolved_kind() == "local"
     with pytest.raises(ParameterError, match="PLASTICS_BACKEND"):
         BackendResource(kind="lambda").check()
+    for bad in ({"poll_interval_s": -5.0}, {"poll_interval_s": 0.0}, {"wait_timeout_s": 0.0}, {"cpus": 0.0},
+                {"memory": -1}, {"timeout": 0}):  # refused when the resource is built, before any job is submitted
+        with pytest.raises(Exception, match="greater than|less than"):
+            BackendResource(kind="earthone", **bad)
     reqs = remote_requirements()
     assert any(r.startswith("tensorflow-cpu==") for r in reqs) and not any(r.startswith("dagster") for r in reqs)
 

@@ -97,7 +97,8 @@ def test_user_agent_is_descriptive(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PLASTICS_GEOCODER_EMAIL", raising=False)
     assert default_user_agent().startswith("plastics/") and "PLASTICS_GEOCODER_EMAIL" in default_user_agent()
     monkeypatch.setenv("PLASTICS_GEOCODER_EMAIL", "ops@example.org")
-    assert "ops@example.org" in default_user_agent()
+    monkeypatch.setenv("PLASTICS_PROJECT_URL", "https://example.org/plastics")  # read when used, not at import
+    assert "ops@example.org" in default_user_agent() and "+https://example.org/plastics" in default_user_agent()
 
 
 def test_nominatim_ok_not_found_and_cache(tmp_path: Path, server: tuple[str, list]) -> None:

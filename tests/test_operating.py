@@ -171,3 +171,16 @@ def test_missing_upstream_partition_is_one_sentence(tmp_path: Path) -> None:
     desc = data.user_failure_data.description  # type: ignore[attr-defined]
     assert desc.startswith("blobs is not materialized for partition test_patch|2021-01-01"), desc
     assert "materialize blobs first" in desc and "\n" not in desc
+
+
+@pytest.mark.parametrize("text", ["concurrency:\n  runs:\n    max_concurrent_runs: two\n", "concurrency: [\n"])
+def test_invalid_instance_config_is_one_line(cli_env: Path, text: str) -> None:
+    """An operator's broken dagster.yaml (a wrong value, or not YAML): one line naming the file, exit 2."""
+    home = cli_env / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(text)
+    result = invoke("roi", "list")
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "dagster.yaml is not a valid Dagster instance configuration" in lines[0]
+    assert (home / "dagster.yaml").read_text() == text  # never overwritten

@@ -83,3 +83,21 @@ def test_plan_tiles_fails_before_any_tile(models_dir: Path, tmp_path: Path) -> N
 def test_preflight_passes_on_good_inputs(models_dir: Path, tmp_path: Path) -> None:
     preflight(DetectionParams(), ImagerySourceResource(kind="synthetic"), ModelStoreResource(location=str(models_dir)),
               StoreResource(location=str(tmp_path / "store")))
+
+
+@pytest.mark.parametrize(("geocoder", "match"), [
+    ({"kind": "nominatium"}, "unknown geocoder 'nominatium'"),
+    ({"kind": "fixture", "fixture": "/nonexistent/answers.json"}, "geocoder fixture /nonexistent/answers.json cannot be read"),
+])
+def test_geocoder_typos_fail_before_any_tile(models_dir: Path, tmp_path: Path, geocoder: dict[str, str],
+                                             match: str) -> None:
+    """A geocoder the enriched_sites step could not build is found by the preflight (one line),
+    not after every tile was computed."""
+    from plastics_core.errors import ParameterError
+    from plastics_dagster.resources import GeocoderResource
+
+    with pytest.raises(ParameterError, match=match) as info:
+        preflight(DetectionParams(), ImagerySourceResource(kind="synthetic"), ModelStoreResource(location=str(models_dir)),
+                  StoreResource(location=str(tmp_path / "store")), GeocoderResource(**geocoder))
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.json"))

@@ -29,7 +29,6 @@ from plastics_core.errors import ParameterError
 GeocodeStatus = Literal["ok", "unavailable", "not_found", "cached"]
 #: Address fields copied into the site table (``city`` falls back to town, ``village`` to hamlet).
 ADDRESS_FIELDS = ["display_name", "road", "village", "city", "county", "state", "country", "country_code"]
-PROJECT_URL = os.environ.get("PLASTICS_PROJECT_URL", "")  # where the deployment documents itself
 DEFAULT_H3_RESOLUTION = 9
 SITE_COLUMNS = [
     "site_id", "name", "lon", "lat", "score", "patch_mean", *ADDRESS_FIELDS, "geocode_status",
@@ -95,7 +94,14 @@ class FixtureGeocoder:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.responses: dict[str, dict[str, str] | None] = json.loads(Path(path).read_text())
+        try:
+            responses = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ParameterError(f"geocoder fixture {path} cannot be read ({type(exc).__name__}): give a JSON file "
+                                 "of canned answers (PLASTICS_GEOCODER_FIXTURE)") from exc
+        if not isinstance(responses, dict):
+            raise ParameterError(f"geocoder fixture {path} is not a JSON object of '<lat>,<lon>' keys")
+        self.responses: dict[str, dict[str, str] | None] = responses
 
     def reverse(self, lat: float, lon: float) -> GeocodeResult:
         key = _key(lat, lon)
@@ -112,7 +118,8 @@ def default_user_agent() -> str:
     """
     email = os.environ.get("PLASTICS_GEOCODER_EMAIL")
     contact = f"contact {email}" if email else "contact via PLASTICS_GEOCODER_EMAIL"
-    url = f"; +{PROJECT_URL}" if PROJECT_URL else ""
+    project = os.environ.get("PLASTICS_PROJECT_URL")  # where the deployment documents itself; read now
+    url = f"; +{project}" if project else ""
     return f"plastics/{__version__} (plastic-waste site detection{url}; {contact})"
 
 

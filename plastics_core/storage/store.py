@@ -84,8 +84,16 @@ class _DropClosedConnectionTasks(logging.Filter):
 _QUIET_ORPHANS = _DropClosedConnectionTasks()
 
 
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # two letters at least: not a drive letter
+
+
 def store_path(store: str) -> UPath:
-    """A UPath for a local folder or ``s3://`` URL (S3 endpoint from $AWS_ENDPOINT_URL)."""
+    """A UPath for a local folder or ``s3://`` URL (S3 endpoint from $AWS_ENDPOINT_URL); any other
+    URL scheme (``gs://``, ``S3://``, ``file://`` ...) is a one-line ParameterError, never a local
+    folder named after it."""
+    if _URL_SCHEME.match(store) and not store.startswith("s3://"):
+        raise ParameterError(f"store {store.split(':', 1)[0]}:// is not supported: give a local folder or an "
+                             "s3://bucket/prefix URL")
     if store.startswith("s3://"):
         asyncio_log = logging.getLogger("asyncio")
         if _QUIET_ORPHANS not in asyncio_log.filters:

@@ -39,11 +39,20 @@ def dagster_home() -> Path:
 
 
 def open_instance() -> Any:
-    """A persistent :class:`dagster.DagsterInstance` rooted at :func:`dagster_home`."""
-    from dagster import DagsterInstance
+    """A persistent :class:`dagster.DagsterInstance` rooted at :func:`dagster_home`; ParameterError
+    (one line) when its ``dagster.yaml`` is not a valid instance configuration."""
+    import yaml
+    from dagster import DagsterInstance, DagsterInvalidConfigError
+
+    from plastics_core.errors import ParameterError
 
     home = ensure_instance_config(dagster_home())
-    return DagsterInstance.from_config(str(home))
+    try:
+        return DagsterInstance.from_config(str(home))
+    except (DagsterInvalidConfigError, yaml.YAMLError) as exc:
+        raise ParameterError(f"{home / 'dagster.yaml'} is not a valid Dagster instance configuration "
+                             f"({' '.join(str(exc).split())[:200]}): fix it (docs/OPERATING.md) or set DAGSTER_HOME "
+                             "to another folder") from exc
 
 
 def ensure_instance_config(home: Path) -> Path:

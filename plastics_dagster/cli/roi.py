@@ -88,11 +88,13 @@ def split(name: str, file: str, cell: float, tilesize: int | None, pad: int | No
     """
     from plastics_core.geo.roi import read_roi, roi_area_km2
     from plastics_core.geo.roi_split import split_roi
+    from plastics_core.params import make_params
     from plastics_dagster.partitions import ROI_PARTITIONS_NAME
     from plastics_dagster.registry import store_roi
 
-    root = open_store(store)
     sizes = {k: v for k, v in (("tilesize", tilesize), ("pad", pad)) if v is not None}
+    make_params(dict(sizes))  # the bounds every run checks: a cell grid no run could use is refused here
+    root = open_store(store)
     cells = split_roi(name, read_roi(file, force=True), cell, **sizes)  # large areas are why we split
     for c in progress(cells, "storing cells", total=len(cells)):
         store_roi(root, c.name, c.geometry)
