@@ -2,11 +2,12 @@
 :class:`plastics_core.params.DetectParams` (the one parameter model: defaults, presets, bounds
 and the parameter table live there).
 
-Every field is configurable at launch as run config under ``resources.params.config``. The
-fields carry the core model's bounds (``ge``/``le``/``gt``) and kinds (``Literal``), so Dagster
-rejects an out-of-range value when it validates the run config, before a run starts; the
-cross-field checks (known model names, ``min_sigma <= max_sigma`` after the preset) run when the
-resource is built (:meth:`DetectionParams.core`). A test keeps the two classes' fields, types,
+Every field is configurable at launch as run config under ``resources.params.config``. Dagster's
+run-config validation (the Launchpad) checks each field's type and refuses a kind outside its
+``Literal`` (e.g. ``preset``); the core model's bounds (``ge``/``le``/``gt``), carried by the
+fields, and the cross-field checks (known model names, ``min_sigma <= max_sigma`` after the
+preset) run when the resource is built at the start of the run, before any step does work, and
+fail it with the core model's one-line message (:meth:`DetectionParams.core`). A test keeps the two classes' fields, types,
 defaults and bounds identical.
 
 ``run_hash``: see :func:`plastics_core.params.run_hash` (resolved parameters, method version,

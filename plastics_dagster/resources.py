@@ -66,6 +66,13 @@ def setting(value: str | None, var: str, default: str | None = None) -> str | No
     return value if value else os.environ.get(var) or default
 
 
+#: fields of :class:`ImagerySourceResource` that only some imagery kinds read
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "path": ("local", "stac"), "collection": ("stac",), "granule_cache": ("stac",), "granule_cache_max_gb": ("stac",),
+    "max_cloud_cover": ("stac",), "min_coverage": ("stac",), "seed": ("synthetic",), "plant_tpa": ("synthetic",),
+}
+
+
 class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     """Which imagery source the run reads (``kind``) and where (``path``: folder or STAC URL)."""
 
@@ -109,7 +116,10 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
         return str(setting(self.collection, "PLASTICS_STAC_COLLECTION", "sentinel-2-l1c"))
 
     def source_name(self) -> str:
-        """The name recorded in manifests and run hashes (no credentials, ever)."""
+        """The name recorded in manifests and run hashes (no credentials, ever): one name per
+        source, however it is spelled (a local folder as its absolute path; the default STAC
+        catalog, or a URL with a trailing ``/``, as the plain kind); a path enters only for the
+        kinds that read one."""
         kind, path, collection = self.resolved_kind(), self.resolved_path(), self.resolved_collection()
         selection = self._selection()
         if kind == "synthetic":
@@ -118,22 +128,39 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
             return ":".join(["synthetic", *extra])
         from plastics_core.imagery.retry import redact  # drops user:password@ and ?query tokens
 
+        if kind == "local" and path:
+            path = str(Path(path).expanduser().resolve())
+        elif kind == "stac" and path:
+            from plastics_core.imagery.stac import stac_source
+
+            path = path.rstrip("/")
+            path = None if path == stac_source(None, collection).config.url.rstrip("/") else path
+        else:
+            path = None if kind == "earthone" else path
         name = kind if not path else f"{kind}:{redact(path)}"
         name = name if kind != "stac" or collection == "sentinel-2-l1c" else f"{name}#{collection}"
         return name + "".join(f";{k}={v:g}" for k, v in selection.items())
 
     def _selection(self) -> dict[str, float]:
         """The scene-selection fields set away from their defaults (they change what a run reads,
-        so they enter its name and hash); ImageryError when set for a source other than stac."""
+        so they enter its name and hash), after :meth:`_check_kind_fields`."""
+        self._check_kind_fields()
+        fields = type(self).model_fields
+        return {k: float(getattr(self, k)) for k in ("max_cloud_cover", "min_coverage")
+                if getattr(self, k) != fields[k].default}
+
+    def _check_kind_fields(self) -> None:
+        """ImageryError (one line) when a field that only other kinds read is set away from its
+        default: it would be ignored without a word (e.g. a granule cache for a local folder)."""
         from plastics_core.errors import ImageryError
 
-        fields = type(self).model_fields
-        changed = {k: float(getattr(self, k)) for k in ("max_cloud_cover", "min_coverage")
-                   if getattr(self, k) != fields[k].default}
-        if changed and self.resolved_kind() != "stac":
-            raise ImageryError(f"{', '.join(changed)} apply to imagery kind 'stac' only: unset them for "
-                               f"kind {self.resolved_kind()!r}")
-        return changed
+        kind, fields = self.resolved_kind(), type(self).model_fields
+        ignored = [name for name, kinds in KIND_FIELDS.items()
+                   if kind not in kinds and getattr(self, name) != fields[name].default]
+        if ignored:
+            users = sorted({k for name in ignored for k in KIND_FIELDS[name]})
+            raise ImageryError(f"{', '.join(ignored)} apply to imagery kind {' / '.join(users)} only, not {kind!r}: "
+                               "unset them or choose that kind")
 
     def get_source(self) -> Any:
         """Construct the :class:`plastics_core.imagery.ImagerySource` (lazily, by kind)."""

@@ -384,7 +384,7 @@ def test_scene_selection_from_resource_config() -> None:
     assert (cfg.max_cloud_cover, cfg.min_coverage) == (30.0, 0.9)
     assert gpw2022.source_name() == "stac;max_cloud_cover=30;min_coverage=0.9"  # enters the run hash
     assert ImagerySourceResource(kind="stac").source_name() == "stac"
-    with pytest.raises(ImageryError, match="apply to imagery kind 'stac' only"):
+    with pytest.raises(ImageryError, match="apply to imagery kind stac only, not 'synthetic'"):
         ImagerySourceResource(kind="synthetic", min_coverage=0.5).source_name()
     for bad in ({"min_coverage": 1.5}, {"max_cloud_cover": -1}, {"granule_cache_max_gb": float("inf")}):
         with pytest.raises((DagsterInvalidConfigError, ValueError)):
@@ -432,3 +432,26 @@ def test_malformed_baseline_and_sun_angles() -> None:
             needs_offset_removal(bad, dt.date(2023, 1, 1))  # never a silent "no offset"
     az, zen = sun_angles({"view:sun_azimuth": 120.0, "view:sun_elevation": "abc"})
     assert np.isnan(zen)  # unknown sun: the scene keeps its cloud mask only
+
+
+def test_one_source_name_however_it_is_spelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run hash names the data, not its spelling: a relative and an absolute local folder, the
+    default catalog's URL and no URL, a trailing slash; a path is never part of an earthone name;
+    a field only other kinds read is refused in one line instead of being ignored."""
+    from plastics_core.imagery.stac_config import EARTH_SEARCH_V1
+    from plastics_dagster.resources import ImagerySourceResource
+
+    (tmp_path / "tifs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    names = {ImagerySourceResource(kind="local", path=p).source_name() for p in ("tifs", "./tifs", str(tmp_path / "tifs"))}
+    assert names == {f"local:{tmp_path / 'tifs'}"}
+    assert ImagerySourceResource(kind="stac", path=EARTH_SEARCH_V1 + "/").source_name() == "stac"
+    assert ImagerySourceResource(kind="stac", path="http://127.0.0.1:1/stac/").source_name() == "stac:http://127.0.0.1:1/stac"
+    monkeypatch.setenv("PLASTICS_IMAGERY_PATH", "/data/tifs")  # exported for another kind: not earthone's
+    assert ImagerySourceResource(kind="earthone").source_name() == "earthone"
+    for kind, extra in (("local", {"granule_cache": "/cache"}), ("local", {"collection": "sentinel-2-l2a"}),
+                        ("stac", {"seed": 7}), ("stac", {"plant_tpa": False}), ("synthetic", {"path": "/x"}),
+                        ("earthone", {"path": "/x"})):
+        with pytest.raises(ImageryError, match=f"apply to imagery kind .* only, not '{kind}'") as info:
+            ImagerySourceResource(kind=kind, **extra).source_name()
+        assert "\n" not in str(info.value)
