@@ -128,6 +128,17 @@ def test_wrong_band_order_and_missing_folder(slovenia: dict[str, Any], tile: Til
         LocalGeoTIFFSource(tmp_path / "nope")
 
 
+def test_a_folder_without_dated_scenes_is_an_error(tmp_path: Path) -> None:
+    """An empty folder, or GeoTIFFs whose names carry no date, would read as "no plastic here":
+    the preflight's validation says so in one line instead."""
+    with pytest.raises(ImageryError, match="no scene in") as err:
+        LocalGeoTIFFSource(tmp_path).validate()
+    (tmp_path / "2021-01-05.tif").write_bytes(b"")
+    with pytest.raises(ImageryError, match="1 GeoTIFF.* without a YYYYMMDD date in the name, e.g. '2021-01-05.tif'"):
+        LocalGeoTIFFSource(tmp_path).validate()
+    assert "\n" not in str(err.value)
+
+
 # --- cloud shadows -------------------------------------------------------------------------------
 
 def _write_scene(path: Path, profile: dict[str, Any], arr: np.ndarray, tags: dict[str, str]) -> None:

@@ -159,8 +159,17 @@ class LocalGeoTIFFSource:
 
     def validate(self) -> None:
         """Open every scene's header (no pixels): a wrong band count, dtype, CRS or band order
-        fails here in one line, before the run reads any tile."""
-        for scene in self.scenes():
+        fails here in one line, before the run reads any tile; so does a folder without a single
+        dated scene (empty, or GeoTIFFs without a YYYYMMDD in their names), which would otherwise
+        read as "no plastic here"."""
+        scenes = self.scenes()
+        if not scenes:
+            undated = sorted(p.name for p in self.folder.iterdir() if p.name.lower().endswith(_SUFFIXES))
+            seen = f" ({len(undated)} GeoTIFF(s) without a YYYYMMDD date in the name, e.g. {undated[0]!r})" \
+                if undated else ""
+            raise ImageryError(f"no scene in {self.folder}{seen}: name each scene <anything>_YYYYMMDD[_<anything>].tif "
+                               "(docs/IMAGERY.md)")
+        for scene in scenes:
             with _open(scene.path) as src:
                 _validate(src, scene.path)
 
