@@ -41,7 +41,7 @@ The ROI and the window are the partition, not parameters.
 
 Run identity: ``run_hash = sha256(canonical JSON of {every resolved parameter, METHOD_VERSION,
 the sha256 of the pixel, patch and ensemble model files, the imagery source name, the ROI
-geometry hash})[:12]`` (:func:`run_identity`). A change of any of them gives a new hash and
+geometry hash}, plus the inference precision when it is ``fast``)[:12]`` (:func:`run_identity`). A change of any of them gives a new hash and
 therefore new output files; tiles of another hash are never reused.
 
 Model roles follow the committed checksum table (:data:`plastics_core.models.checksums.SHA256`):
@@ -288,9 +288,15 @@ def geometry_hash(geom: Any) -> str:
 
 
 def run_identity(params: DetectParams, imagery_name: str, roi_hash: str) -> dict[str, Any]:
-    """Everything a run's outputs depend on besides the window: see the module docstring."""
-    return {"params": params.resolved(), "method_version": METHOD_VERSION, "models": params.model_checksums(),
-            "imagery": imagery_name, "roi": roi_hash}
+    """Everything a run's outputs depend on besides the window: see the module docstring. The
+    inference precision (``$PLASTICS_INFER_PRECISION``, read now) enters when it is not the
+    default ``exact``: ``fast`` scores differ slightly, so its tiles never mix with exact ones."""
+    from plastics_core.models.device import precision
+
+    identity = {"params": params.resolved(), "method_version": METHOD_VERSION, "models": params.model_checksums(),
+                "imagery": imagery_name, "roi": roi_hash}
+    chosen = precision()
+    return identity if chosen == "exact" else identity | {"precision": chosen}
 
 
 def run_hash(params: DetectParams, imagery_name: str, roi_hash: str) -> str:

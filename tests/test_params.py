@@ -134,6 +134,11 @@ def test_run_hash_covers_code_models_imagery_and_roi(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(P.SHA256, key, "0" * 64)  # a retrained ensemble member
     assert P.run_hash(params, "synthetic", roi) != base
     assert key in params.model_checksums()
+    monkeypatch.undo()
+    monkeypatch.setenv("PLASTICS_INFER_PRECISION", "exact")  # the default: the same hash as unset
+    assert P.run_hash(params, "synthetic", roi) == base
+    monkeypatch.setenv("PLASTICS_INFER_PRECISION", "fast")  # bf16 scores differ: never the exact run's tiles
+    assert P.run_hash(params, "synthetic", roi) != base
 
 
 def test_geometry_hash_is_canonical() -> None:

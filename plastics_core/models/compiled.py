@@ -23,7 +23,6 @@ chosen per call or by ``$PLASTICS_INFER_PRECISION`` read at call time (:func:`pr
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plastics_core.errors import ModelError
+from plastics_core.models.device import precision
 from plastics_core.models.h5weights import H5Model
 from plastics_core.models.jax_nets import (
     ensemble_forward,
@@ -45,20 +45,11 @@ from plastics_core.models.jax_nets import (
     stack_params,
 )
 
-PRECISIONS = ("exact", "fast")
 MIN_BUCKET = 4096
 #: Pixels per host call of :meth:`CompiledPixel.predict` (each call one bucketed shape).
 CALL_PIXELS = 1 << 21
 #: Shape quantum (px) of :func:`shape_bucket`.
 SHAPE_QUANTUM = 32
-
-
-def precision(value: str | None = None) -> str:
-    """``value``, else ``$PLASTICS_INFER_PRECISION`` (read now), else ``exact``; validated."""
-    v = value or os.environ.get("PLASTICS_INFER_PRECISION") or "exact"
-    if v not in PRECISIONS:
-        raise ModelError(f"precision {v!r} (PLASTICS_INFER_PRECISION): use one of {', '.join(PRECISIONS)}")
-    return v
 
 
 def bucket(n: int) -> int:

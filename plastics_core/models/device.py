@@ -71,3 +71,14 @@ def choose(device: str | None, keras_gpu: Callable[[], bool]) -> str:
         return "keras" if keras_gpu() else "numpy"
     except ImportError:  # no TensorFlow / Keras backend installed: the numpy path
         return "numpy"
+
+
+PRECISIONS = ("exact", "fast")
+
+
+def precision(value: str | None = None) -> str:
+    """``value``, else ``$PLASTICS_INFER_PRECISION`` (read now), else ``exact``; validated."""
+    v = value or os.environ.get("PLASTICS_INFER_PRECISION") or "exact"
+    if v not in PRECISIONS:
+        raise ModelError(f"precision {v!r} (PLASTICS_INFER_PRECISION): use one of {', '.join(PRECISIONS)}")
+    return v
