@@ -16,8 +16,6 @@ from typing import Any
 
 from dagster import AssetSelection, ExecutorDefinition, define_asset_job, in_process_executor
 
-from plastics_dagster.partitions import detect_partitions, roi_partitions
-
 DETECT_GROUPS = ("detection", "sites")
 #: every (roi, window)-partitioned asset: the detection and sites groups plus the HTML ``preview``
 DETECT_SELECTION = AssetSelection.groups(*DETECT_GROUPS) | AssetSelection.assets("preview")
@@ -36,8 +34,7 @@ def make_detect_job(name: str = "detect_job", executor_def: ExecutorDefinition =
     """The detection job over ``selection`` with ``executor_def``."""
     return define_asset_job(
         name,
-        selection=selection,
-        partitions_def=detect_partitions,
+        selection=selection,  # partitioned like its assets (roi x window)
         executor_def=executor_def,
         description="Materialize descartes_run -> heatmaps/patch_geojson -> blobs -> candidates -> contours -> enriched_sites",
         tags={"plastics/job": "detect"},
@@ -64,6 +61,6 @@ def k8s_executor_def() -> ExecutorDefinition:
 detect_job = make_detect_job()
 detect_job_celery = make_detect_job(CELERY_JOB_NAME, executor_def=celery_executor_def())
 detect_job_k8s = make_detect_job(K8S_JOB_NAME, executor_def=k8s_executor_def())
-registry_job = define_asset_job("registry_job", selection=REGISTRY_SELECTION, partitions_def=roi_partitions,
+registry_job = define_asset_job("registry_job", selection=REGISTRY_SELECTION,  # partitioned by roi, as its asset
                                 executor_def=in_process_executor,
                                 description="Merge every window of one ROI into its site registry")

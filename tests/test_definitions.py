@@ -80,3 +80,16 @@ def test_no_import_cycles_or_private_dagster_imports() -> None:
     proc = subprocess.run([sys.executable, str(tool)], cwd=REPO, capture_output=True, text=True, timeout=120)
     mine = [ln for ln in proc.stdout.splitlines() if "plastics_dagster" in ln and "resume" not in ln]
     assert not mine, mine
+
+
+def test_definitions_use_no_deprecated_dagster_api() -> None:
+    """Building the definitions in a fresh interpreter warns nothing from this project's code (the
+    suite itself ignores third-party DeprecationWarnings)."""
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('error', DeprecationWarning); "
+            "warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'(?!plastics_)'); "
+            "import plastics_dagster.definitions as d; d.defs.resolve_job_def('detect_job')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
