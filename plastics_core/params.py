@@ -98,11 +98,8 @@ def available_ensembles() -> list[str]:
 
 
 def model_key(name: str, kind: str) -> str:
-    """The table key of model ``name`` (full key or bare file name) used as a ``kind`` model.
-
-    Raises ModelError naming the available ``kind`` models when it is unknown or of the
-    other kind.
-    """
+    """The table key of model ``name`` (full key or bare file name) used as a ``kind`` model;
+    ModelError naming the available ``kind`` models when it is unknown or of the other kind."""
     role = "pixel (spectrogram) model" if kind == "pixel" else "patch classifier"
     choices = ", ".join(available_models(kind))
     text = str(name).strip().strip("/") if isinstance(name, str) else ""
@@ -111,10 +108,9 @@ def model_key(name: str, kind: str) -> str:
         raise ModelError(f"unknown {role} {name!r}: available are {choices}")
     key = matches[0]
     if _kind(key) != kind:
-        raise ModelError(
-            f"{key} is a {_kind(key)} model, incompatible with the {role} input shape "
-            f"({'12 bands x 2 dates per pixel' if kind == 'pixel' else 'h x w x 12k windows'}): use one of {choices}"
-        )
+        shape = "12 bands x 2 dates per pixel" if kind == "pixel" else "h x w x 12k windows"
+        raise ModelError(f"{key} is a {_kind(key)} model, incompatible with the {role} input shape ({shape}): "
+                         f"use one of {choices}")
     return key
 
 
@@ -288,15 +284,13 @@ def geometry_hash(geom: Any) -> str:
 
 
 def run_identity(params: DetectParams, imagery_name: str, roi_hash: str) -> dict[str, Any]:
-    """Everything a run's outputs depend on besides the window: see the module docstring. The
-    inference precision (``$PLASTICS_INFER_PRECISION``, read now) enters when it is not the
-    default ``exact``: ``fast`` scores differ slightly, so its tiles never mix with exact ones."""
+    """Everything a run's outputs depend on besides the window (module docstring); a ``fast``
+    ``$PLASTICS_INFER_PRECISION`` (read now) too, so its tiles never mix with exact ones."""
     from plastics_core.models.device import precision
 
-    identity = {"params": params.resolved(), "method_version": METHOD_VERSION, "models": params.model_checksums(),
-                "imagery": imagery_name, "roi": roi_hash}
-    chosen = precision()
-    return identity if chosen == "exact" else identity | {"precision": chosen}
+    fast = {"precision": "fast"} if precision() == "fast" else {}
+    return {"params": params.resolved(), "method_version": METHOD_VERSION, "models": params.model_checksums(),
+            "imagery": imagery_name, "roi": roi_hash, **fast}
 
 
 def run_hash(params: DetectParams, imagery_name: str, roi_hash: str) -> str:
