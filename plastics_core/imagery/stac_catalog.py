@@ -57,13 +57,14 @@ def filter_items(raw: list[dict[str, Any]], cfg: StacConfig, geometry_4326: Base
         cc = cloud_cover(item)
         if cc is not None and cc > cfg.max_cloud_cover:
             continue
-        if not period.contains(solar_day(item_time(item), lon)):
+        when = item_time(item)
+        if not period.contains(solar_day(when, lon)):
             continue
         geom = footprint(item)
         if geom is not None and not geom.intersects(geometry_4326):
             continue
-        kept.append(item)
-    return sorted(kept, key=lambda it: (item_time(it), it.get("id", "")))
+        kept.append((when, item["id"], item))
+    return [item for _, _, item in sorted(kept, key=lambda k: k[:2])]
 
 
 def footprint_coverage(items: list[dict[str, Any]], crs: str, bounds: tuple[float, float, float, float]) -> float:
