@@ -62,9 +62,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> tupl
     import sys
 
     tmp = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "DAGSTER_HOME": str(tmp / "home"), "PLASTICS_STORE": str(tmp / "store"),
-           "PLASTICS_PROGRESS": "0"}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it: the CLI itself keeps TensorFlow quiet
+    from tests._env import user_env
+
+    # as a user runs it (no TF_* variable of the test session): the CLI itself keeps TensorFlow quiet
+    env = user_env(DAGSTER_HOME=str(tmp / "home"), PLASTICS_STORE=str(tmp / "store"), PLASTICS_PROGRESS="0")
     proc = subprocess.run([sys.executable, "-m", "plastics_dagster.cli", "demo"], env=env, capture_output=True,
                           text=True, timeout=600, cwd=tmp)
     return proc, tmp
@@ -117,3 +118,12 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PLASTICS_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("PLASTICS_PROGRESS", "0")
     return tmp_path
+
+
+@pytest.fixture(params=["sqlite", "postgis"])
+def sitedb_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty site database, once per backend (tests/_sitedb.py; postgis skips
+    when $PLASTICS_TEST_DATABASE_URL is not set)."""
+    from tests._sitedb import database_url
+
+    yield from database_url(str(request.param), tmp_path)

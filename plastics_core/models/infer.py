@@ -1,4 +1,5 @@
-"""Inference with the GPW Keras models (the ONLY module that imports TensorFlow/Keras, lazily).
+"""Inference with the GPW Keras models (the only module that uses TensorFlow/Keras, imported lazily and
+without start-up lines on stderr through :mod:`.tf_quiet`).
 
 Models: Global Plastic Watch, Earthrise Media, CC BY-NC 4.0, read from the ``.h5`` files with
 h5py (:mod:`.h5weights`): Keras is loaded only for the Keras paths. Inputs are Sentinel-2 L1C
@@ -29,6 +30,7 @@ from plastics_core.models import device as devsel
 from plastics_core.models.h5weights import read_h5
 from plastics_core.models.pixel_fast import PixelNet, check_pixels, norm_vectors, run_chunked
 from plastics_core.models.store import ModelRef
+from plastics_core.models.tf_quiet import import_keras, import_tensorflow
 from plastics_core.threads import blas_single, usable_threads
 
 if TYPE_CHECKING:  # the compiled path imports JAX: only when chosen
@@ -42,10 +44,9 @@ def configure_devices() -> str:
     """TensorFlow's devices, once per process: every visible GPU with memory growth on (so
     several worker processes can share a GPU instead of the first one taking all its memory),
     else the CPU. Returns ``"GPU:<n>"`` or ``"CPU"``. :func:`load_keras` calls it first."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return _other_backend_device(os.environ["KERAS_BACKEND"])
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:  # exact float32 on Ampere+ GPUs too (TF32 would break the 1e-5 agreement)
@@ -80,8 +81,7 @@ def _other_backend_device(backend: str) -> str:
 def load_keras(path: str) -> Any:
     """``keras.models.load_model(path, compile=False)``, cached per path (devices configured first)."""
     configure_devices()
-    import keras
-
+    keras = import_keras()
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:  # unreadable / not a Keras model
@@ -137,7 +137,7 @@ def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int | None = Non
     """(n_models, n) class-1 probabilities of ``models`` (sharing one normalization) on normalized
     inputs, by direct calls in large batches (no ``predict`` loop): on a GPU each batch is copied to
     the device once and every model runs on it."""
-    import keras
+    keras = import_keras()
 
     batch = batch or keras_batch()
     out = np.empty((len(models), len(xn)), np.float32)
@@ -220,7 +220,7 @@ def feature_fn(model: Any, channels: int) -> Any:
     a ``tf.function`` compiled once for any size (TensorFlow backend), else the layers run eagerly."""
     layers = [la for la in model.layers if type(la).__name__ in ("Conv2D", "MaxPooling2D")]
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        import keras  # another Keras backend (torch, jax): the same layers, run eagerly
+        keras = import_keras()  # another Keras backend (torch, jax): the same layers, run eagerly
 
         def eager(block: np.ndarray) -> Any:
             t = keras.ops.convert_to_tensor(block)
@@ -229,7 +229,7 @@ def feature_fn(model: Any, channels: int) -> Any:
             return keras.ops.convert_to_numpy(t)
 
         return eager
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     def stack(t: Any) -> Any:
         for layer in layers:
@@ -241,7 +241,7 @@ def feature_fn(model: Any, channels: int) -> Any:
 
 def window_fn(model: Any, window: int, channels: int) -> Any:
     """``model`` on normalized windows (n, window, window, channels) as a ``tf.function``."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     spec = tf.TensorSpec((None, window, window, channels), tf.float32)
     return tf.function(lambda t: model(t, training=False), input_signature=[spec])
