@@ -47,11 +47,15 @@ lint: install
 bench: install
 	$(BIN)/python -m bench
 
-# the instance's dagster.yaml (telemetry off, run-queue limits) is written before the UI first starts
+# the instance's dagster.yaml (telemetry off, run-queue limits) is written and the demo ROI test_patch
+# registered before the UI first starts. The UI's runs read PLASTICS_IMAGERY; unset, `make ui` uses the
+# synthetic demo world (as `plastics demo`): `PLASTICS_IMAGERY=stac make ui` reads Sentinel-2 L1C.
 ui: install
 	@mkdir -p "$${DAGSTER_HOME:-.dagster_home}"
 	export DAGSTER_HOME="$$(cd "$${DAGSTER_HOME:-.dagster_home}" && pwd)" && \
-	$(BIN)/python -m plastics_dagster.cli._instance && $(BIN)/dagster dev -w workspace.yaml
+	export PLASTICS_IMAGERY="$${PLASTICS_IMAGERY:-synthetic}" && \
+	$(BIN)/python -c 'from plastics_dagster.cli._instance import main; main()' && \
+	$(BIN)/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf .plastics .pytest_cache .mypy_cache .ruff_cache

@@ -1,1 +1,1 @@
-"""Benchmarks (issue 6): ``python -m bench``; not part of the test suite."""
+"""Benchmarks: ``python -m bench``; not part of the test suite."""

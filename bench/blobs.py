@@ -2,7 +2,7 @@
 
 ``run()`` builds a seeded 10,000 x 10,000 heatmap (EPSG:32750, 10 m) with ``n_blobs``
 scattered Gaussian sites, times :func:`plastics_core.method.blobs.detect_blobs` (target <= 10 s on
-2 cores, issue 6) and, when ``baseline`` is true, ``blob_doh`` on the whole thresholded raster
+2 cores) and, when ``baseline`` is true, ``blob_doh`` on the whole thresholded raster
 (float32, as a naive caller would run it; ~10 GB peak memory), and compares the blob sets.
 """
 

@@ -1,4 +1,4 @@
-"""Benchmark: plastics_core.method.composite vs numpy.ma reductions (issue 6 targets).
+"""Benchmark: plastics_core.method.composite vs numpy.ma reductions.
 
 ``run()`` composites 12 scenes of 1000 x 1000 px x 12 bands uint16 with 30 % of pixels
 masked, by ``min`` and ``median``, and times ``np.ma.min`` / ``np.ma.median`` on the same

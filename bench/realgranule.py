@@ -42,7 +42,7 @@ SPACING_M = 100_000.0  # granules are laid out every 100 km and overlap by 9.8 k
 def write_full_granule(folder: Path) -> tuple[dict[str, Path], str, Affine]:
     """The 13 band files of the full-size granule under ``folder`` (reused when present)."""
     from plastics_core.geo.bands import BAND_NAMES
-    from plastics_core.imagery.granules import NATIVE_RES, native, slovenia_scenes, write_jp2
+    from tests._granules import NATIVE_RES, native, slovenia_scenes, write_jp2
 
     real = slovenia_scenes(SHARED)[0]
     transform = Affine(10, 0, 400_020.0, 0, -10, 5_200_020.0)
@@ -98,9 +98,9 @@ def measure(work: str | None = None, sample: int = 6) -> dict[str, Any]:
     import rasterio
 
     from plastics_core.imagery.granule_cache import GranuleCache
-    from plastics_core.imagery.granules import ASSET_KEYS
     from plastics_core.imagery.local import read_on_grid
     from plastics_core.imagery.stac_read import overview_level
+    from tests._granules import ASSET_KEYS
 
     folder = Path(work or tempfile.mkdtemp(prefix="bench-fullgranule-"))
     folder.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,7 @@ def granule_scenes(tiles_per_side: int = 2) -> tuple[list[Any], list[Any]]:
     """The real scenes tiled up to a granule over ``tiles_per_side``^2 default DLTiles near
     Ljubljana; returns (scenes, tiles fully inside the granule)."""
     from plastics_core.geo.tiles import plan_tiles
-    from plastics_core.imagery.granules import Scene10m, slovenia_scenes
+    from tests._granules import Scene10m, slovenia_scenes
 
     real = slovenia_scenes(SHARED)
     to_ll = Transformer.from_crs(real[0].crs, "EPSG:4326", always_xy=True)
@@ -124,11 +124,11 @@ def measure(tiles_per_side: int = 2, work: str | None = None, before: bool = Tru
     60 m no-cache load (``out["before_measured"]`` False)."""
     from plastics_core.geo.periods import Period
     from plastics_core.imagery.granule_cache import GranuleCache
-    from plastics_core.imagery.granules import write_catalog
     from plastics_core.imagery.stac import StacSource
     from plastics_core.imagery.stac_config import StacConfig
-    from plastics_core.imagery.stac_server import serve
     from plastics_core.method.composite import composite
+    from tests._granules import write_catalog
+    from tests._stac_server import serve
 
     folder = Path(work or tempfile.mkdtemp(prefix="bench-granules-"))
     template = json.loads((SHARED / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
@@ -239,7 +239,7 @@ def measure_roi(tiles_per_side: int = 3) -> dict[str, Any]:
     import rasterio
 
     from plastics_core.imagery.granule_cache import GranuleCache
-    from plastics_core.imagery.granules import ASSET_KEYS, write_granule
+    from tests._granules import ASSET_KEYS, write_granule
 
     scenes, tiles = granule_scenes(tiles_per_side)
     scene = scenes[0]

@@ -32,11 +32,15 @@ stride                ``8``                                              [1, 45]
 max_masked            ``0.1``                                            [0, 1]                     patch masked-fraction limit
 tilesize              ``897``                                            [64, 4096]                 tile size, px
 pad                   ``22``                                             [0, 256]                   tile pad, px
+recipe                ``paper``                                          paper | gpw-2021           method recipe (paper | gpw-2021: the 2021 code)
 ====================  =================================================  =========================  ========================================================
 
 Blob fields left ``None`` take the ``preset``'s value (:data:`plastics_core.method.blobs.PRESETS`:
 ``low`` = pred 0.9 / min_sigma 5.0 / patch 0.6, ``medium`` = 0.6 / 5.0 / 0.6, ``high`` = the
 seed's 0.6 / 3.5 / 0.3); ``min_sigma <= max_sigma`` is checked after that resolution.
+``recipe`` ``gpw-2021`` (:mod:`plastics_core.method.recipes`) sets tilesize 906, pad 0, pairs 7,
+stride 45 and the blob fields 0.75 / 3.5 / 100 / 0.0025 / 0.3 where they are left at their
+default (an explicit default value counts as left), and selects GPW's merge and contour recipe.
 The ROI and the window are the partition, not parameters.
 
 Run identity: ``run_hash = sha256(canonical JSON of {every resolved parameter, METHOD_VERSION,
@@ -44,10 +48,7 @@ the sha256 of the pixel, patch and ensemble model files, the imagery source name
 geometry hash}, plus the inference precision when it is ``fast``)[:12]`` (:func:`run_identity`). A change of any of them gives a new hash and
 therefore new output files; tiles of another hash are never reused.
 
-Model roles follow the committed checksum table (:data:`plastics_core.models.checksums.SHA256`):
-pixel (spectrogram) models take ``(12 bands, 2 dates, 1)`` pixel stacks and their file names do
-not contain ``patch``; patch classifiers take ``(h, w, 12 * k)`` windows and their file names
-contain ``patch``; an ensemble is a folder whose members are pixel models.
+Model names and roles: :mod:`plastics_core.models.names`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -69,7 +70,14 @@ from pydantic import (
 
 from plastics_core import METHOD_VERSION
 from plastics_core.errors import ModelError, ParameterError
+from plastics_core.method.recipes import RECIPE_NAMES, Recipe, apply_recipe
 from plastics_core.models.checksums import DEFAULT_ENSEMBLE, DEFAULT_MODEL, DEFAULT_PATCH_MODEL, SHA256
+from plastics_core.models.names import available_ensembles as available_ensembles  # re-exported
+from plastics_core.models.names import available_models as available_models  # re-exported
+from plastics_core.models.names import check_model_names, ensemble_keys, model_key
+
+if TYPE_CHECKING:  # imported when called: method.blobs loads scikit-image and geopandas
+    from plastics_core.method.blobs import BlobParams
 
 Preset = Literal["low", "medium", "high"]
 CompositeMethod = Literal["min", "median", "min_masked"]
@@ -78,59 +86,8 @@ COMPOSITE_METHODS: tuple[str, ...] = ("min", "median", "min_masked")
 #: Tile planner defaults (equal to plastics_core.geo.tiles.DEFAULT_TILESIZE / DEFAULT_PAD).
 DEFAULT_TILESIZE = 897
 DEFAULT_PAD = 22
-_NAME_FIELDS = frozenset({"model", "patch_model", "ensemble_model", "composite_method", "preset"})
+_NAME_FIELDS = frozenset({"model", "patch_model", "ensemble_model", "composite_method", "preset", "recipe"})
 BLOB_FIELDS: tuple[str, ...] = ("pred_threshold", "min_sigma", "max_sigma", "area_threshold", "patch_threshold")
-
-
-# ----------------------------------------------------------------------------- model names
-def _kind(key: str) -> str:
-    return "patch" if "patch" in key.rsplit("/", 1)[-1] else "pixel"
-
-
-def available_models(kind: str | None = None) -> list[str]:
-    """Known single-model names (top-level files of the table), optionally of one ``kind``."""
-    return sorted(k for k in SHA256 if "/" not in k and (kind is None or _kind(k) == kind))
-
-
-def available_ensembles() -> list[str]:
-    """Known ensemble folders."""
-    return sorted({k.split("/", 1)[0] for k in SHA256 if "/" in k})
-
-
-def model_key(name: str, kind: str) -> str:
-    """The table key of model ``name`` (full key or bare file name) used as a ``kind`` model;
-    ModelError naming the available ``kind`` models when it is unknown or of the other kind."""
-    role = "pixel (spectrogram) model" if kind == "pixel" else "patch classifier"
-    choices = ", ".join(available_models(kind))
-    text = str(name).strip().strip("/") if isinstance(name, str) else ""
-    matches = [k for k in SHA256 if k == text or k.rsplit("/", 1)[-1] == text] if text else []
-    if len(matches) != 1:
-        raise ModelError(f"unknown {role} {name!r}: available are {choices}")
-    key = matches[0]
-    if _kind(key) != kind:
-        shape = "12 bands x 2 dates per pixel" if kind == "pixel" else "h x w x 12k windows"
-        raise ModelError(f"{key} is a {_kind(key)} model, incompatible with the {role} input shape ({shape}): "
-                         f"use one of {choices}")
-    return key
-
-
-def ensemble_keys(folder: str) -> list[str]:
-    """Member keys of ensemble ``folder``; ModelError listing the ensembles when unknown."""
-    prefix = (str(folder).strip().strip("/") if isinstance(folder, str) else "") + "/"
-    keys = sorted(k for k in SHA256 if k.startswith(prefix)) if prefix != "/" else []
-    if not keys:
-        raise ModelError(f"unknown ensemble {folder!r}: available ensembles are {', '.join(available_ensembles())}")
-    bad = [k for k in keys if _kind(k) != "pixel"]
-    if bad:  # pragma: no cover - the committed table has none
-        raise ModelError(f"ensemble {folder} holds non-pixel models ({', '.join(bad)}): use a spectrogram ensemble")
-    return keys
-
-
-def check_model_names(model: str, patch_model: str, ensemble_model: str) -> None:
-    """Validate the three model parameters of a run (see module docstring); raises ModelError."""
-    model_key(model, "pixel")
-    model_key(patch_model, "patch")
-    ensemble_keys(ensemble_model)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -162,6 +119,15 @@ class DetectParams(BaseModel):
     max_masked: float = Field(default=0.1, ge=0, le=1, description="patch masked-fraction limit")
     tilesize: int = Field(default=DEFAULT_TILESIZE, ge=64, le=4096, description="tile size, px")
     pad: int = Field(default=DEFAULT_PAD, ge=0, le=256, description="tile pad, px")
+    recipe: Recipe = Field(default="paper", description="method recipe (paper | gpw-2021: the 2021 code)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_values(cls, values: Any) -> Any:
+        """The recipe's parameters where ``values`` leave them at their default (module docstring)."""
+        if not isinstance(values, dict) or values.get("recipe", "paper") not in RECIPE_NAMES:
+            return values  # pydantic reports a wrong recipe
+        return apply_recipe(values, {name: info.default for name, info in cls.model_fields.items()})
 
     @field_validator("*", mode="before")
     @classmethod
@@ -195,11 +161,11 @@ class DetectParams(BaseModel):
         base = PRESETS[self.preset]
         return {k: float(getattr(self, k) if getattr(self, k) is not None else getattr(base, k)) for k in BLOB_FIELDS}
 
-    def blob_params(self) -> Any:
+    def blob_params(self) -> BlobParams:
         """The resolved :class:`plastics_core.method.blobs.BlobParams`."""
         from plastics_core.method.blobs import BlobParams
 
-        return BlobParams(**self.resolved_blob())
+        return BlobParams(**self.resolved_blob(), grid="wgs84" if self.recipe == "gpw-2021" else "native")
 
     def resolved(self) -> dict[str, Any]:
         """Every parameter with preset values filled in (JSON-safe, sorted keys)."""

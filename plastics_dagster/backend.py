@@ -3,9 +3,9 @@
 ``PLASTICS_BACKEND`` (or run config ``resources.backend.config.kind``):
 
 - ``local`` (default): each ``infer_tile`` step runs its tile in its own process
-  (:func:`plastics_core.storage.tile_job.compute_tile`).
+  (:func:`plastics_core.execution.tile_job.compute_tile`).
 - ``earthone``: the tiles run on EarthOne (Descartes Labs) compute, one compute job per tile of
-  one ``compute.Function`` (:data:`plastics_core.storage.tile_job.REMOTE_FUNCTION`, code bundle =
+  one ``compute.Function`` (:data:`plastics_core.execution.tile_job.REMOTE_FUNCTION`, code bundle =
   ``plastics_core`` + pinned requirements). ``submit_tiles`` creates the Function and submits a job
   for every planned tile without a summary file, in one bulk call, so EarthOne runs them in
   parallel whatever the Dagster executor; each ``infer_tile`` step then waits for its tile's job
@@ -60,9 +60,9 @@ class BackendResource(ConfigurableResource):  # type: ignore[type-arg]
     def client(self) -> Any:
         """An :class:`~plastics_core.imagery.earthone_compute.EarthOneBackend` for the tile job
         (credentials from the environment: CredentialsError naming the variables when missing)."""
+        from plastics_core.execution.tile_job import REMOTE_FUNCTION, remote_requirements
         from plastics_core.imagery.earthone import EarthOneUrls
         from plastics_core.imagery.earthone_compute import ComputeConfig, EarthOneBackend
-        from plastics_core.storage.tile_job import REMOTE_FUNCTION, remote_requirements
 
         reqs = self.requirements if self.requirements is not None else remote_requirements()
         cfg = ComputeConfig(image=self.image, cpus=self.cpus, memory=self.memory, timeout=self.timeout,
@@ -74,8 +74,8 @@ class BackendResource(ConfigurableResource):  # type: ignore[type-arg]
 
 def job_kwargs(tile_window: str, roi: str, run_hash: str, params: Any, store: Any, imagery: Any,
                models: Any) -> dict[str, Any]:
-    """The JSON arguments (besides the tile key) of :func:`plastics_core.storage.tile_job.infer_tile_remote`."""
-    from plastics_core.imagery.retry import redact
+    """The JSON arguments (besides the tile key) of :func:`plastics_core.execution.tile_job.infer_tile_remote`."""
+    from plastics_core.redact import redact
     from plastics_dagster.resources import default_model_store
 
     if imagery.resolved_kind() not in REMOTE_IMAGERY:
@@ -105,7 +105,7 @@ def run_remote_tile(eo: Any, tile_key: str, submitted: dict[str, Any], reuse: bo
     """Wait for the tile's job (``reuse``: the one ``submit_tiles`` submitted; else a fresh job on
     the same Function) and return its summary plus ``job_id`` / ``function_id``. A failed or
     timed-out job raises a non-retryable :class:`dagster.Failure` naming the tile and the error."""
-    from plastics_core.imagery.retry import redact
+    from plastics_core.redact import redact
 
     function_id = str(submitted.get("function_id") or "")
     func = eo.attach(function_id) if function_id else eo.function()

@@ -13,8 +13,10 @@ from typing import Any
 
 from dagster import Definitions
 
+from plastics_dagster.alerts import AlertWebhookResource, new_site_alerts
 from plastics_dagster.assets import DETECT_ASSETS
 from plastics_dagster.assets.preview import preview_assets
+from plastics_dagster.assets.publish import published_sites
 from plastics_dagster.automation import AUTOMATION_SENSORS, with_automation
 from plastics_dagster.backend import BackendResource
 from plastics_dagster.checks import ALL_CHECKS
@@ -28,7 +30,9 @@ from plastics_dagster.resources import (
     ModelStoreResource,
     StoreResource,
 )
+from plastics_dagster.review_checks import REVIEW_CHECKS
 from plastics_dagster.sensors import imagery_sensor, roi_sensor
+from plastics_dagster.sitedb_resource import SiteDatabase
 
 
 def default_resources(**overrides: Any) -> dict[str, Any]:
@@ -41,18 +45,20 @@ def default_resources(**overrides: Any) -> dict[str, Any]:
         "store": StoreResource(),
         "backend": BackendResource(),
         "launch": LaunchResource(),
+        "database": SiteDatabase(),
+        "alert_webhook": AlertWebhookResource(),
         **io_managers(),
     }
     resources.update(overrides)
     return resources
 
 
-ALL_ASSETS: list[Any] = with_automation([*DETECT_ASSETS, *preview_assets])
+ALL_ASSETS: list[Any] = with_automation([*DETECT_ASSETS, *preview_assets, published_sites])
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    asset_checks=ALL_CHECKS,
-    sensors=[roi_sensor, imagery_sensor, *AUTOMATION_SENSORS],
+    asset_checks=[*ALL_CHECKS, *REVIEW_CHECKS],
+    sensors=[roi_sensor, imagery_sensor, *AUTOMATION_SENSORS, new_site_alerts],
     jobs=[detect_job, detect_job_celery, detect_job_k8s, registry_job],
     resources=default_resources(),
 )

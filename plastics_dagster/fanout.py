@@ -7,7 +7,7 @@ Graph (inside the asset ``descartes_run``)::
 
 - ``plan_tiles``: the partition's ROI -> DLTile keys (``tilesize``/``pad`` from the params);
   mapping keys are the tile keys made identifier-safe (:func:`plastics_dagster.tile_steps.mapping_key`).
-- ``infer_tile``: one tile through :func:`plastics_core.method.pipeline.run_tile`: the partition's
+- ``infer_tile``: one tile through :func:`plastics_core.execution.pipeline.run_tile`: the partition's
   quarter is one spectrogram pair (its first period and the partner ``spectrogram_interval``
   periods later): imagery, both composites, the pixel model on the pair, the patch model. Dagster pool ``gpu`` (limit it to the number of GPUs with
   ``dagster instance concurrency set gpu N``); tag ``dagster-celery/queue: gpu`` (celery
@@ -20,6 +20,8 @@ Graph (inside the asset ``descartes_run``)::
       <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.summary          JSON summary, written last
 
   The summary file marks the tile complete: a re-run (same run hash) finds it and skips the tile.
+  A tile is computed under an exclusive claim (:func:`plastics_core.execution.pair_claim.compute_tile_once`):
+  a tile another run is computing at the same time is awaited and counted as skipped.
   All four ops carry the network retry policy (:data:`plastics_dagster.reliability.NETWORK_RETRY`);
   user errors (PlasticsError) fail at once.
 - ``submit_tiles``: the tile backend (:mod:`plastics_dagster.backend`, ``PLASTICS_BACKEND``):
@@ -39,8 +41,6 @@ re-execution from failure reads the parent run's step outputs from there. The ma
 through the ``descartes_run`` IO manager (:data:`plastics_dagster.io_manager.DESCARTES_RUN_IO`).
 """
 
-import datetime as dt
-import json
 import time
 import warnings
 from typing import Any
@@ -58,13 +58,14 @@ from dagster import (
     op,
 )
 
+from plastics_core.storage.corrupt import load_json
 from plastics_core.storage.folders import DescartesRun
 from plastics_core.storage.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
 from plastics_core.storage.store import run_folder, tile_files, tiles_done
 from plastics_dagster.backend import BackendResource
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import DESCARTES_RUN_IO
-from plastics_dagster.partitions import detect_partitions, split_key
+from plastics_dagster.partitions import check_complete, detect_partitions, split_key, versioned_output
 from plastics_dagster.reliability import NETWORK_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import (
     GeocoderResource,
@@ -88,6 +89,12 @@ def _run_hash(context: OpExecutionContext, params: DetectionParams, imagery: Ima
     return params.run_hash(imagery.source_name(), store.roi_hash(_partition(context)[0]))
 
 
+def executor_name(context: OpExecutionContext | Any) -> str:
+    """The Dagster executor of the run's steps: ``in-process``, ``multiprocess``, ``celery``, ``k8s``..."""
+    executor = str(context.job_def.executor_def.name)
+    return "in-process" if executor in ("in_process", "execute_in_process_executor") else executor
+
+
 def planned_tiles(params: DetectionParams, store: StoreResource, roi: str) -> list[str]:
     """The sorted DLTile keys of a registered ROI (``tilesize``/``pad`` from the params)."""
     from plastics_core.geo.tiles import plan_tiles as plan
@@ -108,6 +115,9 @@ def plan_tiles(context: OpExecutionContext, params: DetectionParams, store: Stor
     # bad parameters or imagery config, missing/corrupt models (ensemble too), an unwritable store:
     # one failure before the first tile, not one per tile
     preflight(params, imagery, models, store, geocoder)
+    # a window inside the imagery lag (offered by the window dimension from the quarter boundary on):
+    # refused here for every launcher (UI, automation, sensors, CLI), in one line naming the date
+    check_complete(window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval)
     tiles = planned_tiles(params, store, roi)
     context.log.info(f"{roi} {window}: {len(tiles)} tiles")
     return [DynamicOutput(key, mapping_key=mapping_key(key)) for key in tiles]  # a list: errors raise in here
@@ -178,7 +188,7 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
     reuse = (on_earthone and submitted.get("run_id") == context.run_id and context.retry_number == 0
              and tile_key in submitted.get("jobs", {}))
     if marker.exists() and not reuse:
-        summary, skipped = json.loads(marker.read_bytes()), True
+        summary, skipped = load_json(marker), True  # a corrupt summary: moved aside, the rerun recomputes the tile
         context.log.info(f"{tile_key}: outputs exist for this run hash, skipped")
     elif on_earthone:
         from plastics_dagster.backend import run_remote_tile
@@ -186,12 +196,15 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
         kwargs = _job_kwargs(context, params, imagery, models, store)
         summary, skipped = run_remote_tile(backend.client(), tile_key, submitted, reuse, kwargs), False
         context.log.info(f"{tile_key}: EarthOne job {summary['job_id']} done")
-    else:  # the same function the EarthOne job runs: identical files
-        from plastics_core.storage.tile_job import compute_tile
+    else:  # the same function the EarthOne job runs: identical files; a tile another run is computing is awaited
+        from plastics_core.execution.pair_claim import compute_tile_once
+        from plastics_core.geo.periods import parse_day
 
-        summary = compute_tile(tile_key, imagery.get_source(), models.get_store(), params.core(),
-                               dt.date.fromisoformat(window), folder, log=context.log.info)
-        skipped = False
+        summary, computed = compute_tile_once(tile_key, imagery.get_source(), models.get_store(), params.core(),
+                                              parse_day(window), folder, log=context.log.info)
+        skipped = not computed
+        if skipped:
+            context.log.info(f"{tile_key}: computed meanwhile by another run for this run hash, skipped")
     planned = submitted["tiles"]
     context.log.info(f"{roi} {window}: tiles done {tiles_done(folder, planned)}/{len(planned)} (last: {tile_key}, "
                      f"{'skipped' if skipped else f'{time.perf_counter() - t0:.1f} s'})")
@@ -210,7 +223,7 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
 def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], params: DetectionParams,
                   imagery: ImagerySourceResource, models: ModelStoreResource, store: StoreResource,
                   backend: BackendResource) -> Output[DescartesRun]:
-    from plastics_core.geo.periods import pair_periods
+    from plastics_core.geo.periods import pair_periods, parse_day
 
     roi, window = _partition(context)
     folder = run_folder(store.path(), roi, window, _run_hash(context, params, imagery, store))
@@ -219,9 +232,8 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
     tiles = complete_summaries(tiles, planned_tiles(params, store, roi), folder)
     model_store = models.get_store()
     refs = {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)}
-    executor = context.job_def.executor_def.name
-    ran_on = "in-process" if executor in ("in_process", "execute_in_process_executor") else executor
-    periods = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
+    ran_on = executor_name(context)
+    periods = pair_periods(parse_day(window), params.mosaic_period, params.spectrogram_interval)
     scene_ids = sorted({str(s) for t in tiles for s in t.get("scene_ids", [])})
     manifest: dict[str, Any] = {
         "run_hash": folder.name,
@@ -241,23 +253,35 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
     }
     if backend.resolved_kind() == "earthone":  # jobs of this run (tiles skipped as already done have none)
         manifest["earthone"] = {"function_ids": functions, "jobs": jobs}
-    workers = sorted({str(t.get("worker", "")) for t in tiles})
-    return Output(DescartesRun(manifest), metadata={
+    return versioned_output(DescartesRun(manifest), pair_metadata(manifest, tiles), manifest["run_hash"], window)
+
+
+def pair_metadata(manifest: dict[str, Any], tiles: list[dict[str, Any]]) -> dict[str, Any]:
+    """The materialization metadata of one ``descartes_run`` partition from its manifest and tile
+    summaries (``skipped``: the tile's files were already stored; ``worker``: who ran it): the same
+    keys whichever step computed the pair (the fan-out, or a window step for a missing quarter)."""
+    done = [t for t in tiles if not t.get("skipped")]
+    return {
         "run_hash": manifest["run_hash"],
         "tiles": len(tiles),
-        "tiles_skipped": sum(bool(t.get("skipped")) for t in tiles),
+        "tiles_skipped": len(tiles) - len(done),
         # model work done by this run: one pair per tile not skipped
-        "pairs_computed": sum(int(t.get("pairs_computed", 1)) for t in tiles if not t.get("skipped")),
-        "composites_computed": sum(int(t.get("composites_computed", 0)) for t in tiles if not t.get("skipped")),
-        "backend": backend.resolved_kind(),
-        "executor": ran_on,
-        "scenes": len(scene_ids),
+        "pairs_computed": sum(int(t.get("pairs_computed", 1)) for t in done),
+        "composites_computed": sum(int(t.get("composites_computed", 0)) for t in done),
+        "backend": manifest["backend"],
+        "executor": manifest.get("executor", ""),
+        "scenes": len(manifest["imagery"]["scene_ids"]),
         "seconds": MetadataValue.float(manifest["timings"]["total_s"]),
-        "models": MetadataValue.json(refs),
-        "infer_workers": MetadataValue.json(workers),
+        "models": MetadataValue.json(manifest.get("models", {})),
+        "infer_workers": MetadataValue.json(sorted({str(t.get("worker", "")) for t in tiles})),
         "empty_tiles": MetadataValue.json(manifest["empty_reasons"]),
-        "earthone_jobs": MetadataValue.json(jobs),
-    })
+        "earthone_jobs": MetadataValue.json(jobs_of(manifest)),
+    }
+
+
+def jobs_of(manifest: dict[str, Any]) -> dict[str, str]:
+    """``{tile: EarthOne job id}`` of a manifest (empty on the local backend)."""
+    return dict(manifest.get("earthone", {}).get("jobs", {}))
 
 
 def _descartes_run() -> Any:

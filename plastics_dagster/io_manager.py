@@ -42,6 +42,7 @@ from dagster import (
 from upath import UPath
 
 from plastics_core.geo.raster import Raster
+from plastics_core.storage.corrupt import CorruptStoreFileError, parse_store_file
 from plastics_core.storage.folders import (
     MANIFEST_EXT,
     DescartesRun,
@@ -52,7 +53,7 @@ from plastics_core.storage.folders import (
     write_run,
 )
 from plastics_core.storage.layout import GEOJSON_EXT, asset_path
-from plastics_core.storage.store import atomic_write, is_local, read_bytes
+from plastics_core.storage.store import atomic_write, is_local
 
 #: ``io_manager_key`` of each format (the resource keys :func:`io_managers` registers)
 GEOJSON_IO = "geojson_io_manager"
@@ -98,6 +99,8 @@ class StoreIOManager(UPathIOManager):
         """As UPathIOManager's; a missing upstream partition fails the step with one sentence naming the fix."""
         try:
             return super().load_input(context)
+        except CorruptStoreFileError as exc:  # moved aside: the rerun recomputes it; a retry reads the same bytes
+            raise Failure(description=str(exc), metadata={"error": type(exc).__name__}, allow_retries=False) from None
         except FileNotFoundError:
             name = self.asset_name(context)
             keys = [str(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
@@ -129,7 +132,7 @@ class GeoJsonIOManager(StoreIOManager):
         atomic_write(path, geojson_bytes(obj))
 
     def load_from_path(self, context: InputContext, path: UPath) -> gpd.GeoDataFrame:
-        return read_gdf(read_bytes(path))
+        return parse_store_file(path, read_gdf, "GeoJSON file")
 
 
 class DescartesRunIOManager(StoreIOManager):
@@ -164,8 +167,10 @@ def _store_io_manager(cls: type[StoreIOManager], what: str) -> IOManagerDefiniti
                 description=f"{what} at <store>/<asset>/<roi>/<window>/<run-hash>, local or S3, atomic writes.")
     def make(init_context: InitResourceContext) -> IOManager:
         res = init_context.resources
-        source = res.imagery.source_name()
-        return cls(res.store.path(), lambda roi: str(res.params.run_hash(source, res.store.roi_hash(roi))))
+        # the imagery source is named when a step first needs a run hash, not here: a setting missing
+        # or wrong fails that step with its one-line message instead of every step's resource set-up
+        return cls(res.store.path(), lambda roi: str(res.params.run_hash(res.imagery.source_name(),
+                                                                         res.store.roi_hash(roi))))
 
     return make
 

@@ -19,8 +19,9 @@ from dagster import AssetSelection, ExecutorDefinition, define_asset_job, in_pro
 DETECT_GROUPS = ("detection", "sites")
 #: every (roi, window)-partitioned asset: the detection and sites groups plus the HTML ``preview``
 DETECT_SELECTION = AssetSelection.groups(*DETECT_GROUPS) | AssetSelection.assets("preview")
-#: the per-ROI ``site_registry`` (partitioned by roi only, merges every window)
-REGISTRY_SELECTION = AssetSelection.assets("site_registry")
+#: the per-ROI ``site_registry`` (partitioned by roi only, merges every window) and its publication
+#: to the site database (``published_sites``)
+REGISTRY_SELECTION = AssetSelection.assets("site_registry", "published_sites")
 CELERY_JOB_NAME = "detect_job_celery"
 K8S_JOB_NAME = "detect_job_k8s"
 #: Celery app settings: default queue ``dagster``, one task prefetched per worker process, acks

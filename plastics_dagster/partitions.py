@@ -11,23 +11,34 @@ For the detection window's assets (``heatmaps``, ``patch_geojson`` and downstrea
 Only complete windows are offered: the ``window`` dimension ends at the last window whose pair
 partner's quarter has ended (``end_offset=WINDOW_END_OFFSET``: a fixed lag of two quarters, so
 the newest window advances by itself at each quarter boundary, with no date computed when the
-definitions load). :func:`check_complete` additionally waits ``lag_days`` after the partner's
-quarter for its last scenes to arrive (CLI and sensors; default :data:`IMAGERY_LAG_DAYS`).
+definitions load). :func:`check_complete` additionally waits :data:`IMAGERY_LAG_DAYS` after the
+partner's quarter for its last scenes to arrive: the sensors request no window inside that lag,
+detection automation waits for it (:data:`LAG_CRON`), and a run of one -- launched from the UI,
+automation, a sensor or the CLI -- fails in its first step with one line naming the date it
+becomes complete. A window past the dimension's end (typed in the Launchpad) is refused by Dagster
+itself before a run starts ("Could not find partition").
+
+Partition keys of ``roi`` can be added outside the project's tools (the UI's *Add partition*,
+the GraphQL API); a key that is not a valid ROI name is never used by a sensor, named by every
+``plastics`` command and removable with ``plastics roi remove`` (:mod:`plastics_dagster.registry`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import warnings
+from typing import Any, TypeVar
 
 from dagster import (
     BetaWarning,
+    DataVersion,
     DimensionPartitionMapping,
     DynamicPartitionsDefinition,
     IdentityPartitionMapping,
     MultiPartitionKey,
     MultiPartitionMapping,
     MultiPartitionsDefinition,
+    Output,
     TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
 )
@@ -43,8 +54,12 @@ WINDOW_FMT = "%Y-%m-%d"
 #: quarters between a window's start and the end of its default pair partner's quarter, minus one
 #: (mosaic_period 3 x spectrogram_interval 2 = 6 months): the last partition is the last complete window
 WINDOW_END_OFFSET = -2
-#: days after the partner quarter ends before the CLI and sensors treat a window as complete
+#: days after the partner quarter ends before a window counts as complete (runs, sensors, automation)
 IMAGERY_LAG_DAYS = 5
+#: the moment each quarter's newest window becomes complete: IMAGERY_LAG_DAYS after the quarter starts
+LAG_CRON = f"0 0 {1 + IMAGERY_LAG_DAYS} 1,4,7,10 *"
+
+T = TypeVar("T")
 
 roi_partitions = DynamicPartitionsDefinition(name=ROI_PARTITIONS_NAME)
 window_partitions = TimeWindowPartitionsDefinition(
@@ -72,6 +87,21 @@ def window_pairs_mapping(pairs: int = DEFAULT_PAIRS) -> MultiPartitionMapping:
 WINDOW_PAIRS_MAPPING = window_pairs_mapping()
 
 
+def data_version(run_hash: str, *quarters: str) -> DataVersion:
+    """The ``DataVersion`` of a detection output made under ``run_hash`` (resolved parameters, method
+    version, model checksums, imagery source, ROI geometry) from the pairs of ``quarters``
+    (``YYYY-MM-DD``): the same inputs give the same version, so recomputing identical data is no
+    update for automation (:mod:`plastics_dagster.automation`)."""
+    return DataVersion(f"{run_hash}:{','.join(quarters)}")
+
+
+def versioned_output(value: T, metadata: dict[str, Any], run_hash: str, *quarters: str) -> Output[T]:
+    """``Output(value, metadata=...)`` with :func:`data_version` (``Output``'s ``data_version`` is beta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return Output(value, metadata=metadata, data_version=data_version(run_hash, *quarters))
+
+
 def partition_key(roi: str, window: str) -> MultiPartitionKey:
     """The multi-partition key of one (ROI, window)."""
     return MultiPartitionKey({"roi": roi, "window": window})
@@ -80,10 +110,9 @@ def partition_key(roi: str, window: str) -> MultiPartitionKey:
 def parse_window(window: str) -> dt.date:
     """``YYYY-MM-DD`` -> date; raises ParameterError unless it is a quarterly window start of a
     quarter that has ended (a window partition exists)."""
-    try:
-        day = dt.datetime.strptime(window, WINDOW_FMT).date()
-    except ValueError:
-        raise ParameterError(f"window {window!r} is not a date: use YYYY-MM-DD, e.g. 2021-01-01") from None
+    from plastics_core.geo.periods import parse_day
+
+    day = parse_day(window)  # strict: exactly YYYY-MM-DD
     start = dt.datetime.strptime(WINDOW_START, WINDOW_FMT).date()
     if day < start or day.day != 1 or day.month not in (1, 4, 7, 10):
         raise ParameterError(

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import shapely
 from dagster import DagsterInstance
 from upath import UPath
 
 from plastics_core.errors import RoiError
-from plastics_core.geo.roi import read_roi, validate_roi_name
+from plastics_core.geo.roi import read_roi, roi_name_ok, validate_roi_name
 from plastics_core.params import geometry_hash
 from plastics_core.storage.store import atomic_write
 from plastics_dagster.partitions import ROI_PARTITIONS_NAME
@@ -134,8 +135,17 @@ def remove_roi(instance: DagsterInstance, store: UPath, name: str, purge: bool =
 
     Returns the removed store paths. Raises RoiError when ``name`` is neither a partition nor stored.
     """
-    target = roi_key(store, name)
+    holding = runs_holding_roi(instance, name)
+    if holding:  # deleting its geometry or outputs under a run would fail it half-way (or half-purge)
+        raise RoiError(f"ROI {name!r} is in use by {len(holding)} run(s) in flight ({', '.join(holding[:3])}): "
+                       "wait until they end (or stop them), then remove it")
     known = instance.has_dynamic_partition(ROI_PARTITIONS_NAME, name)
+    if not roi_name_ok(name):  # a partition added elsewhere (UI, API) under a name no store path can hold
+        if not known:
+            raise RoiError(f"ROI {name!r} is not registered: `plastics roi list` shows the registered ROIs")
+        instance.delete_dynamic_partition(ROI_PARTITIONS_NAME, name)
+        return []
+    target = roi_key(store, name)
     if not known and not target.exists():
         raise RoiError(f"ROI {name!r} is not registered: `plastics roi list` shows the registered ROIs")
     removed: list[UPath] = []
@@ -153,6 +163,57 @@ def remove_roi(instance: DagsterInstance, store: UPath, name: str, purge: bool =
     return removed
 
 
+def runs_holding_roi(instance: DagsterInstance, name: str) -> list[str]:
+    """Ids of the runs queued or in progress on ROI ``name`` (tag ``plastics/roi``, or a partition
+    key ``name`` / ``name|<window>``), oldest first."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    flight = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    runs = instance.get_runs(filters=RunsFilter(statuses=flight))
+    return [r.run_id for r in reversed(runs)
+            if r.tags.get("plastics/roi") == name
+            or r.tags.get("dagster/partition", "").partition("|")[0] == name
+            or r.tags.get("dagster/partition/roi") == name]
+
+
 def list_rois(instance: DagsterInstance) -> list[str]:
-    """Registered ROI partition names, sorted."""
-    return sorted(instance.get_dynamic_partitions(ROI_PARTITIONS_NAME))
+    """Registered ROI partition names the project can use, sorted (see :func:`unusable_rois`)."""
+    return sorted(name for name in instance.get_dynamic_partitions(ROI_PARTITIONS_NAME) if roi_name_ok(name))
+
+
+def unusable_rois(instance: DagsterInstance) -> list[str]:
+    """``roi`` partition keys that are not valid ROI names, sorted: added outside the project's
+    tools (the UI's *Add partition*, the GraphQL API, a sensor of another code location). No run
+    of such a partition can work; ``plastics roi remove NAME`` deletes it."""
+    return sorted(name for name in instance.get_dynamic_partitions(ROI_PARTITIONS_NAME) if not roi_name_ok(name))
+
+
+def unusable_rois_message(names: list[str]) -> str:
+    """One line naming the unusable ``roi`` partitions and how to remove them ('' when none)."""
+    if not names:
+        return ""
+    shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    first = shlex.quote(names[0])
+    return (f"the Dagster instance has {len(names)} roi partition(s) whose name no run can use ({shown}): "
+            f"remove each with `plastics roi remove {first}`")
+
+
+GeometrySource = Literal["store", "watched folder", "shared default", "none"]
+
+
+def roi_geometry_source(store: UPath, name: str, roi_dir: UPath | None = None) -> tuple[GeometrySource, str]:
+    """Where :func:`load_roi` would read ``name``'s geometry from, and that path ('' when none).
+
+    ``("none", "")``: the ROI has no geometry (e.g. a partition added in the UI); its runs fail
+    until ``plastics roi add NAME FILE.geojson`` registers one."""
+    if not roi_name_ok(name):
+        return "none", ""
+    target = roi_key(store, name)
+    if target.exists():
+        return "store", str(target)
+    if roi_dir is not None and (roi_dir / f"{name}.geojson").exists():
+        return "watched folder", str(roi_dir / f"{name}.geojson")
+    if name == DEFAULT_ROI and default_roi_file().exists():
+        return "shared default", str(default_roi_file())
+    return "none", ""

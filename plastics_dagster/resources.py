@@ -17,7 +17,7 @@ PLASTICS_STAC_COLLECTION   STAC collection: ``sentinel-2-l1c`` or ``sentinel-2-l
                            distribution shift for the L1C-trained models) [sentinel-2-l1c]
 PLASTICS_MODEL_STORE       model folder, ``s3://`` or ``https://`` location [``../shared/models``]
 PLASTICS_CACHE             cache root; remote models go to ``<it>/models`` [``~/.cache/plastics``]
-PLASTICS_GEOCODER          ``offline`` | ``nominatim`` | ``fixture`` [offline]
+PLASTICS_GEOCODER          ``places`` | ``offline`` | ``nominatim`` | ``fixture`` [places]
 PLASTICS_GEOCODER_CACHE    on-disk cache folder for Nominatim answers [``.cache/geocode``]
 PLASTICS_GEOCODER_FIXTURE  JSON file of canned answers for ``fixture`` [unset]
 PLASTICS_GEOCODER_EMAIL    contact in the Nominatim User-Agent [unset]
@@ -50,7 +50,7 @@ from plastics_dagster.registry import load_roi
 from plastics_dagster.registry import shared_dir as shared_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GEOCODER_KINDS = ("offline", "nominatim", "fixture")
+GEOCODER_KINDS = ("places", "offline", "nominatim", "fixture")
 
 
 def default_store() -> str:
@@ -65,6 +65,12 @@ def setting(value: str | None, var: str, default: str | None = None) -> str | No
     """``value`` when set, else ``$var`` read now (at run time), else ``default``."""
     return value if value else os.environ.get(var) or default
 
+
+#: the one line of a run without an imagery source: the two settings a UI user has (``plastics run``
+#: adds ``--imagery`` to it, :func:`plastics_dagster.runner.parse_imagery`)
+NO_IMAGERY = ("no imagery source configured: set the environment variable PLASTICS_IMAGERY of the Dagster "
+              "webserver and daemon (e.g. PLASTICS_IMAGERY=stac), or the run config "
+              "resources.imagery.config.kind in the Launchpad, to stac, local, earthone or synthetic (a demo)")
 
 #: fields of :class:`ImagerySourceResource` that only some imagery kinds read
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
@@ -103,8 +109,7 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
 
         kind = str(setting(self.kind, "PLASTICS_IMAGERY", "") or "")
         if not kind:
-            raise ImageryError("no imagery source configured: set PLASTICS_IMAGERY to stac, local, earthone "
-                               "(or synthetic for a demo), or pass --imagery")
+            raise ImageryError(NO_IMAGERY)
         if kind not in IMAGERY_KINDS:
             raise ImageryError(f"unknown imagery kind {kind!r}: use one of {', '.join(IMAGERY_KINDS)}")
         return kind
@@ -126,7 +131,7 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
             extra = [f"seed={self.seed}"] if self.seed else []
             extra += [] if self.plant_tpa else ["no-tpa"]
             return ":".join(["synthetic", *extra])
-        from plastics_core.imagery.retry import redact  # drops user:password@ and ?query tokens
+        from plastics_core.redact import redact_url  # masks user:password@ and ?query values
 
         if kind == "local" and path:
             path = str(Path(path).expanduser().resolve())
@@ -137,7 +142,7 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
             path = None if path == stac_source(None, collection).config.url.rstrip("/") else path
         else:
             path = None if kind == "earthone" else path
-        name = kind if not path else f"{kind}:{redact(path)}"
+        name = kind if not path else f"{kind}:{redact_url(path)}"
         name = name if kind != "stac" or collection == "sentinel-2-l1c" else f"{name}#{collection}"
         return name + "".join(f";{k}={v:g}" for k, v in selection.items())
 
@@ -192,9 +197,11 @@ class ModelStoreResource(ConfigurableResource):  # type: ignore[type-arg]
 
 
 class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
-    """Reverse geocoder for enriched sites: ``offline`` (no network), ``nominatim`` or ``fixture``."""
+    """Reverse geocoder for enriched sites: ``places`` (nearest populated place, shipped data, no
+    network), ``offline`` (no address at all), ``nominatim`` (online, OSM) or ``fixture``."""
 
-    kind: str = Field(default="", description="offline | nominatim | fixture; '' = $PLASTICS_GEOCODER or offline")
+    kind: str = Field(default="", description="places | offline | nominatim | fixture; "
+                                              "'' = $PLASTICS_GEOCODER or places")
     cache_dir: str | None = Field(default=None, description="on-disk cache for nominatim answers; "
                                                             "None = $PLASTICS_GEOCODER_CACHE or .cache/geocode")
     fixture: str | None = Field(default=None, description="JSON file of canned answers (kind fixture); "
@@ -202,7 +209,11 @@ class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def get_geocoder(self) -> Any:
         from plastics_core.method import enrich
-        kind = setting(self.kind, "PLASTICS_GEOCODER", "offline")
+        kind = setting(self.kind, "PLASTICS_GEOCODER", "places")
+        if kind == "places":
+            from plastics_core.method.places import PlaceGeocoder
+
+            return PlaceGeocoder()
         if kind == "offline":
             return enrich.OfflineGeocoder()
         if kind == "nominatim":

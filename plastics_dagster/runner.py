@@ -18,7 +18,7 @@ from typing import Any
 
 from dagster import AssetKey, DagsterInstance, Definitions
 
-from plastics_core.errors import PlasticsError
+from plastics_core.errors import ImageryError, PlasticsError
 from plastics_dagster.config import DetectionParams, detection_params
 from plastics_dagster.partitions import check_complete, parse_window, partition_key
 from plastics_dagster.registry import ensure_roi
@@ -53,13 +53,11 @@ class RunSummary:
 
 def pair_starts(window: str, params: DetectionParams) -> list[str]:
     """ISO first-period dates of the ``params.pairs`` pairs window ``window`` aggregates (oldest first)."""
-    import datetime as dt
-
-    from plastics_core.geo.periods import window_pair_starts
+    from plastics_core.geo.periods import parse_day, window_pair_starts
     from plastics_dagster.partitions import WINDOW_START
 
-    return [d.isoformat() for d in window_pair_starts(dt.date.fromisoformat(window), params.pairs,
-                                                      params.mosaic_period, dt.date.fromisoformat(WINDOW_START))]
+    return [d.isoformat() for d in window_pair_starts(parse_day(window), params.pairs, params.mosaic_period,
+                                                      parse_day(WINDOW_START))]
 
 
 def missing_starts(store: Any, roi: str, starts: list[str], run_hash: str) -> list[str]:
@@ -78,7 +76,13 @@ def parse_imagery(spec: str | None) -> ImagerySourceResource:
     else:
         kind, _, path = spec.partition(":")
         source = ImagerySourceResource(kind=kind, path=path or None)
-    source.resolved_kind()
+    try:
+        source.resolved_kind()
+    except ImageryError:
+        if spec or source.kind or os.environ.get("PLASTICS_IMAGERY"):
+            raise
+        raise ImageryError("no imagery source configured: pass --imagery stac (or local:DIR, earthone, or synthetic "
+                           "for a demo), or set PLASTICS_IMAGERY") from None
     return source
 
 

@@ -40,7 +40,7 @@ from dagster import (
 )
 
 from plastics_core.errors import PlasticsError, RoiError
-from plastics_core.geo.periods import pair_periods
+from plastics_core.geo.periods import pair_periods, parse_day
 from plastics_core.params import geometry_hash
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.jobs import detect_job, detect_job_celery, detect_job_k8s
@@ -50,7 +50,7 @@ from plastics_dagster.partitions import (
     detect_partitions,
     partition_key,
 )
-from plastics_dagster.registry import list_rois, read_roi_any, roi_key
+from plastics_dagster.registry import list_rois, read_roi_any, roi_key, unusable_rois, unusable_rois_message
 from plastics_dagster.resources import ImagerySourceResource, LaunchResource, StoreResource
 
 __all__ = ["MAX_IN_FLIGHT", "complete_windows", "imagery_sensor", "roi_sensor"]
@@ -88,6 +88,11 @@ class Budget:
         self.free -= 1
 
 
+def today() -> dt.date:
+    """The sensors' clock: the date whose complete windows a tick requests (tests fix it)."""
+    return dt.date.today()
+
+
 def run_key(roi: str, window: str, run_hash: str) -> str:
     return f"{roi}|{window}|{run_hash}"
 
@@ -110,7 +115,7 @@ def roi_sensor(context: SensorEvaluationContext, params: DetectionParams, imager
         return SkipReason(f"ROI folder {folder} does not exist")
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(ROI_PARTITIONS_NAME))
-    windows = complete_windows(dt.date.today(), params.mosaic_period, params.spectrogram_interval)
+    windows = complete_windows(today(), params.mosaic_period, params.spectrogram_interval)
     source_name = imagery.source_name()
     files = [p for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".geojson")]
     budget = Budget(context.instance, [p.name[: -len(".geojson")] for p in files], windows[-1:])
@@ -150,7 +155,7 @@ def roi_sensor(context: SensorEvaluationContext, params: DetectionParams, imager
 
 
 def _has_scenes(source: Any, geom: Any, window: str, params: DetectionParams) -> bool:
-    first, partner = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
+    first, partner = pair_periods(parse_day(window), params.mosaic_period, params.spectrogram_interval)
     return bool(source.search(geom, first)) and bool(source.search(geom, partner))
 
 
@@ -160,11 +165,14 @@ def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams, im
                    store: StoreResource, launch: LaunchResource) -> SensorResult | SkipReason:
     done: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
     source_name = imagery.source_name()
-    windows = complete_windows(dt.date.today(), params.mosaic_period, params.spectrogram_interval)
+    windows = complete_windows(today(), params.mosaic_period, params.spectrogram_interval)
     source = None
     requests: list[RunRequest] = []
     searches = 0
     rois = list_rois(context.instance)
+    unusable = unusable_rois_message(unusable_rois(context.instance))
+    if unusable:  # partitions added in the UI or the API under a name no run can use
+        context.log.warning(unusable)
     budget = Budget(context.instance, rois, windows)
     for roi in rois:
         try:

@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from dagster import Failure
 from upath import UPath
 
+from plastics_core.storage.corrupt import load_json
 from plastics_core.storage.store import tile_files
 
 GPU_POOL = "gpu"
@@ -57,7 +57,7 @@ def complete_summaries(summaries: list[dict[str, Any]], planned: list[str], fold
     for key in planned:
         marker = tile_files(folder, key)["summary"]
         if key not in by_key and marker.exists():
-            by_key[key] = {**json.loads(marker.read_bytes()), "skipped": True}
+            by_key[key] = {**load_json(marker), "skipped": True}  # corrupt: moved aside, one line
         elif key not in by_key:
             missing.append(key)
     if missing:

@@ -23,7 +23,7 @@ os.environ.setdefault("PLASTICS_IMAGERY", "synthetic")  # tests use the syntheti
 #: that the worker processes of ``make test`` (pytest-xdist, one file per worker at a time, in
 #: collection order) finish together instead of one of them ending with a five-minute file.
 LONGEST_FIRST = (
-    "test_reliability_outage.py", "test_ui_browser.py", "test_reliability_signals.py",
+    "test_reliability_outage.py", "test_ui_browser.py", "test_ui_hostile_key.py", "test_reliability_signals.py",
     "test_reliability_concurrency.py", "test_backfill.py", "test_celery.py", "test_resume.py",
     "test_cli.py", "test_cli_sites.py", "test_browser.py", "test_materialize.py",
 )

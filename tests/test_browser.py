@@ -241,3 +241,36 @@ def test_hostile_strings_stay_inert_text(tmp_path: Path) -> None:
     table = dom[dom.index('id="plastics-sites"'):]
     for i in (4, 5, 6, 7, 8, 9):
         assert shown(f"{HOSTILE[i % len(HOSTILE)]} #{i}") in table
+
+
+LAYOUT = """<script>window.addEventListener("load", function () { setTimeout(function () {
+  function box(sel) { var r = document.querySelector(sel).getBoundingClientRect();
+    return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; }
+  var pre = document.createElement("pre"); pre.id = "probe-layout";
+  pre.textContent = JSON.stringify({legend: box(".plastics-legend"), layers: box(".leaflet-control-layers"),
+    map: box("#plastics-map"), rows: document.querySelectorAll(".leaflet-control-layers-overlays label").length});
+  document.body.appendChild(pre);
+}, 800); });</script>"""
+
+
+def test_legend_stays_visible_beside_a_long_list_of_contour_dates(tmp_path: Path) -> None:
+    """21 contour dates make a long layer list; it scrolls inside its box instead of covering the
+    colour legend, which stays inside the map."""
+    exe = _chromium()
+    dates = tuple(f"{2019 + m // 12}-{m % 12 + 1:02d}-01" for m in range(0, 63, 3))
+    assert len(dates) == 21
+    page = build_preview_html(d.roi(), d.heatmap(), d.blobs(), d.candidates(), d.contours(dates), d.enriched(),
+                              "many dates")
+    path = tmp_path / "dates.html"
+    path.write_text(_inject(page, LAYOUT), encoding="utf-8")
+    proc = _run([exe, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,800", "--dump-dom",
+                 path.as_uri()], tmp_path)
+    found = re.search(r'<pre id="probe-layout">(.*?)</pre>', proc.stdout, re.S)
+    assert found, proc.stderr[-2000:]
+    layout = json.loads(html.unescape(found.group(1)))
+    assert layout["rows"] >= 21 + 5  # every date is listed (plus basemaps, ROI, heatmap, blobs, sites)
+    legend, layers, frame = layout["legend"], layout["layers"], layout["map"]
+    overlap = (min(legend["right"], layers["right"]) > max(legend["left"], layers["left"])
+               and min(legend["bottom"], layers["bottom"]) > max(legend["top"], layers["top"]))
+    assert not overlap, layout
+    assert frame["top"] <= legend["top"] and legend["bottom"] <= frame["bottom"], layout

@@ -197,6 +197,16 @@ def test_demo_finds_tpa_temesi(demo_run: tuple[subprocess.CompletedProcess[str],
         assert re.search(rf"^{key}\s", proc.stdout, re.M), (key, proc.stdout)
     assert str(tmp_path / "store") in proc.stdout
     assert list((tmp_path / "store" / "candidates" / "test_patch").glob("*/*.geojson"))
+    # published to the embedded database beside the store; the printed URL is Temesi's site there
+    browse = re.search(r"^  then open http://127\.0\.0\.1:8000/sites/(\S+)  \(TPA Temesi\)$", proc.stdout, re.M)
+    assert browse and "  plastics serve" in proc.stdout, proc.stdout
+    from plastics_core.sitedb import queries
+    from plastics_core.sitedb.engine import open_database
+
+    engine = open_database(f"sqlite:///{tmp_path / 'sites.sqlite'}")
+    site = queries.get_site(engine, browse.group(1))
+    engine.dispose()
+    assert site is not None and site["roi"] == "test_patch"
 
 
 def test_roi_split_bali_registers_cells(env: dict[str, str], gpw_dir: Path) -> None:

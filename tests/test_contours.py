@@ -33,7 +33,7 @@ def test_contours_valid_with_hole_and_area() -> None:
     poly = gdf.geometry.iat[0]
     assert len(poly.interiors) == 1
     planted = (50 * 50 - 10 * 10) * 100 / 1e6  # km^2 (UTM scale ~1 here)
-    # GPW's blur (sigma 1.3 px) thresholded at 0.2 grows a 0.9 site's outline by about a pixel (10 m)
+    # GPW's blur (sigma 1 px) thresholded at 0.2 grows a 0.9 site's outline by about a pixel (10 m)
     assert gdf["area_km2"].iat[0] == pytest.approx(planted, rel=0.15) and gdf["area_km2"].iat[0] > planted
     # georeferenced: the polygon sits where the pixels are
     native = gpd.GeoSeries([poly], crs=4326).to_crs("EPSG:32751").iloc[0]
@@ -51,15 +51,20 @@ def test_two_parts_are_multipolygon() -> None:
     assert gdf["area_km2"].iat[0] == pytest.approx((15 * 15 + 25 * 25) * 100 / 1e6, rel=0.2)
 
 
-def test_flicker_is_masked_and_empty_frames_dropped() -> None:
+@pytest.mark.parametrize("align", ["trailing", "following"])
+def test_flicker_is_masked_and_empty_frames_dropped(align: str) -> None:
     f = np.zeros((10, 60, 60), np.float32)
     f[8, 10:30, 10:30] = 0.99  # one-month flicker: the 8-frame rolling median is 0 -> masked
     f[6:, 35:55, 35:55] = 0.7  # appears in frame 6: the TRAILING 8-frame median (frames i-7..i) sees
     f[:, 0:5, :] = 0.3  # below the 0.5 prediction floor         it in half its window from frame 9 on
-    gdf = site_contours(f, DATES, "EPSG:32751", TRANSFORM, "s")
-    assert list(gdf["frame"]) == [9]
-    masks = contour_masks(f)
-    assert masks.shape == (10, 240, 240) and not masks[8].any() and masks[9].any()
+    kept = 9
+    if align == "following":  # the paper's window (frames i..i+7) is the code's reversed in time
+        f, kept = f[::-1].copy(), 0
+    gdf = site_contours(f, DATES, "EPSG:32751", TRANSFORM, "s", mask_align=align)  # type: ignore[arg-type]
+    assert list(gdf["frame"]) == [kept]
+    masks = contour_masks(f, mask_align=align)  # type: ignore[arg-type]
+    flicker = 9 - 8 if align == "following" else 8
+    assert masks.shape == (10, 240, 240) and not masks[flicker].any() and masks[kept].any()
 
 
 def test_rolling_mask_is_trailing_with_gpw_front_padding() -> None:
@@ -67,8 +72,11 @@ def test_rolling_mask_is_trailing_with_gpw_front_padding() -> None:
 
     f = np.zeros((4, 1, 1), np.float32)
     f[0] = 0.9  # a site in the first frame only: the front padding (mean of frames 0..2 = 0.3) keeps it
-    keep = rolling_masks(f, mask_window=8, mask_threshold=0.1)  # window = min(8, 4) = 4
+    keep = rolling_masks(f, mask_window=8, mask_threshold=0.1, align="trailing")  # window = min(8, 4) = 4
     assert keep[:, 0, 0].tolist() == [True, True, True, False]
+    # the paper's following window: frame 0 sees frames 0..3 = (0.9, 0, 0, 0), median 0
+    following = rolling_masks(f, mask_window=8, mask_threshold=0.1)
+    assert following[:, 0, 0].tolist() == [False, False, False, False]
 
 
 def test_small_and_cloudy_frames_are_dropped() -> None:

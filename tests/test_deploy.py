@@ -74,7 +74,8 @@ def test_user_code_deployment_serves_the_definitions(values: dict[str, Any]) -> 
     assert env["PLASTICS_STORE"].startswith("s3://")  # S3 IO manager
     assert env["PLASTICS_MODEL_STORE"].startswith("s3://")
     assert env["PLASTICS_DETECT_JOB"] == "detect_job_k8s"  # the sensors launch the k8s_job_executor job
-    assert dep["envSecrets"] == [{"name": "plastics-aws"}]  # credentials only from a Secret
+    # credentials (AWS, the site database URL) only from Secrets
+    assert dep["envSecrets"] == [{"name": "plastics-aws"}, {"name": "plastics-sitedb"}]
     assert not any(k.startswith("AWS_") for k in env)
     assert dep["podSecurityContext"]["runAsNonRoot"] is True
 

@@ -40,8 +40,8 @@ from plastics_core.imagery.earthone import (
     load_library,
 )
 from plastics_core.imagery.earthone_compute import ComputeConfig, EarthOneBackend
-from plastics_core.imagery.retry import RetryBudgetExceeded, RetryPolicy
 from plastics_core.imagery.sun import parse_datetime, solar_angles
+from plastics_core.retry import RetryBudgetExceeded, RetryPolicy
 from tests._grid import source_pixels_under
 from tests._shadow_scene import cloud_and_shadow, min_nir
 from tests.earthone_fake import FakeEarthOne, FakeImage

@@ -1,6 +1,6 @@
 """``descartes_run`` on the ``earthone`` backend, offline: the fan-out graph submits one EarthOne
 compute job per tile through the real earthdaily-earthone client to the fake platform
-(tests/earthone_fake.py), whose runner executes :func:`plastics_core.storage.tile_job.infer_tile_remote`
+(tests/earthone_fake.py), whose runner executes :func:`plastics_core.execution.tile_job.infer_tile_remote`
 in-process with each job's JSON arguments (synthetic imagery inside the job).
 
 Exercised: backend selection, Function create + bundle upload (plastics_core + pinned
@@ -24,8 +24,8 @@ import pytest
 from dagster import AssetSelection, DagsterEventType, DagsterInstance, materialize
 
 from plastics_core.errors import ImageryError
+from plastics_core.execution.tile_job import infer_tile_remote
 from plastics_core.imagery.earthone import EARTHONE_L1C_BANDS, S2_L1C_PRODUCT
-from plastics_core.storage.tile_job import infer_tile_remote
 from plastics_dagster.backend import BackendResource
 from tests import _fanout_util as fu
 from tests.earthone_fake import FakeEarthOne
@@ -98,7 +98,7 @@ def test_one_job_per_tile_and_identical_files(fake: FakeEarthOne, local_store: P
     (fid,) = fake.functions
     assert fake.functions[fid]["name"] == "plastics-descartes-run"
     bundle = zipfile.ZipFile(io.BytesIO(fake.bundles[fid]))
-    assert "plastics_core/storage/tile_job.py" in bundle.namelist()
+    assert "plastics_core/execution/tile_job.py" in bundle.namelist()
     assert "plastics_dagster/fanout.py" not in bundle.namelist()  # the job needs no Dagster
     # manifest: backend earthone, function and job ids
     manifest = fu.manifest(tmp_path)
@@ -181,7 +181,7 @@ def test_missing_credentials_is_one_line(fake: FakeEarthOne, monkeypatch: pytest
 
 def test_backend_choice_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     from plastics_core.errors import ParameterError
-    from plastics_core.storage.tile_job import remote_requirements
+    from plastics_core.execution.tile_job import remote_requirements
 
     monkeypatch.setenv("PLASTICS_BACKEND", "earthone")  # read when the resource is used, not at import
     assert BackendResource().resolved_kind() == "earthone"

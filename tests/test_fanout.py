@@ -2,7 +2,7 @@
 submit_tiles feeds infer_tile the EarthOne jobs, a no-op on the default local backend).
 
 A synthetic 4-tile partition (64 px tiles) is materialized in-process; each tile's outputs equal
-:func:`plastics_core.method.pipeline.run_tile` on that tile, and a second run with the same run hash
+:func:`plastics_core.execution.pipeline.run_tile` on that tile, and a second run with the same run hash
 skips every tile (idempotent writes under the run-hash folder)."""
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def test_one_step_per_tile_and_manifest(first: dict[str, Any]) -> None:
 
 
 def test_tile_outputs_equal_run_tile(first: dict[str, Any], models_dir: Path) -> None:
+    from plastics_core.execution import pipeline
     from plastics_core.geo.tiles import tile_from_key
-    from plastics_core.method import pipeline
     from plastics_core.models.store import ModelStore
     from plastics_core.storage.outputs import read_raster
     from plastics_dagster.assets.detection import to_detect_params

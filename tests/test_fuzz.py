@@ -1,6 +1,6 @@
 """Fuzzing (hypothesis) of the ROI reader and of the `plastics blobs` / `plastics candidates` CLI.
 
-Contract (issue 7, item 8): only documented error types escape (RoiError from read_roi;
+Contract: only documented error types escape (RoiError from read_roi;
 exit code 2 with ONE `Error:` line from the CLI), never a traceback, never a partial output
 file. Examples are bounded (no deadline: the first CLI call imports heavy modules).
 """

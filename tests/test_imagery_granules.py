@@ -25,16 +25,16 @@ from plastics_core.geo.periods import Period
 from plastics_core.geo.tiles import plan_tiles
 from plastics_core.imagery.granule_blocks import BandMeta
 from plastics_core.imagery.granule_cache import GranuleCache
-from plastics_core.imagery.granules import NATIVE_RES, slovenia_scenes, write_catalog, write_jp2
 from plastics_core.imagery.local import read_on_grid
-from plastics_core.imagery.retry import RetryPolicy
 from plastics_core.imagery.stac import StacSource
 from plastics_core.imagery.stac_config import StacConfig
 from plastics_core.imagery.stac_read import overview_level
-from plastics_core.imagery.stac_server import serve
 from plastics_core.method.composite import composite
+from plastics_core.retry import RetryPolicy
+from tests._granules import NATIVE_RES, slovenia_scenes, write_catalog, write_jp2
 from tests._grid import largest_overlap_tile, source_pixels_under
 from tests._s3 import moto_bucket
+from tests._stac_server import serve
 
 FAST = RetryPolicy(attempts=2, base_delay=0.0, max_delay=0.0, jitter=0.0)
 SUMMER = Period(dt.date(2015, 7, 1), dt.date(2015, 10, 1))
@@ -145,9 +145,11 @@ def test_cache_composites_identical_and_one_decode_per_block(
     # every (scene, band, block) read was decoded exactly once, whatever the number of tiles
     assert cache.stats["decodes"] == len(entries) and cache.stats["hits"] > 0  # tile 2: hits
     assert cache.stats["skipped"] > 0  # blocks in which every pixel of a tile is cloud at 60 m: not decoded
-    decoded = {Path(name).parent.parent.name for name, _, _ in entries}
+    # a granule's folder: the item id, "-", the hash of (catalog, collection, id, href)
+    decoded = {Path(name).parent.parent.name.rsplit("-", 1)[0] for name, _, _ in entries}
     assert {scenes[k].id for k in (0, 3, 4)} <= decoded  # clear days: decoded once into the cache
-    cloudy = {Path(name).parent.name for name, _, _ in entries if Path(name).parent.parent.name == scenes[2].id}
+    cloudy = {Path(name).parent.name for name, _, _ in entries
+              if Path(name).parent.parent.name.rsplit("-", 1)[0] == scenes[2].id}
     # 08-20 is cloud on every tile pixel at 60 m: only the cloud mask's bands were read (here at full
     # resolution: these small files expose no resolution level), none of the others
     assert cloudy and not cloudy & {"green", "rededge2", "rededge3"}
@@ -263,7 +265,7 @@ def test_catalog_ids_stay_inside_the_cache_root(tmp_path: Path) -> None:
     folders = [Path(str(cache.band_dir(i, "blue"))).resolve() for i in ids]
     assert all(f.parent.parent == root for f in folders), folders
     assert len({f.parent for f in folders}) == len(ids)
-    assert folders[-1].parent.name == ids[-1] and path_part("blue.L2") == "blue.L2"
+    assert folders[-1].parent.name.startswith(ids[-1] + "-") and path_part("blue.L2") == "blue.L2"
 
 
 def test_cache_lru_eviction(server: tuple[str, Any], scenes: list[Any], tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_planted_site_found(run: dict[str, Any], gpw_dir: Path) -> None:
                         crs="EPSG:4326").to_crs("EPSG:32750")
     assert len(pts) and float(pts.distance(site).min()) < 50.0, summary.candidates
     assert summary.contour_area_km2 > 0
-    assert summary.geocode_status == ["unavailable"] * len(summary.candidates)
+    assert summary.geocode_status == ["nearest_place"] * len(summary.candidates)  # the default offline geocoder
 
 
 def test_store_layout_and_manifest(run: dict[str, Any]) -> None:

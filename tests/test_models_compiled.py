@@ -174,15 +174,15 @@ def test_fast_precision_same_blobs_and_candidates_on_demo_tile(gpw_dir: Path, mo
     path in exact and in fast precision: the same blobs and the same candidates."""
     import geopandas as gpd
 
+    from plastics_core.execution import pipeline as P
+    from plastics_core.execution.loaded import load_models
     from plastics_core.geo.periods import pair_periods
     from plastics_core.geo.roi import read_roi
     from plastics_core.geo.tiles import plan_tiles
     from plastics_core.imagery.synthetic import SyntheticSource
-    from plastics_core.method import pipeline as P
     from plastics_core.method.composite import composite
     from plastics_core.method.heatmap import pixel_heatmap
     from plastics_core.method.patches import patch_scores
-    from plastics_core.models.loaded import load_models
     from plastics_core.synthetic.sites import PlantedSite
 
     g = gpd.read_file(gpw_dir / "tpa_polygons.geojson")

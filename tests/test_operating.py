@@ -104,7 +104,7 @@ def test_step_keys_are_short_and_unique() -> None:
 def test_automation_requests_new_partitions_and_follows_upstream() -> None:
     """Declarative automation, evaluated with Dagster's own evaluator: nothing on the first tick; a
     new ROI -> its latest-window partition of every detection asset, once; an updated window of an
-    ROI -> its site_registry."""
+    ROI -> its site_registry and published_sites."""
     import dagster as dg
 
     from plastics_dagster.definitions import defs
@@ -124,7 +124,8 @@ def test_automation_requests_new_partitions_and_follows_upstream() -> None:
     instance.report_runless_asset_event(AssetMaterialization("enriched_sites", partition=str(partition_key("a", "2021-01-01"))))
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
     assert result.get_requested_partitions(dg.AssetKey("site_registry")) == {"a"}
-    assert result.total_requested == 1  # an old window: its downstream detection assets are backfills
+    assert result.get_requested_partitions(dg.AssetKey("published_sites")) == {"a"}  # automated like the registry
+    assert result.total_requested == 2  # an old window: its downstream detection assets are backfills
     sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
     assert sensors["registry_automation"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["detection_automation"].default_status == dg.DefaultSensorStatus.STOPPED

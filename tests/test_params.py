@@ -12,7 +12,7 @@ from shapely.geometry import box
 
 import plastics_core
 from plastics_core import params as P
-from plastics_core.errors import ModelError, ParameterError
+from plastics_core.errors import ModelError, ParameterError, PlasticsError
 from plastics_dagster.config import DetectionParams, detection_params
 
 ROI = box(115.34, -8.57, 115.36, -8.55)
@@ -68,9 +68,13 @@ def test_out_of_range_values_are_one_line(values: dict[str, Any], needle: str) -
         P.make_params(values)
     msg = str(info.value)
     assert needle in msg and "\n" not in msg, msg
-    with pytest.raises(Exception) as dag:  # the Dagster resource refuses the same values, same words
-        DetectionParams(**values)
-    assert msg in str(dag.value)
+    # the Dagster resource (built from run config when a run starts) refuses the same values with the
+    # same words when the run first uses it, not as a resource-initialisation error
+    resource = DetectionParams(**values)
+    assert msg in resource.refused()
+    with pytest.raises(PlasticsError) as dag:
+        resource.core()
+    assert msg in str(dag.value) and "\n" not in str(dag.value)
 
 
 def test_model_names_checked_with_the_params() -> None:
@@ -89,7 +93,7 @@ def test_frozen() -> None:
 
 
 def test_remote_job_params_refuse_unknown_keys() -> None:
-    from plastics_core.storage.tile_job import detect_params
+    from plastics_core.execution.tile_job import detect_params
 
     resolved = P.make_params({"preset": "low"}).resolved()
     assert detect_params(resolved) == P.make_params({"preset": "low"}).model_copy(

@@ -10,13 +10,13 @@ import geopandas as gpd
 import numpy as np
 import pytest
 
+from plastics_core.execution import pipeline as P
+from plastics_core.execution.loaded import load_models
 from plastics_core.geo.periods import Period, window_span
 from plastics_core.geo.roi import read_roi
 from plastics_core.geo.tiles import box_tile, plan_tiles
 from plastics_core.imagery.synthetic import SyntheticSource
-from plastics_core.method import pipeline as P
 from plastics_core.method.enrich import OfflineGeocoder
-from plastics_core.models.loaded import load_models
 from plastics_core.models.store import ModelStore
 from plastics_core.synthetic.sites import PlantedSite
 
@@ -110,10 +110,21 @@ def test_whole_chain_finds_planted_site(tiles: list, temesi: PlantedSite, models
     assert cands["patch_mean"].max() > params.blob_params().patch_threshold
     found = cands.iloc[int(np.argmin(d[:, 0]))]["name"]
     area = planted.to_crs(EQUAL_AREA).area.iloc[0] / 1e6
-    got = contours[contours["name"] == found]["area_km2"].to_numpy()
-    assert len(got) and np.all(np.abs(got / area - 1) < 0.5), (got, area)
+    site_rows = contours[contours["name"] == found]
+    got = site_rows["area_km2"].to_numpy()
+    # Each frame's outline is the planted polygon grown by about half a 10 m pixel (a 5 m buffer adds 15 %
+    # to this irregular 0.038 km2 site, a 10 m buffer 31 %). Measured contour/planted: 1.135-1.173 over
+    # 14 frames, and 1.193-1.241 over 22 frames with the earlier contour smoothing. Within 30 %: 6 points
+    # above the largest measured; an outline grown by a whole pixel or more fails. The synthetic site
+    # shows one spectrum January..June and another July..December: a 3-month contour composite starting
+    # in May, June, November or December mixes both (per-band minimum) and traces a smaller outline or
+    # none (measured: one frame at 0.1), never a larger one.
+    whole = np.array([dt.date.fromisoformat(d).month not in (5, 6, 11, 12) for d in site_rows["date"]])
+    assert whole.sum() >= 8 and np.all(np.abs(got[whole] / area - 1) < 0.3), (got / area, area)
+    assert np.all(got / area < 1.3), (got / area, area)
     row = sites[sites["name"] == found].iloc[0]
     assert row["n_frames"] == len(got) and row["geocode_status"] == "unavailable"
-    assert abs(row["area_km2_mean"] / area - 1) < 0.5
+    assert row["area_km2_mean"] == pytest.approx(got.mean()) and abs(float(np.median(got)) / area - 1) < 0.3
     print(f"chain {seconds:.1f} s; candidate {d.min():.1f} m from centroid; "
-          f"patch_mean {cands['patch_mean'].max():.3f}; contour {got.mean():.4f} km2 vs planted {area:.4f}")
+          f"patch_mean {cands['patch_mean'].max():.3f}; contour {got.mean():.4f} km2 vs planted {area:.4f}; "
+          f"ratios {np.round(got / area, 3).tolist()}, mean {row['area_km2_mean'] / area:.3f}")

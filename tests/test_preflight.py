@@ -101,3 +101,60 @@ def test_geocoder_typos_fail_before_any_tile(models_dir: Path, tmp_path: Path, g
                   StoreResource(location=str(tmp_path / "store")), GeocoderResource(**geocoder))
     assert "\n" not in str(info.value)
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.json"))
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_endpoints_fail_at_preflight_in_seconds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Connection refused at start is one line within seconds (the store's 120 s outage budget is for the run)."""
+    import time
+
+    from plastics_core.errors import ImageryError, ModelError
+    from plastics_core.storage.store import StoreUnreachableError
+    from plastics_dagster.preflight import PROBE_TIMEOUT_S, check_endpoints
+
+    port = _closed_port()
+    monkeypatch.delenv("PLASTICS_STORE_RETRY_SECONDS", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    cases = [
+        (lambda: check_store(StoreResource(location="s3://bucket/store")), StoreUnreachableError, "store"),
+        (lambda: check_endpoints(DetectionParams(), ImagerySourceResource(
+            kind="stac", path=f"http://user:pw-canary@127.0.0.1:{port}/v1?token=tok-canary"), ModelStoreResource()),
+         ImageryError, "STAC catalog"),
+        (lambda: check_endpoints(DetectionParams(), ImagerySourceResource(kind="synthetic"), ModelStoreResource(
+            location=f"https://127.0.0.1:{port}/models", cache_dir=str(tmp_path / "cache"))), ModelError, "model store"),
+    ]
+    for call, error, what in cases:
+        start = time.perf_counter()
+        with pytest.raises(error) as info:
+            call()
+        assert time.perf_counter() - start < 2 * PROBE_TIMEOUT_S
+        msg = str(info.value)
+        assert f"cannot reach the {what} at " in msg and f"127.0.0.1:{port} (connection refused)" in msg, msg
+        assert "canary" not in msg and "\n" not in msg, msg
+
+
+def test_a_listening_endpoint_passes_and_the_run_keeps_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from plastics_core.storage.store import STORE_RETRY_SECONDS, retry_budget_cap, store_retry_seconds
+    from plastics_dagster.preflight import PREFLIGHT_RETRY_S, check_endpoint
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        check_endpoint(f"http://127.0.0.1:{server.getsockname()[1]}/v1", "STAC catalog", StoreError, "fix")
+    monkeypatch.delenv("PLASTICS_STORE_RETRY_SECONDS", raising=False)
+    assert store_retry_seconds() == STORE_RETRY_SECONDS
+    with retry_budget_cap(PREFLIGHT_RETRY_S):
+        assert store_retry_seconds() == PREFLIGHT_RETRY_S
+    assert store_retry_seconds() == STORE_RETRY_SECONDS  # outages during the run: the full budget

@@ -44,6 +44,40 @@ def test_map_png_is_wide_coloured_and_has_a_colour_bar() -> None:
     assert bright and dark
 
 
+def _blue_extent(png: bytes) -> tuple[float, float]:
+    """(width, height) of the box holding the ROI outline's pixels (#1f77b4), as fractions of the image."""
+    import numpy as np
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    blue = (abs(rgb[..., 0] - 31) < 12) & (abs(rgb[..., 1] - 119) < 12) & (abs(rgb[..., 2] - 180) < 12)
+    rows, cols = np.nonzero(blue)
+    return (cols.max() - cols.min()) / rgb.shape[1], (rows.max() - rows.min()) / rgb.shape[0]
+
+
+def test_map_png_is_framed_on_the_roi_not_the_tile() -> None:
+    """A small ROI in a large heatmap tile fills the map; the tile's far corners are left out."""
+    from shapely.geometry import box
+
+    lon, lat = d.site_lonlats()[0]
+    small = box(lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002)  # about 440 m, in a 2 km tile
+    framed = preview_map_png(small, [d.heatmap()], d.candidates().iloc[[0]], "t")
+    width, height = _blue_extent(framed)
+    assert max(width, height) > 0.5, (width, height)
+    whole = preview_map_png(small, [d.heatmap()], None, "t", width_px=800)
+    assert max(_blue_extent(whole)) > 0.5  # framed on the ROI even without sites
+    img = Image.open(io.BytesIO(framed))
+    assert img.width >= 600
+
+
+def test_thumbnails_are_at_least_600_px() -> None:
+    from plastics_core.report.thumbnails import MIN_PX, heatmap_png, points_png
+
+    assert MIN_PX >= 600
+    for png in (heatmap_png(d.heatmap()), points_png(d.candidates(), d.roi(), "2 candidates"),
+                preview_map_png(d.roi(), [d.heatmap()], d.candidates(), "t", width_px=300)):
+        assert max(Image.open(io.BytesIO(png)).size) >= 600
+
+
 def _materialize_preview(store: str) -> Any:
     from plastics_dagster.assets.preview import PreviewConfig, preview
     from plastics_dagster.config import DetectionParams
@@ -63,8 +97,8 @@ def test_local_store_map_inline_and_cli_opens_it(tmp_path: Path, monkeypatch: py
     result = _materialize_preview(str(tmp_path / "store"))
     meta = result.metadata
     assert _png(str(meta["map"].value)).width >= 600
-    assert "preview_url" not in meta  # no file:// link: browsers refuse it from a web page
-    assert meta["open_with"].value == f"plastics preview --roi {ROI} --window {WINDOW}"
+    assert meta["preview_url"].value == Path(str(meta["preview"].value)).as_uri()  # a clickable file:// link
+    assert meta["open_with"].value == f"plastics preview --roi {ROI} --window {WINDOW} --open"
     out = CliRunner().invoke(cli, ["preview", "--roi", ROI, "--window", WINDOW, "--store", str(tmp_path / "store")])
     assert out.exit_code == 0, out.output
     page = Path(out.output.strip())
@@ -72,6 +106,16 @@ def test_local_store_map_inline_and_cli_opens_it(tmp_path: Path, monkeypatch: py
     missing = CliRunner().invoke(cli, ["preview", "--roi", ROI, "--window", "2020-01-01", "--store",
                                        str(tmp_path / "store")])
     assert missing.exit_code == 2 and "no preview of ROI jakarta window 2020-01-01" in missing.output
+
+
+def test_local_store_links_to_the_running_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``PLASTICS_PREVIEW_URL`` naming a running ``plastics serve``, the link is the page there."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PLASTICS_PREVIEW_URL", "http://127.0.0.1:8000/")
+    meta = _materialize_preview(str(tmp_path / "store")).metadata
+    page = Path(str(meta["preview"].value))
+    assert meta["preview_url"].value == f"http://127.0.0.1:8000/preview/{ROI}/{WINDOW}/{page.name}"
+    assert page.parent == tmp_path / "store" / "preview" / ROI / WINDOW
 
 
 @pytest.fixture()

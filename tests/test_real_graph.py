@@ -22,9 +22,9 @@ from dagster import DagsterInstance
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
-from plastics_core.imagery.granules import slovenia_scenes, write_catalog
-from plastics_core.imagery.stac_server import serve
 from plastics_core.storage.outputs import read_raster
+from tests._granules import slovenia_scenes, write_catalog
+from tests._stac_server import serve
 
 pytestmark = pytest.mark.slow
 ROI, WINDOW = "ljubljana", "2021-07-01"

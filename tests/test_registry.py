@@ -117,6 +117,6 @@ def test_format_registry_table(registry: gpd.GeoDataFrame) -> None:
     lines = text.splitlines()
     assert lines[0].split()[:5] == ["site_id", "status", "first", "last", "n"]
     assert lines[2].split()[1] == "persistent" and lines[3].split()[1] == "gone"
-    assert lines[-1] == "2 sites: 0 new, 1 persistent, 1 gone"
+    assert lines[-1] == "2 sites: 0 new, 1 persistent, 1 gone; 2 unreviewed"
     assert "Jl. Contoh 1" in text
     assert not math.isnan(float(lines[2].split()[5]))

@@ -1,4 +1,4 @@
-"""Concurrency (issue 7, item 7): parallel runs of different partitions write disjoint keys; two
+"""Concurrency: parallel runs of different partitions write disjoint keys; two
 writers of the same key (same partition and parameters) never leave a corrupt or mixed file.
 
 - two processes hammer the SAME key with different payloads through the IO manager's

@@ -1,4 +1,4 @@
-"""Empty is not an error (issue 7, item 2): a partition with no scenes, only cloudy scenes, no
+"""Empty is not an error: a partition with no scenes, only cloudy scenes, no
 blobs or no candidates materializes the WHOLE graph (every asset + its checks) with valid empty
 outputs -- all-NaN heatmaps, empty FeatureCollections -- and metadata saying why.
 
@@ -143,12 +143,12 @@ def test_blobs_but_no_candidates(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("scenario", ["empty", "cloudy"])
 def test_core_run_tile_empty_reason(scenario: str) -> None:
-    """plastics_core.method.pipeline.run_tile short-circuits (no model needed) and says why."""
+    """plastics_core.execution.pipeline.run_tile short-circuits (no model needed) and says why."""
     from shapely.geometry import box
 
+    from plastics_core.execution import pipeline
+    from plastics_core.execution.loaded import Models
     from plastics_core.geo.tiles import plan_tiles
-    from plastics_core.method import pipeline
-    from plastics_core.models.loaded import Models
 
     tile = plan_tiles(box(115.34, -8.57, 115.345, -8.565), tilesize=64, pad=0)[0]
     source = ScenarioImagery(scenario=scenario).get_source()

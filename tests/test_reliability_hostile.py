@@ -1,4 +1,4 @@
-"""Hostile and broken inputs, round two (issue 12, items 4 and 8): each gives ONE line and exit 2
+"""Hostile and broken inputs (windows, parameters, endpoints, ROIs, rasters): each gives ONE line and exit 2
 (no traceback, no output written), and a kill between a temp write and its rename leaves nothing
 that the next write does not clean up."""
 

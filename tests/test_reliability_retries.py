@@ -1,4 +1,4 @@
-"""Retries with backoff on transient faults (issue 7, item 4).
+"""Retries with backoff on transient faults.
 
 - the local S3 API server (moto, started here on a free 127.0.0.1 port) is stopped mid-run and
   restarted: the run succeeds and the store holds exactly the expected objects (no duplicates,

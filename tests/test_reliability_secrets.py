@@ -1,4 +1,4 @@
-"""Secrets never leak (issue 7, item 6).
+"""Secrets never leak into logs, metadata or outputs.
 
 Fake credentials are planted in the environment (AWS, EarthOne, Descartes Labs, Nominatim
 contact, ...) while the session's shared graph run executes (the ``graph_run`` fixture of
@@ -60,7 +60,7 @@ def test_no_secret_in_event_records(graph_run: GraphRun) -> None:
 def test_failure_messages_do_not_echo_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A STAC URL with user:password and a signed query string: the run hash source name, the
     manifest source and the retry error message never show them."""
-    from plastics_core.imagery.retry import NO_WAIT, retry_call
+    from plastics_core.retry import NO_WAIT, retry_call
     from plastics_dagster.resources import ImagerySourceResource
 
     secret = SECRETS["PLASTICS_S3_SECRET"]
@@ -86,10 +86,10 @@ def test_stac_and_model_store_urls_are_redacted_in_errors_and_logs(caplog: pytes
 
     from plastics_core.errors import PlasticsError
     from plastics_core.geo.periods import Period
-    from plastics_core.imagery.retry import RetryPolicy
     from plastics_core.imagery.stac import StacSource
     from plastics_core.models import DEFAULT_MODEL
     from plastics_core.models.store import ModelStore
+    from plastics_core.retry import RetryPolicy
 
     secret = SECRETS["PLASTICS_S3_SECRET"]
     url = f"http://user:{secret}@127.0.0.1:9/stac?token={secret}"  # port 9 (discard): refused at once
@@ -104,3 +104,71 @@ def test_stac_and_model_store_urls_are_redacted_in_errors_and_logs(caplog: pytes
         store.resolve(DEFAULT_MODEL)
     assert secret not in str(info.value) and "127.0.0.1:9" in str(info.value)
     assert secret not in repr(store) and secret not in store.shown
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("stac:http://user:pass@host/v1?token=SECRET", "stac:http://***@host/v1?token=***"),
+    ("http://AKID:SECRET@127.0.0.1:1", "http://***@127.0.0.1:1"),
+    ("postgresql+psycopg://app:SECRET@db:5432/sites?sslmode=require", "postgresql+psycopg://***@db:5432/sites?sslmode=***"),
+    ("https://h/x.tif?X-Amz-Signature=SECRET&X-Amz-Credential=AKID", "https://h/x.tif?X-Amz-Signature=***&X-Amz-Credential=***"),
+    ("GET /v1/search?token=SECRET failed (403)", "GET /v1/search?token=*** failed (403)"),
+    ("https://u:pa/ss?w#rd@host/v1", "https://***@host/v1"),
+    ("host=db user=app password=SECRET dbname=x", "host=db user=app password=*** dbname=x"),
+    ("http://h/v1?SECRET", "http://h/v1?***"),
+])
+def test_redact_masks_userinfo_query_values_and_passwords(text: str, shown: str) -> None:
+    from plastics_core.redact import redact
+
+    assert redact(text) == shown and redact(shown) == shown
+
+
+@pytest.mark.parametrize("text", [
+    "stac:http://127.0.0.1:8000/v1#sentinel-2-l2a;max_cloud_cover=30", "s3://bucket/prefix/a.tif",
+    "local:/data/scenes", "https://earth-search.aws.element84.com/v1", "what? nothing here", "ratio=0.5 of tiles",
+])
+def test_redact_leaves_text_without_secrets_unchanged(text: str) -> None:
+    from plastics_core.redact import redact
+
+    assert redact(text) == text
+
+
+def test_source_names_and_run_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catalog URL without secrets names the source exactly as before (same run hashes); with
+    secrets, the name masks them and keeps the selection; another token is the same run."""
+    from plastics_dagster.config import detection_params
+    from plastics_dagster.resources import ImagerySourceResource
+
+    plain = ImagerySourceResource(kind="stac", path="http://127.0.0.1:8000/v1", max_cloud_cover=30)
+    assert plain.source_name() == "stac:http://127.0.0.1:8000/v1;max_cloud_cover=30"
+    names = [ImagerySourceResource(kind="stac", path=f"http://u:{t}@127.0.0.1:8000/v1?token={t}",
+                                   max_cloud_cover=30).source_name() for t in ("SECRETONE", "SECRETTWO")]
+    assert names[0] == names[1] == "stac:http://***@127.0.0.1:8000/v1?token=***;max_cloud_cover=30"
+    params = detection_params({})
+    assert params.run_hash(names[0], "r") == params.run_hash(names[1], "r") != params.run_hash(plain.source_name(), "r")
+
+
+def test_chained_causes_are_redacted() -> None:
+    """The cause Dagster stores with a spent retry budget is a stand-in named like the library's
+    error, its text redacted; the original error (with the token) is not chained."""
+    from plastics_core.retry import NO_WAIT, RetryBudgetExceeded, retry_call
+
+    secret = SECRETS["PLASTICS_S3_SECRET"]
+
+    def boom() -> None:
+        raise ConnectionError(f"connection reset by http://h/v1/search?token={secret}")
+
+    with pytest.raises(RetryBudgetExceeded) as info:
+        retry_call(boom, what="STAC search", policy=NO_WAIT, sleep=lambda s: None)
+    cause = info.value.__cause__
+    assert cause is not None and type(cause).__name__ == "ConnectionError" and info.value.__suppress_context__
+    assert secret not in str(cause) and "token=***" in str(cause) and cause.__cause__ is None
+
+
+def test_unreachable_store_line_masks_endpoint_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from plastics_core.storage.store import unreachable_store_error
+
+    secret = SECRETS["PLASTICS_S3_SECRET"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://AKIDCANARY1:{secret}@127.0.0.1:1")
+    err = unreachable_store_error(type("EndpointConnectionError", (Exception,), {})("down"))
+    assert err is not None and secret not in str(err) and "AKIDCANARY1" not in str(err)
+    assert "http://***@127.0.0.1:1" in str(err)

@@ -1,4 +1,4 @@
-"""`plastics run` stops on SIGTERM / SIGINT mid-tile, and a rerun completes (issue 12, item 7).
+"""`plastics run` stops on SIGTERM / SIGINT mid-tile, and a rerun completes.
 
 A real CLI run (subprocess, local store, synthetic imagery, real models) is signalled while its
 ``infer_tile`` step executes. It must end promptly with one line and exit 130, leave its Dagster

@@ -1,4 +1,4 @@
-"""Atomic, idempotent writes through the IO manager (issue 7, item 3).
+"""Atomic, idempotent writes through the IO manager.
 
 - re-materializing a partition with the same parameters rewrites byte-identical GeoJSON, COGs
   and VRT (the manifest differs only in its timings);
@@ -74,9 +74,8 @@ def test_rematerialize_same_params_is_byte_identical(store: Path) -> None:
     after = snapshot(store)
     assert after.keys() == before.keys(), set(after) ^ set(before)
     changed = [p for p in before if before[p][0] != after[p][0]]
-    # only the manifest (its timings) and the preview HTML (folium's random element ids) may
-    # change; every GeoJSON / COG / VRT / CSV is byte-identical
-    assert all((p.suffix == ".json" and "descartes_run" in p.parts) or p.suffix == ".html" for p in changed), changed
+    # only the manifest (its timings) may change; every GeoJSON / COG / VRT / CSV / HTML is byte-identical
+    assert all(p.suffix == ".json" and "descartes_run" in p.parts for p in changed), changed
     for p in (p for p in changed if p.suffix == ".json"):
         old, new = json.loads(before[p][0]), json.loads(after[p][0])
         old.pop("timings"), new.pop("timings")

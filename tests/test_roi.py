@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from shapely.geometry import MultiPolygon, Polygon
 
 from plastics_core.errors import PlasticsError, RoiError
 from plastics_core.geo.roi import read_roi, roi_area_km2, roi_name_ok, slugify_roi_name, validate_roi_name
+
+if TYPE_CHECKING:
+    from click.testing import Result
+    from dagster import DagsterInstance
 
 SQUARE = [[[115.0, -8.0], [115.1, -8.0], [115.1, -8.1], [115.0, -8.1], [115.0, -8.0]]]
 
@@ -123,3 +128,56 @@ def test_slugify() -> None:
     assert slugify_roi_name("../x") == "x"
     assert slugify_roi_name("日本") == "roi"
     assert len(slugify_roi_name("a" * 100)) == 64
+
+
+# --- roi partitions added outside the project's tools (UI "Add partition", the GraphQL API) -----------
+
+
+def _cli(*args: str) -> Result:
+    from click.testing import CliRunner
+
+    from plastics_dagster.cli import cli
+
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _instance(cli_env: Path) -> DagsterInstance:
+    from dagster import DagsterInstance
+
+    from plastics_dagster.cli._instance import ensure_instance_config
+
+    return DagsterInstance.from_config(str(ensure_instance_config(cli_env / "home")))
+
+
+def test_an_unusable_partition_key_is_named_by_every_command_and_removable(cli_env: Path, gpw_dir: Path) -> None:
+    assert _cli("roi", "add", "temesi", str(gpw_dir / "test_patch.geojson")).exit_code == 0
+    _instance(cli_env).add_dynamic_partitions("roi", ["bad|name"])  # what the UI's "Add partition" accepted
+    listed = _cli("roi", "list")
+    assert listed.exit_code == 0, listed.output
+    warnings = [line for line in listed.output.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "'bad|name'" in warnings[0] and "plastics roi remove 'bad|name'" in warnings[0]
+    assert any(line.startswith("temesi\t") for line in listed.output.splitlines())
+    assert any("'bad|name'" in line and "UNUSABLE NAME" in line for line in listed.output.splitlines())
+    other = _cli("roi", "add", "other", str(gpw_dir / "test_patch.geojson"))  # any command that opens the instance
+    assert other.exit_code == 0 and sum(line.startswith("Warning:") for line in other.output.splitlines()) == 1
+    removed = _cli("roi", "remove", "bad|name")
+    assert removed.exit_code == 0 and "removed the roi partition 'bad|name'" in removed.output, removed.output
+    assert sorted(_instance(cli_env).get_dynamic_partitions("roi")) == ["other", "temesi"]
+    clean = _cli("roi", "list")
+    assert "Warning" not in clean.output and "bad|name" not in clean.output
+    again = _cli("roi", "remove", "bad|name")
+    assert again.exit_code == 2 and "is not registered" in again.output
+
+
+def test_roi_list_says_which_rois_have_no_geometry(cli_env: Path, gpw_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLASTICS_ROI_DIR", str(cli_env / "watched"))
+    (cli_env / "watched").mkdir()
+    (cli_env / "watched" / "dropped.geojson").write_bytes((gpw_dir / "test_patch.geojson").read_bytes())
+    assert _cli("roi", "add", "temesi", str(gpw_dir / "test_patch.geojson")).exit_code == 0
+    _instance(cli_env).add_dynamic_partitions("roi", ["clicked", "dropped", "test_patch"])  # UI / sensor added
+    lines = dict(line.split("\t", 1) for line in _cli("roi", "list").output.splitlines() if "\t" in line)
+    assert lines["temesi"] == str(cli_env / "store" / "rois" / "temesi.geojson")
+    assert lines["clicked"].startswith("NO GEOMETRY: its runs fail") and "plastics roi add clicked" in lines["clicked"]
+    assert lines["dropped"].endswith("(watched folder, not in the store)")
+    assert lines["test_patch"].endswith("test_patch.geojson (shared default, not in the store)")
+    assert not any("(shared default)" == v for v in lines.values())

@@ -13,11 +13,20 @@ from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_cont
 
 from plastics_core.geo.periods import Period
 from plastics_core.imagery.synthetic import SyntheticSource
+from plastics_dagster import sensors
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import IMAGERY_LAG_DAYS
 from plastics_dagster.registry import register_roi
 from plastics_dagster.resources import ImagerySourceResource, LaunchResource, StoreResource
 from plastics_dagster.sensors import MAX_IN_FLIGHT, complete_windows, imagery_sensor, roi_sensor
+
+#: the sensors' clock in these tests: a fixed day, so the windows they request do not move with time
+TODAY = dt.date(2024, 6, 15)
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sensors, "today", lambda: TODAY)
 
 
 @pytest.fixture()
@@ -51,7 +60,7 @@ def test_roi_sensor_adds_partition_once(tmp_path: Path, gpw_dir: Path, resources
     assert list(req.partition_keys) == ["temesi"]
     run: Any
     (run,) = res.run_requests
-    latest = complete_windows(dt.date.today())[-1]
+    latest = complete_windows(TODAY)[-1]
     assert run.partition_key.keys_by_dimension == {"roi": "temesi", "window": latest}
     assert run.run_key.startswith(f"temesi|{latest}|") and run.job_name == "detect_job"
     assert not (tmp_path / "store").exists()  # the sensor writes nothing
@@ -81,7 +90,7 @@ def test_imagery_sensor_requests_each_window_once(tmp_path: Path, gpw_dir: Path,
             break
         assert 1 <= len(result.run_requests) <= MAX_IN_FLIGHT
         seen += [r.run_key for r in result.run_requests]
-    wins = complete_windows(dt.date.today())
+    wins = complete_windows(TODAY)
     assert len(seen) == len(set(seen)) == len(wins)
     assert {k.split("|")[1] for k in seen} == set(wins)
     assert cursor and json.loads(cursor)  # done windows are remembered
@@ -92,9 +101,9 @@ def test_imagery_sensor_waits_for_scenes(tmp_path: Path, gpw_dir: Path, resource
     """A window whose partner period has no scenes is not requested."""
     instance = DagsterInstance.ephemeral()
     register_roi(instance, resources["store"].path(), "temesi", gpw_dir / "test_patch.geojson")
-    wins = complete_windows(dt.date.today())
+    wins = complete_windows(TODAY)
     newest = dt.date.fromisoformat(wins[-1])
-    gap = Period(dt.date(newest.year - 1, 1, 1), dt.date.today())  # no imagery for the recent past
+    gap = Period(dt.date(newest.year - 1, 1, 1), TODAY)  # no imagery for the recent past
     monkeypatch.setattr(ImagerySourceResource, "get_source", lambda self: SyntheticSource(empty_periods=[gap]))
     ctx = build_sensor_context(instance=instance, resources=resources)
     result: Any = imagery_sensor(ctx)
@@ -141,7 +150,7 @@ def test_imagery_sensor_skips_done_and_in_flight_partitions(tmp_path: Path, gpw_
 
     instance = DagsterInstance.ephemeral()
     register_roi(instance, resources["store"].path(), "temesi", gpw_dir / "test_patch.geojson")
-    wins = complete_windows(dt.date.today())
+    wins = complete_windows(TODAY)
     instance.report_runless_asset_event(AssetMaterialization("enriched_sites", partition=str(partition_key("temesi", wins[-1]))))
     _running(instance, "temesi", wins[-2])
     ctx = build_sensor_context(instance=instance, resources=resources)
@@ -167,7 +176,7 @@ def test_roi_sensor_never_requests_a_materialized_partition(tmp_path: Path, gpw_
     monkeypatch.setenv("PLASTICS_ROI_DIR", str(rois))
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", ["temesi"])  # registered before; its file is dropped in again
-    latest = complete_windows(dt.date.today())[-1]
+    latest = complete_windows(TODAY)[-1]
     instance.report_runless_asset_event(AssetMaterialization("enriched_sites", partition=str(partition_key("temesi", latest))))
     result: Any = roi_sensor(build_sensor_context(instance=instance, resources=resources))
     assert isinstance(result, SkipReason)
@@ -175,3 +184,20 @@ def test_roi_sensor_never_requests_a_materialized_partition(tmp_path: Path, gpw_
     shutil.copy(gpw_dir / "test_patch.geojson", rois / "other.geojson")  # not materialized: requested
     result = roi_sensor(build_sensor_context(instance=instance, resources=resources))
     assert [r.partition_key for r in result.run_requests] == [partition_key("other", latest)]
+
+
+def test_sensors_skip_partition_keys_no_run_can_use(tmp_path: Path, gpw_dir: Path, resources: dict) -> None:
+    """A ``roi`` key added in the UI or through the API that is not an ROI name (``bad|name``) is
+    never requested; the tick still requests the registered ROI's windows."""
+    instance = DagsterInstance.ephemeral()
+    register_roi(instance, resources["store"].path(), "temesi", gpw_dir / "test_patch.geojson")
+    instance.add_dynamic_partitions("roi", ["bad|name"])
+    result: Any = imagery_sensor(build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(result, SensorResult) and result.run_requests
+    assert {r.partition_key.keys_by_dimension["roi"] for r in result.run_requests} == {"temesi"}
+    rois = tmp_path / "rois"
+    rois.mkdir()
+    (rois / "bad|name.geojson").write_bytes((gpw_dir / "test_patch.geojson").read_bytes())
+    store = StoreResource(location=str(tmp_path / "store"), roi_dir=str(rois))
+    skipped = roi_sensor(build_sensor_context(instance=instance, resources={**resources, "store": store}))
+    assert isinstance(skipped, SkipReason)  # the file is logged and skipped, no partition added

@@ -12,11 +12,11 @@ import pytest
 from affine import Affine
 
 from plastics_core.errors import ParameterError
+from plastics_core.execution import pipeline as P
 from plastics_core.geo.periods import Period, add_months, range_pair_starts, window_pair_starts
 from plastics_core.geo.raster import Raster
 from plastics_core.geo.tiles import box_tile
 from plastics_core.imagery.synthetic import SyntheticSource
-from plastics_core.method import pipeline as P
 from plastics_core.method.window import median_heatmap, tile_patches
 from plastics_core.models.infer import keras_predict
 from plastics_core.models.store import ModelStore

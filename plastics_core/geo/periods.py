@@ -8,9 +8,26 @@ half-open: ``start <= date < end``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from plastics_core.errors import ParameterError
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: what a window looks like, for error messages
+WINDOW_FORM = "YYYY-MM-DD, the first day of a quarter (Jan/Apr/Jul/Oct 1st), e.g. 2021-01-01"
+
+
+def parse_day(text: object, what: str = "window", form: str = WINDOW_FORM) -> dt.date:
+    """The one parser of dates given as text (windows, ``--start``, ``--end``): exactly
+    ``YYYY-MM-DD``, zero-padded ASCII digits (``2021-1-1``, ``20210101`` and ``2021-01-01T00:00``
+    are refused). Raises ParameterError (one line naming ``what``, the text and ``form``)."""
+    if not isinstance(text, str) or not _ISO_DAY.fullmatch(text):
+        raise ParameterError(f"{what} {str(text)[:40]!r} is not a date in the form {form}")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ParameterError(f"{what} {text!r} is not a date (no such day): use the form {form}") from None
 
 
 @dataclass(frozen=True, order=True)

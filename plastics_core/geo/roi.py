@@ -110,18 +110,27 @@ def _check_crs(doc: Any, path: Path) -> None:
 
 
 #: Sentinel-2 acquires land between 56 deg S and 84 deg N; UTM tiles (the tile grid) end at 84 N / 80 S.
-_POLAR_LAT = 84.0
+#: An ROI must lie within these latitudes (degrees, north and south of the equator); the check and its
+#: message use these constants.
+MAX_LAT_N = 84.0
+MAX_LAT_S = 80.0
 
 
 def _check_polar(path: Path, minx: float, miny: float, maxx: float, maxy: float) -> None:
-    """RoiError for an ROI reaching a pole or wrapping round one (spanning 360 deg of longitude)."""
+    """RoiError for an ROI reaching a pole, wrapping round one (spanning 360 deg of longitude), or lying
+    north of :data:`MAX_LAT_N` / south of :data:`MAX_LAT_S`."""
     if not (-90 <= miny and maxy <= 90):
         return  # outside lon/lat range: reported by the caller
-    polar = maxy >= 90 or miny <= -90 or (maxx - minx >= 360 and max(abs(miny), abs(maxy)) > _POLAR_LAT)
-    if polar:
+    keep = f"keep the ROI between {MAX_LAT_S:.0f} deg S and {MAX_LAT_N:.0f} deg N"
+    beyond = maxy > MAX_LAT_N or miny < -MAX_LAT_S
+    if maxy >= 90 or miny <= -90 or (maxx - minx >= 360 and beyond):
         pole = "North" if maxy >= 90 or (maxx - minx >= 360 and abs(maxy) >= abs(miny)) else "South"
         raise RoiError(f"{path} reaches or encircles the {pole} Pole: polar caps are outside Sentinel-2 land "
-                       f"coverage and the UTM tile grid; keep the ROI between 80 deg S and {_POLAR_LAT:.0f} deg N")
+                       f"coverage and the UTM tile grid; {keep}")
+    if maxy > MAX_LAT_N:
+        raise RoiError(f"{path} reaches {maxy:.2f} deg N, beyond the UTM tile grid; {keep}")
+    if miny < -MAX_LAT_S:
+        raise RoiError(f"{path} reaches {-miny:.2f} deg S, beyond the UTM tile grid; {keep}")
 
 
 def read_roi(path: str | Path, max_area_km2: float = MAX_AREA_KM2, force: bool = False) -> Roi:

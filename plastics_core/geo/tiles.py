@@ -25,6 +25,7 @@ northing of its core centre is negative.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -123,14 +124,21 @@ def plan_tiles(
 
     Works offline (the DLTile grid is computed locally).
     """
+    return sorted(iter_tiles(roi_geom_4326, tilesize, pad, resolution), key=lambda t: t.key)
+
+
+def iter_tiles(
+    roi_geom_4326: BaseGeometry,
+    tilesize: int = DEFAULT_TILESIZE,
+    pad: int = DEFAULT_PAD,
+    resolution: float = 10.0,
+) -> Iterator[Tile]:
+    """:func:`plan_tiles`'s tiles one at a time, in the grid's order (a caller with a bound can stop early)."""
     _check_params(tilesize, pad, resolution)
     if roi_geom_4326.is_empty:
         raise RoiError("ROI geometry is empty: give an ROI polygon with a non-zero area")
-    tiles = [
-        _to_tile(dl)
-        for dl in DLTile.iter_from_shape(roi_geom_4326, resolution=resolution, tilesize=tilesize, pad=pad)
-    ]
-    return sorted(tiles, key=lambda t: t.key)
+    for dl in DLTile.iter_from_shape(roi_geom_4326, resolution=resolution, tilesize=tilesize, pad=pad):
+        yield _to_tile(dl)
 
 
 def tile_from_key(key: str) -> Tile:

@@ -46,8 +46,8 @@ from plastics_core.geo.scenes import SceneStack
 from plastics_core.imagery.base import SceneInfo
 from plastics_core.imagery.cloudmask import CloudMaskConfig, ShadowConfig, cloud_and_shadow_mask, cloud_mask
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
-from plastics_core.imagery.retry import RetryPolicy, retry_call
 from plastics_core.imagery.sun import check_angles
+from plastics_core.retry import RetryPolicy, retry_call
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry

@@ -26,7 +26,7 @@ from typing import Any
 
 from plastics_core.errors import ParameterError
 from plastics_core.imagery.earthone import EarthOneUrls, credentials_from_env, make_clients
-from plastics_core.imagery.retry import RetryPolicy, retry_call
+from plastics_core.retry import RetryPolicy, retry_call
 
 log = logging.getLogger(__name__)
 _TERMINAL = ("success", "failure", "timeout", "canceled")

@@ -1,6 +1,6 @@
 """Build an imagery source from a plain spec (kind, path, seed, plant_tpa), without Dagster.
 
-The Dagster ``imagery`` resource and the remote tile job (:mod:`plastics_core.storage.tile_job`, run on an
+The Dagster ``imagery`` resource and the remote tile job (:mod:`plastics_core.execution.tile_job`, run on an
 EarthOne worker from a JSON spec) both build their source here, so the same spec gives the same
 source in either place.
 """

@@ -10,9 +10,12 @@ sea beside a coast) or that no wanted pixel samples (``need``: e.g. pixels the c
 already masked) are never decoded. A read assembles the blocks it needs in memory and warps
 them onto the tile grid exactly as it would warp the source (same pixels, same GDAL warper).
 
-- **Key**: ``<root>/<scene id>/<band key>/r<row>_c<col>.tif`` (ids and keys made file-safe by :func:`path_part`) plus
-  ``meta.json`` (the band's size, CRS, transform, dtype, nodata, blocks, overviews), so a hit
-  opens no source file. A STAC item id names one granule of one acquisition. The cloud mask's
+- **Key**: ``<root>/<granule>/<band key>/r<row>_c<col>.tif`` plus ``meta.json`` (the band's
+  size, CRS, transform, dtype, nodata, blocks, overviews), so a hit opens no source file.
+  ``<granule>`` is :meth:`Granule.folder`: a readable prefix of the item id and a hash of
+  (catalog URL, collection, item id, asset href), never the id alone (catalog ids are untrusted:
+  two items with one id, ``..``, a 300-character id each get their own bounded folder); band
+  keys are made file-safe by :func:`path_part`. The cloud mask's
   coarse reads (:meth:`GranuleCache.read_coarse`) are blocks of a JPEG 2000 resolution level,
   under ``<band key>.L<level>``.
 - **Blocks**: tiled GeoTIFF files (:mod:`.granule_files`), georeferenced.
@@ -38,9 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -57,11 +58,13 @@ from plastics_core.errors import ParameterError
 from plastics_core.imagery.granule_blocks import BandMeta, Grid, needed_blocks
 from plastics_core.imagery.granule_claim import claim_marker, release, try_claim, wait_for
 from plastics_core.imagery.granule_files import block_bytes, paste_block
+from plastics_core.imagery.granule_key import Granule, path_part
 from plastics_core.imagery.local import read_on_grid
-from plastics_core.imagery.timing import StageTimer
 from plastics_core.storage.store import atomic_write, is_local, s3_call, store_path
+from plastics_core.timing import StageTimer
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+__all__ = ["USED_SUFFIX", "Granule", "GranuleCache", "path_part"]
+
 #: threads of one process never fill one block twice: one of these locks per block (by hash)
 _LOCKS = tuple(threading.Lock() for _ in range(64))
 _METAS_GUARD = threading.Lock()
@@ -69,16 +72,6 @@ _METAS_GUARD = threading.Lock()
 _METAS: dict[str, BandMeta] = {}
 _METAS_MAX = 4096
 USED_SUFFIX = ".used"
-
-
-def path_part(text: str) -> str:
-    """A catalog id or band key as one folder name inside the cache root: unchanged when it is
-    already safe (letters, digits, ``._-``, no leading or trailing dot); else its safe characters
-    plus a hash of the original, so no id climbs out of the root (``..``) or shares another's folder."""
-    clean = _UNSAFE.sub("_", text).strip(".")
-    if clean and clean == text:
-        return clean
-    return f"{clean or '_'}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def _lock(key: str) -> threading.Lock:
@@ -108,15 +101,16 @@ class GranuleCache:
         self._written = self._check_every  # the first write checks the bound
         self._touched: set[str] = set()
 
-    def band_dir(self, scene_id: str, key: str) -> UPath:
-        """The folder of ``scene_id``'s band ``key``."""
-        return self._root / path_part(scene_id) / path_part(key)
+    def band_dir(self, scene_id: Granule | str, key: str) -> UPath:
+        """The folder of granule ``scene_id``'s band ``key``: ``<root>/<Granule.folder()>/<key>``."""
+        granule = scene_id if isinstance(scene_id, Granule) else Granule(item_id=str(scene_id))
+        return self._root / granule.folder() / path_part(key)
 
-    def block_path(self, scene_id: str, key: str, row: int, col: int) -> UPath:
+    def block_path(self, scene_id: Granule | str, key: str, row: int, col: int) -> UPath:
         """Where block (``row``, ``col``) of ``scene_id``'s band ``key`` lives."""
         return self.band_dir(scene_id, key) / f"r{row}_c{col}.tif"
 
-    def read_coarse(self, scene_id: str, key: str, open_source: Callable[..., Any], grid: Grid,
+    def read_coarse(self, scene_id: Granule | str, key: str, open_source: Callable[..., Any], grid: Grid,
                     resampling: Resampling = Resampling.nearest, nodata: float | None = 0) -> np.ndarray:
         """Like :meth:`read`, from the source's overview (JPEG 2000 resolution level) nearest
         below the grid's resolution (full resolution when none is), cached as blocks of that
@@ -130,7 +124,7 @@ class GranuleCache:
         return self.read(scene_id, f"{key}.L{level}", lambda: open_source(overview_level=level), grid, resampling,
                          nodata, min_block=4 * self.min_block)
 
-    def read(self, scene_id: str, key: str, open_source: Callable[[], Any], grid: Grid,
+    def read(self, scene_id: Granule | str, key: str, open_source: Callable[[], Any], grid: Grid,
              resampling: Resampling = Resampling.nearest, nodata: float | None = 0,
              need: np.ndarray | None = None, min_block: int | None = None) -> np.ndarray:
         """Band ``key`` of ``scene_id`` warped onto ``grid``: (rows, cols) in the band's dtype,
@@ -168,7 +162,7 @@ class GranuleCache:
                                                nodata=nodata)[0]
         return out
 
-    def _meta(self, scene_id: str, key: str, source: Callable[[], Any], min_block: int | None = None) -> BandMeta:
+    def _meta(self, scene_id: Granule | str, key: str, source: Callable[[], Any], min_block: int | None = None) -> BandMeta:
         path = self.band_dir(scene_id, key) / "meta.json"
         name = str(path)
         with _METAS_GUARD:

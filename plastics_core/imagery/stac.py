@@ -43,7 +43,7 @@ in :mod:`.stac_read`; this module mosaics, masks and stacks.
   ``AWS_REQUEST_PAYER=requester`` (set by this module via ``rasterio.Env``); the requester
   pays the egress.
 - Faults: catalog requests and raster reads are retried on transient errors (HTTP 429/5xx,
-  timeouts) per :class:`~plastics_core.imagery.retry.RetryPolicy`; then ImageryError.
+  timeouts) per :class:`~plastics_core.retry.RetryPolicy`; then ImageryError.
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ from plastics_core.imagery.cloudmask import (
 )
 from plastics_core.imagery.granule_blocks import Grid
 from plastics_core.imagery.harmonize import harmonize_dn, needs_offset_removal, solar_day
-from plastics_core.imagery.retry import redact
 from plastics_core.imagery.stac_catalog import (
     cloud_cover,
     fetch_items,
@@ -87,8 +86,9 @@ from plastics_core.imagery.stac_config import (
     StacConfig,
     planetary_computer_l2a,
 )
-from plastics_core.imagery.stac_read import gdal_env, read_asset
-from plastics_core.imagery.timing import StageTimer
+from plastics_core.imagery.stac_read import checked_href, gdal_env, read_asset
+from plastics_core.redact import redact_url, remember
+from plastics_core.timing import StageTimer
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -119,16 +119,26 @@ class StacSource:
 
     def __init__(self, config: StacConfig | None = None, **overrides: Any) -> None:
         self.config = replace(config or StacConfig(), **overrides)
-        self.name = f"stac:{redact(self.config.url)}#{self.config.collection}"
+        remember(self.config.url)  # its token is scrubbed even where the catalog echoes it
+        self.name = f"stac:{redact_url(self.config.url)}#{self.config.collection}"
         self.timer = StageTimer()
 
     # -- catalog -------------------------------------------------------------------------
     def items(self, geometry_4326: BaseGeometry, period: Period) -> list[dict[str, Any]]:
         """Raw STAC item dicts intersecting the geometry whose solar day is in ``period`` and
-        whose ``eo:cloud_cover`` <= max, sorted by datetime."""
+        whose ``eo:cloud_cover`` <= max, sorted by datetime; ImageryError (one line, naming the
+        item) when an asset the source reads has an href over a scheme it does not allow. Items
+        sharing an id stay distinct (the granule cache keys them by href too)."""
         with self.timer("catalog"):
             raw = fetch_items(self.config, geometry_4326, period)
-        return filter_items(raw, self.config, geometry_4326, period)
+        kept = filter_items(raw, self.config, geometry_4326, period)
+        cfg = self.config
+        keys = [*cfg.asset_keys, *(k for k in (cfg.cirrus_key, cfg.mask_asset, cfg.scl_asset) if k)]
+        for item in kept:  # before any pixel is read: every href over a scheme this source allows
+            for key in keys:
+                if key in item.get("assets", {}):
+                    checked_href(cfg, item, key)
+        return kept
 
     def search(self, geometry_4326: BaseGeometry, period: Period) -> list[SceneInfo]:
         """One SceneInfo per item (date = solar day at the geometry's centroid)."""

@@ -2,7 +2,7 @@
 
 pystac-client POST ``/search`` (collection, geometry, date range widened by a day,
 ``query={"eo:cloud_cover": {"lte": max_cloud_cover}}``), retried on transient errors per the
-config's :class:`~plastics_core.imagery.retry.RetryPolicy`; then filtered again client-side
+config's :class:`~plastics_core.retry.RetryPolicy`; then filtered again client-side
 (cloud cover, solar day inside the half-open period, footprint) and sorted by acquisition time.
 :func:`footprint_coverage`: the share of a tile that a day's footprints cover (``min_coverage``).
 """
@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from shapely.geometry import mapping, shape
 
-from plastics_core.errors import ImageryError
+from plastics_core.errors import ImageryError, PlasticsError
 from plastics_core.imagery.harmonize import solar_day
-from plastics_core.imagery.retry import retry_call
 from plastics_core.imagery.stac_config import StacConfig
+from plastics_core.redact import redact, redacted_cause
+from plastics_core.retry import retry_call
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -44,7 +45,17 @@ def fetch_items(cfg: StacConfig, geometry_4326: BaseGeometry, period: Period) ->
         )
         return list(search.items_as_dicts())
 
-    return retry_call(fetch, what=f"STAC search {cfg.url} ({cfg.collection})", policy=cfg.retry)
+    what = f"STAC search {redact(cfg.url)} ({cfg.collection})"
+    try:
+        return retry_call(fetch, what=what, policy=cfg.retry)
+    except PlasticsError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a refusal (401, 404, bad JSON): one line, no URL secret
+        text = redact(" ".join(str(err).split()))[:200] or type(err).__name__
+        status = getattr(err, "status_code", None)
+        text = f"HTTP {status} {text}" if isinstance(status, int) and str(status) not in text else text
+        raise ImageryError(f"{what} failed ({type(err).__name__}: {text}): check the catalog URL, collection "
+                           "and credentials") from redacted_cause(err)
 
 
 def filter_items(raw: list[dict[str, Any]], cfg: StacConfig, geometry_4326: BaseGeometry,

@@ -16,7 +16,7 @@ from plastics_core.geo.bands import BAND_NAMES, STAC_ASSET_KEYS
 from plastics_core.imagery.cloudmask import CloudMaskConfig
 from plastics_core.imagery.granule_cache import GranuleCache
 from plastics_core.imagery.local import resampling_for
-from plastics_core.imagery.retry import RetryPolicy
+from plastics_core.retry import RetryPolicy
 
 EARTH_SEARCH_V1 = "https://earth-search.aws.element84.com/v1"
 PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1"
@@ -37,7 +37,10 @@ class StacConfig:
     detection workflow of late 2021 read every scene (100 / 0); its 2022 download used 30 / 0.9.
     ``granule_cache``: decode each block of a granule band once, when a tile first needs it
     (None: read windows of the source files per tile). ``cloud_mask_resolution``: metres of the s2cloudless grid
-    (None: the tile's resolution).
+    (None: the tile's resolution). ``asset_schemes``: the href schemes assets may be read over
+    (catalog answers are untrusted); None: ``https``, ``http`` and ``s3`` for a catalog at an
+    ``http(s)`` URL, plus ``file`` (local paths and ``file://``) for a local catalog. Anything
+    else (a ``file://`` href from a remote catalog, a GDAL ``/vsi...`` path) is refused in one line.
     """
 
     url: str = EARTH_SEARCH_V1
@@ -59,6 +62,7 @@ class StacConfig:
     href_modifier: Callable[[str], str] | None = None
     granule_cache: GranuleCache | None = None
     cloud_mask_resolution: float | None = 60.0
+    asset_schemes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.asset_keys) != len(BAND_NAMES):
@@ -70,6 +74,15 @@ class StacConfig:
         resampling_for(self.resampling)
         if self.cloud_mask_resolution is not None and self.cloud_mask_resolution <= 0:
             raise ParameterError(f"cloud_mask_resolution {self.cloud_mask_resolution} must be > 0 m (or None)")
+        if self.asset_schemes is not None and not all(s and s == s.lower() for s in self.asset_schemes):
+            raise ParameterError(f"asset_schemes {self.asset_schemes!r}: give lower-case schemes such as https, s3, file")
+
+    def allowed_schemes(self) -> frozenset[str]:
+        """The href schemes assets may be read over (see ``asset_schemes``)."""
+        if self.asset_schemes is not None:
+            return frozenset(self.asset_schemes)
+        remote = self.url.split("://", 1)[0].lower() in ("http", "https") if "://" in self.url else False
+        return frozenset(("https", "http", "s3") if remote else ("https", "http", "s3", "file"))
 
 
 def planetary_computer_l2a(**overrides: Any) -> StacConfig:

@@ -15,9 +15,11 @@ import rasterio
 
 from plastics_core.errors import ImageryError
 from plastics_core.imagery.granule_blocks import Grid, coarsest_level
+from plastics_core.imagery.granule_key import Granule
 from plastics_core.imagery.local import read_on_grid, resampling_for
-from plastics_core.imagery.retry import redact, retry_call
 from plastics_core.imagery.stac_config import StacConfig
+from plastics_core.redact import redact, redact_url, redacted_cause
+from plastics_core.retry import retry_call
 
 
 def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
@@ -28,15 +30,10 @@ def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
     pixels, so a cloud mask computed from it does not depend on what is cached). ``need`` ((rows, cols) bool, granule cache only): the
     pixels wanted; blocks of the granule that no wanted pixel samples are not decoded and read
     as ``nodata`` (0 when None)."""
-    asset = item.get("assets", {}).get(key)
-    if asset is None or "href" not in asset:
-        raise ImageryError(
-            f"STAC item {item.get('id')} has no asset {key!r}: check the collection ({cfg.collection}) "
-            "and asset_keys"
-        )
-    href = str(asset["href"])
-    if cfg.href_modifier is not None:
-        href = cfg.href_modifier(href)
+    catalog_href = checked_href(cfg, item, key)
+    href = cfg.href_modifier(catalog_href) if cfg.href_modifier is not None else catalog_href
+    granule = Granule(item_id=str(item.get("id")), href=catalog_href, catalog=redact_url(cfg.url),
+                      collection=cfg.collection)
     crs, transform, shape = grid
     cache = cfg.granule_cache
 
@@ -45,11 +42,10 @@ def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
     def read() -> np.ndarray:
         band: np.ndarray
         if cache is not None:
-            scene_id = str(item.get("id"))
             if coarse:
-                band = cache.read_coarse(scene_id, key, lambda **kw: rasterio.open(href, **kw), grid, resampling, nodata)
+                band = cache.read_coarse(granule, key, lambda **kw: rasterio.open(href, **kw), grid, resampling, nodata)
             else:
-                band = cache.read(scene_id, key, lambda: rasterio.open(href), grid, resampling, nodata, need)
+                band = cache.read(granule, key, lambda: rasterio.open(href), grid, resampling, nodata, need)
             return band
         with rasterio.open(href) as src:
             level = overview_level(src, abs(transform.a)) if coarse else None
@@ -66,7 +62,40 @@ def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
         raise ImageryError(
             f"cannot read asset {key} of {item.get('id')} ({redact(str(err).splitlines()[0])[:160]}): "
             "for s3:// assets set AWS credentials (requester-pays)"
-        ) from err
+        ) from redacted_cause(err)
+
+
+def href_scheme(href: str) -> str:
+    """The scheme an href is read over: its URL scheme (lower case); ``file`` for a local path;
+    ``gdal`` for a GDAL virtual path (``/vsicurl/...``, ``/vsis3/...``)."""
+    if href.startswith("/vsi"):
+        return "gdal"
+    if "://" in href:
+        return href.split("://", 1)[0].lower()
+    scheme = href.split(":", 1)[0] if ":" in href else ""
+    return "file" if not scheme or "/" in scheme or "\\" in scheme else scheme.lower()
+
+
+def checked_href(cfg: StacConfig, item: dict[str, Any], key: str) -> str:
+    """Asset ``key``'s href as the catalog gave it; ImageryError (one line, naming the item) when it
+    has none or its scheme is not one the source allows (:meth:`StacConfig.allowed_schemes`)."""
+    asset = item.get("assets", {}).get(key)
+    if not isinstance(asset, dict) or not isinstance(asset.get("href"), str) or not asset["href"]:
+        raise ImageryError(
+            f"STAC item {item.get('id')} has no asset {key!r}: check the collection ({cfg.collection}) "
+            "and asset_keys"
+        )
+    href = str(asset["href"])
+    scheme, allowed = href_scheme(href), cfg.allowed_schemes()
+    if scheme not in allowed:
+        shown = redact(href)
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
+        raise ImageryError(
+            f"STAC item {str(item.get('id'))[:120]!r} asset {key} has an href over {scheme!r} ({shown}): this source "
+            f"reads assets over {', '.join(sorted(allowed))} only; the catalog is not trusted for it (allow it "
+            "with StacConfig.asset_schemes)"
+        )
+    return href
 
 
 def overview_level(src: Any, resolution: float) -> int | None:

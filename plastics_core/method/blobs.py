@@ -4,7 +4,7 @@ The heatmap band (float32 waste probability in [0, 1], NaN = masked) is threshol
 (values below ``pred_threshold`` and NaN -> 0) and passed to
 ``skimage.feature.blob_doh(img, min_sigma, max_sigma, threshold=area_threshold)``.
 
-Sparse processing (issue 6): a thresholded heatmap is mostly zero and the DoH response
+Sparse processing: a thresholded heatmap is mostly zero and the DoH response
 of a zero neighbourhood is exactly zero, so only regions around non-zero pixels are run.
 The raster is split into ``_BLOCK`` x ``_BLOCK`` px blocks; occupied blocks are dilated by
 ``_halo_px`` (2 DoH filter reaches + peak footprint + the blob-pruning distance) and
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+from affine import Affine
 from pyproj import Transformer
 from scipy import ndimage
 from skimage.feature import blob_doh
@@ -55,6 +56,9 @@ class BlobParams:
       or 100 alike (tests/test_blobs.py). A lone speckle pixel gives ~4e-4 and is rejected.
     - ``patch_threshold``: patch-classifier mean a candidate's patch must exceed (used by
       :func:`plastics_core.method.candidates.select_candidates`).
+    - ``grid``: ``native`` runs DoH on the heatmap's own (UTM) grid and places a blob at its
+      pixel's centre; ``wgs84`` is GPW's: the band reprojected to EPSG:4326 (nearest
+      neighbour, :func:`wgs84_band`) and the blob at its pixel's upper-left corner.
     """
 
     pred_threshold: float = 0.6
@@ -62,8 +66,11 @@ class BlobParams:
     max_sigma: float = 20.0
     area_threshold: float = 0.008
     patch_threshold: float = 0.3
+    grid: str = "native"
 
     def __post_init__(self) -> None:
+        if self.grid not in ("native", "wgs84"):
+            raise ParameterError(f"blob grid {self.grid!r} is unknown: use native or wgs84")
         for field_name in ("pred_threshold", "area_threshold", "patch_threshold"):
             value = getattr(self, field_name)
             if not (0.0 <= value <= 1.0):
@@ -218,20 +225,22 @@ def detect_blobs(
     """Blobs of one heatmap band -> Point GeoDataFrame, EPSG:4326.
 
     Columns: ``name`` (``<name_prefix>_<k>``, k = 1.. in (row, col) order), ``lon``/``lat``
-    (pixel centre, degrees), ``sigma`` (px), ``score`` (heatmap value at the centre pixel),
-    ``row``/``col`` (pixel indices in the heatmap). ``overlap`` defaults to ceil(3 * max_sigma).
+    (pixel centre, degrees; the pixel's corner on the ``wgs84`` grid), ``sigma`` (px), ``score``
+    (heatmap value at the pixel), ``row``/``col`` (pixel indices in the heatmap, or in its
+    EPSG:4326 reprojection on the ``wgs84`` grid). ``overlap`` defaults to ceil(3 * max_sigma).
     """
     params = params or BlobParams()
-    values = heatmap.data[_band_index(heatmap, band)]
+    values, t, crs, at = heatmap.data[_band_index(heatmap, band)], heatmap.transform, heatmap.crs, 0.5
+    if params.grid == "wgs84":
+        (values, t), crs, at = wgs84_band(heatmap, _band_index(heatmap, band)), "EPSG:4326", 0.0
     img = threshold_heatmap(values, params.pred_threshold)
     found = find_blobs(img, params, window=window, overlap=overlap)
     if not len(found):
         return empty_blobs()
     rows, cols = found[:, 0].astype(int), found[:, 1].astype(int)
-    t = heatmap.transform
-    xs = t.a * (cols + 0.5) + t.b * (rows + 0.5) + t.c
-    ys = t.d * (cols + 0.5) + t.e * (rows + 0.5) + t.f
-    to4326 = Transformer.from_crs(heatmap.crs, "EPSG:4326", always_xy=True)
+    xs = t.a * (cols + at) + t.b * (rows + at) + t.c
+    ys = t.d * (cols + at) + t.e * (rows + at) + t.f
+    to4326 = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     lon, lat = to4326.transform(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
     data = {
         "name": [f"{name_prefix}_{k}" for k in range(1, len(found) + 1)],
@@ -243,3 +252,21 @@ def detect_blobs(
         "col": cols,
     }
     return gpd.GeoDataFrame(data, geometry=gpd.points_from_xy(data["lon"], data["lat"]), crs="EPSG:4326")
+
+
+def wgs84_band(heatmap: Raster, index: int) -> tuple[np.ndarray, Affine]:
+    """Band ``index`` of ``heatmap`` reprojected to EPSG:4326 -> ((y, x) float32, NaN outside or
+    masked; its transform), nearest neighbour on the grid rasterio's ``calculate_default_transform``
+    picks (about the source resolution): GPW's ``dl.Raster().raster(..., srs='WGS84')``."""
+    from rasterio.transform import array_bounds
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    src = np.asarray(heatmap.data[index], dtype=np.float32)
+    h, w = src.shape
+    west, south, east, north = array_bounds(h, w, heatmap.transform)
+    dst_transform, dw, dh = calculate_default_transform(heatmap.crs, "EPSG:4326", w, h,
+                                                        west, south, east, north)
+    dst = np.full((int(dh), int(dw)), np.nan, dtype=np.float32)
+    reproject(src, dst, src_transform=heatmap.transform, src_crs=heatmap.crs, dst_transform=dst_transform,
+              dst_crs="EPSG:4326", resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
+    return dst, dst_transform

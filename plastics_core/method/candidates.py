@@ -179,11 +179,80 @@ def merge_points(points_gdf: gpd.GeoDataFrame, radius_deg: float = 0.005) -> gpd
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["lon"], df["lat"]), crs="EPSG:4326")
 
 
+def gpw_merge_groups(coords: np.ndarray, radius: float) -> list[tuple[int, ...]]:
+    """GPW's ``merge_similar_sites``: (n, 2) float degrees -> member index groups (sorted tuples).
+
+    Each point first gathers the points within ``radius`` (inclusive) of it and moves to their
+    mean; then, round after round, every moved position gathers the ORIGINAL points within
+    ``radius`` of it, identical groups collapse into one and each group moves to its members'
+    mean, until a round keeps the number of groups. Groups are not chained: points 0.004 deg
+    apart in a row stay three groups at radius 0.005 ({0, 1}, {0, 1, 2}, {1, 2}), and a point
+    can belong to several groups. Groups are returned in sorted order (GPW's came from a set).
+    """
+    n = len(coords)
+    if n == 0:
+        return []
+    tree = cKDTree(coords)
+
+    def gather(positions: np.ndarray) -> list[tuple[int, ...]]:
+        return [tuple(sorted(int(i) for i in found)) for found in tree.query_ball_point(positions, radius)]
+
+    groups = gather(coords)
+    count = n
+    while True:
+        positions = np.array([coords[list(g)].mean(axis=0) for g in groups])
+        # a group's mean lies in its members' hull, within radius of one of them: no group is empty
+        groups = sorted(set(gather(positions)))
+        if len(groups) == count:
+            return groups
+        count = len(groups)
+
+
+def merge_points_gpw(points_gdf: gpd.GeoDataFrame, radius_deg: float = 0.005) -> gpd.GeoDataFrame:
+    """:func:`merge_points`' columns from GPW's merge (:func:`gpw_merge_groups`): one row per group,
+    ``lon``/``lat`` the mean of its members, ``members`` joined by ``;``. Groups may share members,
+    so ``name`` is the group's first member name (natural order) with ``.2``, ``.3`` ... appended
+    to the second and later groups that start with the same name."""
+    if radius_deg < 0:
+        raise ParameterError(f"merge radius {radius_deg} deg is negative; pass radius_deg >= 0")
+    if points_gdf is None or len(points_gdf) == 0:
+        return _empty(MERGED_COLUMNS)
+    coords = _lonlat(points_gdf)
+    n = len(coords)
+    default_names = [f"point_{i}" for i in range(n)]
+    names = points_gdf["name"].astype(str).tolist() if "name" in points_gdf else default_names
+    scores = points_gdf["score"].to_numpy(dtype=float) if "score" in points_gdf else np.full(n, np.nan)
+    rows = []
+    for group in gpw_merge_groups(coords, radius_deg):
+        idx = list(group)
+        members = sorted((names[i] for i in idx), key=_natural_key)
+        lon, lat = coords[idx].mean(axis=0) if len(idx) > 1 else coords[idx[0]]
+        with np.errstate(invalid="ignore"):
+            best = float(np.fmax.reduce(scores[idx]))
+        rows.append({"name": members[0], "lon": float(lon), "lat": float(lat), "score": best,
+                     "n_merged": len(idx), "members": ";".join(members)})
+    rows.sort(key=lambda r: (_natural_key(str(r["name"])), str(r["members"])))
+    seen: dict[str, int] = {}
+    for r in rows:
+        first = str(r["name"])
+        seen[first] = seen.get(first, 0) + 1
+        if seen[first] > 1:
+            r["name"] = f"{first}.{seen[first]}"
+    df = pd.DataFrame(rows, columns=MERGED_COLUMNS)
+    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["lon"], df["lat"]), crs="EPSG:4326")
+
+
+#: The candidate merges by name: ``chain`` joins points transitively (:func:`merge_points`),
+#: ``gpw`` is GPW's running-mean gather without chaining (:func:`merge_points_gpw`).
+MERGES = {"chain": merge_points, "gpw": merge_points_gpw}
+
+
 def select_candidates(
     blobs: gpd.GeoDataFrame,
     patches: gpd.GeoDataFrame,
     patch_threshold: float = 0.3,
     merge_radius: float = 0.005,
+    merge: str = "chain",
 ) -> gpd.GeoDataFrame:
     """Candidate sites: merged blob points lying in a patch whose ``mean`` > ``patch_threshold``.
 
@@ -191,13 +260,16 @@ def select_candidates(
     ``patches``: polygons with a ``mean`` column (patch-classifier mean over pairs). Points are
     merged first (:func:`merge_points`, ``merge_radius`` deg), then a merged point is kept when
     it intersects (boundary included) at least one patch with mean strictly above the threshold.
+    ``merge``: ``chain`` (:func:`merge_points`) or ``gpw`` (:func:`merge_points_gpw`).
     Output: the merged columns plus ``patch_mean`` (max mean of those patches), EPSG:4326,
     sorted by name. Empty inputs give an empty frame with these columns.
     """
     if not 0.0 <= patch_threshold <= 1.0:
         raise ParameterError(f"patch_threshold={patch_threshold} is outside [0, 1]; pass a value in [0, 1]")
     columns = [*MERGED_COLUMNS, "patch_mean"]
-    merged = merge_points(blobs, merge_radius)
+    if merge not in MERGES:
+        raise ParameterError(f"unknown merge {merge!r}: use one of {', '.join(MERGES)}")
+    merged = MERGES[merge](blobs, merge_radius)
     if len(merged) == 0 or patches is None or len(patches) == 0:
         return _empty(columns)
     if "mean" not in patches:

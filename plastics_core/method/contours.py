@@ -1,12 +1,16 @@
-"""Site contours: per monthly pair, the outline of a candidate site from ensemble predictions.
+"""Site contours: per monthly frame, the outline of a candidate site from ensemble predictions.
 
-Method (GPW's ``GenerateContoursForSite`` / ``generate_contours`` in ``detect/workflows/detect_luigi.py``):
-ensemble-median waste probability per monthly pair; values < 0.5 -> 0; a TRAILING rolling median
-over 8 frames (frame i uses frames i-7..i; the first frames see a front padding of the mean of
-the first 7 frames, as GPW's ``pad_preds``), thresholded at 0.1, masks each frame (suppresses
-one-off flickers); frames more than 10 % masked are skipped; the masked frame is upsampled x4
-(cubic spline, as GPW's bicubic resize), Gaussian-blurred (GPW's 33 px kernel: sigma 5.3 upsampled
-px), thresholded at 0.2 and traced into polygons with holes (``rasterio.features.shapes``);
+Method (the paper's site footprint monitoring; GPW's ``generate_contours`` in
+``detect/workflows/detect_luigi.py``): ensemble-median waste probability per monthly frame
+(the frames' composites: :func:`plastics_core.method.recipes.contour_recipe`); values < 0.5 -> 0;
+a rolling median over 8 frames, thresholded at 0.1, masks each frame (suppresses one-off
+flickers). The window is ``following`` (the paper: frame i uses frames i..i+7, the last frames
+see a back padding of the mean of the last 7 frames) or ``trailing`` (GPW's code: frames i-7..i,
+front padding of the mean of the first 7 frames, GPW's ``pad_preds``); frames at least 10 %
+masked are skipped (``max_masked``; ``None`` never skips, as GPW's code in effect); the masked
+frame is upsampled x4 (cubic spline, where GPW used PIL's bicubic resize), Gaussian-blurred with
+GPW's 33 px kernel and sigma 4 upsampled px (``cv2.GaussianBlur(img, (33, 33), 4)``, reflect-101
+borders), thresholded at 0.2 and traced into polygons with holes (``rasterio.features.shapes``);
 polygons of 160 upsampled px² or less (GPW's ``40 * SCALE``) are dropped; then reprojected to
 EPSG:4326. Areas are computed in the equal-area EPSG:6933 CRS (GPW's EPSG:3395 overstates area
 by the Mercator scale factor: ~2 % at 8 deg S, 2x at 46 deg N). This module never imports
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Literal
 
 import geopandas as gpd
 import numpy as np
@@ -52,16 +57,30 @@ def candidate_boxes(candidates: gpd.GeoDataFrame, rect_width: float = 0.008) -> 
     return gpd.GeoDataFrame(out, geometry=geoms, crs="EPSG:4326")
 
 
-#: GPW's blur: cv2.GaussianBlur with a (8 * 4 + 1)-px kernel -> sigma 0.3 * ((33 - 1) / 2 - 1) + 0.8.
-GPW_BLUR_SIGMA = 0.3 * ((8 * 4 + 1 - 1) * 0.5 - 1) + 0.8
+#: GPW's blur sigma, upsampled px: ``cv2.GaussianBlur(img, (33, 33), cv2.BORDER_DEFAULT)`` passes
+#: ``BORDER_DEFAULT`` (= 4) as sigmaX, so the 33 px kernel has sigma 4 (not the 5.3 that sigma 0
+#: would derive from the kernel size).
+GPW_BLUR_SIGMA = 4.0
+#: GPW's blur kernel radius at x4 upsampling, upsampled px (a 33 px kernel).
+GPW_BLUR_RADIUS = 16
+MaskAlign = Literal["following", "trailing"]
 #: GPW's minimum contour area: 40 * SCALE upsampled px² (SCALE = 4).
 GPW_MIN_AREA_PX = 160.0
 
 
-def rolling_masks(f: np.ndarray, mask_window: int = 8, mask_threshold: float = 0.1) -> np.ndarray:
-    """(n, y, x) floored probabilities (NaN = masked) -> (n, y, x) bool: the median of frames
-    i - w + 1 .. i (front-padded with the mean of the first w - 1 frames, GPW's ``pad_preds``;
-    w = min(mask_window, n)) exceeds ``mask_threshold``. NaN counts as 0 (no evidence)."""
+def rolling_masks(f: np.ndarray, mask_window: int = 8, mask_threshold: float = 0.1,
+                  align: MaskAlign = "following") -> np.ndarray:
+    """(n, y, x) floored probabilities (NaN = masked) -> (n, y, x) bool: the median of a window
+    of w = min(mask_window, n) frames exceeds ``mask_threshold``. NaN counts as 0 (no evidence).
+
+    ``trailing`` (GPW's code): frames i - w + 1 .. i, front-padded with the mean of the first
+    w - 1 frames (GPW's ``pad_preds``). ``following`` (the paper): frames i .. i + w - 1,
+    back-padded with the mean of the last w - 1 frames: the trailing window reversed in time.
+    """
+    if align == "following":
+        return rolling_masks(f[::-1], mask_window, mask_threshold, "trailing")[::-1]
+    if align != "trailing":
+        raise ParameterError(f"mask align {align!r} is unknown: use following or trailing")
     n = f.shape[0]
     w = min(mask_window, n)
     g = np.nan_to_num(f, nan=0.0)
@@ -78,12 +97,14 @@ def contour_masks(
     upsample: int = 4,
     blur_sigma: float = GPW_BLUR_SIGMA,
     contour_threshold: float = 0.2,
-    max_masked: float = 0.1,
+    max_masked: float | None = 0.1,
+    mask_align: MaskAlign = "following",
 ) -> np.ndarray:
     """(n_frames, y, x) float probabilities (NaN = masked) -> (n_frames, y*up, x*up) bool site masks.
 
-    ``blur_sigma`` is in upsampled pixels; frames with a masked (NaN) fraction of ``max_masked``
-    or more give an empty mask (GPW skipped them).
+    ``blur_sigma`` is in upsampled pixels (kernel radius ``GPW_BLUR_RADIUS * upsample / 4``);
+    frames with a masked (NaN) fraction of ``max_masked`` or more give an empty mask (``None``:
+    no frame is skipped); ``mask_align``: see :func:`rolling_masks`.
     """
     if frames.ndim != 3:
         raise ParameterError(f"frames must be (n_frames, y, x), got shape {frames.shape}")
@@ -92,16 +113,26 @@ def contour_masks(
     f = np.asarray(frames, dtype=np.float32).copy()
     f[f < pred_floor] = 0.0  # NaN stays NaN (masked: no evidence)
     out = np.zeros((f.shape[0], f.shape[1] * upsample, f.shape[2] * upsample), dtype=bool)
-    keep = rolling_masks(f, mask_window, mask_threshold)
-    truncate = 16.0 * upsample / 4 / blur_sigma if blur_sigma > 0 else 4.0  # GPW's kernel radius
+    keep = rolling_masks(f, mask_window, mask_threshold, mask_align)
     for i in range(f.shape[0]):
-        if np.isnan(f[i]).mean() >= max_masked:
+        if max_masked is not None and np.isnan(f[i]).mean() >= max_masked:
             continue
         masked = np.where(keep[i], np.nan_to_num(f[i], nan=0.0), 0.0)
         if not masked.any():
             continue
         up = np.clip(ndimage.zoom(masked, upsample, order=3, mode="nearest", grid_mode=True), 0.0, 1.0)
-        out[i] = ndimage.gaussian_filter(up, blur_sigma, truncate=truncate) > contour_threshold
+        out[i] = gpw_blur(up, blur_sigma, GPW_BLUR_RADIUS * upsample // 4) > contour_threshold
+    return out
+
+
+def gpw_blur(img: np.ndarray, sigma: float = GPW_BLUR_SIGMA, radius: int = GPW_BLUR_RADIUS) -> np.ndarray:
+    """(y, x) float image -> the same blurred with a normalized (2 * radius + 1)-tap Gaussian of
+    ``sigma`` px along each axis, borders reflected without repeating the edge pixel (OpenCV's
+    ``BORDER_REFLECT_101``): GPW's ``cv2.GaussianBlur(img, (33, 33), 4)`` at the defaults."""
+    if sigma <= 0:
+        return np.asarray(img, dtype=np.float64)
+    values = np.asarray(img, dtype=np.float64)
+    out: np.ndarray = ndimage.gaussian_filter(values, sigma, mode="mirror", radius=radius)
     return out
 
 
@@ -137,6 +168,8 @@ def site_contours(
     mask_window: int = 8,
     mask_threshold: float = 0.1,
     contour_threshold: float = 0.2,
+    max_masked: float | None = 0.1,
+    mask_align: MaskAlign = "following",
 ) -> gpd.GeoDataFrame:
     """Contours of one site over time -> (Multi)Polygon GeoDataFrame, EPSG:4326.
 
@@ -151,7 +184,8 @@ def site_contours(
             f"frames shape {frames.shape} and {len(dates)} dates disagree; pass one date per frame"
         )
     masks = contour_masks(
-        frames, pred_floor, mask_window, mask_threshold, upsample, blur_sigma, contour_threshold
+        frames, pred_floor, mask_window, mask_threshold, upsample, blur_sigma, contour_threshold,
+        max_masked, mask_align,
     )
     up_transform = transform @ Affine.scale(1.0 / upsample)
     rows: list[dict[str, object]] = []

@@ -26,7 +26,7 @@ import pandas as pd
 from plastics_core import __version__
 from plastics_core.errors import ParameterError
 
-GeocodeStatus = Literal["ok", "unavailable", "not_found", "cached"]
+GeocodeStatus = Literal["ok", "unavailable", "not_found", "cached", "nearest_place"]
 #: Address fields copied into the site table (``city`` falls back to town, ``village`` to hamlet).
 ADDRESS_FIELDS = ["display_name", "road", "village", "city", "county", "state", "country", "country_code"]
 DEFAULT_H3_RESOLUTION = 9

@@ -15,6 +15,13 @@ window; ``persistent``: detected in the latest window and in an earlier one.
 Time series are JSON strings with sorted keys (deterministic, CSV- and GeoJSON-safe):
 ``pixel_scores`` / ``patch_scores`` ``{window: score}``, ``areas_km2`` ``{contour date: km²}``
 (sum of the site's contour polygons of that date; the latest window wins a shared date).
+These series are how a confirmed site is tracked over time: every new window adds its score and
+area to the same row.
+
+``verdict``: the site's latest review verdict (:data:`VERDICT_LABELS`: ``confirmed``, ``rejected``,
+``unsure``, ``unreviewed``) from a plain dict ``site id -> verdict`` read from the site database
+(:func:`plastics_core.sitedb.site_verdicts.read_site_verdicts`); a verdict given to any of a row's
+``site_ids`` counts (:func:`verdict_label`). No dict, or no verdict: ``unreviewed``.
 """
 
 from __future__ import annotations
@@ -35,9 +42,14 @@ from plastics_core.method.enrich import same_site
 REGISTRY_COLUMNS = [
     "site_id", "status", "first_window", "last_window", "n_windows", "windows", "name", "lon", "lat",
     "score_latest", "patch_latest", "score_max", "area_km2_latest", "pixel_scores", "patch_scores",
-    "areas_km2", "site_ids", "address",
+    "areas_km2", "site_ids", "address", "verdict",
 ]  # fmt: skip
 STATUSES = ("new", "persistent", "gone")
+#: stored verdict (``confirm`` | ``reject`` | ``unsure``) -> the label outputs show
+VERDICT_LABELS = {"confirm": "confirmed", "reject": "rejected", "unsure": "unsure"}
+UNREVIEWED = "unreviewed"
+#: every label a ``verdict`` column may hold
+VERDICT_STATES = (*VERDICT_LABELS.values(), UNREVIEWED)
 _FLOAT_DIGITS = 6
 
 
@@ -66,6 +78,47 @@ def _near(a: str, b: str) -> bool:
         return same_site(a, b)
     except ValueError:  # not an H3 cell (hand-made ids): exact match only
         return False
+
+
+def _label(verdict: Any) -> str:
+    text = str(verdict)
+    if text in VERDICT_LABELS:
+        return VERDICT_LABELS[text]
+    return text if text in VERDICT_STATES else UNREVIEWED
+
+
+def verdict_label(ids: list[str], verdicts: Mapping[str, str] | None, near: bool = False) -> str:
+    """The verdict label (:data:`VERDICT_STATES`) of a site known by ``ids`` (registry id first).
+
+    ``verdicts``: site id -> verdict (``confirm``/``reject``/``unsure`` or a label), ordered oldest
+    first; among the ids that have one, the newest counts. ``near``: when no id has one, also accept
+    a verdict of a neighbouring H3 cell (how the registry matches a site detected again). Unknown
+    verdict text shows as ``unreviewed``.
+    """
+    if not verdicts:
+        return UNREVIEWED
+    order = {k: i for i, k in enumerate(verdicts)}
+    found = [i for i in ids if i in order]
+    if not found and near:
+        found = [k for k in verdicts if any(_near(i, k) for i in ids)]
+    if not found:
+        return UNREVIEWED
+    return _label(verdicts[max(found, key=lambda k: order[k])])
+
+
+def with_verdicts(gdf: gpd.GeoDataFrame, verdicts: Mapping[str, str] | None) -> gpd.GeoDataFrame:
+    """A copy of the registry ``gdf`` whose ``verdict`` column holds each row's latest verdict
+    (:func:`verdict_label` over the row's ``site_id`` and ``site_ids``). Empty stays empty."""
+    out = gdf.copy()
+    labels = []
+    for _, row in out.iterrows():
+        try:
+            extra = [str(i) for i in json.loads(str(row.get("site_ids") or "[]"))]
+        except ValueError:
+            extra = []
+        labels.append(verdict_label([str(row["site_id"]), *extra], verdicts))
+    out["verdict"] = pd.Series(labels, index=out.index, dtype=object)
+    return out
 
 
 @dataclass
@@ -101,10 +154,12 @@ def empty_registry() -> gpd.GeoDataFrame:
 
 def build_site_registry(
     per_window: Mapping[str, tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None]],
+    verdicts: Mapping[str, str] | None = None,
 ) -> gpd.GeoDataFrame:
     """One row per site across windows (:data:`REGISTRY_COLUMNS`, Point at the latest detection,
     EPSG:4326), sorted by ``site_id``. ``per_window``: window -> (enriched sites, contours); include
     windows with no detection (empty or None frames) so that ``gone`` is known. No windows -> empty.
+    ``verdicts``: site id -> latest verdict (see :func:`with_verdicts`); None: all ``unreviewed``.
     """
     windows = sorted(per_window)
     if not windows:
@@ -152,6 +207,7 @@ def build_site_registry(
             "area_km2_latest": area_ts[max(area_ts)] if area_ts else math.nan,
             "pixel_scores": _json(scores), "patch_scores": _json({w: _num(s.obs[w]["patch_mean"]) for w in seen}),
             "areas_km2": _json(area_ts), "site_ids": _json(sorted(s.ids)), "address": str(address),
+            "verdict": verdict_label(s.ids, verdicts),
         })
     df = pd.DataFrame(rows, columns=REGISTRY_COLUMNS).sort_values("site_id").reset_index(drop=True)
     geom = [Point(x, y) for x, y in zip(df["lon"], df["lat"], strict=True)]
@@ -159,9 +215,15 @@ def build_site_registry(
 
 
 def registry_csv_bytes(gdf: gpd.GeoDataFrame) -> bytes:
-    """The registry as UTF-8 CSV (:data:`REGISTRY_COLUMNS`, no geometry; floats with 6 decimals)."""
+    """The registry as UTF-8 CSV (:data:`REGISTRY_COLUMNS`, no geometry; floats with 6 decimals).
+
+    Text cells that a spreadsheet would run as a formula get a leading ``'``
+    (:mod:`plastics_core.storage.csv_safe`); numeric columns are written as numbers."""
+    from plastics_core.storage.csv_safe import safe_csv_text
+
     cols = [c for c in REGISTRY_COLUMNS if c in gdf.columns]
-    text: str = pd.DataFrame(gdf[cols]).to_csv(index=False, float_format=f"%.{_FLOAT_DIGITS}f", lineterminator="\n")
+    text = safe_csv_text(pd.DataFrame(gdf[cols]), index=False, float_format=f"%.{_FLOAT_DIGITS}f",
+                         lineterminator="\n")
     return text.encode("utf-8")
 
 
@@ -189,13 +251,15 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def format_registry_table(gdf: gpd.GeoDataFrame, max_address: int = 40) -> str:
-    """A plain-text table of the registry for terminals (``plastics sites --roi NAME``).
+    """A plain-text table of the registry for terminals (``plastics sites --roi NAME``), with each
+    site's verdict (``unreviewed`` when the registry has no ``verdict`` column).
 
     Rows ordered by status (new, persistent, gone), then latest score (highest first), then id.
     """
     if gdf is None or len(gdf) == 0:
         return "no sites in the registry"
-    head = ["site_id", "status", "first", "last", "n", "score", "patch", "area_km2", "lat", "lon", "address"]
+    head = ["site_id", "status", "first", "last", "n", "score", "patch", "area_km2", "lat", "lon", "verdict",
+            "address"]
     order = {s: i for i, s in enumerate(STATUSES)}
     recs = sorted(
         (r for _, r in gdf.iterrows()),
@@ -205,7 +269,7 @@ def format_registry_table(gdf: gpd.GeoDataFrame, max_address: int = 40) -> str:
     lines = [[str(r["site_id"]), str(r["status"]), str(r["first_window"]), str(r["last_window"]),
               str(int(r["n_windows"])), _fmt(r["score_latest"], ".3f"), _fmt(r["patch_latest"], ".3f"),
               _fmt(r["area_km2_latest"], ".4f"), _fmt(r["lat"], ".5f"), _fmt(r["lon"], ".5f"),
-              str(r.get("address") or "")[:max_address]] for r in recs]
+              _label(r.get("verdict") or UNREVIEWED), str(r.get("address") or "")[:max_address]] for r in recs]
     widths = [max(len(head[i]), *(len(row[i]) for row in lines)) for i in range(len(head))]
     numeric = {4, 5, 6, 7, 8, 9}
 
@@ -214,5 +278,6 @@ def format_registry_table(gdf: gpd.GeoDataFrame, max_address: int = 40) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     counts = ", ".join(f"{sum(1 for r in recs if r['status'] == s)} {s}" for s in STATUSES)
+    verdicts = ", ".join(f"{n} {v}" for v in VERDICT_STATES if (n := sum(1 for row in lines if row[10] == v)))
     return "\n".join([fmt_row(head), fmt_row(["-" * w for w in widths]), *map(fmt_row, lines),
-                      f"{len(recs)} site{'' if len(recs) == 1 else 's'}: {counts}"])
+                      f"{len(recs)} site{'' if len(recs) == 1 else 's'}: {counts}; {verdicts}"])

@@ -68,7 +68,7 @@ CompositeLoader = Callable[[Tile, Period], tuple[Any, tuple[str, ...], bool]]
 
 class MemoryComposites:
     """A :data:`CompositeLoader` keeping each (tile, period) composite in memory: the pairs of one
-    window share composites, as with the store's cache (:mod:`plastics_core.storage.composite_cache`)."""
+    window share composites, as with the store's cache (:mod:`plastics_core.execution.composite_cache`)."""
 
     def __init__(self, source: ImagerySource, method: str) -> None:
         self.source, self.method = source, method

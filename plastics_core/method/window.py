@@ -19,7 +19,6 @@ masked pair images), and the patch scores get GPW's per-location statistics over
 from __future__ import annotations
 
 import datetime as dt
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,8 +32,8 @@ from upath import UPath
 from plastics_core.errors import PlasticsError
 from plastics_core.geo.raster import Raster
 from plastics_core.method.patches import empty_patches, grid_stats, keep_patches
-from plastics_core.storage.outputs import read_raster
-from plastics_core.storage.store import read_bytes, run_folder, tile_files
+from plastics_core.storage.corrupt import load_json, load_raster
+from plastics_core.storage.store import run_folder, tile_files
 
 
 class MissingPairsError(PlasticsError):
@@ -76,7 +75,7 @@ def load_window_pairs(store: UPath, roi: str, starts: Sequence[dt.date | str], r
         raise MissingPairsError(
             f"window needs the pairs starting {', '.join(missing)} (descartes_run partitions {roi}|<date>) for run "
             f"hash {run_hash}: materialize them first (plastics run --roi {roi} --window ... does)")
-    manifests = [json.loads(read_bytes(manifest_path(store, roi, s, run_hash))) for s in iso]
+    manifests = [load_json(manifest_path(store, roi, s, run_hash)) for s in iso]  # corrupt: moved aside, one line
     tiles = sorted({str(k) for m in manifests for k in m.get("tiles", [])})
     out = WindowPairs(iso, tiles)
     for s, m in zip(iso, manifests, strict=True):
@@ -87,8 +86,9 @@ def load_window_pairs(store: UPath, roi: str, starts: Sequence[dt.date | str], r
             files = tile_files(folder, key)
             if key not in m.get("tiles", []):
                 continue
-            out.heatmaps.setdefault(key, []).append(read_raster(read_bytes(files["heatmap"])))
-            out.grids.setdefault(key, []).append(read_raster(read_bytes(files["patch_grid"])))
+            markers = (files["summary"], manifest_path(store, roi, s, run_hash))  # recomputed by the rerun
+            out.heatmaps.setdefault(key, []).append(load_raster(files["heatmap"], markers))
+            out.grids.setdefault(key, []).append(load_raster(files["patch_grid"], markers))
     out.scene_ids = sorted(set(out.scene_ids))
     return out
 

@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 from plastics_core.errors import ChecksumError, CredentialsError, ModelError, PlasticsError
 from plastics_core.geo.bands import Normalization, normalization_for
-from plastics_core.imagery.retry import redact
 from plastics_core.models.checksums import SHA256
+from plastics_core.redact import redact, remember
 
 ModelKind = Literal["pixel", "patch"]
 
@@ -86,6 +86,7 @@ class ModelStore:
                 "or set PLASTICS_MODEL_STORE"
             )
         self.location = loc.rstrip("/") if "://" in loc else loc
+        remember(self.location)  # its secrets are scrubbed even where a server echoes them
         self.shown = redact(self.location)  # what messages and logs show: no user:password@, no ?token
         if loc.startswith("s3://"):
             self.scheme = "s3"

@@ -19,7 +19,7 @@ import importlib.util
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,10 +102,9 @@ def load_leaflet() -> LeafletAssets:
     return _CACHE[folder]
 
 
-def inline_tags(assets: LeafletAssets) -> str:
-    """``<style>`` + ``<script>`` tags carrying Leaflet, for a page's ``<head>``."""
-    js = assets.js.replace("</script", "<\\/script")
-    return f"<style>{assets.css}</style>\n<script>{js}</script>\n"
+def script_text(assets: LeafletAssets) -> str:
+    """Leaflet's JS as the text of an inline ``<script>`` (no ``</script`` inside can end it)."""
+    return assets.js.replace("</script", "<\\/script")
 
 
 _EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(https?:)?//", re.I)
@@ -114,28 +113,6 @@ _EXTERNAL = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*
 def external_resources(html: str) -> list[str]:
     """Tags in ``html`` that would load something over the network when the page opens."""
     return [m.group(0) for m in _EXTERNAL.finditer(html)]
-
-
-_FOLIUM_ID = re.compile(r"\b([a-z][a-z0-9_]*?)_([0-9a-f]{32})(?![0-9a-f])")
-
-
-def stable_ids(page: str) -> tuple[str, Callable[[str], str]]:
-    """Replace folium's random element ids (``<kind>_<32 hex>``) with ``<kind>_<n>`` numbered in
-    order of first appearance, so the same inputs give a byte-identical page. Returns the page and
-    the renaming (to apply to an id used outside it; other text passes unchanged). Run it on
-    folium's own output only: text from outside is never rewritten."""
-    numbers: dict[str, str] = {}
-
-    def number(match: re.Match[str]) -> str:
-        uid = match.group(2)
-        numbers.setdefault(uid, f"{len(numbers):04d}")
-        return f"{match.group(1)}_{numbers[uid]}"
-
-    def rename(text: str) -> str:
-        return _FOLIUM_ID.sub(lambda m: f"{m.group(1)}_{numbers[m.group(2)]}" if m.group(2) in numbers
-                              else m.group(0), text)
-
-    return _FOLIUM_ID.sub(number, page), rename
 
 
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -153,41 +130,42 @@ def json_island(element_id: str, data: Any) -> str:
 #: Online basemaps (off by default) may load tiles from these hosts once a curator switches them on.
 BASEMAP_HOSTS = ("https://tile.openstreetmap.org", "https://server.arcgisonline.com")
 _SCRIPT = re.compile(r"<script(\s[^>]*)?>(.*?)</script>", re.S | re.I)
-_HEAD = re.compile(r"<head\b[^>]*>", re.I)
+
+
+def script_hash(body: str) -> str:
+    """The CSP source expression (``'sha256-...'``) allowing an inline ``<script>`` whose text is ``body``."""
+    digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
+    return f"'sha256-{digest}'"
 
 
 def inline_script_hashes(page: str) -> list[str]:
-    """CSP source expressions (``'sha256-...'``) of every inline executable ``<script>`` in ``page``."""
+    """CSP source expressions of every inline executable ``<script>`` in ``page`` (for checking a
+    finished page against its policy; a policy is never derived from a page that holds data)."""
     out: list[str] = []
     for m in _SCRIPT.finditer(page):
         if re.search(r"\btype\s*=\s*[\"']?application/json", m.group(1) or "", re.I):
             continue
-        digest = base64.b64encode(hashlib.sha256(m.group(2).encode("utf-8")).digest()).decode("ascii")
-        source = f"'sha256-{digest}'"
+        source = script_hash(m.group(2))
         if source not in out:
             out.append(source)
     return out
 
 
-def content_security_policy(page: str) -> str:
-    """The page's CSP: nothing from the network by default (``default-src 'none'``); only the
-    page's own inline scripts, by hash (no ``'unsafe-inline'``/``'unsafe-eval'`` for scripts);
-    inline styles; images from ``data:`` URIs (heatmap, Leaflet's icons) and the basemap hosts."""
+def content_security_policy(scripts: Sequence[str]) -> str:
+    """A page's CSP: nothing from the network by default (``default-src 'none'``); only the inline
+    scripts whose texts are ``scripts`` (the project's own, by hash; no ``'unsafe-inline'`` or
+    ``'unsafe-eval'`` for scripts); inline styles; images from ``data:`` URIs (heatmap, Leaflet's
+    icons) and the basemap hosts. Computed from the scripts alone, before any data exists, so a
+    script that data smuggled into a page is never allowed."""
+    hashes: list[str] = []
+    for body in scripts:
+        if script_hash(body) not in hashes:
+            hashes.append(script_hash(body))
     return "; ".join([
         "default-src 'none'",
-        "script-src " + " ".join(inline_script_hashes(page)),
+        "script-src " + " ".join(hashes),
         "style-src 'unsafe-inline'",
         "img-src data: " + " ".join(BASEMAP_HOSTS),
         "base-uri 'none'",
         "form-action 'none'",
     ])
-
-
-def with_csp(page: str) -> str:
-    """``page`` with a ``<meta http-equiv="Content-Security-Policy">`` as the first child of
-    ``<head>`` (before any script), allowing exactly the scripts ``page`` holds now."""
-    meta = f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy(page)}">'
-    head = _HEAD.search(page)
-    if head is None:
-        raise ValueError("page has no <head>")
-    return page[:head.end()] + "\n" + meta + page[head.end():]

@@ -1,21 +1,24 @@
-"""The preview's vector content: site rows for the table and markers, and the vector layers.
+"""The preview's vector content as plain JSON for the page's data island: site rows, blobs,
+candidate markers and contour layers.
 
-Inputs are GeoDataFrames in any CRS (converted to EPSG:4326) or None; outside text (names,
-addresses, properties) goes only into the plain-JSON data island, never into folium's JS.
+Inputs are GeoDataFrames in any CRS (converted to EPSG:4326) or None. They may come from a store
+someone else can write, so every value is treated as untrusted: numbers that do not parse become
+NaN (shown as an en dash), text becomes plain JSON strings that the page shows with
+``textContent``; nothing here is markup, script or template. Output holds no NaN (JSON ``null``).
 """
 
 from __future__ import annotations
 
-import html
 import math
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
-import folium
 import geopandas as gpd
 import matplotlib
 import pandas as pd
+from shapely.geometry import mapping
 
+from plastics_core.method.site_registry import verdict_label
 from plastics_core.report.preview_table import SiteRow
 
 
@@ -27,31 +30,39 @@ def _to_4326(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf if gdf.crs is None or gdf.crs.to_epsg() == 4326 else gdf.to_crs(4326)
 
 
-def _plain(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """A copy whose attribute columns are JSON-safe (dates/objects as strings, NaN as None)."""
-    out = _to_4326(gdf).copy()
-    for col in out.columns:
-        if col == out.geometry.name:
-            continue
-        if not (pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col])):
-            out[col] = out[col].map(lambda v: "" if v is None or v is pd.NaT else str(v))
-    return out
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v))
 
 
 def _val(row: pd.Series, *names: str, default: Any = math.nan) -> Any:
     for n in names:
-        if n in row.index and row[n] is not None and not (isinstance(row[n], float) and math.isnan(row[n])):
+        if n in row.index and not _missing(row[n]):
             return row[n]
     return default
 
 
+def _float(v: Any) -> float:
+    """``v`` as a float; NaN when it is missing or not a number (text from a hostile store)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+
+
+def _text(v: Any) -> str:
+    """A property value as display text ("" when missing)."""
+    return "" if _missing(v) else str(v)
+
+
 def site_rows(candidates: gpd.GeoDataFrame | None, enriched: gpd.GeoDataFrame | None,
-              contours: gpd.GeoDataFrame | None = None) -> list[SiteRow]:
+              contours: gpd.GeoDataFrame | None = None, verdicts: Mapping[str, str] | None = None) -> list[SiteRow]:
     """Table/marker rows: enriched sites if any (else candidates), highest score first.
 
     Columns read when present: ``site_id``, ``name``, ``lon``/``lat`` (else the geometry's
     representative point), ``score``, ``patch_mean``, ``area_km2`` (else the latest contour area
-    for the same ``name``), ``address``.
+    for the same ``name``), ``address``. ``verdicts``: site id -> latest review verdict (as read
+    from the site database); a site takes the verdict of its id or, failing that, of a neighbouring
+    H3 cell (the registry's matching); without one it is ``unreviewed``.
     """
     src = enriched if not _empty(enriched) else candidates
     if src is None or _empty(src):
@@ -59,85 +70,90 @@ def site_rows(candidates: gpd.GeoDataFrame | None, enriched: gpd.GeoDataFrame | 
     src = _to_4326(src)
     latest_area: dict[str, float] = {}
     if contours is not None and not _empty(contours) and {"name", "date", "area_km2"} <= set(contours.columns):
-        last = contours.sort_values(["name", "date"]).groupby("name").tail(1)
-        latest_area = {str(n): float(a) for n, a in zip(last["name"], last["area_km2"], strict=True)}
+        named = contours.assign(name=contours["name"].map(_text), date=contours["date"].map(_text))
+        last = named.sort_values(["name", "date"]).groupby("name").tail(1)
+        latest_area = {n: _float(a) for n, a in zip(last["name"], last["area_km2"], strict=True)}
     rows = []
     for _, r in src.iterrows():
-        pt = r.geometry.representative_point() if r.geometry is not None else None
-        lon = float(_val(r, "lon", default=pt.x if pt is not None else math.nan))
-        lat = float(_val(r, "lat", default=pt.y if pt is not None else math.nan))
-        name = str(_val(r, "name", default=""))
+        geom = r.geometry
+        pt = geom.representative_point() if geom is not None and not geom.is_empty else None
+        lon = _float(_val(r, "lon", default=pt.x if pt is not None else math.nan))
+        lat = _float(_val(r, "lat", default=pt.y if pt is not None else math.nan))
+        name = _text(_val(r, "name", default=""))
+        site_id = _text(_val(r, "site_id", "id", default=name))
         rows.append(SiteRow(
-            site_id=str(_val(r, "site_id", "id", default=name)), name=name, lat=lat, lon=lon,
-            score=float(_val(r, "score", "pixel_score")), patch_score=float(_val(r, "patch_mean", "patch_score")),
-            area_km2=float(_val(r, "area_km2", default=latest_area.get(name, math.nan))),
-            address=str(_val(r, "address", "display_name", default="")),
+            site_id=site_id, name=name, lat=lat, lon=lon, verdict=verdict_label([site_id], verdicts, near=True),
+            score=_float(_val(r, "score", "pixel_score")), patch_score=_float(_val(r, "patch_mean", "patch_score")),
+            area_km2=_float(_val(r, "area_km2", default=latest_area.get(name, math.nan))),
+            address=_text(_val(r, "address", "display_name", default="")),
         ))
     rows.sort(key=lambda s: (-(s.score if not math.isnan(s.score) else -1.0), s.site_id))
     return rows
 
 
 def _fmt(v: float, spec: str) -> str:
-    return "–" if v is None or math.isnan(v) else format(v, spec)
+    return "–" if v is None or not math.isfinite(v) else format(v, spec)
+
+
+def _located(lat: float, lon: float) -> bool:
+    return math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
 
 
 def _site_item(s: SiteRow) -> dict[str, Any]:
-    """A candidate marker's data-island entry: position, title (id) and popup lines (plain text)."""
-    return {"lat": s.lat, "lon": s.lon, "title": s.site_id, "lines": [
-        f"name: {s.name}", f"pixel score: {_fmt(s.score, '.3f')}", f"patch score: {_fmt(s.patch_score, '.3f')}",
+    """A candidate marker: position, title (id) and popup lines (plain text)."""
+    return {"lat": s.lat, "lon": s.lon, "title": s.site_id, "verdict": s.verdict, "lines": [
+        f"name: {s.name}", f"verdict: {s.verdict}", f"pixel score: {_fmt(s.score, '.3f')}", f"patch score: {_fmt(s.patch_score, '.3f')}",
         f"area: {_fmt(s.area_km2, '.4f')} km²", s.address, f"{s.lat:.6f}, {s.lon:.6f}"]}
 
 
-def _layer_label(text: str) -> str:
-    """A layer-control label: Leaflet inserts labels as HTML, so outside text is escaped."""
-    return html.escape(text)
+def _finite_geometry(geom: Any) -> dict[str, Any] | None:
+    """GeoJSON geometry of ``geom``, or None when it is missing, empty or has a non-finite coordinate."""
+    if geom is None or geom.is_empty or not all(math.isfinite(v) for v in geom.bounds):
+        return None
+    return dict(mapping(geom))
 
 
-def add_vectors(m: folium.Map, blobs: gpd.GeoDataFrame | None, contours: gpd.GeoDataFrame | None,
-                 rows: list[SiteRow]) -> dict[str, Any]:
-    """Add the vector layers to ``m``; returns the data island (plain JSON) the page script draws
-    markers, blob circles and contour tooltips from (no outside text enters folium's JS)."""
-    data: dict[str, Any] = {"sites": [], "blobs": [], "contours": []}
+def vector_data(blobs: gpd.GeoDataFrame | None, contours: gpd.GeoDataFrame | None,
+                rows: list[SiteRow]) -> dict[str, Any]:
+    """The data island's vector layers (EPSG:4326 degrees):
+
+    ``blobs``: {label, items: [{lat, lon, tip}]} or None; ``contours``: one entry per contour date,
+    oldest first, {label, color (viridis hex by date), show (latest only), features: [{type,
+    geometry, properties: {lines}}]}; ``sites``: {label, items: [{lat, lon, title, verdict, lines}]}
+    (``verdict``: one of :data:`plastics_core.method.site_registry.VERDICT_STATES`).
+    """
+    data: dict[str, Any] = {"blobs": None, "contours": []}
     if not _empty(blobs):
         assert blobs is not None
-        fg = folium.FeatureGroup(name=f"blobs ({len(blobs)})")
+        items = []
         for _, b in _to_4326(blobs).iterrows():
+            if b.geometry is None or b.geometry.is_empty:
+                continue
             p = b.geometry.representative_point()
-            score = float(_val(b, "score", default=math.nan))
-            data["blobs"].append({"lat": p.y, "lon": p.x,
-                                  "tip": f"blob {_val(b, 'name', default='')} score {_fmt(score, '.3f')}"})
-        fg.add_to(m)
-        data["blobs_layer"] = fg.get_name()
+            if _located(p.y, p.x):
+                score = _float(_val(b, "score"))
+                items.append({"lat": p.y, "lon": p.x,
+                              "tip": f"blob {_text(_val(b, 'name', default=''))} score {_fmt(score, '.3f')}"})
+        data["blobs"] = {"label": f"blobs ({len(blobs)})", "items": items}
     if not _empty(contours):
         assert contours is not None
-        plain = _plain(contours)
-        dates = sorted(plain["date"].unique()) if "date" in plain.columns else [""]
+        plain = _to_4326(contours)
+        date = plain["date"].map(_text) if "date" in plain.columns else pd.Series("", index=plain.index)
+        dates = sorted(date.unique())
         cmap = matplotlib.colormaps["viridis"]
+        fields = [c for c in ("name", "date", "area_km2") if c in plain.columns]
         for i, d in enumerate(dates):
-            sub = plain[plain["date"] == d] if "date" in plain.columns else plain
-            color = matplotlib.colors.to_hex(cmap(i / max(1, len(dates) - 1)))
-            fields = [c for c in ("name", "date", "area_km2") if c in sub.columns]
-            layer = folium.GeoJson(
-                sub.__geo_interface__, name=_layer_label(f"contours {d or 'all'} ({len(sub)})"),
-                show=(i == len(dates) - 1),
-                style_function=lambda _f, c=color: {"color": c, "weight": 2, "fillOpacity": 0.15},
-            )
-            layer.add_to(m)
-            data["contours"].append({"layer": layer.get_name(), "fields": fields})
-    fg = folium.FeatureGroup(name=f"candidate sites ({len(rows)})")
-    data["sites"] = [_site_item(s) for s in rows if not (math.isnan(s.lat) or math.isnan(s.lon))]
-    fg.add_to(m)
-    data["sites_layer"] = fg.get_name()
+            sub = plain[date == d]
+            features = []
+            for _, f in sub.iterrows():
+                geometry = _finite_geometry(f.geometry)
+                if geometry is not None:
+                    lines = [f"{c}: {_text(f[c])}" for c in fields] or ["contour"]
+                    features.append({"type": "Feature", "geometry": geometry, "properties": {"lines": lines}})
+            data["contours"].append({
+                "label": f"contours {d or 'all'} ({len(sub)})", "show": i == len(dates) - 1,
+                "color": matplotlib.colors.to_hex(cmap(i / max(1, len(dates) - 1))), "features": features,
+            })
+    data["sites"] = {"label": f"candidate sites ({len(rows)})",
+                     "items": [_site_item(s) for s in rows if _located(s.lat, s.lon)]}
     return data
-
-
-def rename_layers(data: dict[str, Any], rename: Callable[[str], str]) -> dict[str, Any]:
-    """The data island of :func:`add_vectors` with its folium layer names passed through ``rename``
-    (:func:`~plastics_core.report.leaflet_offline.stable_ids`); the outside text in it is untouched."""
-    out = dict(data)
-    for key in ("blobs_layer", "sites_layer"):
-        if key in out:
-            out[key] = rename(out[key])
-    if "contours" in out:
-        out["contours"] = [{**layer, "layer": rename(layer["layer"])} for layer in out["contours"]]
-    return out

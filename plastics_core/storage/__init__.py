@@ -1,1 +1,1 @@
-"""Outputs and stores: deterministic writers, the store layout, validated user inputs, the per-tile job."""
+"""Outputs and stores: store paths and S3 calls with retries, deterministic writers, the store layout, validated user inputs."""

@@ -24,7 +24,7 @@ from upath import UPath
 
 from plastics_core.geo.raster import Raster
 from plastics_core.storage.layout import JSON_EXT
-from plastics_core.storage.store import atomic_write, read_bytes, safe_name
+from plastics_core.storage.store import atomic_write, safe_name
 
 MANIFEST_EXT = JSON_EXT
 
@@ -87,13 +87,17 @@ def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
         return True
 
 
-def read_raster_folder(folder: UPath, names: list[str] | None = None) -> list[Raster]:
-    """The rasters ``names`` of ``folder`` (default: those its ``tiles.json`` lists)."""
-    from plastics_core.storage.outputs import read_raster
+def read_raster_folder(folder: UPath, names: list[str] | None = None,
+                       invalidate: tuple[UPath, ...] | None = None) -> list[Raster]:
+    """The rasters ``names`` of ``folder`` (default: those its ``tiles.json`` lists). A file that
+    cannot be parsed is moved aside with the markers vouching for it (``invalidate``; default the
+    folder's ``tiles.json``) and raises :class:`~plastics_core.storage.corrupt.CorruptStoreFileError`."""
+    from plastics_core.storage.corrupt import load_json, load_raster
 
     if names is None:
-        names = [str(n) for n in json.loads(read_bytes(folder / TILE_INDEX))]
-    return [read_raster(read_bytes(folder / f"{safe_name(n)}.tif")) for n in names]
+        names = [str(n) for n in load_json(folder / TILE_INDEX)]
+    markers = (folder / TILE_INDEX,) if invalidate is None else invalidate
+    return [load_raster(folder / f"{safe_name(n)}.tif", markers) for n in names]
 
 
 def run_folder_of(manifest_path: UPath) -> UPath:
@@ -114,11 +118,19 @@ def write_run(manifest_path: UPath, run: DescartesRun) -> None:
 
 
 def read_run(manifest_path: UPath) -> DescartesRun:
-    """The manifest and the tiles it lists (heatmap and patch grid of each)."""
-    from plastics_core.storage.outputs import read_raster
+    """The manifest and the tiles it lists (heatmap and patch grid of each). A file that cannot be
+    parsed is moved aside, with the manifest and the tile's summary (so the rerun computes them
+    again), and raises :class:`~plastics_core.storage.corrupt.CorruptStoreFileError`."""
+    from plastics_core.storage.corrupt import load_json, load_raster
+    from plastics_core.storage.store import tile_files
 
-    manifest = json.loads(read_bytes(manifest_path))
+    manifest = load_json(manifest_path)
     folder = run_folder_of(manifest_path)
     keys = [str(k) for k in manifest.get("tiles", [])]
-    grids = [read_raster(read_bytes(folder / f"{safe_name(k)}.patchgrid.tif")) for k in keys]
-    return DescartesRun(manifest=manifest, heatmaps=read_raster_folder(folder, keys), patch_grids=grids)
+    heatmaps, grids = [], []
+    for key in keys:
+        files = tile_files(folder, key)
+        markers = (files["summary"], manifest_path)
+        heatmaps.append(load_raster(files["heatmap"], markers))
+        grids.append(load_raster(files["patch_grid"], markers))
+    return DescartesRun(manifest=manifest, heatmaps=heatmaps, patch_grids=grids)

@@ -4,7 +4,7 @@ A store is a local folder or ``s3://bucket/prefix`` (S3 endpoint from ``$AWS_END
 credentials from the environment only). Writes are atomic: local files go to a temp file in the
 same folder and are moved into place with ``os.replace``; S3 objects are written with one PUT of
 the full bytes (never partial). The Dagster IO managers (:mod:`plastics_dagster.io_manager`) and
-the remote tile job (:mod:`plastics_core.storage.tile_job`) both write through these functions, so a tile
+the remote tile job (:mod:`plastics_core.execution.tile_job`) both write through these functions, so a tile
 computed on an EarthOne worker lands in exactly the files the in-process step writes::
 
     <store>/descartes_run/<roi>/<window>/<run-hash>/<tile>.tif              the window's pair: pixel scores
@@ -17,9 +17,12 @@ the detection window's assets read the last ``pairs`` of them (:mod:`plastics_co
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +30,14 @@ import tenacity
 from upath import UPath
 
 from plastics_core.errors import ParameterError, PlasticsError
-from plastics_core.imagery.retry import call_within_budget, is_transient, redact
+from plastics_core.redact import redact, remember
+from plastics_core.retry import call_within_budget, is_transient, one_line
 from plastics_core.storage.atomic import write_bytes
 
 TILE_SUMMARY_EXT = ".summary"
 
 
 log = logging.getLogger(__name__)
-
-
-def _short(err: BaseException | None, limit: int = 160) -> str:
-    text = redact(" ".join(str(err).split())) or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class StoreUnreachableError(PlasticsError):
@@ -55,8 +54,29 @@ _S3_TRANSIENT = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutE
                  "ClientConnectorError", "ServerDisconnectedError", "ClientOSError"}
 
 
+_BUDGET_CAP: contextvars.ContextVar[float | None] = contextvars.ContextVar("store_retry_cap", default=None)
+
+
+@contextlib.contextmanager
+def retry_budget_cap(seconds: float) -> Iterator[None]:
+    """Within the block, one S3 call retries for at most ``seconds`` (the preflight probe: an
+    endpoint down at start is reported in seconds; the run's own calls keep their budget)."""
+    token = _BUDGET_CAP.set(seconds)
+    try:
+        yield
+    finally:
+        _BUDGET_CAP.reset(token)
+
+
 def store_retry_seconds() -> float:
-    """The retry budget of one S3 call in seconds (``$PLASTICS_STORE_RETRY_SECONDS`` or 120)."""
+    """The retry budget of one S3 call in seconds (``$PLASTICS_STORE_RETRY_SECONDS`` or 120; at most
+    the cap of an enclosing :func:`retry_budget_cap`)."""
+    cap = _BUDGET_CAP.get()
+    value = _configured_retry_seconds()
+    return value if cap is None else min(cap, value)
+
+
+def _configured_retry_seconds() -> float:
     raw = os.environ.get(STORE_RETRY_ENV, "")
     try:
         value = float(raw) if raw.strip() else STORE_RETRY_SECONDS
@@ -136,7 +156,8 @@ def unreachable_store_error(err: BaseException) -> PlasticsError | None:
                 return StoreUnreachableError("no S3 credentials found: set AWS_ACCESS_KEY_ID and "
                                              "AWS_SECRET_ACCESS_KEY (or an AWS profile) for the store")
             url = str(getattr(cur, "kwargs", {}).get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or "")
-            m = re.match(r"[a-z][a-z0-9+.-]*://[^/?#@]+", url)
+            remember(url)
+            m = re.match(r"[a-z][a-z0-9+.-]*://[^\s/?#]+", redact(url))  # userinfo shown as ***
             where = m.group(0) if m else "the S3 endpoint"
             return StoreUnreachableError(
                 f"cannot reach the store at {where} ({name}): check AWS_ENDPOINT_URL and the network, "
@@ -157,12 +178,12 @@ def s3_call(fn: Any, what: str) -> Any:
         retry=tenacity.retry_if_exception(_s3_transient),
         before_sleep=lambda state: log.warning(
             "%s: store unavailable (%s); retry %d in %.0f s", redact(what),
-            _short(state.outcome.exception()) if state.outcome else "?", state.attempt_number,
+            one_line(state.outcome.exception()) if state.outcome else "?", state.attempt_number,
             state.next_action.sleep if state.next_action else 0.0),
         reraise=False,
     )
     return call_within_budget(retrying, fn, lambda last: (
-        f"{redact(what)} failed for {budget:.0f} s ({_short(last.exception())}): the store is unavailable; rerun "
+        f"{redact(what)} failed for {budget:.0f} s ({one_line(last.exception())}): the store is unavailable; rerun "
         f"when it is back (finished work is kept), or raise {STORE_RETRY_ENV}"))
 
 

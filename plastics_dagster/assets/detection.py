@@ -1,26 +1,36 @@
 """Detection group: ``descartes_run`` (one spectrogram pair per quarter) -> ``heatmaps``, ``patch_geojson``.
 
 ``descartes_run`` is the graph-backed asset of :mod:`plastics_dagster.fanout`: plan tiles ->
-one ``infer_tile`` GPU step per tile (:func:`plastics_core.storage.tile_job.compute_tile`: the quarter's
+one ``infer_tile`` GPU step per tile (:func:`plastics_core.execution.tile_job.compute_tile`: the quarter's
 pair, files written per tile under the run-hash folder; or one EarthOne job per tile with
 ``PLASTICS_BACKEND=earthone``) -> the manifest. Each quarter's pair is computed once.
 ``heatmaps`` and ``patch_geojson`` are the detection window: they depend on the last ``pairs``
 quarters' ``descartes_run`` (:data:`~plastics_dagster.partitions.WINDOW_PAIRS_MAPPING`) and
 aggregate them (:mod:`plastics_core.method.window`): the median over the pairs, GPW's patch statistics.
+A window whose quarters are not stored computes them in its step, once across concurrent runs
+(:mod:`plastics_core.execution.pair_claim`), and records each as its ``descartes_run`` partition.
 """
 
-import datetime as dt
 from typing import Any
 
 import geopandas as gpd
-from dagster import AssetDep, AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetDep, AssetExecutionContext, AssetMaterialization, MetadataValue, Output, asset
 
 from plastics_core.geo.raster import Raster
 from plastics_core.report import thumbnails
 from plastics_dagster import fanout
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import GEOJSON_IO, RASTER_FOLDER_IO
-from plastics_dagster.partitions import WINDOW_PAIRS_MAPPING, WINDOW_START, detect_partitions, split_key
+from plastics_dagster.partitions import (
+    WINDOW_PAIRS_MAPPING,
+    WINDOW_START,
+    check_complete,
+    data_version,
+    detect_partitions,
+    partition_key,
+    split_key,
+    versioned_output,
+)
 from plastics_dagster.reliability import STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
 
@@ -41,22 +51,48 @@ def window_pairs(context: AssetExecutionContext, params: DetectionParams, imager
     """The stored pairs of this partition's detection window (:class:`plastics_core.method.window.WindowPairs`).
 
     Quarters whose ``descartes_run`` is not in the store (a window materialized alone: a job
-    backfill, one partition from the UI) are computed here first, tile after tile, and logged."""
-    from plastics_core.geo.periods import window_pair_starts
+    backfill, one partition from the UI) are computed here first, tile after tile, each under an
+    exclusive claim (:mod:`plastics_core.execution.pair_claim`: a quarter another run is computing
+    is awaited, never computed twice), and each is recorded as a materialization of its
+    ``descartes_run`` partition (:func:`report_pairs`)."""
+    from plastics_core.execution.pair_claim import compute_pairs_once
+    from plastics_core.geo.periods import parse_day, window_pair_starts
     from plastics_core.method.window import load_window_pairs
-    from plastics_core.storage.tile_job import compute_missing_pairs
 
     roi, window = split_key(context.partition_key)
-    starts = window_pair_starts(dt.date.fromisoformat(window), params.pairs, params.mosaic_period,
-                                earliest=dt.date.fromisoformat(WINDOW_START))
+    check_complete(window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval)
+    starts = window_pair_starts(parse_day(window), params.pairs, params.mosaic_period,
+                                earliest=parse_day(WINDOW_START))
     run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
-    done = compute_missing_pairs(store.path(), roi, starts, run_hash, fanout.planned_tiles(params, store, roi),
-                                 imagery.get_source(), models.get_store(), to_detect_params(params),
-                                 {"params": params.resolved(), "imagery": {"source": imagery.source_name()}})
+    model_store = models.get_store()
+    extra = {"params": params.resolved(), "imagery": {"source": imagery.source_name()},
+             "models": {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)},
+             "executor": fanout.executor_name(context)}
+    done = compute_pairs_once(store.path(), roi, starts, run_hash, fanout.planned_tiles(params, store, roi),
+                              imagery.get_source(), model_store, to_detect_params(params), extra)
     if done:
-        context.log.info(f"{roi} {window}: computed the missing pairs {', '.join(done)} in this step "
-                         "(materialize descartes_run for those quarters to fan out over tiles)")
+        report_pairs(context, roi, done)
+        context.log.info(f"{roi} {window}: computed the missing pairs {', '.join(p.start for p in done)} in this "
+                         "step, recorded as their descartes_run partitions")
     return load_window_pairs(store.path(), roi, starts, run_hash)
+
+
+def report_pairs(context: AssetExecutionContext, roi: str, done: list[Any]) -> None:
+    """Record each pair of ``done`` (:class:`plastics_core.execution.pair_claim.PairComputed`) as a
+    materialization of its ``descartes_run`` partition (``roi|quarter``), with the metadata and
+    data version ``descartes_run`` itself records, so the UI's partition status and lineage show
+    every quarter the store holds, whichever step computed it."""
+    from plastics_dagster.workers import worker_identity
+
+    worker = worker_identity()["worker"]
+    for pair in done:
+        tiles = [{**s, "skipped": not s.get("computed"), "worker": worker} for s in pair.summaries]
+        version = data_version(pair.manifest["run_hash"], pair.start)
+        context.log_event(AssetMaterialization(
+            asset_key="descartes_run", partition=str(partition_key(roi, pair.start)),
+            metadata=fanout.pair_metadata(pair.manifest, tiles),
+            # what Output(data_version=...) records: the tags Dagster reads a data version from
+            tags={"dagster/data_version": version.value, "dagster/data_version_is_user_provided": "true"}))
 
 
 def _run_hash(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
@@ -100,7 +136,7 @@ def heatmaps(context: AssetExecutionContext, params: DetectionParams, imagery: I
         meta["bands"] = ", ".join(rasters[0].band_descriptions)
         png = thumbnails.heatmap_png(rasters[0], "median")
         meta["thumbnail"] = MetadataValue.md(thumbnails.markdown_image(png, "median heatmap"))
-    return Output(rasters, metadata=meta)
+    return versioned_output(rasters, meta, meta["run_hash"], *wp.starts)
 
 
 @asset(
@@ -127,4 +163,4 @@ def patch_geojson(context: AssetExecutionContext, params: DetectionParams, image
         reasons = window_empty_reasons(wp)
         meta["empty_reason"] = ("; ".join(sorted(set(reasons.values()))) if reasons and len(reasons) >= len(wp.tiles)
                                 else f"no patch scored a mean above {keep}")
-    return Output(gdf, metadata=meta)
+    return versioned_output(gdf, meta, meta["run_hash"], *wp.starts)

@@ -10,16 +10,20 @@ Files (``<store>`` and ``<run-hash>`` as in :mod:`plastics_dagster.io_manager`; 
     <store>/site_registry/<roi>/<run-hash>.csv                     same rows, written here
 
 ``preview`` writes its own files (any store, atomic) and returns a MaterializeResult whose
-metadata holds ``map`` (the map as an inline 800 px PNG with colour bar and legend: "Show
-Markdown" in the UI) and a link a browser opens: ``preview_url``, a presigned ``https`` URL
-(7 days) on S3 stores; on a local store ``preview`` is the file path and ``open_with`` the
-command that opens it (``plastics preview --roi R --window W``; browsers refuse ``file://``
-links from a web page). ``site_registry`` is partitioned by ROI only and reads every
+metadata holds ``map`` (the map as an inline 800 px PNG framed on the ROI, with colour bar,
+numbered sites and legend: "Show Markdown" in the UI) and a link a browser opens:
+``preview_url``, a presigned ``https`` URL (7 days) on S3 stores; on a local store the page's
+address on ``plastics serve`` when ``$PLASTICS_PREVIEW_URL`` names that server, else its
+``file://`` URL (some browsers refuse ``file://`` links from a web page: ``open_with`` names the
+command that opens it, ``plastics preview --roi R --window W --open``). ``site_registry`` is partitioned by ROI only and reads every
 window of ``enriched_sites`` and ``contours`` of that ROI (``MultiToSingleDimensionPartitionMapping``
 on the ``roi`` dimension; windows never materialized are skipped).
+
+Both carry each site's latest review verdict, read through the ``database`` resource
+(:func:`site_verdicts`: a plain dict site id -> verdict, empty when no site database exists yet)
+and passed to the pure builders; the asset graph does not change.
 """
 
-import datetime as dt
 import re
 import warnings
 from typing import Any
@@ -40,7 +44,12 @@ from upath import UPath
 
 from plastics_core.errors import PlasticsError
 from plastics_core.geo.raster import Raster
-from plastics_core.method.site_registry import build_site_registry, format_registry_table, registry_csv_bytes
+from plastics_core.method.site_registry import (
+    VERDICT_STATES,
+    build_site_registry,
+    format_registry_table,
+    registry_csv_bytes,
+)
 from plastics_core.report import thumbnails
 from plastics_core.report.preview import build_preview_html
 from plastics_core.report.site_reports import build_site_reports, holding_tile
@@ -52,6 +61,7 @@ from plastics_dagster.io_manager import GEOJSON_IO
 from plastics_dagster.partitions import detect_partitions, roi_partitions, split_key
 from plastics_dagster.reliability import NETWORK_RETRY, STORE_RETRY, fail_fast_on_user_errors
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
+from plastics_dagster.sitedb_resource import SiteDatabase
 
 GROUP = "preview"
 CODE_VERSION = "1"
@@ -107,11 +117,32 @@ def collect_windows(store: UPath, roi: str, run_hash: str) -> dict[str, tuple[gp
 PRESIGN_SECONDS = 7 * 24 * 3600
 
 
+#: Base URL of a running ``plastics serve`` (which serves ``<store>/preview`` of a local store at
+#: ``<url>/preview/...``); read when ``preview`` runs. Unset: ``file://`` links.
+PREVIEW_URL_VAR = "PLASTICS_PREVIEW_URL"
+
+
+def served_url(root: UPath, path: UPath) -> str | None:
+    """``$PLASTICS_PREVIEW_URL/preview/<roi>/<window>/<run-hash>.html`` for a page ``path`` of the
+    local store ``root`` when that variable is set; else None."""
+    import os
+    from pathlib import Path
+    from urllib.parse import quote
+
+    base = os.environ.get(PREVIEW_URL_VAR, "").strip().rstrip("/")
+    if not base or not is_local(path) or not base.startswith(("http://", "https://")):
+        return None
+    relative = Path(path.path).relative_to(Path(str(root.path)) / "preview")
+    return f"{base}/preview/{quote(relative.as_posix())}"
+
+
 def browser_url(path: UPath) -> str | None:
     """A URL a browser opens for a stored file: presigned ``https`` on S3 (credentials of the
-    store's environment); None for a local store (or when the filesystem cannot sign)."""
+    store's environment), ``file://`` for a local store; None when the filesystem cannot sign."""
     if is_local(path):
-        return None
+        from pathlib import Path
+
+        return Path(path.path).resolve().as_uri()
     try:
         return str(path.fs.sign(path.path, expiration=PRESIGN_SECONDS))
     except (NotImplementedError, AttributeError, ValueError, OSError):
@@ -126,11 +157,11 @@ def _url(path: UPath) -> Any:
 def _composites(heatmaps: list[Raster], imagery: ImagerySourceResource, window: str, params: DetectionParams,
                 context: AssetExecutionContext) -> Any:
     """A callable site -> RGB-capable composite of the tile holding it (loaded once per tile)."""
-    from plastics_core.geo.periods import pair_periods
+    from plastics_core.geo.periods import pair_periods, parse_day
     from plastics_core.geo.tiles import tile_from_key
     from plastics_core.method.composite import composite
 
-    _, period = pair_periods(dt.date.fromisoformat(window), params.mosaic_period, params.spectrogram_interval)
+    _, period = pair_periods(parse_day(window), params.mosaic_period, params.spectrogram_interval)
     cache: dict[str, Any] = {}
     source: list[Any] = []
 
@@ -168,13 +199,15 @@ def _reports(context: AssetExecutionContext, cfg: PreviewConfig, sites: gpd.GeoD
 @fail_fast_on_user_errors
 def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: list[Raster], blobs: gpd.GeoDataFrame,
             candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, enriched_sites: gpd.GeoDataFrame,
-            params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource) -> MaterializeResult[Any]:
+            params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource,
+            database: SiteDatabase) -> MaterializeResult[Any]:
     roi, window = split_key(context.partition_key)
     run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
     root = store.path()
     geom = store.load_roi(roi)
+    verdicts = site_verdicts(database, store, roi)
     html = build_preview_html(geom, heatmaps, blobs, candidates, contours, enriched_sites,
-                              f"{roi} · window {window} · run {run_hash}")
+                              f"{roi} · window {window} · run {run_hash}", verdicts=verdicts)
     path = preview_path(root, roi, window, run_hash)
     atomic_write(path, html.encode("utf-8"))
     reports = _reports(context, config, enriched_sites, heatmaps, contours, imagery, params, window)
@@ -187,16 +220,23 @@ def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: lis
         "preview": _url(path), "sites": len(enriched_sites), "candidates": len(candidates), "blobs": len(blobs),
         "contours": len(contours), "html_bytes": len(html), "reports": len(reports), "run_hash": run_hash,
     }
-    url = browser_url(path)
+    url = served_url(root, path) or browser_url(path)
     if url:
         meta["preview_url"] = MetadataValue.url(url)
-    else:
-        meta["open_with"] = MetadataValue.text(f"plastics preview --roi {roi} --window {window}")
+    if is_local(path) or not url:
+        meta["open_with"] = MetadataValue.text(f"plastics preview --roi {roi} --window {window} --open")
     if reports:
         meta["reports_folder"] = _url(folder)
     if len(enriched_sites) == 0:
         meta["empty_reason"] = "no sites in this partition: the map shows the ROI and heatmap only"
     return MaterializeResult(metadata=meta)
+
+
+def site_verdicts(database: SiteDatabase, store: StoreResource, roi: str) -> dict[str, str]:
+    """site id -> latest review verdict of ``roi`` in the site database (empty when none exists yet)."""
+    from plastics_core.sitedb.site_verdicts import read_site_verdicts
+
+    return read_site_verdicts(database.resolved_url(store.resolved()), roi)
 
 
 def _code_block(text: str) -> str:
@@ -222,20 +262,23 @@ def _as_windows(loaded: Any, keys: list[str]) -> dict[str, gpd.GeoDataFrame]:
        "time, status new/persistent/gone (GeoJSON via the IO manager + CSV beside it).")
 @fail_fast_on_user_errors
 def site_registry(context: AssetExecutionContext, enriched_sites: Any, contours: Any, params: DetectionParams,
-                  imagery: ImagerySourceResource, store: StoreResource) -> Output[gpd.GeoDataFrame]:
+                  imagery: ImagerySourceResource, store: StoreResource,
+                  database: SiteDatabase) -> Output[gpd.GeoDataFrame]:
     roi = context.partition_key
     keys = [str(k) for k in context.asset_partition_keys_for_input("enriched_sites")]
     sites_by_window = _as_windows(enriched_sites, keys)
     contours_by_window = _as_windows(contours, [str(k) for k in context.asset_partition_keys_for_input("contours")])
     per_window = {w: (g, contours_by_window.get(w)) for w, g in sites_by_window.items()}
-    registry = build_site_registry(per_window)
+    registry = build_site_registry(per_window, site_verdicts(database, store, roi))
     run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
     gj, csv = registry_paths(store.path(), roi, run_hash)
     atomic_write(csv, registry_csv_bytes(registry))
     counts = registry["status"].value_counts().to_dict() if len(registry) else {}
+    verdicts = registry["verdict"].value_counts().to_dict() if len(registry) else {}
     meta: dict[str, Any] = {
         "sites": len(registry), "windows": len(per_window), "new": int(counts.get("new", 0)),
         "persistent": int(counts.get("persistent", 0)), "gone": int(counts.get("gone", 0)),
+        **{state: int(verdicts.get(state, 0)) for state in VERDICT_STATES},
         "geojson": _url(gj), "csv": _url(csv), "run_hash": run_hash,
         "table": MetadataValue.md(_code_block(format_registry_table(registry))),
     }

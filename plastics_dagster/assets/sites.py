@@ -1,10 +1,9 @@
 """Sites group: ``blobs`` -> ``candidates`` -> ``contours`` -> ``enriched_sites``.
 
-Each asset reads its partition and resources, calls one ``plastics_core.method.pipeline`` function
+Each asset reads its partition and resources, calls one ``plastics_core.execution.pipeline`` function
 and returns a GeoDataFrame (EPSG:4326) plus metadata. Empty inputs give valid empty outputs.
 """
 
-import datetime as dt
 from typing import Any
 
 import geopandas as gpd
@@ -40,7 +39,7 @@ def _meta(gdf: gpd.GeoDataFrame, what: str, reason: str | None = None, **extra: 
        description="Determinant-of-Hessian blobs on the heatmaps' median band (points, EPSG:4326).")
 @fail_fast_on_user_errors
 def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourceResource) -> Output[gpd.GeoDataFrame]:
-    from plastics_core.method import pipeline
+    from plastics_core.execution import pipeline
     bp = params.blob_params()
     gdf = pipeline.find_blobs(heatmaps, bp)
     valid = any(bool(np.isfinite(h.data[-1]).any()) for h in heatmaps)
@@ -56,7 +55,7 @@ def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourc
 def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_geojson: gpd.GeoDataFrame,
                params: DetectionParams, imagery: ImagerySourceResource,
                store: StoreResource) -> Output[gpd.GeoDataFrame]:
-    from plastics_core.method import pipeline
+    from plastics_core.execution import pipeline
     threshold = params.blob_params().patch_threshold
     gdf = pipeline.find_candidates(blobs, patch_geojson, to_detect_params(params))
     roi, _ = split_key(context.partition_key)
@@ -75,10 +74,11 @@ def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_ge
 @fail_fast_on_user_errors
 def contours(context: AssetExecutionContext, candidates: gpd.GeoDataFrame, params: DetectionParams,
              imagery: ImagerySourceResource, models: ModelStoreResource) -> Output[gpd.GeoDataFrame]:
-    from plastics_core.method import pipeline
+    from plastics_core.execution import pipeline
+    from plastics_core.geo.periods import parse_day
     _, window = split_key(context.partition_key)
     gdf = pipeline.trace_contours(candidates, imagery.get_source(), models.get_store(),
-                                  to_detect_params(params), dt.date.fromisoformat(window))
+                                  to_detect_params(params), parse_day(window))
     area = float(gdf.groupby("name")["area_km2"].max().sum()) if len(gdf) else 0.0
     reason = "no candidates" if len(candidates) == 0 else "no outline traced around the candidates"
     return Output(gdf, metadata=_meta(gdf, "contours", reason,
@@ -90,7 +90,7 @@ def contours(context: AssetExecutionContext, candidates: gpd.GeoDataFrame, param
 @fail_fast_on_user_errors
 def enriched_sites(candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, params: DetectionParams,
                    imagery: ImagerySourceResource, geocoder: GeocoderResource) -> Output[gpd.GeoDataFrame]:
-    from plastics_core.method import pipeline
+    from plastics_core.execution import pipeline
     gdf = pipeline.enrich(candidates, contours, geocoder.get_geocoder())
     status = sorted(set(gdf["geocode_status"])) if len(gdf) and "geocode_status" in gdf else []
     return Output(gdf, metadata=_meta(gdf, "sites",

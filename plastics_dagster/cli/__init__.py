@@ -16,6 +16,8 @@ Commands (each has ``--help``)::
     plastics blobs HEATMAP.tif -o OUT.geojson [thresholds]
     plastics candidates --blobs B.geojson --patches P.geojson --patch-threshold T -o OUT.geojson
     plastics models list | pull | verify
+    plastics serve [--host 127.0.0.1] [--port 8000] [--store ...]
+    plastics review list --roi NAME | set --roi NAME SITE_ID VERDICT | export
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from __future__ import annotations
 from plastics_dagster.cli._base import PlasticsGroup
 from plastics_dagster.cli.models import models
 from plastics_dagster.cli.preview import preview
+from plastics_dagster.cli.review import review
 from plastics_dagster.cli.roi import roi
 from plastics_dagster.cli.run import demo, run
+from plastics_dagster.cli.serve import serve
 from plastics_dagster.cli.sites import sites
 from plastics_dagster.cli.stages import blobs, candidates
 
@@ -39,7 +43,7 @@ cli = PlasticsGroup(
     ),
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-for _command in (demo, run, sites, roi, preview, blobs, candidates, models):
+for _command in (demo, run, sites, roi, preview, blobs, candidates, models, review, serve):
     cli.add_command(_command)
 
 #: the console-script entry point (a click Group whose ``main`` maps user errors to exit 2).

@@ -42,14 +42,33 @@ def find_user_error(exc: BaseException) -> PlasticsError | None:
     return None
 
 
+#: The longest error line the CLI prints (characters after ``Error: ``); longer messages keep their
+#: start and their end (the fix) around an ellipsis.
+MAX_ERROR_CHARS = 600
+_TAIL_CHARS = 200
+
+
 def one_line(text: str) -> str:
     """Collapse whitespace/newlines so a message prints as exactly one line."""
     return " ".join(str(text).split())
 
 
+def bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters: its head and its last ``_TAIL_CHARS`` characters
+    (where the fix is) around `` ... ``."""
+    if len(text) <= limit:
+        return text
+    tail = min(_TAIL_CHARS, limit // 3)
+    return f"{text[: limit - tail - 5]} ... {text[-tail:]}"
+
+
 def fail(message: str, code: int = USER_ERROR) -> int:
-    """Print ``Error: message`` (one line) on stderr and return ``code``."""
-    click.echo(f"Error: {one_line(message)}", err=True)
+    """Print ``Error: message`` (one line, at most :data:`MAX_ERROR_CHARS` characters) on stderr and
+    return ``code``."""
+    text = str(message)
+    if len(text) > 8 * MAX_ERROR_CHARS:  # collapse only what can be printed, never megabytes
+        text = f"{text[: 4 * MAX_ERROR_CHARS]} {text[-4 * MAX_ERROR_CHARS:]}"
+    click.echo(f"Error: {bounded(one_line(text))}", err=True)
     return code
 
 

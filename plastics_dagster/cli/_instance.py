@@ -48,11 +48,25 @@ def open_instance() -> Any:
 
     home = ensure_instance_config(dagster_home())
     try:
-        return DagsterInstance.from_config(str(home))
+        instance = DagsterInstance.from_config(str(home))
     except (DagsterInvalidConfigError, yaml.YAMLError) as exc:
         raise ParameterError(f"{home / 'dagster.yaml'} is not a valid Dagster instance configuration "
                              f"({' '.join(str(exc).split())[:200]}): fix it (docs/OPERATING.md) or set DAGSTER_HOME "
                              "to another folder") from exc
+    warn_unusable_rois(instance)
+    return instance
+
+
+def warn_unusable_rois(instance: Any) -> None:
+    """One ``Warning:`` line on stderr when the instance holds ``roi`` partitions whose name no run
+    can use (added in the UI or through the API), naming the command that removes them."""
+    import click
+
+    from plastics_dagster.registry import unusable_rois, unusable_rois_message
+
+    message = unusable_rois_message(unusable_rois(instance))
+    if message:
+        click.echo(f"Warning: {message}", err=True)
 
 
 def ensure_instance_config(home: Path) -> Path:
@@ -79,5 +93,29 @@ def open_store(store: str | None) -> Any:
     return store_path(store_location(store))
 
 
-if __name__ == "__main__":  # ``make ui``: python -m plastics_dagster.cli._instance (before dagster dev)
-    print(ensure_instance_config(dagster_home()))
+def prepare_ui() -> list[str]:
+    """What ``make ui`` does before ``dagster dev``: the instance's ``dagster.yaml``
+    (:func:`ensure_instance_config`) and the demo ROI ``test_patch`` registered (from the shared
+    data folder, when present), so the UI can materialize it at once. Returns the lines to print."""
+    from plastics_dagster.registry import DEFAULT_ROI, default_roi_file, ensure_roi
+
+    home = ensure_instance_config(dagster_home())
+    lines = [f"Dagster instance: {home}"]
+    if default_roi_file().exists():
+        ensure_roi(open_instance(), open_store(None), DEFAULT_ROI)
+        lines.append(f"demo ROI {DEFAULT_ROI} registered (store {store_location(None)})")
+    imagery = os.environ.get("PLASTICS_IMAGERY", "")
+    lines.append(f"imagery of the UI's runs: PLASTICS_IMAGERY={imagery}" if imagery else
+                 "PLASTICS_IMAGERY is not set: the UI's runs fail until it is set (or the Launchpad sets "
+                 "resources.imagery.config.kind)")
+    return lines
+
+
+def main() -> None:
+    """``make ui`` runs this before ``dagster dev`` (:func:`prepare_ui`)."""
+    for line in prepare_ui():
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

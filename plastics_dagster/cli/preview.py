@@ -33,8 +33,12 @@ def preview(roi: str, window: str, run_hash: str | None, open_: bool, store: str
     root = open_store(store)
     name = roi_key(root, roi).stem
     pages = stored_run_hashes(asset_folder(root, "preview", name, window), HTML_EXT)
+    if run_hash and run_hash not in pages:  # never another run's page
+        stored = f"the stored run hashes are {', '.join(pages)}" if pages else "none is stored"
+        raise PlasticsError(f"no preview of ROI {roi} window {window} with run hash {run_hash!r} in {root} "
+                            f"({stored}): pick one with --run-hash, or omit it")
     if run_hash:
-        pages = [h for h in pages if h == run_hash] or pages
+        pages = [run_hash]
     if not pages:
         raise PlasticsError(f"no preview of ROI {roi} window {window} in {root}: materialize `preview` for "
                             f"{roi}|{window} (UI) or run `plastics run --roi {roi} --window {window}` first")

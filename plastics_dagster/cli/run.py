@@ -19,6 +19,20 @@ from plastics_dagster.cli._progress import dagster_progress
 from plastics_dagster.cli._stop import stoppable
 from plastics_dagster.cli.stages import PRESET_CHOICE
 
+#: ``--preset``: a sensitivity preset, or ``gpw-2021``: the recipe that reproduces the 2021 code
+#: (the ``recipe`` parameter; docs/FIDELITY.md).
+RUN_PRESET_CHOICE = click.Choice([*PRESET_CHOICE.choices, "gpw-2021"])
+_RUN_PRESET_HELP = ("Sensitivity preset (low | medium | high) [default: the graph's, high], or gpw-2021: "
+                    "the 2021 code's recipe (tiles, blob parameters, 7 pairs, merge, contours).")
+
+
+def preset_overrides(preset: str | None) -> dict[str, Any]:
+    """The parameter a ``--preset`` value sets: ``recipe`` for ``gpw-2021``, else ``preset``."""
+    if not preset:
+        return {}
+    return {"recipe": preset} if preset == "gpw-2021" else {"preset": preset}
+
+
 DEMO_ROI = "test_patch"
 DEMO_WINDOW = "2021-01-01"
 DEMO_SITE = "TPA Temesi"
@@ -77,13 +91,33 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
             raise click.BadParameter(f"{pair!r}: use KEY=VALUE with KEY one of {', '.join(sorted(fields))}",
                                      param_hint="--param")
         try:
-            out[key] = yaml.safe_load(value) if value.strip() else None
+            out[key] = _yaml_scalar(value, pair) if value.strip() else None
         except yaml.YAMLError as err:
             problem = getattr(err, "problem", None) or type(err).__name__
             raise click.BadParameter(f"{pair!r}: the value is not a YAML scalar ({problem}); quote it or fix it, "
                                      "e.g. --param \"KEY='text'\"", param_hint="--param") from None
     detection_params(out)
     return out
+
+
+#: The longest ``--param`` value (characters): every parameter is a number or a short word.
+MAX_PARAM_CHARS = 100
+
+
+def _yaml_scalar(value: str, pair: str) -> Any:
+    """``value`` parsed as YAML, refused before it is expanded when it is longer than
+    :data:`MAX_PARAM_CHARS` or holds an anchor or alias (``&a`` / ``*a``: an alias bomb expands to
+    gigabytes)."""
+    import yaml
+
+    if len(value) > MAX_PARAM_CHARS:
+        raise click.BadParameter(f"the value of {pair[:40]!r}... is {len(value)} characters long, more than "
+                                 f"{MAX_PARAM_CHARS}: give a number or a word", param_hint="--param")
+    tokens = yaml.scan(value, Loader=yaml.SafeLoader)
+    if any(isinstance(t, yaml.AliasToken | yaml.AnchorToken) for t in tokens):
+        raise click.BadParameter(f"{pair!r}: YAML anchors and aliases (&name, *name) are not accepted: give a "
+                                 "plain value, quoted if it holds & or *", param_hint="--param")
+    return yaml.safe_load(value)
 
 
 def detection_params(overrides: dict[str, Any]) -> Any:
@@ -96,24 +130,21 @@ def detection_params(overrides: dict[str, Any]) -> Any:
 def resolve_window(window: str | None, start: str | None, end: str | None, overrides: dict[str, Any]) -> str:
     """The window to run: ``--window``, or for ``--start``/``--end`` the range's last pair (and
     ``pairs`` set to the range's pair count in ``overrides``). One ParameterError line otherwise."""
-    import datetime as dt
-
     from plastics_core.errors import ParameterError
-    from plastics_core.geo.periods import MAX_PAIRS, range_pair_starts
+    from plastics_core.geo.periods import MAX_PAIRS, parse_day, range_pair_starts
     from plastics_dagster.config import detection_params
     from plastics_dagster.partitions import parse_window
 
     if window is not None and (start or end):
         raise ParameterError("give either --window or --start/--end, not both")
     if window is not None:
+        parse_window(window)  # strict YYYY-MM-DD of a quarter start, before any work
         return window
     if not (start and end):
         raise ParameterError("give --window YYYY-MM-DD, or --start and --end (e.g. --start 2019-01-01 --end 2021-06-30)")
+    parse_day(start, "--start")
     first = parse_window(start)
-    try:
-        last_day = dt.date.fromisoformat(end)
-    except ValueError:
-        raise ParameterError(f"--end {end!r} is not a date: use YYYY-MM-DD, e.g. 2021-06-30") from None
+    last_day = parse_day(end, "--end", "YYYY-MM-DD, e.g. 2021-06-30")
     p = detection_params(overrides)
     starts = range_pair_starts(first, last_day, p.mosaic_period, p.spectrogram_interval)
     if not starts:
@@ -183,7 +214,7 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print the run summ
 @click.option("--end", "end", metavar="YYYY-MM-DD", help="Last day of the range (inclusive), with --start.")
 @click.option("--imagery", help=_IMAGERY_HELP)
 @click.option("--store", help=_STORE_HELP)
-@click.option("--preset", type=PRESET_CHOICE, default=None, help="Sensitivity preset [default: the graph's, high].")
+@click.option("--preset", type=RUN_PRESET_CHOICE, default=None, help=_RUN_PRESET_HELP)
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Any other detection parameter, e.g. --param patch_threshold=0.4 (repeatable).")
 @_verbose
@@ -195,9 +226,7 @@ def run(roi: str, window: str | None, start: str | None, end: str | None, imager
     Example: plastics run --roi test_patch --window 2021-01-01 --imagery synthetic --preset high;
     plastics run --roi test_patch --start 2019-01-01 --end 2021-06-30 --imagery stac
     """
-    overrides = parse_params(params)
-    if preset:
-        overrides["preset"] = preset
+    overrides = {**parse_params(params), **preset_overrides(preset)}
     window = resolve_window(window, start, end, overrides)
     summary, seconds = execute(roi, window, overrides, store, imagery, verbose)
     if as_json:
@@ -209,7 +238,7 @@ def run(roi: str, window: str | None, start: str | None, end: str | None, imager
 @click.command("demo")
 @click.option("--window", default=DEMO_WINDOW, show_default=True, metavar="YYYY-MM-DD", help="Window to run.")
 @click.option("--store", help=_STORE_HELP)
-@click.option("--preset", type=PRESET_CHOICE, default=None, help="Sensitivity preset [default: the graph's, high].")
+@click.option("--preset", type=RUN_PRESET_CHOICE, default=None, help=_RUN_PRESET_HELP)
 @_verbose
 @_json
 def demo(window: str, store: str | None, preset: str | None, verbose: bool, as_json: bool) -> None:
@@ -219,7 +248,7 @@ def demo(window: str, store: str | None, preset: str | None, verbose: bool, as_j
     the real GPW models from $PLASTICS_MODEL_STORE (default ../shared/models), a local store.
     Exits 1 when no candidate lies within 500 m of TPA Temesi.
     """
-    overrides: dict[str, Any] = {"preset": preset} if preset else {}
+    overrides = preset_overrides(preset)
     summary, seconds = execute(DEMO_ROI, window, overrides, store, "synthetic", verbose)
     target = known_sites().get(DEMO_SITE, DEMO_SITE_LONLAT)
     dists = [distance_m((c["lon"], c["lat"]), target) for c in summary.candidates]
@@ -235,3 +264,7 @@ def demo(window: str, store: str | None, preset: str | None, verbose: bool, as_j
         raise click.exceptions.Exit(1)
     if not as_json:
         click.echo(f"found {DEMO_SITE}: nearest candidate {best:.0f} m away")
+        from plastics_dagster.cli.serve import browse_hint
+
+        for line in browse_hint(summary.store, DEMO_ROI, target, DEMO_SITE):
+            click.echo(line)

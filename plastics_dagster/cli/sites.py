@@ -4,6 +4,8 @@ The registry is read from ``<store>/site_registry/<roi>/<run-hash>.geojson`` (wr
 ``plastics run``); when only per-window ``enriched_sites`` are stored it is built from them on the
 fly (:func:`plastics_dagster.assets.preview.load_site_registry`). The run hash is computed from
 ``--imagery/--preset/--param`` exactly as ``plastics run`` computes it, or given with ``--run-hash``.
+Each site's ``verdict`` is read now from the site database (``$PLASTICS_DATABASE_URL``, else
+``sites.sqlite`` beside a local store): ``unreviewed`` when none exists yet or it holds no verdict.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ def _missing(root: Any, roi: str, run_hash: str, available: list[str]) -> Plasti
         f"register it with `plastics roi add {roi} FILE.geojson`, then "
     return PlasticsError(f"no site registry for ROI {roi!r} in {root}: {register}run `plastics run --roi {roi} "
                          "--window YYYY-MM-DD` first (with the same --store, --imagery, --preset and --param)")
+
+
+def _verdicts(root: Any, roi: str) -> dict[str, str]:
+    """The latest review verdicts of ``roi`` (site id -> verdict), read now; empty without a database."""
+    from plastics_core.sitedb.engine import env_database_url
+    from plastics_core.sitedb.site_verdicts import read_site_verdicts
+
+    return read_site_verdicts(env_database_url(str(root)), roi)
 
 
 def _echo_table(gdf: Any, roi: str, run_hash: str, source: str) -> None:
@@ -115,7 +125,8 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
         raise _missing(root, roi, run_hash, available)
     gj, _ = registry_paths(root, roi, run_hash)
     stored = gj.exists()
-    if as_json and stored:
+    verdicts = _verdicts(root, roi)
+    if as_json and stored and not verdicts:
         click.echo(read_bytes(gj).decode("utf-8").rstrip("\n"))
         return
     gdf = load_site_registry(root, roi, run_hash)
@@ -123,6 +134,10 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
         from plastics_core.method.site_registry import empty_registry
 
         gdf = empty_registry()
+    else:
+        from plastics_core.method.site_registry import with_verdicts
+
+        gdf = with_verdicts(gdf, verdicts)
     if as_json:
         from plastics_core.storage.outputs import geojson_bytes
 

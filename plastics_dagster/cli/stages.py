@@ -46,7 +46,7 @@ def resolve_blob_params(preset: str | None, **overrides: float | None) -> Any:
     happens in BlobParams itself (ParameterError).
     """
     from plastics_core.method import blobs as core_blobs
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(core_blobs.preset(preset or default_preset()), **given)
 
 

@@ -6,7 +6,7 @@ tile -> :func:`run_tile` (load two periods, composite, pixel heatmap, patch scor
 a box around each candidate -> outlines) -> :func:`enrich` (site id, address, areas).
 Every GeoDataFrame is EPSG:4326; empty inputs give valid empty outputs. Models: Global
 Plastic Watch (Earthrise Media), CC BY-NC 4.0, loaded from a model store
-(:func:`plastics_core.models.loaded.load_models`); a tile's result type and composite loaders
+(:func:`plastics_core.execution.loaded.load_models`); a tile's result type and composite loaders
 are in :mod:`plastics_core.method.tile_pair`.
 """
 
@@ -21,6 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from plastics_core.execution.loaded import Models, models_for
 from plastics_core.geo.periods import Period, add_months, monthly_periods, pair_periods, window_span
 from plastics_core.geo.raster import Raster
 from plastics_core.geo.tiles import Tile, box_tile
@@ -32,6 +33,7 @@ from plastics_core.method.contours import CONTOUR_COLUMNS, candidate_boxes, site
 from plastics_core.method.enrich import Geocoder, enrich_sites
 from plastics_core.method.heatmap import pixel_heatmap
 from plastics_core.method.patches import empty_patches, keep_patches, pair_grid
+from plastics_core.method.recipes import contour_recipe, merge_method
 from plastics_core.method.spectrogram import pixel_pairs
 from plastics_core.method.tile_pair import (
     CompositeLoader,
@@ -42,7 +44,6 @@ from plastics_core.method.tile_pair import (
     patch_grid_raster,
 )
 from plastics_core.models.ensemble import EnsembleClassifier
-from plastics_core.models.loaded import Models, models_for
 from plastics_core.models.store import ModelStore
 from plastics_core.params import DetectParams as DetectParams
 
@@ -154,25 +155,38 @@ def find_blobs(heatmaps: Sequence[Raster], params: BlobParams | DetectParams | N
 def find_candidates(blobs: gpd.GeoDataFrame, patches: gpd.GeoDataFrame,
                     params: DetectParams | float | None = None, merge_radius: float = 0.005) -> gpd.GeoDataFrame:
     """Merged blobs inside a patch with mean > patch threshold (float, or from DetectParams)."""
+    merge = "chain"
     if isinstance(params, DetectParams):
         threshold, merge_radius = params.blob_params().patch_threshold, params.merge_radius
+        merge = merge_method(params.recipe)
     else:
         threshold = PRESETS["high"].patch_threshold if params is None else float(params)
-    return select_candidates(blobs, patches, threshold, merge_radius)
+    return select_candidates(blobs, patches, threshold, merge_radius, merge)
 
 
 def contour_frames(stack: Any, span: Period, params: DetectParams,
                    ensemble: EnsembleClassifier) -> tuple[np.ndarray, list[dt.date]]:
-    """Ensemble-median waste probability per monthly pair (m, m + mosaic * interval months)
-    -> ((n_frames, y, x) float32, NaN masked; first-month dates)."""
-    lag = params.mosaic_period * params.spectrogram_interval
-    months = monthly_periods(span)
+    """Ensemble-median waste probability per monthly frame -> ((n_frames, y, x) float32, NaN
+    masked; the frames' first days). Frame m pairs the composite of months m .. m + k - 1 with the
+    one ``lag`` months later (k, lag and the composite method: :func:`recipes.contour_recipe`;
+    the paper's default: 3-month min composites 6 months apart); frames run while the partner
+    ends within ``span``."""
+    recipe = contour_recipe(params.recipe, params.mosaic_period, params.spectrogram_interval,
+                            params.composite_method)
+    cache: dict[Period, Any] = {}
+
+    def made(start: dt.date) -> Any:
+        period = Period(start, add_months(start, recipe.composite_months))
+        if period not in cache:
+            cache[period] = composite(stack, period, recipe.composite_method)
+        return cache[period]
+
     frames, dates = [], []
-    for m in months:
-        partner = Period(add_months(m.start, lag), add_months(m.start, lag + 1))
-        if partner.end > span.end:
+    for m in monthly_periods(span):
+        if add_months(m.start, recipe.lag_months + recipe.composite_months) > span.end:
             break
-        c0, c1 = composite(stack, m, params.composite_method), composite(stack, partner, params.composite_method)
+        c0, c1 = made(m.start), made(add_months(m.start, recipe.lag_months))
+        cache.pop(Period(m.start, add_months(m.start, recipe.composite_months)))
         frame = np.full(c0.mask.shape, np.nan, np.float32)
         x, valid = pixel_pairs(c0, c1)
         if len(x):
@@ -189,14 +203,16 @@ def trace_contours(candidates: gpd.GeoDataFrame, source: ImagerySource, models: 
 
     Per candidate: a ``rect_width`` box on a UTM grid, the scenes of the window's whole span (the
     first period of its oldest pair to the end of its own pair's partner: ``pairs`` quarters + the
-    pair lag, enough months for the 8-frame rolling mask), monthly composites, ensemble median per
-    monthly pair, then :func:`contours.site_contours`.
+    pair lag, enough months for the 8-frame rolling mask), the recipe's monthly frames
+    (:func:`contour_frames`), then :func:`contours.site_contours` with the recipe's mask, blur and skip.
     """
     empty = gpd.GeoDataFrame({c: [] for c in CONTOUR_COLUMNS}, geometry=[], crs="EPSG:4326")
     if candidates is None or len(candidates) == 0:
         return empty
     ens = models_for(models, params, ensemble=True).ensemble
     assert ens is not None
+    recipe = contour_recipe(params.recipe, params.mosaic_period, params.spectrogram_interval,
+                            params.composite_method)
     from plastics_core.geo.periods import window_pair_starts
 
     first = window_pair_starts(window, params.pairs, params.mosaic_period)[0]
@@ -209,7 +225,9 @@ def trace_contours(candidates: gpd.GeoDataFrame, source: ImagerySource, models: 
             continue
         frames, dates = contour_frames(stack, span, params, ens)
         if len(frames):
-            out.append(site_contours(frames, dates, tile.crs, tile.transform, str(row["name"])))
+            out.append(site_contours(frames, dates, tile.crs, tile.transform, str(row["name"]),
+                                     blur_sigma=recipe.blur_sigma, max_masked=recipe.max_masked,
+                                     mask_align=recipe.mask_align))
     out = [g for g in out if len(g)]
     if not out:
         return empty

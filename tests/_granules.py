@@ -17,7 +17,7 @@ pixel of every 2 x 2 / 6 x 6 block (real DN values, no averaging).
 
 Items copy a real Earth Search v1 ``sentinel-2-l1c`` item (``template``) and replace its id,
 datetime, cloud cover, footprint and band assets (``href`` = ``<base_url>/<item id>/<band>.jp2``, or
-relative ``<item id>/<band>.jp2`` when ``base_url`` is empty, as :mod:`.stac_server` serves them;
+relative ``<item id>/<band>.jp2`` when ``base_url`` is empty, as :mod:`tests._stac_server` serves them;
 ``proj:shape`` / ``proj:transform`` per band); other assets are dropped.
 """
 

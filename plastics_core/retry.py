@@ -1,11 +1,12 @@
 """Bounded retries with exponential backoff for transient HTTP / S3 / GDAL faults.
 
 One policy object (:class:`RetryPolicy`) is shared by the STAC, GeoTIFF-over-HTTP/S3 and
-EarthOne code paths. Only *transient* failures are retried (HTTP 429/5xx, connection
-resets, timeouts, GDAL "HTTP response code: 5xx" read errors); anything else (404,
-bad request, bad credentials) fails at once. When the budget is spent the last error is
-re-raised wrapped in :class:`~plastics_core.errors.ImageryError` with one line naming the
-operation, the attempts and the cause. The loop itself is tenacity's.
+EarthOne code paths; the store's S3 calls use :func:`call_within_budget`, :func:`is_transient`
+and :func:`one_line`. Only *transient* failures are retried (HTTP 429/5xx, connection resets,
+timeouts, GDAL "HTTP response code: 5xx" read errors); anything else (404, bad request, bad
+credentials) fails at once. When the budget is spent the last error is re-raised wrapped in
+:class:`~plastics_core.errors.ImageryError` with one line naming the operation, the attempts and
+the cause. The loop itself is tenacity's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TypeVar
 import tenacity
 
 from plastics_core.errors import ImageryError, PlasticsError
+from plastics_core.redact import redact, redacted_cause
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -93,8 +95,8 @@ def retry_call(
 ) -> T:
     """Call ``fn()`` until it succeeds, retrying transient failures within ``policy`` (tenacity).
 
-    ``what`` names the operation in logs and in the final error (redacted with :func:`redact`, so a
-    URL in it shows no userinfo or query token). Non-transient errors propagate unchanged on the first occurrence; when every attempt failed
+    ``what`` names the operation in logs and in the final error (redacted with
+    :func:`plastics_core.redact.redact`, so a URL in it shows no userinfo or query value). Non-transient errors propagate unchanged on the first occurrence; when every attempt failed
     transiently, :class:`RetryBudgetExceeded` names the operation, the attempts and the last cause.
     """
     pol = policy or RetryPolicy()
@@ -119,29 +121,26 @@ def retry_call(
 def call_within_budget(retrying: tenacity.Retrying, fn: Callable[[], T],
                        message: Callable[[tenacity.Future], str]) -> T:
     """``retrying(fn)``; when its budget is spent, :class:`RetryBudgetExceeded` with
-    ``message(last attempt)``, chained to the last exception."""
+    ``message(last attempt)``, chained to the last exception's redacted stand-in
+    (:func:`plastics_core.redact.redacted_cause`)."""
     try:
         return retrying(fn)
     except tenacity.RetryError as err:
-        raise RetryBudgetExceeded(message(err.last_attempt)) from err.last_attempt.exception()
+        last = err.last_attempt.exception()
+        raise RetryBudgetExceeded(message(err.last_attempt)) from (redacted_cause(last) if last else None)
 
 
 def _last_error(outcome: tenacity.RetryCallState | tenacity.Future) -> str:
     """One line for the exception of a failed attempt (a retry state or its outcome)."""
     fut = outcome.outcome if isinstance(outcome, tenacity.RetryCallState) else outcome
-    err = fut.exception() if fut is not None else None
-    return _one_line(err) if err is not None else "?"
+    return one_line(fut.exception() if fut is not None else None)
 
 
-_SECRETS = re.compile(r"(?<=://)[^/@\s]+@|\?[^\s'\"]*")
-
-
-def redact(text: str) -> str:
-    """Drop URL userinfo (``user:pass@``) and query strings (signed-URL tokens) from ``text``."""
-    return _SECRETS.sub("", text)
-
-
-def _one_line(err: BaseException, limit: int = 160) -> str:
+def one_line(err: BaseException | None, limit: int = 160) -> str:
+    """``err`` as one redacted line of at most ``limit`` characters (its type name when it has no
+    text, ``HTTP <status>`` in front when it carries a status code the text lacks; ``?`` for None)."""
+    if err is None:
+        return "?"
     text = redact(" ".join(str(err).split())) or type(err).__name__
     status = getattr(err, "status_code", None)
     if isinstance(status, int) and str(status) not in text:

@@ -1,0 +1,380 @@
+"""Site database benchmark: ``python -m bench.sitedb [--url URL] [--sites N] [--contours-per-site K]``.
+
+Not part of the test suite. Measures, on one backend (``--url``: a PostgreSQL + PostGIS URL, e.g.
+the server ``.ci/with-services`` starts, or the default: a SQLite file in a temporary folder):
+
+1. ``publish``: :func:`plastics_core.sitedb.publish.publish_roi` of one ROI with ``--publish-sites``
+   sites (one window: a detection and a contour each) into an empty database, then the same
+   publication again (every row unchanged).
+2. ``bbox``: ``--sites`` sites over ``--rois`` ROIs with ``--contours-per-site`` contours each
+   (bulk-loaded with the schema's tables), then ``GET /sites?bbox=`` of random 1 x 1 degree boxes
+   (default page of 100) from ``--clients`` concurrent HTTP clients against ``plastics serve`` on
+   127.0.0.1: latency percentiles in ms and requests per second.
+
+Writes ``bench/results/sitedb-<backend>.json`` and prints it. Seeded (same boxes every run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from shapely.geometry import box
+from sqlalchemy import Engine, insert, text
+
+from plastics_core.method.enrich import site_id as h3_id
+from plastics_core.sitedb.engine import open_database, shown_url
+from plastics_core.sitedb.publish import RunInfo, publish_roi
+from plastics_core.sitedb.schema import Contour, Run, Site, table
+
+SEED = 20210713
+#: where the synthetic sites lie (lon/lat degrees): roughly Indonesia's extent
+REGION = (95.0, -11.0, 141.0, 6.0)
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    """CPU model, core count and memory of this machine."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = (
+            next(
+                int(line.split()[1])
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            )
+            / 1024**2
+        )
+    except (OSError, StopIteration):
+        mem = float("nan")
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB"
+
+
+def publish_inputs(n: int, seed: int) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """A registry of ``n`` sites (one window) and its enriched sites / contours."""
+    rng = np.random.default_rng(seed)
+    lon = rng.uniform(REGION[0], REGION[2], n)
+    lat = rng.uniform(REGION[1], REGION[3], n)
+    window = "2021-01-01"
+    ids = [h3_id(float(x), float(y)) for x, y in zip(lon, lat, strict=True)]
+    ids = [f"{i}-{k}" for k, i in enumerate(ids)]  # unique even where two points share a cell
+    score = rng.uniform(0.6, 1.0, n)
+    registry = gpd.GeoDataFrame(
+        {
+            "site_id": ids,
+            "status": "new",
+            "first_window": window,
+            "last_window": window,
+            "n_windows": 1,
+            "windows": json.dumps([window]),
+            "name": [f"site_{k}" for k in range(n)],
+            "lon": lon,
+            "lat": lat,
+            "score_latest": score,
+            "patch_latest": score,
+            "score_max": score,
+            "area_km2_latest": 0.02,
+            "pixel_scores": "{}",
+            "patch_scores": "{}",
+            "areas_km2": "{}",
+            "site_ids": [json.dumps([i]) for i in ids],
+            "address": "Desa, Kabupaten, Indonesia",
+        },
+        geometry=gpd.points_from_xy(lon, lat),
+        crs="EPSG:4326",
+    )
+    enriched = gpd.GeoDataFrame(
+        {
+            "site_id": ids,
+            "name": registry["name"],
+            "lon": lon,
+            "lat": lat,
+            "score": score,
+            "patch_mean": score,
+            "n_frames": 1,
+        },
+        geometry=gpd.points_from_xy(lon, lat),
+        crs="EPSG:4326",
+    )
+    outlines = gpd.GeoDataFrame(
+        {"name": registry["name"], "date": window, "area_km2": 0.02},
+        geometry=[box(x - 0.0007, y - 0.0007, x + 0.0007, y + 0.0007) for x, y in zip(lon, lat, strict=True)],
+        crs="EPSG:4326",
+    )
+    return registry, {window: (enriched, outlines)}
+
+
+def bench_publish(engine: Engine, n: int) -> dict[str, Any]:
+    registry, per_window = publish_inputs(n, SEED)
+    run = RunInfo("b0b0b0b0b0b0", "publish_bench")
+    t0 = time.perf_counter()
+    first = publish_roi(engine, run, registry, per_window)
+    t1 = time.perf_counter()
+    again = publish_roi(engine, run, registry, per_window)
+    t2 = time.perf_counter()
+    return {
+        "sites": n,
+        "first_s": round(t1 - t0, 2),
+        "first_rows_added": first.metadata()["added"],
+        "republish_s": round(t2 - t1, 2),
+        "republish_rows_unchanged": again.metadata()["unchanged"],
+    }
+
+
+_PG_RUNS = """
+INSERT INTO runs (run_hash, roi, params, model_checksums, imagery_source, code_version, sequence, published_at)
+SELECT lpad(to_hex(r), 12, '0'), 'bench_' || lpad(r::text, 3, '0'), '{}', '{}', 'bench', '1', 1, now()
+FROM generate_series(0, :n_rois - 1) AS r
+"""
+_PG_SITES = """
+INSERT INTO sites (run_hash, roi, site_id, name, status, first_window, last_window, n_windows, lon, lat,
+                   score_latest, patch_latest, score_max, area_km2_latest, address, pixel_scores, patch_scores,
+                   areas_km2, site_ids, digest, geom)
+SELECT lpad(to_hex(g % :n_rois), 12, '0'), 'bench_' || lpad((g % :n_rois)::text, 3, '0'), 'b' || g, 'site_' || g,
+       'new', DATE '2019-01-01', DATE '2021-12-01', :per_site, lon, lat, 0.9, 0.9, 0.9, 0.02, '', '{}', '{}', '{}',
+       '[]', repeat('0', 64), ST_SetSRID(ST_MakePoint(lon, lat), 4326)
+FROM (SELECT g, :x0 + random() * (:x1 - :x0) AS lon, :y0 + random() * (:y1 - :y0) AS lat
+      FROM generate_series(0, :n_sites - 1) AS g) AS p
+"""
+_PG_CONTOURS = """
+INSERT INTO contours (run_hash, roi, site_id, date, "window", area_km2, digest, geom)
+SELECT s.run_hash, s.roi, s.site_id, DATE '2019-01-01' + make_interval(months => m), DATE '2019-01-01'
+       + make_interval(months => m), 0.01, repeat('0', 64),
+       ST_Multi(ST_MakeEnvelope(s.lon - h, s.lat - h, s.lon + h, s.lat + h, 4326))
+FROM sites AS s CROSS JOIN generate_series(0, :per_site - 1) AS m
+CROSS JOIN LATERAL (SELECT 0.0005 + 0.0001 * (m % 5) AS h) AS half
+WHERE s.roi LIKE 'bench\\_%'
+"""
+
+
+def bulk_load(engine: Engine, n_sites: int, n_rois: int, per_site: int, seed: int) -> dict[str, Any]:
+    """``n_sites`` sites over ``n_rois`` ROIs (one run each), ``per_site`` monthly contours each:
+    generated by the server on PostgreSQL (seeded ``random()``), vectorized inserts on SQLite."""
+    t0 = time.perf_counter()
+    region = {"x0": REGION[0], "y0": REGION[1], "x1": REGION[2], "y1": REGION[3]}
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("SELECT setseed(:s)"), {"s": (seed % 1000) / 1000})
+            conn.execute(text(_PG_RUNS), {"n_rois": n_rois})
+            conn.execute(
+                text(_PG_SITES), {"n_rois": n_rois, "n_sites": n_sites, "per_site": per_site, **region}
+            )
+            conn.execute(text(_PG_CONTOURS), {"per_site": per_site})
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        _sqlite_load(engine, n_sites, n_rois, per_site, seed)
+    return {
+        "sites": n_sites,
+        "contours": n_sites * per_site,
+        "rois": n_rois,
+        "load_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _sqlite_load(engine: Engine, n_sites: int, n_rois: int, per_site: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    now = dt.datetime.now(dt.UTC)
+    lon = rng.uniform(REGION[0], REGION[2], n_sites)
+    lat = rng.uniform(REGION[1], REGION[3], n_sites)
+    points = shapely.to_wkb(shapely.points(lon, lat))
+    days = [dt.date(2019 + m // 12, m % 12 + 1, 1) for m in range(per_site)]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(table(Run)),
+            [
+                {
+                    "run_hash": f"{r:012x}",
+                    "roi": f"bench_{r:03d}",
+                    "params": "{}",
+                    "model_checksums": "{}",
+                    "imagery_source": "bench",
+                    "code_version": "1",
+                    "sequence": 1,
+                    "published_at": now,
+                }
+                for r in range(n_rois)
+            ],
+        )
+        for start in range(0, n_sites, 10_000):
+            block = range(start, min(start + 10_000, n_sites))
+            conn.execute(
+                insert(table(Site)),
+                [
+                    {
+                        "run_hash": f"{g % n_rois:012x}",
+                        "roi": f"bench_{g % n_rois:03d}",
+                        "site_id": f"b{g}",
+                        "name": f"site_{g}",
+                        "status": "new",
+                        "first_window": days[0],
+                        "last_window": days[-1],
+                        "n_windows": per_site,
+                        "lon": float(lon[g]),
+                        "lat": float(lat[g]),
+                        "score_latest": 0.9,
+                        "patch_latest": 0.9,
+                        "score_max": 0.9,
+                        "area_km2_latest": 0.02,
+                        "address": "",
+                        "pixel_scores": "{}",
+                        "patch_scores": "{}",
+                        "areas_km2": "{}",
+                        "site_ids": "[]",
+                        "digest": "0" * 64,
+                        "geom": points[g],
+                    }
+                    for g in block
+                ],
+            )
+            rows: list[dict[str, Any]] = []
+            for m, day in enumerate(days):
+                h = 0.0005 + 0.0001 * (m % 5)
+                idx = np.fromiter(block, dtype=np.int64)
+                boxes = shapely.multipolygons(
+                    shapely.box(lon[idx] - h, lat[idx] - h, lon[idx] + h, lat[idx] + h)[:, None]
+                )
+                wkbs = shapely.to_wkb(boxes)
+                rows.extend(
+                    {
+                        "run_hash": f"{g % n_rois:012x}",
+                        "roi": f"bench_{g % n_rois:03d}",
+                        "site_id": f"b{g}",
+                        "date": day,
+                        "window": day,
+                        "area_km2": 0.01,
+                        "digest": "0" * 64,
+                        "geom": wkbs[k],
+                    }
+                    for k, g in enumerate(block)
+                )
+            conn.execute(insert(table(Contour)), rows)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_http(url: str, clients: int, requests_per_client: int, seed: int) -> dict[str, Any]:
+    """Latencies of GET /sites?bbox= (random 1 x 1 degree boxes) from ``clients`` threads."""
+    import httpx
+
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PLASTICS_DATABASE_URL": url, "PLASTICS_STORE": str(Path(tmp) / "store")}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "plastics_dagster.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    httpx.get(f"{base}/health", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            rng = np.random.default_rng(seed)
+            boxes = [
+                (float(x), float(y))
+                for x, y in zip(
+                    rng.uniform(REGION[0], REGION[2] - 1, clients * requests_per_client),
+                    rng.uniform(REGION[1], REGION[3] - 1, clients * requests_per_client),
+                    strict=True,
+                )
+            ]
+            latencies: list[float] = []
+            features: list[int] = []
+            lock = threading.Lock()
+
+            def client(i: int) -> None:
+                mine = boxes[i * requests_per_client : (i + 1) * requests_per_client]
+                with httpx.Client(base_url=base, timeout=30) as http:
+                    http.get("/sites", params={"bbox": "0,1,0,1"})  # connection warm-up
+                    for x, y in mine:
+                        t = time.perf_counter()
+                        r = http.get("/sites", params={"bbox": f"{x},{x + 1},{y},{y + 1}"})
+                        dt_ms = (time.perf_counter() - t) * 1000
+                        r.raise_for_status()
+                        with lock:
+                            latencies.append(dt_ms)
+                            features.append(len(r.json()["features"]))
+
+            t0 = time.perf_counter()
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+        finally:
+            server.terminate()
+            server.wait(30)
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "p50_ms": round(q[49], 1),
+        "p95_ms": round(q[94], 1),
+        "p99_ms": round(q[98], 1),
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "mean_features": round(float(np.mean(features)), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--url", default="", help="database URL (default: a SQLite file in a temporary folder)")
+    ap.add_argument("--sites", type=int, default=100_000)
+    ap.add_argument("--rois", type=int, default=100)
+    ap.add_argument("--contours-per-site", type=int, default=10)
+    ap.add_argument("--publish-sites", type=int, default=10_000)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=50, help="requests per client")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.url or f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        engine = open_database(url)
+        backend = "postgis" if engine.dialect.name == "postgresql" else "sqlite"
+        out: dict[str, Any] = {
+            "backend": backend,
+            "database": shown_url(url),
+            "machine": machine(),
+            "date": dt.date.today().isoformat(),
+        }
+        out["publish"] = bench_publish(engine, args.publish_sites)
+        out["load"] = bulk_load(engine, args.sites, args.rois, args.contours_per_site, SEED)
+        engine.dispose()
+        out["bbox_http"] = bench_http(url, args.clients, args.requests, SEED)
+        out["load_average_1_5_15"] = [round(v, 1) for v in os.getloadavg()]  # other work on the machine
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"sitedb-{backend}.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Alembic revisions of the site database, oldest first (see ``../README``)."""

