@@ -42,6 +42,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy plastics_core plastics_dagster
 
 bench: install

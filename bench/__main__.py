@@ -56,9 +56,11 @@ def table(results: dict[str, Any]) -> str:
             ratio = r.get("vs_keras", r.get("vs_baseline"))
             roof, cpu = r.get("roofline_fraction"), r.get("per_cpu_s")
             rate = f"{r['rate']:>12,.2f}" if r["unit"] == "s" else f"{r['rate']:>12,.0f}"
-            lines.append(f"{r['case']:<48} {rate} {r['unit']:<6} "
-                         f"{'' if ratio is None else f'{ratio:.1f}x':>12} {'' if roof is None else f'{roof:.0%}':>9} "
-                         f"{'' if cpu is None else f'{cpu:,.0f}':>12}")
+            lines.append(
+                f"{r['case']:<48} {rate} {r['unit']:<6} "
+                f"{'' if ratio is None else f'{ratio:.1f}x':>12} {'' if roof is None else f'{roof:.0%}':>9} "
+                f"{'' if cpu is None else f'{cpu:,.0f}':>12}"
+            )
     return "\n".join(lines)
 
 
@@ -82,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["loadavg_after"] = machine()["loadavg_1_5_15"]
     m = results["machine"]
     gpus = f" ({', '.join(m['gpus'])})" if m["gpus"] else ""
-    print(f"machine: {m['cpu_model']} x{m['cpu_count']}; Keras backend {m['keras_backend']} on "
-          f"{m['tensorflow_device']}{gpus}; "
-          f"matmul {m['matmul_gflops']:.0f} GFLOP/s")
+    print(
+        f"machine: {m['cpu_model']} x{m['cpu_count']}; Keras backend {m['keras_backend']} on "
+        f"{m['tensorflow_device']}{gpus}; "
+        f"matmul {m['matmul_gflops']:.0f} GFLOP/s"
+    )
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")

@@ -61,10 +61,18 @@ def run(size: int = 10_000, n_blobs: int = 200, seed: int = 0, baseline: bool = 
             whole_s=round(whole_s, 3), whole_n_blobs=len(whole), speedup=round(whole_s / sparse_s, 1),
             same_blobs=a == b, only_sparse=len(a - b), only_whole=len(b - a),
         )  # fmt: skip
-    rows = [{"case": f"blobs {size}x{size}, {n_blobs} sites: sparse (s)", "rate": sparse_s, "unit": "s",
-             **({"vs_baseline": result["speedup"]} if baseline else {})}]
+    rows = [
+        {
+            "case": f"blobs {size}x{size}, {n_blobs} sites: sparse (s)",
+            "rate": sparse_s,
+            "unit": "s",
+            **({"vs_baseline": result["speedup"]} if baseline else {}),
+        }
+    ]
     if baseline:
-        rows.insert(0, {"case": "blobs: whole-raster skimage blob_doh (s)", "rate": result["whole_s"], "unit": "s"})
+        rows.insert(
+            0, {"case": "blobs: whole-raster skimage blob_doh (s)", "rate": result["whole_s"], "unit": "s"}
+        )
     result["rows"] = rows
     return result
 

@@ -92,13 +92,22 @@ def devices() -> dict[str, Any]:
         import subprocess
 
         try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=30, check=True).stdout
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout
             gpus = [ln.strip() for ln in out.splitlines() if ln.strip()]
         except (OSError, subprocess.SubprocessError):
             gpus = [tf_device]
-    return {"cpu_model": cpu, "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
-            "tensorflow_device": tf_device, "gpus": gpus}
+    return {
+        "cpu_model": cpu,
+        "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "tensorflow_device": tf_device,
+        "gpus": gpus,
+    }
 
 
 def model_store() -> Any:

@@ -48,8 +48,14 @@ def median_time(fn: Any, repeat: int) -> float:
 
 def _row(case: str, rate: float, unit: str, flop_s: float, predictions_s: float = 0.0) -> dict[str, Any]:
     """A table row: ``flop_s`` achieved FLOP/s, ``predictions_s`` pixel predictions per second."""
-    row = {"case": case, "rate": rate, "unit": unit, "tflops": flop_s / 1e12,
-           "fraction_fp32_peak": flop_s / PEAK_FP32, "fraction_bf16_peak": flop_s / PEAK_BF16}
+    row = {
+        "case": case,
+        "rate": rate,
+        "unit": unit,
+        "tflops": flop_s / 1e12,
+        "fraction_fp32_peak": flop_s / PEAK_FP32,
+        "fraction_bf16_peak": flop_s / PEAK_BF16,
+    }
     if predictions_s:
         row["indonesia_gpu_hours"] = INDONESIA_PREDICTIONS / predictions_s / 3600
     return row
@@ -93,7 +99,7 @@ def run(repeat: int = 5) -> dict[str, Any]:
     from plastics_core.models.reference import forward, normalize64
 
     gpu = C.on_gpu()
-    n, n_ens, img_px, tile = ((1 << 24, 1 << 22, 2048, 941) if gpu else (1 << 16, 1 << 14, 256, 256))
+    n, n_ens, img_px, tile = (1 << 24, 1 << 22, 2048, 941) if gpu else (1 << 16, 1 << 14, 256, 256)
     store = model_store()
     ref = store.resolve(DEFAULT_MODEL)
     cpx = PixelClassifier.from_ref(ref).compiled()
@@ -102,14 +108,24 @@ def run(repeat: int = 5) -> dict[str, Any]:
     rows = []
     fast_dev: dict[str, float] = {}
     for prec in ("exact", "fast"):
-        t = median_time(lambda p=prec: C._pixels(cpx.params, x_dev, fast=p == "fast", chunk=C.device_chunk(n)), repeat)
-        rows.append(_row(f"pixel {prec}, input on device ({n:,} px)", n / t, "px/s", n / t * PIXEL_MODEL_FLOPS, n / t))
+        t = median_time(
+            lambda p=prec: C._pixels(cpx.params, x_dev, fast=p == "fast", chunk=C.device_chunk(n)), repeat
+        )
+        rows.append(
+            _row(f"pixel {prec}, input on device ({n:,} px)", n / t, "px/s", n / t * PIXEL_MODEL_FLOPS, n / t)
+        )
         t = median_time(lambda p=prec: cpx.predict(x, p), max(1, repeat // 2))
-        rows.append(_row(f"pixel {prec}, from host uint16 ({n:,} px)", n / t, "px/s", n / t * PIXEL_MODEL_FLOPS, n / t))
+        rows.append(
+            _row(
+                f"pixel {prec}, from host uint16 ({n:,} px)", n / t, "px/s", n / t * PIXEL_MODEL_FLOPS, n / t
+            )
+        )
     rng = np.random.default_rng(int(time.time()))
     probe = realistic_dn((4096, 12, 2), band_axis=1, seed=int(rng.integers(1 << 30))).round()
     sub, div = norm_vectors(ref.normalization, 12, dates=2)
-    r64 = forward(read_h5(str(ref.path)), normalize64(probe.reshape(-1, 24), sub, div, 1).reshape(-1, 12, 2, 1))
+    r64 = forward(
+        read_h5(str(ref.path)), normalize64(probe.reshape(-1, 24), sub, div, 1).reshape(-1, 12, 2, 1)
+    )
     exact = cpx.predict(probe, "exact")[0]
     fast_dev["pixel_exact_vs_float64"] = float(np.abs(exact - r64).max())
     fast_dev["pixel_fast_vs_exact"] = float(np.abs(cpx.predict(probe, "fast")[0] - exact).max())
@@ -122,9 +138,18 @@ def run(repeat: int = 5) -> dict[str, Any]:
     xe = jax.device_put(x[:n_ens])
     k = cens.n_models
     for prec in ("exact", "fast"):
-        t = median_time(lambda p=prec: C._pixels(cens.params, xe, fast=p == "fast", chunk=C.device_chunk(n_ens)), repeat)
-        rows.append(_row(f"ensemble x{k} {prec}, input on device ({n_ens:,} px)", n_ens / t, "px/s",
-                         n_ens / t * k * PIXEL_MODEL_FLOPS, n_ens / t))
+        t = median_time(
+            lambda p=prec: C._pixels(cens.params, xe, fast=p == "fast", chunk=C.device_chunk(n_ens)), repeat
+        )
+        rows.append(
+            _row(
+                f"ensemble x{k} {prec}, input on device ({n_ens:,} px)",
+                n_ens / t,
+                "px/s",
+                n_ens / t * k * PIXEL_MODEL_FLOPS,
+                n_ens / t,
+            )
+        )
 
     patch = PatchClassifier.from_ref(store.resolve(DEFAULT_PATCH_MODEL))
     cpt = patch.compiled()
@@ -133,8 +158,11 @@ def run(repeat: int = 5) -> dict[str, Any]:
     gflops = patch_grid_flops(cpt, img_px, img_px)
     for prec in ("exact", "fast"):
         t = median_time(lambda p=prec: cpt.grid_uploaded(img, p), repeat)
-        rows.append(_row(f"patch grid {prec} ({img_px}x{img_px} px, {n_win:,} windows)", n_win / t, "win/s",
-                         gflops / t))
+        rows.append(
+            _row(
+                f"patch grid {prec} ({img_px}x{img_px} px, {n_win:,} windows)", n_win / t, "win/s", gflops / t
+            )
+        )
 
     comps = []
     for s in range(2):
@@ -143,14 +171,28 @@ def run(repeat: int = 5) -> dict[str, Any]:
     span_flops = tile * tile * PIXEL_MODEL_FLOPS + patch_grid_flops(cpt, tile, tile)
     for prec in ("exact", "fast"):
         t = median_time(lambda p=prec: C.tile_span(comps, [(0, 1)], cpx, cpt, p), repeat)
-        rows.append(_row(f"tile span {tile}x{tile}, 1 pair, {prec} (ms)", t * 1e3, "ms", span_flops / t,
-                         tile * tile / t))
+        rows.append(
+            _row(
+                f"tile span {tile}x{tile}, 1 pair, {prec} (ms)",
+                t * 1e3,
+                "ms",
+                span_flops / t,
+                tile * tile / t,
+            )
+        )
     dev = jax.devices()[0]
     return {
-        "rows": rows, "deviation": fast_dev, "backend": jax.default_backend(),
-        "device": getattr(dev, "device_kind", str(dev)), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "versions": {"jax": jax.__version__, "jaxlib": _jaxlib_version(), "numpy": np.__version__,
-                     "python": platform.python_version()},
+        "rows": rows,
+        "deviation": fast_dev,
+        "backend": jax.default_backend(),
+        "device": getattr(dev, "device_kind", str(dev)),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": {
+            "jax": jax.__version__,
+            "jaxlib": _jaxlib_version(),
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
         "peaks_tflops": {"fp32": PEAK_FP32 / 1e12, "bf16": PEAK_BF16 / 1e12},
     }
 
@@ -168,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in res["rows"]:
         f32, b16 = r["fraction_fp32_peak"], r["fraction_bf16_peak"]
         hours = r.get("indonesia_gpu_hours")
-        print(f"{r['case']:<58} {r['rate']:>14,.1f} {r['unit']:<6} {f32:>9.2%} {b16:>9.3%} "
-              f"{'' if hours is None else f'{hours:,.2f}':>10}")
+        print(
+            f"{r['case']:<58} {r['rate']:>14,.1f} {r['unit']:<6} {f32:>9.2%} {b16:>9.3%} "
+            f"{'' if hours is None else f'{hours:,.2f}':>10}"
+        )
     print(f"wrote {args.out}")
     return 0
 

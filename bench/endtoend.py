@@ -48,7 +48,10 @@ def measure(size: int = 1000, scenes: int = 6) -> dict[str, Any]:
     from plastics_core.models.infer import PixelClassifier
     from plastics_core.models.patch_classifier import PatchClassifier
 
-    periods = (Period(dt.date(2021, 1, 1), dt.date(2021, 4, 1)), Period(dt.date(2021, 7, 1), dt.date(2021, 10, 1)))
+    periods = (
+        Period(dt.date(2021, 1, 1), dt.date(2021, 4, 1)),
+        Period(dt.date(2021, 7, 1), dt.date(2021, 10, 1)),
+    )
     stacks = [_stack(size, scenes, p.start, 11 + k) for k, p in enumerate(periods)]
     store = model_store()
     t0 = time.perf_counter()
@@ -94,8 +97,13 @@ def run(size: int = 1000, scenes: int = 6) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["within_2gb"] = result["peak_rss_mb"] <= 2048
-    result["rows"] = [{"case": f"end-to-end {size}x{size} tile pair (s; peak {result['peak_rss_mb']:.0f} MB)",
-                       "rate": result["total_s"], "unit": "s"}]
+    result["rows"] = [
+        {
+            "case": f"end-to-end {size}x{size} tile pair (s; peak {result['peak_rss_mb']:.0f} MB)",
+            "rate": result["total_s"],
+            "unit": "s",
+        }
+    ]
     return result
 
 

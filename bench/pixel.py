@@ -14,7 +14,9 @@ def _set_device(models: list[Any], device: str | None) -> None:
         m.device = device
 
 
-def _gpu_row(case: str, fn: Any, models: list[Any], n: int, keras_rate: float, out_cpu: np.ndarray) -> list[dict[str, Any]]:
+def _gpu_row(
+    case: str, fn: Any, models: list[Any], n: int, keras_rate: float, out_cpu: np.ndarray
+) -> list[dict[str, Any]]:
     """On a machine whose Keras backend sees a GPU: the project's Keras-on-GPU path too (what
     ``auto`` picks there), checked against the numpy output."""
     from plastics_core.models.infer import use_keras_path
@@ -26,12 +28,20 @@ def _gpu_row(case: str, fn: Any, models: list[Any], n: int, keras_rate: float, o
     t, out = best_time(fn, repeat=3)
     _set_device(models, None)
     diff = float(np.abs(np.asarray(out) - out_cpu).max())
-    return [{"case": f"{case} project path, Keras on GPU", "rate": n / t, "unit": "px/s",
-             "vs_keras": n / t / keras_rate, "max_abs_diff_vs_numpy": diff}]
+    return [
+        {
+            "case": f"{case} project path, Keras on GPU",
+            "rate": n / t,
+            "unit": "px/s",
+            "vs_keras": n / t / keras_rate,
+            "max_abs_diff_vs_numpy": diff,
+        }
+    ]
 
 
-def _jax_rows(case: str, models: list[Any], fn: Any, n: int, keras_rate: float, ceiling: float,
-              out_numpy: np.ndarray) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def _jax_rows(
+    case: str, models: list[Any], fn: Any, n: int, keras_rate: float, ceiling: float, out_numpy: np.ndarray
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """The compiled JAX path (``device = "jax"``, on JAX's default backend) in exact and fast
     precision: rows, and max |exact - numpy| and |fast - exact|."""
     import jax
@@ -42,13 +52,22 @@ def _jax_rows(case: str, models: list[Any], fn: Any, n: int, keras_rate: float, 
             m.device, m.precision = "jax", prec
         fn()
         t, outs[prec] = best_time(fn, repeat=3)
-        rows.append({"case": f"{case} compiled JAX {jax.default_backend().upper()} {prec}", "rate": n / t,
-                     "unit": "px/s", "vs_keras": n / t / keras_rate, "roofline_fraction": n / t / ceiling,
-                     "per_cpu_s": n / LAST_CPU[0]})
+        rows.append(
+            {
+                "case": f"{case} compiled JAX {jax.default_backend().upper()} {prec}",
+                "rate": n / t,
+                "unit": "px/s",
+                "vs_keras": n / t / keras_rate,
+                "roofline_fraction": n / t / ceiling,
+                "per_cpu_s": n / LAST_CPU[0],
+            }
+        )
     for m in models:
         m.device = m.precision = None
     dev["max_abs_diff_jax_exact_vs_numpy"] = float(np.abs(np.asarray(outs["exact"]) - out_numpy).max())
-    dev["max_abs_diff_jax_fast_vs_exact"] = float(np.abs(np.asarray(outs["fast"]) - np.asarray(outs["exact"])).max())
+    dev["max_abs_diff_jax_fast_vs_exact"] = float(
+        np.abs(np.asarray(outs["fast"]) - np.asarray(outs["exact"])).max()
+    )
     return rows, dev
 
 
@@ -77,16 +96,35 @@ def run(n: int = 400_000, n_keras: int = 20_000) -> dict[str, Any]:
     jrows, jdev = _jax_rows("pixel", [clf], lambda: clf.predict(x), n, keras_rate, ceiling, out)
     return {
         "rows": [
-            {"case": "pixel keras predict b32", "rate": keras_rate, "unit": "px/s", "per_cpu_s": n_keras / c_k},
-            {"case": "pixel keras predict b8192", "rate": n / t_kb, "unit": "px/s", "vs_keras": n / t_kb / keras_rate},
-            {"case": "pixel project path, numpy CPU", "rate": rate, "unit": "px/s", "vs_keras": rate / keras_rate,
-             "roofline_fraction": rate / ceiling, "per_cpu_s": n / c_p},
+            {
+                "case": "pixel keras predict b32",
+                "rate": keras_rate,
+                "unit": "px/s",
+                "per_cpu_s": n_keras / c_k,
+            },
+            {
+                "case": "pixel keras predict b8192",
+                "rate": n / t_kb,
+                "unit": "px/s",
+                "vs_keras": n / t_kb / keras_rate,
+            },
+            {
+                "case": "pixel project path, numpy CPU",
+                "rate": rate,
+                "unit": "px/s",
+                "vs_keras": rate / keras_rate,
+                "roofline_fraction": rate / ceiling,
+                "per_cpu_s": n / c_p,
+            },
             *jrows,
             *_gpu_row("pixel", lambda: clf.predict(x), [clf], n, keras_rate, out),
         ],
-        "max_abs_diff": float(np.abs(out[:n_keras] - ref_out).max()), **jdev,
-        "matmul_gflops": gflops, "model_flops_per_px": PIXEL_MODEL_FLOPS,
-        "executed_flops_per_px": clf.net.flops_per_pixel, "roofline_px_s": ceiling,
+        "max_abs_diff": float(np.abs(out[:n_keras] - ref_out).max()),
+        **jdev,
+        "matmul_gflops": gflops,
+        "model_flops_per_px": PIXEL_MODEL_FLOPS,
+        "executed_flops_per_px": clf.net.flops_per_pixel,
+        "roofline_px_s": ceiling,
     }
 
 
@@ -111,17 +149,31 @@ def run_ensemble(n: int = 200_000, n_keras: int = 5_000) -> dict[str, Any]:
     keras_rate, rate = n_keras / t_k, n / t_p
     gflops = matmul_gflops()
     ceiling = gflops * 1e9 / (len(refs) * PIXEL_MODEL_FLOPS)
-    jrows, jdev = _jax_rows(f"ensemble x{len(refs)}", ens.members, lambda: ens.predict(x), n, keras_rate, ceiling, out)
+    jrows, jdev = _jax_rows(
+        f"ensemble x{len(refs)}", ens.members, lambda: ens.predict(x), n, keras_rate, ceiling, out
+    )
     return {
         "rows": [
-            {"case": f"ensemble x{len(refs)} keras predict b32", "rate": keras_rate, "unit": "px/s",
-             "per_cpu_s": n_keras / c_k},
-            {"case": f"ensemble x{len(refs)} project path, numpy CPU", "rate": rate, "unit": "px/s",
-             "vs_keras": rate / keras_rate, "roofline_fraction": rate / ceiling, "per_cpu_s": n / c_p},
+            {
+                "case": f"ensemble x{len(refs)} keras predict b32",
+                "rate": keras_rate,
+                "unit": "px/s",
+                "per_cpu_s": n_keras / c_k,
+            },
+            {
+                "case": f"ensemble x{len(refs)} project path, numpy CPU",
+                "rate": rate,
+                "unit": "px/s",
+                "vs_keras": rate / keras_rate,
+                "roofline_fraction": rate / ceiling,
+                "per_cpu_s": n / c_p,
+            },
             *jrows,
             *_gpu_row(f"ensemble x{len(refs)}", lambda: ens.predict(x), ens.members, n, keras_rate, out),
         ],
-        "max_abs_diff": float(np.abs(out[:, :n_keras] - ref_out).max()), "matmul_gflops": gflops, **jdev,
+        "max_abs_diff": float(np.abs(out[:, :n_keras] - ref_out).max()),
+        "matmul_gflops": gflops,
+        **jdev,
     }
 
 
@@ -151,22 +203,39 @@ def run_heatmap(size: int = 1000, n_pairs: int = 2) -> dict[str, Any]:
     pairs = [(k, k + 1) for k in range(n_pairs)]
     t, _ = best_time(lambda: pixel_heatmap(comps, pairs, clf), repeat=2)
     rate = n_pairs * size * size / t
-    rows = [{"case": f"pixel_heatmap {size}x{size} x{n_pairs} pairs (20% masked)", "rate": rate,
-             "unit": "px/s", "per_cpu_s": n_pairs * size * size / LAST_CPU[0]}]
+    rows = [
+        {
+            "case": f"pixel_heatmap {size}x{size} x{n_pairs} pairs (20% masked)",
+            "rate": rate,
+            "unit": "px/s",
+            "per_cpu_s": n_pairs * size * size / LAST_CPU[0],
+        }
+    ]
     heats = {}
     for prec in ("exact", "fast"):  # compiled path: pairs built on the device from the composites
         clf.device, clf.precision = "jax", prec
         pixel_heatmap(comps[:2], pairs[:1], clf)
         t_j, heats[prec] = best_time(lambda: pixel_heatmap(comps, pairs, clf), repeat=2)
-        rows.append({"case": f"pixel_heatmap {size}x{size} x{n_pairs} pairs, compiled JAX {prec}",
-                     "rate": n_pairs * size * size / t_j, "unit": "px/s",
-                     "per_cpu_s": n_pairs * size * size / LAST_CPU[0]})
+        rows.append(
+            {
+                "case": f"pixel_heatmap {size}x{size} x{n_pairs} pairs, compiled JAX {prec}",
+                "rate": n_pairs * size * size / t_j,
+                "unit": "px/s",
+                "per_cpu_s": n_pairs * size * size / LAST_CPU[0],
+            }
+        )
     clf.device = clf.precision = None
     from plastics_core.method.blobs import PRESETS, detect_blobs
 
     cols = ["lon", "lat", "sigma", "row", "col"]
     blobs = {p: detect_blobs(h, PRESETS["high"])[cols] for p, h in heats.items()}
     dev = float(np.nanmax(np.abs(heats["fast"].data - heats["exact"].data)))
-    return {"rows": rows, "seconds": t, "fast_vs_exact_max_abs_diff": dev, "blobs_exact": len(blobs["exact"]),
-            "fast_same_blobs_as_exact": bool(blobs["fast"].reset_index(drop=True).equals(
-                blobs["exact"].reset_index(drop=True)))}
+    return {
+        "rows": rows,
+        "seconds": t,
+        "fast_vs_exact_max_abs_diff": dev,
+        "blobs_exact": len(blobs["exact"]),
+        "fast_same_blobs_as_exact": bool(
+            blobs["fast"].reset_index(drop=True).equals(blobs["exact"].reset_index(drop=True))
+        ),
+    }

@@ -82,8 +82,11 @@ def _scene_reads(tile: Any, paths: dict[str, Path], read: Any, read_coarse: Any)
 
     grid = (str(tile.crs), tile.transform, tile.shape)
     factor = 6
-    coarse = (str(tile.crs), tile.transform @ Affine.scale(factor),
-              (math.ceil(tile.shape[0] / factor), math.ceil(tile.shape[1] / factor)))
+    coarse = (
+        str(tile.crs),
+        tile.transform @ Affine.scale(factor),
+        (math.ceil(tile.shape[0] / factor), math.ceil(tile.shape[1] / factor)),
+    )
     for band in BAND_NAMES:
         read(band, paths[band], grid)
     for band in S2CLOUDLESS_BANDS:
@@ -106,8 +109,11 @@ def measure(work: str | None = None, sample: int = 6) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     w = time.perf_counter()
     paths, crs, transform = write_full_granule(folder)
-    out: dict[str, Any] = {"granule_px": [SIZE, SIZE], "write_s": round(time.perf_counter() - w, 1),
-                           "jp2_bytes": sum(p.stat().st_size for p in paths.values())}
+    out: dict[str, Any] = {
+        "granule_px": [SIZE, SIZE],
+        "write_s": round(time.perf_counter() - w, 1),
+        "jp2_bytes": sum(p.stat().st_size for p in paths.values()),
+    }
     tiles, own = _tiles(crs, transform)
     picks = [tiles[int(i)] for i in np.linspace(0, len(tiles) - 1, sample)]
     out.update(tiles_reading_the_granule=len(tiles), tiles_per_granule=own, sample_tiles=len(picks))
@@ -125,7 +131,10 @@ def measure(work: str | None = None, sample: int = 6) -> dict[str, Any]:
     w, c = time.perf_counter(), time.process_time()
     for tile in picks:
         _scene_reads(tile, paths, direct, direct_coarse)
-    out["no_cache_per_tile_wall_cpu_s"] = [(time.perf_counter() - w) / len(picks), (time.process_time() - c) / len(picks)]
+    out["no_cache_per_tile_wall_cpu_s"] = [
+        (time.perf_counter() - w) / len(picks),
+        (time.process_time() - c) / len(picks),
+    ]
 
     cache = GranuleCache(str(folder / "cache"))
     scene = "full_granule"
@@ -145,11 +154,15 @@ def measure(work: str | None = None, sample: int = 6) -> dict[str, Any]:
     w, c = time.perf_counter(), time.process_time()
     for tile in picks:
         _scene_reads(tile, paths, cached, cached_coarse)
-    out["hit_per_tile_wall_cpu_s"] = [(time.perf_counter() - w) / len(picks), (time.process_time() - c) / len(picks)]
+    out["hit_per_tile_wall_cpu_s"] = [
+        (time.perf_counter() - w) / len(picks),
+        (time.process_time() - c) / len(picks),
+    ]
     decode = out["fill_timer"].get("granule_decode", [0.0, 0.0])[1]
     out["decode_cpu_s_per_scene_and_tile"] = {
         "no_cache": round(out["no_cache_per_tile_wall_cpu_s"][1] - out["hit_per_tile_wall_cpu_s"][1], 3),
-        "cache_amortized": round(decode / own, 3)}
+        "cache_amortized": round(decode / own, 3),
+    }
     return out
 
 
@@ -158,9 +171,16 @@ def run() -> dict[str, Any]:
     result = measure()
     d = result["decode_cpu_s_per_scene_and_tile"]
     result["rows"] = [
-        {"case": "full granule: JP2 decode core-s per scene and tile, no cache", "rate": d["no_cache"], "unit": "s"},
-        {"case": "full granule: JP2 decode core-s per scene and tile, cache (amortized)", "rate": d["cache_amortized"],
-         "unit": "s"},
+        {
+            "case": "full granule: JP2 decode core-s per scene and tile, no cache",
+            "rate": d["no_cache"],
+            "unit": "s",
+        },
+        {
+            "case": "full granule: JP2 decode core-s per scene and tile, cache (amortized)",
+            "rate": d["cache_amortized"],
+            "unit": "s",
+        },
     ]
     return result
 

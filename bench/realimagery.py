@@ -76,8 +76,18 @@ def granule_scenes(tiles_per_side: int = 2) -> tuple[list[Any], list[Any]]:
     left, top = math.floor(left / 60) * 60, math.ceil(top / 60) * 60
     cols, rows = math.ceil((right - left) / 60) * 6, math.ceil((top - bottom) / 60) * 6
     transform = Affine(10, 0, left, 0, -10, top)
-    out = [Scene10m(s.id, _mirror_tile(s.bands, rows, cols), _mirror_tile(s.cirrus, rows, cols), s.datetime,
-                    s.cloud_cover, s.crs, transform) for s in real]
+    out = [
+        Scene10m(
+            s.id,
+            _mirror_tile(s.bands, rows, cols),
+            _mirror_tile(s.cirrus, rows, cols),
+            s.datetime,
+            s.cloud_cover,
+            s.crs,
+            transform,
+        )
+        for s in real
+    ]
     return out, tiles
 
 
@@ -85,7 +95,12 @@ def _timed_load(source: Any, tile: Any, period: Any) -> tuple[Any, dict[str, lis
     source.timer.reset()
     w, c = time.perf_counter(), time.process_time()
     stack = source.load(tile, period)
-    return stack, {k: list(v) for k, v in source.timer.totals.items()}, time.perf_counter() - w, time.process_time() - c
+    return (
+        stack,
+        {k: list(v) for k, v in source.timer.totals.items()},
+        time.perf_counter() - w,
+        time.process_time() - c,
+    )
 
 
 def _loopback_rate(url: str, folder: Path) -> float:
@@ -94,7 +109,9 @@ def _loopback_rate(url: str, folder: Path) -> float:
 
     files = sorted(folder.rglob("*.jp2"))
     w = time.perf_counter()
-    total = sum(len(requests.get(f"{url}/{p.relative_to(folder).as_posix()}", timeout=60).content) for p in files)
+    total = sum(
+        len(requests.get(f"{url}/{p.relative_to(folder).as_posix()}", timeout=60).content) for p in files
+    )
     return total / (time.perf_counter() - w)
 
 
@@ -109,8 +126,10 @@ def _models_on(comp: Any) -> dict[str, list[float]]:
     pixel = PixelClassifier.from_ref(store.resolve(DEFAULT_MODEL))
     patch = PatchClassifier.from_ref(store.resolve(DEFAULT_PATCH_MODEL))
     out = {}
-    for name, fn in (("pixel_model", lambda: pixel_heatmap([comp, comp], [(0, 1)], pixel)),
-                     ("patch_model", lambda: patch_scores([comp, comp], [(0, 1)], patch, 8, 0.1))):
+    for name, fn in (
+        ("pixel_model", lambda: pixel_heatmap([comp, comp], [(0, 1)], pixel)),
+        ("patch_model", lambda: patch_scores([comp, comp], [(0, 1)], patch, 8, 0.1)),
+    ):
         fn()  # warm-up (graph tracing)
         w, c = time.perf_counter(), time.process_time()
         fn()
@@ -131,17 +150,22 @@ def measure(tiles_per_side: int = 2, work: str | None = None, before: bool = Tru
     from tests._stac_server import serve
 
     folder = Path(work or tempfile.mkdtemp(prefix="bench-granules-"))
-    template = json.loads((SHARED / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
-                          .read_text())["features"][0]
+    template = json.loads(
+        (SHARED / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json").read_text()
+    )["features"][0]
     t0 = time.perf_counter()
     scenes, tiles = granule_scenes(tiles_per_side)
     if (folder / "items.json").exists():  # granules of an earlier run with the same arguments
         items = json.loads((folder / "items.json").read_text())["features"]
     else:
         items = write_catalog(scenes, folder, template)
-    out: dict[str, Any] = {"granule_px": list(scenes[0].bands.shape[1:]), "scenes": len(scenes),
-                           "tiles_in_granule": len(tiles), "write_s": round(time.perf_counter() - t0, 1),
-                           "jp2_bytes": sum(p.stat().st_size for p in folder.rglob("*.jp2"))}
+    out: dict[str, Any] = {
+        "granule_px": list(scenes[0].bands.shape[1:]),
+        "scenes": len(scenes),
+        "tiles_in_granule": len(tiles),
+        "write_s": round(time.perf_counter() - t0, 1),
+        "jp2_bytes": sum(p.stat().st_size for p in folder.rglob("*.jp2")),
+    }
     period = Period(*QUARTER)
     tile = tiles[0]
     base_cfg = {"requester_pays": False, "max_cloud_cover": 100.0}
@@ -150,7 +174,9 @@ def measure(tiles_per_side: int = 2, work: str | None = None, before: bool = Tru
         stack_p, t_p, wall_p, cpu_p = _timed_load(plain, tile, period)
         old = StacSource(StacConfig(url=url, cloud_mask_resolution=None, **base_cfg))
         bytes0 = stats.bytes_served
-        stack_b, t_b, wall_b, cpu_b = _timed_load(old, tile, period) if before else (stack_p, t_p, wall_p, cpu_p)
+        stack_b, t_b, wall_b, cpu_b = (
+            _timed_load(old, tile, period) if before else (stack_p, t_p, wall_p, cpu_p)
+        )
         out["before_measured"] = before
         out["fetched_bytes_before"] = stats.bytes_served - bytes0 if before else bytes0
         out["loopback_bytes_per_s"] = rate = _loopback_rate(url, folder)
@@ -160,22 +186,31 @@ def measure(tiles_per_side: int = 2, work: str | None = None, before: bool = Tru
         out["first_tile_blocks"] = dict(cache.stats)
         for t in tiles[1:]:  # the rest of the granule's tiles: the fill completes
             _, t_more, _, _ = _timed_load(after, t, period)
-            t_fill = {k: [a + b for a, b in zip(t_fill.get(k, [0.0, 0.0]), v, strict=True)] for k, v in t_more.items()}
+            t_fill = {
+                k: [a + b for a, b in zip(t_fill.get(k, [0.0, 0.0]), v, strict=True)]
+                for k, v in t_more.items()
+            }
         fill = {k: list(v) for k, v in cache.timer.totals.items()}
         bytes0 = stats.bytes_served
         stack_a, t_a, wall_a, cpu_a = _timed_load(after, tile, period)  # a tile of an already decoded granule
         out["fetched_bytes_hit_tile"] = stats.bytes_served - bytes0
-        out["default_scene_selection"] = _selection_decode(url, tiles, period, Path(tempfile.mkdtemp(dir=folder)))
+        out["default_scene_selection"] = _selection_decode(
+            url, tiles, period, Path(tempfile.mkdtemp(dir=folder))
+        )
     comp_b = composite(stack_b, period, "min")
     w, c = time.perf_counter(), time.process_time()
     comp_a = composite(stack_a, period, "min")
     comp_s = [time.perf_counter() - w, time.process_time() - c]
     comp_p, comp_fill = composite(stack_p, period, "min"), composite(stack_fill, period, "min")
     out["composites_identical_with_without_cache"] = all(
-        np.array_equal(x.data, comp_a.data) and np.array_equal(x.mask, comp_a.mask) for x in (comp_p, comp_fill))
+        np.array_equal(x.data, comp_a.data) and np.array_equal(x.mask, comp_a.mask)
+        for x in (comp_p, comp_fill)
+    )
     out["composite_valid_px_10m_mask_60m_mask"] = [int((~comp_b.mask).sum()), int((~comp_a.mask).sum())]
     both = ~comp_b.mask & ~comp_a.mask
-    out["composite_max_abs_dn_diff_10m_vs_60m_mask"] = float(np.abs(comp_b.data[:, both] - comp_a.data[:, both]).max())
+    out["composite_max_abs_dn_diff_10m_vs_60m_mask"] = float(
+        np.abs(comp_b.data[:, both] - comp_a.data[:, both]).max()
+    )
     models = _models_on(comp_a)
     n = len(tiles)
     fetch = [out["fetched_bytes_before"] / rate, 0.0]  # wall at the measured loopback rate; CPU in read
@@ -186,26 +221,47 @@ def measure(tiles_per_side: int = 2, work: str | None = None, before: bool = Tru
     encode_fill = fill.get("cache_encode", [0.0, 0.0])
     write_fill = fill.get("cache_write", [0.0, 0.0])
     decode_a = [decode_fill[i] / n for i in range(2)]
-    stages_b = {"catalog": t_b["catalog"], "fetch": fetch, "decode": decode_b, "warp": warp_b,
-                "cloud_mask": t_b.get("cloud_mask", [0.0, 0.0]), "composite": comp_s, **models}
+    stages_b = {
+        "catalog": t_b["catalog"],
+        "fetch": fetch,
+        "decode": decode_b,
+        "warp": warp_b,
+        "cloud_mask": t_b.get("cloud_mask", [0.0, 0.0]),
+        "composite": comp_s,
+        **models,
+    }
     # the fill's reads (every tile once) hold its decodes, encodes and writes and, per tile, what a hit
     # read does (60 m mask-band reads, block reads, warp: ``warp``); what is left is the fill's overhead
     # (source headers, band metas, HTTP of the decoded bytes outside the decode calls)
-    fill_rest = [max(0.0, (t_fill["read"][i] - decode_fill[i] - encode_fill[i] - write_fill[i]) / n
-                     - warp_after[i]) for i in range(2)]
-    stages_a = {"catalog": t_a["catalog"], "fill_overhead": fill_rest,
-                "decode": decode_a, "cache_encode": [encode_fill[i] / n for i in range(2)],
-                "cache_write": [write_fill[i] / n for i in range(2)], "warp": warp_after,
-                "cloud_mask": t_a.get("cloud_mask", [0.0, 0.0]), "composite": comp_s, **models}
+    fill_rest = [
+        max(0.0, (t_fill["read"][i] - decode_fill[i] - encode_fill[i] - write_fill[i]) / n - warp_after[i])
+        for i in range(2)
+    ]
+    stages_a = {
+        "catalog": t_a["catalog"],
+        "fill_overhead": fill_rest,
+        "decode": decode_a,
+        "cache_encode": [encode_fill[i] / n for i in range(2)],
+        "cache_write": [write_fill[i] / n for i in range(2)],
+        "warp": warp_after,
+        "cloud_mask": t_a.get("cloud_mask", [0.0, 0.0]),
+        "composite": comp_s,
+        **models,
+    }
     for name, stages in (("before", stages_b), ("after", stages_a)):
         tot = [sum(v[i] for v in stages.values()) for i in range(2)]
-        out[name] = {"stages_wall_cpu_s": {k: [round(x, 3) for x in v] for k, v in stages.items()},
-                     "total_wall_s": round(tot[0], 2), "total_cpu_s": round(tot[1], 2),
-                     "decode_share_wall": round(stages["decode"][0] / tot[0], 3)}
-    out["raw"] = {"before": {"load_wall_cpu_s": [wall_b, cpu_b], "timer": t_b},
-                  "no_cache_60m": {"load_wall_cpu_s": [wall_p, cpu_p], "timer": t_p},
-                  "after_fill": {"load_wall_cpu_s": [wall_fill, cpu_fill], "timer": t_fill, "cache": fill},
-                  "after_hit": {"load_wall_cpu_s": [wall_a, cpu_a], "timer": t_a}}
+        out[name] = {
+            "stages_wall_cpu_s": {k: [round(x, 3) for x in v] for k, v in stages.items()},
+            "total_wall_s": round(tot[0], 2),
+            "total_cpu_s": round(tot[1], 2),
+            "decode_share_wall": round(stages["decode"][0] / tot[0], 3),
+        }
+    out["raw"] = {
+        "before": {"load_wall_cpu_s": [wall_b, cpu_b], "timer": t_b},
+        "no_cache_60m": {"load_wall_cpu_s": [wall_p, cpu_p], "timer": t_p},
+        "after_fill": {"load_wall_cpu_s": [wall_fill, cpu_fill], "timer": t_fill, "cache": fill},
+        "after_hit": {"load_wall_cpu_s": [wall_a, cpu_a], "timer": t_a},
+    }
     out["decode_cpu_s_per_tile_quarter"] = {"before": round(decode_b[1], 2), "after": round(decode_a[1], 2)}
     out["cache_stats"] = dict(cache.stats)
     out["items"] = len(items)
@@ -226,8 +282,11 @@ def _selection_decode(url: str, tiles: list[Any], period: Any, folder: Path) -> 
         source = StacSource(StacConfig(url=url, requester_pays=False, granule_cache=cache, **selection))
         days = [len(source.load(t, period).dates) for t in tiles]
         decode = cache.timer.totals.get("granule_decode", [0.0, 0.0])[1]
-        out[name] = {"days_read_per_tile": days, "blocks_decoded": cache.stats["decodes"],
-                     "decode_cpu_s_per_tile_quarter": round(decode / len(tiles), 2)}
+        out[name] = {
+            "days_read_per_tile": days,
+            "blocks_decoded": cache.stats["decodes"],
+            "decode_cpu_s_per_tile_quarter": round(decode / len(tiles), 2),
+        }
     return out
 
 
@@ -264,11 +323,18 @@ def measure_roi(tiles_per_side: int = 3) -> dict[str, Any]:
             with rasterio.open(path) as src:
                 bh, bw = src.block_shapes[0]
                 in_granule += math.ceil(src.height / bh) * math.ceil(src.width / bw)
-    return {"granule_px": list(scene.bands.shape[1:]), "tiles": len(tiles), "blocks_in_granule": in_granule,
-            "blocks_per_tile_min_mean_max": [min(blocks), round(sum(blocks) / len(blocks), 1), max(blocks)],
-            "decode_cpu_s_per_tile_min_mean_max": [round(min(per_tile), 2), round(sum(per_tile) / len(per_tile), 2),
-                                                   round(max(per_tile), 2)],
-            "whole_bands_decode_wall_cpu_s": [round(x, 2) for x in whole]}
+    return {
+        "granule_px": list(scene.bands.shape[1:]),
+        "tiles": len(tiles),
+        "blocks_in_granule": in_granule,
+        "blocks_per_tile_min_mean_max": [min(blocks), round(sum(blocks) / len(blocks), 1), max(blocks)],
+        "decode_cpu_s_per_tile_min_mean_max": [
+            round(min(per_tile), 2),
+            round(sum(per_tile) / len(per_tile), 2),
+            round(max(per_tile), 2),
+        ],
+        "whole_bands_decode_wall_cpu_s": [round(x, 2) for x in whole],
+    }
 
 
 def run(tiles_per_side: int = 2) -> dict[str, Any]:
@@ -278,18 +344,43 @@ def run(tiles_per_side: int = 2) -> dict[str, Any]:
     rows = []
     for name in ("before", "after"):
         r = result[name]
-        rows.append({"case": f"real JP2 tile-quarter {name} (s; {r['decode_share_wall']:.0%} decode)",
-                     "rate": r["total_wall_s"], "unit": "s"})
-        rows.append({"case": f"  JP2 decode core-s per tile-quarter, {name}",
-                     "rate": result["decode_cpu_s_per_tile_quarter"][name], "unit": "s"})
+        rows.append(
+            {
+                "case": f"real JP2 tile-quarter {name} (s; {r['decode_share_wall']:.0%} decode)",
+                "rate": r["total_wall_s"],
+                "unit": "s",
+            }
+        )
+        rows.append(
+            {
+                "case": f"  JP2 decode core-s per tile-quarter, {name}",
+                "rate": result["decode_cpu_s_per_tile_quarter"][name],
+                "unit": "s",
+            }
+        )
     for name, sel in result["default_scene_selection"].items():
-        rows.append({"case": f"  JP2 decode core-s per tile-quarter, after, {name} scene selection",
-                     "rate": sel["decode_cpu_s_per_tile_quarter"], "unit": "s"})
+        rows.append(
+            {
+                "case": f"  JP2 decode core-s per tile-quarter, after, {name} scene selection",
+                "rate": sel["decode_cpu_s_per_tile_quarter"],
+                "unit": "s",
+            }
+        )
     roi = result["one_tile_roi"]
-    rows.append({"case": "  JP2 decode core-s, one tile alone, blocks (mean)",
-                 "rate": roi["decode_cpu_s_per_tile_min_mean_max"][1], "unit": "s"})
-    rows.append({"case": "  JP2 decode core-s, one tile alone, whole bands", "rate": roi["whole_bands_decode_wall_cpu_s"][1],
-                 "unit": "s"})
+    rows.append(
+        {
+            "case": "  JP2 decode core-s, one tile alone, blocks (mean)",
+            "rate": roi["decode_cpu_s_per_tile_min_mean_max"][1],
+            "unit": "s",
+        }
+    )
+    rows.append(
+        {
+            "case": "  JP2 decode core-s, one tile alone, whole bands",
+            "rate": roi["whole_bands_decode_wall_cpu_s"][1],
+            "unit": "s",
+        }
+    )
     result["rows"] = rows
     return result
 

@@ -87,7 +87,13 @@ COMPOSITE_METHODS: tuple[str, ...] = ("min", "median", "min_masked")
 DEFAULT_TILESIZE = 897
 DEFAULT_PAD = 22
 _NAME_FIELDS = frozenset({"model", "patch_model", "ensemble_model", "composite_method", "preset", "recipe"})
-BLOB_FIELDS: tuple[str, ...] = ("pred_threshold", "min_sigma", "max_sigma", "area_threshold", "patch_threshold")
+BLOB_FIELDS: tuple[str, ...] = (
+    "pred_threshold",
+    "min_sigma",
+    "max_sigma",
+    "area_threshold",
+    "patch_threshold",
+)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -102,18 +108,31 @@ class DetectParams(BaseModel):
     rect_width: float = Field(default=0.008, gt=0, le=0.1, description="contour box width, degrees")
     mosaic_period: int = Field(default=3, ge=1, le=12, description="months per composite")
     spectrogram_interval: int = Field(default=2, ge=1, le=8, description="mosaic periods between a pair")
-    pairs: int = Field(default=8, ge=1, le=24,
-                       description="spectrogram pairs a detection window aggregates (median)")
-    composite_method: CompositeMethod = Field(default="min", description="how a period's scenes are composited")
+    pairs: int = Field(
+        default=8, ge=1, le=24, description="spectrogram pairs a detection window aggregates (median)"
+    )
+    composite_method: CompositeMethod = Field(
+        default="min", description="how a period's scenes are composited"
+    )
     preset: Preset = Field(default="high", description="blob sensitivity preset")
-    pred_threshold: float | None = Field(default=None, ge=0, le=1, description="heatmap threshold; None = preset")
-    min_sigma: float | None = Field(default=None, gt=0, le=200, description="min blob sigma, px; None = preset")
-    max_sigma: float | None = Field(default=None, gt=0, le=200, description="max blob sigma, px; None = preset")
-    area_threshold: float | None = Field(default=None, ge=0, le=1, description="DoH area threshold; None = preset")
-    patch_threshold: float | None = Field(default=None, ge=0, le=1,
-                                          description="candidate patch score; None = preset")
-    patch_keep_threshold: float = Field(default=0.3, ge=0, le=1,
-                                        description="tile patches kept (mean >; capped at patch_threshold)")
+    pred_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="heatmap threshold; None = preset"
+    )
+    min_sigma: float | None = Field(
+        default=None, gt=0, le=200, description="min blob sigma, px; None = preset"
+    )
+    max_sigma: float | None = Field(
+        default=None, gt=0, le=200, description="max blob sigma, px; None = preset"
+    )
+    area_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="DoH area threshold; None = preset"
+    )
+    patch_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="candidate patch score; None = preset"
+    )
+    patch_keep_threshold: float = Field(
+        default=0.3, ge=0, le=1, description="tile patches kept (mean >; capped at patch_threshold)"
+    )
     merge_radius: float = Field(default=0.005, ge=0, le=0.1, description="blob merge radius, degrees")
     stride: int = Field(default=8, ge=1, le=45, description="patch window stride, px")
     max_masked: float = Field(default=0.1, ge=0, le=1, description="patch masked-fraction limit")
@@ -150,8 +169,10 @@ class DetectParams(BaseModel):
         check_model_names(self.model, self.patch_model, self.ensemble_model)  # ModelError is a ValueError
         blob = self.resolved_blob()
         if blob["min_sigma"] > blob["max_sigma"]:
-            raise ValueError(f"min_sigma {blob['min_sigma']} exceeds max_sigma {blob['max_sigma']}: "
-                             "give min_sigma <= max_sigma")
+            raise ValueError(
+                f"min_sigma {blob['min_sigma']} exceeds max_sigma {blob['max_sigma']}: "
+                "give min_sigma <= max_sigma"
+            )
         return self
 
     def resolved_blob(self) -> dict[str, float]:
@@ -159,7 +180,10 @@ class DetectParams(BaseModel):
         from plastics_core.method.blobs import PRESETS
 
         base = PRESETS[self.preset]
-        return {k: float(getattr(self, k) if getattr(self, k) is not None else getattr(base, k)) for k in BLOB_FIELDS}
+        return {
+            k: float(getattr(self, k) if getattr(self, k) is not None else getattr(base, k))
+            for k in BLOB_FIELDS
+        }
 
     def blob_params(self) -> BlobParams:
         """The resolved :class:`plastics_core.method.blobs.BlobParams`."""
@@ -173,7 +197,11 @@ class DetectParams(BaseModel):
 
     def model_checksums(self) -> dict[str, str]:
         """sha256 of every model file the run uses (pixel, patch, ensemble members), by table key."""
-        keys = [model_key(self.model, "pixel"), model_key(self.patch_model, "patch"), *ensemble_keys(self.ensemble_model)]
+        keys = [
+            model_key(self.model, "pixel"),
+            model_key(self.patch_model, "patch"),
+            *ensemble_keys(self.ensemble_model),
+        ]
         return {k: SHA256[k] for k in sorted(set(keys))}
 
 
@@ -255,8 +283,14 @@ def run_identity(params: DetectParams, imagery_name: str, roi_hash: str) -> dict
     from plastics_core.models.device import precision
 
     fast = {"precision": "fast"} if precision() == "fast" else {}
-    return {"params": params.resolved(), "method_version": METHOD_VERSION, "models": params.model_checksums(),
-            "imagery": imagery_name, "roi": roi_hash, **fast}
+    return {
+        "params": params.resolved(),
+        "method_version": METHOD_VERSION,
+        "models": params.model_checksums(),
+        "imagery": imagery_name,
+        "roi": roi_hash,
+        **fast,
+    }
 
 
 def run_hash(params: DetectParams, imagery_name: str, roi_hash: str) -> str:

@@ -108,18 +108,29 @@ def retry_call(
         wait=lambda state: pol.delay(state.attempt_number - 1),
         retry=tenacity.retry_if_exception(lambda err: isinstance(err, Exception) and transient(err)),
         before_sleep=lambda state: log.warning(
-            "%s: transient error (%s); retry %d/%d in %.1fs", what, _last_error(state), state.attempt_number,
-            pol.attempts - 1, state.next_action.sleep if state.next_action else 0.0),
+            "%s: transient error (%s); retry %d/%d in %.1fs",
+            what,
+            _last_error(state),
+            state.attempt_number,
+            pol.attempts - 1,
+            state.next_action.sleep if state.next_action else 0.0,
+        ),
         sleep=sleep,
         reraise=False,
     )
-    return call_within_budget(retrying, fn, lambda last: (
-        f"{what} failed after {pol.attempts} attempts ({_last_error(last)}): the service is "
-        "unavailable; retry later or raise the retry budget"))
+    return call_within_budget(
+        retrying,
+        fn,
+        lambda last: (
+            f"{what} failed after {pol.attempts} attempts ({_last_error(last)}): the service is "
+            "unavailable; retry later or raise the retry budget"
+        ),
+    )
 
 
-def call_within_budget(retrying: tenacity.Retrying, fn: Callable[[], T],
-                       message: Callable[[tenacity.Future], str]) -> T:
+def call_within_budget(
+    retrying: tenacity.Retrying, fn: Callable[[], T], message: Callable[[tenacity.Future], str]
+) -> T:
     """``retrying(fn)``; when its budget is spent, :class:`RetryBudgetExceeded` with
     ``message(last attempt)``, chained to the last exception's redacted stand-in
     (:func:`plastics_core.redact.redacted_cause`)."""

@@ -86,8 +86,9 @@ LATEST_DEP_CHANGED = (
 
 #: false from each quarter boundary (a new window appears) until IMAGERY_LAG_DAYS later (LAG_CRON), when
 #: the window's last scenes have arrived and its run passes the completeness check
-LAG_PASSED = (~_A.cron_tick_passed(WINDOW_CRON, "UTC").since(_A.cron_tick_passed(LAG_CRON, "UTC"))).with_label(
-    f"imagery lag of {IMAGERY_LAG_DAYS} days passed")
+LAG_PASSED = (
+    ~_A.cron_tick_passed(WINDOW_CRON, "UTC").since(_A.cron_tick_passed(LAG_CRON, "UTC"))
+).with_label(f"imagery lag of {IMAGERY_LAG_DAYS} days passed")
 
 
 def detect_condition(versioned_deps: bool, window_asset: bool = False) -> AutomationCondition[AssetKey]:
@@ -105,7 +106,9 @@ def detect_condition(versioned_deps: bool, window_asset: bool = False) -> Automa
     )
     if window_asset:
         return condition.with_label("new window or its latest quarter changed (latest window)")
-    return (condition & ~_A.any_deps_missing()).with_label("new partition or upstream changed (latest window)")
+    return (condition & ~_A.any_deps_missing()).with_label(
+        "new partition or upstream changed (latest window)"
+    )
 
 
 #: root and downstream detection assets whose upstream assets do not all record data versions
@@ -125,8 +128,11 @@ def _condition(spec: AssetSpec) -> AssetSpec:
     name = spec.key.path[-1]
     deps = {dep.asset_key.path[-1] for dep in spec.deps}
     versioned = bool(deps) and deps <= VERSIONED_ASSETS
-    condition = (REGISTRY_CONDITION if name in ROI_ASSETS else
-                 detect_condition(versioned, window_asset=name in WINDOW_ASSETS))
+    condition = (
+        REGISTRY_CONDITION
+        if name in ROI_ASSETS
+        else detect_condition(versioned, window_asset=name in WINDOW_ASSETS)
+    )
     return spec.replace_attributes(automation_condition=condition)
 
 
@@ -153,5 +159,12 @@ registry_automation = AutomationConditionSensorDefinition(
 )
 
 AUTOMATION_SENSORS = [detection_automation, registry_automation]
-__all__ = ["AUTOMATION_SENSORS", "DETECT_CONDITION", "REGISTRY_CONDITION", "VERSIONED_ASSETS", "WINDOW_CONDITION",
-           "detect_condition", "with_automation"]
+__all__ = [
+    "AUTOMATION_SENSORS",
+    "DETECT_CONDITION",
+    "REGISTRY_CONDITION",
+    "VERSIONED_ASSETS",
+    "WINDOW_CONDITION",
+    "detect_condition",
+    "with_automation",
+]

@@ -50,8 +50,12 @@ def celery_detect_job() -> JobDefinition:
     return defs.resolve_job_def(CELERY_JOB_NAME)
 
 
-def launch(instance: DagsterInstance, partition_key: Any, run_config: dict[str, Any] | None = None,
-           tags: dict[str, str] | None = None) -> Any:
+def launch(
+    instance: DagsterInstance,
+    partition_key: Any,
+    run_config: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> Any:
     """Execute one (roi, window) partition of the celery job; blocks until the run ends.
 
     ``instance`` must be persistent (``DagsterInstance.get()`` with DAGSTER_HOME shared with the
@@ -59,5 +63,10 @@ def launch(instance: DagsterInstance, partition_key: Any, run_config: dict[str, 
     from plastics_dagster.partitions import detect_partitions
 
     all_tags = {**detect_partitions.get_tags_for_partition_key(partition_key), **(tags or {})}
-    return execute_job(reconstructable(celery_detect_job), instance, run_config=run_config or {},
-                       tags=all_tags, raise_on_error=False)
+    return execute_job(
+        reconstructable(celery_detect_job),
+        instance,
+        run_config=run_config or {},
+        tags=all_tags,
+        raise_on_error=False,
+    )

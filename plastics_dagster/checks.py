@@ -68,20 +68,33 @@ def _result(problems: list[str], n: int) -> AssetCheckResult:
 
 
 def _vector_checks(asset_name: str, scores: bool) -> list[AssetChecksDefinition]:
-    @asset_check(asset=asset_name, name="valid_geometries", partitions_def=detect_partitions,
-                 description="every geometry is present, non-empty and valid")
+    @asset_check(
+        asset=asset_name,
+        name="valid_geometries",
+        partitions_def=detect_partitions,
+        description="every geometry is present, non-empty and valid",
+    )
     def valid_geometries(gdf: gpd.GeoDataFrame) -> AssetCheckResult:
         return _result(geometry_problems(gdf), len(gdf))
 
-    @asset_check(asset=asset_name, name="epsg_4326", partitions_def=detect_partitions,
-                 description="CRS is EPSG:4326 and coordinates are lon/lat")
+    @asset_check(
+        asset=asset_name,
+        name="epsg_4326",
+        partitions_def=detect_partitions,
+        description="CRS is EPSG:4326 and coordinates are lon/lat",
+    )
     def epsg_4326(gdf: gpd.GeoDataFrame) -> AssetCheckResult:
         return _result(crs_problems(gdf), len(gdf))
 
     checks = [valid_geometries, epsg_4326]
     if scores:
-        @asset_check(asset=asset_name, name="scores_in_unit_interval", partitions_def=detect_partitions,
-                     description="score columns lie in [0, 1]")
+
+        @asset_check(
+            asset=asset_name,
+            name="scores_in_unit_interval",
+            partitions_def=detect_partitions,
+            description="score columns lie in [0, 1]",
+        )
         def scores_in_unit_interval(gdf: gpd.GeoDataFrame) -> AssetCheckResult:
             return _result(score_problems(gdf), len(gdf))
 
@@ -89,8 +102,12 @@ def _vector_checks(asset_name: str, scores: bool) -> list[AssetChecksDefinition]
     return checks
 
 
-@asset_check(asset="candidates", additional_ins={"blobs": AssetIn("blobs")}, partitions_def=detect_partitions,
-             description="every candidate is one of the partition's blobs (by name)")
+@asset_check(
+    asset="candidates",
+    additional_ins={"blobs": AssetIn("blobs")},
+    partitions_def=detect_partitions,
+    description="every candidate is one of the partition's blobs (by name)",
+)
 def candidates_are_blobs(candidates: gpd.GeoDataFrame, blobs: gpd.GeoDataFrame) -> AssetCheckResult:
     return _result([f"not a blob: {n}" for n in candidates_not_blobs(candidates, blobs)], len(candidates))
 

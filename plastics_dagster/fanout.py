@@ -84,8 +84,9 @@ def _partition(context: OpExecutionContext) -> tuple[str, str]:
     return split_key(context.partition_key)
 
 
-def _run_hash(context: OpExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-              store: StoreResource) -> str:
+def _run_hash(
+    context: OpExecutionContext, params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource
+) -> str:
     return params.run_hash(imagery.source_name(), store.roi_hash(_partition(context)[0]))
 
 
@@ -102,13 +103,21 @@ def planned_tiles(params: DetectionParams, store: StoreResource, roi: str) -> li
     return [t.key for t in plan(store.load_roi(roi), tilesize=params.tilesize, pad=params.pad)]
 
 
-@op(out=DynamicOut(str, io_manager_key=STEP_IO_MANAGER_KEY), retry_policy=NETWORK_RETRY,
+@op(
+    out=DynamicOut(str, io_manager_key=STEP_IO_MANAGER_KEY),
+    retry_policy=NETWORK_RETRY,
     description="Check the imagery source and models once, then plan the partition's DLTiles: one dynamic "
-    "output (the tile key) per tile.")
+    "output (the tile key) per tile.",
+)
 @fail_fast_on_user_errors
-def plan_tiles(context: OpExecutionContext, params: DetectionParams, store: StoreResource,
-               imagery: ImagerySourceResource, models: ModelStoreResource,
-               geocoder: GeocoderResource) -> list[DynamicOutput[str]]:
+def plan_tiles(
+    context: OpExecutionContext,
+    params: DetectionParams,
+    store: StoreResource,
+    imagery: ImagerySourceResource,
+    models: ModelStoreResource,
+    geocoder: GeocoderResource,
+) -> list[DynamicOutput[str]]:
     roi, window = _partition(context)
     from plastics_dagster.preflight import preflight
 
@@ -117,27 +126,42 @@ def plan_tiles(context: OpExecutionContext, params: DetectionParams, store: Stor
     preflight(params, imagery, models, store, geocoder)
     # a window inside the imagery lag (offered by the window dimension from the quarter boundary on):
     # refused here for every launcher (UI, automation, sensors, CLI), in one line naming the date
-    check_complete(window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval)
+    check_complete(
+        window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval
+    )
     tiles = planned_tiles(params, store, roi)
     context.log.info(f"{roi} {window}: {len(tiles)} tiles")
     return [DynamicOutput(key, mapping_key=mapping_key(key)) for key in tiles]  # a list: errors raise in here
 
 
-def _job_kwargs(context: OpExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-                models: ModelStoreResource, store: StoreResource) -> dict[str, Any]:
+def _job_kwargs(
+    context: OpExecutionContext,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    models: ModelStoreResource,
+    store: StoreResource,
+) -> dict[str, Any]:
     from plastics_dagster.backend import job_kwargs
 
     roi, window = _partition(context)
     return job_kwargs(window, roi, _run_hash(context, params, imagery, store), params, store, imagery, models)
 
 
-@op(out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY), retry_policy=NETWORK_RETRY,
+@op(
+    out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY),
+    retry_policy=NETWORK_RETRY,
     description="Tile backend: local -> nothing; earthone -> one compute Function and one job per planned tile "
-    "without outputs (one bulk call). Output: {backend, run_id, function_id, jobs: {tile: job id}, tiles: planned keys}.")
+    "without outputs (one bulk call). Output: {backend, run_id, function_id, jobs: {tile: job id}, tiles: planned keys}.",
+)
 @fail_fast_on_user_errors
-def submit_tiles(context: OpExecutionContext, params: DetectionParams, store: StoreResource,
-                 imagery: ImagerySourceResource, models: ModelStoreResource,
-                 backend: BackendResource) -> dict[str, Any]:
+def submit_tiles(
+    context: OpExecutionContext,
+    params: DetectionParams,
+    store: StoreResource,
+    imagery: ImagerySourceResource,
+    models: ModelStoreResource,
+    backend: BackendResource,
+) -> dict[str, Any]:
     from plastics_core.errors import RoiError
     from plastics_dagster.backend import submit_pending
 
@@ -146,10 +170,20 @@ def submit_tiles(context: OpExecutionContext, params: DetectionParams, store: St
     try:
         planned = planned_tiles(params, store, roi)  # once per run: infer_tile's progress counts against it
     except RoiError:  # an unregistered ROI: plan_tiles fails the run with that one line (not two steps)
-        return {"backend": backend.resolved_kind(), "run_id": context.run_id, "function_id": "", "jobs": {},
-                "tiles": []}
-    out: dict[str, Any] = {"backend": backend.resolved_kind(), "run_id": context.run_id, "function_id": "", "jobs": {},
-                           "tiles": planned}
+        return {
+            "backend": backend.resolved_kind(),
+            "run_id": context.run_id,
+            "function_id": "",
+            "jobs": {},
+            "tiles": [],
+        }
+    out: dict[str, Any] = {
+        "backend": backend.resolved_kind(),
+        "run_id": context.run_id,
+        "function_id": "",
+        "jobs": {},
+        "tiles": planned,
+    }
     if backend.resolved_kind() != "earthone":
         return out
     folder = run_folder(store.path(), roi, window, _run_hash(context, params, imagery, store))
@@ -157,7 +191,9 @@ def submit_tiles(context: OpExecutionContext, params: DetectionParams, store: St
     kwargs = _job_kwargs(context, params, imagery, models, store)
     if pending:
         out.update(submit_pending(backend.client(), pending, kwargs))
-    context.log.info(f"{roi} {window}: {len(out['jobs'])} EarthOne jobs submitted (function {out['function_id']})")
+    context.log.info(
+        f"{roi} {window}: {len(out['jobs'])} EarthOne jobs submitted (function {out['function_id']})"
+    )
     return out
 
 
@@ -168,16 +204,28 @@ def _device() -> str:
     return inference_device()
 
 
-@op(ins={"tile_key": In(str), "submitted": In(dict)}, out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY),
+@op(
+    ins={"tile_key": In(str), "submitted": In(dict)},
+    out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY),
     pool=GPU_POOL,
-    tags=INFER_TILE_TAGS, code_version=CODE_VERSION, retry_policy=NETWORK_RETRY,
+    tags=INFER_TILE_TAGS,
+    code_version=CODE_VERSION,
+    retry_policy=NETWORK_RETRY,
     description="One tile, the quarter's pair: imagery, composites, pixel scores, patch scores; writes the tile's files under "
     "the run-hash folder (skipped when they already exist). GPU op: pool gpu, celery queue gpu, k8s GPU pod. "
-    "Backend earthone: waits for the tile's EarthOne job (which writes the same files) instead.")
+    "Backend earthone: waits for the tile's EarthOne job (which writes the same files) instead.",
+)
 @fail_fast_on_user_errors
-def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, Any], params: DetectionParams,
-               imagery: ImagerySourceResource, models: ModelStoreResource, store: StoreResource,
-               backend: BackendResource) -> dict[str, Any]:
+def infer_tile(
+    context: OpExecutionContext,
+    tile_key: str,
+    submitted: dict[str, Any],
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    models: ModelStoreResource,
+    store: StoreResource,
+    backend: BackendResource,
+) -> dict[str, Any]:
     roi, window = _partition(context)
     folder = run_folder(store.path(), roi, window, _run_hash(context, params, imagery, store))
     marker = tile_files(folder, tile_key)["summary"]
@@ -185,10 +233,17 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
     on_earthone = backend.resolved_kind() == "earthone"
     # the job submit_tiles sent (it may have written the files already) serves the first attempt of
     # this run; retries and re-executions submit a fresh job unless the files exist
-    reuse = (on_earthone and submitted.get("run_id") == context.run_id and context.retry_number == 0
-             and tile_key in submitted.get("jobs", {}))
+    reuse = (
+        on_earthone
+        and submitted.get("run_id") == context.run_id
+        and context.retry_number == 0
+        and tile_key in submitted.get("jobs", {})
+    )
     if marker.exists() and not reuse:
-        summary, skipped = load_json(marker), True  # a corrupt summary: moved aside, the rerun recomputes the tile
+        summary, skipped = (
+            load_json(marker),
+            True,
+        )  # a corrupt summary: moved aside, the rerun recomputes the tile
         context.log.info(f"{tile_key}: outputs exist for this run hash, skipped")
     elif on_earthone:
         from plastics_dagster.backend import run_remote_tile
@@ -200,29 +255,56 @@ def infer_tile(context: OpExecutionContext, tile_key: str, submitted: dict[str, 
         from plastics_core.execution.pair_claim import compute_tile_once
         from plastics_core.geo.periods import parse_day
 
-        summary, computed = compute_tile_once(tile_key, imagery.get_source(), models.get_store(), params.core(),
-                                              parse_day(window), folder, log=context.log.info)
+        summary, computed = compute_tile_once(
+            tile_key,
+            imagery.get_source(),
+            models.get_store(),
+            params.core(),
+            parse_day(window),
+            folder,
+            log=context.log.info,
+        )
         skipped = not computed
         if skipped:
             context.log.info(f"{tile_key}: computed meanwhile by another run for this run hash, skipped")
     planned = submitted["tiles"]
-    context.log.info(f"{roi} {window}: tiles done {tiles_done(folder, planned)}/{len(planned)} (last: {tile_key}, "
-                     f"{'skipped' if skipped else f'{time.perf_counter() - t0:.1f} s'})")
+    context.log.info(
+        f"{roi} {window}: tiles done {tiles_done(folder, planned)}/{len(planned)} (last: {tile_key}, "
+        f"{'skipped' if skipped else f'{time.perf_counter() - t0:.1f} s'})"
+    )
     who = worker_identity()
     device = "" if skipped else ("earthone" if on_earthone else _device())
-    context.add_output_metadata({"tile": tile_key, "skipped": skipped, "worker": who["worker"],
-                                 "queue": who["queue"], "pid": who["pid"], "device": device,
-                                 "job_id": str(summary.get("job_id", "")),
-                                 "seconds": MetadataValue.float(round(time.perf_counter() - t0, 3))})
+    context.add_output_metadata(
+        {
+            "tile": tile_key,
+            "skipped": skipped,
+            "worker": who["worker"],
+            "queue": who["queue"],
+            "pid": who["pid"],
+            "device": device,
+            "job_id": str(summary.get("job_id", "")),
+            "seconds": MetadataValue.float(round(time.perf_counter() - t0, 3)),
+        }
+    )
     return {**summary, "skipped": skipped, "worker": who["worker"]}
 
 
-@op(ins={"tiles": In(list)}, out=Out(DescartesRun, io_manager_key=DESCARTES_RUN_IO), retry_policy=NETWORK_RETRY,
-    description="Gather the tile summaries into the run manifest (the tiles' files are already stored).")
+@op(
+    ins={"tiles": In(list)},
+    out=Out(DescartesRun, io_manager_key=DESCARTES_RUN_IO),
+    retry_policy=NETWORK_RETRY,
+    description="Gather the tile summaries into the run manifest (the tiles' files are already stored).",
+)
 @fail_fast_on_user_errors
-def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], params: DetectionParams,
-                  imagery: ImagerySourceResource, models: ModelStoreResource, store: StoreResource,
-                  backend: BackendResource) -> Output[DescartesRun]:
+def collect_tiles(
+    context: OpExecutionContext,
+    tiles: list[dict[str, Any]],
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    models: ModelStoreResource,
+    store: StoreResource,
+    backend: BackendResource,
+) -> Output[DescartesRun]:
     from plastics_core.geo.periods import pair_periods, parse_day
 
     roi, window = _partition(context)
@@ -246,14 +328,18 @@ def collect_tiles(context: OpExecutionContext, tiles: list[dict[str, Any]], para
         "executor": ran_on,  # in-process | multiprocess | celery | k8s: the Dagster executor of the steps
         "models": refs,
         "imagery": {"source": imagery.source_name(), "scene_ids": scene_ids},
-        "timings": {"total_s": round(sum(float(t.get("seconds", 0.0)) for t in tiles), 3),
-                    "tiles_s": {t["key"]: t.get("seconds") for t in tiles},
-                    "stages_s": {t["key"]: t.get("timings", {}) for t in tiles}},
+        "timings": {
+            "total_s": round(sum(float(t.get("seconds", 0.0)) for t in tiles), 3),
+            "tiles_s": {t["key"]: t.get("seconds") for t in tiles},
+            "stages_s": {t["key"]: t.get("timings", {}) for t in tiles},
+        },
         "empty_reasons": {t["key"]: t["empty_reason"] for t in tiles if t.get("empty_reason")},
     }
     if backend.resolved_kind() == "earthone":  # jobs of this run (tiles skipped as already done have none)
         manifest["earthone"] = {"function_ids": functions, "jobs": jobs}
-    return versioned_output(DescartesRun(manifest), pair_metadata(manifest, tiles), manifest["run_hash"], window)
+    return versioned_output(
+        DescartesRun(manifest), pair_metadata(manifest, tiles), manifest["run_hash"], window
+    )
 
 
 def pair_metadata(manifest: dict[str, Any], tiles: list[dict[str, Any]]) -> dict[str, Any]:

@@ -85,7 +85,9 @@ class StoreIOManager(UPathIOManager):
     def asset_name(context: InputContext | OutputContext) -> str:
         return context.asset_key.path[-1] if context.has_asset_key else ""
 
-    def get_path_for_partition(self, context: InputContext | OutputContext, path: UPath, partition: str) -> UPath:
+    def get_path_for_partition(
+        self, context: InputContext | OutputContext, path: UPath, partition: str
+    ) -> UPath:
         """``partition``: ``<roi>/<window>`` (Dagster's form of the multi-partition key) or ``<roi>``;
         the extension is added by UPathIOManager."""
         roi, _, window = partition.partition("/")
@@ -99,8 +101,12 @@ class StoreIOManager(UPathIOManager):
         """As UPathIOManager's; a missing upstream partition fails the step with one sentence naming the fix."""
         try:
             return super().load_input(context)
-        except CorruptStoreFileError as exc:  # moved aside: the rerun recomputes it; a retry reads the same bytes
-            raise Failure(description=str(exc), metadata={"error": type(exc).__name__}, allow_retries=False) from None
+        except (
+            CorruptStoreFileError
+        ) as exc:  # moved aside: the rerun recomputes it; a retry reads the same bytes
+            raise Failure(
+                description=str(exc), metadata={"error": type(exc).__name__}, allow_retries=False
+            ) from None
         except FileNotFoundError:
             name = self.asset_name(context)
             keys = [str(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
@@ -111,7 +117,9 @@ class StoreIOManager(UPathIOManager):
                 description=f"{name} is not materialized for partition {', '.join(keys) or '-'} with these parameters "
                 f"(run hash {run_hash}): materialize {name} first (select it too, or launch detect_job for this "
                 "partition)",
-                metadata={"error": "MissingUpstreamError"}, allow_retries=False) from None
+                metadata={"error": "MissingUpstreamError"},
+                allow_retries=False,
+            ) from None
 
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
         from plastics_dagster.partitions import split_key
@@ -163,14 +171,18 @@ def _store_io_manager(cls: type[StoreIOManager], what: str) -> IOManagerDefiniti
     """The IO manager definition building ``cls`` from the ``params``, ``imagery`` and ``store``
     resources when a run starts (run hashes from them)."""
 
-    @io_manager(required_resource_keys={"params", "imagery", "store"},
-                description=f"{what} at <store>/<asset>/<roi>/<window>/<run-hash>, local or S3, atomic writes.")
+    @io_manager(
+        required_resource_keys={"params", "imagery", "store"},
+        description=f"{what} at <store>/<asset>/<roi>/<window>/<run-hash>, local or S3, atomic writes.",
+    )
     def make(init_context: InitResourceContext) -> IOManager:
         res = init_context.resources
         # the imagery source is named when a step first needs a run hash, not here: a setting missing
         # or wrong fails that step with its one-line message instead of every step's resource set-up
-        return cls(res.store.path(), lambda roi: str(res.params.run_hash(res.imagery.source_name(),
-                                                                         res.store.roi_hash(roi))))
+        return cls(
+            res.store.path(),
+            lambda roi: str(res.params.run_hash(res.imagery.source_name(), res.store.roi_hash(roi))),
+        )
 
     return make
 
@@ -182,5 +194,8 @@ raster_folder_io_manager = _store_io_manager(RasterFolderIOManager, "Raster list
 
 def io_managers() -> dict[str, IOManagerDefinition]:
     """Resource key -> IO manager, one per format (register them in the Definitions' resources)."""
-    return {GEOJSON_IO: geojson_io_manager, DESCARTES_RUN_IO: descartes_run_io_manager,
-            RASTER_FOLDER_IO: raster_folder_io_manager}
+    return {
+        GEOJSON_IO: geojson_io_manager,
+        DESCARTES_RUN_IO: descartes_run_io_manager,
+        RASTER_FOLDER_IO: raster_folder_io_manager,
+    }

@@ -26,12 +26,18 @@ CELERY_JOB_NAME = "detect_job_celery"
 K8S_JOB_NAME = "detect_job_k8s"
 #: Celery app settings: default queue ``dagster``, one task prefetched per worker process, acks
 #: after the task (a killed worker's step is redelivered).
-APP_CONFIG: dict[str, Any] = {"task_default_queue": "dagster", "worker_prefetch_multiplier": 1,
-                              "task_acks_late": True}
+APP_CONFIG: dict[str, Any] = {
+    "task_default_queue": "dagster",
+    "worker_prefetch_multiplier": 1,
+    "task_acks_late": True,
+}
 
 
-def make_detect_job(name: str = "detect_job", executor_def: ExecutorDefinition = in_process_executor,
-                    selection: Any = DETECT_SELECTION) -> Any:
+def make_detect_job(
+    name: str = "detect_job",
+    executor_def: ExecutorDefinition = in_process_executor,
+    selection: Any = DETECT_SELECTION,
+) -> Any:
     """The detection job over ``selection`` with ``executor_def``."""
     return define_asset_job(
         name,
@@ -47,8 +53,11 @@ def celery_executor_def() -> ExecutorDefinition:
     ``$PLASTICS_CELERY_BROKER`` / ``$PLASTICS_CELERY_BACKEND`` when a run starts (``{"env": ...}``)."""
     from dagster_celery import celery_executor
 
-    config = {"broker": {"env": "PLASTICS_CELERY_BROKER"}, "backend": {"env": "PLASTICS_CELERY_BACKEND"},
-              "config_source": dict(APP_CONFIG)}
+    config = {
+        "broker": {"env": "PLASTICS_CELERY_BROKER"},
+        "backend": {"env": "PLASTICS_CELERY_BACKEND"},
+        "config_source": dict(APP_CONFIG),
+    }
     return celery_executor.configured(config, name="celery")
 
 
@@ -62,6 +71,9 @@ def k8s_executor_def() -> ExecutorDefinition:
 detect_job = make_detect_job()
 detect_job_celery = make_detect_job(CELERY_JOB_NAME, executor_def=celery_executor_def())
 detect_job_k8s = make_detect_job(K8S_JOB_NAME, executor_def=k8s_executor_def())
-registry_job = define_asset_job("registry_job", selection=REGISTRY_SELECTION,  # partitioned by roi, as its asset
-                                executor_def=in_process_executor,
-                                description="Merge every window of one ROI into its site registry")
+registry_job = define_asset_job(
+    "registry_job",
+    selection=REGISTRY_SELECTION,  # partitioned by roi, as its asset
+    executor_def=in_process_executor,
+    description="Merge every window of one ROI into its site registry",
+)

@@ -76,11 +76,17 @@ def window_pairs_mapping(pairs: int = DEFAULT_PAIRS) -> MultiPartitionMapping:
     ``pairs`` reads its own span from the store (:func:`plastics_core.method.window.load_window_pairs`)."""
     with warnings.catch_warnings():  # MultiPartitionMapping and allow_nonexistent_... are beta
         warnings.simplefilter("ignore", BetaWarning)
-        return MultiPartitionMapping({
-            "roi": DimensionPartitionMapping("roi", IdentityPartitionMapping()),
-            "window": DimensionPartitionMapping("window", TimeWindowPartitionMapping(
-                start_offset=-(pairs - 1), end_offset=0, allow_nonexistent_upstream_partitions=True)),
-        })
+        return MultiPartitionMapping(
+            {
+                "roi": DimensionPartitionMapping("roi", IdentityPartitionMapping()),
+                "window": DimensionPartitionMapping(
+                    "window",
+                    TimeWindowPartitionMapping(
+                        start_offset=-(pairs - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+                    ),
+                ),
+            }
+        )
 
 
 #: The lineage of a detection window: its last DEFAULT_PAIRS quarters' pairs.
@@ -120,8 +126,10 @@ def parse_window(window: str) -> dt.date:
         )
     last = window_partitions.get_last_partition_key()  # the latest quarter that has ended (now)
     if last is not None and window > last:
-        raise ParameterError(f"window {window} is not complete yet (its pair partner's imagery must have "
-                             f"arrived): the newest complete window is {last}")
+        raise ParameterError(
+            f"window {window} is not complete yet (its pair partner's imagery must have "
+            f"arrived): the newest complete window is {last}"
+        )
     return day
 
 
@@ -143,8 +151,9 @@ def window_ready(window: str, mosaic_period: int = 3, spectrogram_interval: int 
     return partner.end + dt.timedelta(days=IMAGERY_LAG_DAYS)
 
 
-def check_complete(window: str, today: dt.date | None = None, mosaic_period: int = 3,
-                   spectrogram_interval: int = 2) -> dt.date:
+def check_complete(
+    window: str, today: dt.date | None = None, mosaic_period: int = 3, spectrogram_interval: int = 2
+) -> dt.date:
     """``window`` as a date; raises ParameterError (one line) when it is not complete on ``today``."""
     day = parse_window(window)
     today = today or dt.date.today()
@@ -152,8 +161,10 @@ def check_complete(window: str, today: dt.date | None = None, mosaic_period: int
     if ready > today:
         done = complete_windows(today, mosaic_period, spectrogram_interval)
         hint = f"the newest complete window is {done[-1]}" if done else "no window is complete yet"
-        raise ParameterError(f"window {window} is not complete until {ready} (its pair partner's imagery must "
-                             f"have arrived): {hint}")
+        raise ParameterError(
+            f"window {window} is not complete until {ready} (its pair partner's imagery must "
+            f"have arrived): {hint}"
+        )
     return day
 
 
@@ -164,7 +175,10 @@ def complete_windows(today: dt.date, mosaic_period: int = 3, spectrogram_interva
     out: list[str] = []
     day = dt.datetime.strptime(WINDOW_START, WINDOW_FMT).date()
     last = window_partitions.get_last_partition_key() or ""  # never past the window dimension
-    while day.isoformat() <= last and window_ready(day.isoformat(), mosaic_period, spectrogram_interval) <= today:
+    while (
+        day.isoformat() <= last
+        and window_ready(day.isoformat(), mosaic_period, spectrogram_interval) <= today
+    ):
         out.append(day.isoformat())
         day = add_months(day, 3)
     return out

@@ -54,8 +54,12 @@ def check_store(store: StoreResource) -> None:
 
     root = store.path()
     if not is_local(root):
-        check_endpoint(_s3_endpoint(), "store", StoreUnreachableError,
-                       "check AWS_ENDPOINT_URL and the network, then rerun (finished work is kept)")
+        check_endpoint(
+            _s3_endpoint(),
+            "store",
+            StoreUnreachableError,
+            "check AWS_ENDPOINT_URL and the network, then rerun (finished work is kept)",
+        )
     probe = root / f"{PROBE_PREFIX}{uuid.uuid4().hex}"
     try:
         with retry_budget_cap(PREFLIGHT_RETRY_S):
@@ -71,8 +75,10 @@ def check_store(store: StoreResource) -> None:
 
         where = "" if is_local(root) else f" (S3 endpoint {_endpoint(root)})"
         reason = redact(" ".join(str(exc).split()))[:200] or type(exc).__name__
-        raise StoreError(f"the store {redact(store.resolved())}{where} is not writable: {type(exc).__name__}: {reason}; "
-                         "fix its permissions, endpoint or credentials, or pass another --store") from None
+        raise StoreError(
+            f"the store {redact(store.resolved())}{where} is not writable: {type(exc).__name__}: {reason}; "
+            "fix its permissions, endpoint or credentials, or pass another --store"
+        ) from None
 
 
 def _endpoint(root: Any) -> str:
@@ -87,8 +93,9 @@ def _s3_endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def check_endpoint(url: str | None, what: str, error: type[PlasticsError], fix: str,
-                   timeout: float = PROBE_TIMEOUT_S) -> None:
+def check_endpoint(
+    url: str | None, what: str, error: type[PlasticsError], fix: str, timeout: float = PROBE_TIMEOUT_S
+) -> None:
     """One TCP connection to the host and port of ``url`` (``http``/``https``; other schemes, None
     and proxied hosts are skipped); ``error`` (one line naming ``what``, ``scheme://host:port``
     only -- never a credential or query -- the reason and ``fix``) when it is refused, does not
@@ -128,17 +135,29 @@ def _stac_url(imagery: ImagerySourceResource) -> str | None:
     return imagery.resolved_path() or str(stac_source(None, imagery.resolved_collection()).config.url)
 
 
-def check_endpoints(params: DetectionParams, imagery: ImagerySourceResource, models: ModelStoreResource) -> None:
+def check_endpoints(
+    params: DetectionParams, imagery: ImagerySourceResource, models: ModelStoreResource
+) -> None:
     """:func:`check_endpoint` for the STAC catalog and, when a model of the run is not in the local
     cache yet, the model store (the output store's endpoint is probed by :func:`check_store`)."""
-    check_endpoint(_stac_url(imagery), "STAC catalog", ImageryError,
-                   "check --imagery / PLASTICS_IMAGERY_PATH and the network, then rerun")
+    check_endpoint(
+        _stac_url(imagery),
+        "STAC catalog",
+        ImageryError,
+        "check --imagery / PLASTICS_IMAGERY_PATH and the network, then rerun",
+    )
     store = models.get_store()
-    if store.scheme == "local" or all((store.cache_dir / key).is_file() for key in params.core().model_checksums()):
+    if store.scheme == "local" or all(
+        (store.cache_dir / key).is_file() for key in params.core().model_checksums()
+    ):
         return
     url = _s3_endpoint() if store.scheme == "s3" else str(store.location)
-    check_endpoint(url, "model store", ModelError, "check PLASTICS_MODEL_STORE (and AWS_ENDPOINT_URL for s3://) "
-                   "and the network, then rerun")
+    check_endpoint(
+        url,
+        "model store",
+        ModelError,
+        "check PLASTICS_MODEL_STORE (and AWS_ENDPOINT_URL for s3://) and the network, then rerun",
+    )
 
 
 def check_models(params: DetectionParams, models: ModelStoreResource) -> dict[str, str]:
@@ -148,8 +167,13 @@ def check_models(params: DetectionParams, models: ModelStoreResource) -> dict[st
     return {key: store.resolve(key).sha256 for key in params.core().model_checksums()}
 
 
-def preflight(params: DetectionParams, imagery: ImagerySourceResource, models: ModelStoreResource,
-              store: StoreResource, geocoder: GeocoderResource | None = None) -> dict[str, str]:
+def preflight(
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    models: ModelStoreResource,
+    store: StoreResource,
+    geocoder: GeocoderResource | None = None,
+) -> dict[str, str]:
     """Every check of the module docstring, cheapest first; returns the verified model checksums.
     ``geocoder``: None = the environment's (``GeocoderResource()``)."""
     from plastics_core.imagery.base import CheckableSource

@@ -44,8 +44,12 @@ def roi_key(store: UPath, name: str) -> UPath:
 
 def roi_geojson_bytes(name: str, geom: Any) -> bytes:
     """A one-feature FeatureCollection (RFC 7946, EPSG:4326) for a registered ROI."""
-    doc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": name}, "geometry": shapely.geometry.mapping(geom)}]}
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"name": name}, "geometry": shapely.geometry.mapping(geom)}
+        ],
+    }
     return json.dumps(doc, sort_keys=True).encode()
 
 
@@ -67,8 +71,9 @@ def store_roi(store: UPath, name: str, geom: Any) -> UPath:
     return target
 
 
-def register_roi(instance: DagsterInstance, store: UPath, name: str, path: str | Path | UPath,
-                 replace: bool = False) -> Any:
+def register_roi(
+    instance: DagsterInstance, store: UPath, name: str, path: str | Path | UPath, replace: bool = False
+) -> Any:
     """Validate ``path`` (ROI GeoJSON) and ``name``; store it; add the dynamic partition.
 
     Returns the ROI geometry (EPSG:4326). Raises RoiError (one line) on bad input, and when
@@ -83,8 +88,10 @@ def register_roi(instance: DagsterInstance, store: UPath, name: str, path: str |
         current = None
     if current is None or not roi_key(store, name).exists() or geometry_hash(current) != geometry_hash(geom):
         if current is not None and geometry_hash(current) != geometry_hash(geom) and not replace:
-            raise RoiError(f"ROI {name!r} is already registered with a different geometry: pass --replace to "
-                           "replace it (its runs then get a new run hash) or choose another name")
+            raise RoiError(
+                f"ROI {name!r} is already registered with a different geometry: pass --replace to "
+                "replace it (its runs then get a new run hash) or choose another name"
+            )
         store_roi(store, name, geom)
     if not instance.has_dynamic_partition(ROI_PARTITIONS_NAME, name):
         instance.add_dynamic_partitions(ROI_PARTITIONS_NAME, [name])
@@ -105,7 +112,9 @@ def load_roi(store: UPath, name: str, roi_dir: UPath | None = None) -> Any:
         return read_roi_any(roi_dir / f"{name}.geojson")
     if name == DEFAULT_ROI and default_roi_file().exists():
         return read_roi(default_roi_file())
-    raise RoiError(f"ROI {name!r} is not registered in {store}: add it with `plastics roi add {name} FILE.geojson`")
+    raise RoiError(
+        f"ROI {name!r} is not registered in {store}: add it with `plastics roi add {name} FILE.geojson`"
+    )
 
 
 def roi_hash(store: UPath, name: str, roi_dir: UPath | None = None) -> str:
@@ -126,8 +135,18 @@ def ensure_roi(instance: DagsterInstance, store: UPath, name: str) -> None:
 
 #: store folders holding per-ROI outputs (``<store>/<asset>/<roi>/...``) and the ROI's cached
 #: composites (``<store>/composites/<roi>/...``), removed by ``purge``
-OUTPUT_FOLDERS = ("descartes_run", "heatmaps", "patch_geojson", "blobs", "candidates", "contours",
-                  "enriched_sites", "preview", "site_registry", "composites")
+OUTPUT_FOLDERS = (
+    "descartes_run",
+    "heatmaps",
+    "patch_geojson",
+    "blobs",
+    "candidates",
+    "contours",
+    "enriched_sites",
+    "preview",
+    "site_registry",
+    "composites",
+)
 
 
 def remove_roi(instance: DagsterInstance, store: UPath, name: str, purge: bool = False) -> list[UPath]:
@@ -137,8 +156,10 @@ def remove_roi(instance: DagsterInstance, store: UPath, name: str, purge: bool =
     """
     holding = runs_holding_roi(instance, name)
     if holding:  # deleting its geometry or outputs under a run would fail it half-way (or half-purge)
-        raise RoiError(f"ROI {name!r} is in use by {len(holding)} run(s) in flight ({', '.join(holding[:3])}): "
-                       "wait until they end (or stop them), then remove it")
+        raise RoiError(
+            f"ROI {name!r} is in use by {len(holding)} run(s) in flight ({', '.join(holding[:3])}): "
+            "wait until they end (or stop them), then remove it"
+        )
     known = instance.has_dynamic_partition(ROI_PARTITIONS_NAME, name)
     if not roi_name_ok(name):  # a partition added elsewhere (UI, API) under a name no store path can hold
         if not known:
@@ -168,13 +189,21 @@ def runs_holding_roi(instance: DagsterInstance, name: str) -> list[str]:
     key ``name`` / ``name|<window>``), oldest first."""
     from dagster import DagsterRunStatus, RunsFilter
 
-    flight = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-              DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    flight = [
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.CANCELING,
+    ]
     runs = instance.get_runs(filters=RunsFilter(statuses=flight))
-    return [r.run_id for r in reversed(runs)
-            if r.tags.get("plastics/roi") == name
-            or r.tags.get("dagster/partition", "").partition("|")[0] == name
-            or r.tags.get("dagster/partition/roi") == name]
+    return [
+        r.run_id
+        for r in reversed(runs)
+        if r.tags.get("plastics/roi") == name
+        or r.tags.get("dagster/partition", "").partition("|")[0] == name
+        or r.tags.get("dagster/partition/roi") == name
+    ]
 
 
 def list_rois(instance: DagsterInstance) -> list[str]:
@@ -186,7 +215,9 @@ def unusable_rois(instance: DagsterInstance) -> list[str]:
     """``roi`` partition keys that are not valid ROI names, sorted: added outside the project's
     tools (the UI's *Add partition*, the GraphQL API, a sensor of another code location). No run
     of such a partition can work; ``plastics roi remove NAME`` deletes it."""
-    return sorted(name for name in instance.get_dynamic_partitions(ROI_PARTITIONS_NAME) if not roi_name_ok(name))
+    return sorted(
+        name for name in instance.get_dynamic_partitions(ROI_PARTITIONS_NAME) if not roi_name_ok(name)
+    )
 
 
 def unusable_rois_message(names: list[str]) -> str:
@@ -195,8 +226,10 @@ def unusable_rois_message(names: list[str]) -> str:
         return ""
     shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     first = shlex.quote(names[0])
-    return (f"the Dagster instance has {len(names)} roi partition(s) whose name no run can use ({shown}): "
-            f"remove each with `plastics roi remove {first}`")
+    return (
+        f"the Dagster instance has {len(names)} roi partition(s) whose name no run can use ({shown}): "
+        f"remove each with `plastics roi remove {first}`"
+    )
 
 
 GeometrySource = Literal["store", "watched folder", "shared default", "none"]

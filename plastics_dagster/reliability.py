@@ -74,9 +74,20 @@ def reset_stop() -> None:
 #: exception types whose failure repeats on a retry: errors in the data, not in reaching it
 DETERMINISTIC_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, LookupError, ArithmeticError)
 #: class names (anywhere in the cause chain) of network faults: retried even inside a deterministic type
-_NETWORK_ERRORS = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-                             "ConnectionClosedError", "ClientConnectorError", "ServerDisconnectedError",
-                             "ClientOSError", "ClientResponseError", "ProtocolError", "ChunkedEncodingError"})
+_NETWORK_ERRORS = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ClientOSError",
+        "ClientResponseError",
+        "ProtocolError",
+        "ChunkedEncodingError",
+    }
+)
 
 
 def is_deterministic(exc: BaseException) -> bool:
@@ -91,8 +102,11 @@ def is_deterministic(exc: BaseException) -> bool:
     for _ in range(16):
         if cur is None:
             return True
-        if (isinstance(cur, ConnectionError | TimeoutError) or type(cur).__name__ in _NETWORK_ERRORS
-                or is_transient(cur)):
+        if (
+            isinstance(cur, ConnectionError | TimeoutError)
+            or type(cur).__name__ in _NETWORK_ERRORS
+            or is_transient(cur)
+        ):
             return False
         cur = cur.__cause__ or cur.__context__
     return True
@@ -105,7 +119,9 @@ def fail_fast_on_user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if _stopping.is_set() and os.environ.get(STOP_ON_INTERRUPT_ENV) == "1":
-            raise Failure(description="not started: the run is stopping after SIGTERM/SIGINT", allow_retries=False)
+            raise Failure(
+                description="not started: the run is stopping after SIGTERM/SIGINT", allow_retries=False
+            )
         try:
             return fn(*args, **kwargs)
         except RetryBudgetExceeded:
@@ -119,8 +135,9 @@ def fail_fast_on_user_errors(fn: F) -> F:
             if not is_deterministic(exc):
                 raise
             text = " ".join(str(exc).split())[:300] or "no message"
-            raise Failure(description=f"{type(exc).__name__}: {text} (a data error: not retried)",
-                          allow_retries=False) from exc
+            raise Failure(
+                description=f"{type(exc).__name__}: {text} (a data error: not retried)", allow_retries=False
+            ) from exc
         except BaseException as exc:
             if type(exc).__name__ not in INTERRUPT_ERRORS or os.environ.get(STOP_ON_INTERRUPT_ENV) != "1":
                 raise

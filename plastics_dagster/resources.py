@@ -68,40 +68,74 @@ def setting(value: str | None, var: str, default: str | None = None) -> str | No
 
 #: the one line of a run without an imagery source: the two settings a UI user has (``plastics run``
 #: adds ``--imagery`` to it, :func:`plastics_dagster.runner.parse_imagery`)
-NO_IMAGERY = ("no imagery source configured: set the environment variable PLASTICS_IMAGERY of the Dagster "
-              "webserver and daemon (e.g. PLASTICS_IMAGERY=stac), or the run config "
-              "resources.imagery.config.kind in the Launchpad, to stac, local, earthone or synthetic (a demo)")
+NO_IMAGERY = (
+    "no imagery source configured: set the environment variable PLASTICS_IMAGERY of the Dagster "
+    "webserver and daemon (e.g. PLASTICS_IMAGERY=stac), or the run config "
+    "resources.imagery.config.kind in the Launchpad, to stac, local, earthone or synthetic (a demo)"
+)
 
 #: fields of :class:`ImagerySourceResource` that only some imagery kinds read
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
-    "path": ("local", "stac"), "collection": ("stac",), "granule_cache": ("stac",), "granule_cache_max_gb": ("stac",),
-    "max_cloud_cover": ("stac",), "min_coverage": ("stac",), "seed": ("synthetic",), "plant_tpa": ("synthetic",),
+    "path": ("local", "stac"),
+    "collection": ("stac",),
+    "granule_cache": ("stac",),
+    "granule_cache_max_gb": ("stac",),
+    "max_cloud_cover": ("stac",),
+    "min_coverage": ("stac",),
+    "seed": ("synthetic",),
+    "plant_tpa": ("synthetic",),
 }
 
 
 class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     """Which imagery source the run reads (``kind``) and where (``path``: folder or STAC URL)."""
 
-    kind: str = Field(default="", description="synthetic | local | stac | earthone; '' = $PLASTICS_IMAGERY, "
-                      "read when the run uses the source (unset: the run fails naming it)")
-    path: str | None = Field(default=None, description="GeoTIFF folder (local) or STAC API URL (stac); "
-                                                       "None = $PLASTICS_IMAGERY_PATH")
-    collection: str = Field(default="",
-                            description="stac only: sentinel-2-l1c, or sentinel-2-l2a (Planetary Computer preset "
-                                        "when the URL is Planetary Computer's or unset; a distribution shift); "
-                                        "'' = $PLASTICS_STAC_COLLECTION or sentinel-2-l1c")
+    kind: str = Field(
+        default="",
+        description="synthetic | local | stac | earthone; '' = $PLASTICS_IMAGERY, "
+        "read when the run uses the source (unset: the run fails naming it)",
+    )
+    path: str | None = Field(
+        default=None,
+        description="GeoTIFF folder (local) or STAC API URL (stac); None = $PLASTICS_IMAGERY_PATH",
+    )
+    collection: str = Field(
+        default="",
+        description="stac only: sentinel-2-l1c, or sentinel-2-l2a (Planetary Computer preset "
+        "when the URL is Planetary Computer's or unset; a distribution shift); "
+        "'' = $PLASTICS_STAC_COLLECTION or sentinel-2-l1c",
+    )
     seed: int = Field(default=0, description="synthetic only: the world's random seed")
     plant_tpa: bool = Field(default=True, description="synthetic only: plant the 10 known Bali TPA landfills")
-    granule_cache: str | None = Field(default=None, description="stac only: folder or s3:// URL of the granule "
-                                      "decode cache (each code-tile block of a JPEG 2000 band decoded once, when a tile needs it); unset: none")
-    granule_cache_max_gb: float = Field(default=50.0, gt=0, le=1e6, allow_inf_nan=False, description="stac only: granule cache size bound in "
-                                        "GB (least recently used blocks are evicted past it)")
-    max_cloud_cover: float = Field(default=80.0, ge=0, le=100, description="stac only: drop scenes the catalog "
-                                   "rates more cloudy than this (eo:cloud_cover, % of the granule) before any pixel "
-                                   "is read; GPW's 2022 download used 30, its 2021 workflow read every scene (100)")
-    min_coverage: float = Field(default=0.0, ge=0, le=1, description="stac only: drop a day whose scenes' "
-                                "footprints cover less than this fraction of a tile, before reading it "
-                                "(0: any overlap); GPW's 2022 download used 0.9")
+    granule_cache: str | None = Field(
+        default=None,
+        description="stac only: folder or s3:// URL of the granule "
+        "decode cache (each code-tile block of a JPEG 2000 band decoded once, when a tile needs it); unset: none",
+    )
+    granule_cache_max_gb: float = Field(
+        default=50.0,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="stac only: granule cache size bound in "
+        "GB (least recently used blocks are evicted past it)",
+    )
+    max_cloud_cover: float = Field(
+        default=80.0,
+        ge=0,
+        le=100,
+        description="stac only: drop scenes the catalog "
+        "rates more cloudy than this (eo:cloud_cover, % of the granule) before any pixel "
+        "is read; GPW's 2022 download used 30, its 2021 workflow read every scene (100)",
+    )
+    min_coverage: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="stac only: drop a day whose scenes' "
+        "footprints cover less than this fraction of a tile, before reading it "
+        "(0: any overlap); GPW's 2022 download used 0.9",
+    )
 
     def resolved_kind(self) -> str:
         """The source kind; ImageryError (one line) when it is not a known kind."""
@@ -151,8 +185,11 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
         so they enter its name and hash), after :meth:`_check_kind_fields`."""
         self._check_kind_fields()
         fields = type(self).model_fields
-        return {k: float(getattr(self, k)) for k in ("max_cloud_cover", "min_coverage")
-                if getattr(self, k) != fields[k].default}
+        return {
+            k: float(getattr(self, k))
+            for k in ("max_cloud_cover", "min_coverage")
+            if getattr(self, k) != fields[k].default
+        }
 
     def _check_kind_fields(self) -> None:
         """ImageryError (one line) when a field that only other kinds read is set away from its
@@ -160,12 +197,17 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
         from plastics_core.errors import ImageryError
 
         kind, fields = self.resolved_kind(), type(self).model_fields
-        ignored = [name for name, kinds in KIND_FIELDS.items()
-                   if kind not in kinds and getattr(self, name) != fields[name].default]
+        ignored = [
+            name
+            for name, kinds in KIND_FIELDS.items()
+            if kind not in kinds and getattr(self, name) != fields[name].default
+        ]
         if ignored:
             users = sorted({k for name in ignored for k in KIND_FIELDS[name]})
-            raise ImageryError(f"{', '.join(ignored)} apply to imagery kind {' / '.join(users)} only, not {kind!r}: "
-                               "unset them or choose that kind")
+            raise ImageryError(
+                f"{', '.join(ignored)} apply to imagery kind {' / '.join(users)} only, not {kind!r}: "
+                "unset them or choose that kind"
+            )
 
     def get_source(self) -> Any:
         """Construct the :class:`plastics_core.imagery.ImagerySource` (lazily, by kind)."""
@@ -176,10 +218,18 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     def spec(self) -> dict[str, Any]:
         """The JSON spec :func:`plastics_core.imagery.factory.make_source` rebuilds this source from
         (what a remote tile job receives)."""
-        spec: dict[str, Any] = {"kind": self.resolved_kind(), "path": self.resolved_path(), "seed": self.seed,
-                                "plant_tpa": self.plant_tpa, "collection": self.resolved_collection()}
+        spec: dict[str, Any] = {
+            "kind": self.resolved_kind(),
+            "path": self.resolved_path(),
+            "seed": self.seed,
+            "plant_tpa": self.plant_tpa,
+            "collection": self.resolved_collection(),
+        }
         if self.granule_cache:
-            spec |= {"granule_cache": self.granule_cache, "granule_cache_max_bytes": int(self.granule_cache_max_gb * 1e9)}
+            spec |= {
+                "granule_cache": self.granule_cache,
+                "granule_cache_max_bytes": int(self.granule_cache_max_gb * 1e9),
+            }
         return spec | self._selection()
 
 
@@ -200,15 +250,21 @@ class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
     """Reverse geocoder for enriched sites: ``places`` (nearest populated place, shipped data, no
     network), ``offline`` (no address at all), ``nominatim`` (online, OSM) or ``fixture``."""
 
-    kind: str = Field(default="", description="places | offline | nominatim | fixture; "
-                                              "'' = $PLASTICS_GEOCODER or places")
-    cache_dir: str | None = Field(default=None, description="on-disk cache for nominatim answers; "
-                                                            "None = $PLASTICS_GEOCODER_CACHE or .cache/geocode")
-    fixture: str | None = Field(default=None, description="JSON file of canned answers (kind fixture); "
-                                                          "None = $PLASTICS_GEOCODER_FIXTURE")
+    kind: str = Field(
+        default="", description="places | offline | nominatim | fixture; '' = $PLASTICS_GEOCODER or places"
+    )
+    cache_dir: str | None = Field(
+        default=None,
+        description="on-disk cache for nominatim answers; None = $PLASTICS_GEOCODER_CACHE or .cache/geocode",
+    )
+    fixture: str | None = Field(
+        default=None,
+        description="JSON file of canned answers (kind fixture); None = $PLASTICS_GEOCODER_FIXTURE",
+    )
 
     def get_geocoder(self) -> Any:
         from plastics_core.method import enrich
+
         kind = setting(self.kind, "PLASTICS_GEOCODER", "places")
         if kind == "places":
             from plastics_core.method.places import PlaceGeocoder
@@ -217,7 +273,9 @@ class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
         if kind == "offline":
             return enrich.OfflineGeocoder()
         if kind == "nominatim":
-            return enrich.NominatimGeocoder(cache_dir=str(setting(self.cache_dir, "PLASTICS_GEOCODER_CACHE", ".cache/geocode")))
+            return enrich.NominatimGeocoder(
+                cache_dir=str(setting(self.cache_dir, "PLASTICS_GEOCODER_CACHE", ".cache/geocode"))
+            )
         if kind == "fixture":
             fixture = setting(self.fixture, "PLASTICS_GEOCODER_FIXTURE")
             if not fixture:
@@ -230,9 +288,14 @@ class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
     """The output store (``location``: a folder or ``s3://bucket/prefix``) and the folder of ROI
     files ``roi_sensor`` watches (``roi_dir``). '' = the environment at run time."""
 
-    location: str = Field(default="", description="folder or s3:// URL; '' = $PLASTICS_STORE or ./.plastics/store")
-    roi_dir: str = Field(default="", description="folder or s3:// prefix of ROI GeoJSON files watched by "
-                                                 "roi_sensor; '' = $PLASTICS_ROI_DIR or ./rois")
+    location: str = Field(
+        default="", description="folder or s3:// URL; '' = $PLASTICS_STORE or ./.plastics/store"
+    )
+    roi_dir: str = Field(
+        default="",
+        description="folder or s3:// prefix of ROI GeoJSON files watched by "
+        "roi_sensor; '' = $PLASTICS_ROI_DIR or ./rois",
+    )
 
     def resolved(self) -> str:
         return self.location or default_store()
@@ -266,13 +329,17 @@ DETECT_JOBS = ("detect_job", "detect_job_celery", "detect_job_k8s")
 class LaunchResource(ConfigurableResource):  # type: ignore[type-arg]
     """Which detection job (hence executor) the sensors' run requests target."""
 
-    job: str = Field(default="", description="detect_job | detect_job_celery | detect_job_k8s; "
-                                              "'' = $PLASTICS_DETECT_JOB or detect_job")
+    job: str = Field(
+        default="",
+        description="detect_job | detect_job_celery | detect_job_k8s; "
+        "'' = $PLASTICS_DETECT_JOB or detect_job",
+    )
 
     def job_name(self) -> str:
         """The job name; ParameterError (one line) when it is not one of :data:`DETECT_JOBS`."""
         name = str(setting(self.job, "PLASTICS_DETECT_JOB", "detect_job"))
         if name not in DETECT_JOBS:
-            raise ParameterError(f"unknown detection job {name!r}: set PLASTICS_DETECT_JOB to one of "
-                                 f"{', '.join(DETECT_JOBS)}")
+            raise ParameterError(
+                f"unknown detection job {name!r}: set PLASTICS_DETECT_JOB to one of {', '.join(DETECT_JOBS)}"
+            )
         return name

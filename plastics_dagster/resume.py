@@ -44,13 +44,18 @@ def resume_steps(instance: DagsterInstance, run_id: str) -> list[str]:
         raise ParameterError(f"run {run_id} not found in this instance: check DAGSTER_HOME and the run id")
 
     def steps_with(event: DagsterEventType) -> set[str]:
-        return {str(rec.event_log_entry.step_key) for rec in instance.get_records_for_run(run_id, of_type=event).records
-                if rec.event_log_entry.step_key}
+        return {
+            str(rec.event_log_entry.step_key)
+            for rec in instance.get_records_for_run(run_id, of_type=event).records
+            if rec.event_log_entry.step_key
+        }
 
     plan: set[str] = set()
     if run.execution_plan_snapshot_id:
         snap = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
-        plan = {k for k in snap.step_keys_to_execute if not k.endswith("[?]")}  # "[?]": unresolved mapped step
+        plan = {
+            k for k in snap.step_keys_to_execute if not k.endswith("[?]")
+        }  # "[?]": unresolved mapped step
     planned: set[str] = set()
     for rec in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_OUTPUT).records:
         data = rec.event_log_entry.dagster_event.step_output_data  # type: ignore[union-attr]
@@ -60,8 +65,13 @@ def resume_steps(instance: DagsterInstance, run_id: str) -> list[str]:
     return sorted((plan | started | planned) - steps_with(DagsterEventType.STEP_SUCCESS))
 
 
-def resume(instance: DagsterInstance, run_id: str, job_fn: Any, mark_failed: bool = False,
-           raise_on_error: bool = False) -> Any:
+def resume(
+    instance: DagsterInstance,
+    run_id: str,
+    job_fn: Any,
+    mark_failed: bool = False,
+    raise_on_error: bool = False,
+) -> Any:
     """Re-execute the unfinished part of run ``run_id`` of the reconstructable job ``job_fn``
     (a module-level function returning the job). Returns the JobExecutionResult."""
     run = instance.get_run_by_id(run_id)
@@ -72,9 +82,17 @@ def resume(instance: DagsterInstance, run_id: str, job_fn: Any, mark_failed: boo
         run = instance.get_run_by_id(run_id)
     if run is None or run.status not in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
         status = run.status.value if run else "missing"
-        raise ParameterError(f"run {run_id} is {status}, not failed: resume only failed runs (or mark_failed=True "
-                             "for a run whose worker is dead)")
+        raise ParameterError(
+            f"run {run_id} is {status}, not failed: resume only failed runs (or mark_failed=True "
+            "for a run whose worker is dead)"
+        )
     tags = {k: v for k, v in run.tags.items() if k.startswith("dagster/partition")}
     options = ReexecutionOptions(parent_run_id=run_id, step_selection=resume_steps(instance, run_id))
-    return execute_job(reconstructable(job_fn), instance, run_config=run.run_config, tags=tags,
-                       reexecution_options=options, raise_on_error=raise_on_error)
+    return execute_job(
+        reconstructable(job_fn),
+        instance,
+        run_config=run.run_config,
+        tags=tags,
+        reexecution_options=options,
+        raise_on_error=raise_on_error,
+    )

@@ -56,8 +56,12 @@ def pair_starts(window: str, params: DetectionParams) -> list[str]:
     from plastics_core.geo.periods import parse_day, window_pair_starts
     from plastics_dagster.partitions import WINDOW_START
 
-    return [d.isoformat() for d in window_pair_starts(parse_day(window), params.pairs, params.mosaic_period,
-                                                      parse_day(WINDOW_START))]
+    return [
+        d.isoformat()
+        for d in window_pair_starts(
+            parse_day(window), params.pairs, params.mosaic_period, parse_day(WINDOW_START)
+        )
+    ]
 
 
 def missing_starts(store: Any, roi: str, starts: list[str], run_hash: str) -> list[str]:
@@ -81,8 +85,10 @@ def parse_imagery(spec: str | None) -> ImagerySourceResource:
     except ImageryError:
         if spec or source.kind or os.environ.get("PLASTICS_IMAGERY"):
             raise
-        raise ImageryError("no imagery source configured: pass --imagery stac (or local:DIR, earthone, or synthetic "
-                           "for a demo), or set PLASTICS_IMAGERY") from None
+        raise ImageryError(
+            "no imagery source configured: pass --imagery stac (or local:DIR, earthone, or synthetic "
+            "for a demo), or set PLASTICS_IMAGERY"
+        ) from None
     return source
 
 
@@ -118,13 +124,20 @@ def materialize_partition(
 
     parse_window(window)
     params = detection_params(overrides)  # validates (ParameterError / ModelError)
-    check_complete(window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval)
+    check_complete(
+        window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval
+    )
     src = imagery if isinstance(imagery, ImagerySourceResource) else parse_imagery(imagery)
     store_res = StoreResource(location=store or "")
     from plastics_dagster.preflight import preflight
 
-    preflight(params, src, (resources or {}).get("models") or ModelStoreResource(), store_res,
-              (resources or {}).get("geocoder"))  # before Dagster
+    preflight(
+        params,
+        src,
+        (resources or {}).get("models") or ModelStoreResource(),
+        store_res,
+        (resources or {}).get("geocoder"),
+    )  # before Dagster
     inst = _instance(instance)
     ensure_roi(inst, store_res.path(), roi)
     res = default_resources(params=params, imagery=src, store=store_res, **(resources or {}))
@@ -136,9 +149,13 @@ def materialize_partition(
     computed, timings = 0, {}
     for start in missing_starts(store_res.path(), roi, starts, run_hash):
         _stop_if_requested(stop_requested)
-        pair = detect.execute_in_process(partition_key=partition_key(roi, start), instance=inst,
-                                         asset_selection=[AssetKey("descartes_run")], raise_on_error=False,
-                                         tags={**tags, "plastics/pair": start})
+        pair = detect.execute_in_process(
+            partition_key=partition_key(roi, start),
+            instance=inst,
+            asset_selection=[AssetKey("descartes_run")],
+            raise_on_error=False,
+            tags={**tags, "plastics/pair": start},
+        )
         if not pair.success:
             if raise_on_error:
                 raise_failure(pair)
@@ -150,15 +167,21 @@ def materialize_partition(
             computed += int(value.value) if value is not None else 0  # type: ignore[arg-type]
     window_assets = window_asset_keys()
     _stop_if_requested(stop_requested)
-    result = detect.execute_in_process(partition_key=partition_key(roi, window), instance=inst,
-                                       asset_selection=window_assets, raise_on_error=False, tags=tags)
+    result = detect.execute_in_process(
+        partition_key=partition_key(roi, window),
+        instance=inst,
+        asset_selection=window_assets,
+        raise_on_error=False,
+        tags=tags,
+    )
     summary = summarize(result, roi, window, run_hash, store_res.resolved())
     summary.pairs, summary.pairs_computed = len(starts), computed
     summary.timings = {"pairs_s": timings}
     if result.success and registry:
         _stop_if_requested(stop_requested)
         reg = defs.resolve_job_def("registry_job").execute_in_process(
-            partition_key=roi, instance=inst, raise_on_error=False, tags=tags)
+            partition_key=roi, instance=inst, raise_on_error=False, tags=tags
+        )
         _collect_paths(reg, summary)
         result = reg if not reg.success else result
     if raise_on_error and not result.success:
@@ -175,8 +198,10 @@ class RunInterrupted(PlasticsError):
 def _stop_if_requested(stop_requested: Callable[[], bool] | None) -> None:
     """Raise RunInterrupted when a stop was requested (a signal Dagster held past a run's end)."""
     if stop_requested is not None and stop_requested():
-        raise RunInterrupted("interrupted (SIGTERM/SIGINT) between two Dagster runs: finished pairs and "
-                             "tiles are kept; rerun the same command to complete it")
+        raise RunInterrupted(
+            "interrupted (SIGTERM/SIGINT) between two Dagster runs: finished pairs and "
+            "tiles are kept; rerun the same command to complete it"
+        )
 
 
 def window_asset_keys() -> list[AssetKey]:
@@ -184,8 +209,12 @@ def window_asset_keys() -> list[AssetKey]:
     from plastics_dagster.definitions import ALL_ASSETS
     from plastics_dagster.jobs import DETECT_GROUPS
 
-    keys = {k for a in ALL_ASSETS for k, group in a.group_names_by_key.items()
-            if group in DETECT_GROUPS or k.path[-1] == "preview"}
+    keys = {
+        k
+        for a in ALL_ASSETS
+        for k, group in a.group_names_by_key.items()
+        if group in DETECT_GROUPS or k.path[-1] == "preview"
+    }
     return sorted(keys - {AssetKey("descartes_run")}, key=lambda k: k.to_user_string())
 
 
@@ -198,13 +227,18 @@ def cli_definitions(resources: dict[str, Any]) -> Definitions:
     from plastics_dagster.definitions import ALL_ASSETS
     from plastics_dagster.jobs import make_detect_job, registry_job
 
-    return Definitions(assets=ALL_ASSETS, asset_checks=ALL_CHECKS, resources=resources,
-                       jobs=[make_detect_job(executor_def=in_process_executor), registry_job])
+    return Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        resources=resources,
+        jobs=[make_detect_job(executor_def=in_process_executor), registry_job],
+    )
 
 
 def raise_failure(result: Any) -> None:
     """Re-raise the first step failure: a PlasticsError stays one line; others are wrapped."""
     from plastics_core import errors
+
     for event in result.all_events:  # step failures, and resource init failures (no step failure then)
         err = getattr(event.event_specific_data, "error", None)
         if err is None or not (event.is_step_failure or event.event_type_value == "RESOURCE_INIT_FAILURE"):
@@ -218,8 +252,10 @@ def raise_failure(result: Any) -> None:
         while err.cause is not None and not isinstance(getattr(errors, err.cls_name, None), type):
             err = err.cause
         if err.cls_name in INTERRUPT_ERRORS:
-            raise RunInterrupted(f"{event.step_key} was interrupted (SIGTERM/SIGINT): the run is marked failed, "
-                                 "finished tiles are kept; rerun the same command to complete it")
+            raise RunInterrupted(
+                f"{event.step_key} was interrupted (SIGTERM/SIGINT): the run is marked failed, "
+                "finished tiles are kept; rerun the same command to complete it"
+            )
         message = err.message.strip().splitlines()[-1] if err.message.strip() else "step failed"
         cls = getattr(errors, err.cls_name, None)
         checked = re.search(r"Value error, (.*?) \[type=", err.message)  # a resource's own validator
@@ -230,10 +266,14 @@ def raise_failure(result: Any) -> None:
         else:
             cls = PlasticsError
         raise cls(f"{event.step_key}: {message}")
-    if any(e.event_type_value in ("PIPELINE_CANCELED", "RUN_CANCELED") or "nterrupt" in (e.message or "")
-           for e in result.all_events):
-        raise RunInterrupted("the run was interrupted (SIGTERM/SIGINT): finished tiles are kept; rerun the same "
-                             "command to complete it")
+    if any(
+        e.event_type_value in ("PIPELINE_CANCELED", "RUN_CANCELED") or "nterrupt" in (e.message or "")
+        for e in result.all_events
+    ):
+        raise RunInterrupted(
+            "the run was interrupted (SIGTERM/SIGINT): finished tiles are kept; rerun the same "
+            "command to complete it"
+        )
     raise RuntimeError("the run failed without a step failure event")
 
 
@@ -260,8 +300,14 @@ def summarize(result: Any, roi: str, window: str, run_hash: str, store: str) -> 
     cands = result.output_for_node("candidates")
     for _, row in cands.iterrows():
         pt = row.geometry.representative_point()
-        summary.candidates.append({"name": str(row["name"]), "lon": float(pt.x), "lat": float(pt.y),
-                                   "patch_mean": float(row["patch_mean"]) if "patch_mean" in row else None})
+        summary.candidates.append(
+            {
+                "name": str(row["name"]),
+                "lon": float(pt.x),
+                "lat": float(pt.y),
+                "patch_mean": float(row["patch_mean"]) if "patch_mean" in row else None,
+            }
+        )
     contours = result.output_for_node("contours")
     if len(contours) and "area_km2" in contours:
         summary.contour_area_km2 = float(contours.groupby("name")["area_km2"].max().sum())

@@ -60,8 +60,12 @@ MAX_IN_FLIGHT = 2
 MAX_SEARCHES = 40
 #: the last asset of detect_job's partition: materialized = the partition is done
 DONE_ASSET = AssetKey("enriched_sites")
-IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-             DagsterRunStatus.STARTED]
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
 
 
 class Budget:
@@ -101,15 +105,28 @@ DETECT_JOBS = [detect_job, detect_job_celery, detect_job_k8s]
 
 
 def _request(roi: str, window: str, run_hash: str, job: str) -> RunRequest:
-    return RunRequest(run_key=run_key(roi, window, run_hash), partition_key=partition_key(roi, window),
-                      tags={"plastics/run_hash": run_hash, "plastics/roi": roi}, job_name=job)
+    return RunRequest(
+        run_key=run_key(roi, window, run_hash),
+        partition_key=partition_key(roi, window),
+        tags={"plastics/run_hash": run_hash, "plastics/roi": roi},
+        job_name=job,
+    )
 
 
-@sensor(jobs=DETECT_JOBS, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
-        description="New ROI GeoJSON in the store resource's roi_dir ($PLASTICS_ROI_DIR) -> dynamic roi "
-        "partition + latest complete window run (writes nothing)")
-def roi_sensor(context: SensorEvaluationContext, params: DetectionParams, imagery: ImagerySourceResource,
-               store: StoreResource, launch: LaunchResource) -> SensorResult | SkipReason:
+@sensor(
+    jobs=DETECT_JOBS,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="New ROI GeoJSON in the store resource's roi_dir ($PLASTICS_ROI_DIR) -> dynamic roi "
+    "partition + latest complete window run (writes nothing)",
+)
+def roi_sensor(
+    context: SensorEvaluationContext,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    store: StoreResource,
+    launch: LaunchResource,
+) -> SensorResult | SkipReason:
     folder = store.roi_folder()
     if not folder.exists():
         return SkipReason(f"ROI folder {folder} does not exist")
@@ -137,15 +154,19 @@ def roi_sensor(context: SensorEvaluationContext, params: DetectionParams, imager
             geom_hash = geometry_hash(read_roi_any(path))
             registered = roi_key(store.path(), name)
             if registered.exists() and geometry_hash(read_roi_any(registered)) != geom_hash:
-                raise RoiError(f"ROI {name!r} is registered in the store with another geometry: rename the file "
-                               f"or replace it with `plastics roi add --replace {name} FILE.geojson`")
+                raise RoiError(
+                    f"ROI {name!r} is registered in the store with another geometry: rename the file "
+                    f"or replace it with `plastics roi add --replace {name} FILE.geojson`"
+                )
         except PlasticsError as exc:
             context.log.warning(f"skipping ROI file {path.name}: {exc}")
             continue
         if name not in known and name not in new_names:
             new_names.append(name)
         if windows and budget.state(name, windows[-1]) == "free":
-            requests.append(_request(name, windows[-1], params.run_hash(source_name, geom_hash), launch.job_name()))
+            requests.append(
+                _request(name, windows[-1], params.run_hash(source_name, geom_hash), launch.job_name())
+            )
             budget.take()
     context.update_cursor(json.dumps(seen, sort_keys=True))
     if not new_names and not requests:
@@ -159,10 +180,19 @@ def _has_scenes(source: Any, geom: Any, window: str, params: DetectionParams) ->
     return bool(source.search(geom, first)) and bool(source.search(geom, partner))
 
 
-@sensor(jobs=DETECT_JOBS, minimum_interval_seconds=3600, default_status=DefaultSensorStatus.STOPPED,
-        description="Requests each (roi, window) once when both periods of the window have imagery")
-def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams, imagery: ImagerySourceResource,
-                   store: StoreResource, launch: LaunchResource) -> SensorResult | SkipReason:
+@sensor(
+    jobs=DETECT_JOBS,
+    minimum_interval_seconds=3600,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Requests each (roi, window) once when both periods of the window have imagery",
+)
+def imagery_sensor(
+    context: SensorEvaluationContext,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    store: StoreResource,
+    launch: LaunchResource,
+) -> SensorResult | SkipReason:
     done: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
     source_name = imagery.source_name()
     windows = complete_windows(today(), params.mosaic_period, params.spectrogram_interval)
@@ -201,6 +231,9 @@ def imagery_sensor(context: SensorEvaluationContext, params: DetectionParams, im
         slot.sort()
     context.update_cursor(json.dumps(done, sort_keys=True))
     if not requests:
-        return SkipReason("no newly complete windows with imagery" if budget.free > 0 else
-                          f"{MAX_IN_FLIGHT} partitioned runs already queued or running")
+        return SkipReason(
+            "no newly complete windows with imagery"
+            if budget.free > 0
+            else f"{MAX_IN_FLIGHT} partitioned runs already queued or running"
+        )
     return SensorResult(run_requests=requests)

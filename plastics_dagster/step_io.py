@@ -39,17 +39,22 @@ def pickle_io_manager(location: str | None, context: InitResourceContext) -> IOM
     if location is not None and location.startswith("s3://"):
         from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
-        bucket, _, prefix = location[len("s3://"):].partition("/")
+        bucket, _, prefix = location[len("s3://") :].partition("/")
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-        return S3PickleIOManager(s3_resource=S3Resource(endpoint_url=endpoint), s3_bucket=bucket,
-                                 s3_prefix=prefix.strip("/") or "dagster").create_io_manager(context)
+        return S3PickleIOManager(
+            s3_resource=S3Resource(endpoint_url=endpoint),
+            s3_bucket=bucket,
+            s3_prefix=prefix.strip("/") or "dagster",
+        ).create_io_manager(context)
     base = os.path.abspath(os.path.expanduser(location)) if location else None
     return FilesystemIOManager(base_dir=base).create_io_manager(context)
 
 
-@io_manager(required_resource_keys={"store"},
-            description="Fan-out step outputs (tile keys, tile summaries), pickled by Dagster's own IO managers, "
-            "kept out of the output store.")
+@io_manager(
+    required_resource_keys={"store"},
+    description="Fan-out step outputs (tile keys, tile summaries), pickled by Dagster's own IO managers, "
+    "kept out of the output store.",
+)
 def step_io_manager(init_context: InitResourceContext) -> IOManager:
     run = init_context.dagster_run
     location = step_store(init_context.resources.store.resolved(), run.job_name if run is not None else "")

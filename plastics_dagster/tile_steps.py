@@ -48,7 +48,9 @@ def mapping_key(tile_key: str) -> str:
     return "t_" + re.sub(r"[^A-Za-z0-9]", "_", tile_key.replace("-", "m"))
 
 
-def complete_summaries(summaries: list[dict[str, Any]], planned: list[str], folder: UPath) -> list[dict[str, Any]]:
+def complete_summaries(
+    summaries: list[dict[str, Any]], planned: list[str], folder: UPath
+) -> list[dict[str, Any]]:
     """One summary per planned tile (sorted by key): from the steps, else from the tile's stored
     summary file (same run hash). Raises :class:`dagster.Failure` naming any tile with neither:
     a manifest never lists a partial set of tiles."""
@@ -61,6 +63,8 @@ def complete_summaries(summaries: list[dict[str, Any]], planned: list[str], fold
         elif key not in by_key:
             missing.append(key)
     if missing:
-        raise Failure(f"{len(missing)} of {len(planned)} tiles have no outputs ({', '.join(missing[:5])}): "
-                      "resume the run with plastics_dagster.resume.resume (re-runs only the missing tiles)")
+        raise Failure(
+            f"{len(missing)} of {len(planned)} tiles have no outputs ({', '.join(missing[:5])}): "
+            "resume the run with plastics_dagster.resume.resume (re-runs only the missing tiles)"
+        )
     return [by_key[k] for k in planned]

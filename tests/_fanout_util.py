@@ -54,18 +54,24 @@ def resources(store: Path, **overrides: Any) -> dict[str, Any]:
     from plastics_dagster.definitions import default_resources
     from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
-    return default_resources(params=DetectionParams(tilesize=TILESIZE, pad=PAD, pairs=1), imagery=ImagerySourceResource(),
-                             store=StoreResource(location=str(store)), **overrides)
+    return default_resources(
+        params=DetectionParams(tilesize=TILESIZE, pad=PAD, pairs=1),
+        imagery=ImagerySourceResource(),
+        store=StoreResource(location=str(store)),
+        **overrides,
+    )
 
 
 def run_config(store: Path, models_dir: Path) -> dict[str, Any]:
     """Run config for a launched (not in-process) run: the same resources, as config."""
-    return {"resources": {
-        "params": {"config": {"tilesize": TILESIZE, "pad": PAD, "pairs": 1}},
-        "store": {"config": {"location": str(store)}},
-        "models": {"config": {"location": str(models_dir)}},
-        "imagery": {"config": {"kind": "synthetic"}},
-    }}
+    return {
+        "resources": {
+            "params": {"config": {"tilesize": TILESIZE, "pad": PAD, "pairs": 1}},
+            "store": {"config": {"location": str(store)}},
+            "models": {"config": {"location": str(models_dir)}},
+            "imagery": {"config": {"kind": "synthetic"}},
+        }
+    }
 
 
 def run_hash() -> str:
@@ -73,8 +79,9 @@ def run_hash() -> str:
     from plastics_dagster.config import DetectionParams
     from plastics_dagster.resources import ImagerySourceResource
 
-    return DetectionParams(tilesize=TILESIZE, pad=PAD, pairs=1).run_hash(ImagerySourceResource().source_name(),
-                                                                          geometry_hash(four_tile_roi()))
+    return DetectionParams(tilesize=TILESIZE, pad=PAD, pairs=1).run_hash(
+        ImagerySourceResource().source_name(), geometry_hash(four_tile_roi())
+    )
 
 
 def run_dir(store: Path) -> Path:
@@ -143,7 +150,19 @@ def child_run(store: str, models_dir: str) -> None:
 
     with DagsterInstance.get() as instance:
         config = run_config(Path(store), Path(models_dir))
-        config["execution"] = {"config": {"max_concurrent": 1, "start_method": {"forkserver": {
-            "preload_modules": ["plastics_dagster.definitions", "plastics_dagster.fanout", "tests._fanout_util"]}}}}
+        config["execution"] = {
+            "config": {
+                "max_concurrent": 1,
+                "start_method": {
+                    "forkserver": {
+                        "preload_modules": [
+                            "plastics_dagster.definitions",
+                            "plastics_dagster.fanout",
+                            "tests._fanout_util",
+                        ]
+                    }
+                },
+            }
+        }
         tags = detect_partitions.get_tags_for_partition_key(partition())
         execute_job(reconstructable(fanout_job), instance, run_config=config, tags=tags, raise_on_error=False)

@@ -42,13 +42,34 @@ from plastics_core.geo.bands import BAND_NAMES
 
 #: Native pixel size (m) of every L1C band, B10 included.
 NATIVE_RES: dict[str, int] = {
-    "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
-    "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20,
+    "B01": 60,
+    "B02": 10,
+    "B03": 10,
+    "B04": 10,
+    "B05": 20,
+    "B06": 20,
+    "B07": 20,
+    "B08": 10,
+    "B8A": 20,
+    "B09": 60,
+    "B10": 60,
+    "B11": 20,
+    "B12": 20,
 }
 #: Earth Search v1 asset key of every band.
 ASSET_KEYS: dict[str, str] = {
-    "B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1", "B06": "rededge2",
-    "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B09": "nir09", "B10": "cirrus", "B11": "swir16",
+    "B01": "coastal",
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B05": "rededge1",
+    "B06": "rededge2",
+    "B07": "rededge3",
+    "B08": "nir",
+    "B8A": "nir08",
+    "B09": "nir09",
+    "B10": "cirrus",
+    "B11": "swir16",
     "B12": "swir22",
 }
 
@@ -78,13 +99,31 @@ def write_jp2(path: Path, arr: np.ndarray, crs: str, transform: Affine, block: i
     """(y, x) uint16 -> lossless tiled JPEG 2000 with resolution levels; returns ``path``."""
     height, width = arr.shape
     tile = min(block, 1 << max(4, (max(width, height) - 1).bit_length()))
-    opts = {"QUALITY": "100", "REVERSIBLE": "YES", "YCBCR420": "NO", "BLOCKXSIZE": str(tile),
-            "BLOCKYSIZE": str(tile), "RESOLUTIONS": str(resolution_levels(min(width, tile), min(height, tile))), "CODEC": "JP2"}
+    opts = {
+        "QUALITY": "100",
+        "REVERSIBLE": "YES",
+        "YCBCR420": "NO",
+        "BLOCKXSIZE": str(tile),
+        "BLOCKYSIZE": str(tile),
+        "RESOLUTIONS": str(resolution_levels(min(width, tile), min(height, tile))),
+        "CODEC": "JP2",
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(
-        path, "w", driver="JP2OpenJPEG", width=width, height=height, count=1, dtype="uint16", crs=crs,
-        transform=transform, **opts,
-    ) as dst:
+    with (
+        rasterio.Env(GDAL_PAM_ENABLED="NO"),
+        rasterio.open(
+            path,
+            "w",
+            driver="JP2OpenJPEG",
+            width=width,
+            height=height,
+            count=1,
+            dtype="uint16",
+            crs=crs,
+            transform=transform,
+            **opts,
+        ) as dst,
+    ):
         dst.write(arr.astype(np.uint16, copy=False), 1)
     return path
 
@@ -101,7 +140,9 @@ def write_granule(scene: Scene10m, folder: Path, block: int = 1024) -> dict[str,
     out = {}
     for band, res in NATIVE_RES.items():
         t = scene.transform @ Affine.scale(res / 10)
-        out[band] = write_jp2(folder / scene.id / f"{band}.jp2", native(layers[band], res), scene.crs, t, block)
+        out[band] = write_jp2(
+            folder / scene.id / f"{band}.jp2", native(layers[band], res), scene.crs, t, block
+        )
     return out
 
 
@@ -109,16 +150,27 @@ def stac_item(scene: Scene10m, template: dict[str, Any], base_url: str) -> dict[
     """A STAC item for a written granule, modelled on a real Earth Search item (``template``)."""
     rows, cols = scene.bands.shape[1:]
     bounds = rasterio.transform.array_bounds(rows, cols, scene.transform)
-    footprint = shape(transform_geom(scene.crs, "EPSG:4326", mapping(box(bounds[2], bounds[1], bounds[0], bounds[3]))))
+    footprint = shape(
+        transform_geom(scene.crs, "EPSG:4326", mapping(box(bounds[2], bounds[1], bounds[0], bounds[3])))
+    )
     item = copy.deepcopy(template)
     item["id"] = scene.id
     item["geometry"], item["bbox"] = mapping(footprint), list(footprint.bounds)
     item["links"] = []
     props = item["properties"]
-    props.update({"datetime": scene.datetime.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "eo:cloud_cover": scene.cloud_cover,
-                  "s2:processing_baseline": scene.baseline, "proj:epsg": int(str(scene.crs).split(":")[-1])})
-    for key in [k for k in props if k.startswith(("s2:product_uri", "s2:granule_id", "s2:datastrip_id",
-                                                  "earthsearch:"))]:
+    props.update(
+        {
+            "datetime": scene.datetime.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "eo:cloud_cover": scene.cloud_cover,
+            "s2:processing_baseline": scene.baseline,
+            "proj:epsg": int(str(scene.crs).split(":")[-1]),
+        }
+    )
+    for key in [
+        k
+        for k in props
+        if k.startswith(("s2:product_uri", "s2:granule_id", "s2:datastrip_id", "earthsearch:"))
+    ]:
         del props[key]
     assets = {}
     for band, key in ASSET_KEYS.items():
@@ -126,16 +178,21 @@ def stac_item(scene: Scene10m, template: dict[str, Any], base_url: str) -> dict[
         res = NATIVE_RES[band]
         t = scene.transform @ Affine.scale(res / 10)
         rel = f"{scene.id}/{band}.jp2"
-        asset.update({"href": f"{base_url.rstrip('/')}/{rel}" if base_url else rel,
-                      "proj:shape": [math.ceil(rows / (res // 10)), math.ceil(cols / (res // 10))],
-                      "proj:transform": list(t)[:6]})
+        asset.update(
+            {
+                "href": f"{base_url.rstrip('/')}/{rel}" if base_url else rel,
+                "proj:shape": [math.ceil(rows / (res // 10)), math.ceil(cols / (res // 10))],
+                "proj:transform": list(t)[:6],
+            }
+        )
         assets[key] = asset
     item["assets"] = assets
     return item
 
 
-def write_catalog(scenes: Sequence[Scene10m], folder: Path, template: dict[str, Any], base_url: str = "",
-                  block: int = 1024) -> list[dict[str, Any]]:
+def write_catalog(
+    scenes: Sequence[Scene10m], folder: Path, template: dict[str, Any], base_url: str = "", block: int = 1024
+) -> list[dict[str, Any]]:
     """Write every scene's granule and ``items.json`` (a FeatureCollection); returns the items."""
     items = []
     for scene in scenes:
@@ -159,6 +216,9 @@ def slovenia_scenes(shared_data: Path) -> list[Scene10m]:
         cloud = np.asarray(z["clm"][i]).reshape(valid.shape).astype(bool)
         cc = round(float(100.0 * cloud[valid].mean()) if valid.any() else 100.0, 2)
         when = dt.datetime(date.year, date.month, date.day, 10, 0, 8, tzinfo=dt.UTC)
-        out.append(Scene10m(f"S2A_33TVM_{date:%Y%m%d}_0_L1C", z["bands"][i], z["b10_cirrus"][i], when, cc,
-                            crs, transform))
+        out.append(
+            Scene10m(
+                f"S2A_33TVM_{date:%Y%m%d}_0_L1C", z["bands"][i], z["b10_cirrus"][i], when, cc, crs, transform
+            )
+        )
     return out

@@ -17,8 +17,11 @@ FAKE_SECRETS = {
     "DESCARTESLABS_REFRESH_TOKEN": "fakeDLRefresh-0b7f3e-DO-NOT-LEAK",
     "PLASTICS_S3_SECRET": "fakePlasticsS3-66aa01-DO-NOT-LEAK",
 }
-FAKE_IDS = {"AWS_ACCESS_KEY_ID": "AKIAFAKEID", "EARTHONE_CLIENT_ID": "fake-client-id",
-            "DESCARTESLABS_CLIENT_ID": "fake-dl-client-id"}
+FAKE_IDS = {
+    "AWS_ACCESS_KEY_ID": "AKIAFAKEID",
+    "EARTHONE_CLIENT_ID": "fake-client-id",
+    "DESCARTESLABS_CLIENT_ID": "fake-dl-client-id",
+}
 #: The shared run's partition and parameters (256 px tiles and one pair keep it to a few seconds).
 GRAPH_RUN_WINDOW = "2021-01-01"
 GRAPH_RUN_PARAMS: dict[str, Any] = {"tilesize": 256, "pad": 16, "pairs": 1}  # one pair per window: fast

@@ -16,8 +16,9 @@ def largest_overlap_tile(footprint_4326: BaseGeometry, tilesize: int = 128, pad:
     return max(tiles, key=lambda t: t.geometry_4326.intersection(footprint_4326).area)
 
 
-def source_pixels_under(tile: Tile, source_transform: Affine, source_shape: tuple[int, int]
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def source_pixels_under(
+    tile: Tile, source_transform: Affine, source_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, col) of the source pixel under each tile pixel centre (same CRS; general affines),
     and the (y, x) bool flags of centres inside the source raster of ``source_shape`` (rows, cols)."""
     rows, cols = np.mgrid[0 : tile.shape[0], 0 : tile.shape[1]]

@@ -48,24 +48,45 @@ def heatmap() -> Raster:
     z = np.clip(z, 0, 1)
     z[:20, :20] = np.nan  # masked corner
     data = np.stack([z * 0.9, z, z]).astype(np.float32)
-    return Raster(data=data, crs=CRS, transform=transform(),
-                  band_descriptions=("2023-01|2023-04", "2023-02|2023-05", "median"), name="tile")
+    return Raster(
+        data=data,
+        crs=CRS,
+        transform=transform(),
+        band_descriptions=("2023-01|2023-04", "2023-02|2023-05", "median"),
+        name="tile",
+    )
 
 
 def blobs() -> gpd.GeoDataFrame:
     pts = site_lonlats()
     return gpd.GeoDataFrame(
-        {"name": ["b0", "b1"], "lon": [p[0] for p in pts], "lat": [p[1] for p in pts],
-         "sigma": [3.0, 4.0], "score": [0.91, 0.72], "row": [r for r, _ in HOT], "col": [c for _, c in HOT]},
-        geometry=[Point(p) for p in pts], crs="EPSG:4326")
+        {
+            "name": ["b0", "b1"],
+            "lon": [p[0] for p in pts],
+            "lat": [p[1] for p in pts],
+            "sigma": [3.0, 4.0],
+            "score": [0.91, 0.72],
+            "row": [r for r, _ in HOT],
+            "col": [c for _, c in HOT],
+        },
+        geometry=[Point(p) for p in pts],
+        crs="EPSG:4326",
+    )
 
 
 def candidates() -> gpd.GeoDataFrame:
     pts = site_lonlats()
     return gpd.GeoDataFrame(
-        {"name": ["site_0", "site_1"], "lon": [p[0] for p in pts], "lat": [p[1] for p in pts],
-         "score": [0.91, 0.72], "patch_mean": [0.66, 0.41]},
-        geometry=[Point(p) for p in pts], crs="EPSG:4326")
+        {
+            "name": ["site_0", "site_1"],
+            "lon": [p[0] for p in pts],
+            "lat": [p[1] for p in pts],
+            "score": [0.91, 0.72],
+            "patch_mean": [0.66, 0.41],
+        },
+        geometry=[Point(p) for p in pts],
+        crs="EPSG:4326",
+    )
 
 
 def enriched(ids: tuple[str, str] = ("s-aaa", "s-bbb")) -> gpd.GeoDataFrame:
@@ -80,8 +101,15 @@ def contours(dates: tuple[str, ...] = ("2023-01-01", "2023-02-01", "2023-03-01")
     for i, d in enumerate(dates):
         for name, (lon, lat) in zip(("site_0", "site_1"), site_lonlats(), strict=True):
             half = 0.0004 + 0.0001 * i
-            recs.append({"name": name, "date": d, "frame": i, "area_km2": round((2 * half * 111.0) ** 2, 6),
-                         "geometry": box(lon - half, lat - half, lon + half, lat + half)})
+            recs.append(
+                {
+                    "name": name,
+                    "date": d,
+                    "frame": i,
+                    "area_km2": round((2 * half * 111.0) ** 2, 6),
+                    "geometry": box(lon - half, lat - half, lon + half, lat + half),
+                }
+            )
     return gpd.GeoDataFrame(recs, geometry="geometry", crs="EPSG:4326")
 
 
@@ -99,6 +127,13 @@ def tile_heatmaps(tilesize: int = 256) -> list[Raster]:
             c, r = ~tile.transform @ to_utm.transform(lon, lat)
             z += np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * 8.0**2)).astype(np.float32)
         data = np.clip(z, 0, 1)[None]
-        out.append(Raster(data=data, crs=tile.crs, transform=tile.transform, band_descriptions=("median",),
-                          name=tile.key))
+        out.append(
+            Raster(
+                data=data,
+                crs=tile.crs,
+                transform=tile.transform,
+                band_descriptions=("median",),
+                name=tile.key,
+            )
+        )
     return out

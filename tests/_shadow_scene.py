@@ -28,7 +28,9 @@ class ShadowScene:
     shadow: np.ndarray
 
 
-def cloud_and_shadow(z: Any, sun_azimuth_deg: float, sun_zenith_deg: float, pixel_m: float = 10.0) -> ShadowScene:
+def cloud_and_shadow(
+    z: Any, sun_azimuth_deg: float, sun_zenith_deg: float, pixel_m: float = 10.0
+) -> ShadowScene:
     """The 2015-08-30 scene of the fixture ``z`` (the npz) with a pasted cloud and its shadow."""
     bands = np.concatenate([z["bands"][SHADED], z["b10_cirrus"][SHADED][None]]).copy()
     cloudy = np.concatenate([z["bands"][CLOUDY], z["b10_cirrus"][CLOUDY][None]])
@@ -55,6 +57,7 @@ def min_nir(data: np.ndarray, mask: np.ndarray, dates: tuple[Any, ...], period: 
     from plastics_core.geo.scenes import SceneStack
     from plastics_core.method.composite import composite
 
-    stack = SceneStack(data, mask, "EPSG:32633", Affine(10, 0, 0, 0, -10, 0), dates,
-                       tuple(str(i) for i in range(len(dates))))
+    stack = SceneStack(
+        data, mask, "EPSG:32633", Affine(10, 0, 0, 0, -10, 0), dates, tuple(str(i) for i in range(len(dates)))
+    )
     return composite(stack, period, "min").data[7]

@@ -91,20 +91,44 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _landing(self) -> None:
         base = self.server.base
-        self._json({
-            "type": "Catalog", "id": "local", "stac_version": "1.0.0", "description": "local granules",
-            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
-                           "https://api.stacspec.org/v1.0.0/item-search#query"],
-            "links": [{"rel": "self", "href": base}, {"rel": "root", "href": base},
-                      {"rel": "search", "href": f"{base}/search", "method": "POST", "type": "application/geo+json"}],
-        })
+        self._json(
+            {
+                "type": "Catalog",
+                "id": "local",
+                "stac_version": "1.0.0",
+                "description": "local granules",
+                "conformsTo": [
+                    "https://api.stacspec.org/v1.0.0/core",
+                    "https://api.stacspec.org/v1.0.0/item-search",
+                    "https://api.stacspec.org/v1.0.0/item-search#query",
+                ],
+                "links": [
+                    {"rel": "self", "href": base},
+                    {"rel": "root", "href": base},
+                    {
+                        "rel": "search",
+                        "href": f"{base}/search",
+                        "method": "POST",
+                        "type": "application/geo+json",
+                    },
+                ],
+            }
+        )
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.server.stats.searches += 1
         feats = [it for it in self.server.items if matches(it, body)]
-        self._json({"type": "FeatureCollection", "features": feats, "links": [],
-                    "numberMatched": len(feats), "numberReturned": len(feats)}, "application/geo+json")
+        self._json(
+            {
+                "type": "FeatureCollection",
+                "features": feats,
+                "links": [],
+                "numberMatched": len(feats),
+                "numberReturned": len(feats),
+            },
+            "application/geo+json",
+        )
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._file(head=True)
@@ -163,7 +187,9 @@ def absolute_hrefs(item: dict[str, Any], base: str) -> dict[str, Any]:
 
 
 @contextmanager
-def serve(folder: Path, items: list[dict[str, Any]] | None = None, port: int = 0) -> Iterator[tuple[str, ServerStats]]:
+def serve(
+    folder: Path, items: list[dict[str, Any]] | None = None, port: int = 0
+) -> Iterator[tuple[str, ServerStats]]:
     """Serve ``folder`` (files, with Range) and ``items`` (default: ``folder/items.json``'s
     features; relative asset hrefs are served from ``folder``) on 127.0.0.1; yields
     ``(base_url, stats)`` and stops the server on exit."""

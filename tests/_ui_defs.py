@@ -21,7 +21,9 @@ defs = Definitions(
     asset_checks=list(project.defs.asset_checks or []),
     sensors=list(project.defs.sensors or []),
     jobs=list(project.defs.jobs or []),
-    resources=default_resources(params=DetectionParams(tilesize=TILESIZE, pad=PAD),
-                                imagery=ImagerySourceResource(kind="synthetic"),
-                                store=StoreResource(location=os.environ["PLASTICS_STORE"])),
+    resources=default_resources(
+        params=DetectionParams(tilesize=TILESIZE, pad=PAD),
+        imagery=ImagerySourceResource(kind="synthetic"),
+        store=StoreResource(location=os.environ["PLASTICS_STORE"]),
+    ),
 )

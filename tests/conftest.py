@@ -23,9 +23,18 @@ os.environ.setdefault("PLASTICS_IMAGERY", "synthetic")  # tests use the syntheti
 #: that the worker processes of ``make test`` (pytest-xdist, one file per worker at a time, in
 #: collection order) finish together instead of one of them ending with a five-minute file.
 LONGEST_FIRST = (
-    "test_reliability_outage.py", "test_ui_browser.py", "test_ui_hostile_key.py", "test_reliability_signals.py",
-    "test_reliability_concurrency.py", "test_backfill.py", "test_celery.py", "test_resume.py",
-    "test_cli.py", "test_cli_sites.py", "test_browser.py", "test_materialize.py",
+    "test_reliability_outage.py",
+    "test_ui_browser.py",
+    "test_ui_hostile_key.py",
+    "test_reliability_signals.py",
+    "test_reliability_concurrency.py",
+    "test_backfill.py",
+    "test_celery.py",
+    "test_resume.py",
+    "test_cli.py",
+    "test_cli_sites.py",
+    "test_browser.py",
+    "test_materialize.py",
 )
 
 
@@ -38,7 +47,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.fail(f"../shared not found at {SHARED}: clone the project beside shared/ or set PLASTICS_SHARED")
+        pytest.fail(
+            f"../shared not found at {SHARED}: clone the project beside shared/ or set PLASTICS_SHARED"
+        )
     return SHARED
 
 
@@ -66,8 +77,14 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> tupl
 
     # as a user runs it (no TF_* variable of the test session): the CLI itself keeps TensorFlow quiet
     env = user_env(DAGSTER_HOME=str(tmp / "home"), PLASTICS_STORE=str(tmp / "store"), PLASTICS_PROGRESS="0")
-    proc = subprocess.run([sys.executable, "-m", "plastics_dagster.cli", "demo"], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=tmp)
+    proc = subprocess.run(
+        [sys.executable, "-m", "plastics_dagster.cli", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp,
+    )
     return proc, tmp
 
 
@@ -88,8 +105,14 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Ite
     home.mkdir()
     try:
         with DagsterInstance.local_temp(str(home)) as instance:
-            summary = materialize_partition("test_patch", GRAPH_RUN_WINDOW, overrides=dict(GRAPH_RUN_PARAMS),
-                                            store=str(store), imagery="synthetic", instance=instance)
+            summary = materialize_partition(
+                "test_patch",
+                GRAPH_RUN_WINDOW,
+                overrides=dict(GRAPH_RUN_PARAMS),
+                store=str(store),
+                imagery="synthetic",
+                instance=instance,
+            )
             runs = list(instance.get_runs())
             records = [(run.run_id, entry) for run in runs for entry in instance.all_logs(run.run_id)]
             mp.undo()

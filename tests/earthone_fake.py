@@ -99,7 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
         for prefix, left in srv.fail_next.items():
             if self.path.startswith(prefix) and left > 0:
                 srv.fail_next[prefix] = left - 1
-                self._reply(503, {"errors": [{"status": "503", "title": "Service Unavailable", "detail": "fault"}]})
+                self._reply(
+                    503, {"errors": [{"status": "503", "title": "Service Unavailable", "detail": "fault"}]}
+                )
                 return
         data = json.loads(body) if body and self.headers.get("Content-Type", "").find("json") >= 0 else None
         path = self.path.split("?")[0]
@@ -120,25 +122,58 @@ class _Handler(BaseHTTPRequestHandler):
         if pid != self.server.product_id:
             self._reply(404, {"errors": [{"status": "404", "title": "Object not found", "detail": pid}]})
             return
-        self._reply(200, {"data": _jsonapi("product", pid, {"name": "Sentinel-2 L1C", "owners": [], "readers": []}),
-                          "jsonapi": {"version": "1.0"}})
+        self._reply(
+            200,
+            {
+                "data": _jsonapi("product", pid, {"name": "Sentinel-2 L1C", "owners": [], "readers": []}),
+                "jsonapi": {"version": "1.0"},
+            },
+        )
 
     def images(self, data: Any, body: bytes) -> None:
-        docs = [_jsonapi("image", im.id, {
-            "product_id": self.server.product_id, "acquired": im.acquired, "cloud_fraction": im.cloud_fraction,
-            "geometry": im.geometry, "extra_properties": im.extra_properties, "provider_id": im.id,
-            **im.attributes,
-        }) for im in self.server.images]
-        self._reply(200, {"data": docs, "meta": {"count": len(docs)}, "links": {}, "jsonapi": {"version": "1.0"}})
+        docs = [
+            _jsonapi(
+                "image",
+                im.id,
+                {
+                    "product_id": self.server.product_id,
+                    "acquired": im.acquired,
+                    "cloud_fraction": im.cloud_fraction,
+                    "geometry": im.geometry,
+                    "extra_properties": im.extra_properties,
+                    "provider_id": im.id,
+                    **im.attributes,
+                },
+            )
+            for im in self.server.images
+        ]
+        self._reply(
+            200, {"data": docs, "meta": {"count": len(docs)}, "links": {}, "jsonapi": {"version": "1.0"}}
+        )
 
     def bands(self, data: Any, body: bytes) -> None:
         pid = self.server.product_id
-        docs = [_jsonapi("band", f"{pid}:{name}", {
-            "name": name, "product_id": pid, "type": "spectral", "data_type": "UInt16", "nodata": 0,
-            "data_range": [0, 10000], "display_range": [0, 4000], "band_index": 0, "resolution":
-            {"value": 10, "unit": "meters"},
-        }) for name in self.server.band_names]
-        self._reply(200, {"data": docs, "meta": {"count": len(docs)}, "links": {}, "jsonapi": {"version": "1.0"}})
+        docs = [
+            _jsonapi(
+                "band",
+                f"{pid}:{name}",
+                {
+                    "name": name,
+                    "product_id": pid,
+                    "type": "spectral",
+                    "data_type": "UInt16",
+                    "nodata": 0,
+                    "data_range": [0, 10000],
+                    "display_range": [0, 4000],
+                    "band_index": 0,
+                    "resolution": {"value": 10, "unit": "meters"},
+                },
+            )
+            for name in self.server.band_names
+        ]
+        self._reply(
+            200, {"data": docs, "meta": {"count": len(docs)}, "links": {}, "jsonapi": {"version": "1.0"}}
+        )
 
     def storage_download(self, data: Any, body: bytes, blob_id: str) -> None:
         from urllib.parse import unquote
@@ -168,16 +203,27 @@ class _Handler(BaseHTTPRequestHandler):
                 layer = np.zeros((height, width), np.uint16)
                 with warnings.catch_warnings():  # numpy arrays carry no georeferencing of their own
                     warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    reproject(im.layers[name], layer, src_transform=im.transform, src_crs=im.crs, src_nodata=0,
-                              dst_transform=dst_transform, dst_crs=data["srs"], dst_nodata=0,
-                              resampling=Resampling.nearest)
+                    reproject(
+                        im.layers[name],
+                        layer,
+                        src_transform=im.transform,
+                        src_crs=im.crs,
+                        src_nodata=0,
+                        dst_transform=dst_transform,
+                        dst_crs=data["srs"],
+                        dst_nodata=0,
+                        resampling=Resampling.nearest,
+                    )
                 out[b] = np.where(out[b] == 0, layer, out[b])
         mask = out == 0
         meta = {"geoTransform": list(dst_transform.to_gdal()), "wkt": data["srs"]}
-        stream = [json.dumps(meta).encode() + b"\n",
-                  json.dumps({"shape": list(out.shape), "dtype": "uint16", "chunks": 1}).encode() + b"\n",
-                  json.dumps({"offset": [0, 0, 0], "shape": list(out.shape)}).encode() + b"\n",
-                  _blosc(out), _blosc(mask)]
+        stream = [
+            json.dumps(meta).encode() + b"\n",
+            json.dumps({"shape": list(out.shape), "dtype": "uint16", "chunks": 1}).encode() + b"\n",
+            json.dumps({"offset": [0, 0, 0], "shape": list(out.shape)}).encode() + b"\n",
+            _blosc(out),
+            _blosc(mask),
+        ]
         self._reply(200, b"".join(stream), "application/octet-stream")
 
     # -- compute ---------------------------------------------------------------------------
@@ -188,8 +234,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def create_function(self, data: Any, body: bytes) -> None:
         fid = uuid.uuid4().hex[:12]
-        fn = dict(data, id=fid, status="awaiting_bundle", namespace="fake-namespace",
-                  creation_date="2026-01-01T00:00:00Z")
+        fn = dict(
+            data,
+            id=fid,
+            status="awaiting_bundle",
+            namespace="fake-namespace",
+            creation_date="2026-01-01T00:00:00Z",
+        )
         self.server.functions[fid] = fn
         self._reply(201, {"function": fn, "bundle_upload_url": f"{self.server.base}/upload/{fid}"})
 
@@ -205,17 +256,27 @@ class _Handler(BaseHTTPRequestHandler):
     def get_function(self, data: Any, body: bytes, fid: str) -> None:
         fn = dict(self.server.functions[fid])
         jobs = [j for j in self.server.jobs.values() if j["function_id"] == fid]
-        fn["job_statistics"] = {s: sum(j["status"] == s for j in jobs) for s in
-                                ("pending", "running", "cancel", "canceling", "success", "failure", "timeout")}
+        fn["job_statistics"] = {
+            s: sum(j["status"] == s for j in jobs)
+            for s in ("pending", "running", "cancel", "canceling", "success", "failure", "timeout")
+        }
         self._reply(200, fn)
 
     def bulk_jobs(self, data: Any, body: bytes) -> None:
         created = []
-        for args, kwargs in zip(data["bulk_args"], data.get("bulk_kwargs") or [{}] * len(data["bulk_args"]),
-                                strict=True):
+        for args, kwargs in zip(
+            data["bulk_args"], data.get("bulk_kwargs") or [{}] * len(data["bulk_args"]), strict=True
+        ):
             jid = uuid.uuid4().hex[:12]
-            job = {"id": jid, "function_id": data["function_id"], "args": args, "kwargs": kwargs or {},
-                   "status": "pending", "creation_date": "2026-01-01T00:00:00Z", "tags": data.get("tags", [])}
+            job = {
+                "id": jid,
+                "function_id": data["function_id"],
+                "args": args,
+                "kwargs": kwargs or {},
+                "status": "pending",
+                "creation_date": "2026-01-01T00:00:00Z",
+                "tags": data.get("tags", []),
+            }
             try:  # "execute" the job: the real service runs the uploaded bundle on a worker
                 result = self.server.runner(*args, **(kwargs or {}))
                 blob_id = f"compute/fake-namespace/{data['function_id']}/{jid}"

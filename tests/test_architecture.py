@@ -27,7 +27,8 @@ def _imports(path: Path) -> set[str]:
 def test_core_never_imports_dagster() -> None:
     modules = _modules("plastics_core")
     assert len(modules) > 10, f"plastics_core: no modules found under {REPO}"
-    offenders = {str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.split(".")[0].startswith("dagster"))
-                 for p in modules}
+    offenders = {
+        str(p.relative_to(REPO)): sorted(m for m in _imports(p) if m.split(".")[0].startswith("dagster"))
+        for p in modules
+    }
     assert not {k: v for k, v in offenders.items() if v}
-

@@ -25,23 +25,34 @@ def _raster(name: str, x0: float) -> Raster:
 
 
 def _patches() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"mean": [0.5], "median": [0.5], "min": [0.1], "max": [0.9], "std": [0.1], "count": [4]},
-                            geometry=[box(115.34, -8.57, 115.345, -8.565)], crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        {"mean": [0.5], "median": [0.5], "min": [0.1], "max": [0.9], "std": [0.1], "count": [4]},
+        geometry=[box(115.34, -8.57, 115.345, -8.565)],
+        crs="EPSG:4326",
+    )
 
 
 def _grid(name: str) -> Raster:
     data = np.full((1, 3, 4), 0.5, np.float32)
     data[0, 0, 0] = np.nan
-    return Raster(data, "EPSG:32750", Affine(80, 0, 500000, 0, -80, 9050000), ("patch_score",), name=name,
-                  tags={"window": "45", "stride": "8"})
+    return Raster(
+        data,
+        "EPSG:32750",
+        Affine(80, 0, 500000, 0, -80, 9050000),
+        ("patch_score",),
+        name=name,
+        tags={"window": "45", "stride": "8"},
+    )
 
 
 def _roundtrip(store: str) -> None:
     base = store_path(store)
     manifest = base / "descartes_run" / "r" / "2021-01-01" / "abc123def456.json"
-    run = DescartesRun({"tiles": ["1:0:10.0:50:0:0", "1:0:10.0:50:0:1"], "run_hash": "abc123def456"},
-                       [_raster("1:0:10.0:50:0:0", 500000), _raster("1:0:10.0:50:0:1", 500080)],
-                       [_grid("1:0:10.0:50:0:0"), _grid("1:0:10.0:50:0:1")])
+    run = DescartesRun(
+        {"tiles": ["1:0:10.0:50:0:0", "1:0:10.0:50:0:1"], "run_hash": "abc123def456"},
+        [_raster("1:0:10.0:50:0:0", 500000), _raster("1:0:10.0:50:0:1", 500080)],
+        [_grid("1:0:10.0:50:0:0"), _grid("1:0:10.0:50:0:1")],
+    )
     write_run(manifest, run)
     back = read_run(manifest)
     assert back.manifest == run.manifest
@@ -54,7 +65,7 @@ def _roundtrip(store: str) -> None:
     assert write_raster_folder(folder, run.heatmaps)
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["1_0_10.0_50_0_0.tif", "1_0_10.0_50_0_1.tif", "mosaic.vrt", "tiles.json"]
-    assert "relativeToVRT=\"1\"" in (folder / "mosaic.vrt").read_text()
+    assert 'relativeToVRT="1"' in (folder / "mosaic.vrt").read_text()
 
 
 def test_io_layout_local(tmp_path: Path) -> None:
@@ -79,7 +90,7 @@ def test_atomic_write_keeps_previous_on_failure(tmp_path: Path, monkeypatch: pyt
 
 @pytest.fixture()
 def s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with moto_bucket(monkeypatch, 's3://plastics/store') as url:
+    with moto_bucket(monkeypatch, "s3://plastics/store") as url:
         yield url
 
 
@@ -96,12 +107,26 @@ def test_candidates_asset_with_build_asset_context(tmp_path: Path) -> None:
     from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
     blob_gdf = gpd.GeoDataFrame(
-        {"name": ["0", "1"], "lon": [115.342, 115.355], "lat": [-8.567, -8.556], "sigma": [4.0, 4.0],
-         "score": [0.9, 0.8], "row": [1, 2], "col": [1, 2]},
-        geometry=[Point(115.342, -8.567), Point(115.355, -8.556)], crs="EPSG:4326")
-    resources = {"params": DetectionParams(preset="high"), "imagery": ImagerySourceResource(),
-                 "store": StoreResource(location=str(tmp_path))}
-    with build_asset_context(partition_key=partition_key("test_patch", "2021-01-01"), resources=resources) as ctx:
+        {
+            "name": ["0", "1"],
+            "lon": [115.342, 115.355],
+            "lat": [-8.567, -8.556],
+            "sigma": [4.0, 4.0],
+            "score": [0.9, 0.8],
+            "row": [1, 2],
+            "col": [1, 2],
+        },
+        geometry=[Point(115.342, -8.567), Point(115.355, -8.556)],
+        crs="EPSG:4326",
+    )
+    resources = {
+        "params": DetectionParams(preset="high"),
+        "imagery": ImagerySourceResource(),
+        "store": StoreResource(location=str(tmp_path)),
+    }
+    with build_asset_context(
+        partition_key=partition_key("test_patch", "2021-01-01"), resources=resources
+    ) as ctx:
         out: Any = candidates(ctx, blobs=blob_gdf, patch_geojson=_patches())
     gdf = out.value
     assert list(gdf["name"]) == ["0"]  # only the blob inside a patch scoring >= 0.3
@@ -113,8 +138,10 @@ def test_new_run_hash_never_touches_other_runs(tmp_path: Path) -> None:
     from plastics_dagster.config import DetectionParams
 
     base = store_path(str(tmp_path))
-    hashes = [DetectionParams().run_hash("synthetic", "r"),
-              DetectionParams(patch_threshold=0.5).run_hash("synthetic", "r")]
+    hashes = [
+        DetectionParams().run_hash("synthetic", "r"),
+        DetectionParams(patch_threshold=0.5).run_hash("synthetic", "r"),
+    ]
     assert hashes[0] != hashes[1]
     folder = base / "heatmaps" / "r" / "2021-01-01"
     write_raster_folder(folder / hashes[0], [_raster("t", 500000)])

@@ -32,22 +32,46 @@ telemetry:
 
 
 @pytest.mark.slow
-def test_cli_backfill_two_partitions(tmp_path: Path, gpw_dir: Path, models_dir: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_backfill_two_partitions(
+    tmp_path: Path, gpw_dir: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(DAGSTER_YAML)
     store = tmp_path / "store"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PLASTICS_STORE": str(store),
-           "PLASTICS_MODEL_STORE": str(models_dir), "PLASTICS_IMAGERY": "synthetic"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PLASTICS_STORE": str(store),
+        "PLASTICS_MODEL_STORE": str(models_dir),
+        "PLASTICS_IMAGERY": "synthetic",
+    }
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with DagsterInstance.get() as instance:
-        register_roi(instance, StoreResource(location=str(store)).path(), "temesi", gpw_dir / "test_patch.geojson")
+        register_roi(
+            instance, StoreResource(location=str(store)).path(), "temesi", gpw_dir / "test_patch.geojson"
+        )
         keys = ",".join(str(partition_key("temesi", w)) for w in WINDOWS)
         exe = Path(sys.executable).with_name("dagster")
         proc = subprocess.run(
-            [str(exe), "job", "backfill", "-w", "workspace.yaml", "-j", "detect_job", "--partitions", keys, "--noprompt"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+            [
+                str(exe),
+                "job",
+                "backfill",
+                "-w",
+                "workspace.yaml",
+                "-j",
+                "detect_job",
+                "--partitions",
+                keys,
+                "--noprompt",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         deadline = time.time() + 600
         while time.time() < deadline:

@@ -167,7 +167,7 @@ def test_10k_sparse_finds_the_planted_sites() -> None:
 
 def _paper_blob(h: int, w: int, value: float) -> Raster:
     img = np.zeros((64, 64), np.float32)
-    img[30:30 + h, 30:30 + w] = value
+    img[30 : 30 + h, 30 : 30 + w] = value
     return raster(img)
 
 

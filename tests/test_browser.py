@@ -24,8 +24,16 @@ from tests import _preview_data as d
 
 pytestmark = pytest.mark.browser
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-dev-shm-usage", "--hide-scrollbars", "--virtual-time-budget=5000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--virtual-time-budget=5000",
+]
 
 
 def _chromium() -> str:
@@ -49,15 +57,15 @@ def _inject(page: str, script: str) -> str:
 
 def _run(args: list[str], tmp: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HOME": str(tmp)}  # chromium profile/crash dirs stay in the test folder
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, env=env,
-                          cwd=tmp, check=False)
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, env=env, cwd=tmp, check=False)
 
 
 @pytest.fixture(scope="module")
 def preview_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("browser")
-    page = build_preview_html(d.roi(), d.heatmap(), d.blobs(), d.candidates(), d.contours(), d.enriched(),
-                              "browser test")
+    page = build_preview_html(
+        d.roi(), d.heatmap(), d.blobs(), d.candidates(), d.contours(), d.enriched(), "browser test"
+    )
     path = folder / "preview.html"
     path.write_text(page, encoding="utf-8")
     return path
@@ -66,7 +74,9 @@ def preview_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_map_and_candidate_markers_render(preview_file: Path) -> None:
     exe = _chromium()
     tmp = preview_file.parent
-    proc = _run([exe, *FLAGS, f"--user-data-dir={tmp / 'profile-dom'}", "--dump-dom", preview_file.as_uri()], tmp)
+    proc = _run(
+        [exe, *FLAGS, f"--user-data-dir={tmp / 'profile-dom'}", "--dump-dom", preview_file.as_uri()], tmp
+    )
     dom = proc.stdout
     assert proc.returncode == 0 and dom, proc.stderr[-2000:]
     assert re.search(r'class="[^"]*leaflet-container', dom), "Leaflet did not initialise the map"
@@ -115,8 +125,17 @@ def test_screenshot(preview_file: Path) -> None:
     exe = _chromium()
     tmp = preview_file.parent
     shot = tmp / "preview.png"
-    proc = _run([exe, *FLAGS, f"--user-data-dir={tmp / 'profile-shot'}", "--window-size=1280,900",
-                 f"--screenshot={shot}", preview_file.as_uri()], tmp)
+    proc = _run(
+        [
+            exe,
+            *FLAGS,
+            f"--user-data-dir={tmp / 'profile-shot'}",
+            "--window-size=1280,900",
+            f"--screenshot={shot}",
+            preview_file.as_uri(),
+        ],
+        tmp,
+    )
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     img = Image.open(shot).convert("RGB")
     assert img.size == (1280, 900)
@@ -143,8 +162,17 @@ def test_demo_preview_renders_its_candidates(demo_run: tuple[subprocess.Complete
     assert len(markers) == n_candidates
     assert re.search(r'<img[^>]+class="[^"]*leaflet-image-layer', dom), "heatmap overlay missing"
     shot = tmp / "demo-preview.png"
-    _run([exe, *FLAGS, f"--user-data-dir={tmp / 'profile-demo-shot'}", "--window-size=1280,900",
-          f"--screenshot={shot}", page.as_uri()], tmp)
+    _run(
+        [
+            exe,
+            *FLAGS,
+            f"--user-data-dir={tmp / 'profile-demo-shot'}",
+            "--window-size=1280,900",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        tmp,
+    )
     assert shot.is_file() and Image.open(shot).size == (1280, 900)
 
 
@@ -214,10 +242,14 @@ def test_hostile_strings_stay_inert_text(tmp_path: Path) -> None:
     listener = VIOLATIONS.strip()
     body = re.fullmatch(r"<script>(.*)</script>", listener, re.S).group(1)  # type: ignore[union-attr]
     digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    page = page.replace(csp.group(0), csp.group(0) + listener, 1).replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
+    page = page.replace(csp.group(0), csp.group(0) + listener, 1).replace(
+        "script-src ", f"script-src 'sha256-{digest}' ", 1
+    )
     path = tmp_path / "hostile.html"
     path.write_text(_inject(page, OPEN_ALL), encoding="utf-8")
-    proc = _run([exe, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", path.as_uri()], tmp_path)
+    proc = _run(
+        [exe, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", path.as_uri()], tmp_path
+    )
     dom = proc.stdout
     assert re.search(r'class="[^"]*leaflet-container', dom), proc.stderr[-2000:]
     root = re.search(r"<html[^>]*>", dom)
@@ -229,16 +261,20 @@ def test_hostile_strings_stay_inert_text(tmp_path: Path) -> None:
     assert violations and json.loads(html.unescape(violations.group(1))) == [], violations
     popup = re.search(r'<div class="leaflet-popup-content"[^>]*>(.*?)</div></div>', dom, re.S)
     assert popup, "clicking a candidate opened no popup"
-    tooltips = dom[dom.index('<div id="probe-tooltips">'):]
+    tooltips = dom[dom.index('<div id="probe-tooltips">') :]
 
     def shown(text: str) -> str:  # how a DOM text node holding ``text`` serializes
-        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\u00a0", "&nbsp;")
+        return (
+            text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\u00a0", "&nbsp;")
+        )
 
-    assert shown(HOSTILE[4 % len(HOSTILE)]) in popup.group(1) or shown(HOSTILE[5 % len(HOSTILE)]) in popup.group(1)
+    assert shown(HOSTILE[4 % len(HOSTILE)]) in popup.group(1) or shown(
+        HOSTILE[5 % len(HOSTILE)]
+    ) in popup.group(1)
     assert any(shown(f"{HOSTILE[i % len(HOSTILE)]} #{i}") in popup.group(1) for i in (8, 9))  # address
     assert shown(f"{HOSTILE[0]} #0") in tooltips and shown(f"{HOSTILE[1]} #1") in tooltips  # blob names
     assert shown(f"{HOSTILE[14 % len(HOSTILE)]} #14") in tooltips  # contour property (the shown date)
-    table = dom[dom.index('id="plastics-sites"'):]
+    table = dom[dom.index('id="plastics-sites"') :]
     for i in (4, 5, 6, 7, 8, 9):
         assert shown(f"{HOSTILE[i % len(HOSTILE)]} #{i}") in table
 
@@ -259,18 +295,29 @@ def test_legend_stays_visible_beside_a_long_list_of_contour_dates(tmp_path: Path
     exe = _chromium()
     dates = tuple(f"{2019 + m // 12}-{m % 12 + 1:02d}-01" for m in range(0, 63, 3))
     assert len(dates) == 21
-    page = build_preview_html(d.roi(), d.heatmap(), d.blobs(), d.candidates(), d.contours(dates), d.enriched(),
-                              "many dates")
+    page = build_preview_html(
+        d.roi(), d.heatmap(), d.blobs(), d.candidates(), d.contours(dates), d.enriched(), "many dates"
+    )
     path = tmp_path / "dates.html"
     path.write_text(_inject(page, LAYOUT), encoding="utf-8")
-    proc = _run([exe, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,800", "--dump-dom",
-                 path.as_uri()], tmp_path)
+    proc = _run(
+        [
+            exe,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,800",
+            "--dump-dom",
+            path.as_uri(),
+        ],
+        tmp_path,
+    )
     found = re.search(r'<pre id="probe-layout">(.*?)</pre>', proc.stdout, re.S)
     assert found, proc.stderr[-2000:]
     layout = json.loads(html.unescape(found.group(1)))
     assert layout["rows"] >= 21 + 5  # every date is listed (plus basemaps, ROI, heatmap, blobs, sites)
     legend, layers, frame = layout["legend"], layout["layers"], layout["map"]
-    overlap = (min(legend["right"], layers["right"]) > max(legend["left"], layers["left"])
-               and min(legend["bottom"], layers["bottom"]) > max(legend["top"], layers["top"]))
+    overlap = min(legend["right"], layers["right"]) > max(legend["left"], layers["left"]) and min(
+        legend["bottom"], layers["bottom"]
+    ) > max(legend["top"], layers["top"])
     assert not overlap, layout
     assert frame["top"] <= legend["top"] and legend["bottom"] <= frame["bottom"], layout

@@ -48,7 +48,9 @@ def celery_app() -> Any:
     queues = app.control.inspect(timeout=5).active_queues() or {}
     names = {w.split("@")[0] + "@": {q["name"] for q in qs} for w, qs in queues.items()}
     if names.get(GPU_WORKER) != {"gpu"} or names.get(CPU_WORKER) != {"dagster"}:
-        _unavailable(f"celery workers {GPU_WORKER} (queue gpu) and {CPU_WORKER} (queue dagster) not both up: {names}")
+        _unavailable(
+            f"celery workers {GPU_WORKER} (queue gpu) and {CPU_WORKER} (queue dagster) not both up: {names}"
+        )
     if not _home():
         _unavailable("PLASTICS_TEST_DAGSTER_HOME / DAGSTER_HOME (the workers' instance) is not set")
     return app
@@ -71,8 +73,13 @@ def runs(celery_app: Any, tmp_path_factory: pytest.TempPathFactory, models_dir: 
     result = launch(instance, fu.partition(), run_config=fu.run_config(store, models_dir))
     local = DagsterInstance.ephemeral()
     fu.register(local, reference)
-    ref = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DETECT_SELECTION, partition_key=fu.partition(),
-                      instance=local, resources=fu.resources(reference))
+    ref = materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=DETECT_SELECTION,
+        partition_key=fu.partition(),
+        instance=local,
+        resources=fu.resources(reference),
+    )
     return {"instance": instance, "result": result, "store": store, "reference": reference, "ref": ref}
 
 
@@ -96,7 +103,9 @@ def test_infer_tile_on_gpu_worker_everything_else_on_dagster(runs: dict[str, Any
     infer = {k: w for k, w in workers.items() if ".infer_tile[" in k}
     assert len(infer) == 4 and all(w.startswith(GPU_WORKER) for w in infer.values()), infer
     others = {k: w for k, w in workers.items() if k not in infer}
-    assert {"descartes_run.plan_tiles", "descartes_run.collect_tiles", "heatmaps", "candidates"} <= set(others)
+    assert {"descartes_run.plan_tiles", "descartes_run.collect_tiles", "heatmaps", "candidates"} <= set(
+        others
+    )
     assert all(w.startswith(CPU_WORKER) for w in others.values()), others
     # the op's own record (celery request seen inside the step) agrees: node name and queue
     for entry in runs["instance"].all_logs(runs["result"].run_id, of_type=DagsterEventType.STEP_OUTPUT):

@@ -49,8 +49,18 @@ def all_command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[
 
 def test_every_command_has_help() -> None:
     paths = all_command_paths(cli)
-    expected = {("demo",), ("run",), ("sites",), ("roi", "add"), ("roi", "list"), ("blobs",), ("candidates",),
-                ("models", "list"), ("models", "pull"), ("models", "verify")}
+    expected = {
+        ("demo",),
+        ("run",),
+        ("sites",),
+        ("roi", "add"),
+        ("roi", "list"),
+        ("blobs",),
+        ("candidates",),
+        ("models", "list"),
+        ("models", "pull"),
+        ("models", "verify"),
+    }
     assert expected <= set(paths)
     for path in paths:
         result = CliRunner().invoke(cli, [*path, "--help"])
@@ -79,19 +89,58 @@ def _user_error(result: Result, needle: str) -> None:
         (("run", "--roi", "never-added", "--window", "2021-01-01"), "plastics roi add"),
         (("run", "--window", "2021-01-01", "--preset", "extreme"), "--preset"),
         (("run", "--window", "2021-01-01", "--param", "nosuch=1"), "KEY=VALUE"),
-        (("run", "--window", "2021-01-01", "--param", "tilesize=abc"), "tilesize=abc: Input should be a valid integer"),
-        (("candidates", "--blobs", "{et}/" + EAST_TIMOR_BLOBS, "--patches", "{et}/" + EAST_TIMOR_PATCHES,
-          "--patch-threshold", "1.5", "-o", "{tmp}/c.geojson"), "patch_threshold"),
+        (
+            ("run", "--window", "2021-01-01", "--param", "tilesize=abc"),
+            "tilesize=abc: Input should be a valid integer",
+        ),
+        (
+            (
+                "candidates",
+                "--blobs",
+                "{et}/" + EAST_TIMOR_BLOBS,
+                "--patches",
+                "{et}/" + EAST_TIMOR_PATCHES,
+                "--patch-threshold",
+                "1.5",
+                "-o",
+                "{tmp}/c.geojson",
+            ),
+            "patch_threshold",
+        ),
         (("blobs", "{tmp}/missing.tif", "-o", "{tmp}/b.geojson"), "does not exist"),
         (("models", "verify", "nosuch_model.h5"), "unknown model"),
         (("models", "pull", "nosuch_model.h5"), "unknown model"),
         (("models", "list", "--store", "ftp://example.org/models"), "unsupported model store"),
         (("roi", "split", "bali", "{gpw}/bali.geojson", "--cell", "0.25", "--tilesize", "3"), "tilesize"),
         (("roi", "split", "bali", "{gpw}/bali.geojson", "--cell", "0.25", "--tilesize", "20000"), "tilesize"),
-        (("run", "--roi", "test_patch", "--window", "2021-01-01", "--imagery", "synthetic", "--store", "gs://bucket/x"),
-         "store gs:// is not supported"),
-        (("run", "--roi", "test_patch", "--window", "2021-01-01", "--imagery", "synthetic", "--store", "S3://bucket/x"),
-         "store S3:// is not supported"),
+        (
+            (
+                "run",
+                "--roi",
+                "test_patch",
+                "--window",
+                "2021-01-01",
+                "--imagery",
+                "synthetic",
+                "--store",
+                "gs://bucket/x",
+            ),
+            "store gs:// is not supported",
+        ),
+        (
+            (
+                "run",
+                "--roi",
+                "test_patch",
+                "--window",
+                "2021-01-01",
+                "--imagery",
+                "synthetic",
+                "--store",
+                "S3://bucket/x",
+            ),
+            "store S3:// is not supported",
+        ),
         (("nosuchcommand",), "No such command"),
         (("run",), "--window"),
     ],
@@ -106,7 +155,9 @@ def test_user_errors_are_one_line_exit_2(
 
 def test_threshold_out_of_range_for_blobs(tmp_path: Path) -> None:
     heat = _heatmap_cog(tmp_path)
-    result = CliRunner().invoke(cli, ["blobs", str(heat), "--pred-threshold", "1.5", "-o", str(tmp_path / "b.geojson")])
+    result = CliRunner().invoke(
+        cli, ["blobs", str(heat), "--pred-threshold", "1.5", "-o", str(tmp_path / "b.geojson")]
+    )
     _user_error(result, "pred_threshold")
     assert not (tmp_path / "b.geojson").exists()
 
@@ -114,11 +165,22 @@ def test_threshold_out_of_range_for_blobs(tmp_path: Path) -> None:
 def test_candidates_east_timor_returns_the_five_published(gpw_dir: Path, tmp_path: Path) -> None:
     et = gpw_dir / "east_timor"
     out = tmp_path / "candidates.geojson"
-    result = invoke("candidates", "--blobs", str(et / EAST_TIMOR_BLOBS), "--patches", str(et / EAST_TIMOR_PATCHES),
-                    "--patch-threshold", "0.4", "-o", str(out))
+    result = invoke(
+        "candidates",
+        "--blobs",
+        str(et / EAST_TIMOR_BLOBS),
+        "--patches",
+        str(et / EAST_TIMOR_PATCHES),
+        "--patch-threshold",
+        "0.4",
+        "-o",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     got = {f["properties"]["name"] for f in json.loads(out.read_text())["features"]}
-    published = {f["properties"]["name"] for f in json.loads((et / EAST_TIMOR_PUBLISHED).read_text())["features"]}
+    published = {
+        f["properties"]["name"] for f in json.loads((et / EAST_TIMOR_PUBLISHED).read_text())["features"]
+    }
     assert len(published) == 5
     assert got == published
     assert "candidates       5:" in result.output
@@ -133,8 +195,13 @@ def _heatmap_cog(tmp_path: Path) -> Path:
     blob = 0.95 * np.exp(-((yy - 120) ** 2 + (xx - 80) ** 2) / (2 * 6.0**2))
     data = np.stack([blob, blob]).astype(np.float32)
     data[:, :5, :5] = np.nan  # masked corner
-    raster = Raster(data=data, crs="EPSG:32750", transform=Affine(10, 0, 318000, 0, -10, 9054000),
-                    band_descriptions=("2021-01-01_2021-04-01|2021-07-01_2021-10-01", "median"), name="test")
+    raster = Raster(
+        data=data,
+        crs="EPSG:32750",
+        transform=Affine(10, 0, 318000, 0, -10, 9054000),
+        band_descriptions=("2021-01-01_2021-04-01|2021-07-01_2021-10-01", "median"),
+        name="test",
+    )
     path = tmp_path / "heatmap.tif"
     write_cog(raster, path)
     return path
@@ -198,7 +265,9 @@ def test_demo_finds_tpa_temesi(demo_run: tuple[subprocess.CompletedProcess[str],
     assert str(tmp_path / "store") in proc.stdout
     assert list((tmp_path / "store" / "candidates" / "test_patch").glob("*/*.geojson"))
     # published to the embedded database beside the store; the printed URL is Temesi's site there
-    browse = re.search(r"^  then open http://127\.0\.0\.1:8000/sites/(\S+)  \(TPA Temesi\)$", proc.stdout, re.M)
+    browse = re.search(
+        r"^  then open http://127\.0\.0\.1:8000/sites/(\S+)  \(TPA Temesi\)$", proc.stdout, re.M
+    )
     assert browse and "  plastics serve" in proc.stdout, proc.stdout
     from plastics_core.sitedb import queries
     from plastics_core.sitedb.engine import open_database
@@ -224,5 +293,7 @@ def test_roi_split_bali_registers_cells(env: dict[str, str], gpw_dir: Path) -> N
     assert abs(total - roi_area_km2(read_roi(gpw_dir / "bali.geojson"))) < 1.0  # cells tile the island
     again = invoke("roi", "split", "bali", str(gpw_dir / "bali.geojson"), "--cell", "0.25")
     assert "0 newly registered" in again.output  # idempotent
-    _user_error(CliRunner().invoke(cli, ["roi", "split", "bali", str(gpw_dir / "bali.geojson"), "--cell", "-1"]),
-                "--cell")
+    _user_error(
+        CliRunner().invoke(cli, ["roi", "split", "bali", str(gpw_dir / "bali.geojson"), "--cell", "-1"]),
+        "--cell",
+    )

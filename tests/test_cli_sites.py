@@ -84,8 +84,12 @@ def test_explicit_run_hash_csv_and_json(ran: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_other_parameters_list_the_available_run_hash(ran: dict[str, Any]) -> None:
     result = sites("--roi", ROI, "--store", ran["store"], "--preset", "low")
-    user_error(result, "no site registry for ROI 'test_patch' at run hash", f"available: {ran['run_hash']}",
-               "--run-hash")
+    user_error(
+        result,
+        "no site registry for ROI 'test_patch' at run hash",
+        f"available: {ran['run_hash']}",
+        "--run-hash",
+    )
 
 
 @pytest.fixture()
@@ -99,9 +103,12 @@ def empty_store(tmp_path: Path) -> tuple[str, str]:
     store = str(tmp_path / "store")
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", [ROI])
-    res = default_resources(store=StoreResource(location=store), imagery=ImagerySourceResource(kind="synthetic"))
-    assert materialize(ALL_ASSETS, selection=[site_registry], instance=instance, resources=res,
-                       partition_key=ROI).success
+    res = default_resources(
+        store=StoreResource(location=store), imagery=ImagerySourceResource(kind="synthetic")
+    )
+    assert materialize(
+        ALL_ASSETS, selection=[site_registry], instance=instance, resources=res, partition_key=ROI
+    ).success
     from plastics_core.storage.store import store_path
 
     return store, params_run_hash({}, "synthetic", store_path(store), ROI)
@@ -141,7 +148,9 @@ def test_unknown_run_hash_lists_the_available_ones(empty_store: tuple[str, str])
         ((), ("--roi",)),
     ],
 )
-def test_user_errors_are_one_line_exit_2(args: tuple[str, ...], needles: tuple[str, ...], tmp_path: Path) -> None:
+def test_user_errors_are_one_line_exit_2(
+    args: tuple[str, ...], needles: tuple[str, ...], tmp_path: Path
+) -> None:
     store = tmp_path / "store"
     user_error(sites(*args, "--store", str(store)), *needles)
     assert not store.exists(), "reading the registry creates nothing"

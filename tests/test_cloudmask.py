@@ -49,8 +49,12 @@ def test_probability_matches_reference(ref: dict[str, np.ndarray]) -> None:
 
 
 def test_threshold_and_dilation_are_configurable(ref: dict[str, np.ndarray]) -> None:
-    raw = cloud_mask(ref["bands"][1:2], ref["b10_cirrus"][1:2], CloudMaskConfig(average_over=0, dilation_size=0))
-    grown = cloud_mask(ref["bands"][1:2], ref["b10_cirrus"][1:2], CloudMaskConfig(average_over=0, dilation_size=3))
+    raw = cloud_mask(
+        ref["bands"][1:2], ref["b10_cirrus"][1:2], CloudMaskConfig(average_over=0, dilation_size=0)
+    )
+    grown = cloud_mask(
+        ref["bands"][1:2], ref["b10_cirrus"][1:2], CloudMaskConfig(average_over=0, dilation_size=3)
+    )
     strict = cloud_mask(ref["bands"][1:2], ref["b10_cirrus"][1:2], CloudMaskConfig(threshold=0.9))
     assert raw.sum() < grown.sum() and (grown | raw).sum() == grown.sum()
     assert strict.sum() < raw.sum()
@@ -98,7 +102,9 @@ def test_shadow_projection_points_away_from_the_sun() -> None:
 
     cloud = np.zeros((60, 60), bool)
     cloud[28:32, 28:32] = True
-    cfg = ShadowConfig(min_height_m=100, max_height_m=100, height_step_m=100)  # one height: 100 m * tan(45) = 10 px
+    cfg = ShadowConfig(
+        min_height_m=100, max_height_m=100, height_step_m=100
+    )  # one height: 100 m * tan(45) = 10 px
     south = shadow_projection(cloud, sun_azimuth_deg=0.0, sun_zenith_deg=45.0, config=cfg)  # sun in the north
     assert south[38:42, 28:32].all() and south.sum() == 16
     west = shadow_projection(cloud, sun_azimuth_deg=90.0, sun_zenith_deg=45.0, config=cfg)  # sun in the east
@@ -144,8 +150,9 @@ def test_min_composite_picks_a_shadow_only_without_the_mask(shared_dir) -> None:
     dates = (dt.date(2015, 7, 11), dt.date(2015, 8, 30), dt.date(2015, 9, 9))
 
     def min_nir(mask: np.ndarray) -> np.ndarray:
-        stack = SceneStack(clear, mask, "EPSG:32633", Affine(10, 0, 465180, 0, -10, 5080250), dates,
-                           ("a", "b", "c"))
+        stack = SceneStack(
+            clear, mask, "EPSG:32633", Affine(10, 0, 465180, 0, -10, 5080250), dates, ("a", "b", "c")
+        )
         return composite(stack, period, "min").data[7]
 
     truth = np.minimum(clear[0, 7], clear[2, 7]).astype(np.float32)
@@ -172,8 +179,11 @@ def test_sun_position_matches_the_spa_reference() -> None:
 def test_sun_from_geotiff_tags() -> None:
     from plastics_core.imagery.sun import geotiff_sun_angles
 
-    assert geotiff_sun_angles({"sun_azimuth": "-10", "sun_zenith": "20"}, 14.5, 46.0, "x") == (350.0, 20.0,
-                                                                                                 "SUN_* tags")
+    assert geotiff_sun_angles({"sun_azimuth": "-10", "sun_zenith": "20"}, 14.5, 46.0, "x") == (
+        350.0,
+        20.0,
+        "SUN_* tags",
+    )
     assert geotiff_sun_angles({"TIFFTAG_DATETIME": "2015:07:11 10:00:08"}, 14.5, 46.0, "x") is None
     with pytest.raises(ImageryError, match="SUN_ZENITH 'high' is not a number"):
         geotiff_sun_angles({"SUN_AZIMUTH": "150", "SUN_ZENITH": "high"}, 14.5, 46.0, "x")

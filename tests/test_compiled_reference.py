@@ -41,7 +41,9 @@ def test_pixel_exact_and_fast_vs_float64(store: ModelStore, name: str) -> None:
     x = dn(np.random.default_rng(SEED), (6000, 12, 2), band_axis=1)
     x[:5], x[5:10] = 0.0, 10000.0
     sub, div = norm_vectors(ref.normalization, 12, dates=2)
-    r64 = forward(read_h5(str(ref.path)), normalize64(x.reshape(len(x), 24), sub, div, 1).reshape(-1, 12, 2, 1))
+    r64 = forward(
+        read_h5(str(ref.path)), normalize64(x.reshape(len(x), 24), sub, div, 1).reshape(-1, 12, 2, 1)
+    )
     out = np.full(len(x), np.nan, np.float32)  # poisoned: every element must be written
     out[:] = clf.predict(x)
     assert np.isfinite(out).all()

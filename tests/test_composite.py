@@ -143,7 +143,10 @@ def test_min_masked_is_spectrally_consistent() -> None:
 def test_composites_for_and_bad_method() -> None:
     data = np.arange(2 * 12 * 3 * 3, dtype=np.uint16).reshape(2, 12, 3, 3)
     stack = _stack(data, np.zeros((2, 3, 3), dtype=bool), dt.date(2015, 1, 1))
-    periods = [Period(dt.date(2015, 1, 1), dt.date(2015, 1, 2)), Period(dt.date(2015, 1, 4), dt.date(2015, 1, 5))]
+    periods = [
+        Period(dt.date(2015, 1, 1), dt.date(2015, 1, 2)),
+        Period(dt.date(2015, 1, 4), dt.date(2015, 1, 5)),
+    ]
     out = composites_for(stack, periods, "min")
     assert [c.period for c in out] == periods
     np.testing.assert_array_equal(out[1].data, data[1].astype(np.float32))

@@ -26,8 +26,11 @@ def names_in_code() -> dict[str, list[str]]:
     for package in CODE:
         for path in sorted((REPO / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                        and ENV_NAME.fullmatch(node.value):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and ENV_NAME.fullmatch(node.value)
+                ):
                     found.setdefault(node.value, []).append(str(path.relative_to(REPO)))
     return found
 

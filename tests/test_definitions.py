@@ -32,10 +32,16 @@ def test_definitions_load() -> None:
         assert node.partitions_def is not None, key
     from plastics_dagster.io_manager import DESCARTES_RUN_IO, GEOJSON_IO, RASTER_FOLDER_IO
 
-    formats = {"descartes_run": DESCARTES_RUN_IO, "heatmaps": RASTER_FOLDER_IO, "site_registry": GEOJSON_IO,
-               **{k: GEOJSON_IO for k in ("patch_geojson", "blobs", "candidates", "contours", "enriched_sites")}}
+    formats = {
+        "descartes_run": DESCARTES_RUN_IO,
+        "heatmaps": RASTER_FOLDER_IO,
+        "site_registry": GEOJSON_IO,
+        **{k: GEOJSON_IO for k in ("patch_geojson", "blobs", "candidates", "contours", "enriched_sites")},
+    }
     for key, io_key in formats.items():  # each asset names its format; each format is registered
-        assert defs.resolve_assets_def(AssetKey(key)).get_io_manager_key_for_asset_key(AssetKey(key)) == io_key, key
+        assert (
+            defs.resolve_assets_def(AssetKey(key)).get_io_manager_key_for_asset_key(AssetKey(key)) == io_key
+        ), key
         assert io_key in (defs.resources or {}), io_key
     desc = graph.get(AssetKey("descartes_run"))
     assert desc.pools == {"gpu"}
@@ -46,8 +52,13 @@ def test_definitions_load() -> None:
 
 def test_dagster_definitions_validate() -> None:
     exe = Path(sys.executable).with_name("dagster")
-    proc = subprocess.run([str(exe), "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(exe), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "passed validation" in proc.stderr + proc.stdout
 
@@ -67,17 +78,25 @@ def test_run_hash_changes_with_params() -> None:
 def test_one_definitions_with_fixed_executors() -> None:
     from plastics_dagster.definitions import defs
 
-    executors = {name: defs.resolve_job_def(name).executor_def.name
-                 for name in ("detect_job", "detect_job_celery", "detect_job_k8s", "registry_job")}
-    assert executors == {"detect_job": "in_process", "detect_job_celery": "celery", "detect_job_k8s": "k8s",
-                         "registry_job": "in_process"}
+    executors = {
+        name: defs.resolve_job_def(name).executor_def.name
+        for name in ("detect_job", "detect_job_celery", "detect_job_k8s", "registry_job")
+    }
+    assert executors == {
+        "detect_job": "in_process",
+        "detect_job_celery": "celery",
+        "detect_job_k8s": "k8s",
+        "registry_job": "in_process",
+    }
 
 
 def test_no_import_cycles_or_private_dagster_imports(shared_dir: Path) -> None:
     """Among the modules of both packages (the shared tool lists every cycle and private import)."""
     tool = shared_dir / "tools" / "import_cycles.py"
     if not tool.is_file():
-        pytest.fail(f"{tool} not found: the shared folder beside the repository (or $PLASTICS_SHARED) must hold it")
+        pytest.fail(
+            f"{tool} not found: the shared folder beside the repository (or $PLASTICS_SHARED) must hold it"
+        )
     proc = subprocess.run([sys.executable, str(tool)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "no import cycle, no private dagster import" in proc.stdout
@@ -89,9 +108,11 @@ def test_definitions_use_no_deprecated_dagster_api() -> None:
     import subprocess
     import sys
 
-    code = ("import warnings; warnings.simplefilter('error', DeprecationWarning); "
-            "warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'(?!plastics_)'); "
-            "import plastics_dagster.definitions as d; d.defs.resolve_job_def('detect_job')")
+    code = (
+        "import warnings; warnings.simplefilter('error', DeprecationWarning); "
+        "warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'(?!plastics_)'); "
+        "import plastics_dagster.definitions as d; d.defs.resolve_job_def('detect_job')"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -112,4 +133,8 @@ def test_make_ui_prepares_the_demo(cli_env: Path, monkeypatch: pytest.MonkeyPatc
     assert "PLASTICS_IMAGERY is not set" in prepare_ui()[-1]  # run again: nothing changes, nothing fails
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     ui = makefile.split("\nui:", 1)[1].split("\n\n", 1)[0]
-    assert 'PLASTICS_IMAGERY="$${PLASTICS_IMAGERY:-synthetic}"' in ui and "prepare_ui" not in ui and "main()" in ui
+    assert (
+        'PLASTICS_IMAGERY="$${PLASTICS_IMAGERY:-synthetic}"' in ui
+        and "prepare_ui" not in ui
+        and "main()" in ui
+    )

@@ -22,25 +22,119 @@ DEPLOY = REPO / "deploy"
 GPU = "nvidia.com/gpu"
 
 # Keys of the chart's values schema (helm/dagster/schema) that this file may use.
-TOP_KEYS = {"global", "generatePostgresqlPasswordSecret", "generateCeleryConfigSecret", "dagsterWebserver",
-            "dagster-user-deployments", "postgresql", "rabbitmq", "redis", "flower", "ingress", "imagePullSecrets",
-            "computeLogManager", "scheduler", "runLauncher", "pythonLogs", "dagsterDaemon", "busybox", "migrate",
-            "telemetry", "serviceAccount", "retention", "additionalInstanceConfig", "concurrency",
-            "nameOverride", "fullnameOverride", "rbacEnabled"}
-USER_DEPLOYMENT_KEYS = {"name", "image", "dagsterApiGrpcArgs", "codeServerArgs", "includeConfigInLaunchedRuns", "port",
-                        "env", "envConfigMaps", "envSecrets", "annotations", "nodeSelector", "affinity", "tolerations",
-                        "podSecurityContext", "securityContext", "resources", "livenessProbe", "readinessProbe",
-                        "startupProbe", "labels", "volumeMounts", "volumes", "schedulerName"}
-K8S_LAUNCHER_KEYS = {"image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile",
-                     "envConfigMaps", "envSecrets", "envVars", "volumeMounts", "volumes", "labels",
-                     "failPodOnRunFailure", "resources", "schedulerName", "securityContext", "runK8sConfig"}
-RUN_K8S_CONFIG_KEYS = {"containerConfig", "podSpecConfig", "podTemplateSpecMetadata", "jobSpecConfig", "jobMetadata"}
-DAEMON_KEYS = {"enabled", "image", "runCoordinator", "heartbeatTolerance", "env", "envConfigMaps", "envSecrets",
-               "deploymentLabels", "labels", "nodeSelector", "affinity", "tolerations", "podSecurityContext",
-               "securityContext", "resources", "livenessProbe", "readinessProbe", "startupProbe", "annotations",
-               "runMonitoring", "runRetries", "sensors", "schedules", "schedulerName", "volumeMounts", "volumes"}
-QUEUED_KEYS = {"maxConcurrentRuns", "tagConcurrencyLimits", "dequeueIntervalSeconds", "dequeueNumWorkers",
-               "dequeueUseThreads"}
+TOP_KEYS = {
+    "global",
+    "generatePostgresqlPasswordSecret",
+    "generateCeleryConfigSecret",
+    "dagsterWebserver",
+    "dagster-user-deployments",
+    "postgresql",
+    "rabbitmq",
+    "redis",
+    "flower",
+    "ingress",
+    "imagePullSecrets",
+    "computeLogManager",
+    "scheduler",
+    "runLauncher",
+    "pythonLogs",
+    "dagsterDaemon",
+    "busybox",
+    "migrate",
+    "telemetry",
+    "serviceAccount",
+    "retention",
+    "additionalInstanceConfig",
+    "concurrency",
+    "nameOverride",
+    "fullnameOverride",
+    "rbacEnabled",
+}
+USER_DEPLOYMENT_KEYS = {
+    "name",
+    "image",
+    "dagsterApiGrpcArgs",
+    "codeServerArgs",
+    "includeConfigInLaunchedRuns",
+    "port",
+    "env",
+    "envConfigMaps",
+    "envSecrets",
+    "annotations",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "podSecurityContext",
+    "securityContext",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "labels",
+    "volumeMounts",
+    "volumes",
+    "schedulerName",
+}
+K8S_LAUNCHER_KEYS = {
+    "image",
+    "imagePullPolicy",
+    "jobNamespace",
+    "loadInclusterConfig",
+    "kubeconfigFile",
+    "envConfigMaps",
+    "envSecrets",
+    "envVars",
+    "volumeMounts",
+    "volumes",
+    "labels",
+    "failPodOnRunFailure",
+    "resources",
+    "schedulerName",
+    "securityContext",
+    "runK8sConfig",
+}
+RUN_K8S_CONFIG_KEYS = {
+    "containerConfig",
+    "podSpecConfig",
+    "podTemplateSpecMetadata",
+    "jobSpecConfig",
+    "jobMetadata",
+}
+DAEMON_KEYS = {
+    "enabled",
+    "image",
+    "runCoordinator",
+    "heartbeatTolerance",
+    "env",
+    "envConfigMaps",
+    "envSecrets",
+    "deploymentLabels",
+    "labels",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "podSecurityContext",
+    "securityContext",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "annotations",
+    "runMonitoring",
+    "runRetries",
+    "sensors",
+    "schedules",
+    "schedulerName",
+    "volumeMounts",
+    "volumes",
+}
+QUEUED_KEYS = {
+    "maxConcurrentRuns",
+    "tagConcurrencyLimits",
+    "dequeueIntervalSeconds",
+    "dequeueNumWorkers",
+    "dequeueUseThreads",
+}
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +197,11 @@ def test_run_k8s_config_parses_with_dagster_k8s(values: dict[str, Any]) -> None:
     from dagster_k8s.job import USER_DEFINED_K8S_CONFIG_KEY, get_user_defined_k8s_config
 
     rc = values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
-    snake = {"container_config": rc["containerConfig"], "pod_spec_config": rc["podSpecConfig"],
-             "job_spec_config": rc["jobSpecConfig"]}
+    snake = {
+        "container_config": rc["containerConfig"],
+        "pod_spec_config": rc["podSpecConfig"],
+        "job_spec_config": rc["jobSpecConfig"],
+    }
     cfg = get_user_defined_k8s_config({USER_DEFINED_K8S_CONFIG_KEY: json.dumps(snake)})
     assert GPU not in json.dumps(cfg.container_config)  # CPU by default; only infer_tile asks for a GPU
 

@@ -84,8 +84,11 @@ def _ignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_copy_sources_exist_and_are_not_dockerignored(parser: DockerfileParser) -> None:
-    patterns = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
-                if ln.strip() and not ln.startswith("#")]
+    patterns = [
+        ln.strip()
+        for ln in (REPO / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     for must in (".venv", ".git", "**/*.h5", ".plastics", ".dagster_home"):
         assert must in patterns, must
     for ins, val in instructions(parser):
@@ -97,16 +100,25 @@ def test_copy_sources_exist_and_are_not_dockerignored(parser: DockerfileParser) 
             assert not _ignored(src, patterns), src
 
 
-def test_requirements_step_yields_pinned_deps_without_tensorflow(parser: DockerfileParser, tmp_path: Path) -> None:
+def test_requirements_step_yields_pinned_deps_without_tensorflow(
+    parser: DockerfileParser, tmp_path: Path
+) -> None:
     run = next(v for i, v in stages(parser)[0] if i == "RUN" and "tomllib" in v)
     code = re.search(r'python3 -c "(.*?)" > requirements.txt', run, re.S)
     assert code, run
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    out = subprocess.run([sys.executable, "-c", code.group(1)], cwd=tmp_path, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code.group(1)], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     reqs = out.stdout.splitlines()
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert not any(r.startswith("tensorflow") for r in reqs)
-    assert {"dagster==1.13.27", "dagster-webserver==1.13.27", "dagster-celery==0.29.27", "s3fs==2026.9.0"} <= set(reqs)
+    assert {
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-celery==0.29.27",
+        "s3fs==2026.9.0",
+    } <= set(reqs)
     assert len(reqs) == len([d for d in deps if not d.startswith("tensorflow")])
     # the CPU default TF_REQUIREMENT is exactly the project's x86_64 pin
     tf_pin = next(d.split(";")[0].strip() for d in deps if d.startswith("tensorflow-cpu"))

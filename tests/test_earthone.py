@@ -81,25 +81,45 @@ def fake(slovenia: dict[str, Any]) -> Iterator[FakeEarthOne]:
     processing baseline 04.00 (served with +1000 DN), 09-09."""
     z = slovenia["z"]
     with FakeEarthOne(S2_L1C_PRODUCT, [*EARTHONE_L1C_BANDS, "cirrus", "alpha"]) as srv:
-        specs = [("A_left", 0, slice(0, 50), None), ("A_right", 0, slice(50, 100), None), ("B", 1, slice(0, 100), None),
-                 ("C", 2, slice(0, 100), None), ("D", 3, slice(0, 100), "04.00"), ("E", 4, slice(0, 100), "02.01")]
+        specs = [
+            ("A_left", 0, slice(0, 50), None),
+            ("A_right", 0, slice(50, 100), None),
+            ("B", 1, slice(0, 100), None),
+            ("C", 2, slice(0, 100), None),
+            ("D", 3, slice(0, 100), "04.00"),
+            ("E", 4, slice(0, 100), "02.01"),
+        ]
         for name, i, cols, baseline in specs:
-            layers = dict(zip(EARTHONE_L1C_BANDS, z["bands"][i], strict=True)) | {"cirrus": z["b10_cirrus"][i]}
+            layers = dict(zip(EARTHONE_L1C_BANDS, z["bands"][i], strict=True)) | {
+                "cirrus": z["b10_cirrus"][i]
+            }
             for key, arr in layers.items():
                 cut = np.zeros_like(arr)
                 cut[:, cols] = arr[:, cols]
-                layers[key] = np.where(cut > 0, cut + 1000, 0).astype(np.uint16) if baseline == "04.00" else cut
+                layers[key] = (
+                    np.where(cut > 0, cut + 1000, 0).astype(np.uint16) if baseline == "04.00" else cut
+                )
             extra = {"processing_baseline": baseline} if baseline else {}
             acquired = str(z["dates"][i]) + ("Z" if name != "A_right" else "")
-            srv.images.append(FakeImage(f"{S2_L1C_PRODUCT}:S2A_33TVM_{name}", acquired, 0.9 if i in (1, 2) else 0.01,
-                                        mapping(slovenia["lonlat"]), layers, slovenia["crs"], slovenia["transform"],
-                                        extra))
+            srv.images.append(
+                FakeImage(
+                    f"{S2_L1C_PRODUCT}:S2A_33TVM_{name}",
+                    acquired,
+                    0.9 if i in (1, 2) else 0.01,
+                    mapping(slovenia["lonlat"]),
+                    layers,
+                    slovenia["crs"],
+                    slovenia["transform"],
+                    extra,
+                )
+            )
         yield srv
 
 
 def _urls(srv: FakeEarthOne) -> EarthOneUrls:
-    return EarthOneUrls(catalog=f"{srv.base}/catalog/v2", raster=f"{srv.base}/raster/v2",
-                        compute=f"{srv.base}/compute/v1")
+    return EarthOneUrls(
+        catalog=f"{srv.base}/catalog/v2", raster=f"{srv.base}/raster/v2", compute=f"{srv.base}/compute/v1"
+    )
 
 
 def _source(srv: FakeEarthOne, **kw: Any) -> EarthOneSource:
@@ -111,8 +131,13 @@ def test_credentials_from_env() -> None:
         credentials_from_env({"EARTHONE_CLIENT_ID": "x", "DESCARTESLABS_CLIENT_ID": "", "HOME": "/root"})
     msg = str(err.value)
     assert "\n" not in msg
-    for var in ("EARTHONE_CLIENT_ID", "EARTHONE_CLIENT_SECRET", "DESCARTESLABS_CLIENT_ID",
-                "DESCARTESLABS_CLIENT_SECRET", "DESCARTESLABS_REFRESH_TOKEN"):
+    for var in (
+        "EARTHONE_CLIENT_ID",
+        "EARTHONE_CLIENT_SECRET",
+        "DESCARTESLABS_CLIENT_ID",
+        "DESCARTESLABS_CLIENT_SECRET",
+        "DESCARTESLABS_REFRESH_TOKEN",
+    ):
         assert var in msg
     eo = credentials_from_env({"EARTHONE_CLIENT_ID": "id", "EARTHONE_REFRESH_TOKEN": SECRET})
     assert (eo.client_id, eo.client_secret, eo.source) == ("id", SECRET, "EARTHONE_*")
@@ -140,7 +165,10 @@ def test_search_builds_catalog_request(fake: FakeEarthOne, slovenia: dict[str, A
     src = _source(fake, max_cloud_fraction=1.0)
     assert isinstance(src, ImagerySource)
     scenes = src.search(slovenia["lonlat"], Period(dt.date(2015, 8, 1), dt.date(2015, 9, 1)))
-    assert [(s.date, s.cloud_cover) for s in scenes] == [(dt.date(2015, 8, 20), 90.0), (dt.date(2015, 8, 30), 1.0)]
+    assert [(s.date, s.cloud_cover) for s in scenes] == [
+        (dt.date(2015, 8, 20), 90.0),
+        (dt.date(2015, 8, 30), 1.0),
+    ]
     method, path, headers, body = next(r for r in fake.requests if r[1].startswith("/catalog/v2/images"))
     assert method == "PUT" and headers["Authorization"] == f"Bearer {ENV['EARTHONE_TOKEN']}"
     req = json.loads(body)
@@ -162,12 +190,16 @@ def test_load_onto_dltile_grid(fake: FakeEarthOne, slovenia: dict[str, Any], til
     r = np.floor(s.e * (t.e * (rows + 0.5) + t.f) + s.f).astype(int)
     inside = (c >= 0) & (c < 100) & (r >= 0) & (r < 101)
     assert inside.sum() > 5000
-    np.testing.assert_array_equal(stack.data[:, :, inside], slovenia["z"]["bands"][:, :, r[inside], c[inside]])
+    np.testing.assert_array_equal(
+        stack.data[:, :, inside], slovenia["z"]["bands"][:, :, r[inside], c[inside]]
+    )
     frac = [m[inside].mean() for m in stack.mask]
     assert frac[1] > 0.95 and frac[2] > 0.95 and max(frac[0], frac[3], frac[4]) < 0.01
     assert stack.mask[:, ~inside].all()
     npz = [json.loads(b) for m, p, h, b in fake.requests if p == "/raster/v2/npz"]
-    assert len(npz) == 6 and all(q["ot"] == "UInt16" and q["srs"] == tile.crs and q["resolution"] == 10.0 for q in npz)
+    assert len(npz) == 6 and all(
+        q["ot"] == "UInt16" and q["srs"] == tile.crs and q["resolution"] == 10.0 for q in npz
+    )
     assert npz[0]["bands"] == [*EARTHONE_L1C_BANDS, "cirrus"]
     np.testing.assert_allclose(npz[0]["outputBounds"], tile.bounds)
 
@@ -199,10 +231,14 @@ def _tile_job(key: str, scale: float = 1.0) -> dict[str, Any]:
 def test_backend_one_job_per_tile(fake: FakeEarthOne) -> None:
     fake.runner = _tile_job
     cfg = ComputeConfig(urls=_urls(fake), retry=FAST, poll_interval_s=0.01, include_modules=())
-    result = EarthOneBackend(_tile_job, cfg, environ=ENV).run(["128:8:10.0:33:-27:3968", "64:0:10.0:33:1:bad"],
-                                                              scale=2.0)
+    result = EarthOneBackend(_tile_job, cfg, environ=ENV).run(
+        ["128:8:10.0:33:-27:3968", "64:0:10.0:33:1:bad"], scale=2.0
+    )
     assert result.results == {"128:8:10.0:33:-27:3968": {"key": "128:8:10.0:33:-27:3968", "pixels": 256.0}}
-    assert list(result.failures) == ["64:0:10.0:33:1:bad"] and "no imagery" in result.failures["64:0:10.0:33:1:bad"]
+    assert (
+        list(result.failures) == ["64:0:10.0:33:1:bad"]
+        and "no imagery" in result.failures["64:0:10.0:33:1:bad"]
+    )
     assert not result.ok and len(result.job_ids) == 2 and result.function_id in fake.functions
     bulk = json.loads(next(b for m, p, h, b in fake.requests if p == "/compute/v1/jobs/bulk"))
     assert bulk["bulk_args"] == [["128:8:10.0:33:-27:3968"], ["64:0:10.0:33:1:bad"]]
@@ -215,8 +251,9 @@ def test_backend_one_job_per_tile(fake: FakeEarthOne) -> None:
         ComputeConfig(batch_size=0)
 
 
-def test_cloud_shadows_use_the_catalog_sun_angles(slovenia: dict[str, Any], tile: Tile,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_cloud_shadows_use_the_catalog_sun_angles(
+    slovenia: dict[str, Any], tile: Tile, caplog: pytest.LogCaptureFixture
+) -> None:
     """Three real dates; on 08-30 a real cloud (pasted from 08-20) casts a shadow where the sun
     projects a 1 km high cloud. When the catalog's images carry ``solar_azimuth_angle`` /
     ``solar_elevation_angle`` the source masks the shadow; without them it keeps the cloud mask
@@ -233,13 +270,26 @@ def test_cloud_shadows_use_the_catalog_sun_angles(slovenia: dict[str, Any], tile
     def load(with_sun: bool) -> Any:
         with FakeEarthOne(S2_L1C_PRODUCT, [*EARTHONE_L1C_BANDS, "cirrus"]) as srv:
             for i in (0, 3, 4):
-                bands13 = scene.bands13 if i == 3 else np.concatenate([z["bands"][i], z["b10_cirrus"][i][None]])
-                attrs = {"solar_azimuth_angle": sun[i][0], "solar_elevation_angle": 90.0 - sun[i][1]} if with_sun \
+                bands13 = (
+                    scene.bands13 if i == 3 else np.concatenate([z["bands"][i], z["b10_cirrus"][i][None]])
+                )
+                attrs = (
+                    {"solar_azimuth_angle": sun[i][0], "solar_elevation_angle": 90.0 - sun[i][1]}
+                    if with_sun
                     else {}
-                srv.images.append(FakeImage(f"{S2_L1C_PRODUCT}:S2A_33TVM_{i}", str(z["dates"][i]) + "Z", 0.01,
-                                            mapping(slovenia["lonlat"]),
-                                            dict(zip([*EARTHONE_L1C_BANDS, "cirrus"], bands13, strict=True)),
-                                            slovenia["crs"], slovenia["transform"], attributes=attrs))
+                )
+                srv.images.append(
+                    FakeImage(
+                        f"{S2_L1C_PRODUCT}:S2A_33TVM_{i}",
+                        str(z["dates"][i]) + "Z",
+                        0.01,
+                        mapping(slovenia["lonlat"]),
+                        dict(zip([*EARTHONE_L1C_BANDS, "cirrus"], bands13, strict=True)),
+                        slovenia["crs"],
+                        slovenia["transform"],
+                        attributes=attrs,
+                    )
+                )
             return _source(srv, max_cloud_fraction=1.0).load(tile, SUMMER)
 
     masked = load(True)

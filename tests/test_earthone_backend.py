@@ -32,21 +32,38 @@ from tests.earthone_fake import FakeEarthOne
 from tests.test_earthone import ENV, SECRET
 
 SELECTION = AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson")
-CRED_VARS = ("EARTHONE_CLIENT_ID", "EARTHONE_CLIENT_SECRET", "EARTHONE_REFRESH_TOKEN", "EARTHONE_TOKEN",
-             "DESCARTESLABS_CLIENT_ID", "DESCARTESLABS_CLIENT_SECRET", "DESCARTESLABS_REFRESH_TOKEN")
+CRED_VARS = (
+    "EARTHONE_CLIENT_ID",
+    "EARTHONE_CLIENT_SECRET",
+    "EARTHONE_REFRESH_TOKEN",
+    "EARTHONE_TOKEN",
+    "DESCARTESLABS_CLIENT_ID",
+    "DESCARTESLABS_CLIENT_SECRET",
+    "DESCARTESLABS_REFRESH_TOKEN",
+)
 
 
 def _backend(srv: FakeEarthOne) -> BackendResource:
-    return BackendResource(kind="earthone", compute_url=f"{srv.base}/compute/v1", catalog_url=f"{srv.base}/catalog/v2",
-                           poll_interval_s=0.01)
+    return BackendResource(
+        kind="earthone",
+        compute_url=f"{srv.base}/compute/v1",
+        catalog_url=f"{srv.base}/catalog/v2",
+        poll_interval_s=0.01,
+    )
 
 
 def _run(instance: DagsterInstance, store: Path, backend: BackendResource | None = None) -> Any:
     from plastics_dagster.definitions import ALL_ASSETS
 
     extra = {"backend": backend} if backend is not None else {}
-    return materialize(ALL_ASSETS, selection=SELECTION, partition_key=fu.partition(), instance=instance,
-                       resources=fu.resources(store, **extra), raise_on_error=False)
+    return materialize(
+        ALL_ASSETS,
+        selection=SELECTION,
+        partition_key=fu.partition(),
+        instance=instance,
+        resources=fu.resources(store, **extra),
+        raise_on_error=False,
+    )
 
 
 def _posts(srv: FakeEarthOne, path: str) -> list[dict[str, Any]]:
@@ -54,8 +71,11 @@ def _posts(srv: FakeEarthOne, path: str) -> list[dict[str, Any]]:
 
 
 def _failures(result: Any) -> dict[str, str]:
-    return {e.step_key: e.event_specific_data.error.message for e in result.all_events
-            if e.event_type == DagsterEventType.STEP_FAILURE}
+    return {
+        e.step_key: e.event_specific_data.error.message
+        for e in result.all_events
+        if e.event_type == DagsterEventType.STEP_FAILURE
+    }
 
 
 @pytest.fixture()
@@ -103,7 +123,10 @@ def test_one_job_per_tile_and_identical_files(fake: FakeEarthOne, local_store: P
     # manifest: backend earthone, function and job ids
     manifest = fu.manifest(tmp_path)
     assert manifest["backend"] == "earthone" and manifest["tiles"] == tiles
-    assert manifest["earthone"] == {"function_ids": [fid], "jobs": {k: manifest["earthone"]["jobs"][k] for k in tiles}}
+    assert manifest["earthone"] == {
+        "function_ids": [fid],
+        "jobs": {k: manifest["earthone"]["jobs"][k] for k in tiles},
+    }
     assert set(manifest["earthone"]["jobs"].values()) == set(fake.jobs)
     assert {j["args"][0]: j["id"] for j in fake.jobs.values()} == manifest["earthone"]["jobs"]
     # the files equal the local backend's: heatmaps and patches byte for byte, summaries but for timings
@@ -124,12 +147,17 @@ def test_one_job_per_tile_and_identical_files(fake: FakeEarthOne, local_store: P
     rel = Path("patch_geojson") / fu.ROI_NAME / fu.WINDOW / f"{fu.run_hash()}.geojson"
     assert (tmp_path / rel).read_bytes() == (local_store / rel).read_bytes()
     # no credentials in any request but the credentials call itself, nor in the manifest
-    assert all(SECRET not in (p + b.decode(errors="replace")) for m, p, h, b in fake.requests
-               if not p.endswith("/credentials"))
+    assert all(
+        SECRET not in (p + b.decode(errors="replace"))
+        for m, p, h, b in fake.requests
+        if not p.endswith("/credentials")
+    )
     assert SECRET not in json.dumps(manifest)
 
 
-def test_failed_job_fails_its_step_then_only_that_tile_is_resubmitted(fake: FakeEarthOne, tmp_path: Path) -> None:
+def test_failed_job_fails_its_step_then_only_that_tile_is_resubmitted(
+    fake: FakeEarthOne, tmp_path: Path
+) -> None:
     instance = DagsterInstance.ephemeral()
     fu.register(instance, tmp_path)
     from plastics_core.geo.tiles import plan_tiles
@@ -164,7 +192,9 @@ def test_failed_job_fails_its_step_then_only_that_tile_is_resubmitted(fake: Fake
     assert (len(fake.functions), len(fake.jobs)) == (functions, jobs)
 
 
-def test_missing_credentials_is_one_line(fake: FakeEarthOne, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_credentials_is_one_line(
+    fake: FakeEarthOne, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     for name in CRED_VARS:
         monkeypatch.delenv(name, raising=False)
     instance = DagsterInstance.ephemeral()
@@ -190,12 +220,20 @@ def test_backend_choice_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert BackendResource().resolved_kind() == "local"
     with pytest.raises(ParameterError, match="PLASTICS_BACKEND"):
         BackendResource(kind="lambda").check()
-    for bad in ({"poll_interval_s": -5.0}, {"poll_interval_s": 0.0}, {"wait_timeout_s": 0.0}, {"cpus": 0.0},
-                {"memory": -1}, {"timeout": 0}):  # refused when the resource is built, before any job is submitted
+    for bad in (
+        {"poll_interval_s": -5.0},
+        {"poll_interval_s": 0.0},
+        {"wait_timeout_s": 0.0},
+        {"cpus": 0.0},
+        {"memory": -1},
+        {"timeout": 0},
+    ):  # refused when the resource is built, before any job is submitted
         with pytest.raises(Exception, match="greater than|less than"):
             BackendResource(kind="earthone", **bad)
     reqs = remote_requirements()
-    assert any(r.startswith("tensorflow-cpu==") for r in reqs) and not any(r.startswith("dagster") for r in reqs)
+    assert any(r.startswith("tensorflow-cpu==") for r in reqs) and not any(
+        r.startswith("dagster") for r in reqs
+    )
 
 
 def test_retry_submits_a_fresh_job_to_the_same_function(fake: FakeEarthOne) -> None:
@@ -205,8 +243,9 @@ def test_retry_submits_a_fresh_job_to_the_same_function(fake: FakeEarthOne) -> N
     fake.runner = lambda tile_key, **kw: {"key": tile_key, "scene_ids": [], "n": kw["n"]}
     eo = _backend(fake).client()
     fid = str(eo.function().id)
-    out = run_remote_tile(_backend(fake).client(), "64:22:10.0:50:1:2", {"function_id": fid, "jobs": {}}, False,
-                          {"n": 3})
+    out = run_remote_tile(
+        _backend(fake).client(), "64:22:10.0:50:1:2", {"function_id": fid, "jobs": {}}, False, {"n": 3}
+    )
     assert out["key"] == "64:22:10.0:50:1:2" and out["n"] == 3 and out["function_id"] == fid
     assert len(fake.functions) == 1 and [j["args"] for j in fake.jobs.values()] == [["64:22:10.0:50:1:2"]]
     assert out["job_id"] in fake.jobs

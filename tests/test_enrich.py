@@ -78,7 +78,9 @@ def test_site_id_resolution_and_jitter() -> None:
 
 def test_offline_and_closed_port(tmp_path: Path) -> None:
     assert OfflineGeocoder().reverse(-8.5, 125.5).status == "unavailable"
-    geo = NominatimGeocoder(cache_dir=tmp_path, domain="127.0.0.1:9", scheme="http", timeout=2, min_delay_s=0.0)
+    geo = NominatimGeocoder(
+        cache_dir=tmp_path, domain="127.0.0.1:9", scheme="http", timeout=2, min_delay_s=0.0
+    )
     real, calls = geo._nominatim.reverse, []
 
     def counted(*args: object, **kwargs: object) -> object:  # the real geopy request, counted
@@ -97,8 +99,12 @@ def test_user_agent_is_descriptive(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PLASTICS_GEOCODER_EMAIL", raising=False)
     assert default_user_agent().startswith("plastics/") and "PLASTICS_GEOCODER_EMAIL" in default_user_agent()
     monkeypatch.setenv("PLASTICS_GEOCODER_EMAIL", "ops@example.org")
-    monkeypatch.setenv("PLASTICS_PROJECT_URL", "https://example.org/plastics")  # read when used, not at import
-    assert "ops@example.org" in default_user_agent() and "+https://example.org/plastics" in default_user_agent()
+    monkeypatch.setenv(
+        "PLASTICS_PROJECT_URL", "https://example.org/plastics"
+    )  # read when used, not at import
+    assert (
+        "ops@example.org" in default_user_agent() and "+https://example.org/plastics" in default_user_agent()
+    )
 
 
 def test_nominatim_ok_not_found_and_cache(tmp_path: Path, server: tuple[str, list]) -> None:

@@ -24,13 +24,21 @@ SELECTION = AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson")
 def _materialize(instance: DagsterInstance, store: Path) -> Any:
     from plastics_dagster.definitions import ALL_ASSETS
 
-    return materialize(ALL_ASSETS, selection=SELECTION, partition_key=fu.partition(), instance=instance,
-                       resources=fu.resources(store))
+    return materialize(
+        ALL_ASSETS,
+        selection=SELECTION,
+        partition_key=fu.partition(),
+        instance=instance,
+        resources=fu.resources(store),
+    )
 
 
 def _infer_metadata(result: Any) -> list[dict[str, Any]]:
-    return [dict(e.event_specific_data.metadata) for e in result.all_events
-            if e.event_type == DagsterEventType.STEP_OUTPUT and e.step_key.split("[")[0].endswith("infer_tile")]
+    return [
+        dict(e.event_specific_data.metadata)
+        for e in result.all_events
+        if e.event_type == DagsterEventType.STEP_OUTPUT and e.step_key.split("[")[0].endswith("infer_tile")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +78,20 @@ def test_one_step_per_tile_and_manifest(first: dict[str, Any]) -> None:
 
     assert {m["device"].value for m in meta} == {inference_device()}  # numpy:CPU without a GPU
     manifest = fu.manifest(store)
-    assert manifest["tiles"] == expected and manifest["backend"] == "local" and manifest["executor"] == "in-process"
+    assert (
+        manifest["tiles"] == expected
+        and manifest["backend"] == "local"
+        and manifest["executor"] == "in-process"
+    )
     assert manifest["run_hash"] == fu.run_hash() and manifest["imagery"]["scene_ids"]
     assert len(fu.tile_markers(store)) == 4
-    assert sorted(p.name for p in store.iterdir()) == ["composites", "descartes_run", "heatmaps", "patch_geojson", "rois"]
+    assert sorted(p.name for p in store.iterdir()) == [
+        "composites",
+        "descartes_run",
+        "heatmaps",
+        "patch_geojson",
+        "rois",
+    ]
     heatmaps = result.output_for_node("heatmaps")
     assert [r.name for r in heatmaps] == expected
     assert all(r.data.shape == (2, 108, 108) for r in heatmaps)
@@ -90,8 +108,13 @@ def test_tile_outputs_equal_run_tile(first: dict[str, Any], models_dir: Path) ->
 
     key = fu.manifest(first["store"])["tiles"][0]
     params = DetectionParams(tilesize=fu.TILESIZE, pad=fu.PAD, pairs=1)
-    ref = pipeline.run_tile(tile_from_key(key), ImagerySourceResource().get_source(), ModelStore(str(models_dir)),
-                            to_detect_params(params), dt.date.fromisoformat(fu.WINDOW))
+    ref = pipeline.run_tile(
+        tile_from_key(key),
+        ImagerySourceResource().get_source(),
+        ModelStore(str(models_dir)),
+        to_detect_params(params),
+        dt.date.fromisoformat(fu.WINDOW),
+    )
     got = read_raster(fu.run_dir(first["store"]) / f"{key.replace(':', '_')}.tif")
     np.testing.assert_array_equal(got.data, ref.heatmap.data)
     assert got.band_descriptions == ref.heatmap.band_descriptions
@@ -107,7 +130,9 @@ def test_rerun_skips_existing_tiles(first: dict[str, Any]) -> None:
     tile_files = {p.name: p.stat().st_mtime_ns for p in fu.run_dir(store).iterdir()}
     assert tile_files == first["mtimes"]  # nothing rewritten
     assert fu.comparable_manifest(store) == before
-    collect = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("descartes_run")]
+    collect = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("descartes_run")
+    ]
     assert collect[0].materialization.metadata["tiles_skipped"].value == 4
 
 

@@ -25,10 +25,12 @@ from plastics_core.geo.roi import read_roi
 from plastics_core.storage.inputs import read_heatmap, read_patches, read_points
 from plastics_dagster.cli import cli
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                derandomize=True)
-CLI_FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                    derandomize=True)
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+CLI_FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
 
 # ----------------------------------------------------------------------------- strategies
 floats = st.one_of(
@@ -39,25 +41,43 @@ floats = st.one_of(
 ring = st.lists(st.tuples(floats, floats).map(list), min_size=0, max_size=6)
 closed_ring = ring.map(lambda r: [*r, r[0]] if r else r)
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), floats, st.text(max_size=5))
-json_values = st.recursive(json_scalars, lambda kids: st.one_of(st.lists(kids, max_size=3),
-                                                                st.dictionaries(st.text(max_size=4), kids, max_size=3)),
-                           max_leaves=12)
-GEOM_TYPES = ["Polygon", "MultiPolygon", "Point", "LineString", "MultiPoint", "GeometryCollection", "Feature", "junk"]
+json_values = st.recursive(
+    json_scalars,
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=4), kids, max_size=3)
+    ),
+    max_leaves=12,
+)
+GEOM_TYPES = [
+    "Polygon",
+    "MultiPolygon",
+    "Point",
+    "LineString",
+    "MultiPoint",
+    "GeometryCollection",
+    "Feature",
+    "junk",
+]
 
 
 @st.composite
 def geometries(draw: Any) -> Any:
     kind = draw(st.sampled_from(GEOM_TYPES))
-    coords = draw(st.one_of(
-        closed_ring.map(lambda r: [r]),                      # polygon-shaped
-        st.lists(closed_ring.map(lambda r: [r]), max_size=2),  # multipolygon-shaped
-        st.tuples(floats, floats).map(list),                 # point-shaped
-        ring,                                                # line-shaped
-        json_values,                                         # anything
-    ))
+    coords = draw(
+        st.one_of(
+            closed_ring.map(lambda r: [r]),  # polygon-shaped
+            st.lists(closed_ring.map(lambda r: [r]), max_size=2),  # multipolygon-shaped
+            st.tuples(floats, floats).map(list),  # point-shaped
+            ring,  # line-shaped
+            json_values,  # anything
+        )
+    )
     geom: dict[str, Any] = {"type": kind, "coordinates": coords}
     if kind == "GeometryCollection":
-        geom = {"type": kind, "geometries": draw(st.lists(st.just({"type": "Polygon", "coordinates": coords}), max_size=2))}
+        geom = {
+            "type": kind,
+            "geometries": draw(st.lists(st.just({"type": "Polygon", "coordinates": coords}), max_size=2)),
+        }
     mutation = draw(st.sampled_from(["none", "none", "drop_type", "crs"]))
     if mutation == "drop_type":
         del geom["type"]
@@ -69,18 +89,30 @@ def geometries(draw: Any) -> Any:
 @st.composite
 def geojsonish(draw: Any) -> Any:
     """FeatureCollections / Features / bare geometries with plausible and broken parts."""
-    feature = st.builds(lambda g, p: {"type": "Feature", "geometry": g, "properties": p},
-                        st.one_of(geometries(), json_values), st.one_of(st.none(), json_values))
-    doc = draw(st.one_of(
-        st.builds(lambda fs: {"type": "FeatureCollection", "features": fs},
-                  st.one_of(st.lists(st.one_of(feature, json_values), max_size=3), json_values)),
-        feature,
-        geometries(),
-        json_values,
-    ))
+    feature = st.builds(
+        lambda g, p: {"type": "Feature", "geometry": g, "properties": p},
+        st.one_of(geometries(), json_values),
+        st.one_of(st.none(), json_values),
+    )
+    doc = draw(
+        st.one_of(
+            st.builds(
+                lambda fs: {"type": "FeatureCollection", "features": fs},
+                st.one_of(st.lists(st.one_of(feature, json_values), max_size=3), json_values),
+            ),
+            feature,
+            geometries(),
+            json_values,
+        )
+    )
     if isinstance(doc, dict) and draw(st.booleans()):
-        doc["crs"] = draw(st.one_of(json_values, st.just({"type": "name", "properties": {"name": "EPSG:32750"}}),
-                                    st.just({"type": "name", "properties": [1]})))
+        doc["crs"] = draw(
+            st.one_of(
+                json_values,
+                st.just({"type": "name", "properties": {"name": "EPSG:32750"}}),
+                st.just({"type": "name", "properties": [1]}),
+            )
+        )
     return doc
 
 
@@ -99,7 +131,9 @@ roi_bytes = st.one_of(
 # ----------------------------------------------------------------------------- ROI reader
 @FUZZ
 @given(data=roi_bytes)
-@example(data=b'{"type":"Polygon","crs":{"type":"name","properties":[1]},"coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}')
+@example(
+    data=b'{"type":"Polygon","crs":{"type":"name","properties":[1]},"coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}'
+)
 @example(data=b'{"type":"Polygon","coordinates":[[[NaN,0],[1,0],[1,1],[NaN,0]]]}')
 @example(data=b'{"type":"Polygon","coordinates":[[[Infinity,0],[1,0],[1,1],[Infinity,0]]]}')
 @example(data=b'{"type":"FeatureCollection","features":{"a":1}}')
@@ -124,12 +158,20 @@ def test_read_roi_only_raises_roi_error(data: bytes) -> None:
 @st.composite
 def point_files(draw: Any) -> bytes:
     def feat(g: Any) -> dict[str, Any]:
-        props = draw(st.one_of(st.none(), st.fixed_dictionaries(
-            {"name": st.one_of(st.text(max_size=6), st.integers(), st.none())},
-            optional={"score": st.one_of(floats, st.text(max_size=3), st.none(), st.booleans())})))
+        props = draw(
+            st.one_of(
+                st.none(),
+                st.fixed_dictionaries(
+                    {"name": st.one_of(st.text(max_size=6), st.integers(), st.none())},
+                    optional={"score": st.one_of(floats, st.text(max_size=3), st.none(), st.booleans())},
+                ),
+            )
+        )
         return {"type": "Feature", "geometry": g, "properties": props}
 
-    point = st.tuples(st.floats(114, 116), st.floats(-9, -8)).map(lambda c: {"type": "Point", "coordinates": list(c)})
+    point = st.tuples(st.floats(114, 116), st.floats(-9, -8)).map(
+        lambda c: {"type": "Point", "coordinates": list(c)}
+    )
     geom = st.one_of(point, point, geometries())
     feats = draw(st.lists(geom.map(feat), max_size=4))
     return draw(st.one_of(st.just(_dump({"type": "FeatureCollection", "features": feats})), roi_bytes))
@@ -139,10 +181,18 @@ def point_files(draw: Any) -> bytes:
 def patch_files(draw: Any) -> bytes:
     def feat(x: float, y: float, mean: Any) -> dict[str, Any]:
         ring = [[x, y], [x + 0.01, y], [x + 0.01, y + 0.01], [x, y + 0.01], [x, y]]
-        return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": {"mean": mean}}
+        return {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+            "properties": {"mean": mean},
+        }
 
-    good = st.builds(feat, st.floats(114, 116), st.floats(-9, -8),
-                     st.one_of(st.floats(0, 1), floats, st.text(max_size=3), st.none(), st.booleans()))
+    good = st.builds(
+        feat,
+        st.floats(114, 116),
+        st.floats(-9, -8),
+        st.one_of(st.floats(0, 1), floats, st.text(max_size=3), st.none(), st.booleans()),
+    )
     other = st.builds(lambda g: {"type": "Feature", "geometry": g, "properties": {"mean": 0.9}}, geometries())
     feats = draw(st.lists(st.one_of(good, good, other), max_size=4))
     return draw(st.one_of(st.just(_dump({"type": "FeatureCollection", "features": feats})), roi_bytes))
@@ -169,7 +219,9 @@ def _check_cli(result: Any, out: Path) -> None:
     """Exit 0 with a valid output file, or exit 2 with ONE 'Error:' line and no output file."""
     assert "Traceback" not in (result.output or ""), result.output
     if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"uncaught {type(result.exception).__name__}: {result.exception}") from result.exception
+        raise AssertionError(
+            f"uncaught {type(result.exception).__name__}: {result.exception}"
+        ) from result.exception
     assert result.exit_code in (0, 2), (result.exit_code, result.output)
     leftovers = [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
     assert not leftovers, leftovers
@@ -187,22 +239,81 @@ def _invoke(args: list[str]) -> Any:
 
 
 @CLI_FUZZ
-@given(blobs=point_files(), patches=patch_files(),
-       threshold=st.one_of(st.none(), st.none(), st.floats(0, 1).map(repr), floats.map(repr), st.text(max_size=4)))
+@given(
+    blobs=point_files(),
+    patches=patch_files(),
+    threshold=st.one_of(
+        st.none(), st.none(), st.floats(0, 1).map(repr), floats.map(repr), st.text(max_size=4)
+    ),
+)
 @example(blobs=b"garbage{", patches=b"garbage{", threshold=None)
-@example(blobs=_dump({"type": "FeatureCollection", "features": [
-    {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[0, 0]]}, "properties": {}}]}),
-    patches=b"{}", threshold="0.4")
-@example(blobs=_dump({"type": "FeatureCollection", "features": [
-    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [115.3, -8.5]}, "properties": {"name": "a"}}]}),
-    patches=_dump({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[115.2, -8.6], [115.4, -8.6], [115.4, -8.4],
-                                                                            [115.2, -8.6]]]},
-         "properties": {"mean": "high"}}]}), threshold="0.4")
-@example(blobs=_dump({"type": "FeatureCollection", "features": [
-    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.0, -8.0]}, "properties": None},
-    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.0, -8.0]}, "properties": {"name": None}}]}),
-    patches=_dump({"type": "FeatureCollection", "features": []}), threshold=None)
+@example(
+    blobs=_dump(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Polygon", "coordinates": [[0, 0]]},
+                    "properties": {},
+                }
+            ],
+        }
+    ),
+    patches=b"{}",
+    threshold="0.4",
+)
+@example(
+    blobs=_dump(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [115.3, -8.5]},
+                    "properties": {"name": "a"},
+                }
+            ],
+        }
+    ),
+    patches=_dump(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [[[115.2, -8.6], [115.4, -8.6], [115.4, -8.4], [115.2, -8.6]]],
+                    },
+                    "properties": {"mean": "high"},
+                }
+            ],
+        }
+    ),
+    threshold="0.4",
+)
+@example(
+    blobs=_dump(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [114.0, -8.0]},
+                    "properties": None,
+                },
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [114.0, -8.0]},
+                    "properties": {"name": None},
+                },
+            ],
+        }
+    ),
+    patches=_dump({"type": "FeatureCollection", "features": []}),
+    threshold=None,
+)
 def test_cli_candidates_garbled_inputs(blobs: bytes, patches: bytes, threshold: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bp, pp, out = Path(tmp) / "b.geojson", Path(tmp) / "p.geojson", Path(tmp) / "out" / "c.geojson"
@@ -244,8 +355,19 @@ def heatmap_files(draw: Any) -> bytes:
         data = np.nan_to_num(data * 100, nan=0, posinf=0, neginf=0)
     data = data.astype(dtype)
     crs = draw(st.sampled_from(["EPSG:32750", "EPSG:4326", None]))
-    transform = Affine(10, 0, 318000, 0, -10, 9054000) if crs != "EPSG:4326" else Affine(1e-4, 0, 115.3, 0, -1e-4, -8.5)
-    profile = {"driver": "GTiff", "count": bands, "height": h, "width": w, "dtype": dtype, "transform": transform}
+    transform = (
+        Affine(10, 0, 318000, 0, -10, 9054000)
+        if crs != "EPSG:4326"
+        else Affine(1e-4, 0, 115.3, 0, -1e-4, -8.5)
+    )
+    profile = {
+        "driver": "GTiff",
+        "count": bands,
+        "height": h,
+        "width": w,
+        "dtype": dtype,
+        "transform": transform,
+    }
     if crs:
         profile["crs"] = crs
     descs = draw(st.lists(st.sampled_from(["median", "a|b", "", "x"]), min_size=bands, max_size=bands))
@@ -272,10 +394,19 @@ def blob_options(draw: Any) -> list[str]:
     """Usually sane option values (so the file readers are exercised), sometimes junk."""
     sane = draw(st.integers(0, 3)) > 0
     args: list[str] = []
-    for opt, values in (("--pred-threshold", unit_values), ("--min-sigma", sigma_values),
-                        ("--max-sigma", sigma_values), ("--area-threshold", unit_values)):
-        value = draw(st.one_of(st.none(), st.floats(0.01, 1).map(repr)) if sane and "sigma" not in opt else
-                     st.none() if sane else values)
+    for opt, values in (
+        ("--pred-threshold", unit_values),
+        ("--min-sigma", sigma_values),
+        ("--max-sigma", sigma_values),
+        ("--area-threshold", unit_values),
+    ):
+        value = draw(
+            st.one_of(st.none(), st.floats(0.01, 1).map(repr))
+            if sane and "sigma" not in opt
+            else st.none()
+            if sane
+            else values
+        )
         if value is not None:
             args += [opt, value]
     band = draw(st.one_of(st.none(), st.none(), st.sampled_from(["median", "0", "1", "7", "x", "-1"])))
@@ -300,9 +431,16 @@ def test_cli_blobs_infinite_sigma_is_a_user_error(tmp_path: Path) -> None:
     from plastics_core.storage.outputs import write_cog
 
     data = np.full((2, 32, 32), 0.9, np.float32)
-    write_cog(Raster(data, "EPSG:32750", Affine(10, 0, 318000, 0, -10, 9054000), ("a|b", "median")), tmp_path / "h.tif")
+    write_cog(
+        Raster(data, "EPSG:32750", Affine(10, 0, 318000, 0, -10, 9054000), ("a|b", "median")),
+        tmp_path / "h.tif",
+    )
     out = tmp_path / "b.geojson"
-    for opts in (["--min-sigma", "inf", "--max-sigma", "inf"], ["--max-sigma", "inf"], ["--min-sigma", "nan"]):
+    for opts in (
+        ["--min-sigma", "inf", "--max-sigma", "inf"],
+        ["--max-sigma", "inf"],
+        ["--min-sigma", "nan"],
+    ):
         result = _invoke(["blobs", str(tmp_path / "h.tif"), *opts, "-o", str(out)])
         _check_cli(result, out)
         assert result.exit_code == 2 and "sigma" in result.stderr, (opts, result.output)
@@ -324,4 +462,3 @@ def test_read_heatmap_without_crs(tmp_path: Path) -> None:
         dst.write(np.zeros((1, 4, 4), np.float32))
     with pytest.raises(ImageryError, match="no CRS"):
         read_heatmap(path)
-

@@ -56,14 +56,20 @@ def _grid(band: Path) -> Any:
 def _claimers_meta(cache: GranuleCache, band: Path) -> None:
     """What the claiming worker wrote before it claimed the block: the band's meta."""
     with rasterio.open(band) as src:
-        atomic_write(cache.band_dir("scene", "B02") / "meta.json", BandMeta.of(src, cache.min_block).to_json().encode())
+        atomic_write(
+            cache.band_dir("scene", "B02") / "meta.json", BandMeta.of(src, cache.min_block).to_json().encode()
+        )
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_a_claim_is_exclusive_released_and_taken_over_when_stale(
     where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = moto_bucket(monkeypatch, "s3://plastics/cache") if where == "s3" else contextlib.nullcontext(str(tmp_path))
+    ctx = (
+        moto_bucket(monkeypatch, "s3://plastics/cache")
+        if where == "s3"
+        else contextlib.nullcontext(str(tmp_path))
+    )
     with ctx as root:
         marker = claim_marker(store_path(root) / "scene" / "B02.tif")
         assert marker.name == "B02.tif.decoding"
@@ -74,7 +80,9 @@ def test_a_claim_is_exclusive_released_and_taken_over_when_stale(
             hour_ago = time.time() - 3600
             os.utime(marker.path, (hour_ago, hour_ago))  # a claimer that died an hour ago
         else:  # an S3 object's time is the server's: look at the marker an hour later instead
-            later = SimpleNamespace(time=lambda: time.time() + 3600, monotonic=time.monotonic, sleep=time.sleep)
+            later = SimpleNamespace(
+                time=lambda: time.time() + 3600, monotonic=time.monotonic, sleep=time.sleep
+            )
             monkeypatch.setattr(granule_claim, "time", later)
         assert try_claim(marker, stale_s=600)  # older than the timeout: its claimer died
         release(marker)
@@ -127,4 +135,6 @@ def test_a_dead_claimer_does_not_block_and_a_fill_leaves_no_marker(band: Path, t
         np.testing.assert_array_equal(got, src.read(1))
     assert cache.stats["decodes"] == 1 and cache.stats["waits"] == 0
     assert not marker.exists() and block.exists()
-    assert [Path(name).name for name, _, _ in cache.entries()] == ["r0_c0.tif"]  # markers are not cache entries
+    assert [Path(name).name for name, _, _ in cache.entries()] == [
+        "r0_c0.tif"
+    ]  # markers are not cache entries

@@ -55,10 +55,13 @@ def write_snapshot() -> None:
 def test_graph_matches_snapshot() -> None:
     if os.environ.get("PLASTICS_UPDATE_SNAPSHOT") == "1":
         write_snapshot()
-    assert SNAPSHOT.is_file(), (f"{SNAPSHOT.name} is missing: regenerate it with "
-                                "PLASTICS_UPDATE_SNAPSHOT=1 pytest tests/test_graph_snapshot.py and review the diff")
-    assert graph_snapshot() == json.loads(SNAPSHOT.read_text()), \
+    assert SNAPSHOT.is_file(), (
+        f"{SNAPSHOT.name} is missing: regenerate it with "
+        "PLASTICS_UPDATE_SNAPSHOT=1 pytest tests/test_graph_snapshot.py and review the diff"
+    )
+    assert graph_snapshot() == json.loads(SNAPSHOT.read_text()), (
         "graph changed: if intended, rerun with PLASTICS_UPDATE_SNAPSHOT=1 and commit the reviewed snapshot"
+    )
 
 
 def test_detect_chain_present() -> None:

@@ -79,7 +79,9 @@ def test_bands_masking_and_median() -> None:
 
 def test_all_masked_and_no_pairs() -> None:
     comps = make_composites(2)
-    comps[1] = Composite(comps[1].data * 0, np.ones((20, 30), bool), comps[1].period, "EPSG:32750", TRANSFORM, 0)
+    comps[1] = Composite(
+        comps[1].data * 0, np.ones((20, 30), bool), comps[1].period, "EPSG:32750", TRANSFORM, 0
+    )
     model = MeanModel()
     hm = pixel_heatmap(comps, [(0, 1)], model)
     assert np.isnan(hm.data).all() and hm.data.shape == (2, 20, 30)

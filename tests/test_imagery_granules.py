@@ -43,8 +43,9 @@ SUMMER = Period(dt.date(2015, 7, 1), dt.date(2015, 10, 1))
 @pytest.fixture(scope="module")
 def catalog(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
     folder = tmp_path_factory.mktemp("granules")
-    template = json.loads((shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
-                          .read_text())["features"][0]
+    template = json.loads(
+        (shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json").read_text()
+    )["features"][0]
     return folder, write_catalog(slovenia_scenes(shared_dir / "data"), folder, template, block=64)
 
 
@@ -70,7 +71,9 @@ def test_granules_are_esa_like(catalog: tuple[Path, list[dict[str, Any]]], scene
     scene = scenes[0]
     for band, res in NATIVE_RES.items():
         with rasterio.open(folder / scene.id / f"{band}.jp2") as src:
-            assert src.driver == "JP2OpenJPEG" and src.dtypes[0] == "uint16" and src.nodata is None  # 0 by convention
+            assert (
+                src.driver == "JP2OpenJPEG" and src.dtypes[0] == "uint16" and src.nodata is None
+            )  # 0 by convention
             assert abs(src.transform.a - scene.transform.a * res / 10) < 1e-6
             layer = scene.cirrus if band == "B10" else scene.bands[BAND_NAMES.index(band)]
             f = res // 10
@@ -84,7 +87,10 @@ def test_http_range_requests(server: tuple[str, Any], scenes: list[Any], catalog
     url = f"{base}/{scenes[0].id}/B02.jp2"
     size = (catalog[0] / scenes[0].id / "B02.jp2").stat().st_size
     part = requests.get(url, headers={"Range": "bytes=10-19"}, timeout=10)
-    assert part.status_code == 206 and part.content == (catalog[0] / scenes[0].id / "B02.jp2").read_bytes()[10:20]
+    assert (
+        part.status_code == 206
+        and part.content == (catalog[0] / scenes[0].id / "B02.jp2").read_bytes()[10:20]
+    )
     assert part.headers["Content-Range"] == f"bytes 10-19/{size}"
     assert requests.get(f"{base}/../../etc/passwd", timeout=10).status_code == 404
     assert stats.file_requests == 1
@@ -95,17 +101,25 @@ def test_native_resolution_read_through_stac(server: tuple[str, Any], scenes: li
     60 m bands the native pixel under each tile pixel (decoded at native size, replicated)."""
     base, stats = server
     scene = scenes[0]
-    lonlat = box(*transform_bounds(scene.crs, "EPSG:4326", *rasterio.transform.array_bounds(101, 100, scene.transform)))
+    lonlat = box(
+        *transform_bounds(scene.crs, "EPSG:4326", *rasterio.transform.array_bounds(101, 100, scene.transform))
+    )
     tile = largest_overlap_tile(lonlat)
     stack = _source(base).load(tile, SUMMER)
     assert stats.searches == 1 and stats.file_requests > 0
-    assert [d.isoformat() for d in stack.dates] == ["2015-07-11", "2015-07-31", "2015-08-20", "2015-08-30",
-                                                    "2015-09-09"]
+    assert [d.isoformat() for d in stack.dates] == [
+        "2015-07-11",
+        "2015-07-31",
+        "2015-08-20",
+        "2015-08-30",
+        "2015-09-09",
+    ]
     for band in ("B02", "B05", "B01"):
         res = NATIVE_RES[band]
         f = res // 10
-        r, c, inside = source_pixels_under(tile, scene.transform @ rasterio.Affine.scale(f),
-                                           (-(-101 // f), -(-100 // f)))
+        r, c, inside = source_pixels_under(
+            tile, scene.transform @ rasterio.Affine.scale(f), (-(-101 // f), -(-100 // f))
+        )
         k = BAND_NAMES.index(band)
         native = scene.bands[k][::f, ::f]
         ok = inside & ~stack.mask[0]
@@ -115,8 +129,12 @@ def test_native_resolution_read_through_stac(server: tuple[str, Any], scenes: li
 
 
 def _two_tiles(scene: Any) -> list[Any]:
-    lonlat = box(*transform_bounds(scene.crs, "EPSG:4326", *rasterio.transform.array_bounds(101, 100, scene.transform)))
-    tiles = sorted(plan_tiles(lonlat, tilesize=64, pad=4), key=lambda t: -t.geometry_4326.intersection(lonlat).area)
+    lonlat = box(
+        *transform_bounds(scene.crs, "EPSG:4326", *rasterio.transform.array_bounds(101, 100, scene.transform))
+    )
+    tiles = sorted(
+        plan_tiles(lonlat, tilesize=64, pad=4), key=lambda t: -t.geometry_4326.intersection(lonlat).area
+    )
     return tiles[:2]
 
 
@@ -148,8 +166,11 @@ def test_cache_composites_identical_and_one_decode_per_block(
     # a granule's folder: the item id, "-", the hash of (catalog, collection, id, href)
     decoded = {Path(name).parent.parent.name.rsplit("-", 1)[0] for name, _, _ in entries}
     assert {scenes[k].id for k in (0, 3, 4)} <= decoded  # clear days: decoded once into the cache
-    cloudy = {Path(name).parent.name for name, _, _ in entries
-              if Path(name).parent.parent.name.rsplit("-", 1)[0] == scenes[2].id}
+    cloudy = {
+        Path(name).parent.name
+        for name, _, _ in entries
+        if Path(name).parent.parent.name.rsplit("-", 1)[0] == scenes[2].id
+    }
     # 08-20 is cloud on every tile pixel at 60 m: only the cloud mask's bands were read (here at full
     # resolution: these small files expose no resolution level), none of the others
     assert cloudy and not cloudy & {"green", "rededge2", "rededge3"}
@@ -168,7 +189,11 @@ def test_only_the_blocks_wanted_pixels_sample_are_decoded(
     folder, _ = catalog
     scene = scenes[0]
     href = str(folder / scene.id / "B02.jp2")
-    grid = (scene.crs, scene.transform @ rasterio.Affine.translation(-10, -10), (121, 120))  # the band + 10 px
+    grid = (
+        scene.crs,
+        scene.transform @ rasterio.Affine.translation(-10, -10),
+        (121, 120),
+    )  # the band + 10 px
     with rasterio.open(href) as src:
         plain = read_on_grid(src, *grid, indexes=[1])[0]
         bh, bw = BandMeta.of(src, 32).block
@@ -181,12 +206,15 @@ def test_only_the_blocks_wanted_pixels_sample_are_decoded(
     got = cache.read(scene.id, "blue", lambda: rasterio.open(href), grid, need=need)
     np.testing.assert_array_equal(got[need], plain[need])
     assert (got[inside & (r < bh) & (c < bw)] == 0).all()  # the skipped block reads as nodata
-    assert sorted(Path(n).stem for n, _, _ in cache.entries()) == sorted(f"r{i}_c{j}" for i, j in every - {(0, 0)})
+    assert sorted(Path(n).stem for n, _, _ in cache.entries()) == sorted(
+        f"r{i}_c{j}" for i, j in every - {(0, 0)}
+    )
     assert cache.stats["decodes"] == len(every) - 1 and cache.stats["skipped"] == 1
     one = inside & (r >= 20) & (r < 23) & (c >= 20) & (c < 23)  # a few pixels of block (0, 0)
     small = GranuleCache(str(tmp_path / "c2"), min_block=32)
-    np.testing.assert_array_equal(small.read(scene.id, "blue", lambda: rasterio.open(href), grid, need=one)[one],
-                                  plain[one])
+    np.testing.assert_array_equal(
+        small.read(scene.id, "blue", lambda: rasterio.open(href), grid, need=one)[one], plain[one]
+    )
     assert [Path(n).stem for n, _, _ in small.entries()] == ["r0_c0"]  # a small ROI decodes its block only
 
     def never() -> Any:
@@ -216,15 +244,19 @@ def test_coarse_reads_are_cached_as_blocks_of_the_resolution_level(scenes: list[
         pytest.fail("a cached level block or meta was decoded again")
 
     cache = GranuleCache(str(tmp_path / "c"), min_block=32)
-    grids = [(scene.crs, scene.transform @ rasterio.Affine.translation(k, k) @ rasterio.Affine.scale(6), (40, 40))
-             for k in (0, 120)]  # two tiles' 60 m grids
+    grids = [
+        (scene.crs, scene.transform @ rasterio.Affine.translation(k, k) @ rasterio.Affine.scale(6), (40, 40))
+        for k in (0, 120)
+    ]  # two tiles' 60 m grids
     for grid in grids:
         with rasterio.open(href, overview_level=level) as ovr:
             direct = read_on_grid(ovr, *grid, indexes=[1])[0]
         assert (direct != 0).mean() > 0.5
         np.testing.assert_array_equal(cache.read_coarse(scene.id, "blue", opener, grid), direct)
         np.testing.assert_array_equal(cache.read_coarse(scene.id, "blue", never, grid), direct)  # hits
-    assert {Path(n).parent.name for n, _, _ in cache.entries()} == {f"blue.L{level}"}  # no full-resolution block
+    assert {Path(n).parent.name for n, _, _ in cache.entries()} == {
+        f"blue.L{level}"
+    }  # no full-resolution block
     assert cache.stats["decodes"] == len(cache.entries())
 
 
@@ -238,10 +270,14 @@ def test_blocks_warp_like_the_source_onto_another_crs(
 
     folder, _ = catalog
     scene = scenes[0]
-    left, bottom, right, top = transform_bounds(scene.crs, "EPSG:32634",
-                                                *rasterio.transform.array_bounds(101, 100, scene.transform))
-    grid = ("EPSG:32634", rasterio.Affine(7.0, 0, left - 30, 0, -7.0, top + 30),
-            (int((top - bottom) / 7) + 9, int((right - left) / 7) + 9))
+    left, bottom, right, top = transform_bounds(
+        scene.crs, "EPSG:32634", *rasterio.transform.array_bounds(101, 100, scene.transform)
+    )
+    grid = (
+        "EPSG:32634",
+        rasterio.Affine(7.0, 0, left - 30, 0, -7.0, top + 30),
+        (int((top - bottom) / 7) + 9, int((right - left) / 7) + 9),
+    )
     cache = GranuleCache(str(tmp_path / "c"), min_block=32)
     how = Resampling[resampling]
     for band, key in (("B02", "blue"), ("B05", "rededge1")):
@@ -261,7 +297,18 @@ def test_catalog_ids_stay_inside_the_cache_root(tmp_path: Path) -> None:
 
     cache = GranuleCache(str(tmp_path / "cache"))
     root = (tmp_path / "cache").resolve()
-    ids = ["..", ".", "", "../../etc", "a/b", "a_b", "a b", "a.", "/abs", "S2A_MSIL1C_20210711T100031_N0301_R122_T33TVM"]
+    ids = [
+        "..",
+        ".",
+        "",
+        "../../etc",
+        "a/b",
+        "a_b",
+        "a b",
+        "a.",
+        "/abs",
+        "S2A_MSIL1C_20210711T100031_N0301_R122_T33TVM",
+    ]
     folders = [Path(str(cache.band_dir(i, "blue"))).resolve() for i in ids]
     assert all(f.parent.parent == root for f in folders), folders
     assert len({f.parent for f in folders}) == len(ids)
@@ -286,15 +333,24 @@ def test_cache_lru_eviction(server: tuple[str, Any], scenes: list[Any], tmp_path
     assert entries[0][0] not in left and newest in left and small.size() <= total - 1
 
 
-def test_drop_before_decode(server: tuple[str, Any], scenes: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_drop_before_decode(
+    server: tuple[str, Any], scenes: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Catalog cloud cover and the footprint drop scenes before any pixel is read; a day the
     60 m cloud mask masks everywhere is never read at 10 m."""
     base, _ = server
     reads: list[tuple[str, str, bool]] = []
     original = StacSource._read
 
-    def spy(self: StacSource, item: dict[str, Any], key: str, grid: Any, nodata: Any = 0, coarse: bool = False,
-            need: Any = None) -> Any:
+    def spy(
+        self: StacSource,
+        item: dict[str, Any],
+        key: str,
+        grid: Any,
+        nodata: Any = 0,
+        coarse: bool = False,
+        need: Any = None,
+    ) -> Any:
         reads.append((str(item["id"]), key, coarse))
         return original(self, item, key, grid, nodata, coarse, need)
 
@@ -316,7 +372,7 @@ def test_drop_before_decode(server: tuple[str, Any], scenes: list[Any], monkeypa
 
 @pytest.fixture()
 def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with moto_bucket(monkeypatch, 's3://plastics/granules') as url:
+    with moto_bucket(monkeypatch, "s3://plastics/granules") as url:
         yield url
 
 
@@ -327,7 +383,9 @@ def test_cache_on_s3_from_the_resource(server: tuple[str, Any], scenes: list[Any
     from plastics_dagster.resources import ImagerySourceResource
 
     base, _ = server
-    resource = ImagerySourceResource(kind="stac", path=base, granule_cache=s3_bucket, granule_cache_max_gb=1.0)
+    resource = ImagerySourceResource(
+        kind="stac", path=base, granule_cache=s3_bucket, granule_cache_max_gb=1.0
+    )
     assert resource.spec()["granule_cache"] == s3_bucket and resource.source_name() == f"stac:{base}"
     source = resource.get_source()
     cache = source.config.granule_cache

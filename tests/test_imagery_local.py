@@ -62,7 +62,9 @@ def test_load_real_scenes_onto_tile_grid(slovenia: dict[str, Any], tile: Tile) -
     assert [d.isoformat() for d in stack.dates] == [str(d)[:10] for d in slovenia["z"]["dates"]]
     r, c, inside = _nearest(slovenia, tile)
     assert inside.sum() > 5000
-    np.testing.assert_array_equal(stack.data[:, :, inside], slovenia["z"]["bands"][:, :, r[inside], c[inside]])
+    np.testing.assert_array_equal(
+        stack.data[:, :, inside], slovenia["z"]["bands"][:, :, r[inside], c[inside]]
+    )
     np.testing.assert_array_equal(stack.mask, np.broadcast_to(~inside, stack.mask.shape))  # nodata only
 
 
@@ -70,8 +72,10 @@ def test_period_and_search(slovenia: dict[str, Any], tile: Tile) -> None:
     src = LocalGeoTIFFSource(slovenia["folder"])
     july = Period(dt.date(2015, 7, 1), dt.date(2015, 8, 1))
     assert src.load(tile, july).dates == (dt.date(2015, 7, 11), dt.date(2015, 7, 31))
-    assert [s.id for s in src.search(slovenia["lonlat"], july)] == ["S2L1C_20150711_12band.tif",
-                                                                     "S2L1C_20150731_12band.tif"]
+    assert [s.id for s in src.search(slovenia["lonlat"], july)] == [
+        "S2L1C_20150711_12band.tif",
+        "S2L1C_20150731_12band.tif",
+    ]
     assert src.search(box(100, 0, 101, 1), july) == []
     empty = src.load(tile, Period(dt.date(2016, 1, 1), dt.date(2016, 2, 1)))
     assert empty.data.shape == (0, 12, *tile.shape)
@@ -87,7 +91,9 @@ def test_mask_files_and_bilinear(slovenia: dict[str, Any], tile: Tile, tmp_path:
     r, c, inside = _nearest(slovenia, tile)
     assert stack.mask[0][inside].mean() > 0.99
     bil = LocalGeoTIFFSource(tmp_path, resampling="bilinear").load(tile, SUMMER)
-    diff = np.abs(bil.data[0].astype(int) - stack.data[0].astype(int))[:, inside & np.all(bil.data[0] > 0, axis=0)]
+    diff = np.abs(bil.data[0].astype(int) - stack.data[0].astype(int))[
+        :, inside & np.all(bil.data[0] > 0, axis=0)
+    ]
     assert 0 < np.median(diff) < 200  # interpolated, close to the nearest-neighbour DN
     with pytest.raises(ParameterError, match="resampling"):
         LocalGeoTIFFSource(tmp_path, resampling="cubic")
@@ -97,8 +103,9 @@ def test_thirteenth_band_feeds_s2cloudless(slovenia: dict[str, Any], tile: Tile,
     z = slovenia["z"]
     prof = dict(slovenia["profile"], count=13)
     for i in (0, 2):  # clear 07-11, cloudy 08-20
-        with rasterio.open(tmp_path / f"S2L1C_{str(z['dates'][i])[:10].replace('-', '')}_13band.tif", "w",
-                           **prof) as dst:
+        with rasterio.open(
+            tmp_path / f"S2L1C_{str(z['dates'][i])[:10].replace('-', '')}_13band.tif", "w", **prof
+        ) as dst:
             dst.write(np.concatenate([z["bands"][i], z["b10_cirrus"][i][None]]))
     stack = LocalGeoTIFFSource(tmp_path, cloud_mask=CloudMaskConfig()).load(tile, SUMMER)
     r, c, inside = _nearest(slovenia, tile)
@@ -107,9 +114,12 @@ def test_thirteenth_band_feeds_s2cloudless(slovenia: dict[str, Any], tile: Tile,
         LocalGeoTIFFSource(slovenia["folder"], cloud_mask=CloudMaskConfig()).load(tile, SUMMER)
 
 
-@pytest.mark.parametrize(("count", "dtype", "match"), [(4, "uint16", "has 4 bands"), (12, "float32", "is float32")])
-def test_validation_errors(slovenia: dict[str, Any], tile: Tile, tmp_path: Path, count: int, dtype: str,
-                           match: str) -> None:
+@pytest.mark.parametrize(
+    ("count", "dtype", "match"), [(4, "uint16", "has 4 bands"), (12, "float32", "is float32")]
+)
+def test_validation_errors(
+    slovenia: dict[str, Any], tile: Tile, tmp_path: Path, count: int, dtype: str, match: str
+) -> None:
     prof = dict(slovenia["profile"], count=count, dtype=dtype)
     with rasterio.open(tmp_path / "x_20150711.tif", "w", **prof) as dst:
         dst.write(np.ones((count, 101, 100), dtype=dtype))
@@ -134,12 +144,15 @@ def test_a_folder_without_dated_scenes_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ImageryError, match="no scene in") as err:
         LocalGeoTIFFSource(tmp_path).validate()
     (tmp_path / "2021-01-05.tif").write_bytes(b"")
-    with pytest.raises(ImageryError, match="1 GeoTIFF.* without a YYYYMMDD date in the name, e.g. '2021-01-05.tif'"):
+    with pytest.raises(
+        ImageryError, match="1 GeoTIFF.* without a YYYYMMDD date in the name, e.g. '2021-01-05.tif'"
+    ):
         LocalGeoTIFFSource(tmp_path).validate()
     assert "\n" not in str(err.value)
 
 
 # --- cloud shadows -------------------------------------------------------------------------------
+
 
 def _write_scene(path: Path, profile: dict[str, Any], arr: np.ndarray, tags: dict[str, str]) -> None:
     with rasterio.open(path, "w", **dict(profile, count=arr.shape[0])) as dst:
@@ -153,7 +166,8 @@ def _name(z: Any, i: int) -> str:
 
 
 def test_shadow_of_a_real_cloud_is_masked_with_the_sun_from_datetime(
-        slovenia: dict[str, Any], tile: Tile, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    slovenia: dict[str, Any], tile: Tile, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Three real dates; on 08-30 a real cloud (pasted from 08-20) casts a shadow (darkened pixels
     where the sun of the scene's DATETIME projects a 1 km high cloud). With the DATETIME tag the
     source masks the shadow, and only away from the sun; without any sun angle it keeps the cloud
@@ -169,8 +183,12 @@ def test_shadow_of_a_real_cloud_is_masked_with_the_sun_from_datetime(
         folder.mkdir()
         for i in dates:
             arr = scene.bands13 if i == 3 else np.concatenate([z["bands"][i], z["b10_cirrus"][i][None]])
-            _write_scene(folder / _name(z, i), slovenia["profile"], arr,
-                         {"DATETIME": str(z["dates"][i])} if tagged else {})
+            _write_scene(
+                folder / _name(z, i),
+                slovenia["profile"],
+                arr,
+                {"DATETIME": str(z["dates"][i])} if tagged else {},
+            )
     masked = LocalGeoTIFFSource(tmp_path / "tagged", cloud_mask=CloudMaskConfig()).load(tile, SUMMER)
     with caplog.at_level(logging.WARNING, logger="plastics_core.imagery.local"):
         bare = LocalGeoTIFFSource(tmp_path / "bare", cloud_mask=CloudMaskConfig()).load(tile, SUMMER)
@@ -207,8 +225,12 @@ def test_no_shadow_on_the_real_scenes(slovenia: dict[str, Any], tile: Tile, tmp_
     no cloud, cloudy ones are cloud), and the masks match the reference cloud masks."""
     z = slovenia["z"]
     for i in range(5):
-        _write_scene(tmp_path / _name(z, i), slovenia["profile"],
-                     np.concatenate([z["bands"][i], z["b10_cirrus"][i][None]]), {"DATETIME": str(z["dates"][i])})
+        _write_scene(
+            tmp_path / _name(z, i),
+            slovenia["profile"],
+            np.concatenate([z["bands"][i], z["b10_cirrus"][i][None]]),
+            {"DATETIME": str(z["dates"][i])},
+        )
     with_shadow = LocalGeoTIFFSource(tmp_path, cloud_mask=CloudMaskConfig()).load(tile, SUMMER)
     without = LocalGeoTIFFSource(tmp_path, cloud_mask=CloudMaskConfig(), shadow=None).load(tile, SUMMER)
     np.testing.assert_array_equal(with_shadow.mask, without.mask)
@@ -228,13 +250,22 @@ def _mtd_tl(path: Path, zenith: str, azimuth: str) -> None:
     )
 
 
-def test_sun_angle_sources_and_their_errors(slovenia: dict[str, Any], tile: Tile, tmp_path: Path,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_sun_angle_sources_and_their_errors(
+    slovenia: dict[str, Any], tile: Tile, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     z = slovenia["z"]
-    _write_scene(tmp_path / "a_20150711.tif", slovenia["profile"], z["bands"][0],
-                 {"DATETIME": str(z["dates"][0]), "SUN_AZIMUTH": "144.0", "SUN_ELEVATION": "62.5"})
-    _write_scene(tmp_path / "b_20150731.tif", slovenia["profile"], z["bands"][1], {"DATETIME": str(z["dates"][1])})
-    _write_scene(tmp_path / "c_20150820.tif", slovenia["profile"], z["bands"][2], {"DATETIME": "2015-09-20T10:00:00"})
+    _write_scene(
+        tmp_path / "a_20150711.tif",
+        slovenia["profile"],
+        z["bands"][0],
+        {"DATETIME": str(z["dates"][0]), "SUN_AZIMUTH": "144.0", "SUN_ELEVATION": "62.5"},
+    )
+    _write_scene(
+        tmp_path / "b_20150731.tif", slovenia["profile"], z["bands"][1], {"DATETIME": str(z["dates"][1])}
+    )
+    _write_scene(
+        tmp_path / "c_20150820.tif", slovenia["profile"], z["bands"][2], {"DATETIME": "2015-09-20T10:00:00"}
+    )
     src = LocalGeoTIFFSource(tmp_path)
     a, b, c = src.scenes()
     assert src.sun_angles([a], tile) == (144.0, 27.5)  # SUN_* tags win over DATETIME

@@ -36,8 +36,20 @@ from plastics_core.retry import RetryBudgetExceeded, RetryPolicy, is_transient, 
 from tests._grid import largest_overlap_tile, source_pixels_under
 
 FAST = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
-KEYS = ("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3",
-        "nir", "nir08", "nir09", "swir16", "swir22")
+KEYS = (
+    "coastal",
+    "blue",
+    "green",
+    "red",
+    "rededge1",
+    "rededge2",
+    "rededge3",
+    "nir",
+    "nir08",
+    "nir09",
+    "swir16",
+    "swir22",
+)
 SUMMER = Period(dt.date(2015, 7, 1), dt.date(2015, 10, 1))
 
 
@@ -66,14 +78,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         base = self.server.base
-        self._send(200, {
-            "type": "Catalog", "id": "local-earth-search", "stac_version": "1.0.0", "description": "test",
-            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
-                           "https://api.stacspec.org/v1.0.0/item-search#query"],
-            "links": [{"rel": "self", "href": base}, {"rel": "root", "href": base},
-                      {"rel": "search", "href": f"{base}/search", "method": "POST",
-                       "type": "application/geo+json"}],
-        })
+        self._send(
+            200,
+            {
+                "type": "Catalog",
+                "id": "local-earth-search",
+                "stac_version": "1.0.0",
+                "description": "test",
+                "conformsTo": [
+                    "https://api.stacspec.org/v1.0.0/core",
+                    "https://api.stacspec.org/v1.0.0/item-search",
+                    "https://api.stacspec.org/v1.0.0/item-search#query",
+                ],
+                "links": [
+                    {"rel": "self", "href": base},
+                    {"rel": "root", "href": base},
+                    {
+                        "rel": "search",
+                        "href": f"{base}/search",
+                        "method": "POST",
+                        "type": "application/geo+json",
+                    },
+                ],
+            },
+        )
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -86,13 +114,27 @@ class _Handler(BaseHTTPRequestHandler):
         resp["features"] = self.server.features
         resp["links"] = [{"rel": "root", "href": self.server.base}]
         resp["numberMatched"] = resp["numberReturned"] = len(self.server.features)
-        resp["context"] = {"limit": 100, "matched": len(self.server.features), "returned": len(self.server.features)}
+        resp["context"] = {
+            "limit": 100,
+            "matched": len(self.server.features),
+            "returned": len(self.server.features),
+        }
         self._send(200, resp, "application/geo+json")
 
 
 def _write(path: Path, arr: np.ndarray, crs: str, transform: Affine) -> str:
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1,
-                       dtype="uint16", crs=crs, transform=transform, nodata=0) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=arr.shape[1],
+        height=arr.shape[0],
+        count=1,
+        dtype="uint16",
+        crs=crs,
+        transform=transform,
+        nodata=0,
+    ) as dst:
         dst.write(arr.astype(np.uint16), 1)
     return str(path)
 
@@ -103,15 +145,24 @@ def fixture(shared_dir: Path) -> dict[str, Any]:
     with rasterio.open(shared_dir / "data" / "s2l1c_slovenia_2015" / "S2L1C_20150711_12band.tif") as src:
         transform, crs, bounds = src.transform, str(src.crs), src.bounds
     lonlat = box(*transform_bounds(crs, "EPSG:4326", *bounds))
-    return {"bands": z["bands"], "cirrus": z["b10_cirrus"], "transform": transform, "crs": crs, "lonlat": lonlat}
+    return {
+        "bands": z["bands"],
+        "cirrus": z["b10_cirrus"],
+        "transform": transform,
+        "crs": crs,
+        "lonlat": lonlat,
+    }
 
 
 @pytest.fixture(scope="module")
-def items(fixture: dict[str, Any], shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+def items(
+    fixture: dict[str, Any], shared_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[dict[str, Any]]:
     """Six items: 07-11 split in two halves (same solar day), two cloudy days, 08-30 at
     baseline 04.00 (files carry +1000 DN), 09-09 acquired 23:30 UTC on 09-08 (solar 09-09)."""
-    real = json.loads((shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
-                      .read_text())["features"][0]
+    real = json.loads(
+        (shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json").read_text()
+    )["features"][0]
     tmp = tmp_path_factory.mktemp("stac_assets")
     bands, cirrus = fixture["bands"], fixture["cirrus"]
     specs = [  # (id, scene index, datetime, cloud cover, baseline, column slice)
@@ -127,23 +178,27 @@ def items(fixture: dict[str, Any], shared_dir: Path, tmp_path_factory: pytest.Te
         item = copy.deepcopy(real)
         item["id"] = f"S2A_33TVM_{name}_L1C"
         item["geometry"], item["bbox"] = mapping(fixture["lonlat"]), list(fixture["lonlat"].bounds)
-        item["properties"].update({"datetime": when, "eo:cloud_cover": cc, "s2:processing_baseline": baseline,
-                                   "proj:epsg": 32633})
+        item["properties"].update(
+            {"datetime": when, "eo:cloud_cover": cc, "s2:processing_baseline": baseline, "proj:epsg": 32633}
+        )
         layers = dict(zip(KEYS, bands[i], strict=True)) | {"cirrus": cirrus[i]}
         for key, arr in layers.items():
             cut = np.zeros_like(arr)
             cut[:, cols] = arr[:, cols]
             if baseline >= "04.00":
                 cut = np.where(cut > 0, cut.astype(np.int32) + 1000, 0)
-            item["assets"][key]["href"] = _write(tmp / f"{name}_{key}.tif", cut, fixture["crs"], fixture["transform"])
+            item["assets"][key]["href"] = _write(
+                tmp / f"{name}_{key}.tif", cut, fixture["crs"], fixture["transform"]
+            )
         out.append(item)
     return out
 
 
 @pytest.fixture()
 def server(items: list[dict[str, Any]], shared_dir: Path) -> Iterator[_Stac]:
-    template = json.loads((shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
-                          .read_text())
+    template = json.loads(
+        (shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json").read_text()
+    )
     srv = _Stac(("127.0.0.1", 0), _Handler)
     srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
     srv.features, srv.template, srv.searches = items, template, []
@@ -166,14 +221,21 @@ def _expected(fixture: dict[str, Any], tile: Tile) -> tuple[np.ndarray, np.ndarr
 
 
 def _source(server: _Stac, **kw: Any) -> StacSource:
-    return StacSource(StacConfig(url=server.base, retry=FAST, requester_pays=False, asset_schemes=("file",)), **kw)
+    return StacSource(
+        StacConfig(url=server.base, retry=FAST, requester_pays=False, asset_schemes=("file",)), **kw
+    )
 
 
 def test_load_values_on_tile_grid(server: _Stac, fixture: dict[str, Any], tile: Tile) -> None:
     stack = _source(server, max_cloud_cover=100.0).load(tile, SUMMER)
     assert stack.crs == tile.crs and stack.transform == tile.transform and stack.shape == tile.shape
-    assert stack.dates == (dt.date(2015, 7, 11), dt.date(2015, 7, 31), dt.date(2015, 8, 20),
-                           dt.date(2015, 8, 30), dt.date(2015, 9, 9))
+    assert stack.dates == (
+        dt.date(2015, 7, 11),
+        dt.date(2015, 7, 31),
+        dt.date(2015, 8, 20),
+        dt.date(2015, 8, 30),
+        dt.date(2015, 9, 9),
+    )
     assert stack.scene_ids[0] == "S2A_33TVM_A_left_L1C+S2A_33TVM_A_right_L1C"
     assert stack.data.dtype == np.uint16
     r, c, inside = _expected(fixture, tile)
@@ -234,17 +296,36 @@ def test_empty_period_is_not_an_error(server: _Stac, tile: Tile) -> None:
 
 
 def test_missing_asset_is_one_line_error(server: _Stac, tile: Tile) -> None:
-    src = _source(server, asset_keys=("coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3",
-                                      "nir", "nir08", "nir09", "swir16", "B12"))
+    src = _source(
+        server,
+        asset_keys=(
+            "coastal",
+            "blue",
+            "green",
+            "red",
+            "rededge1",
+            "rededge2",
+            "rededge3",
+            "nir",
+            "nir08",
+            "nir09",
+            "swir16",
+            "B12",
+        ),
+    )
     with pytest.raises(ImageryError, match="has no asset 'B12'"):
         src.load(tile, SUMMER)
 
 
 def test_harmonization_rules() -> None:
     assert parse_baseline("05.10") == pytest.approx(5.1) and parse_baseline("N0400") == 4.0
-    assert parse_baseline("S2B_MSIL1C_20240206T131259_N0510_R081_T27VWK_20240206T133903.SAFE") == pytest.approx(5.1)
+    assert parse_baseline(
+        "S2B_MSIL1C_20240206T131259_N0510_R081_T27VWK_20240206T133903.SAFE"
+    ) == pytest.approx(5.1)
     assert needs_offset_removal("04.00") and not needs_offset_removal("03.01", dt.date(2023, 1, 1))
-    assert needs_offset_removal(None, dt.date(2022, 1, 25)) and not needs_offset_removal(None, dt.date(2021, 1, 1))
+    assert needs_offset_removal(None, dt.date(2022, 1, 25)) and not needs_offset_removal(
+        None, dt.date(2021, 1, 1)
+    )
     dn = np.array([0, 1000, 1001, 2500], np.uint16)
     np.testing.assert_array_equal(harmonize_dn(dn, True), [0, 1, 1, 1500])
     np.testing.assert_array_equal(harmonize_dn(dn, False), dn)
@@ -272,7 +353,9 @@ def test_retry_policy_units() -> None:
     with pytest.raises(KeyError):  # not transient: no retry
         retry_call(lambda: empty["k"], what="x", policy=policy, sleep=sleeps.append)
     assert len(sleeps) == 2
-    assert is_transient(OSError("CURL error: HTTP response code: 503")) and not is_transient(OSError("404 Not Found"))
+    assert is_transient(OSError("CURL error: HTTP response code: 503")) and not is_transient(
+        OSError("404 Not Found")
+    )
     assert not is_transient(ImageryError("bad band"))
     assert redact("GET https://u:p@host/x.tif?sig=abc failed") == "GET https://***@host/x.tif?sig=*** failed"
 
@@ -297,8 +380,16 @@ def test_collection_choice_from_resource_config() -> None:
     pc = ImagerySourceResource(kind="stac", collection="sentinel-2-l2a").get_source()
     assert pc.config.url == PLANETARY_COMPUTER and pc.config.scl_asset == "SCL"
     es = stac_source("https://earth-search.aws.element84.com/v1", "sentinel-2-l2a")
-    assert es.config.collection == "sentinel-2-l2a" and es.config.scl_asset == "scl" and not es.config.requester_pays
-    assert ImagerySourceResource(kind="stac", collection="sentinel-2-l2a").source_name().endswith("#sentinel-2-l2a")
+    assert (
+        es.config.collection == "sentinel-2-l2a"
+        and es.config.scl_asset == "scl"
+        and not es.config.requester_pays
+    )
+    assert (
+        ImagerySourceResource(kind="stac", collection="sentinel-2-l2a")
+        .source_name()
+        .endswith("#sentinel-2-l2a")
+    )
     assert ImagerySourceResource(kind="stac").source_name() == "stac"  # the L1C default keeps old run hashes
     with pytest.raises(ParameterError, match="unknown STAC collection"):
         stac_source(None, "landsat-c2-l2")
@@ -314,12 +405,14 @@ def test_footprint_coverage_of_a_real_swath_edge(shared_dir: Path) -> None:
     from plastics_core.geo.tiles import plan_tiles
     from plastics_core.imagery.stac_catalog import footprint_coverage
 
-    item = json.loads((shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
-                      .read_text())["features"][0]
+    item = json.loads(
+        (shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json").read_text()
+    )["features"][0]
     lonlat = shape(item["geometry"])
     tiles = [t for t in plan_tiles(lonlat) if str(t.crs) == "EPSG:32627"]
     assert len(tiles) > 10
     from pyproj import Transformer
+
     utm = reproject(Transformer.from_crs("EPSG:4326", "EPSG:32627", always_xy=True).transform, lonlat)
     shares = []
     for t in tiles:
@@ -334,15 +427,23 @@ def test_footprint_coverage_of_a_real_swath_edge(shared_dir: Path) -> None:
     assert footprint_coverage([], "EPSG:32627", tiles[0].bounds) == 0.0
     left, bottom, right, top = tiles[0].bounds  # a self-intersecting "bow tie" over the tile: two quarters
     to_ll = Transformer.from_crs("EPSG:32627", "EPSG:4326", always_xy=True).transform
-    bowtie = [list(to_ll(x, y)) for x, y in ((left, bottom), (right, top), (right, bottom), (left, top), (left, bottom))]
+    bowtie = [
+        list(to_ll(x, y))
+        for x, y in ((left, bottom), (right, top), (right, bottom), (left, top), (left, bottom))
+    ]
     crossed = {**item, "geometry": {"type": "Polygon", "coordinates": [bowtie]}}
     assert footprint_coverage([crossed], "EPSG:32627", tiles[0].bounds) == pytest.approx(0.5, abs=0.01)
-    assert footprint_coverage([{k: v for k, v in item.items() if k != "geometry"}], "EPSG:32627",
-                              tiles[0].bounds) == 1.0  # no footprint: nothing can be ruled out
+    assert (
+        footprint_coverage(
+            [{k: v for k, v in item.items() if k != "geometry"}], "EPSG:32627", tiles[0].bounds
+        )
+        == 1.0
+    )  # no footprint: nothing can be ruled out
 
 
-def test_min_coverage_drops_days_before_reading(server: _Stac, items: list[dict[str, Any]], fixture: dict[str, Any],
-                                                tile: Tile) -> None:
+def test_min_coverage_drops_days_before_reading(
+    server: _Stac, items: list[dict[str, Any]], fixture: dict[str, Any], tile: Tile
+) -> None:
     """A day whose footprints (the union of its items') cover less than ``min_coverage`` of the tile
     is dropped before any of its pixels is read (its hrefs lead nowhere); a day split over two
     items counts their union."""
@@ -350,8 +451,11 @@ def test_min_coverage_drops_days_before_reading(server: _Stac, items: list[dict[
 
     west, south, east, north = fixture["lonlat"].bounds
     mid = (west + east) / 2
-    parts = {"S2A_33TVM_A_left_L1C": box(west, south, mid, north), "S2A_33TVM_A_right_L1C": box(mid, south, east, north),
-             "S2A_33TVM_D_L1C": box(west, south, (3 * west + east) / 4, north)}
+    parts = {
+        "S2A_33TVM_A_left_L1C": box(west, south, mid, north),
+        "S2A_33TVM_A_right_L1C": box(mid, south, east, north),
+        "S2A_33TVM_D_L1C": box(west, south, (3 * west + east) / 4, north),
+    }
     edited = copy.deepcopy(items)
     for item in edited:
         if item["id"] in parts:
@@ -394,22 +498,26 @@ def test_scene_selection_from_resource_config() -> None:
         StacConfig(min_coverage=2)
 
 
-@pytest.mark.parametrize(("change", "match"), [
-    ({"id": None}, "non-empty string id"),
-    ({"id": ""}, "non-empty string id"),
-    ({"properties": None}, "no properties object"),
-    ({"properties": []}, "no properties object"),
-    ({"properties.eo:cloud_cover": "abc"}, "eo:cloud_cover 'abc'"),
-    ({"properties.eo:cloud_cover": [1]}, "eo:cloud_cover"),
-    ({"properties.eo:cloud_cover": float("nan")}, "eo:cloud_cover nan"),
-    ({"properties.eo:cloud_cover": 150.0}, "eo:cloud_cover 150"),
-    ({"properties.eo:cloud_cover": True}, "eo:cloud_cover True"),
-    ({"properties.datetime": "yesterday"}, "not an ISO 8601 time"),
-    ({"properties.datetime": 12345}, "not an ISO 8601 time"),
-    ({"geometry": {"type": "Polygon", "coordinates": "x"}}, "malformed geometry"),
-])
-def test_malformed_catalog_items_are_one_line_errors(items: list[dict[str, Any]], fixture: dict[str, Any],
-                                                     change: dict[str, Any], match: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"id": None}, "non-empty string id"),
+        ({"id": ""}, "non-empty string id"),
+        ({"properties": None}, "no properties object"),
+        ({"properties": []}, "no properties object"),
+        ({"properties.eo:cloud_cover": "abc"}, "eo:cloud_cover 'abc'"),
+        ({"properties.eo:cloud_cover": [1]}, "eo:cloud_cover"),
+        ({"properties.eo:cloud_cover": float("nan")}, "eo:cloud_cover nan"),
+        ({"properties.eo:cloud_cover": 150.0}, "eo:cloud_cover 150"),
+        ({"properties.eo:cloud_cover": True}, "eo:cloud_cover True"),
+        ({"properties.datetime": "yesterday"}, "not an ISO 8601 time"),
+        ({"properties.datetime": 12345}, "not an ISO 8601 time"),
+        ({"geometry": {"type": "Polygon", "coordinates": "x"}}, "malformed geometry"),
+    ],
+)
+def test_malformed_catalog_items_are_one_line_errors(
+    items: list[dict[str, Any]], fixture: dict[str, Any], change: dict[str, Any], match: str
+) -> None:
     """Catalog answers are untrusted: a malformed item is one ImageryError line naming the field,
     never a traceback from deep inside (nor a NaN cloud cover slipping through the filter)."""
     from plastics_core.imagery.stac_catalog import filter_items
@@ -444,15 +552,26 @@ def test_one_source_name_however_it_is_spelled(tmp_path: Path, monkeypatch: pyte
 
     (tmp_path / "tifs").mkdir()
     monkeypatch.chdir(tmp_path)
-    names = {ImagerySourceResource(kind="local", path=p).source_name() for p in ("tifs", "./tifs", str(tmp_path / "tifs"))}
+    names = {
+        ImagerySourceResource(kind="local", path=p).source_name()
+        for p in ("tifs", "./tifs", str(tmp_path / "tifs"))
+    }
     assert names == {f"local:{tmp_path / 'tifs'}"}
     assert ImagerySourceResource(kind="stac", path=EARTH_SEARCH_V1 + "/").source_name() == "stac"
-    assert ImagerySourceResource(kind="stac", path="http://127.0.0.1:1/stac/").source_name() == "stac:http://127.0.0.1:1/stac"
+    assert (
+        ImagerySourceResource(kind="stac", path="http://127.0.0.1:1/stac/").source_name()
+        == "stac:http://127.0.0.1:1/stac"
+    )
     monkeypatch.setenv("PLASTICS_IMAGERY_PATH", "/data/tifs")  # exported for another kind: not earthone's
     assert ImagerySourceResource(kind="earthone").source_name() == "earthone"
-    for kind, extra in (("local", {"granule_cache": "/cache"}), ("local", {"collection": "sentinel-2-l2a"}),
-                        ("stac", {"seed": 7}), ("stac", {"plant_tpa": False}), ("synthetic", {"path": "/x"}),
-                        ("earthone", {"path": "/x"})):
+    for kind, extra in (
+        ("local", {"granule_cache": "/cache"}),
+        ("local", {"collection": "sentinel-2-l2a"}),
+        ("stac", {"seed": 7}),
+        ("stac", {"plant_tpa": False}),
+        ("synthetic", {"path": "/x"}),
+        ("earthone", {"path": "/x"}),
+    ):
         with pytest.raises(ImageryError, match=f"apply to imagery kind .* only, not '{kind}'") as info:
             ImagerySourceResource(kind=kind, **extra).source_name()
         assert "\n" not in str(info.value)

@@ -45,8 +45,11 @@ KEY = partition_key(ROI, WINDOW)
 
 
 def _points() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"name": ["a", "b"], "score": [0.9, 0.4]},
-                            geometry=[Point(115.342, -8.567), Point(115.355, -8.556)], crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        {"name": ["a", "b"], "score": [0.9, 0.4]},
+        geometry=[Point(115.342, -8.567), Point(115.355, -8.556)],
+        crs="EPSG:4326",
+    )
 
 
 def _raster(name: str, x0: float) -> Raster:
@@ -86,8 +89,12 @@ def registry_asset() -> gpd.GeoDataFrame:
 
 
 def _resources(store: str) -> dict[str, Any]:
-    return {"params": DetectionParams(), "imagery": ImagerySourceResource(kind="synthetic"),
-            "store": StoreResource(location=store), **io_managers()}
+    return {
+        "params": DetectionParams(),
+        "imagery": ImagerySourceResource(kind="synthetic"),
+        "store": StoreResource(location=store),
+        **io_managers(),
+    }
 
 
 def _instance() -> DagsterInstance:
@@ -102,8 +109,12 @@ def _run_hash(store: str) -> str:
 
 def _layout_roundtrip(store: str) -> None:
     LOADED.clear()
-    result = materialize([blobs_asset, candidates_asset, heatmaps_asset, reader_asset], partition_key=KEY,
-                         resources=_resources(store), instance=_instance())
+    result = materialize(
+        [blobs_asset, candidates_asset, heatmaps_asset, reader_asset],
+        partition_key=KEY,
+        resources=_resources(store),
+        instance=_instance(),
+    )
     assert result.success
     root, run_hash = store_path(store), _run_hash(store)
     for name in ("blobs", "candidates"):
@@ -112,11 +123,17 @@ def _layout_roundtrip(store: str) -> None:
         meta = result.asset_materializations_for_node(name)[0].metadata
         assert meta["run_hash"].value == run_hash
         assert str(meta["path"].value) == str(path)
-    assert stored_run_hashes(asset_path(root, "blobs", ROI, WINDOW, run_hash).parent, ".geojson") == [run_hash]
+    assert stored_run_hashes(asset_path(root, "blobs", ROI, WINDOW, run_hash).parent, ".geojson") == [
+        run_hash
+    ]
     assert list(LOADED["blobs"]["name"]) == ["a", "b"] and LOADED["blobs"].crs.to_epsg() == 4326
     folder = asset_path(root, "heatmaps", ROI, WINDOW, run_hash)
-    assert sorted(p.name for p in folder.iterdir()) == ["1_0_10.0_50_0_0.tif", "1_0_10.0_50_0_1.tif",
-                                                        "mosaic.vrt", "tiles.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "1_0_10.0_50_0_0.tif",
+        "1_0_10.0_50_0_1.tif",
+        "mosaic.vrt",
+        "tiles.json",
+    ]
     back = LOADED["heatmaps"]
     assert [r.name for r in back] == ["1:0:10.0:50:0:0", "1:0:10.0:50:0:1"]
     np.testing.assert_array_equal(back[1].data, _raster("x", 0).data)
@@ -139,15 +156,26 @@ def test_each_format_lands_at_the_layout_path_s3(s3_store: str) -> None:
 
 def test_roi_only_partition_has_no_window_folder(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
-    assert materialize([registry_asset], partition_key=ROI, resources=_resources(store), instance=_instance()).success
-    assert [p.relative_to(tmp_path / "store").as_posix() for p in (tmp_path / "store").rglob("*.geojson")
-            if "rois" not in p.parts] == [f"site_registry/{ROI}/{_run_hash(store)}.geojson"]
+    assert materialize(
+        [registry_asset], partition_key=ROI, resources=_resources(store), instance=_instance()
+    ).success
+    assert [
+        p.relative_to(tmp_path / "store").as_posix()
+        for p in (tmp_path / "store").rglob("*.geojson")
+        if "rois" not in p.parts
+    ] == [f"site_registry/{ROI}/{_run_hash(store)}.geojson"]
 
 
 def test_missing_upstream_names_the_asset_to_materialize(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
-    result = materialize([blobs_asset, candidates_asset], selection=["candidates"], partition_key=KEY,
-                         resources=_resources(store), instance=_instance(), raise_on_error=False)
+    result = materialize(
+        [blobs_asset, candidates_asset],
+        selection=["candidates"],
+        partition_key=KEY,
+        resources=_resources(store),
+        instance=_instance(),
+        raise_on_error=False,
+    )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = failure.step_failure_data.error.message if failure.step_failure_data.error else ""
@@ -161,13 +189,17 @@ def test_layout_rejects_segments_leaving_their_folder(tmp_path: Path) -> None:
     for bad in ("..", "", "a/b"):
         with pytest.raises(ParameterError, match="cannot name a folder"):
             asset_path(root, "blobs", bad, WINDOW, "abc123def456", ".geojson")
-    assert asset_path(root, "site_registry", ROI, None, "abc123def456", ".csv") == \
-        root / "site_registry" / ROI / "abc123def456.csv"
+    assert (
+        asset_path(root, "site_registry", ROI, None, "abc123def456", ".csv")
+        == root / "site_registry" / ROI / "abc123def456.csv"
+    )
 
 
 @op(out=DynamicOut(str, io_manager_key=STEP_IO_MANAGER_KEY))
 def fan_out() -> list[DynamicOutput[str]]:
-    return [DynamicOutput(k, mapping_key=f"t{i}") for i, k in enumerate(("1:0:10.0:50:0:0", "1:0:10.0:50:0:1"))]
+    return [
+        DynamicOutput(k, mapping_key=f"t{i}") for i, k in enumerate(("1:0:10.0:50:0:0", "1:0:10.0:50:0:1"))
+    ]
 
 
 @op(ins={"key": In(str)}, out=Out(dict, io_manager_key=STEP_IO_MANAGER_KEY))
@@ -188,7 +220,9 @@ def _step_job(store: str) -> Any:
     return steps
 
 
-def test_step_outputs_local_go_to_the_instance_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_step_outputs_local_go_to_the_instance_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PLASTICS_STEP_STORE", raising=False)
     instance = DagsterInstance.ephemeral(tempdir=str(tmp_path / "home"))
     result = _step_job(str(tmp_path / "store")).execute_in_process(instance=instance)
@@ -205,7 +239,9 @@ def test_step_outputs_on_s3_through_the_endpoint(s3_store: str, monkeypatch: pyt
     monkeypatch.setenv("PLASTICS_STEP_STORE", "s3://plastics/steps")
     result = _step_job(s3_store).execute_in_process(instance=DagsterInstance.ephemeral())
     assert result.success
-    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="plastics", Prefix="steps/")["Contents"]]
+    keys = [
+        o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="plastics", Prefix="steps/")["Contents"]
+    ]
     # S3PickleIOManager's <prefix>/storage/<run_id>/<step key>/<output>[/<mapping key>]
     assert f"steps/storage/{result.run_id}/per_tile--t0/result" in keys, keys
     assert f"steps/storage/{result.run_id}/fan_out/result/t1" in keys, keys

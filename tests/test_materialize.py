@@ -23,7 +23,9 @@ def run(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> dict[str,
 
     store = tmp_path_factory.mktemp("store")
     instance = DagsterInstance.ephemeral()
-    summary = materialize_partition("test_patch", WINDOW, store=str(store), imagery="synthetic", instance=instance)
+    summary = materialize_partition(
+        "test_patch", WINDOW, store=str(store), imagery="synthetic", instance=instance
+    )
     return {"summary": summary, "store": store, "instance": instance}
 
 
@@ -32,7 +34,9 @@ def test_window_is_the_median_of_eight_pairs(run: dict[str, Any]) -> None:
     assert summary.pairs == 8 and summary.pairs_computed == 8 * summary.tiles
     folder = run["store"] / "heatmaps" / "test_patch" / WINDOW / summary.run_hash
     raster = read_raster(sorted(folder.glob("*.tif"))[0])
-    assert len(raster.band_descriptions) == 9 and raster.band_descriptions[0].startswith("2019-04-01_2019-07-01|")
+    assert len(raster.band_descriptions) == 9 and raster.band_descriptions[0].startswith(
+        "2019-04-01_2019-07-01|"
+    )
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(raster.data[-1], np.nanmedian(raster.data[:-1], axis=0))
 
@@ -41,8 +45,14 @@ def test_next_window_computes_one_new_pair_per_tile(run: dict[str, Any]) -> None
     """Window W+1 after W: the 7 shared quarters are reused from the store, one pair per tile is new."""
     from plastics_dagster.runner import materialize_partition
 
-    summary = materialize_partition("test_patch", "2021-04-01", store=str(run["store"]), imagery="synthetic",
-                                    instance=run["instance"], registry=False)
+    summary = materialize_partition(
+        "test_patch",
+        "2021-04-01",
+        store=str(run["store"]),
+        imagery="synthetic",
+        instance=run["instance"],
+        registry=False,
+    )
     assert summary.success and summary.pairs == 8
     assert summary.pairs_computed == summary.tiles == run["summary"].tiles
     assert list(summary.timings["pairs_s"]) == ["2021-04-01"]
@@ -57,11 +67,15 @@ def test_planted_site_found(run: dict[str, Any], gpw_dir: Path) -> None:
     summary = run["summary"]
     assert summary.success and summary.tiles >= 1 and not summary.checks_failed
     site = gpd.GeoSeries([_temesi(gpw_dir).centroid], crs="EPSG:4326").to_crs("EPSG:32750").iloc[0]
-    pts = gpd.GeoSeries(gpd.points_from_xy([c["lon"] for c in summary.candidates], [c["lat"] for c in summary.candidates]),
-                        crs="EPSG:4326").to_crs("EPSG:32750")
+    pts = gpd.GeoSeries(
+        gpd.points_from_xy([c["lon"] for c in summary.candidates], [c["lat"] for c in summary.candidates]),
+        crs="EPSG:4326",
+    ).to_crs("EPSG:32750")
     assert len(pts) and float(pts.distance(site).min()) < 50.0, summary.candidates
     assert summary.contour_area_km2 > 0
-    assert summary.geocode_status == ["nearest_place"] * len(summary.candidates)  # the default offline geocoder
+    assert summary.geocode_status == ["nearest_place"] * len(
+        summary.candidates
+    )  # the default offline geocoder
 
 
 def test_store_layout_and_manifest(run: dict[str, Any]) -> None:
@@ -71,7 +85,9 @@ def test_store_layout_and_manifest(run: dict[str, Any]) -> None:
         doc = json.loads((store / asset / "test_patch" / WINDOW / f"{h}.geojson").read_text())
         assert doc["type"] == "FeatureCollection"
     manifest = json.loads((store / "descartes_run" / "test_patch" / WINDOW / f"{h}.json").read_text())
-    assert manifest["run_hash"] == h and manifest["backend"] == "local" and manifest["executor"] == "in-process"
+    assert (
+        manifest["run_hash"] == h and manifest["backend"] == "local" and manifest["executor"] == "in-process"
+    )
     assert manifest["periods"] == ["2021-01-01_2021-04-01", "2021-07-01_2021-10-01"]  # this quarter's pair
     assert manifest["params"]["model"] == "spectrogram_v0.0.11_2021-07-13.h5"
     assert all(len(sha) == 64 for sha in manifest["models"].values())
@@ -105,9 +121,13 @@ def test_rematerialize_sites_is_byte_identical(run: dict[str, Any]) -> None:
 
     store: Path = run["store"]
     before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
-    result = materialize(ALL_ASSETS, selection=AssetSelection.groups("sites"), instance=run["instance"],
-                         partition_key=partition_key("test_patch", WINDOW),
-                         resources=default_resources(store=StoreResource(location=str(store))))
+    result = materialize(
+        ALL_ASSETS,
+        selection=AssetSelection.groups("sites"),
+        instance=run["instance"],
+        partition_key=partition_key("test_patch", WINDOW),
+        resources=default_resources(store=StoreResource(location=str(store))),
+    )
     assert result.success
     after = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
     assert after.keys() == before.keys()
@@ -116,7 +136,11 @@ def test_rematerialize_sites_is_byte_identical(run: dict[str, Any]) -> None:
 
 def _run_id(instance: DagsterInstance) -> str:
     """The window's run (not one of the per-quarter descartes_run runs before it)."""
-    runs = [r for r in instance.get_runs() if r.tags.get("plastics/window") == WINDOW and "plastics/pair" not in r.tags]
+    runs = [
+        r
+        for r in instance.get_runs()
+        if r.tags.get("plastics/window") == WINDOW and "plastics/pair" not in r.tags
+    ]
     return runs[-1].run_id  # runs are newest first: the first such run
 
 

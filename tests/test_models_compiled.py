@@ -199,8 +199,13 @@ def test_fast_precision_same_blobs_and_candidates_on_demo_tile(gpw_dir: Path, mo
     for prec in ("exact", "fast"):  # run_tile's heatmap and patch steps, composites shared
         pixel.device = patch.device = "jax"
         pixel.precision = patch.precision = prec
-        res = [(pixel_heatmap(c, [(0, 1)], pixel), patch_scores(c, [(0, 1)], patch, params.stride,
-                                                                  params.max_masked)) for c in comps]
+        res = [
+            (
+                pixel_heatmap(c, [(0, 1)], pixel),
+                patch_scores(c, [(0, 1)], patch, params.stride, params.max_masked),
+            )
+            for c in comps
+        ]
         blobs = P.find_blobs([h for h, _ in res], params)
         patches = gpd.GeoDataFrame(gpd.pd.concat([p for _, p in res], ignore_index=True), crs="EPSG:4326")
         runs[prec] = ([h for h, _ in res], blobs, P.find_candidates(blobs, patches, params))
@@ -220,10 +225,17 @@ def test_inference_device_names_the_path_without_importing_tensorflow_on_cpu() -
     import subprocess
     import sys
 
-    code = ("import sys; from plastics_core.models.infer import inference_device; "
-            "print(inference_device('cpu'), inference_device('jax'), 'tensorflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1]).stdout.split()
+    code = (
+        "import sys; from plastics_core.models.infer import inference_device; "
+        "print(inference_device('cpu'), inference_device('jax'), 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout.split()
     import jax
 
     assert out == ["numpy:CPU", f"jax:{jax.default_backend()}", "False"]

@@ -108,7 +108,9 @@ def test_patch_grid_blocks_and_numpy_features(store: ModelStore, monkeypatch: py
     np.testing.assert_allclose(clf.net.grid(xn, whole.shape[0], whole.shape[1], clf.window), whole, atol=1e-5)
 
 
-def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keras_device_path_matches_numpy_and_predict(
+    store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The accelerator path (direct Keras calls in large batches; what a GPU worker runs) forced on
     the CPU: equal to keras predict and to the numpy path within 1e-5, for a model and the ensemble."""
     from plastics_core.models import ensemble, infer
@@ -136,7 +138,9 @@ def test_keras_device_path_matches_numpy_and_predict(store: ModelStore, monkeypa
     keras_out = clf.predict(x)
     assert calls and calls[-1][0] == len(x) and calls[-1][0] > 2 * calls[-1][1]  # really several batches
     np.testing.assert_allclose(keras_out, numpy_out, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(keras_out[:3000], keras_predict(clf.ref, x[:3000], batch_size=1024), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        keras_out[:3000], keras_predict(clf.ref, x[:3000], batch_size=1024), rtol=0, atol=1e-5
+    )
     ens = EnsembleClassifier.from_refs(store.resolve_ensemble(DEFAULT_ENSEMBLE))
     via_keras = ens.predict(x[:20_000])
     assert calls[-1][0] == 20_000  # the ensemble shares each batch: two batches, the last partial

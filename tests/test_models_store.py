@@ -120,8 +120,9 @@ def test_https_download_and_cache(models_dir: Path, http_root: tuple[str, Path],
     assert sorted(p.name for p in cache.iterdir()) == sorted([DEFAULT_ENSEMBLE, DEFAULT_MODEL])
 
 
-def test_https_corrupt_cache_file_is_fetched_again(models_dir: Path, http_root: tuple[str, Path],
-                                                   tmp_path: Path) -> None:
+def test_https_corrupt_cache_file_is_fetched_again(
+    models_dir: Path, http_root: tuple[str, Path], tmp_path: Path
+) -> None:
     """A cached file whose sha256 no longer matches is downloaded again; a verified one is not."""
     url, root = http_root
     (root / "models").mkdir()
@@ -160,8 +161,9 @@ def test_cache_dir_from_environment_at_run_time(monkeypatch: pytest.MonkeyPatch,
     assert ModelStore("https://example.invalid/m", cache_dir=tmp_path / "x").cache_dir == tmp_path / "x"
 
 
-def test_https_checksum_mismatch_leaves_no_cache_file(models_dir: Path, http_root: tuple[str, Path],
-                                                      tmp_path: Path) -> None:
+def test_https_checksum_mismatch_leaves_no_cache_file(
+    models_dir: Path, http_root: tuple[str, Path], tmp_path: Path
+) -> None:
     url, root = http_root
     bad = _corrupt_copy(models_dir, root / "models")
     cache = tmp_path / "cache"
@@ -180,8 +182,12 @@ def test_s3_store_via_moto(models_dir: Path, tmp_path: Path, monkeypatch: pytest
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": endpoint}.items():
+        for k, v in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": endpoint,
+        }.items():
             monkeypatch.setenv(k, v)
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         s3.create_bucket(Bucket="models")

@@ -36,7 +36,9 @@ def scenes(shared_dir: Path) -> list[Composite]:
         mask = clm[t] | (bands[t] == 0).all(axis=0)
         data = bands[t].astype(np.float32)
         data[:, mask] = 0.0
-        out.append(Composite(data, mask, Period(day, day + dt.timedelta(days=1)), str(z["crs"]), transform, 1))
+        out.append(
+            Composite(data, mask, Period(day, day + dt.timedelta(days=1)), str(z["crs"]), transform, 1)
+        )
     return out
 
 
@@ -59,7 +61,7 @@ def test_models_stay_below_half(scenes: list[Composite], models_dir: Path, which
     peak = float(clear.max())
     print(f"{ref.name}: max {peak:.4f}, p99.9 {np.quantile(clear, 0.999):.4f}, mean {clear.mean():.4f}")
     assert peak < 0.5, f"{ref.name}: {(clear >= 0.5).sum()} clear-pixel predictions >= 0.5 (max {peak:.3f})"
-    assert np.isnan(hm.data[len(CLEAR_PAIRS):-1]).all()  # cloudy dates: no predictions
+    assert np.isnan(hm.data[len(CLEAR_PAIRS) : -1]).all()  # cloudy dates: no predictions
     assert np.isfinite(hm.data[-1]).all() and float(np.nanmax(hm.data[-1])) < 0.5
 
 

@@ -39,7 +39,9 @@ def test_incomplete_and_future_windows_are_refused() -> None:
     from plastics_core.errors import ParameterError
 
     check_complete("2021-01-01", dt.date(2021, 10, 1) + dt.timedelta(days=IMAGERY_LAG_DAYS))
-    with pytest.raises(ParameterError, match="not complete until 2021-10-06.*newest complete window is 2020-10-01"):
+    with pytest.raises(
+        ParameterError, match="not complete until 2021-10-06.*newest complete window is 2020-10-01"
+    ):
         check_complete("2021-01-01", dt.date(2021, 10, 1))
     with pytest.raises(ParameterError, match="not complete"):
         check_complete("2040-01-01")
@@ -49,7 +51,11 @@ def test_cli_refuses_a_future_window_in_one_line(cli_env: Path) -> None:
     result = invoke("run", "--roi", "test_patch", "--window", "2040-01-01")
     assert result.exit_code == 2
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "window 2040-01-01 is not complete" in lines[0] and "Traceback" not in result.output
+    assert (
+        len(lines) == 1
+        and "window 2040-01-01 is not complete" in lines[0]
+        and "Traceback" not in result.output
+    )
 
 
 def test_instance_yaml_limits_runs_and_gpu_pool(cli_env: Path) -> None:
@@ -57,14 +63,18 @@ def test_instance_yaml_limits_runs_and_gpu_pool(cli_env: Path) -> None:
 
     instance = open_instance()
     cfg = instance.get_concurrency_config()
-    assert cfg.run_queue_config is not None and cfg.run_queue_config.max_concurrent_runs == MAX_CONCURRENT_RUNS
+    assert (
+        cfg.run_queue_config is not None and cfg.run_queue_config.max_concurrent_runs == MAX_CONCURRENT_RUNS
+    )
     assert cfg.pool_config.default_pool_limit == GPU_POOL_LIMIT
     assert instance.telemetry_enabled is False
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
     custom = "telemetry:\n  enabled: false\n"
     (cli_env / "home" / "dagster.yaml").write_text(custom)
     open_instance()
-    assert (cli_env / "home" / "dagster.yaml").read_text() == custom  # an operator's file is never overwritten
+    assert (
+        cli_env / "home" / "dagster.yaml"
+    ).read_text() == custom  # an operator's file is never overwritten
 
 
 def test_roi_remove_keeps_outputs_unless_purge(cli_env: Path, gpw_dir: Path) -> None:
@@ -89,14 +99,23 @@ def test_roi_remove_keeps_outputs_unless_purge(cli_env: Path, gpw_dir: Path) -> 
     assert result.exit_code == 0 and not (cli_env / "store" / "enriched_sites" / "other").exists()
     assert not (cli_env / "store" / "composites" / "other").exists()  # cached composites go too
     again = invoke("roi", "remove", "other")
-    assert again.exit_code == 2 and "is not registered" in again.output and len(again.output.strip().splitlines()) == 1
+    assert (
+        again.exit_code == 2
+        and "is not registered" in again.output
+        and len(again.output.strip().splitlines()) == 1
+    )
 
 
 def test_step_keys_are_short_and_unique() -> None:
     from plastics_dagster.tile_steps import mapping_key
 
     assert mapping_key("897:22:10.0:50:-21:-106") == "z50_xm21_ym106"
-    keys = ["897:22:10.0:50:-20:-105", "897:22:10.0:50:20:-105", "897:22:10.0:50:-20:105", "897:22:10.0:51:-20:105"]
+    keys = [
+        "897:22:10.0:50:-20:-105",
+        "897:22:10.0:50:20:-105",
+        "897:22:10.0:50:-20:105",
+        "897:22:10.0:51:-20:105",
+    ]
     assert len({mapping_key(k) for k in keys}) == 4
 
 
@@ -121,16 +140,18 @@ def test_automation_requests_new_partitions_and_follows_upstream() -> None:
         assert result.get_requested_partitions(dg.AssetKey(name)) == {str(partition_key("b", latest))}
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
     assert result.total_requested == 0  # requested once
-    instance.report_runless_asset_event(AssetMaterialization("enriched_sites", partition=str(partition_key("a", "2021-01-01"))))
+    instance.report_runless_asset_event(
+        AssetMaterialization("enriched_sites", partition=str(partition_key("a", "2021-01-01")))
+    )
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
     assert result.get_requested_partitions(dg.AssetKey("site_registry")) == {"a"}
-    assert result.get_requested_partitions(dg.AssetKey("published_sites")) == {"a"}  # automated like the registry
+    assert result.get_requested_partitions(dg.AssetKey("published_sites")) == {
+        "a"
+    }  # automated like the registry
     assert result.total_requested == 2  # an old window: its downstream detection assets are backfills
     sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
     assert sensors["registry_automation"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["detection_automation"].default_status == dg.DefaultSensorStatus.STOPPED
-
-
 
 
 def _step_failures(result: object) -> dict[str, object]:
@@ -146,14 +167,23 @@ def test_unregistered_roi_fails_in_one_step_with_one_line(tmp_path: Path) -> Non
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", ["ui_only"])
-    result = materialize(ALL_ASSETS, selection=["descartes_run"], partition_key=partition_key("ui_only", "2021-01-01"),
-                         instance=instance, raise_on_error=False,
-                         resources=default_resources(store=StoreResource(location=str(tmp_path / "store"))))
+    result = materialize(
+        ALL_ASSETS,
+        selection=["descartes_run"],
+        partition_key=partition_key("ui_only", "2021-01-01"),
+        instance=instance,
+        raise_on_error=False,
+        resources=default_resources(store=StoreResource(location=str(tmp_path / "store"))),
+    )
     failures = _step_failures(result)
     assert list(failures) == ["descartes_run.plan_tiles"]
     data: object = failures["descartes_run.plan_tiles"]
     desc = data.user_failure_data.description  # type: ignore[attr-defined]
-    assert desc.startswith("ROI 'ui_only' is not registered") and "plastics roi add ui_only" in desc and "\n" not in desc
+    assert (
+        desc.startswith("ROI 'ui_only' is not registered")
+        and "plastics roi add ui_only" in desc
+        and "\n" not in desc
+    )
     assert data.error.cause is None  # type: ignore[attr-defined]  # no chained traceback
 
 
@@ -165,16 +195,23 @@ def test_missing_upstream_partition_is_one_sentence(tmp_path: Path) -> None:
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", ["test_patch"])
-    result = materialize(ALL_ASSETS, selection=["candidates"], partition_key=partition_key("test_patch", "2021-01-01"),
-                         instance=instance, raise_on_error=False,
-                         resources=default_resources(store=StoreResource(location=str(tmp_path / "store"))))
+    result = materialize(
+        ALL_ASSETS,
+        selection=["candidates"],
+        partition_key=partition_key("test_patch", "2021-01-01"),
+        instance=instance,
+        raise_on_error=False,
+        resources=default_resources(store=StoreResource(location=str(tmp_path / "store"))),
+    )
     (data,) = _step_failures(result).values()
     desc = data.user_failure_data.description  # type: ignore[attr-defined]
     assert desc.startswith("blobs is not materialized for partition test_patch|2021-01-01"), desc
     assert "materialize blobs first" in desc and "\n" not in desc
 
 
-@pytest.mark.parametrize("text", ["concurrency:\n  runs:\n    max_concurrent_runs: two\n", "concurrency: [\n"])
+@pytest.mark.parametrize(
+    "text", ["concurrency:\n  runs:\n    max_concurrent_runs: two\n", "concurrency: [\n"]
+)
 def test_invalid_instance_config_is_one_line(cli_env: Path, text: str) -> None:
     """An operator's broken dagster.yaml (a wrong value, or not YAML): one line naming the file, exit 2."""
     home = cli_env / "home"

@@ -33,8 +33,14 @@ T = Affine(10, 0, 311410, 0, -10, 9058370)
 def _raster(seed: int = 0, transform: Affine = T, size: int = 300, name: str = "tile") -> Raster:
     data = np.random.default_rng(seed).random((3, size, size)).astype(np.float32)
     data[:, :4, :4] = np.nan
-    return Raster(data, "EPSG:32750", transform, ("2021-01-01_2021-04-01|2021-07-01_2021-10-01", "b", "median"),
-                  name=name, tags={"model": "v0.0.11"})
+    return Raster(
+        data,
+        "EPSG:32750",
+        transform,
+        ("2021-01-01_2021-04-01|2021-07-01_2021-10-01", "b", "median"),
+        name=name,
+        tags={"model": "v0.0.11"},
+    )
 
 
 def _no_temps(folder: Path) -> bool:

@@ -48,14 +48,26 @@ def test_defaults_are_the_planners_and_the_presets() -> None:
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
-    ({"tilesize": 63}, "tilesize=63"), ({"tilesize": 4097}, "[64, 4096]"), ({"tilesize": True}, "boolean"),
-    ({"pad": -1}, "[0, 256]"), ({"pad": 257}, "[0, 256]"),
-    ({"min_sigma": 0.0}, "(0, 200]"), ({"max_sigma": 1e9}, "(0, 200]"), ({"max_sigma": math.inf}, "finite"),
-    ({"pred_threshold": math.nan}, "finite"), ({"pred_threshold": 1.01}, "[0, 1]"),
-    ({"area_threshold": -0.1}, "[0, 1]"), ({"patch_keep_threshold": 2.0}, "[0, 1]"), ({"max_masked": 1.5}, "[0, 1]"),
-    ({"mosaic_period": 0}, "[1, 12]"), ({"spectrogram_interval": 9}, "[1, 8]"), ({"stride": 0}, "[1, 45]"),
-    ({"rect_width": 0.0}, "(0, 0.1]"), ({"merge_radius": 1.0}, "[0, 0.1]"),
-    ({"preset": "extreme"}, "low | medium | high"), ({"composite_method": "mean"}, "min | median | min_masked"),
+    ({"tilesize": 63}, "tilesize=63"),
+    ({"tilesize": 4097}, "[64, 4096]"),
+    ({"tilesize": True}, "boolean"),
+    ({"pad": -1}, "[0, 256]"),
+    ({"pad": 257}, "[0, 256]"),
+    ({"min_sigma": 0.0}, "(0, 200]"),
+    ({"max_sigma": 1e9}, "(0, 200]"),
+    ({"max_sigma": math.inf}, "finite"),
+    ({"pred_threshold": math.nan}, "finite"),
+    ({"pred_threshold": 1.01}, "[0, 1]"),
+    ({"area_threshold": -0.1}, "[0, 1]"),
+    ({"patch_keep_threshold": 2.0}, "[0, 1]"),
+    ({"max_masked": 1.5}, "[0, 1]"),
+    ({"mosaic_period": 0}, "[1, 12]"),
+    ({"spectrogram_interval": 9}, "[1, 8]"),
+    ({"stride": 0}, "[1, 45]"),
+    ({"rect_width": 0.0}, "(0, 0.1]"),
+    ({"merge_radius": 1.0}, "[0, 0.1]"),
+    ({"preset": "extreme"}, "low | medium | high"),
+    ({"composite_method": "mean"}, "min | median | min_masked"),
     ({"min_sigma": 25.0}, "exceeds max_sigma 20.0"),  # the preset's max_sigma
     ({"min_sigma": 30.0, "max_sigma": 25.0}, "exceeds max_sigma 25.0"),
     ({"pairs_of_socks": 2}, "unknown parameter 'pairs_of_socks'"),
@@ -97,7 +109,8 @@ def test_remote_job_params_refuse_unknown_keys() -> None:
 
     resolved = P.make_params({"preset": "low"}).resolved()
     assert detect_params(resolved) == P.make_params({"preset": "low"}).model_copy(
-        update={k: resolved[k] for k in P.BLOB_FIELDS})
+        update={k: resolved[k] for k in P.BLOB_FIELDS}
+    )
     with pytest.raises(ParameterError, match="unknown parameter 'tilesise'"):
         detect_params({**resolved, "tilesise": 128})
 
@@ -105,10 +118,22 @@ def test_remote_job_params_refuse_unknown_keys() -> None:
 # ----------------------------------------------------------------------------- run identity
 CHANGES: list[dict[str, Any]] = [
     {"model": "spectrogram_v0.0.11_unit_norm_a_2021-08-25.h5"},
-    {"rect_width": 0.01}, {"mosaic_period": 2}, {"spectrogram_interval": 3}, {"composite_method": "median"},
-    {"preset": "medium"}, {"pred_threshold": 0.7}, {"min_sigma": 4.0}, {"max_sigma": 15.0}, {"area_threshold": 0.02},
-    {"patch_threshold": 0.5}, {"patch_keep_threshold": 0.2}, {"merge_radius": 0.004}, {"stride": 4},
-    {"max_masked": 0.2}, {"tilesize": 512}, {"pad": 16},
+    {"rect_width": 0.01},
+    {"mosaic_period": 2},
+    {"spectrogram_interval": 3},
+    {"composite_method": "median"},
+    {"preset": "medium"},
+    {"pred_threshold": 0.7},
+    {"min_sigma": 4.0},
+    {"max_sigma": 15.0},
+    {"area_threshold": 0.02},
+    {"patch_threshold": 0.5},
+    {"patch_keep_threshold": 0.2},
+    {"merge_radius": 0.004},
+    {"stride": 4},
+    {"max_masked": 0.2},
+    {"tilesize": 512},
+    {"pad": 16},
 ]
 
 

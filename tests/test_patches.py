@@ -19,7 +19,9 @@ TRANSFORM = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 9050000.0)
 CRS = "EPSG:32750"
 
 
-def comp(k: int, value: float, shape: tuple[int, int] = (69, 77), mask: np.ndarray | None = None) -> Composite:
+def comp(
+    k: int, value: float, shape: tuple[int, int] = (69, 77), mask: np.ndarray | None = None
+) -> Composite:
     data = np.full((12, *shape), value, np.float32)
     m = np.zeros(shape, bool) if mask is None else mask
     data[:, m] = 0.0
@@ -66,8 +68,9 @@ def test_masked_windows_skipped() -> None:
     counts = gdf["count"].to_numpy()
     assert counts[0] == 1 and counts[-1] == 2 and len(gdf) == 20
     assert gdf["mean"].iloc[0] == pytest.approx(0.3, abs=1e-6)
-    all_masked = patch_scores([comp(0, 1.0, mask=np.ones((69, 77), bool)), comp(1, 1.0)], [(0, 1)],
-                              MeanPatchModel())
+    all_masked = patch_scores(
+        [comp(0, 1.0, mask=np.ones((69, 77), bool)), comp(1, 1.0)], [(0, 1)], MeanPatchModel()
+    )
     assert len(all_masked) == 0 and list(all_masked.columns) == [*COLUMNS, "geometry"]
     assert all_masked.crs.to_epsg() == 4326
 

@@ -75,8 +75,9 @@ def test_empty_window_gives_empty_outputs(tiles: list, temesi: PlantedSite, mode
 
 
 def test_all_cloudy_window_gives_nan_heatmap(tiles: list, temesi: PlantedSite, models_dir: Path) -> None:  # type: ignore[type-arg]
-    src = SyntheticSource([temesi], seed=0, scenes_per_month=2,
-                          cloudy_periods=[Period(WINDOW, dt.date(2021, 4, 1))])
+    src = SyntheticSource(
+        [temesi], seed=0, scenes_per_month=2, cloudy_periods=[Period(WINDOW, dt.date(2021, 4, 1))]
+    )
     res = P.run_tile(tiles[0], src, ModelStore(str(models_dir)), P.DetectParams(), WINDOW)
     assert res.empty_reason and "cloud" in res.empty_reason
     assert np.isnan(res.heatmap.data).all() and np.isnan(res.patch_grid.data).all()
@@ -125,6 +126,8 @@ def test_whole_chain_finds_planted_site(tiles: list, temesi: PlantedSite, models
     row = sites[sites["name"] == found].iloc[0]
     assert row["n_frames"] == len(got) and row["geocode_status"] == "unavailable"
     assert row["area_km2_mean"] == pytest.approx(got.mean()) and abs(float(np.median(got)) / area - 1) < 0.3
-    print(f"chain {seconds:.1f} s; candidate {d.min():.1f} m from centroid; "
-          f"patch_mean {cands['patch_mean'].max():.3f}; contour {got.mean():.4f} km2 vs planted {area:.4f}; "
-          f"ratios {np.round(got / area, 3).tolist()}, mean {row['area_km2_mean'] / area:.3f}")
+    print(
+        f"chain {seconds:.1f} s; candidate {d.min():.1f} m from centroid; "
+        f"patch_mean {cands['patch_mean'].max():.3f}; contour {got.mean():.4f} km2 vs planted {area:.4f}; "
+        f"ratios {np.round(got / area, 3).tolist()}, mean {row['area_km2_mean'] / area:.3f}"
+    )

@@ -68,10 +68,20 @@ def test_plan_tiles_fails_before_any_tile(models_dir: Path, tmp_path: Path) -> N
     store = tmp_path / "store"
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", ["test_patch"])
-    res = default_resources(params=DetectionParams(tilesize=256, pad=16), imagery=ImagerySourceResource(kind="synthetic"),
-                            models=ModelStoreResource(location=str(bad)), store=StoreResource(location=str(store)))
-    result = materialize(ALL_ASSETS, selection=["descartes_run"], partition_key=partition_key("test_patch", "2021-01-01"),
-                         instance=instance, resources=res, raise_on_error=False)
+    res = default_resources(
+        params=DetectionParams(tilesize=256, pad=16),
+        imagery=ImagerySourceResource(kind="synthetic"),
+        models=ModelStoreResource(location=str(bad)),
+        store=StoreResource(location=str(store)),
+    )
+    result = materialize(
+        ALL_ASSETS,
+        selection=["descartes_run"],
+        partition_key=partition_key("test_patch", "2021-01-01"),
+        instance=instance,
+        resources=res,
+        raise_on_error=False,
+    )
     assert not result.success
     (failed,) = result.get_step_failure_events()
     assert failed.step_key == "descartes_run.plan_tiles"
@@ -81,24 +91,40 @@ def test_plan_tiles_fails_before_any_tile(models_dir: Path, tmp_path: Path) -> N
 
 
 def test_preflight_passes_on_good_inputs(models_dir: Path, tmp_path: Path) -> None:
-    preflight(DetectionParams(), ImagerySourceResource(kind="synthetic"), ModelStoreResource(location=str(models_dir)),
-              StoreResource(location=str(tmp_path / "store")))
+    preflight(
+        DetectionParams(),
+        ImagerySourceResource(kind="synthetic"),
+        ModelStoreResource(location=str(models_dir)),
+        StoreResource(location=str(tmp_path / "store")),
+    )
 
 
-@pytest.mark.parametrize(("geocoder", "match"), [
-    ({"kind": "nominatium"}, "unknown geocoder 'nominatium'"),
-    ({"kind": "fixture", "fixture": "/nonexistent/answers.json"}, "geocoder fixture /nonexistent/answers.json cannot be read"),
-])
-def test_geocoder_typos_fail_before_any_tile(models_dir: Path, tmp_path: Path, geocoder: dict[str, str],
-                                             match: str) -> None:
+@pytest.mark.parametrize(
+    ("geocoder", "match"),
+    [
+        ({"kind": "nominatium"}, "unknown geocoder 'nominatium'"),
+        (
+            {"kind": "fixture", "fixture": "/nonexistent/answers.json"},
+            "geocoder fixture /nonexistent/answers.json cannot be read",
+        ),
+    ],
+)
+def test_geocoder_typos_fail_before_any_tile(
+    models_dir: Path, tmp_path: Path, geocoder: dict[str, str], match: str
+) -> None:
     """A geocoder the enriched_sites step could not build is found by the preflight (one line),
     not after every tile was computed."""
     from plastics_core.errors import ParameterError
     from plastics_dagster.resources import GeocoderResource
 
     with pytest.raises(ParameterError, match=match) as info:
-        preflight(DetectionParams(), ImagerySourceResource(kind="synthetic"), ModelStoreResource(location=str(models_dir)),
-                  StoreResource(location=str(tmp_path / "store")), GeocoderResource(**geocoder))
+        preflight(
+            DetectionParams(),
+            ImagerySourceResource(kind="synthetic"),
+            ModelStoreResource(location=str(models_dir)),
+            StoreResource(location=str(tmp_path / "store")),
+            GeocoderResource(**geocoder),
+        )
     assert "\n" not in str(info.value)
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*.json"))
 
@@ -112,7 +138,9 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_unreachable_endpoints_fail_at_preflight_in_seconds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_unreachable_endpoints_fail_at_preflight_in_seconds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Connection refused at start is one line within seconds (the store's 120 s outage budget is for the run)."""
     import time
 
@@ -127,11 +155,28 @@ def test_unreachable_endpoints_fail_at_preflight_in_seconds(monkeypatch: pytest.
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     cases = [
         (lambda: check_store(StoreResource(location="s3://bucket/store")), StoreUnreachableError, "store"),
-        (lambda: check_endpoints(DetectionParams(), ImagerySourceResource(
-            kind="stac", path=f"http://user:pw-canary@127.0.0.1:{port}/v1?token=tok-canary"), ModelStoreResource()),
-         ImageryError, "STAC catalog"),
-        (lambda: check_endpoints(DetectionParams(), ImagerySourceResource(kind="synthetic"), ModelStoreResource(
-            location=f"https://127.0.0.1:{port}/models", cache_dir=str(tmp_path / "cache"))), ModelError, "model store"),
+        (
+            lambda: check_endpoints(
+                DetectionParams(),
+                ImagerySourceResource(
+                    kind="stac", path=f"http://user:pw-canary@127.0.0.1:{port}/v1?token=tok-canary"
+                ),
+                ModelStoreResource(),
+            ),
+            ImageryError,
+            "STAC catalog",
+        ),
+        (
+            lambda: check_endpoints(
+                DetectionParams(),
+                ImagerySourceResource(kind="synthetic"),
+                ModelStoreResource(
+                    location=f"https://127.0.0.1:{port}/models", cache_dir=str(tmp_path / "cache")
+                ),
+            ),
+            ModelError,
+            "model store",
+        ),
     ]
     for call, error, what in cases:
         start = time.perf_counter()

@@ -26,8 +26,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def page() -> str:
-    return build_preview_html(d.roi(), d.heatmap(), d.blobs(), d.candidates(), d.contours(), d.enriched(),
-                              "demo <roi> · 2023-01-01")
+    return build_preview_html(
+        d.roi(), d.heatmap(), d.blobs(), d.candidates(), d.contours(), d.enriched(), "demo <roi> · 2023-01-01"
+    )
 
 
 def test_leaflet_is_inlined_and_nothing_loads_over_the_network(page: str) -> None:
@@ -50,8 +51,9 @@ def test_layers_popups_and_title_are_present(page: str) -> None:
     data = island(page)
     assert data["heatmap"]["uri"].startswith("data:image/png;base64,") and "median heatmap" in page
     assert data["blobs"]["label"] == "blobs (2)" and data["sites"]["label"] == "candidate sites (2)"
-    assert [c["label"] for c in data["contours"]] == [f"contours {day} (2)" for day in
-                                                       ("2023-01-01", "2023-02-01", "2023-03-01")]
+    assert [c["label"] for c in data["contours"]] == [
+        f"contours {day} (2)" for day in ("2023-01-01", "2023-02-01", "2023-03-01")
+    ]
     assert [c["show"] for c in data["contours"]] == [False, False, True]  # the latest date is on
     assert [b[0] for b in data["basemaps"]] == ["OpenStreetMap (online)", "Esri World Imagery (online)"]
     assert data["title"] == "demo <roi> · 2023-01-01"
@@ -66,7 +68,9 @@ def test_table_rows_sorted_by_score_with_map_links(page: str) -> None:
     assert [r["site_id"] for r in rows] == ["s-aaa", "s-bbb"]
     lon, lat = d.site_lonlats()[0]
     assert dict(rows[0]["links"]) == map_links(lat, lon)
-    assert rows[0]["cells"][4] == ["0.910", 0.91] and rows[0]["cells"][7][0] == "Jl. Contoh 1, Jakarta <Utara>"
+    assert (
+        rows[0]["cells"][4] == ["0.910", 0.91] and rows[0]["cells"][7][0] == "Jl. Contoh 1, Jakarta <Utara>"
+    )
     assert "plastics-sites-table" in page and "sortBy" in page
 
 
@@ -107,8 +111,12 @@ def test_heatmap_overlay_covers_the_sites_and_is_transparent_where_nan() -> None
 
 def test_heatmap_overlay_merges_tiles_in_different_crs() -> None:
     a = d.heatmap()
-    other = Raster(np.full((1, 10, 10), 0.5, np.float32), "EPSG:4326",
-                   Affine(0.001, 0, 106.9, 0, -0.001, -6.1), ("median",))
+    other = Raster(
+        np.full((1, 10, 10), 0.5, np.float32),
+        "EPSG:4326",
+        Affine(0.001, 0, 106.9, 0, -0.001, -6.1),
+        ("median",),
+    )
     overlay = heatmap_overlay_png([a, other])
     assert overlay is not None
     (_, west), (_, east) = overlay[1]
@@ -173,8 +181,12 @@ def test_heatmap_overlay_of_adjacent_tiles_has_no_gap() -> None:
 
 
 def test_same_inputs_give_a_byte_identical_page() -> None:
-    pages = [build_preview_html(d.roi(), d.heatmap(), d.blobs(), d.candidates(), d.contours(), d.enriched(),
-                                "same") for _ in range(2)]
+    pages = [
+        build_preview_html(
+            d.roi(), d.heatmap(), d.blobs(), d.candidates(), d.contours(), d.enriched(), "same"
+        )
+        for _ in range(2)
+    ]
     assert pages[0] == pages[1]
 
 

@@ -40,18 +40,23 @@ def _put(store: Path, asset: str, window: str, run_hash: str, gdf: gpd.GeoDataFr
 @pytest.fixture()
 def env(tmp_path: Path) -> tuple[Path, str, DagsterInstance, dict]:
     store = tmp_path / "store"
-    resources = default_resources(store=StoreResource(location=str(store)),
-                                  imagery=ImagerySourceResource(kind="synthetic"))
+    resources = default_resources(
+        store=StoreResource(location=str(store)), imagery=ImagerySourceResource(kind="synthetic")
+    )
     root = store_path(str(store))
     atomic_write(roi_key(root, ROI), geojson_bytes(gpd.GeoDataFrame(geometry=[d.roi()], crs="EPSG:4326")))
-    run_hash = DetectionParams().run_hash(ImagerySourceResource(kind="synthetic").source_name(), roi_hash(root, ROI))
+    run_hash = DetectionParams().run_hash(
+        ImagerySourceResource(kind="synthetic").source_name(), roi_hash(root, ROI)
+    )
     ids = tuple(site_id(lon, lat) for lon, lat in d.site_lonlats())
     for window, rows in ((W1, [0, 1]), (W2, [0])):
         write_raster_folder(root / "heatmaps" / ROI / window / run_hash, d.tile_heatmaps())
         _put(store, "blobs", window, run_hash, d.blobs().iloc[rows])
         _put(store, "candidates", window, run_hash, d.candidates().iloc[rows])
         contours = d.contours((window,))
-        _put(store, "contours", window, run_hash, contours[contours["name"].isin([f"site_{i}" for i in rows])])
+        _put(
+            store, "contours", window, run_hash, contours[contours["name"].isin([f"site_{i}" for i in rows])]
+        )
         _put(store, "enriched_sites", window, run_hash, d.enriched(ids).iloc[rows])  # type: ignore[arg-type]
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", [ROI])
@@ -61,7 +66,10 @@ def env(tmp_path: Path) -> tuple[Path, str, DagsterInstance, dict]:
 def test_preview_asset_writes_html_and_reports(env: tuple[Path, str, DagsterInstance, dict]) -> None:
     store, run_hash, instance, resources = env
     result = materialize(
-        [*DETECT_ASSETS, *preview_assets], selection=[preview], instance=instance, resources=resources,
+        [*DETECT_ASSETS, *preview_assets],
+        selection=[preview],
+        instance=instance,
+        resources=resources,
         partition_key=MultiPartitionKey({"roi": ROI, "window": W1}),
         run_config={"ops": {"preview": {"config": {"report_top_n": 2, "report_rgb": True}}}},
     )
@@ -77,8 +85,13 @@ def test_preview_asset_writes_html_and_reports(env: tuple[Path, str, DagsterInst
 
 def test_site_registry_merges_all_windows_of_the_roi(env: tuple[Path, str, DagsterInstance, dict]) -> None:
     store, run_hash, instance, resources = env
-    result = materialize([*DETECT_ASSETS, *preview_assets], selection=[site_registry], instance=instance,
-                         resources=resources, partition_key=ROI)
+    result = materialize(
+        [*DETECT_ASSETS, *preview_assets],
+        selection=[site_registry],
+        instance=instance,
+        resources=resources,
+        partition_key=ROI,
+    )
     assert result.success
     gj, csv = (Path(p.path) for p in registry_paths(store_path(str(store)), ROI, run_hash))
     reg = read_geojson(gj)
@@ -91,7 +104,9 @@ def test_site_registry_merges_all_windows_of_the_roi(env: tuple[Path, str, Dagst
     assert set(loaded["site_id"]) == set(reg["site_id"])
 
 
-def test_collect_windows_reads_the_store_without_dagster(env: tuple[Path, str, DagsterInstance, dict]) -> None:
+def test_collect_windows_reads_the_store_without_dagster(
+    env: tuple[Path, str, DagsterInstance, dict],
+) -> None:
     store, run_hash, _, _ = env
     windows = collect_windows(store_path(str(store)), ROI, run_hash)
     assert sorted(windows) == [W1, W2]

@@ -73,8 +73,11 @@ def test_thumbnails_are_at_least_600_px() -> None:
     from plastics_core.report.thumbnails import MIN_PX, heatmap_png, points_png
 
     assert MIN_PX >= 600
-    for png in (heatmap_png(d.heatmap()), points_png(d.candidates(), d.roi(), "2 candidates"),
-                preview_map_png(d.roi(), [d.heatmap()], d.candidates(), "t", width_px=300)):
+    for png in (
+        heatmap_png(d.heatmap()),
+        points_png(d.candidates(), d.roi(), "2 candidates"),
+        preview_map_png(d.roi(), [d.heatmap()], d.candidates(), "t", width_px=300),
+    ):
         assert max(Image.open(io.BytesIO(png)).size) >= 600
 
 
@@ -88,8 +91,15 @@ def _materialize_preview(store: str) -> Any:
     store_roi(store_res.path(), ROI, d.roi())
     resources = {"params": DetectionParams(), "imagery": ImagerySourceResource(), "store": store_res}
     with build_asset_context(partition_key=partition_key(ROI, WINDOW), resources=resources) as ctx:
-        return preview(ctx, config=PreviewConfig(report_top_n=0), heatmaps=[d.heatmap()], blobs=d.blobs(),
-                       candidates=d.candidates(), contours=d.contours(), enriched_sites=d.enriched())
+        return preview(
+            ctx,
+            config=PreviewConfig(report_top_n=0),
+            heatmaps=[d.heatmap()],
+            blobs=d.blobs(),
+            candidates=d.candidates(),
+            contours=d.contours(),
+            enriched_sites=d.enriched(),
+        )
 
 
 def test_local_store_map_inline_and_cli_opens_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,12 +109,15 @@ def test_local_store_map_inline_and_cli_opens_it(tmp_path: Path, monkeypatch: py
     assert _png(str(meta["map"].value)).width >= 600
     assert meta["preview_url"].value == Path(str(meta["preview"].value)).as_uri()  # a clickable file:// link
     assert meta["open_with"].value == f"plastics preview --roi {ROI} --window {WINDOW} --open"
-    out = CliRunner().invoke(cli, ["preview", "--roi", ROI, "--window", WINDOW, "--store", str(tmp_path / "store")])
+    out = CliRunner().invoke(
+        cli, ["preview", "--roi", ROI, "--window", WINDOW, "--store", str(tmp_path / "store")]
+    )
     assert out.exit_code == 0, out.output
     page = Path(out.output.strip())
     assert page.is_file() and page.suffix == ".html" and str(page) == str(meta["preview"].value)
-    missing = CliRunner().invoke(cli, ["preview", "--roi", ROI, "--window", "2020-01-01", "--store",
-                                       str(tmp_path / "store")])
+    missing = CliRunner().invoke(
+        cli, ["preview", "--roi", ROI, "--window", "2020-01-01", "--store", str(tmp_path / "store")]
+    )
     assert missing.exit_code == 2 and "no preview of ROI jakarta window 2020-01-01" in missing.output
 
 
@@ -120,7 +133,7 @@ def test_local_store_links_to_the_running_server(tmp_path: Path, monkeypatch: py
 
 @pytest.fixture()
 def s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with moto_bucket(monkeypatch, 's3://plastics/store') as url:
+    with moto_bucket(monkeypatch, "s3://plastics/store") as url:
         yield url
 
 

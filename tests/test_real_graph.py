@@ -39,22 +39,34 @@ def run(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     from plastics_dagster.runner import materialize_partition
 
     root = tmp_path_factory.mktemp("real_graph")
-    scenes = [replace(s, datetime=s.datetime.replace(year=2021), id=s.id.replace("_2015", "_2021"))
-              for s in slovenia_scenes(shared_dir / "data")]
-    template = json.loads((shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json")
-                          .read_text())["features"][0]
+    scenes = [
+        replace(s, datetime=s.datetime.replace(year=2021), id=s.id.replace("_2015", "_2021"))
+        for s in slovenia_scenes(shared_dir / "data")
+    ]
+    template = json.loads(
+        (shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json").read_text()
+    )["features"][0]
     write_catalog(scenes, root / "granules", template, block=64)
     rows, cols = scenes[0].bands.shape[1:]
     t = scenes[0].transform
-    footprint = box(*transform_bounds(scenes[0].crs, "EPSG:4326", t.c, t.f + t.e * rows, t.c + t.a * cols, t.f))
+    footprint = box(
+        *transform_bounds(scenes[0].crs, "EPSG:4326", t.c, t.f + t.e * rows, t.c + t.a * cols, t.f)
+    )
     store, cache = root / "store", root / "cache"
     store_roi(store_path(str(store)), ROI, footprint)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", [ROI])
     with serve(root / "granules") as (url, stats):
         imagery = ImagerySourceResource(kind="stac", path=url, granule_cache=str(cache), max_cloud_cover=100)
-        summary = materialize_partition(ROI, WINDOW, overrides=dict(PARAMS), store=str(store), imagery=imagery,
-                                        instance=instance, registry=False)
+        summary = materialize_partition(
+            ROI,
+            WINDOW,
+            overrides=dict(PARAMS),
+            store=str(store),
+            imagery=imagery,
+            instance=instance,
+            registry=False,
+        )
         served = stats.bytes_served
     return {"summary": summary, "store": store, "cache": cache, "served": served}
 
@@ -76,6 +88,8 @@ def test_negative_control_no_site_and_low_heatmap(run: dict[str, Any]) -> None:
     folder = run["store"] / "heatmaps" / ROI / WINDOW / summary.run_hash
     values = np.concatenate([read_raster(p).data[-1].ravel() for p in sorted(folder.glob("*.tif"))])
     clear = values[np.isfinite(values)]
-    print(f"tiles {summary.tiles}, scored px {clear.size}, max {clear.max():.4f}, p99 {np.quantile(clear, 0.99):.4f}")
+    print(
+        f"tiles {summary.tiles}, scored px {clear.size}, max {clear.max():.4f}, p99 {np.quantile(clear, 0.99):.4f}"
+    )
     assert clear.size > 5000, "both months have a clear day: the pair is scored over the scenes' footprint"
     assert float(clear.max()) < 0.5, f"real farmland scored {clear.max():.3f}"

@@ -29,7 +29,9 @@ def _ids() -> tuple[str, str]:
     return a, b
 
 
-def _sites(rows: list[int], ids: tuple[str, str] | None = None, score: float | None = None) -> gpd.GeoDataFrame:
+def _sites(
+    rows: list[int], ids: tuple[str, str] | None = None, score: float | None = None
+) -> gpd.GeoDataFrame:
     e = d.enriched(ids or _ids()).iloc[rows].reset_index(drop=True)
     if score is not None:
         e["score"] = score

@@ -45,8 +45,16 @@ def payload(tag: str) -> bytes:
 
 def race(store: str, read: Any, n: int, env: dict[str, str] | None = None) -> list[bytes]:
     """Two writer processes (payload A / B, ``n`` writes each) start together; reads meanwhile."""
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, store, tag, str(n)], cwd=REPO, env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE) for tag in ("A", "B")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, store, tag, str(n)],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for tag in ("A", "B")
+    ]
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
     for p in procs:
@@ -97,10 +105,20 @@ def test_two_processes_same_s3_key(monkeypatch: pytest.MonkeyPatch) -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        }
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         s3.create_bucket(Bucket="race")
         key = "store/blobs/r/2021-01-01/h.geojson"
 
@@ -122,20 +140,48 @@ def test_two_processes_same_s3_key(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.slow
 def test_parallel_runs_same_and_different_partitions(tmp_path: Path, models_dir: Path) -> None:
     store = tmp_path / "store"
-    base = {**os.environ, "PLASTICS_STORE": str(store), "PLASTICS_PROGRESS": "0", "PLASTICS_MODEL_STORE": str(models_dir),
-            "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1"}
+    base = {
+        **os.environ,
+        "PLASTICS_STORE": str(store),
+        "PLASTICS_PROGRESS": "0",
+        "PLASTICS_MODEL_STORE": str(models_dir),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "OMP_NUM_THREADS": "1",
+    }
     jobs = [("same-1", "2021-01-01"), ("same-2", "2021-01-01"), ("other", "2020-10-01")]
     procs = []
     for name, window in jobs:
         env = {**base, "DAGSTER_HOME": str(tmp_path / f"home-{name}")}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "plastics_dagster.cli", "run", "--window", window, "--imagery", "synthetic",
-             "--param", "tilesize=256", "--param", "pad=16", "--param", "pairs=1", "--json"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "plastics_dagster.cli",
+                    "run",
+                    "--window",
+                    window,
+                    "--imagery",
+                    "synthetic",
+                    "--param",
+                    "tilesize=256",
+                    "--param",
+                    "pad=16",
+                    "--param",
+                    "pairs=1",
+                    "--json",
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outs = [p.communicate(timeout=600) for p in procs]
     for (name, _), proc, (_out, err) in zip(jobs, procs, outs, strict=True):
         assert proc.returncode == 0, (name, err[-3000:])
-    summaries = [json.loads(out[out.index("{"):]) for out, _ in outs]
+    summaries = [json.loads(out[out.index("{") :]) for out, _ in outs]
     assert summaries[0]["run_hash"] == summaries[1]["run_hash"] == summaries[2]["run_hash"]
     h = summaries[0]["run_hash"]
 
@@ -159,10 +205,29 @@ def test_parallel_runs_same_and_different_partitions(tmp_path: Path, models_dir:
     # (a subprocess with the same environment, one BLAS/OpenMP thread included: float sums depend on it)
     ref = tmp_path / "ref"
     seq = subprocess.run(
-        [sys.executable, "-m", "plastics_dagster.cli", "run", "--window", "2021-01-01", "--imagery", "synthetic",
-         "--param", "tilesize=256", "--param", "pad=16", "--param", "pairs=1", "--json"],
-        cwd=tmp_path, env={**base, "PLASTICS_STORE": str(ref), "DAGSTER_HOME": str(tmp_path / "home-ref")},
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "plastics_dagster.cli",
+            "run",
+            "--window",
+            "2021-01-01",
+            "--imagery",
+            "synthetic",
+            "--param",
+            "tilesize=256",
+            "--param",
+            "pad=16",
+            "--param",
+            "pairs=1",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env={**base, "PLASTICS_STORE": str(ref), "DAGSTER_HOME": str(tmp_path / "home-ref")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert seq.returncode == 0, seq.stderr[-3000:]
     for f in ref.rglob("*.geojson"):
         if "rois" in f.parts or "site_registry" in f.parts:  # per ROI: the concurrent store holds two windows

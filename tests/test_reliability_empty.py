@@ -53,10 +53,17 @@ def run_partition(tmp: Path, imagery: ImagerySourceResource, **params: Any) -> t
     store = tmp / "store"
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", ["test_patch"])
-    res = default_resources(params=DetectionParams(**SMALL, **params), imagery=imagery,
-                            store=StoreResource(location=str(store)))
-    result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=DETECT_SELECTION, instance=instance, resources=res,
-                         partition_key=partition_key("test_patch", WINDOW), raise_on_error=False)
+    res = default_resources(
+        params=DetectionParams(**SMALL, **params), imagery=imagery, store=StoreResource(location=str(store))
+    )
+    result = materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=DETECT_SELECTION,
+        instance=instance,
+        resources=res,
+        partition_key=partition_key("test_patch", WINDOW),
+        raise_on_error=False,
+    )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     return result, store
 
@@ -70,8 +77,9 @@ def check_empty_graph(result: Any, store: Path, empty: tuple[str, ...]) -> dict[
     """Every asset materialized; ``empty`` ones hold valid empty outputs and an ``empty_reason``."""
     materialized = {m.asset_key.path[-1] for m in result.get_asset_materialization_events()}
     assert set(ALL) | {"preview"} <= materialized
-    assert all(e.passed for e in result.get_asset_check_evaluations()), \
-        [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    assert all(e.passed for e in result.get_asset_check_evaluations()), [
+        e.check_name for e in result.get_asset_check_evaluations() if not e.passed
+    ]
     reasons = {}
     for asset in empty:
         meta = metadata(result, asset)
@@ -158,5 +166,7 @@ def test_core_run_tile_empty_reason(scenario: str) -> None:
             pass
 
     out = pipeline.run_tile(tile, source, NoModels(), pipeline.DetectParams(), dt.date(2021, 1, 1))
-    assert out.empty_reason and ("no scenes" in out.empty_reason if scenario == "empty" else "cloud" in out.empty_reason)
+    assert out.empty_reason and (
+        "no scenes" in out.empty_reason if scenario == "empty" else "cloud" in out.empty_reason
+    )
     assert np.isnan(out.heatmap.data).all() and np.isnan(out.patch_grid.data).all()

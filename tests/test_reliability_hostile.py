@@ -41,7 +41,9 @@ def test_future_window_and_unparsable_param(cli_env: Path) -> None:
 
 
 @pytest.mark.parametrize("command", ["run", "sites"])
-def test_unreachable_s3_endpoint_is_one_line(cli_env: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+def test_unreachable_s3_endpoint_is_one_line(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -49,7 +51,9 @@ def test_unreachable_s3_endpoint_is_one_line(cli_env: Path, monkeypatch: pytest.
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("PLASTICS_STORE_RETRY_SECONDS", "0")
     args = ["run", "--window", "2021-01-01"] if command == "run" else ["sites", "--roi", "test_patch"]
-    line = one_line(invoke(*args, "--store", "s3://nobucket/prefix"), "http://127.0.0.1:9", "AWS_ENDPOINT_URL")
+    line = one_line(
+        invoke(*args, "--store", "s3://nobucket/prefix"), "http://127.0.0.1:9", "AWS_ENDPOINT_URL"
+    )
     assert "testing" not in line
 
 
@@ -65,8 +69,20 @@ def test_output_may_not_be_an_input(tmp_path: Path, gpw_dir: Path) -> None:
         (et / name).write_bytes((gpw_dir / "east_timor" / name).read_bytes())
     for target in (EAST_TIMOR_BLOBS, EAST_TIMOR_PATCHES):
         before = (et / target).read_bytes()
-        one_line(invoke("candidates", "--blobs", str(et / EAST_TIMOR_BLOBS), "--patches", str(et / EAST_TIMOR_PATCHES),
-                        "--patch-threshold", "0.4", "-o", str(et / target)), "is the input")
+        one_line(
+            invoke(
+                "candidates",
+                "--blobs",
+                str(et / EAST_TIMOR_BLOBS),
+                "--patches",
+                str(et / EAST_TIMOR_PATCHES),
+                "--patch-threshold",
+                "0.4",
+                "-o",
+                str(et / target),
+            ),
+            "is the input",
+        )
         assert (et / target).read_bytes() == before
 
 
@@ -81,8 +97,21 @@ def test_patch_means_outside_unit_interval_are_refused(tmp_path: Path, gpw_dir: 
     patches = tmp_path / "patches.geojson"
     patches.write_text(json.dumps(bad).replace('"@"', mean))
     out = tmp_path / "c.geojson"
-    one_line(invoke("candidates", "--blobs", str(gpw_dir / "east_timor" / EAST_TIMOR_BLOBS), "--patches",
-                    str(patches), "--patch-threshold", "0.4", "-o", str(out)), "'mean'", "feature 1")
+    one_line(
+        invoke(
+            "candidates",
+            "--blobs",
+            str(gpw_dir / "east_timor" / EAST_TIMOR_BLOBS),
+            "--patches",
+            str(patches),
+            "--patch-threshold",
+            "0.4",
+            "-o",
+            str(out),
+        ),
+        "'mean'",
+        "feature 1",
+    )
     assert not out.exists()
 
 
@@ -93,8 +122,16 @@ def test_infinite_heatmap_values_are_refused(tmp_path: Path, value: float) -> No
 
     data = np.full((1, 64, 64), 0.2, np.float32)
     data[0, 10, 10] = value
-    write_cog(Raster(data=data, crs="EPSG:32750", transform=Affine(10, 0, 318000, 0, -10, 9054000),
-                     band_descriptions=("median",), name="t"), tmp_path / "h.tif")
+    write_cog(
+        Raster(
+            data=data,
+            crs="EPSG:32750",
+            transform=Affine(10, 0, 318000, 0, -10, 9054000),
+            band_descriptions=("median",),
+            name="t",
+        ),
+        tmp_path / "h.tif",
+    )
     out = tmp_path / "b.geojson"
     one_line(invoke("blobs", str(tmp_path / "h.tif"), "-o", str(out)), "infinite")
     assert not out.exists()
@@ -107,14 +144,18 @@ def _roi(path: Path, ring: list[list[float]]) -> Path:
 
 def test_polar_rois_are_refused_for_the_right_reason(cli_env: Path) -> None:
     north_cap = _roi(cli_env / "north.geojson", [[-180, 85], [180, 85], [180, 90], [-180, 90], [-180, 85]])
-    south_cap = _roi(cli_env / "south.geojson", [[-180, -90], [180, -90], [180, -80], [-180, -80], [-180, -90]])
+    south_cap = _roi(
+        cli_env / "south.geojson", [[-180, -90], [180, -90], [180, -80], [-180, -80], [-180, -90]]
+    )
     ring = _roi(cli_env / "ring.geojson", [[-180, 86], [180, 86], [180, 87], [-180, 87], [-180, 86]])
     for path, pole in ((north_cap, "North Pole"), (south_cap, "South Pole"), (ring, "North Pole")):
         line = one_line(invoke("roi", "add", "polar", str(path)), pole)
         assert "antimeridian" not in line
     wide = _roi(cli_env / "wide.geojson", [[-170, 10], [175, 10], [175, 11], [-170, 11], [-170, 10]])
     assert "antimeridian" in one_line(invoke("roi", "add", "wide", str(wide)))
-    svalbard = _roi(cli_env / "svalbard.geojson", [[15.0, 78.0], [15.1, 78.0], [15.1, 78.05], [15.0, 78.05], [15.0, 78.0]])
+    svalbard = _roi(
+        cli_env / "svalbard.geojson", [[15.0, 78.0], [15.1, 78.0], [15.1, 78.05], [15.0, 78.05], [15.0, 78.0]]
+    )
     assert invoke("roi", "add", "svalbard", str(svalbard)).exit_code == 0  # high latitude, not polar
 
 
@@ -142,8 +183,11 @@ def test_a_killed_write_leaves_a_temp_file_that_the_next_write_removes(tmp_path:
     from plastics_core.storage.atomic import write_bytes
 
     target = tmp_path / "out" / "blobs.geojson"
-    subprocess.run([sys.executable, "-c", _KILLED_WRITE, str(target)], check=False,
-                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITE, str(target)],
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     left = [p.name for p in target.parent.iterdir()]
     assert len(left) == 1 and left[0].endswith(".tmp") and not target.exists(), left
     mine = target.parent / f".other.geojson.p{os.getpid()}-inflight.tmp"  # a write in progress: kept

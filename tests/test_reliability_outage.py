@@ -36,12 +36,24 @@ def s3(tmp_path: Path) -> Iterator[tuple[Moto, dict[str, str]]]:
 
     server = Moto()
     server.start()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.endpoint, "PLASTICS_PROGRESS": "0",
-           "DAGSTER_HOME": str(tmp_path / "home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": server.endpoint,
+        "PLASTICS_PROGRESS": "0",
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     env.pop("PLASTICS_STORE_RETRY_SECONDS", None)
-    boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=server.bucket)
+    boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=server.bucket)
     yield server, env
     server.stop()
 
@@ -49,19 +61,41 @@ def s3(tmp_path: Path) -> Iterator[tuple[Moto, dict[str, str]]]:
 def _keys(server: Moto, prefix: str) -> list[str]:
     import boto3
 
-    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=server.bucket, Prefix=prefix)
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
 def _run(env: dict[str, str], store: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "plastics_dagster.cli", "run", "--window", WINDOW, "--store", store,
-                             "--imagery", "synthetic"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plastics_dagster.cli",
+            "run",
+            "--window",
+            WINDOW,
+            "--store",
+            store,
+            "--imagery",
+            "synthetic",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def _run_with_outage(server: Moto, env: dict[str, str], prefix: str, seconds: float) -> subprocess.CompletedProcess[str]:
+def _run_with_outage(
+    server: Moto, env: dict[str, str], prefix: str, seconds: float
+) -> subprocess.CompletedProcess[str]:
     """`plastics run` on ``s3://bucket/prefix``; S3 stopped for ``seconds`` once a tile file is stored."""
     proc = _run(env, f"s3://{server.bucket}/{prefix}")
     deadline = time.time() + 900
@@ -84,16 +118,25 @@ def _failed_steps(home: str) -> dict[str, list[str]]:
 
     kinds = (DagsterEventType.STEP_UP_FOR_RETRY, DagsterEventType.STEP_FAILURE)
     with DagsterInstance.from_config(home) as instance:
-        events = [e.dagster_event for run in instance.get_runs()
-                  for e in instance.all_logs(run.run_id, of_type=set(kinds)) if e.dagster_event]
+        events = [
+            e.dagster_event
+            for run in instance.get_runs()
+            for e in instance.all_logs(run.run_id, of_type=set(kinds))
+            if e.dagster_event
+        ]
     return {kind.value: [str(e.step_key) for e in events if e.event_type == kind] for kind in kinds}
 
 
 def _candidates(server: Moto, prefix: str) -> bytes:
     import boto3
 
-    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     keys = [k for k in _keys(server, f"{prefix}/candidates/") if k.endswith(".geojson")]
     assert len(keys) == 1, keys
     return bytes(client.get_object(Bucket=server.bucket, Key=keys[0])["Body"].read())
@@ -105,8 +148,16 @@ def test_a_20_s_store_outage_mid_run_is_ridden_out(s3: tuple[Moto, dict[str, str
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Task exception was never retrieved" not in done.stderr
     keys = _keys(server, "twenty/")
-    for asset in ("heatmaps", "patch_geojson", "blobs", "candidates", "contours", "enriched_sites", "preview",
-                  "site_registry"):
+    for asset in (
+        "heatmaps",
+        "patch_geojson",
+        "blobs",
+        "candidates",
+        "contours",
+        "enriched_sites",
+        "preview",
+        "site_registry",
+    ):
         assert any(k.startswith(f"twenty/{asset}/") for k in keys), asset
     assert not [k for k in keys if k.endswith(".tmp")]
     assert b'"type":"Feature"' in _candidates(server, "twenty")
@@ -125,7 +176,9 @@ def test_a_90_s_outage_fails_in_one_line_then_a_rerun_completes(s3: tuple[Moto, 
         assert not steps["STEP_FAILURE"], steps
     else:  # the retries ran out: after the retry warnings, ONE line naming the store, no traceback
         others = [ln for ln in lines if ln not in warned]
-        assert done.returncode == 2 and len(others) == 1 and others[0].startswith("Error: "), done.stderr[-3000:]
+        assert done.returncode == 2 and len(others) == 1 and others[0].startswith("Error: "), done.stderr[
+            -3000:
+        ]
         assert "store" in others[0] and steps["STEP_FAILURE"], (others, steps)
     rerun = _run(env, f"s3://{server.bucket}/ninety")
     out, err = rerun.communicate(timeout=1800)

@@ -71,8 +71,12 @@ class Moto:
 def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
     server = Moto()
     server.start()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.endpoint}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": server.endpoint,
+    }.items():
         monkeypatch.setenv(key, value)
     import boto3
 
@@ -81,7 +85,9 @@ def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
     server.stop()
 
 
-def outage_on(monkeypatch: pytest.MonkeyPatch, server: Moto, method: str, nth: int, seconds: float) -> dict[str, Any]:
+def outage_on(
+    monkeypatch: pytest.MonkeyPatch, server: Moto, method: str, nth: int, seconds: float
+) -> dict[str, Any]:
     """Stop the S3 server right before the ``nth`` ``method`` call; restart it ``seconds`` later."""
     import s3fs
 
@@ -105,7 +111,9 @@ def outage_on(monkeypatch: pytest.MonkeyPatch, server: Moto, method: str, nth: i
     return state
 
 
-def run_graph(store: str, imagery: ImagerySourceResource | None = None, selection: Any = None, **params: Any) -> Any:
+def run_graph(
+    store: str, imagery: ImagerySourceResource | None = None, selection: Any = None, **params: Any
+) -> Any:
     from plastics_dagster.checks import ALL_CHECKS
     from plastics_dagster.definitions import ALL_ASSETS, default_resources
     from plastics_dagster.jobs import DETECT_SELECTION
@@ -113,10 +121,19 @@ def run_graph(store: str, imagery: ImagerySourceResource | None = None, selectio
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", ["test_patch"])
-    res = default_resources(params=DetectionParams(**SMALL, **params), imagery=imagery or ImagerySourceResource(),
-                            store=StoreResource(location=store))
-    return materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection or DETECT_SELECTION, instance=instance,
-                       resources=res, partition_key=partition_key("test_patch", WINDOW), raise_on_error=False)
+    res = default_resources(
+        params=DetectionParams(**SMALL, **params),
+        imagery=imagery or ImagerySourceResource(),
+        store=StoreResource(location=store),
+    )
+    return materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=selection or DETECT_SELECTION,
+        instance=instance,
+        resources=res,
+        partition_key=partition_key("test_patch", WINDOW),
+        raise_on_error=False,
+    )
 
 
 def bucket_objects(server: Moto) -> dict[str, bytes]:
@@ -142,7 +159,9 @@ def test_s3_server_restarted_mid_run(moto: Moto, monkeypatch: pytest.MonkeyPatch
     # reference: the same partition on local disk
     local = tmp_path / "store"
     assert run_graph(str(local)).success
-    expected = {f"store/{p.relative_to(local).as_posix()}": p.read_bytes() for p in local.rglob("*") if p.is_file()}
+    expected = {
+        f"store/{p.relative_to(local).as_posix()}": p.read_bytes() for p in local.rglob("*") if p.is_file()
+    }
     assert set(objects) == set(expected), set(objects) ^ set(expected)  # no duplicates, no temp keys
     for key, data in expected.items():
         if key.endswith((".geojson", ".tif", ".vrt", ".csv")):
@@ -196,7 +215,10 @@ def test_network_bound_assets_have_a_retry_policy() -> None:
     for name in (*NETWORK_BOUND, "enriched_sites"):
         for op_name, policy in retry_policies(name).items():
             assert policy is not None, (name, op_name)
-            assert policy.max_retries >= 1 and policy.delay and policy.delay > 0 and policy.backoff, (name, op_name)
+            assert policy.max_retries >= 1 and policy.delay and policy.delay > 0 and policy.backoff, (
+                name,
+                op_name,
+            )
 
 
 FAULTS: dict[str, int] = {}
@@ -237,7 +259,9 @@ def _events(result: Any, kind: str) -> list[Any]:
 @pytest.mark.usefixtures("short_step_retries")
 def test_transient_imagery_fault_is_retried_by_dagster(tmp_path: Any) -> None:
     FAULTS.clear()
-    result = run_graph(str(tmp_path / "store"), FlakyImagery(failures=1, key="once"), selection=["descartes_run"])
+    result = run_graph(
+        str(tmp_path / "store"), FlakyImagery(failures=1, key="once"), selection=["descartes_run"]
+    )
     assert result.success
     assert len(_events(result, "STEP_UP_FOR_RETRY")) == 1
     manifests = list((tmp_path / "store" / "descartes_run").rglob("*.json"))
@@ -247,7 +271,9 @@ def test_transient_imagery_fault_is_retried_by_dagster(tmp_path: Any) -> None:
 @pytest.mark.usefixtures("short_step_retries")
 def test_persistent_fault_fails_after_the_retry_budget(tmp_path: Any) -> None:
     FAULTS.clear()
-    result = run_graph(str(tmp_path / "store"), FlakyImagery(failures=99, key="always"), selection=["descartes_run"])
+    result = run_graph(
+        str(tmp_path / "store"), FlakyImagery(failures=99, key="always"), selection=["descartes_run"]
+    )
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
     assert failures
@@ -261,8 +287,11 @@ def test_persistent_fault_fails_after_the_retry_budget(tmp_path: Any) -> None:
 
 
 def test_user_errors_are_not_retried(tmp_path: Any) -> None:
-    result = run_graph(str(tmp_path / "store"), ImagerySourceResource(kind="local", path=str(tmp_path / "nope")),
-                       selection=["descartes_run"])
+    result = run_graph(
+        str(tmp_path / "store"),
+        ImagerySourceResource(kind="local", path=str(tmp_path / "nope")),
+        selection=["descartes_run"],
+    )
     assert not result.success
     assert not _events(result, "STEP_UP_FOR_RETRY")
     from plastics_dagster.runner import raise_failure
@@ -289,5 +318,7 @@ def test_orphaned_connection_tasks_of_the_s3_client_print_nothing(caplog: pytest
         log.error(orphan, exc_info=(type(other), other, None))
         log.error("Unclosed client session")
     assert [r.getMessage().splitlines()[0] for r in caplog.records] == [
-        "Task exception was never retrieved", "Unclosed client session"]
+        "Task exception was never retrieved",
+        "Unclosed client session",
+    ]
     assert all(not isinstance(r.exc_info[1] if r.exc_info else None, ConnectionError) for r in caplog.records)

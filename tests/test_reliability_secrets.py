@@ -106,26 +106,42 @@ def test_stac_and_model_store_urls_are_redacted_in_errors_and_logs(caplog: pytes
     assert secret not in repr(store) and secret not in store.shown
 
 
-@pytest.mark.parametrize(("text", "shown"), [
-    ("stac:http://user:pass@host/v1?token=SECRET", "stac:http://***@host/v1?token=***"),
-    ("http://AKID:SECRET@127.0.0.1:1", "http://***@127.0.0.1:1"),
-    ("postgresql+psycopg://app:SECRET@db:5432/sites?sslmode=require", "postgresql+psycopg://***@db:5432/sites?sslmode=***"),
-    ("https://h/x.tif?X-Amz-Signature=SECRET&X-Amz-Credential=AKID", "https://h/x.tif?X-Amz-Signature=***&X-Amz-Credential=***"),
-    ("GET /v1/search?token=SECRET failed (403)", "GET /v1/search?token=*** failed (403)"),
-    ("https://u:pa/ss?w#rd@host/v1", "https://***@host/v1"),
-    ("host=db user=app password=SECRET dbname=x", "host=db user=app password=*** dbname=x"),
-    ("http://h/v1?SECRET", "http://h/v1?***"),
-])
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("stac:http://user:pass@host/v1?token=SECRET", "stac:http://***@host/v1?token=***"),
+        ("http://AKID:SECRET@127.0.0.1:1", "http://***@127.0.0.1:1"),
+        (
+            "postgresql+psycopg://app:SECRET@db:5432/sites?sslmode=require",
+            "postgresql+psycopg://***@db:5432/sites?sslmode=***",
+        ),
+        (
+            "https://h/x.tif?X-Amz-Signature=SECRET&X-Amz-Credential=AKID",
+            "https://h/x.tif?X-Amz-Signature=***&X-Amz-Credential=***",
+        ),
+        ("GET /v1/search?token=SECRET failed (403)", "GET /v1/search?token=*** failed (403)"),
+        ("https://u:pa/ss?w#rd@host/v1", "https://***@host/v1"),
+        ("host=db user=app password=SECRET dbname=x", "host=db user=app password=*** dbname=x"),
+        ("http://h/v1?SECRET", "http://h/v1?***"),
+    ],
+)
 def test_redact_masks_userinfo_query_values_and_passwords(text: str, shown: str) -> None:
     from plastics_core.redact import redact
 
     assert redact(text) == shown and redact(shown) == shown
 
 
-@pytest.mark.parametrize("text", [
-    "stac:http://127.0.0.1:8000/v1#sentinel-2-l2a;max_cloud_cover=30", "s3://bucket/prefix/a.tif",
-    "local:/data/scenes", "https://earth-search.aws.element84.com/v1", "what? nothing here", "ratio=0.5 of tiles",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stac:http://127.0.0.1:8000/v1#sentinel-2-l2a;max_cloud_cover=30",
+        "s3://bucket/prefix/a.tif",
+        "local:/data/scenes",
+        "https://earth-search.aws.element84.com/v1",
+        "what? nothing here",
+        "ratio=0.5 of tiles",
+    ],
+)
 def test_redact_leaves_text_without_secrets_unchanged(text: str) -> None:
     from plastics_core.redact import redact
 
@@ -140,11 +156,19 @@ def test_source_names_and_run_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     plain = ImagerySourceResource(kind="stac", path="http://127.0.0.1:8000/v1", max_cloud_cover=30)
     assert plain.source_name() == "stac:http://127.0.0.1:8000/v1;max_cloud_cover=30"
-    names = [ImagerySourceResource(kind="stac", path=f"http://u:{t}@127.0.0.1:8000/v1?token={t}",
-                                   max_cloud_cover=30).source_name() for t in ("SECRETONE", "SECRETTWO")]
+    names = [
+        ImagerySourceResource(
+            kind="stac", path=f"http://u:{t}@127.0.0.1:8000/v1?token={t}", max_cloud_cover=30
+        ).source_name()
+        for t in ("SECRETONE", "SECRETTWO")
+    ]
     assert names[0] == names[1] == "stac:http://***@127.0.0.1:8000/v1?token=***;max_cloud_cover=30"
     params = detection_params({})
-    assert params.run_hash(names[0], "r") == params.run_hash(names[1], "r") != params.run_hash(plain.source_name(), "r")
+    assert (
+        params.run_hash(names[0], "r")
+        == params.run_hash(names[1], "r")
+        != params.run_hash(plain.source_name(), "r")
+    )
 
 
 def test_chained_causes_are_redacted() -> None:

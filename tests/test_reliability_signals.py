@@ -24,12 +24,28 @@ WINDOW = "2021-01-01"
 
 
 def _cli(tmp: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "plastics_dagster.cli", "run", "--window", WINDOW, "--store", str(tmp / "store"),
-            "--imagery", "synthetic", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "plastics_dagster.cli",
+        "run",
+        "--window",
+        WINDOW,
+        "--store",
+        str(tmp / "store"),
+        "--imagery",
+        "synthetic",
+        *extra,
+    ]
 
 
 def _env(tmp: Path) -> dict[str, str]:
-    return {**os.environ, "DAGSTER_HOME": str(tmp / "home"), "PLASTICS_PROGRESS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp / "home"),
+        "PLASTICS_PROGRESS": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
 
 
 def _ignore_sigint() -> None:  # what `cmd &` in a non-interactive shell does
@@ -40,8 +56,14 @@ def _ignore_sigint() -> None:  # what `cmd &` in a non-interactive shell does
 def test_signal_mid_tile_stops_the_run_and_a_rerun_completes(tmp_path: Path, signo: int) -> None:
     from dagster import DagsterInstance, DagsterRunStatus
 
-    proc = subprocess.Popen(_cli(tmp_path, "-v"), env=_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, preexec_fn=_ignore_sigint)
+    proc = subprocess.Popen(
+        _cli(tmp_path, "-v"),
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_ignore_sigint,
+    )
     assert proc.stdout is not None
     seen: list[str] = []
     for line in proc.stdout:  # the verbose Dagster log: wait until a tile is being computed
@@ -65,12 +87,15 @@ def test_signal_mid_tile_stops_the_run_and_a_rerun_completes(tmp_path: Path, sig
     assert not [p for p in store.rglob("*") if p.name.endswith(".tmp")]
     with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
         runs = instance.get_runs()
-    assert runs and all(r.status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
-                        for r in runs), [r.status for r in runs]  # no run left started
+    assert runs and all(
+        r.status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+        for r in runs
+    ), [r.status for r in runs]  # no run left started
     if "between two Dagster runs" not in errors[0]:  # the signal landed in a step: that run failed
         assert runs[0].status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED), runs[0].status
-    rerun = subprocess.run(_cli(tmp_path), env=_env(tmp_path), capture_output=True, text=True, timeout=1800,
-                           check=False)
+    rerun = subprocess.run(
+        _cli(tmp_path), env=_env(tmp_path), capture_output=True, text=True, timeout=1800, check=False
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert list((store / "candidates").rglob("*.geojson")) and list((store / "preview").rglob("*.html"))
 
@@ -98,6 +123,12 @@ def test_a_requested_stop_starts_no_dagster_run(tmp_path: Path) -> None:
 
     with DagsterInstance.ephemeral() as instance:
         with pytest.raises(RunInterrupted, match="between two Dagster runs"):
-            materialize_partition("test_patch", WINDOW, store=str(tmp_path / "store"), imagery="synthetic",
-                                  instance=instance, stop_requested=lambda: True)
+            materialize_partition(
+                "test_patch",
+                WINDOW,
+                store=str(tmp_path / "store"),
+                imagery="synthetic",
+                instance=instance,
+                stop_requested=lambda: True,
+            )
         assert instance.get_runs() == []

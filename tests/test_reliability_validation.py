@@ -44,15 +44,13 @@ UNSAFE_NAMES = ["../x", "a/b", "a b", "bäli", "a|b", "a,b", "Bali", "-x", "", "
 UNSAFE_FILE_NAMES = ["a b", "bäli", "a|b", "a,b", "Bali", "-x", "a.b", "ünïcødé"]
 
 
-
-
 def one_line_error(result: Any) -> str:
     """The single ``Error:`` line of a CLI user error (exit 2, no traceback); returns its text."""
     assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
     assert "Traceback" not in result.output
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), lines
-    return lines[0][len("Error: "):]
+    return lines[0][len("Error: ") :]
 
 
 def run_cli(*args: str) -> Any:
@@ -75,8 +73,14 @@ def run_cli_process(*args: str, cwd: Path) -> ProcResult:
     """`python -m plastics_dagster.cli ARGS` in a fresh process: the real stderr of a user's
     terminal (used where a Dagster run starts, so Dagster's own log output is part of what we check)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-m", "plastics_dagster.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "plastics_dagster.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return ProcResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -101,7 +105,9 @@ def failure_messages(result: Any) -> str:
     return "\n".join(texts)
 
 
-def dagster_failure(resources: dict[str, Any], roi: str = "test_patch", params: dict[str, Any] | None = None) -> str:
+def dagster_failure(
+    resources: dict[str, Any], roi: str = "test_patch", params: dict[str, Any] | None = None
+) -> str:
     """Materialize ``descartes_run`` for (roi, WINDOW) with ``resources`` (and ``params`` as run
     config, as the launchpad sends them); return the failure text."""
     from dagster import DagsterInvalidConfigError
@@ -113,8 +119,15 @@ def dagster_failure(resources: dict[str, Any], roi: str = "test_patch", params: 
     res = default_resources(**resources)
     config = {"resources": {"params": {"config": params}}} if params else None
     try:
-        result = materialize(ALL_ASSETS, selection=["descartes_run"], partition_key=partition_key(roi, WINDOW),
-                             instance=instance, resources=res, raise_on_error=False, run_config=config)
+        result = materialize(
+            ALL_ASSETS,
+            selection=["descartes_run"],
+            partition_key=partition_key(roi, WINDOW),
+            instance=instance,
+            resources=res,
+            raise_on_error=False,
+            run_config=config,
+        )
     except DagsterInvalidConfigError as exc:  # refused by config validation: nothing ran
         return str(exc)
     assert not result.success
@@ -133,23 +146,25 @@ BAD_PARAMS = [
     ({"rect_width": 0.0}, "rect_width"),
     ({"mosaic_period": 0}, "mosaic_period"),
     ({"spectrogram_interval": -1}, "spectrogram_interval"),
-    ({"tilesize": True}, "tilesize"),                             # YAML "True" is no tile size
+    ({"tilesize": True}, "tilesize"),  # YAML "True" is no tile size
     ({"tilesize": 1_000_000}, "[64, 4096]"),
     ({"pad": 300}, "[0, 256]"),
     ({"max_sigma": 1e9}, "max_sigma"),
     ({"stride": 0}, "stride"),
     ({"composite_method": "mean"}, "composite_method"),
     ({"preset": "extreme"}, "preset"),
-    ({"model": "nosuch.h5"}, PIXEL_MODEL),                        # unknown model lists the available ones
+    ({"model": "nosuch.h5"}, PIXEL_MODEL),  # unknown model lists the available ones
     ({"patch_model": "nosuch.h5"}, PATCH_MODEL),
     ({"ensemble_model": "nosuch-ensemble"}, "v0.0.11_ensemble-8-25-21"),  # lists the ensembles
-    ({"model": PATCH_MODEL}, "patch model"),                      # input shape incompatible with the bands
+    ({"model": PATCH_MODEL}, "patch model"),  # input shape incompatible with the bands
     ({"patch_model": PIXEL_MODEL}, "pixel model"),
 ]
 
 
 @pytest.mark.parametrize(("params", "needle"), BAD_PARAMS, ids=[str(p) for p, _ in BAD_PARAMS])
-def test_bad_run_parameter_cli_and_dagster_same_message(params: dict[str, Any], needle: str, cli_env: Path) -> None:
+def test_bad_run_parameter_cli_and_dagster_same_message(
+    params: dict[str, Any], needle: str, cli_env: Path
+) -> None:
     """`plastics run --param K=V` and a Dagster run with the same params fail with one message
     (Dagster: refused by config validation for a bad kind, else at resource initialization,
     before any step runs)."""
@@ -164,7 +179,10 @@ def test_bad_run_parameter_cli_and_dagster_same_message(params: dict[str, Any], 
     assert expected in line, (expected, line)
     assert not (cli_env / "store").exists() or not list((cli_env / "store").glob("descartes_run/**/*.json"))
     failure = dagster_failure({}, params=params)
-    assert expected in failure or (failure.startswith("Error in config") and needle in failure), (expected, failure)
+    assert expected in failure or (failure.startswith("Error in config") and needle in failure), (
+        expected,
+        failure,
+    )
 
 
 def test_runner_reports_launchpad_param_errors_in_one_line() -> None:
@@ -175,10 +193,15 @@ def test_runner_reports_launchpad_param_errors_in_one_line() -> None:
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", ["test_patch"])
-    result = materialize(ALL_ASSETS, selection=["descartes_run"], partition_key=partition_key("test_patch", WINDOW),
-                         instance=instance, resources=default_resources(),
-                         run_config={"resources": {"params": {"config": {"pred_threshold": 7.0}}}},
-                         raise_on_error=False)
+    result = materialize(
+        ALL_ASSETS,
+        selection=["descartes_run"],
+        partition_key=partition_key("test_patch", WINDOW),
+        instance=instance,
+        resources=default_resources(),
+        run_config={"resources": {"params": {"config": {"pred_threshold": 7.0}}}},
+        raise_on_error=False,
+    )
     assert not result.success
     assert [e.step_key for e in result.get_step_failure_events()] == ["descartes_run.plan_tiles"]
     with pytest.raises(ParameterError) as info:
@@ -199,12 +222,22 @@ def test_model_errors_name_the_choices() -> None:
         check_model_names(PATCH_MODEL, PATCH_MODEL, "v0.0.11_ensemble-8-25-21")
     check_model_names(PIXEL_MODEL, PATCH_MODEL, "v0.0.11_ensemble-8-25-21")
     # an ensemble member is a pixel model too (bare file name or full key)
-    check_model_names("spectrogram_v0.0.11_unit_norm_a_2021-08-25.h5", PATCH_MODEL, "v0.0.11_ensemble-8-25-21")
+    check_model_names(
+        "spectrogram_v0.0.11_unit_norm_a_2021-08-25.h5", PATCH_MODEL, "v0.0.11_ensemble-8-25-21"
+    )
 
 
-@pytest.mark.parametrize(("window", "needle"), [
-    ("2016-10-01", "quarterly"), ("2021-01-15", "quarterly"), ("2021-03-01", "quarterly"),
-    ("20210101", "not a date"), ("2021-02-30", "not a date"), ("", "not a date")])
+@pytest.mark.parametrize(
+    ("window", "needle"),
+    [
+        ("2016-10-01", "quarterly"),
+        ("2021-01-15", "quarterly"),
+        ("2021-03-01", "quarterly"),
+        ("20210101", "not a date"),
+        ("2021-02-30", "not a date"),
+        ("", "not a date"),
+    ],
+)
 def test_unknown_window(window: str, needle: str, cli_env: Path) -> None:
     line = one_line_error(run_cli("run", "--window", window))
     assert needle in line and ("YYYY-MM-DD" in line or "Jan/Apr/Jul/Oct" in line), line
@@ -230,14 +263,18 @@ def test_checksum_mismatch_in_run(cli_env: Path, models_dir: Path, monkeypatch: 
     target.chmod(0o644)
     data = bytearray(target.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 16] = bytes(255 - b for b in data[mid:mid + 16])  # corrupt: same size, wrong sha256
+    data[mid : mid + 16] = bytes(255 - b for b in data[mid : mid + 16])  # corrupt: same size, wrong sha256
     target.write_bytes(bytes(data))
     monkeypatch.setenv("PLASTICS_MODEL_STORE", str(bad))
-    line = one_line_error(run_cli_process("run", "--window", WINDOW, "--param", "tilesize=256", "--param", "pad=16",
-                                          cwd=cli_env))
+    line = one_line_error(
+        run_cli_process(
+            "run", "--window", WINDOW, "--param", "tilesize=256", "--param", "pad=16", cwd=cli_env
+        )
+    )
     assert "sha256" in line and PIXEL_MODEL in line, line
-    failure = dagster_failure({"models": ModelStoreResource(location=str(bad)),
-                               "params": DetectionParams(tilesize=256, pad=16)})
+    failure = dagster_failure(
+        {"models": ModelStoreResource(location=str(bad)), "params": DetectionParams(tilesize=256, pad=16)}
+    )
     assert "sha256" in failure and PIXEL_MODEL in failure
 
 
@@ -245,27 +282,59 @@ def test_checksum_mismatch_in_run(cli_env: Path, models_dir: Path, monkeypatch: 
 def _bad_tif(folder: Path, count: int, dtype: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "S2L1C_20210115_bad.tif"
-    with rasterio.open(path, "w", driver="GTiff", count=count, height=8, width=8, dtype=dtype, crs="EPSG:32750",
-                       transform=Affine(10, 0, 318000, 0, -10, 9054000)) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        count=count,
+        height=8,
+        width=8,
+        dtype=dtype,
+        crs="EPSG:32750",
+        transform=Affine(10, 0, 318000, 0, -10, 9054000),
+    ) as dst:
         dst.write(np.ones((count, 8, 8), dtype=dtype))
     return path
 
 
-@pytest.mark.parametrize(("count", "dtype", "needle"), [(4, "uint16", "has 4 bands"), (12, "float32", "is float32")])
+@pytest.mark.parametrize(
+    ("count", "dtype", "needle"), [(4, "uint16", "has 4 bands"), (12, "float32", "is float32")]
+)
 def test_imagery_wrong_bands_or_dtype(count: int, dtype: str, needle: str, cli_env: Path) -> None:
     folder = cli_env / f"imagery_{count}_{dtype}"
     _bad_tif(folder, count, dtype)
-    line = one_line_error(run_cli_process("run", "--window", WINDOW, "--imagery", f"local:{folder}",
-                                          "--param", "tilesize=256", "--param", "pad=16", cwd=cli_env))
+    line = one_line_error(
+        run_cli_process(
+            "run",
+            "--window",
+            WINDOW,
+            "--imagery",
+            f"local:{folder}",
+            "--param",
+            "tilesize=256",
+            "--param",
+            "pad=16",
+            cwd=cli_env,
+        )
+    )
     assert needle in line and "infer_tile" not in line, line  # found by the preflight, before any tile step
-    failure = dagster_failure({"imagery": ImagerySourceResource(kind="local", path=str(folder)),
-                               "params": DetectionParams(tilesize=256, pad=16)})
+    failure = dagster_failure(
+        {
+            "imagery": ImagerySourceResource(kind="local", path=str(folder)),
+            "params": DetectionParams(tilesize=256, pad=16),
+        }
+    )
     assert needle in failure, failure
 
 
-@pytest.mark.parametrize(("spec", "needle"), [("nosuch", "unknown imagery kind"),
-                                               ("local:/nonexistent/imagery", "does not exist"),
-                                               ("local", "needs a folder")])
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("nosuch", "unknown imagery kind"),
+        ("local:/nonexistent/imagery", "does not exist"),
+        ("local", "needs a folder"),
+    ],
+)
 def test_imagery_source_config_errors(spec: str, needle: str, cli_env: Path) -> None:
     line = one_line_error(run_cli_process("run", "--window", WINDOW, "--imagery", spec, cwd=cli_env))
     assert needle in line, line
@@ -277,8 +346,13 @@ def test_scene_stack_rejects_wrong_bands_and_dtype() -> None:
     from plastics_core.geo.scenes import SceneStack
 
     def stack(b: int, dtype: Any) -> SceneStack:
-        return SceneStack(np.zeros((1, b, 4, 4), dtype), np.zeros((1, 4, 4), bool), "EPSG:32750", Affine.identity(),
-                          (dt.date(2021, 1, 5),))
+        return SceneStack(
+            np.zeros((1, b, 4, 4), dtype),
+            np.zeros((1, 4, 4), bool),
+            "EPSG:32750",
+            Affine.identity(),
+            (dt.date(2021, 1, 5),),
+        )
 
     with pytest.raises(ImageryError, match="13 bands"):
         stack(13, np.uint16)
@@ -287,17 +361,33 @@ def test_scene_stack_rejects_wrong_bands_and_dtype() -> None:
 
 
 # ----------------------------------------------------------------------------- stage commands
-@pytest.mark.parametrize(("opts", "needle"), [
-    (["--min-sigma", "0"], "sigma"), (["--max-sigma", "-3"], "sigma"), (["--area-threshold", "1.1"], "area_threshold"),
-    (["--pred-threshold", "-0.01"], "pred_threshold"), (["--min-sigma", "9", "--max-sigma", "4"], "min_sigma"),
-    (["--pred-threshold", "nan"], "pred_threshold"), (["--band", "nosuch"], "nosuch"), (["--band", "9"], "band index")])
+@pytest.mark.parametrize(
+    ("opts", "needle"),
+    [
+        (["--min-sigma", "0"], "sigma"),
+        (["--max-sigma", "-3"], "sigma"),
+        (["--area-threshold", "1.1"], "area_threshold"),
+        (["--pred-threshold", "-0.01"], "pred_threshold"),
+        (["--min-sigma", "9", "--max-sigma", "4"], "min_sigma"),
+        (["--pred-threshold", "nan"], "pred_threshold"),
+        (["--band", "nosuch"], "nosuch"),
+        (["--band", "9"], "band index"),
+    ],
+)
 def test_blobs_cli_parameter_errors(opts: list[str], needle: str, tmp_path: Path) -> None:
     from plastics_core.geo.raster import Raster
     from plastics_core.storage.outputs import write_cog
 
     heat = tmp_path / "h.tif"
-    write_cog(Raster(np.full((2, 16, 16), 0.5, np.float32), "EPSG:32750", Affine(10, 0, 318000, 0, -10, 9054000),
-                     ("a|b", "median")), heat)
+    write_cog(
+        Raster(
+            np.full((2, 16, 16), 0.5, np.float32),
+            "EPSG:32750",
+            Affine(10, 0, 318000, 0, -10, 9054000),
+            ("a|b", "median"),
+        ),
+        heat,
+    )
     out = tmp_path / "b.geojson"
     line = one_line_error(run_cli("blobs", str(heat), *opts, "-o", str(out)))
     assert needle in line, line
@@ -308,9 +398,19 @@ def test_blobs_cli_parameter_errors(opts: list[str], needle: str, tmp_path: Path
 def test_candidates_cli_threshold_errors(threshold: str, gpw_dir: Path, tmp_path: Path) -> None:
     et = gpw_dir / "east_timor"
     out = tmp_path / "c.geojson"
-    line = one_line_error(run_cli("candidates", "--blobs", str(et / "pixel_candidates_v0.0.11_thresh0.6_minsigma3.5.geojson"),
-                                  "--patches", str(et / "patch_classifier_v1.2_stride8.geojson"),
-                                  "--patch-threshold", threshold, "-o", str(out)))
+    line = one_line_error(
+        run_cli(
+            "candidates",
+            "--blobs",
+            str(et / "pixel_candidates_v0.0.11_thresh0.6_minsigma3.5.geojson"),
+            "--patches",
+            str(et / "patch_classifier_v1.2_stride8.geojson"),
+            "--patch-threshold",
+            threshold,
+            "-o",
+            str(out),
+        )
+    )
     assert "patch_threshold" in line
     assert not out.exists()
 
@@ -345,8 +445,9 @@ def test_unsafe_roi_partition_fails_in_dagster_with_same_message(name: str, tmp_
     assert not (tmp_path / "x").exists()
 
 
-def test_roi_sensor_rejects_unsafe_file_names_consistently(tmp_path: Path, gpw_dir: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roi_sensor_rejects_unsafe_file_names_consistently(
+    tmp_path: Path, gpw_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rois = tmp_path / "rois"
     rois.mkdir()
     text = (gpw_dir / "test_patch.geojson").read_text()
@@ -355,8 +456,12 @@ def test_roi_sensor_rejects_unsafe_file_names_consistently(tmp_path: Path, gpw_d
     (rois / "good_one.geojson").write_text(text)
     monkeypatch.setenv("PLASTICS_ROI_DIR", str(rois))
     store = tmp_path / "store"
-    resources = {"params": DetectionParams(), "imagery": ImagerySourceResource(),
-                 "store": StoreResource(location=str(store)), "launch": LaunchResource()}
+    resources = {
+        "params": DetectionParams(),
+        "imagery": ImagerySourceResource(),
+        "store": StoreResource(location=str(store)),
+        "launch": LaunchResource(),
+    }
     instance = DagsterInstance.ephemeral()
     ctx = build_sensor_context(instance=instance, resources=resources)
     result: Any = roi_sensor_tick(ctx)

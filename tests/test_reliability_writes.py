@@ -48,10 +48,19 @@ def run_graph(store: Path, selection: Any = None, **params: Any) -> Any:
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", ["test_patch"])
-    res = default_resources(params=DetectionParams(**SMALL, **params), imagery=ImagerySourceResource(),
-                            store=StoreResource(location=str(store)))
-    return materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection or DETECT_SELECTION, instance=instance,
-                       resources=res, partition_key=partition_key("test_patch", WINDOW), raise_on_error=False)
+    res = default_resources(
+        params=DetectionParams(**SMALL, **params),
+        imagery=ImagerySourceResource(),
+        store=StoreResource(location=str(store)),
+    )
+    return materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=selection or DETECT_SELECTION,
+        instance=instance,
+        resources=res,
+        partition_key=partition_key("test_patch", WINDOW),
+        raise_on_error=False,
+    )
 
 
 def snapshot(store: Path) -> dict[Path, tuple[bytes, int]]:
@@ -142,7 +151,9 @@ def _half_writing_fdopen(monkeypatch: pytest.MonkeyPatch, needle: str) -> list[s
 
 
 @pytest.mark.parametrize("asset", ["blobs", "candidates", "heatmaps", "descartes_run"])
-def test_write_killed_midway_keeps_previous_version(asset: str, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_killed_midway_keeps_previous_version(
+    asset: str, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Re-materialize with a failing writer: the step fails, the old files are intact, no half file."""
     before = snapshot(store)
     hits = _half_writing_fdopen(monkeypatch, f"/{asset}/test_patch/")
@@ -184,7 +195,9 @@ def test_sigkill_during_write_leaves_previous_version(tmp_path: Path) -> None:
     target = store_path(str(tmp_path)) / "blobs" / "r" / "w" / "h.geojson"
     old = b'{"type":"FeatureCollection","features":[]}\n'
     atomic_write(target, old)
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, cwd=REPO
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
     folder = Path(target.path).parent
     deadline = time.time() + 60
@@ -212,8 +225,12 @@ def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
         monkeypatch.setenv(key, value)
     import boto3
 
@@ -240,12 +257,16 @@ def _record_s3_calls(monkeypatch: pytest.MonkeyPatch, fail_key: str | None = Non
 
 
 def _gdf(n: int) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"name": [f"blob_{i}" for i in range(n)], "score": [0.5] * n},
-                            geometry=[Point(115 + i * 1e-4, -8.5) for i in range(n)], crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        {"name": [f"blob_{i}" for i in range(n)], "score": [0.5] * n},
+        geometry=[Point(115 + i * 1e-4, -8.5) for i in range(n)],
+        crs="EPSG:4326",
+    )
 
 
-def test_s3_writes_are_single_puts_and_failed_put_keeps_old(moto: tuple[str, str],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_writes_are_single_puts_and_failed_put_keeps_old(
+    moto: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import boto3
 
     from plastics_core.storage.outputs import geojson_bytes
@@ -259,7 +280,9 @@ def test_s3_writes_are_single_puts_and_failed_put_keeps_old(moto: tuple[str, str
     atomic_write(target, old)
     atomic_write(target, new)
     puts = [c for c in calls if c[0] == "put_object"]
-    assert len(puts) == 2 and not [c for c in calls if "multipart" in c[0].lower() or c[0] == "upload_part"], calls
+    assert len(puts) == 2 and not [
+        c for c in calls if "multipart" in c[0].lower() or c[0] == "upload_part"
+    ], calls
     assert s3.get_object(Bucket=bucket, Key="store/blobs/r/2021-01-01/abc.geojson")["Body"].read() == new
     monkeypatch.undo()
 

@@ -33,7 +33,9 @@ pytestmark = pytest.mark.slow
 
 def _infer_steps(instance: DagsterInstance, run_id: str, event: DagsterEventType) -> set[str]:
     records = instance.get_records_for_run(run_id, of_type=event).records
-    return {str(r.event_log_entry.step_key) for r in records if "infer_tile" in (r.event_log_entry.step_key or "")}
+    return {
+        str(r.event_log_entry.step_key) for r in records if "infer_tile" in (r.event_log_entry.step_key or "")
+    }
 
 
 def _skipped(instance: DagsterInstance, run_id: str) -> dict[str, bool]:
@@ -48,8 +50,14 @@ def _skipped(instance: DagsterInstance, run_id: str) -> dict[str, bool]:
 def _kill_after_two_tiles(home: Path, store: Path, models_dir: Path) -> tuple[int, dict[str, int]]:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     code = f"from tests._fanout_util import child_run; child_run({str(store)!r}, {str(models_dir)!r})"
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 400
     try:
         while len(fu.tile_markers(store)) < 2:
@@ -78,11 +86,18 @@ def resumed(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> dict[
         failed: Any = instance.get_run_by_id(parent.run_id)
         dagster_steps, _ = KnownExecutionState.build_resume_retry_reexecution(instance, failed)
         assert child.success
-        return {"dagster_from_failure": set(dagster_steps), "resume_steps": set(resume_steps(instance, parent.run_id)),
-                "store": store, "at_kill": at_kill, "parent_ok": parent_ok,
-                "child_started": _infer_steps(instance, child.run_id, DagsterEventType.STEP_START),
-                "child_skipped": _skipped(instance, child.run_id),
-                "child_plan": instance.get_records_for_run(child.run_id, of_type=DagsterEventType.STEP_START).records}
+        return {
+            "dagster_from_failure": set(dagster_steps),
+            "resume_steps": set(resume_steps(instance, parent.run_id)),
+            "store": store,
+            "at_kill": at_kill,
+            "parent_ok": parent_ok,
+            "child_started": _infer_steps(instance, child.run_id, DagsterEventType.STEP_START),
+            "child_skipped": _skipped(instance, child.run_id),
+            "child_plan": instance.get_records_for_run(
+                child.run_id, of_type=DagsterEventType.STEP_START
+            ).records,
+        }
 
 
 def test_killed_mid_way(resumed: dict[str, Any]) -> None:
@@ -105,8 +120,9 @@ def test_reexecution_runs_only_missing_tiles(resumed: dict[str, Any]) -> None:
     computed = [k for k, skipped in resumed["child_skipped"].items() if not skipped]
     assert len(computed) == 4 - len(resumed["at_kill"])  # every tile computed exactly once overall
     store = resumed["store"]
-    assert {p.name: p.stat().st_mtime_ns for p in fu.tile_markers(store) if p.name in resumed["at_kill"]} \
-        == resumed["at_kill"]  # files written before the kill were not rewritten
+    assert {
+        p.name: p.stat().st_mtime_ns for p in fu.tile_markers(store) if p.name in resumed["at_kill"]
+    } == resumed["at_kill"]  # files written before the kill were not rewritten
 
 
 def test_resumed_outputs_equal_uninterrupted_run(resumed: dict[str, Any], tmp_path: Path) -> None:
@@ -114,8 +130,13 @@ def test_resumed_outputs_equal_uninterrupted_run(resumed: dict[str, Any], tmp_pa
 
     instance = DagsterInstance.ephemeral()
     fu.register(instance, tmp_path)
-    result = materialize(ALL_ASSETS, selection=AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson"),
-                         partition_key=fu.partition(), instance=instance, resources=fu.resources(tmp_path))
+    result = materialize(
+        ALL_ASSETS,
+        selection=AssetSelection.assets("descartes_run", "heatmaps", "patch_geojson"),
+        partition_key=fu.partition(),
+        instance=instance,
+        resources=fu.resources(tmp_path),
+    )
     assert result.success
     fu.assert_same_outputs(resumed["store"], tmp_path)
 

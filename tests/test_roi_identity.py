@@ -30,8 +30,9 @@ def moved_file(tmp_path: Path, gpw_dir: Path) -> Path:
     return path
 
 
-def test_reregistering_another_geometry_is_refused_unless_replace(tmp_path: Path, gpw_dir: Path,
-                                                                   moved_file: Path) -> None:
+def test_reregistering_another_geometry_is_refused_unless_replace(
+    tmp_path: Path, gpw_dir: Path, moved_file: Path
+) -> None:
     store, instance = store_path(str(tmp_path / "store")), DagsterInstance.ephemeral()
     register_roi(instance, store, "temesi", gpw_dir / "test_patch.geojson")
     before = roi_key(store, "temesi").read_bytes()
@@ -48,8 +49,9 @@ def test_reregistering_another_geometry_is_refused_unless_replace(tmp_path: Path
         register_roi(instance, store, "test_patch", moved_file)
 
 
-def test_cli_roi_add_refuses_then_replaces(tmp_path: Path, gpw_dir: Path, moved_file: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_roi_add_refuses_then_replaces(
+    tmp_path: Path, gpw_dir: Path, moved_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from plastics_dagster.cli import cli
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
@@ -84,8 +86,13 @@ def test_replaced_roi_never_reuses_old_tiles(tmp_path: Path) -> None:
     store, instance = tmp_path / "store", DagsterInstance.ephemeral()
     fu.register(instance, store)
     selection = ["descartes_run", "heatmaps", "patch_geojson"]
-    first = materialize(ALL_ASSETS, selection=selection, partition_key=fu.partition(), instance=instance,
-                        resources=fu.resources(store))
+    first = materialize(
+        ALL_ASSETS,
+        selection=selection,
+        partition_key=fu.partition(),
+        instance=instance,
+        resources=fu.resources(store),
+    )
     assert first.success
     old_dir = fu.run_dir(store)
     old = {p.name: p.read_bytes() for p in old_dir.iterdir()}
@@ -94,8 +101,13 @@ def test_replaced_roi_never_reuses_old_tiles(tmp_path: Path) -> None:
     src = tmp_path / "moved.geojson"
     src.write_bytes(roi_geojson_bytes(fu.ROI_NAME, moved))
     register_roi(instance, root, fu.ROI_NAME, src, replace=True)
-    second = materialize(ALL_ASSETS, selection=selection, partition_key=fu.partition(), instance=instance,
-                         resources=fu.resources(store))
+    second = materialize(
+        ALL_ASSETS,
+        selection=selection,
+        partition_key=fu.partition(),
+        instance=instance,
+        resources=fu.resources(store),
+    )
     assert second.success
     hashes = [r.output_for_node("descartes_run").manifest["run_hash"] for r in (first, second)]
     assert hashes[0] == old_dir.name and hashes[1] != hashes[0]
@@ -108,4 +120,6 @@ def test_replaced_roi_never_reuses_old_tiles(tmp_path: Path) -> None:
     (heat / "stray.tif").write_bytes((heat / f"{sorted(p.name for p in heat.glob('*.tif'))[0]}").read_bytes())
     from plastics_core.storage.folders import read_raster_folder
 
-    assert [r.name for r in read_raster_folder(store_path(str(heat)))] == new_manifest["tiles"]  # not the stray
+    assert [r.name for r in read_raster_folder(store_path(str(heat)))] == new_manifest[
+        "tiles"
+    ]  # not the stray

@@ -31,8 +31,12 @@ def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture()
 def resources(tmp_path: Path) -> dict:
-    return {"params": DetectionParams(), "imagery": ImagerySourceResource(), "launch": LaunchResource(),
-            "store": StoreResource(location=str(tmp_path / "store"))}
+    return {
+        "params": DetectionParams(),
+        "imagery": ImagerySourceResource(),
+        "launch": LaunchResource(),
+        "store": StoreResource(location=str(tmp_path / "store")),
+    }
 
 
 def test_complete_windows() -> None:
@@ -43,8 +47,9 @@ def test_complete_windows() -> None:
     assert complete_windows(dt.date(2021, 10, 1))[-1] == "2020-10-01"
 
 
-def test_roi_sensor_adds_partition_once(tmp_path: Path, gpw_dir: Path, resources: dict,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roi_sensor_adds_partition_once(
+    tmp_path: Path, gpw_dir: Path, resources: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rois = tmp_path / "rois"
     rois.mkdir()
     shutil.copy(gpw_dir / "test_patch.geojson", rois / "temesi.geojson")
@@ -96,15 +101,18 @@ def test_imagery_sensor_requests_each_window_once(tmp_path: Path, gpw_dir: Path,
     assert cursor and json.loads(cursor)  # done windows are remembered
 
 
-def test_imagery_sensor_waits_for_scenes(tmp_path: Path, gpw_dir: Path, resources: dict,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_imagery_sensor_waits_for_scenes(
+    tmp_path: Path, gpw_dir: Path, resources: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A window whose partner period has no scenes is not requested."""
     instance = DagsterInstance.ephemeral()
     register_roi(instance, resources["store"].path(), "temesi", gpw_dir / "test_patch.geojson")
     wins = complete_windows(TODAY)
     newest = dt.date.fromisoformat(wins[-1])
     gap = Period(dt.date(newest.year - 1, 1, 1), TODAY)  # no imagery for the recent past
-    monkeypatch.setattr(ImagerySourceResource, "get_source", lambda self: SyntheticSource(empty_periods=[gap]))
+    monkeypatch.setattr(
+        ImagerySourceResource, "get_source", lambda self: SyntheticSource(empty_periods=[gap])
+    )
     ctx = build_sensor_context(instance=instance, resources=resources)
     result: Any = imagery_sensor(ctx)
     assert isinstance(result, SensorResult)
@@ -114,8 +122,9 @@ def test_imagery_sensor_waits_for_scenes(tmp_path: Path, gpw_dir: Path, resource
     assert requested and all(dt.date.fromisoformat(w) < gap.start for w in requested)
 
 
-def test_roi_sensor_skips_a_file_that_would_change_a_registered_roi(tmp_path: Path, gpw_dir: Path,
-                                                                     resources: dict) -> None:
+def test_roi_sensor_skips_a_file_that_would_change_a_registered_roi(
+    tmp_path: Path, gpw_dir: Path, resources: dict
+) -> None:
     from shapely import affinity
 
     from plastics_dagster.registry import roi_geojson_bytes
@@ -138,11 +147,19 @@ def _running(instance: DagsterInstance, roi: str, window: str) -> None:
 
     from plastics_dagster.partitions import partition_key
 
-    instance.add_run(DagsterRun(job_name="detect_job", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
-                                tags={"dagster/partition": str(partition_key(roi, window))}))
+    instance.add_run(
+        DagsterRun(
+            job_name="detect_job",
+            run_id=str(uuid.uuid4()),
+            status=DagsterRunStatus.STARTED,
+            tags={"dagster/partition": str(partition_key(roi, window))},
+        )
+    )
 
 
-def test_imagery_sensor_skips_done_and_in_flight_partitions(tmp_path: Path, gpw_dir: Path, resources: dict) -> None:
+def test_imagery_sensor_skips_done_and_in_flight_partitions(
+    tmp_path: Path, gpw_dir: Path, resources: dict
+) -> None:
     """Materialized partitions (by anyone) are never requested; queued runs count against MAX_IN_FLIGHT."""
     from dagster import AssetMaterialization
 
@@ -151,7 +168,9 @@ def test_imagery_sensor_skips_done_and_in_flight_partitions(tmp_path: Path, gpw_
     instance = DagsterInstance.ephemeral()
     register_roi(instance, resources["store"].path(), "temesi", gpw_dir / "test_patch.geojson")
     wins = complete_windows(TODAY)
-    instance.report_runless_asset_event(AssetMaterialization("enriched_sites", partition=str(partition_key("temesi", wins[-1]))))
+    instance.report_runless_asset_event(
+        AssetMaterialization("enriched_sites", partition=str(partition_key("temesi", wins[-1])))
+    )
     _running(instance, "temesi", wins[-2])
     ctx = build_sensor_context(instance=instance, resources=resources)
     result: Any = imagery_sensor(ctx)
@@ -160,12 +179,15 @@ def test_imagery_sensor_skips_done_and_in_flight_partitions(tmp_path: Path, gpw_
     done = json.loads(ctx.cursor or "{}")
     assert wins[-1] in next(iter(done.values())) and wins[-2] not in next(iter(done.values()))
     _running(instance, "temesi", wins[-3])  # the requested run has started: no free slot
-    again: Any = imagery_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor, resources=resources))
+    again: Any = imagery_sensor(
+        build_sensor_context(instance=instance, cursor=ctx.cursor, resources=resources)
+    )
     assert isinstance(again, SkipReason) and "already queued or running" in str(again.skip_message)
 
 
-def test_roi_sensor_never_requests_a_materialized_partition(tmp_path: Path, gpw_dir: Path, resources: dict,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roi_sensor_never_requests_a_materialized_partition(
+    tmp_path: Path, gpw_dir: Path, resources: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dagster import AssetMaterialization
 
     from plastics_dagster.partitions import partition_key
@@ -177,7 +199,9 @@ def test_roi_sensor_never_requests_a_materialized_partition(tmp_path: Path, gpw_
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("roi", ["temesi"])  # registered before; its file is dropped in again
     latest = complete_windows(TODAY)[-1]
-    instance.report_runless_asset_event(AssetMaterialization("enriched_sites", partition=str(partition_key("temesi", latest))))
+    instance.report_runless_asset_event(
+        AssetMaterialization("enriched_sites", partition=str(partition_key("temesi", latest)))
+    )
     result: Any = roi_sensor(build_sensor_context(instance=instance, resources=resources))
     assert isinstance(result, SkipReason)
     instance.add_dynamic_partitions("roi", ["other"])

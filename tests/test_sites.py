@@ -72,7 +72,9 @@ def test_empty_and_errors() -> None:
         select_candidates(empty, empty, 1.5)
 
 
-def _reference_merge(points: gpd.GeoDataFrame, radius: float) -> list[tuple[str, float, float, float, int, str]]:
+def _reference_merge(
+    points: gpd.GeoDataFrame, radius: float
+) -> list[tuple[str, float, float, float, int, str]]:
     """The merge spelled out with a full distance matrix (quadratic: small inputs only)."""
     xy = np.column_stack([points.geometry.x, points.geometry.y])
     names = points["name"].astype(str).tolist()
@@ -80,8 +82,9 @@ def _reference_merge(points: gpd.GeoDataFrame, radius: float) -> list[tuple[str,
     labels = np.arange(len(xy))
     while True:
         uniq = np.unique(labels)
-        centres = np.array([xy[labels == u].mean(axis=0) if (labels == u).sum() > 1 else xy[labels == u][0]
-                            for u in uniq])
+        centres = np.array(
+            [xy[labels == u].mean(axis=0) if (labels == u).sum() > 1 else xy[labels == u][0] for u in uniq]
+        )
         close = np.hypot(*(centres[:, None, :] - centres[None, :, :]).transpose(2, 0, 1)) < radius
         np.fill_diagonal(close, False)
         if not close.any():
@@ -100,20 +103,41 @@ def _reference_merge(points: gpd.GeoDataFrame, radius: float) -> list[tuple[str,
         idx = np.flatnonzero(labels == u)
         members = sorted((names[i] for i in idx), key=nat)
         sc = scores[idx]
-        rows.append((members[0], float(xy[idx, 0].mean()), float(xy[idx, 1].mean()),
-                     float(np.nanmax(sc)) if np.isfinite(sc).any() else float("nan"), len(idx), ";".join(members)))
+        rows.append(
+            (
+                members[0],
+                float(xy[idx, 0].mean()),
+                float(xy[idx, 1].mean()),
+                float(np.nanmax(sc)) if np.isfinite(sc).any() else float("nan"),
+                len(idx),
+                ";".join(members),
+            )
+        )
     return sorted(rows, key=lambda r: nat(r[0]))
 
 
 def _rows(merged: gpd.GeoDataFrame) -> list[tuple[str, float, float, float, int, str]]:
-    return [(str(r["name"]), float(r["lon"]), float(r["lat"]), float(r["score"]), int(r["n_merged"]),
-             str(r["members"])) for _, r in merged.iterrows()]
+    return [
+        (
+            str(r["name"]),
+            float(r["lon"]),
+            float(r["lat"]),
+            float(r["score"]),
+            int(r["n_merged"]),
+            str(r["members"]),
+        )
+        for _, r in merged.iterrows()
+    ]
 
 
 def _same(a: list[tuple], b: list[tuple]) -> bool:  # type: ignore[type-arg]
     return len(a) == len(b) and all(
-        x[0] == y[0] and x[4:] == y[4:] and x[1:3] == pytest.approx(y[1:3], abs=1e-12)
-        and (x[3] == y[3] or (np.isnan(x[3]) and np.isnan(y[3]))) for x, y in zip(a, b, strict=True))
+        x[0] == y[0]
+        and x[4:] == y[4:]
+        and x[1:3] == pytest.approx(y[1:3], abs=1e-12)
+        and (x[3] == y[3] or (np.isnan(x[3]) and np.isnan(y[3])))
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def test_merge_matches_the_quadratic_reference(east_timor: tuple[gpd.GeoDataFrame, ...]) -> None:
@@ -130,8 +154,9 @@ def test_merge_matches_the_quadratic_reference(east_timor: tuple[gpd.GeoDataFram
             xy = np.round(xy, 3)  # coincident points
         names = [f"b_{int(i)}" for i in rng.integers(0, n, n)]
         scores = np.where(rng.random(n) < 0.2, np.nan, rng.random(n))
-        pts = gpd.GeoDataFrame({"name": names, "score": scores}, geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]),
-                               crs="EPSG:4326")
+        pts = gpd.GeoDataFrame(
+            {"name": names, "score": scores}, geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs="EPSG:4326"
+        )
         radius = float(rng.choice([0.001, 0.005, 0.01]))
         assert _same(_rows(merge_points(pts, radius)), _reference_merge(pts, radius)), trial
 
@@ -151,20 +176,46 @@ def test_candidates_cli_on_100000_dense_points(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     centres = np.array([[125.50, -8.60], [125.60, -8.60], [125.50, -8.70], [125.60, -8.70]])
     xy = centres[np.arange(100_000) % 4] + rng.normal(0.0, 0.0004, (100_000, 2))
-    feats = [{"type": "Feature", "properties": {"name": f"blob_{i}", "score": float(s)},
-              "geometry": {"type": "Point", "coordinates": [float(x), float(y)]}}
-             for i, ((x, y), s) in enumerate(zip(xy, rng.random(len(xy)), strict=True))]
+    feats = [
+        {
+            "type": "Feature",
+            "properties": {"name": f"blob_{i}", "score": float(s)},
+            "geometry": {"type": "Point", "coordinates": [float(x), float(y)]},
+        }
+        for i, ((x, y), s) in enumerate(zip(xy, rng.random(len(xy)), strict=True))
+    ]
     (tmp_path / "blobs.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     patch = gpd.GeoDataFrame({"mean": [0.9]}, geometry=[box(125.45, -8.75, 125.65, -8.55)], crs="EPSG:4326")
     write_geojson(patch, tmp_path / "patches.geojson")
     # a wrapper process runs the CLI and prints the peak RSS of that one child (this process's
     # RUSAGE_CHILDREN would include every earlier subprocess of the test session)
-    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-    res = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "plastics_dagster.cli", "candidates",
-                          "--blobs", str(tmp_path / "blobs.geojson"), "--patches", str(tmp_path / "patches.geojson"),
-                          "--patch-threshold", "0.4", "-o", str(tmp_path / "out.geojson")],
-                         capture_output=True, text=True, timeout=600, check=False)
+    wrapper = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
+    )
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            wrapper,
+            sys.executable,
+            "-m",
+            "plastics_dagster.cli",
+            "candidates",
+            "--blobs",
+            str(tmp_path / "blobs.geojson"),
+            "--patches",
+            str(tmp_path / "patches.geojson"),
+            "--patch-threshold",
+            "0.4",
+            "-o",
+            str(tmp_path / "out.geojson"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     peak_kb = int(res.stdout.strip().splitlines()[-1])
     assert res.returncode == 0, res.stderr[-2000:]
     out = read_geojson(tmp_path / "out.geojson")

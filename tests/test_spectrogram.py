@@ -18,7 +18,9 @@ P1 = Period(dt.date(2021, 7, 1), dt.date(2021, 10, 1))
 T = Affine(10, 0, 300000, 0, -10, 9000000)
 
 
-def _comp(seed: int, period: Period, crs: str = "EPSG:32750", transform: Affine = T, shape=(7, 9)) -> Composite:
+def _comp(
+    seed: int, period: Period, crs: str = "EPSG:32750", transform: Affine = T, shape=(7, 9)
+) -> Composite:
     rng = np.random.default_rng(seed)
     data = rng.integers(0, 5000, (12, *shape)).astype(np.float32)
     mask = rng.random(shape) < 0.3

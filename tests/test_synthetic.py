@@ -88,8 +88,13 @@ def test_background_fallback_without_shared(tmp_path: Path) -> None:
 
 def test_source_search_load_and_empty_periods(shared_dir: Path) -> None:
     q1 = Period(dt.date(2021, 1, 1), dt.date(2021, 4, 1))
-    src = SyntheticSource([_site()], seed=3, shared_dir=shared_dir, empty_periods=[JUL],
-                          cloudy_periods=[Period(dt.date(2021, 10, 1), dt.date(2022, 1, 1))])
+    src = SyntheticSource(
+        [_site()],
+        seed=3,
+        shared_dir=shared_dir,
+        empty_periods=[JUL],
+        cloudy_periods=[Period(dt.date(2021, 10, 1), dt.date(2022, 1, 1))],
+    )
     assert isinstance(src, ImagerySource) and src.name == "synthetic"
     infos = src.search(box(115, -9, 116, -8), q1)
     assert len(infos) == 9 and infos == src.search(box(115, -9, 116, -8), q1)
@@ -143,12 +148,30 @@ def test_committed_signatures_score_high_with_real_models(models_dir: Path) -> N
 
 
 @pytest.mark.slow
-def test_derivation_script_reproduces_high_scoring_signatures(tmp_path: Path, shared_dir: Path,
-                                                              models_dir: Path) -> None:
+def test_derivation_script_reproduces_high_scoring_signatures(
+    tmp_path: Path, shared_dir: Path, models_dir: Path
+) -> None:
     out = tmp_path / "sig.json"
-    cmd = [sys.executable, str(REPO / "tests" / "data" / "signatures" / "derive.py"), "--out", str(out),
-           "--shared", str(shared_dir), "-n", "2", "--candidates", "4", "--steps", "400",
-           "--min-steps", "0", "--target", "0.95", "--patch-target", "0"]
+    cmd = [
+        sys.executable,
+        str(REPO / "tests" / "data" / "signatures" / "derive.py"),
+        "--out",
+        str(out),
+        "--shared",
+        str(shared_dir),
+        "-n",
+        "2",
+        "--candidates",
+        "4",
+        "--steps",
+        "400",
+        "--min-steps",
+        "0",
+        "--target",
+        "0.95",
+        "--patch-target",
+        "0",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)
     sigs = load_signatures(out)
     assert len(sigs) == 2

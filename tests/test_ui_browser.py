@@ -91,18 +91,50 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
         fu.register(instance, store, name)
     instance.add_dynamic_partitions("roi", [NO_GEOMETRY])  # as "Add a partition" in the UI does
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PLASTICS_STORE": str(store), "PLASTICS_PROGRESS": "0",
-           "PLASTICS_MODEL_STORE": str(models_dir), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PLASTICS_STORE": str(store),
+        "PLASTICS_PROGRESS": "0",
+        "PLASTICS_MODEL_STORE": str(models_dir),
+        "PYTHONPATH": str(REPO),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     log = (tmp / "dagster-dev.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
-                             "-f", str(REPO / "tests" / "_ui_defs.py")], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-f",
+            str(REPO / "tests" / "_ui_defs.py"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
     try:
-        _wait("the webserver and code location", lambda: proc.poll() is None and any(
-            e["loadStatus"] == "LOADED" for e in graphql(base, query)["workspaceOrError"]["locationEntries"])
-            or (proc.poll() is not None and pytest.fail(f"dagster dev exited: see {log.name}")), 300)
+        _wait(
+            "the webserver and code location",
+            lambda: (
+                proc.poll() is None
+                and any(
+                    e["loadStatus"] == "LOADED"
+                    for e in graphql(base, query)["workspaceOrError"]["locationEntries"]
+                )
+                or (proc.poll() is not None and pytest.fail(f"dagster dev exited: see {log.name}"))
+            ),
+            300,
+        )
         print(f"\nUI test: {base}, dagster dev log {log.name}, screenshots in {ARTIFACTS}")
         yield base
     finally:
@@ -124,8 +156,15 @@ def browser(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     opts = Options()
     opts.binary_location = _need("chromium")
     profile = tmp_path_factory.mktemp("chromium-profile")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1600,1000", f"--user-data-dir={profile}", "--no-first-run"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+        f"--user-data-dir={profile}",
+        "--no-first-run",
+    ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service(_need("chromedriver")), options=opts)
     driver.implicitly_wait(0)
@@ -143,8 +182,12 @@ def shot(driver: Any, name: str) -> Path:
 def text_appears(driver: Any, text: str, timeout: float = 60) -> None:
     from selenium.webdriver.common.by import By
 
-    _wait(f"{text!r} on {driver.current_url}", lambda: text in driver.find_element(By.TAG_NAME, "body").text,
-          timeout, every=1.0)
+    _wait(
+        f"{text!r} on {driver.current_url}",
+        lambda: text in driver.find_element(By.TAG_NAME, "body").text,
+        timeout,
+        every=1.0,
+    )
 
 
 def open_page(driver: Any, url: str, expect: str) -> None:
@@ -167,8 +210,14 @@ def launch_backfill(driver: Any, base: str, rois: tuple[str, ...], name: str) ->
     text_appears(driver, "Partition selection")
     driver.find_element(By.CSS_SELECTOR, "[role=dialog] [class*=TagSelector_tagSelectorContainer]").click()
     for roi in rois:
-        _wait(f"ROI option {roi}", lambda roi=roi: driver.find_elements(
-            By.CSS_SELECTOR, f"[data-radix-popper-content-wrapper] [data-tooltip='{roi}']"), 30, 0.5)[0].click()
+        _wait(
+            f"ROI option {roi}",
+            lambda roi=roi: driver.find_elements(
+                By.CSS_SELECTOR, f"[data-radix-popper-content-wrapper] [data-tooltip='{roi}']"
+            ),
+            30,
+            0.5,
+        )[0].click()
     driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     window = driver.find_element(By.CSS_SELECTOR, "[role=dialog] input[placeholder^='ex: 2017-07-01']")
     window.click()
@@ -176,7 +225,9 @@ def launch_backfill(driver: Any, base: str, rois: tuple[str, ...], name: str) ->
     text_appears(driver, f"{len(rois)} partition")
     shot(driver, f"{name}-dialog")
     # 2+ partitions: "Launch backfill"; one partition: "Launch 1 run"
-    driver.find_element(By.XPATH, "//div[@role='dialog']//button[starts-with(normalize-space(), 'Launch ')]").click()
+    driver.find_element(
+        By.XPATH, "//div[@role='dialog']//button[starts-with(normalize-space(), 'Launch ')]"
+    ).click()
 
 
 BACKFILLS = "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }"
@@ -189,8 +240,11 @@ def tagged_runs(base: str, key: str, value: str) -> list[dict[str, Any]]:
     return graphql(base, RUNS, {"key": key, "value": value})["runsOrError"]["results"]
 
 
-def backfill_runs(base: str, known: set[str], n_runs: int, timeout: float) -> tuple[str, list[dict[str, Any]]]:
+def backfill_runs(
+    base: str, known: set[str], n_runs: int, timeout: float
+) -> tuple[str, list[dict[str, Any]]]:
     """The new backfill's id and its ``n_runs`` runs once all finished."""
+
     def new_backfill() -> str | None:
         ids = [b["id"] for b in graphql(base, BACKFILLS)["partitionBackfillsOrError"]["results"]]
         return next((i for i in ids if i not in known), None)
@@ -237,7 +291,15 @@ def test_backfill_of_two_rois_succeeds_and_logs_tile_progress(server: str, brows
     # the job's Partitions tab and each asset's partition grid agree on these partitions
     job_status = job_partition_statuses(server)
     assert {k: job_status.get(k) for k in partitions} == {k: "SUCCESS" for k in partitions}, job_status
-    for asset in ("heatmaps", "patch_geojson", "blobs", "candidates", "contours", "enriched_sites", "preview"):
+    for asset in (
+        "heatmaps",
+        "patch_geojson",
+        "blobs",
+        "candidates",
+        "contours",
+        "enriched_sites",
+        "preview",
+    ):
         assert materialized_partitions(server, asset, sorted(partitions)) == partitions, asset
     open_page(browser, f"{server}/runs/b/{bid}", bid)
     text_appears(browser, "Succeeded")
@@ -257,8 +319,12 @@ def test_backfill_of_two_rois_succeeds_and_logs_tile_progress(server: str, brows
 def test_partition_without_geometry_fails_with_one_line(server: str, browser: Any) -> None:
     launch_backfill(browser, server, (NO_GEOMETRY,), "unregistered")  # one partition: "Launch 1 run"
     key = f"{NO_GEOMETRY}|{WINDOW}"
-    (run,) = _wait(f"the run of {key}", lambda: [r for r in tagged_runs(server, "dagster/partition", key)
-                                                  if r["status"] in FINISHED], 400, 5)
+    (run,) = _wait(
+        f"the run of {key}",
+        lambda: [r for r in tagged_runs(server, "dagster/partition", key) if r["status"] in FINISHED],
+        400,
+        5,
+    )
     assert run["status"] == "FAILURE"
     open_page(browser, f"{server}/runs/{run['runId']}", "plan_tiles")
     text_appears(browser, f"ROI '{NO_GEOMETRY}' is not registered", 60)

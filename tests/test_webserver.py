@@ -17,8 +17,17 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ASSETS = {"descartes_run", "heatmaps", "patch_geojson", "blobs", "candidates", "contours", "enriched_sites",
-          "preview", "site_registry"}
+ASSETS = {
+    "descartes_run",
+    "heatmaps",
+    "patch_geojson",
+    "blobs",
+    "candidates",
+    "contours",
+    "enriched_sites",
+    "preview",
+    "site_registry",
+}
 QUERY = """{ assetNodes { assetKey { path } isPartitioned groupName }
   repositoriesOrError { ... on RepositoryConnection { nodes { name sensors { name } } } } }"""
 
@@ -30,7 +39,9 @@ def _free_port() -> int:
 
 
 def _post(url: str, query: str) -> dict[str, Any]:
-    req = urllib.request.Request(url, json.dumps({"query": query}).encode(), {"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, json.dumps({"query": query}).encode(), {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         out: dict[str, Any] = json.loads(resp.read())
     return out
@@ -42,14 +53,22 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     exe = Path(sys.executable).with_name("dagster-webserver")
     env = {**os.environ, "DAGSTER_HOME": str(home), "PLASTICS_STORE": str(home / "store")}
-    proc = subprocess.Popen([str(exe), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(exe), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
         while time.time() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"dagster-webserver exited {proc.returncode}: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+                pytest.fail(
+                    f"dagster-webserver exited {proc.returncode}: {proc.stderr.read()[-2000:] if proc.stderr else ''}"
+                )
             try:
                 data = _post(f"{url}/graphql", QUERY)
                 if data.get("data", {}).get("assetNodes"):

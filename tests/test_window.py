@@ -26,9 +26,14 @@ WINDOW = dt.date(2021, 1, 1)
 
 
 def test_window_pair_starts_and_range() -> None:
-    assert window_pair_starts(WINDOW, 8)[0] == dt.date(2019, 4, 1) and window_pair_starts(WINDOW, 8)[-1] == WINDOW
-    assert window_pair_starts(dt.date(2017, 10, 1), 8, earliest=dt.date(2017, 7, 1)) == [dt.date(2017, 7, 1),
-                                                                                        dt.date(2017, 10, 1)]
+    assert (
+        window_pair_starts(WINDOW, 8)[0] == dt.date(2019, 4, 1)
+        and window_pair_starts(WINDOW, 8)[-1] == WINDOW
+    )
+    assert window_pair_starts(dt.date(2017, 10, 1), 8, earliest=dt.date(2017, 7, 1)) == [
+        dt.date(2017, 7, 1),
+        dt.date(2017, 10, 1),
+    ]
     for bad in (0, 25):
         with pytest.raises(ParameterError, match="pairs"):
             window_pair_starts(WINDOW, bad)
@@ -39,7 +44,9 @@ def test_window_pair_starts_and_range() -> None:
 
 
 def _pair_raster(values: np.ndarray, label: str) -> Raster:
-    return Raster(values[None].astype(np.float32), "EPSG:32750", Affine(10, 0, 300000, 0, -10, 9050000), (label,))
+    return Raster(
+        values[None].astype(np.float32), "EPSG:32750", Affine(10, 0, 300000, 0, -10, 9050000), (label,)
+    )
 
 
 def test_median_heatmap_skips_masked_pairs() -> None:
@@ -58,12 +65,18 @@ def test_patch_statistics_over_pairs_as_gpw() -> None:
     transform = Affine(80, 0, 300000, 0, -80, 9050000)  # tile grid x stride 8
     g1 = np.array([[0.2, 0.9]], np.float32)
     g2 = np.array([[0.4, np.nan]], np.float32)
-    grids = [Raster(g[None], "EPSG:32750", transform, ("patch_score",), tags={"stride": "8", "window": "45"})
-             for g in (g1, g2)]
+    grids = [
+        Raster(g[None], "EPSG:32750", transform, ("patch_score",), tags={"stride": "8", "window": "45"})
+        for g in (g1, g2)
+    ]
     gdf = tile_patches(grids)
     assert gdf.crs.to_epsg() == 4326 and list(gdf["count"]) == [2, 1]
-    assert gdf["mean"].tolist() == pytest.approx([0.3, 0.9]) and gdf["std"].tolist() == pytest.approx([0.1, 0.0])
-    assert gdf["min"].tolist() == pytest.approx([0.2, 0.9]) and gdf["median"].tolist() == pytest.approx([0.3, 0.9])
+    assert gdf["mean"].tolist() == pytest.approx([0.3, 0.9]) and gdf["std"].tolist() == pytest.approx(
+        [0.1, 0.0]
+    )
+    assert gdf["min"].tolist() == pytest.approx([0.2, 0.9]) and gdf["median"].tolist() == pytest.approx(
+        [0.3, 0.9]
+    )
     # footprint: 45 px x 10 m, the second window 8 px (80 m) east of the first
     native = gdf.to_crs("EPSG:32750").geometry
     assert native.iloc[0].bounds == pytest.approx((300000, 9050000 - 450, 300450, 9050000), abs=1e-3)
@@ -91,12 +104,15 @@ def test_window_median_equals_gpw_recipe_with_keras(temesi: PlantedSite, models_
 
     # GPW: every 3-month period of the range, mosaicked with np.ma.min (channels last) ...
     first = window_pair_starts(WINDOW, params.pairs)[0]
-    periods = [Period(add_months(first, 3 * k), add_months(first, 3 * k + 3)) for k in range(params.pairs + 2)]
+    periods = [
+        Period(add_months(first, 3 * k), add_months(first, 3 * k + 3)) for k in range(params.pairs + 2)
+    ]
     mosaics = []
     for p in periods:
         stack = src.load(tile, p)
-        arr = np.ma.masked_array(np.moveaxis(stack.data, 1, -1).astype(np.float32),
-                                 np.repeat(stack.mask[..., None], 12, axis=-1))
+        arr = np.ma.masked_array(
+            np.moveaxis(stack.data, 1, -1).astype(np.float32), np.repeat(stack.mask[..., None], 12, axis=-1)
+        )
         mosaics.append(np.ma.min(arr, axis=0))
     # ... pair(mosaics, 2), predict_spectrogram per pair (Keras), np.ma.median over the pair images
     ref = store.resolve(params.model)
@@ -134,11 +150,15 @@ def test_cli_range_is_gpw_detect() -> None:
     from plastics_dagster.cli.run import resolve_window
 
     overrides: dict[str, object] = {}
-    assert resolve_window(None, "2019-01-01", "2021-06-30", overrides) == "2020-10-01" and overrides == {"pairs": 8}
+    assert resolve_window(None, "2019-01-01", "2021-06-30", overrides) == "2020-10-01" and overrides == {
+        "pairs": 8
+    }
     assert resolve_window("2021-01-01", None, None, {}) == "2021-01-01"
-    for args, needle in (((("2021-01-01", "2019-01-01", "2021-06-30")), "not both"),
-                         ((None, "2021-01-01", "2021-06-30"), "no spectrogram pair"),
-                         ((None, "2019-01-01", None), "--start and --end"),
-                         ((None, "2019-01-01", "2030-01-01"), "more than 24")):
+    for args, needle in (
+        ((("2021-01-01", "2019-01-01", "2021-06-30")), "not both"),
+        ((None, "2021-01-01", "2021-06-30"), "no spectrogram pair"),
+        ((None, "2019-01-01", None), "--start and --end"),
+        ((None, "2019-01-01", "2030-01-01"), "more than 24"),
+    ):
         with pytest.raises(ParameterError, match=needle):
             resolve_window(*args, {})

@@ -38,16 +38,27 @@ def composite_bytes(comp: Composite, scene_ids: tuple[str, ...]) -> bytes:
     if data.size and np.array_equal(data, np.round(data)) and data.min() >= 0 and data.max() <= 65535:
         data = data.astype(np.uint16)
     buf = io.BytesIO()
-    np.savez(buf, data=data, mask=comp.mask, n_scenes=np.int64(comp.n_scenes),
-             scene_ids=np.array(json.dumps(list(scene_ids))))
+    np.savez(
+        buf,
+        data=data,
+        mask=comp.mask,
+        n_scenes=np.int64(comp.n_scenes),
+        scene_ids=np.array(json.dumps(list(scene_ids))),
+    )
     return buf.getvalue()
 
 
 def read_composite(raw: bytes, tile: Tile, period: Period) -> tuple[Composite, tuple[str, ...]]:
     """``.npz`` bytes -> (Composite on ``tile``'s grid, scene ids)."""
     with np.load(io.BytesIO(raw)) as z:
-        comp = Composite(z["data"].astype(np.float32), z["mask"].astype(bool), period, tile.crs, tile.transform,
-                         int(z["n_scenes"]))
+        comp = Composite(
+            z["data"].astype(np.float32),
+            z["mask"].astype(bool),
+            period,
+            tile.crs,
+            tile.transform,
+            int(z["n_scenes"]),
+        )
         ids = tuple(str(i) for i in json.loads(str(z["scene_ids"])))
     return comp, ids
 

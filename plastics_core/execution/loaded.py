@@ -44,8 +44,11 @@ def load_models(store: ModelStore, params: DetectParams, ensemble: bool = False)
     if ensemble:
         refs = store.resolve_ensemble(params.ensemble_model)
         ens = EnsembleClassifier([_cached(r, PixelClassifier.from_ref) for r in refs])
-    return Models(_cached(store.resolve(params.model), PixelClassifier.from_ref),
-                  _cached(store.resolve(params.patch_model), PatchClassifier.from_ref), ens)
+    return Models(
+        _cached(store.resolve(params.model), PixelClassifier.from_ref),
+        _cached(store.resolve(params.patch_model), PatchClassifier.from_ref),
+        ens,
+    )
 
 
 def models_for(models: Models | ModelStore, params: DetectParams, ensemble: bool = False) -> Models:

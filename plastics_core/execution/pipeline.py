@@ -57,9 +57,16 @@ def _periods(window: Window, params: DetectParams) -> tuple[Period, Period]:
     return window
 
 
-def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, params: DetectParams,
-             window: Window, progress: Progress | None = None,
-             composites: CompositeLoader | None = None, log: Callable[[str], None] | None = None) -> TileResult:
+def run_tile(
+    tile: Tile,
+    source: ImagerySource,
+    models: Models | ModelStore,
+    params: DetectParams,
+    window: Window,
+    progress: Progress | None = None,
+    composites: CompositeLoader | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TileResult:
     """The quarter's pair over one tile (a window start date or the pair's two periods): both
     composites (``composites(tile, period)`` when given, e.g. a store cache, else read and
     composited here), the pixel model on the pair, the patch model on the first composite.
@@ -88,18 +95,34 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
         made += int(fresh)
         ids.extend(scene_ids)
         if comp is None or comp.n_scenes == 0:
-            return TileResult(tile.key, empty_heatmap(tile, periods), grid_empty, tuple(ids), timings,
-                              f"no scenes in {p.label}", made)
+            return TileResult(
+                tile.key,
+                empty_heatmap(tile, periods),
+                grid_empty,
+                tuple(ids),
+                timings,
+                f"no scenes in {p.label}",
+                made,
+            )
         if comp.mask.all():
-            return TileResult(tile.key, empty_heatmap(tile, periods), grid_empty, tuple(ids), timings,
-                              f"every pixel is cloud-masked in {p.label}", made)
+            return TileResult(
+                tile.key,
+                empty_heatmap(tile, periods),
+                grid_empty,
+                tuple(ids),
+                timings,
+                f"every pixel is cloud-masked in {p.label}",
+                made,
+            )
         comps.append(comp)
     say(f"{tile.key}: imagery read, {len(ids)} scenes ({timings.get('load_s', 0.0):.1f} s)")
     say(f"{tile.key}: composites built, {made} new ({timings['composite_s']:.1f} s)")
     m = models_for(models, params)
     t = time.perf_counter()
     hm = pixel_heatmap(comps, [(0, 1)], m.pixel, progress)
-    heatmap = Raster(hm.data[:1], hm.crs, hm.transform, hm.band_descriptions[:1], hm.nodata, tile.key, dict(hm.tags))
+    heatmap = Raster(
+        hm.data[:1], hm.crs, hm.transform, hm.band_descriptions[:1], hm.nodata, tile.key, dict(hm.tags)
+    )
     timings["heatmap_s"] = time.perf_counter() - t
     say(f"{tile.key}: pixel model done ({timings['heatmap_s']:.1f} s)")
     t = time.perf_counter()
@@ -111,8 +134,13 @@ def run_tile(tile: Tile, source: ImagerySource, models: Models | ModelStore, par
     return TileResult(tile.key, heatmap, patch, tuple(ids), timings, reason, made)
 
 
-def run_window(tiles: Sequence[Tile], source: ImagerySource, models: Models | ModelStore, params: DetectParams,
-               window: dt.date) -> tuple[list[Raster], gpd.GeoDataFrame, dict[str, list[TileResult]]]:
+def run_window(
+    tiles: Sequence[Tile],
+    source: ImagerySource,
+    models: Models | ModelStore,
+    params: DetectParams,
+    window: dt.date,
+) -> tuple[list[Raster], gpd.GeoDataFrame, dict[str, list[TileResult]]]:
     """A whole detection window without Dagster: per tile, the ``params.pairs`` pairs ending at
     ``window`` (:func:`run_tile`, composites shared in memory), then the median heatmap (pair bands +
     ``median``) and GPW's patch statistics over the pairs (kept where mean > the keep threshold).
@@ -131,13 +159,17 @@ def run_window(tiles: Sequence[Tile], source: ImagerySource, models: Models | Mo
         heatmaps.append(median_heatmap([r.heatmap for r in pairs], tile.key))
         frames.append(keep_patches(tile_patches([r.patch_grid for r in pairs]), keep))
     frames = [f for f in frames if len(f)]
-    patches = (gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
-               if frames else empty_patches())
+    patches = (
+        gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+        if frames
+        else empty_patches()
+    )
     return heatmaps, patches, results
 
 
-def find_blobs(heatmaps: Sequence[Raster], params: BlobParams | DetectParams | None = None,
-               name_prefix: str = "blob") -> gpd.GeoDataFrame:
+def find_blobs(
+    heatmaps: Sequence[Raster], params: BlobParams | DetectParams | None = None, name_prefix: str = "blob"
+) -> gpd.GeoDataFrame:
     """DoH blobs on the ``median`` band of every heatmap -> Point GeoDataFrame, EPSG:4326.
 
     Names ``<name_prefix>_<k>`` are numbered after sorting by (lat descending, lon), so they
@@ -152,8 +184,12 @@ def find_blobs(heatmaps: Sequence[Raster], params: BlobParams | DetectParams | N
     return gpd.GeoDataFrame(gdf.reset_index(drop=True), geometry="geometry", crs="EPSG:4326")
 
 
-def find_candidates(blobs: gpd.GeoDataFrame, patches: gpd.GeoDataFrame,
-                    params: DetectParams | float | None = None, merge_radius: float = 0.005) -> gpd.GeoDataFrame:
+def find_candidates(
+    blobs: gpd.GeoDataFrame,
+    patches: gpd.GeoDataFrame,
+    params: DetectParams | float | None = None,
+    merge_radius: float = 0.005,
+) -> gpd.GeoDataFrame:
     """Merged blobs inside a patch with mean > patch threshold (float, or from DetectParams)."""
     merge = "chain"
     if isinstance(params, DetectParams):
@@ -164,15 +200,17 @@ def find_candidates(blobs: gpd.GeoDataFrame, patches: gpd.GeoDataFrame,
     return select_candidates(blobs, patches, threshold, merge_radius, merge)
 
 
-def contour_frames(stack: Any, span: Period, params: DetectParams,
-                   ensemble: EnsembleClassifier) -> tuple[np.ndarray, list[dt.date]]:
+def contour_frames(
+    stack: Any, span: Period, params: DetectParams, ensemble: EnsembleClassifier
+) -> tuple[np.ndarray, list[dt.date]]:
     """Ensemble-median waste probability per monthly frame -> ((n_frames, y, x) float32, NaN
     masked; the frames' first days). Frame m pairs the composite of months m .. m + k - 1 with the
     one ``lag`` months later (k, lag and the composite method: :func:`recipes.contour_recipe`;
     the paper's default: 3-month min composites 6 months apart); frames run while the partner
     ends within ``span``."""
-    recipe = contour_recipe(params.recipe, params.mosaic_period, params.spectrogram_interval,
-                            params.composite_method)
+    recipe = contour_recipe(
+        params.recipe, params.mosaic_period, params.spectrogram_interval, params.composite_method
+    )
     cache: dict[Period, Any] = {}
 
     def made(start: dt.date) -> Any:
@@ -197,8 +235,13 @@ def contour_frames(stack: Any, span: Period, params: DetectParams,
     return (np.stack(frames) if frames else np.zeros((0, h, w), np.float32)), dates
 
 
-def trace_contours(candidates: gpd.GeoDataFrame, source: ImagerySource, models: Models | ModelStore,
-                   params: DetectParams, window: dt.date) -> gpd.GeoDataFrame:
+def trace_contours(
+    candidates: gpd.GeoDataFrame,
+    source: ImagerySource,
+    models: Models | ModelStore,
+    params: DetectParams,
+    window: dt.date,
+) -> gpd.GeoDataFrame:
     """Monthly outlines of each candidate ((Multi)Polygon, EPSG:4326; name, date, frame, area_km2).
 
     Per candidate: a ``rect_width`` box on a UTM grid, the scenes of the window's whole span (the
@@ -211,8 +254,9 @@ def trace_contours(candidates: gpd.GeoDataFrame, source: ImagerySource, models: 
         return empty
     ens = models_for(models, params, ensemble=True).ensemble
     assert ens is not None
-    recipe = contour_recipe(params.recipe, params.mosaic_period, params.spectrogram_interval,
-                            params.composite_method)
+    recipe = contour_recipe(
+        params.recipe, params.mosaic_period, params.spectrogram_interval, params.composite_method
+    )
     from plastics_core.geo.periods import window_pair_starts
 
     first = window_pair_starts(window, params.pairs, params.mosaic_period)[0]
@@ -225,16 +269,26 @@ def trace_contours(candidates: gpd.GeoDataFrame, source: ImagerySource, models: 
             continue
         frames, dates = contour_frames(stack, span, params, ens)
         if len(frames):
-            out.append(site_contours(frames, dates, tile.crs, tile.transform, str(row["name"]),
-                                     blur_sigma=recipe.blur_sigma, max_masked=recipe.max_masked,
-                                     mask_align=recipe.mask_align))
+            out.append(
+                site_contours(
+                    frames,
+                    dates,
+                    tile.crs,
+                    tile.transform,
+                    str(row["name"]),
+                    blur_sigma=recipe.blur_sigma,
+                    max_masked=recipe.max_masked,
+                    mask_align=recipe.mask_align,
+                )
+            )
     out = [g for g in out if len(g)]
     if not out:
         return empty
     return gpd.GeoDataFrame(pd.concat(out, ignore_index=True), geometry="geometry", crs="EPSG:4326")
 
 
-def enrich(candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame | None,
-           geocoder: Geocoder) -> gpd.GeoDataFrame:
+def enrich(
+    candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame | None, geocoder: Geocoder
+) -> gpd.GeoDataFrame:
     """Candidates with site id, address and contour area stats (:func:`enrich.enrich_sites`)."""
     return enrich_sites(candidates, contours, geocoder)

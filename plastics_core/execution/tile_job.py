@@ -23,9 +23,27 @@ from plastics_core.geo.periods import parse_day
 #: The EarthOne compute function (``compute.Function`` accepts a ``"module.function"`` name).
 REMOTE_FUNCTION = "plastics_core.execution.tile_job.infer_tile_remote"
 #: Distributions the tile job imports on a worker (pinned from this package's own requirements).
-REMOTE_PACKAGES = ("numpy", "scipy", "affine", "rasterio", "pyproj", "shapely", "geopandas", "scikit-image", "h3",
-                   "earthdaily-earthone", "tensorflow-cpu", "tensorflow", "keras", "h5py", "universal-pathlib",
-                   "s3fs", "s2cloudless", "threadpoolctl", "requests")
+REMOTE_PACKAGES = (
+    "numpy",
+    "scipy",
+    "affine",
+    "rasterio",
+    "pyproj",
+    "shapely",
+    "geopandas",
+    "scikit-image",
+    "h3",
+    "earthdaily-earthone",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "h5py",
+    "universal-pathlib",
+    "s3fs",
+    "s2cloudless",
+    "threadpoolctl",
+    "requests",
+)
 
 
 def detect_params(values: dict[str, Any]) -> Any:
@@ -36,8 +54,9 @@ def detect_params(values: dict[str, Any]) -> Any:
     return make_params(values)
 
 
-def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: dt.date, folder: UPath,
-                 log: Any = None) -> dict[str, Any]:
+def compute_tile(
+    tile_key: str, source: Any, models: Any, params: Any, window: dt.date, folder: UPath, log: Any = None
+) -> dict[str, Any]:
     """Run one tile's pair and write its files into ``folder`` (heatmap, patch grid, then the summary).
     Composites come from / go to the store's composite cache (:mod:`plastics_core.execution.composite_cache`);
     ``log(line)`` is told each phase (see :func:`plastics_core.execution.pipeline.run_tile`).
@@ -59,16 +78,29 @@ def compute_tile(tile_key: str, source: Any, models: Any, params: Any, window: d
     files = tile_files(folder, tile_key)
     atomic_write(files["heatmap"], cog_bytes(result.heatmap))
     atomic_write(files["patch_grid"], cog_bytes(result.patch_grid))
-    summary = {"key": tile_key, "scene_ids": sorted(str(s) for s in result.scene_ids),
-               "empty_reason": result.empty_reason, "seconds": round(seconds, 3),
-               "pairs_computed": 1, "composites_computed": result.composites_computed,
-               "timings": {k: round(v, 3) for k, v in result.timings.items()}}
+    summary = {
+        "key": tile_key,
+        "scene_ids": sorted(str(s) for s in result.scene_ids),
+        "empty_reason": result.empty_reason,
+        "seconds": round(seconds, 3),
+        "pairs_computed": 1,
+        "composites_computed": result.composites_computed,
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+    }
     atomic_write(files["summary"], json_bytes(summary))
     return summary
 
 
-def infer_tile_remote(tile_key: str, window: str, params: dict[str, Any], store: str, imagery: dict[str, Any],
-                      roi: str, run_hash: str, model_store: str = "") -> dict[str, Any]:
+def infer_tile_remote(
+    tile_key: str,
+    window: str,
+    params: dict[str, Any],
+    store: str,
+    imagery: dict[str, Any],
+    roi: str,
+    run_hash: str,
+    model_store: str = "",
+) -> dict[str, Any]:
     """One EarthOne compute job: tile ``tile_key`` of (``roi``, ``window``) into
     ``<store>/descartes_run/<roi>/<window>/<run_hash>/`` and its summary as the job result.
 
@@ -89,9 +121,17 @@ def infer_tile_remote(tile_key: str, window: str, params: dict[str, Any], store:
         return dict(load_json(marker))  # corrupt: moved aside (recomputed next time), one line
     location = model_store or os.environ.get("PLASTICS_MODEL_STORE", "")
     if not location:
-        raise ModelError("no model store for the remote tile job: pass model_store or set PLASTICS_MODEL_STORE")
-    return compute_tile(tile_key, make_source(**imagery), ModelStore(location), detect_params(params),
-                        parse_day(window), folder)
+        raise ModelError(
+            "no model store for the remote tile job: pass model_store or set PLASTICS_MODEL_STORE"
+        )
+    return compute_tile(
+        tile_key,
+        make_source(**imagery),
+        ModelStore(location),
+        detect_params(params),
+        parse_day(window),
+        folder,
+    )
 
 
 def remote_requirements() -> list[str]:
@@ -104,5 +144,8 @@ def remote_requirements() -> list[str]:
     except importlib.metadata.PackageNotFoundError:
         return []
     wanted = {p.lower() for p in REMOTE_PACKAGES}
-    return [r for r in reqs if "extra ==" not in r and re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() in wanted]
-
+    return [
+        r
+        for r in reqs
+        if "extra ==" not in r and re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() in wanted
+    ]

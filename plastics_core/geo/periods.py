@@ -78,9 +78,7 @@ def pair_periods(
     return first, Period(partner_start, add_months(partner_start, mosaic_period))
 
 
-def window_span(
-    window_start: dt.date, mosaic_period: int = 3, spectrogram_interval: int = 2
-) -> Period:
+def window_span(window_start: dt.date, mosaic_period: int = 3, spectrogram_interval: int = 2) -> Period:
     """Everything one window reads: from the first period's start to the partner's end."""
     first, partner = pair_periods(window_start, mosaic_period, spectrogram_interval)
     return Period(first.start, partner.end)
@@ -102,8 +100,9 @@ DEFAULT_PAIRS = 8
 MAX_PAIRS = 24
 
 
-def window_pair_starts(window_start: dt.date, pairs: int = DEFAULT_PAIRS, mosaic_period: int = 3,
-                       earliest: dt.date | None = None) -> list[dt.date]:
+def window_pair_starts(
+    window_start: dt.date, pairs: int = DEFAULT_PAIRS, mosaic_period: int = 3, earliest: dt.date | None = None
+) -> list[dt.date]:
     """First-period starts of the ``pairs`` spectrogram pairs a detection window aggregates,
     oldest first, ending with ``window_start`` itself (the window's own pair); starts before
     ``earliest`` are dropped (the partitions begin there).
@@ -112,13 +111,16 @@ def window_pair_starts(window_start: dt.date, pairs: int = DEFAULT_PAIRS, mosaic
     ['2020-07-01', '2020-10-01', '2021-01-01']
     """
     if not 1 <= pairs <= MAX_PAIRS:
-        raise ParameterError(f"pairs {pairs} is outside [1, {MAX_PAIRS}]: give a whole number of pairs in that range")
+        raise ParameterError(
+            f"pairs {pairs} is outside [1, {MAX_PAIRS}]: give a whole number of pairs in that range"
+        )
     starts = [add_months(window_start, -mosaic_period * k) for k in range(pairs - 1, -1, -1)]
     return [s for s in starts if earliest is None or s >= earliest]
 
 
-def range_pair_starts(start: dt.date, end: dt.date, mosaic_period: int = 3,
-                      spectrogram_interval: int = 2) -> list[dt.date]:
+def range_pair_starts(
+    start: dt.date, end: dt.date, mosaic_period: int = 3, spectrogram_interval: int = 2
+) -> list[dt.date]:
     """Every pair of a date range, as GPW's ``Detect(start_date, end_date)`` scored them: first
     periods start at ``start`` and every ``mosaic_period`` months after while the partner period
     ends on or before ``end`` (inclusive end date). ``start`` must be a first of month.

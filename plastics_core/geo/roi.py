@@ -75,7 +75,9 @@ def _polygonal(geom: BaseGeometry) -> BaseGeometry:
 
 def _geometries(doc: Any, path: Path) -> list[BaseGeometry]:
     if not isinstance(doc, dict) or "type" not in doc:
-        raise RoiError(f"{path} is JSON but not GeoJSON (no 'type'): give a GeoJSON FeatureCollection, Feature or Polygon")
+        raise RoiError(
+            f"{path} is JSON but not GeoJSON (no 'type'): give a GeoJSON FeatureCollection, Feature or Polygon"
+        )
     kind = doc["type"]
     if kind == "FeatureCollection":
         feats = doc.get("features")
@@ -104,7 +106,9 @@ def _check_crs(doc: Any, path: Path) -> None:
     if not crs:
         return
     props = crs.get("properties") if isinstance(crs, dict) else None
-    name = str(props.get("name", "")) if isinstance(props, dict) else ("" if isinstance(crs, dict) else str(crs))
+    name = (
+        str(props.get("name", "")) if isinstance(props, dict) else ("" if isinstance(crs, dict) else str(crs))
+    )
     if not any(name.upper().endswith(n) for n in _LONLAT_CRS_NAMES):
         raise RoiError(f"{path} declares CRS {name!r}: save the ROI in lon/lat WGS84 (EPSG:4326)")
 
@@ -125,8 +129,10 @@ def _check_polar(path: Path, minx: float, miny: float, maxx: float, maxy: float)
     beyond = maxy > MAX_LAT_N or miny < -MAX_LAT_S
     if maxy >= 90 or miny <= -90 or (maxx - minx >= 360 and beyond):
         pole = "North" if maxy >= 90 or (maxx - minx >= 360 and abs(maxy) >= abs(miny)) else "South"
-        raise RoiError(f"{path} reaches or encircles the {pole} Pole: polar caps are outside Sentinel-2 land "
-                       f"coverage and the UTM tile grid; {keep}")
+        raise RoiError(
+            f"{path} reaches or encircles the {pole} Pole: polar caps are outside Sentinel-2 land "
+            f"coverage and the UTM tile grid; {keep}"
+        )
     if maxy > MAX_LAT_N:
         raise RoiError(f"{path} reaches {maxy:.2f} deg N, beyond the UTM tile grid; {keep}")
     if miny < -MAX_LAT_S:
@@ -152,25 +158,40 @@ def read_roi(path: str | Path, max_area_km2: float = MAX_AREA_KM2, force: bool =
     geoms = _geometries(doc, path)
     for g in geoms:
         if not isinstance(g, Polygon | MultiPolygon):
-            raise RoiError(f"{path} contains a {g.geom_type}, not a polygon: ROIs must be Polygon or MultiPolygon areas")
+            raise RoiError(
+                f"{path} contains a {g.geom_type}, not a polygon: ROIs must be Polygon or MultiPolygon areas"
+            )
     if not np.isfinite(shapely.get_coordinates(geoms)).all():
-        raise RoiError(f"{path} has a coordinate that is not a finite number (NaN or infinity): fix the polygon's "
-                       "coordinates")
+        raise RoiError(
+            f"{path} has a coordinate that is not a finite number (NaN or infinity): fix the polygon's "
+            "coordinates"
+        )
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
     _check_polar(path, minx, miny, maxx, maxy)
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         if -360 <= minx and maxx <= 360 and -90 <= miny and maxy <= 90:
-            raise RoiError(f"{path} has longitudes beyond +-180 (it crosses the antimeridian): split it into two ROIs, one each side of 180 deg")
-        raise RoiError(f"{path} has coordinates outside lon/lat range (projected?): save it in EPSG:4326 degrees")
+            raise RoiError(
+                f"{path} has longitudes beyond +-180 (it crosses the antimeridian): split it into two ROIs, one each side of 180 deg"
+            )
+        raise RoiError(
+            f"{path} has coordinates outside lon/lat range (projected?): save it in EPSG:4326 degrees"
+        )
     if maxx - minx > 180:
-        raise RoiError(f"{path} spans {maxx - minx:.1f} deg of longitude (it crosses the antimeridian): split it into ROIs that do not cross 180 deg")
+        raise RoiError(
+            f"{path} spans {maxx - minx:.1f} deg of longitude (it crosses the antimeridian): split it into ROIs that do not cross 180 deg"
+        )
     try:
-        roi = _polygonal(shapely.union_all([g if g.is_valid else _polygonal(shapely.make_valid(g)) for g in geoms]))
+        roi = _polygonal(
+            shapely.union_all([g if g.is_valid else _polygonal(shapely.make_valid(g)) for g in geoms])
+        )
     except shapely.errors.GEOSException as exc:
-        raise RoiError(f"{path} has a geometry GEOS cannot repair ({' '.join(str(exc).split())}): redraw the "
-                       "polygon") from exc
+        raise RoiError(
+            f"{path} has a geometry GEOS cannot repair ({' '.join(str(exc).split())}): redraw the polygon"
+        ) from exc
     if roi.is_empty or roi.area == 0:
-        raise RoiError(f"{path} has no polygon area (empty or degenerate after repair): draw a polygon with a non-zero area")
+        raise RoiError(
+            f"{path} has no polygon area (empty or degenerate after repair): draw a polygon with a non-zero area"
+        )
     area = roi_area_km2(roi)
     if area > max_area_km2 and not force:
         raise RoiError(

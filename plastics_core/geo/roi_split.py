@@ -89,8 +89,9 @@ class SplitEstimate:
     memory_bytes: int
 
 
-def estimate_split(roi: BaseGeometry, cell_deg: float, tilesize: int = DEFAULT_TILESIZE,
-                   resolution: float = 10.0) -> SplitEstimate:
+def estimate_split(
+    roi: BaseGeometry, cell_deg: float, tilesize: int = DEFAULT_TILESIZE, resolution: float = 10.0
+) -> SplitEstimate:
     """:class:`SplitEstimate` of splitting ``roi`` (EPSG:4326) into ``cell_deg`` cells: tiles from the
     area (equal-area km^2) over one tile core's area, cells from the area over one grid cell's area at
     the ROI's mid-latitude (never more than the tiles)."""
@@ -105,19 +106,29 @@ def estimate_split(roi: BaseGeometry, cell_deg: float, tilesize: int = DEFAULT_T
 
 def _too_many_tiles(count: int, max_tiles: int, about: str) -> ParameterError:
     gigabytes = count * BYTES_PER_TILE / 1e9
-    return ParameterError(f"the ROI holds {about}{count:,} tiles, more than --max-tiles {max_tiles:,} (planning them "
-                          f"needs about {gigabytes:.1f} GB of memory): split the file into smaller ROIs first, or "
-                          "raise --max-tiles if the machine has the memory")
+    return ParameterError(
+        f"the ROI holds {about}{count:,} tiles, more than --max-tiles {max_tiles:,} (planning them "
+        f"needs about {gigabytes:.1f} GB of memory): split the file into smaller ROIs first, or "
+        "raise --max-tiles if the machine has the memory"
+    )
 
 
 def _too_many_cells(count: int, max_cells: int, cell_deg: float, about: str) -> ParameterError:
     larger = cell_deg * math.ceil(math.sqrt(count / max_cells) * 10) / 10 + 0.0
-    return ParameterError(f"--cell {cell_deg:g} would make {about}{count:,} cell ROIs, more than --max-cells "
-                          f"{max_cells:,}: give a larger --cell (e.g. {min(larger, 10.0):g}) or raise --max-cells")
+    return ParameterError(
+        f"--cell {cell_deg:g} would make {about}{count:,} cell ROIs, more than --max-cells "
+        f"{max_cells:,}: give a larger --cell (e.g. {min(larger, 10.0):g}) or raise --max-cells"
+    )
 
 
-def check_split(roi: BaseGeometry, cell_deg: float, tilesize: int = DEFAULT_TILESIZE, resolution: float = 10.0,
-                max_cells: int = MAX_CELLS, max_tiles: int = MAX_TILES) -> SplitEstimate:
+def check_split(
+    roi: BaseGeometry,
+    cell_deg: float,
+    tilesize: int = DEFAULT_TILESIZE,
+    resolution: float = 10.0,
+    max_cells: int = MAX_CELLS,
+    max_tiles: int = MAX_TILES,
+) -> SplitEstimate:
     """The split's :class:`SplitEstimate`; ParameterError (one line: the estimate, the limit and
     the fix) when it exceeds ``max_tiles`` or ``max_cells``. Cheap: no tile is planned."""
     if not (cell_deg > 0 and math.isfinite(cell_deg)):
@@ -125,7 +136,9 @@ def check_split(roi: BaseGeometry, cell_deg: float, tilesize: int = DEFAULT_TILE
     if cell_deg > 10:
         raise ParameterError(f"--cell {cell_deg} deg is larger than 10 deg: use a smaller cell (e.g. 0.5)")
     if max_cells < 1 or max_tiles < 1:
-        raise ParameterError(f"--max-cells {max_cells} / --max-tiles {max_tiles}: give positive whole numbers")
+        raise ParameterError(
+            f"--max-cells {max_cells} / --max-tiles {max_tiles}: give positive whole numbers"
+        )
     est = estimate_split(roi, cell_deg, tilesize, resolution)
     if est.tiles > max_tiles:
         raise _too_many_tiles(est.tiles, max_tiles, "about ")
@@ -134,9 +147,16 @@ def check_split(roi: BaseGeometry, cell_deg: float, tilesize: int = DEFAULT_TILE
     return est
 
 
-def split_roi(name: str, roi: BaseGeometry, cell_deg: float, tilesize: int = DEFAULT_TILESIZE,
-              pad: int = DEFAULT_PAD, resolution: float = 10.0, max_cells: int = MAX_CELLS,
-              max_tiles: int = MAX_TILES) -> list[RoiCell]:
+def split_roi(
+    name: str,
+    roi: BaseGeometry,
+    cell_deg: float,
+    tilesize: int = DEFAULT_TILESIZE,
+    pad: int = DEFAULT_PAD,
+    resolution: float = 10.0,
+    max_cells: int = MAX_CELLS,
+    max_tiles: int = MAX_TILES,
+) -> list[RoiCell]:
     """Tile-aligned grid cells of ``cell_deg`` degrees clipped to ``roi`` (EPSG:4326).
 
     The grid is anchored at multiples of ``cell_deg`` degrees, so re-splitting the same ROI
@@ -168,5 +188,7 @@ def split_roi(name: str, roi: BaseGeometry, cell_deg: float, tilesize: int = DEF
         clipped = _polygonal(roi.intersection(area))
         if clipped is None or clipped.area <= 0:
             continue
-        cells.append(RoiCell(f"{name}-r{row:03d}c{col:03d}", clipped, row, col, tuple(sorted(k for k, _ in tiles))))
+        cells.append(
+            RoiCell(f"{name}-r{row:03d}c{col:03d}", clipped, row, col, tuple(sorted(k for k, _ in tiles)))
+        )
     return cells

@@ -32,7 +32,16 @@ CloudMethod = Literal["s2cloudless", "none"]
 
 #: s2cloudless input order; "B10" comes from the separate cirrus array.
 S2CLOUDLESS_BANDS: tuple[str, ...] = (
-    "B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12",
+    "B01",
+    "B02",
+    "B04",
+    "B05",
+    "B08",
+    "B8A",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
 )
 
 
@@ -75,13 +84,13 @@ def s2cloudless_input(bands: np.ndarray, cirrus: np.ndarray) -> np.ndarray:
             f"B10 cirrus shape {cirrus.shape} does not match the bands {bands.shape}: fetch B10 on the same grid"
         )
     index = {name: i for i, name in enumerate(BAND_NAMES)}
-    layers = [
-        cirrus if name == "B10" else bands[:, index[name]] for name in S2CLOUDLESS_BANDS
-    ]
-    return (np.stack(layers, axis=-1).astype(np.float32) / np.float32(10000.0))
+    layers = [cirrus if name == "B10" else bands[:, index[name]] for name in S2CLOUDLESS_BANDS]
+    return np.stack(layers, axis=-1).astype(np.float32) / np.float32(10000.0)
 
 
-def cloud_probability(bands: np.ndarray, cirrus: np.ndarray, config: CloudMaskConfig | None = None) -> np.ndarray:
+def cloud_probability(
+    bands: np.ndarray, cirrus: np.ndarray, config: CloudMaskConfig | None = None
+) -> np.ndarray:
     """s2cloudless cloud probability, (t, y, x) float32 in [0, 1]; nodata pixels (all-zero) -> NaN."""
     cfg = config or CloudMaskConfig()
     x = s2cloudless_input(bands, cirrus)
@@ -170,7 +179,9 @@ class ShadowConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_height_m <= self.max_height_m or self.height_step_m <= 0:
-            raise ParameterError("shadow heights: use 0 <= min_height_m <= max_height_m and height_step_m > 0")
+            raise ParameterError(
+                "shadow heights: use 0 <= min_height_m <= max_height_m and height_step_m > 0"
+            )
         if self.nir_dark_dn <= 0 or self.dilation_size < 0:
             raise ParameterError("shadow nir_dark_dn must be > 0 and dilation_size >= 0")
 
@@ -181,13 +192,18 @@ def _shift(mask: np.ndarray, drow: int, dcol: int) -> np.ndarray:
     out = np.zeros_like(mask)
     if abs(drow) >= h or abs(dcol) >= w:
         return out
-    src = mask[max(0, -drow):h - max(0, drow), max(0, -dcol):w - max(0, dcol)]
-    out[max(0, drow):max(0, drow) + src.shape[0], max(0, dcol):max(0, dcol) + src.shape[1]] = src
+    src = mask[max(0, -drow) : h - max(0, drow), max(0, -dcol) : w - max(0, dcol)]
+    out[max(0, drow) : max(0, drow) + src.shape[0], max(0, dcol) : max(0, dcol) + src.shape[1]] = src
     return out
 
 
-def shadow_projection(cloud: np.ndarray, sun_azimuth_deg: float, sun_zenith_deg: float, pixel_m: float = 10.0,
-                      config: ShadowConfig | None = None) -> np.ndarray:
+def shadow_projection(
+    cloud: np.ndarray,
+    sun_azimuth_deg: float,
+    sun_zenith_deg: float,
+    pixel_m: float = 10.0,
+    config: ShadowConfig | None = None,
+) -> np.ndarray:
     """(y, x) bool: where the clouds of ``cloud`` (y, x) bool can cast shadow, for a north-up grid
     of ``pixel_m`` metre pixels and the sun at azimuth (deg clockwise from north) / zenith (deg)."""
     cfg = config or ShadowConfig()
@@ -209,8 +225,14 @@ def shadow_projection(cloud: np.ndarray, sun_azimuth_deg: float, sun_zenith_deg:
     return out
 
 
-def shadow_mask(cloud: np.ndarray, nir: np.ndarray, sun_azimuth_deg: float, sun_zenith_deg: float,
-                pixel_m: float = 10.0, config: ShadowConfig | None = None) -> np.ndarray:
+def shadow_mask(
+    cloud: np.ndarray,
+    nir: np.ndarray,
+    sun_azimuth_deg: float,
+    sun_zenith_deg: float,
+    pixel_m: float = 10.0,
+    config: ShadowConfig | None = None,
+) -> np.ndarray:
     """(y, x) bool cloud-shadow mask (True = shadow) of one scene: the cloud projection
     (:func:`shadow_projection`) where B08 ``nir`` (y, x) DN is dark, outside the clouds, dilated."""
     cfg = config or ShadowConfig()
@@ -223,8 +245,14 @@ def shadow_mask(cloud: np.ndarray, nir: np.ndarray, sun_azimuth_deg: float, sun_
     return masked
 
 
-def cloud_and_shadow_mask(bands: np.ndarray, cloud: np.ndarray, sun_azimuth_deg: Any, sun_zenith_deg: Any,
-                          pixel_m: float = 10.0, config: ShadowConfig | None = None) -> np.ndarray:
+def cloud_and_shadow_mask(
+    bands: np.ndarray,
+    cloud: np.ndarray,
+    sun_azimuth_deg: Any,
+    sun_zenith_deg: Any,
+    pixel_m: float = 10.0,
+    config: ShadowConfig | None = None,
+) -> np.ndarray:
     """(t, y, x) bool: ``cloud`` (t, y, x) plus each scene's shadows, from (t, 12, y, x) DN in model
     order (B08 is read) and per-scene sun angles (sequences of t floats, or one float for all).
     A scene whose angles are unknown (None or NaN) keeps its cloud mask only."""

@@ -61,8 +61,18 @@ DESCARTES_VARS = ("DESCARTESLABS_CLIENT_ID", "DESCARTESLABS_CLIENT_SECRET", "DES
 S2_L1C_PRODUCT = "esa:sentinel-2:l1c:v1"
 #: EarthOne band names of ``esa:sentinel-2:l1c:v1`` in model order (B01 ... B09, B11, B12).
 EARTHONE_L1C_BANDS: tuple[str, ...] = (
-    "coastal-aerosol", "blue", "green", "red", "red-edge", "red-edge-2", "red-edge-3",
-    "nir", "red-edge-4", "water-vapor", "swir1", "swir2",
+    "coastal-aerosol",
+    "blue",
+    "green",
+    "red",
+    "red-edge",
+    "red-edge-2",
+    "red-edge-3",
+    "nir",
+    "red-edge-4",
+    "water-vapor",
+    "swir1",
+    "swir2",
 )
 
 
@@ -85,8 +95,10 @@ class Credentials:
 def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials:
     """EarthOne credentials from ``EARTHONE_*`` or the seed's ``DESCARTESLABS_*`` variables."""
     env = os.environ if environ is None else environ
+
     def get(name: str) -> str | None:  # empty strings count as unset
         return env.get(name) or None
+
     secret = get("EARTHONE_REFRESH_TOKEN") or get("EARTHONE_CLIENT_SECRET")
     if get("EARTHONE_CLIENT_ID") and secret:
         return Credentials(get("EARTHONE_CLIENT_ID"), secret, get("EARTHONE_TOKEN"), "EARTHONE_*")
@@ -126,8 +138,9 @@ class EarthOneUrls:
     compute: str | None = None
 
 
-def make_clients(credentials: Credentials, urls: EarthOneUrls | None = None,
-                 lib: SimpleNamespace | None = None) -> SimpleNamespace:
+def make_clients(
+    credentials: Credentials, urls: EarthOneUrls | None = None, lib: SimpleNamespace | None = None
+) -> SimpleNamespace:
     """Authenticated ``catalog``, ``raster`` and ``compute`` clients (+ ``auth``, ``lib``).
 
     Never reads or writes ``~/.earthone/token_info.json`` (``token_info_path=None``). The
@@ -137,9 +150,14 @@ def make_clients(credentials: Credentials, urls: EarthOneUrls | None = None,
     lib = lib or load_library()
     u = urls or EarthOneUrls()
     once = Retry(total=0, raise_on_status=False, redirect=3)
-    auth = lib.auth.Auth(client_id=credentials.client_id, client_secret=credentials.client_secret,
-                         jwt_token=credentials.jwt_token, token_info_path=None, retries=once,
-                         _suppress_warning=True)
+    auth = lib.auth.Auth(
+        client_id=credentials.client_id,
+        client_secret=credentials.client_secret,
+        jwt_token=credentials.jwt_token,
+        token_info_path=None,
+        retries=once,
+        _suppress_warning=True,
+    )
     catalog = lib.catalog.CatalogClient(url=u.catalog, auth=auth, retries=once)
     raster = lib.raster.Raster(url=u.raster, auth=auth, retries=once)
     compute = lib.compute.ComputeClient(url=u.compute, auth=auth, catalog_client=catalog, retries=once)
@@ -163,7 +181,9 @@ class EarthOneConfig:
 
     def __post_init__(self) -> None:
         if len(self.bands) != len(BAND_NAMES):
-            raise ParameterError(f"EarthOne bands must name the 12 model bands {','.join(BAND_NAMES)} in order")
+            raise ParameterError(
+                f"EarthOne bands must name the 12 model bands {','.join(BAND_NAMES)} in order"
+            )
         if not 0.0 <= self.max_cloud_fraction <= 1.0:
             raise ParameterError(f"max_cloud_fraction {self.max_cloud_fraction} is outside [0, 1]")
 
@@ -171,8 +191,13 @@ class EarthOneConfig:
 class EarthOneSource:
     """ImagerySource over the EarthOne catalog + raster service (see module docstring)."""
 
-    def __init__(self, config: EarthOneConfig | None = None, *, clients: SimpleNamespace | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: EarthOneConfig | None = None,
+        *,
+        clients: SimpleNamespace | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.config = config or EarthOneConfig()
         self.clients = clients or make_clients(credentials_from_env(environ), self.config.urls)
         self.name = f"earthone:{self.config.product_id}"
@@ -187,11 +212,19 @@ class EarthOneSource:
         def query() -> Any:
             product = lib.catalog.Product.get(cfg.product_id, client=self.clients.catalog)
             if product is None:
-                raise ImageryError(f"EarthOne product {cfg.product_id} not found: check the product id and access")
-            return (product.images().intersects(where)
-                    .filter(start.isoformat() <= p.acquired).filter(p.acquired < end.isoformat())
-                    .filter(p.cloud_fraction <= cfg.max_cloud_fraction)
-                    .sort("acquired").limit(cfg.max_images).collect())
+                raise ImageryError(
+                    f"EarthOne product {cfg.product_id} not found: check the product id and access"
+                )
+            return (
+                product.images()
+                .intersects(where)
+                .filter(start.isoformat() <= p.acquired)
+                .filter(p.acquired < end.isoformat())
+                .filter(p.cloud_fraction <= cfg.max_cloud_fraction)
+                .sort("acquired")
+                .limit(cfg.max_images)
+                .collect()
+            )
 
         return retry_call(query, what=f"EarthOne image search ({cfg.product_id})", policy=cfg.retry)
 
@@ -204,7 +237,9 @@ class EarthOneSource:
         out = []
         for im in self._in_period(self.images(geometry_4326, period), lon, period):
             cf = getattr(im, "cloud_fraction", None)
-            out.append(SceneInfo(str(im.id), solar_day(_acquired(im), lon), None if cf is None else 100.0 * cf))
+            out.append(
+                SceneInfo(str(im.id), solar_day(_acquired(im), lon), None if cf is None else 100.0 * cf)
+            )
         return out
 
     def load(self, tile: Tile, period: Period) -> SceneStack:
@@ -222,25 +257,39 @@ class EarthOneSource:
         arr = np.zeros((0, len(names), rows, cols), np.uint16)
         if images:
             collection = lib.catalog.ImageCollection(images, geocontext=ctx)
-            arr = retry_call(lambda: self._stack(collection, names, ctx), what=f"EarthOne stack {tile.key}",
-                             policy=cfg.retry)
+            arr = retry_call(
+                lambda: self._stack(collection, names, ctx),
+                what=f"EarthOne stack {tile.key}",
+                policy=cfg.retry,
+            )
         if arr.shape[2:] != (rows, cols):
-            raise ImageryError(f"EarthOne returned {arr.shape[2:]} px for tile {tile.key}, expected {(rows, cols)}")
+            raise ImageryError(
+                f"EarthOne returned {arr.shape[2:]} px for tile {tile.key}, expected {(rows, cols)}"
+            )
         datas, masks, dates, ids = [], [], [], []
         for day, idx in sorted(groups.items()):
             data = np.zeros((len(names), rows, cols), np.uint16)
             for i in idx:
-                offset = cfg.harmonize and needs_offset_removal(_baseline(images[i]), _acquired(images[i]).date())
-                fill = np.any(data[: len(BAND_NAMES)] == 0, axis=0) & np.all(arr[i, : len(BAND_NAMES)] != 0, axis=0)
+                offset = cfg.harmonize and needs_offset_removal(
+                    _baseline(images[i]), _acquired(images[i]).date()
+                )
+                fill = np.any(data[: len(BAND_NAMES)] == 0, axis=0) & np.all(
+                    arr[i, : len(BAND_NAMES)] != 0, axis=0
+                )
                 data[:, fill] = harmonize_dn(arr[i][:, fill], offset)
             bands, nodata = data[: len(BAND_NAMES)], np.any(data[: len(BAND_NAMES)] == 0, axis=0)
             if nodata.all():
                 continue
-            cloud = cloud_mask(bands[None], data[-1][None], cfg.cloud_mask)[0] & ~nodata if use_cirrus \
+            cloud = (
+                cloud_mask(bands[None], data[-1][None], cfg.cloud_mask)[0] & ~nodata
+                if use_cirrus
                 else np.zeros_like(nodata)
+            )
             if cfg.shadow is not None and cloud.any():
                 az, zen = _sun_angles([images[i] for i in idx], self._no_sun)
-                cloud = cloud_and_shadow_mask(bands[None], cloud[None], az, zen, float(tile.resolution), cfg.shadow)[0]
+                cloud = cloud_and_shadow_mask(
+                    bands[None], cloud[None], az, zen, float(tile.resolution), cfg.shadow
+                )[0]
             flagged = nodata | cloud
             datas.append(bands)
             masks.append(nodata | flagged)
@@ -249,17 +298,29 @@ class EarthOneSource:
         return SceneStack(
             data=np.stack(datas) if datas else np.zeros((0, len(BAND_NAMES), rows, cols), np.uint16),
             mask=np.stack(masks) if masks else np.zeros((0, rows, cols), bool),
-            crs=str(tile.crs), transform=tile.transform, dates=tuple(dates), scene_ids=tuple(ids),
+            crs=str(tile.crs),
+            transform=tile.transform,
+            dates=tuple(dates),
+            scene_ids=tuple(ids),
         )
 
     def _stack(self, collection: Any, names: list[str], ctx: Any) -> np.ndarray:
         """(images, bands, rows, cols) uint16 raw DN; nodata/masked -> 0."""
         try:
-            stack = collection.stack(names, geocontext=ctx, scaling="raw", data_type="UInt16",
-                                     mask_alpha=False, raster_client=self.clients.raster, progress=False)
+            stack = collection.stack(
+                names,
+                geocontext=ctx,
+                scaling="raw",
+                data_type="UInt16",
+                mask_alpha=False,
+                raster_client=self.clients.raster,
+                progress=False,
+            )
         except ValueError as err:  # unknown band names, bad geocontext
-            raise ImageryError(f"EarthOne stack of {self.config.product_id} failed ({str(err).splitlines()[0]}): "
-                               "check the band names in EarthOneConfig.bands") from err
+            raise ImageryError(
+                f"EarthOne stack of {self.config.product_id} failed ({str(err).splitlines()[0]}): "
+                "check the band names in EarthOneConfig.bands"
+            ) from err
         return np.asarray(np.ma.filled(stack, 0), dtype=np.uint16)
 
 
@@ -282,8 +343,11 @@ def _sun_angles(images: list[Any], reported: set[str]) -> tuple[float, float]:
     key = "+".join(str(im.id) for im in images)
     if key not in reported:
         reported.add(key)
-        log.warning("cloud shadows not masked on %s: the catalog gives no solar_azimuth_angle / "
-                    "solar_elevation_angle", key)
+        log.warning(
+            "cloud shadows not masked on %s: the catalog gives no solar_azimuth_angle / "
+            "solar_elevation_angle",
+            key,
+        )
     return float("nan"), float("nan")
 
 

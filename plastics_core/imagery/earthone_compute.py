@@ -75,8 +75,14 @@ class TileRunResult:
 class EarthOneBackend:
     """Submit one EarthOne compute job per tile and collect the results."""
 
-    def __init__(self, fn: Callable[..., Any] | str, config: ComputeConfig | None = None, *,
-                 clients: SimpleNamespace | None = None, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any] | str,
+        config: ComputeConfig | None = None,
+        *,
+        clients: SimpleNamespace | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.fn = fn
         self.config = config or ComputeConfig()
         self.clients = clients or make_clients(credentials_from_env(environ), self.config.urls)
@@ -85,9 +91,16 @@ class EarthOneBackend:
         """A new, saved ``compute.Function`` for ``fn`` (uploads the code bundle)."""
         cfg = self.config
         func = self.clients.lib.compute.Function(
-            self.fn, name=cfg.name, image=cfg.image, cpus=cfg.cpus, memory=cfg.memory,
-            timeout=cfg.timeout, retry_count=cfg.retry_count, maximum_concurrency=cfg.maximum_concurrency,
-            requirements=list(cfg.requirements), include_modules=list(cfg.include_modules),
+            self.fn,
+            name=cfg.name,
+            image=cfg.image,
+            cpus=cfg.cpus,
+            memory=cfg.memory,
+            timeout=cfg.timeout,
+            retry_count=cfg.retry_count,
+            maximum_concurrency=cfg.maximum_concurrency,
+            requirements=list(cfg.requirements),
+            include_modules=list(cfg.include_modules),
             client=self.clients.compute,
         )
         retry_call(func.save, what=f"EarthOne create function {cfg.name}", policy=cfg.retry)
@@ -98,8 +111,11 @@ class EarthOneBackend:
     def attach(self, function_id: str) -> Any:
         """The saved ``compute.Function`` ``function_id`` (e.g. created by another process)."""
         lib, compute = self.clients.lib, self.clients.compute
-        func = retry_call(lambda: lib.compute.Function.get(function_id, client=compute),
-                          what=f"EarthOne get function {function_id}", policy=self.config.retry)
+        func = retry_call(
+            lambda: lib.compute.Function.get(function_id, client=compute),
+            what=f"EarthOne get function {function_id}",
+            policy=self.config.retry,
+        )
         if getattr(func, "namespace", None):
             compute.set_namespace(func.id, func.namespace)
         return func
@@ -107,9 +123,14 @@ class EarthOneBackend:
     def jobs(self, job_ids: Mapping[str, str]) -> dict[str, Any]:
         """{tile key: Job} for {tile key: job id} of jobs submitted earlier (any process)."""
         lib, compute = self.clients.lib, self.clients.compute
-        return {key: retry_call(functools.partial(lib.compute.Job.get, jid, client=compute),
-                                what=f"EarthOne get job {key}", policy=self.config.retry)
-                for key, jid in job_ids.items()}
+        return {
+            key: retry_call(
+                functools.partial(lib.compute.Job.get, jid, client=compute),
+                what=f"EarthOne get job {key}",
+                policy=self.config.retry,
+            )
+            for key, jid in job_ids.items()
+        }
 
     def submit(self, func: Any, tile_keys: Sequence[str], **kwargs: Any) -> dict[str, Any]:
         """One job per tile key: ``fn(key, **kwargs)``. Returns {tile key: Job}."""
@@ -123,12 +144,15 @@ class EarthOneBackend:
         # ~/.earthone/token_info.json), then restore the previous default.
         client_cls.set_default_client(self.clients.compute)
         try:
-            jobs = func.map([[k] for k in keys], kwargs=[dict(kwargs) for _ in keys],
-                            batch_size=self.config.batch_size)
+            jobs = func.map(
+                [[k] for k in keys], kwargs=[dict(kwargs) for _ in keys], batch_size=self.config.batch_size
+            )
         finally:
             client_cls._instance = previous
         if getattr(jobs, "is_success", True) is False:
-            raise RuntimeError(f"EarthOne job submission partly failed: {len(jobs.errors)} batch(es) rejected")
+            raise RuntimeError(
+                f"EarthOne job submission partly failed: {len(jobs.errors)} batch(es) rejected"
+            )
         for job in jobs:  # Job.refresh ignores its client argument (earthone 6.2.0): pin ours
             job._client = self.clients.compute
         return dict(zip(keys, jobs, strict=True))
@@ -156,12 +180,16 @@ class EarthOneBackend:
             status = str(job.status)
             if status != "success":
                 reason = getattr(job, "error_reason", None) or "no reason given"
-                out.failures[key] = f"job {job.id} {status}: {reason}" if status in _TERMINAL else \
-                    f"job {job.id} still {status} after the wait timeout"
+                out.failures[key] = (
+                    f"job {job.id} {status}: {reason}"
+                    if status in _TERMINAL
+                    else f"job {job.id} still {status} after the wait timeout"
+                )
                 continue
             out.results[key] = retry_call(
                 functools.partial(job.result, catalog_client=self.clients.catalog),
-                what=f"EarthOne job result {key}", policy=self.config.retry,
+                what=f"EarthOne job result {key}",
+                policy=self.config.retry,
             )
         return out
 

@@ -31,10 +31,17 @@ def tpa_planted_sites(path: Path | None = None) -> list[Any]:
     return [PlantedSite(str(f["properties"]["Name"]), shape(f["geometry"])) for f in features]
 
 
-def make_source(kind: str = "synthetic", path: str | None = None, seed: int = 0, plant_tpa: bool = True,
-                collection: str = "sentinel-2-l1c", granule_cache: str | None = None,
-                granule_cache_max_bytes: int = 50 * 1024**3, max_cloud_cover: float | None = None,
-                min_coverage: float | None = None) -> Any:
+def make_source(
+    kind: str = "synthetic",
+    path: str | None = None,
+    seed: int = 0,
+    plant_tpa: bool = True,
+    collection: str = "sentinel-2-l1c",
+    granule_cache: str | None = None,
+    granule_cache_max_bytes: int = 50 * 1024**3,
+    max_cloud_cover: float | None = None,
+    min_coverage: float | None = None,
+) -> Any:
     """The :class:`plastics_core.imagery.ImagerySource` of ``kind`` (optional libraries load lazily).
 
     ``path``: GeoTIFF folder (``local``) or STAC API URL (``stac``); ``collection``: ``stac`` only
@@ -50,7 +57,9 @@ def make_source(kind: str = "synthetic", path: str | None = None, seed: int = 0,
         return SyntheticSource(sites=tpa_planted_sites() if plant_tpa else (), seed=seed)
     if kind == "local":
         if not path:
-            raise ImageryError("imagery kind 'local' needs a folder: set PLASTICS_IMAGERY_PATH or --imagery local:DIR")
+            raise ImageryError(
+                "imagery kind 'local' needs a folder: set PLASTICS_IMAGERY_PATH or --imagery local:DIR"
+            )
         from plastics_core.imagery.local import LocalGeoTIFFSource
 
         return LocalGeoTIFFSource(path)
@@ -59,12 +68,17 @@ def make_source(kind: str = "synthetic", path: str | None = None, seed: int = 0,
 
         source = stac_source(path, collection)
         cfg = source.config
-        source.config = replace(cfg, max_cloud_cover=cfg.max_cloud_cover if max_cloud_cover is None else max_cloud_cover,
-                                min_coverage=cfg.min_coverage if min_coverage is None else min_coverage)
+        source.config = replace(
+            cfg,
+            max_cloud_cover=cfg.max_cloud_cover if max_cloud_cover is None else max_cloud_cover,
+            min_coverage=cfg.min_coverage if min_coverage is None else min_coverage,
+        )
         if granule_cache:
             from plastics_core.imagery.granule_cache import GranuleCache
 
-            source.config = replace(source.config, granule_cache=GranuleCache(granule_cache, granule_cache_max_bytes))
+            source.config = replace(
+                source.config, granule_cache=GranuleCache(granule_cache, granule_cache_max_bytes)
+            )
         return source
     if kind == "earthone":
         from plastics_core.imagery.earthone import EarthOneSource  # credentials from the environment

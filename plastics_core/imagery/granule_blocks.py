@@ -51,22 +51,48 @@ class BandMeta:
     def of(cls, src: Any, min_side: int = MIN_SIDE) -> BandMeta:
         """The meta of an open rasterio dataset (band 1); blocks are whole code tiles (GDAL's
         block shape), at least ``min_side`` px, at most :data:`MAX_SIDE`."""
-        sides = tuple(DEFAULT_SIDE if n > MAX_SIDE else n * max(1, math.ceil(min_side / n))
-                      for n in (int(n) for n in src.block_shapes[0]))
-        return cls(int(src.width), int(src.height), src.crs.to_wkt(), src.transform, str(src.dtypes[0]),
-                   src.nodata, (sides[0], sides[1]), tuple(int(f) for f in src.overviews(1)))
+        sides = tuple(
+            DEFAULT_SIDE if n > MAX_SIDE else n * max(1, math.ceil(min_side / n))
+            for n in (int(n) for n in src.block_shapes[0])
+        )
+        return cls(
+            int(src.width),
+            int(src.height),
+            src.crs.to_wkt(),
+            src.transform,
+            str(src.dtypes[0]),
+            src.nodata,
+            (sides[0], sides[1]),
+            tuple(int(f) for f in src.overviews(1)),
+        )
 
     def to_json(self) -> str:
-        return json.dumps({"width": self.width, "height": self.height, "crs": self.crs,
-                           "transform": list(self.transform)[:6], "dtype": self.dtype, "nodata": self.nodata,
-                           "block": list(self.block), "overviews": list(self.overviews)})
+        return json.dumps(
+            {
+                "width": self.width,
+                "height": self.height,
+                "crs": self.crs,
+                "transform": list(self.transform)[:6],
+                "dtype": self.dtype,
+                "nodata": self.nodata,
+                "block": list(self.block),
+                "overviews": list(self.overviews),
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> BandMeta:
         d = json.loads(text)
-        return cls(int(d["width"]), int(d["height"]), str(d["crs"]), Affine(*d["transform"]), str(d["dtype"]),
-                   None if d["nodata"] is None else float(d["nodata"]), (int(d["block"][0]), int(d["block"][1])),
-                   tuple(int(f) for f in d.get("overviews", ())))
+        return cls(
+            int(d["width"]),
+            int(d["height"]),
+            str(d["crs"]),
+            Affine(*d["transform"]),
+            str(d["dtype"]),
+            None if d["nodata"] is None else float(d["nodata"]),
+            (int(d["block"][0]), int(d["block"][1])),
+            tuple(int(f) for f in d.get("overviews", ())),
+        )
 
     def level_for(self, resolution: float) -> int | None:
         """The overview level to read for a grid of ``resolution`` m (None: full resolution)."""
@@ -94,8 +120,9 @@ def _grid_bounds(grid: Grid, rows: slice, cols: slice) -> tuple[float, float, fl
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _pixel_window(bounds: tuple[float, float, float, float], t: Affine, margin: int,
-                  height: int, width: int) -> tuple[int, int, int, int] | None:
+def _pixel_window(
+    bounds: tuple[float, float, float, float], t: Affine, margin: int, height: int, width: int
+) -> tuple[int, int, int, int] | None:
     """Rows [r0, r1) and cols [c0, c1) of the grid ``t`` covering ``bounds`` (its CRS) plus
     ``margin`` px, clipped to height x width; None when empty."""
     inv = ~t
@@ -106,8 +133,9 @@ def _pixel_window(bounds: tuple[float, float, float, float], t: Affine, margin: 
     return (r0, r1, c0, c1) if r0 < r1 and c0 < c1 else None
 
 
-def needed_blocks(meta: BandMeta, grid: Grid, need: np.ndarray | None = None,
-                  margin: int = 2) -> tuple[Window | None, list[tuple[int, int]]]:
+def needed_blocks(
+    meta: BandMeta, grid: Grid, need: np.ndarray | None = None, margin: int = 2
+) -> tuple[Window | None, list[tuple[int, int]]]:
     """The source window and the blocks (row, col) that a read of the band onto ``grid`` needs.
 
     ``need``: (rows, cols) bool on ``grid`` (None: every pixel). The window covers the wanted
@@ -142,16 +170,19 @@ def needed_blocks(meta: BandMeta, grid: Grid, need: np.ndarray | None = None,
     return Window(c0, r0, c1 - c0, r1 - r0), blocks
 
 
-def _wanted(meta: BandMeta, grid: Grid, need: np.ndarray, br: int, bc: int, margin: int,
-            src_crs: CRS, dst_crs: CRS) -> bool:
+def _wanted(
+    meta: BandMeta, grid: Grid, need: np.ndarray, br: int, bc: int, margin: int, src_crs: CRS, dst_crs: CRS
+) -> bool:
     """Whether a wanted pixel of ``grid`` lies within ``margin`` source pixels of block (br, bc)."""
     w = meta.block_window(br, bc)
     t = meta.transform
-    expanded = _grid_bounds((meta.crs, t, (meta.height, meta.width)),
-                            slice(int(w.row_off) - margin, int(w.row_off + w.height) + margin),
-                            slice(int(w.col_off) - margin, int(w.col_off + w.width) + margin))
+    expanded = _grid_bounds(
+        (meta.crs, t, (meta.height, meta.width)),
+        slice(int(w.row_off) - margin, int(w.row_off + w.height) + margin),
+        slice(int(w.col_off) - margin, int(w.col_off + w.width) + margin),
+    )
     if src_crs != dst_crs:
         expanded = transform_bounds(src_crs, dst_crs, *expanded, densify_pts=21)
     rows, cols = need.shape
     win = _pixel_window(expanded, grid[1], 1, rows, cols)
-    return win is not None and bool(need[win[0]:win[1], win[2]:win[3]].any())
+    return win is not None and bool(need[win[0] : win[1], win[2] : win[3]].any())

@@ -89,13 +89,16 @@ class GranuleCache:
     claim_timeout_s: float = 600.0
     #: the smallest block side in px (blocks are whole code tiles; ESA's 1024 px tiles are kept)
     min_block: int = 256
-    stats: dict[str, int] = field(default_factory=lambda: {"decodes": 0, "hits": 0, "skipped": 0, "evicted": 0,
-                                                           "waits": 0})
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"decodes": 0, "hits": 0, "skipped": 0, "evicted": 0, "waits": 0}
+    )
     timer: StageTimer = field(default_factory=StageTimer)
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0:
-            raise ParameterError(f"granule cache max_bytes {self.max_bytes} must be > 0: give a size in bytes")
+            raise ParameterError(
+                f"granule cache max_bytes {self.max_bytes} must be > 0: give a size in bytes"
+            )
         self._root: UPath = store_path(self.root)
         self._check_every = max(1, self.max_bytes // 100)
         self._written = self._check_every  # the first write checks the bound
@@ -110,8 +113,15 @@ class GranuleCache:
         """Where block (``row``, ``col``) of ``scene_id``'s band ``key`` lives."""
         return self.band_dir(scene_id, key) / f"r{row}_c{col}.tif"
 
-    def read_coarse(self, scene_id: Granule | str, key: str, open_source: Callable[..., Any], grid: Grid,
-                    resampling: Resampling = Resampling.nearest, nodata: float | None = 0) -> np.ndarray:
+    def read_coarse(
+        self,
+        scene_id: Granule | str,
+        key: str,
+        open_source: Callable[..., Any],
+        grid: Grid,
+        resampling: Resampling = Resampling.nearest,
+        nodata: float | None = 0,
+    ) -> np.ndarray:
         """Like :meth:`read`, from the source's overview (JPEG 2000 resolution level) nearest
         below the grid's resolution (full resolution when none is), cached as blocks of that
         level (key ``<band key>.L<level>``, blocks of at least 4 x ``min_block`` px): the pixels a
@@ -121,12 +131,27 @@ class GranuleCache:
         level = meta.level_for(abs(grid[1].a))
         if level is None:
             return self.read(scene_id, key, open_source, grid, resampling, nodata)
-        return self.read(scene_id, f"{key}.L{level}", lambda: open_source(overview_level=level), grid, resampling,
-                         nodata, min_block=4 * self.min_block)
+        return self.read(
+            scene_id,
+            f"{key}.L{level}",
+            lambda: open_source(overview_level=level),
+            grid,
+            resampling,
+            nodata,
+            min_block=4 * self.min_block,
+        )
 
-    def read(self, scene_id: Granule | str, key: str, open_source: Callable[[], Any], grid: Grid,
-             resampling: Resampling = Resampling.nearest, nodata: float | None = 0,
-             need: np.ndarray | None = None, min_block: int | None = None) -> np.ndarray:
+    def read(
+        self,
+        scene_id: Granule | str,
+        key: str,
+        open_source: Callable[[], Any],
+        grid: Grid,
+        resampling: Resampling = Resampling.nearest,
+        nodata: float | None = 0,
+        need: np.ndarray | None = None,
+        min_block: int | None = None,
+    ) -> np.ndarray:
         """Band ``key`` of ``scene_id`` warped onto ``grid``: (rows, cols) in the band's dtype,
         ``nodata`` (0 when None) outside the band, where it is nodata and, with ``need``
         ((rows, cols) bool), possibly where ``need`` is False (blocks no wanted pixel samples are
@@ -151,18 +176,29 @@ class GranuleCache:
                 self._ensure(path, meta, row, col, source)
                 paste_block(arr, window, meta.block_window(row, col), path)
         transform = meta.transform @ Affine.translation(window.col_off, window.row_off)
-        profile = {"driver": "GTiff", "width": arr.shape[1], "height": arr.shape[0], "count": 1,
-                   "dtype": arr.dtype.name, "crs": meta.crs, "transform": transform, "nodata": meta.nodata}
+        profile = {
+            "driver": "GTiff",
+            "width": arr.shape[1],
+            "height": arr.shape[0],
+            "count": 1,
+            "dtype": arr.dtype.name,
+            "crs": meta.crs,
+            "transform": transform,
+            "nodata": meta.nodata,
+        }
         crs, dst_transform, shape = grid
         with MemoryFile() as mem:
             with mem.open(**profile) as ds:
                 ds.write(arr, 1)
             with mem.open() as ds:
-                out: np.ndarray = read_on_grid(ds, crs, dst_transform, shape, resampling, indexes=[1],
-                                               nodata=nodata)[0]
+                out: np.ndarray = read_on_grid(
+                    ds, crs, dst_transform, shape, resampling, indexes=[1], nodata=nodata
+                )[0]
         return out
 
-    def _meta(self, scene_id: Granule | str, key: str, source: Callable[[], Any], min_block: int | None = None) -> BandMeta:
+    def _meta(
+        self, scene_id: Granule | str, key: str, source: Callable[[], Any], min_block: int | None = None
+    ) -> BandMeta:
         path = self.band_dir(scene_id, key) / "meta.json"
         name = str(path)
         with _METAS_GUARD:
@@ -187,7 +223,9 @@ class GranuleCache:
                 self.stats["hits"] += 1
                 self._touch(path)
 
-    def _wait_or_fill(self, path: UPath, meta: BandMeta, row: int, col: int, source: Callable[[], Any]) -> bool:
+    def _wait_or_fill(
+        self, path: UPath, meta: BandMeta, row: int, col: int, source: Callable[[], Any]
+    ) -> bool:
         """Fill the missing block ``path``, unless another worker holds its claim and writes it
         meanwhile (then True: a hit, after a wait timed as ``timer["claim_wait"]``)."""
         marker = claim_marker(path)
@@ -206,7 +244,12 @@ class GranuleCache:
             with self.timer("granule_decode"):
                 arr = src.read(1, window=window)
             with self.timer("cache_encode"):
-                data = block_bytes(arr, meta.crs, meta.transform @ Affine.translation(window.col_off, window.row_off), meta.nodata)
+                data = block_bytes(
+                    arr,
+                    meta.crs,
+                    meta.transform @ Affine.translation(window.col_off, window.row_off),
+                    meta.nodata,
+                )
             with self.timer("cache_write"):
                 atomic_write(path, data)
         finally:
@@ -232,9 +275,16 @@ class GranuleCache:
         if not self._root.exists():
             return []
         found = self._root.fs.find(self._root.path, detail=True)
-        used = {name[: -len(USED_SUFFIX)]: _mtime(info) for name, info in found.items() if name.endswith(USED_SUFFIX)}
-        return [(name, int(info.get("size") or 0), max(_mtime(info), used.get(name, 0.0)))
-                for name, info in found.items() if name.endswith(".tif")]
+        used = {
+            name[: -len(USED_SUFFIX)]: _mtime(info)
+            for name, info in found.items()
+            if name.endswith(USED_SUFFIX)
+        }
+        return [
+            (name, int(info.get("size") or 0), max(_mtime(info), used.get(name, 0.0)))
+            for name, info in found.items()
+            if name.endswith(".tif")
+        ]
 
     def size(self) -> int:
         """Bytes held by the cached blocks."""

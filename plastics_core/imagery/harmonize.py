@@ -34,8 +34,10 @@ def parse_baseline(value: str | float | None) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or (isinstance(value, int | float) and not math.isfinite(value)):
-        raise ImageryError(f"Sentinel-2 processing baseline {value!r} is not a number: the catalog item is "
-                           "malformed; fix or drop it")
+        raise ImageryError(
+            f"Sentinel-2 processing baseline {value!r} is not a number: the catalog item is "
+            "malformed; fix or drop it"
+        )
     if isinstance(value, int | float):
         return float(value)
     text = str(value).strip()

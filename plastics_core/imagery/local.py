@@ -117,8 +117,14 @@ def read_on_grid(
     dtype, ``nodata`` (default 0) outside the source footprint and where the source is nodata."""
     src_nodata = src.nodata if src.nodata is not None else nodata
     with WarpedVRT(
-        src, crs=crs, transform=transform, width=shape[1], height=shape[0],
-        resampling=resampling, src_nodata=src_nodata, nodata=nodata,
+        src,
+        crs=crs,
+        transform=transform,
+        width=shape[1],
+        height=shape[0],
+        resampling=resampling,
+        src_nodata=src_nodata,
+        nodata=nodata,
     ) as vrt:
         return np.asarray(vrt.read(indexes))
 
@@ -136,7 +142,9 @@ class LocalGeoTIFFSource:
     ) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise ImageryError(f"imagery folder {self.folder} does not exist: give a folder of per-date GeoTIFFs")
+            raise ImageryError(
+                f"imagery folder {self.folder} does not exist: give a folder of per-date GeoTIFFs"
+            )
         self.resampling = resampling_for(resampling)
         self.cloud_mask = cloud_mask
         self.shadow = shadow
@@ -153,7 +161,9 @@ class LocalGeoTIFFSource:
             day = scene_date(path.name)
             if day is None:
                 continue
-            mask = next((m for m in (path.with_name(f"{path.stem}_mask{s}") for s in _SUFFIXES) if m.exists()), None)
+            mask = next(
+                (m for m in (path.with_name(f"{path.stem}_mask{s}") for s in _SUFFIXES) if m.exists()), None
+            )
             out.append(LocalScene(path, day, mask))
         return sorted(out, key=lambda s: (s.date, s.path.name))
 
@@ -165,10 +175,15 @@ class LocalGeoTIFFSource:
         scenes = self.scenes()
         if not scenes:
             undated = sorted(p.name for p in self.folder.iterdir() if p.name.lower().endswith(_SUFFIXES))
-            seen = f" ({len(undated)} GeoTIFF(s) without a YYYYMMDD date in the name, e.g. {undated[0]!r})" \
-                if undated else ""
-            raise ImageryError(f"no scene in {self.folder}{seen}: name each scene <anything>_YYYYMMDD[_<anything>].tif "
-                               "(docs/IMAGERY.md)")
+            seen = (
+                f" ({len(undated)} GeoTIFF(s) without a YYYYMMDD date in the name, e.g. {undated[0]!r})"
+                if undated
+                else ""
+            )
+            raise ImageryError(
+                f"no scene in {self.folder}{seen}: name each scene <anything>_YYYYMMDD[_<anything>].tif "
+                "(docs/IMAGERY.md)"
+            )
         for scene in scenes:
             with _open(scene.path) as src:
                 _validate(src, scene.path)
@@ -211,8 +226,9 @@ class LocalGeoTIFFSource:
                 flagged |= cloud_mask(data[None], cirrus[None], self.cloud_mask)[0]
             if self.shadow is not None and (flagged & ~nodata).any():
                 az, zen = self.sun_angles(group, tile)
-                flagged = cloud_and_shadow_mask(data[None], (flagged & ~nodata)[None], az, zen,
-                                                float(tile.resolution), self.shadow)[0]
+                flagged = cloud_and_shadow_mask(
+                    data[None], (flagged & ~nodata)[None], az, zen, float(tile.resolution), self.shadow
+                )[0]
             datas.append(data)
             masks.append(nodata | flagged)
             dates.append(day)
@@ -220,7 +236,10 @@ class LocalGeoTIFFSource:
         return SceneStack(
             data=np.stack(datas) if datas else np.zeros((0, len(BAND_NAMES), rows, cols), np.uint16),
             mask=np.stack(masks) if masks else np.zeros((0, rows, cols), bool),
-            crs=str(tile.crs), transform=tile.transform, dates=tuple(dates), scene_ids=tuple(ids),
+            crs=str(tile.crs),
+            transform=tile.transform,
+            dates=tuple(dates),
+            scene_ids=tuple(ids),
         )
 
     def sun_angles(self, group: list[LocalScene], tile: Tile) -> tuple[float, float]:
@@ -237,8 +256,12 @@ class LocalGeoTIFFSource:
         key = "+".join(s.id for s in group)
         if key not in self._no_sun:
             self._no_sun.add(key)
-            log.warning("cloud shadows not masked on %s: no sun angles (no %s, no SUN_AZIMUTH/SUN_ZENITH or "
-                        "DATETIME tag)", key, group[0].metadata_path.name)
+            log.warning(
+                "cloud shadows not masked on %s: no sun angles (no %s, no SUN_AZIMUTH/SUN_ZENITH or "
+                "DATETIME tag)",
+                key,
+                group[0].metadata_path.name,
+            )
         return float("nan"), float("nan")
 
     def _read_scene(self, scene: LocalScene, tile: Tile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -257,8 +280,15 @@ class LocalGeoTIFFSource:
         flags = np.zeros((rows, cols), dtype=bool)
         if scene.mask_path is not None:
             with _open(scene.mask_path) as msrc:
-                m = read_on_grid(msrc, str(tile.crs), tile.transform, (rows, cols), Resampling.nearest,
-                                 indexes=[1], nodata=None)
+                m = read_on_grid(
+                    msrc,
+                    str(tile.crs),
+                    tile.transform,
+                    (rows, cols),
+                    Resampling.nearest,
+                    indexes=[1],
+                    nodata=None,
+                )
             flags = m[0] != 0
         return bands, b10, flags
 

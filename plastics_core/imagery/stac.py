@@ -109,8 +109,14 @@ def stac_source(url: str | None = None, collection: str = "sentinel-2-l1c") -> S
     if collection == "sentinel-2-l2a":
         if url is None or url.rstrip("/") == PLANETARY_COMPUTER:
             return StacSource(planetary_computer_l2a())
-        return StacSource(url=url, collection=collection, cirrus_key=None, scl_asset="scl",
-                          cloud_mask=CloudMaskConfig(method="none"), requester_pays=False)
+        return StacSource(
+            url=url,
+            collection=collection,
+            cirrus_key=None,
+            scl_asset="scl",
+            cloud_mask=CloudMaskConfig(method="none"),
+            requester_pays=False,
+        )
     raise ParameterError(f"unknown STAC collection {collection!r}: use sentinel-2-l1c or sentinel-2-l2a")
 
 
@@ -160,8 +166,10 @@ class StacSource:
         datas, masks, dates, ids = [], [], [], []
         with rasterio.Env(**gdal_env(self.config)):
             for day, group in sorted(groups.items()):
-                if self.config.min_coverage > 0 and \
-                        footprint_coverage(group, str(tile.crs), tile.bounds) < self.config.min_coverage:
+                if (
+                    self.config.min_coverage > 0
+                    and footprint_coverage(group, str(tile.crs), tile.bounds) < self.config.min_coverage
+                ):
                     continue  # GPW's coverage rule: the day's footprints leave too much of the tile
                 data, mask, seen = self._load_day(group, tile)
                 if not seen:  # no data on this tile (cloudy days are kept, masked)
@@ -173,7 +181,10 @@ class StacSource:
         return SceneStack(
             data=np.stack(datas) if datas else np.zeros((0, len(BAND_NAMES), rows, cols), np.uint16),
             mask=np.stack(masks) if masks else np.zeros((0, rows, cols), bool),
-            crs=str(tile.crs), transform=tile.transform, dates=tuple(dates), scene_ids=tuple(ids),
+            crs=str(tile.crs),
+            transform=tile.transform,
+            dates=tuple(dates),
+            scene_ids=tuple(ids),
         )
 
     def _load_day(self, group: list[dict[str, Any]], tile: Tile) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -213,7 +224,9 @@ class StacSource:
         nodata = np.any(data == 0, axis=0)
         if factor <= 1 and cfg.cloud_mask.method != "none" and not nodata.all():
             if cfg.cirrus_key is None:
-                raise ImageryError("s2cloudless needs the B10 cirrus asset: set cirrus_key or cloud_mask method 'none'")
+                raise ImageryError(
+                    "s2cloudless needs the B10 cirrus asset: set cirrus_key or cloud_mask method 'none'"
+                )
             with self.timer("cloud_mask"):
                 flagged |= cloud_mask(data[None], cirrus[None], cfg.cloud_mask)[0]
         if cfg.cloud_mask.method != "none" and not nodata.all():  # L1C: add the clouds' shadows
@@ -225,8 +238,12 @@ class StacSource:
         return data, nodata | flagged, not nodata.all()
 
     def _offset(self, item: dict[str, Any]) -> bool:
-        return bool(self.config.harmonize and needs_offset_removal(
-            item.get("properties", {}).get("s2:processing_baseline"), item_time(item).date()))
+        return bool(
+            self.config.harmonize
+            and needs_offset_removal(
+                item.get("properties", {}).get("s2:processing_baseline"), item_time(item).date()
+            )
+        )
 
     def _coarse_factor(self, tile: Tile) -> int:
         """How many tile pixels one cloud-mask pixel spans (1: mask at the tile's resolution)."""
@@ -235,7 +252,9 @@ class StacSource:
             return 1
         return max(1, round(cfg.cloud_mask_resolution / abs(tile.transform.a)))
 
-    def _coarse_cloud(self, group: list[dict[str, Any]], tile: Tile, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    def _coarse_cloud(
+        self, group: list[dict[str, Any]], tile: Tile, factor: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """s2cloudless on the tile grid coarsened ``factor`` x: (rows, cols) cloud mask and
         (rows, cols) 'some item has data' flags, both on the tile grid."""
         cfg = self.config
@@ -263,8 +282,15 @@ class StacSource:
             seen = np.isfinite(up)
             return mask_from_probability(up[None], cfg.cloud_mask)[0], seen
 
-    def _read(self, item: dict[str, Any], key: str, grid: Grid, nodata: float | None = 0,
-              coarse: bool = False, need: np.ndarray | None = None) -> np.ndarray:
+    def _read(
+        self,
+        item: dict[str, Any],
+        key: str,
+        grid: Grid,
+        nodata: float | None = 0,
+        coarse: bool = False,
+        need: np.ndarray | None = None,
+    ) -> np.ndarray:
         """One asset's first band on ``grid`` (:func:`.stac_read.read_asset`), timed as ``read``."""
         with self.timer("read"):
             return read_asset(self.config, item, key, grid, nodata, coarse, need)

@@ -39,9 +39,11 @@ def fetch_items(cfg: StacConfig, geometry_4326: BaseGeometry, period: Period) ->
         io = StacApiIO(max_retries=None, timeout=cfg.timeout_s)
         client = Client.open(cfg.url, stac_io=io)
         search = client.search(
-            collections=[cfg.collection], intersects=mapping(geometry_4326),
+            collections=[cfg.collection],
+            intersects=mapping(geometry_4326),
             datetime=f"{lo}T00:00:00Z/{hi}T00:00:00Z",
-            query={"eo:cloud_cover": {"lte": cfg.max_cloud_cover}}, max_items=cfg.max_items,
+            query={"eo:cloud_cover": {"lte": cfg.max_cloud_cover}},
+            max_items=cfg.max_items,
         )
         return list(search.items_as_dicts())
 
@@ -54,12 +56,14 @@ def fetch_items(cfg: StacConfig, geometry_4326: BaseGeometry, period: Period) ->
         text = redact(" ".join(str(err).split()))[:200] or type(err).__name__
         status = getattr(err, "status_code", None)
         text = f"HTTP {status} {text}" if isinstance(status, int) and str(status) not in text else text
-        raise ImageryError(f"{what} failed ({type(err).__name__}: {text}): check the catalog URL, collection "
-                           "and credentials") from redacted_cause(err)
+        raise ImageryError(
+            f"{what} failed ({type(err).__name__}: {text}): check the catalog URL, collection and credentials"
+        ) from redacted_cause(err)
 
 
-def filter_items(raw: list[dict[str, Any]], cfg: StacConfig, geometry_4326: BaseGeometry,
-                 period: Period) -> list[dict[str, Any]]:
+def filter_items(
+    raw: list[dict[str, Any]], cfg: StacConfig, geometry_4326: BaseGeometry, period: Period
+) -> list[dict[str, Any]]:
     """The items of ``raw`` whose ``eo:cloud_cover`` <= max, whose solar day (at the geometry's
     centroid) is in ``period`` and whose footprint meets the geometry, sorted by (time, id)."""
     lon = geometry_4326.centroid.x
@@ -78,7 +82,9 @@ def filter_items(raw: list[dict[str, Any]], cfg: StacConfig, geometry_4326: Base
     return [item for _, _, item in sorted(kept, key=lambda k: k[:2])]
 
 
-def footprint_coverage(items: list[dict[str, Any]], crs: str, bounds: tuple[float, float, float, float]) -> float:
+def footprint_coverage(
+    items: list[dict[str, Any]], crs: str, bounds: tuple[float, float, float, float]
+) -> float:
     """Fraction (0..1) of the box ``bounds`` = (left, bottom, right, top) in ``crs`` (a tile) covered
     by the union of the items' footprints (their GeoJSON ``geometry``, EPSG:4326, projected to
     ``crs``; a self-intersecting footprint is repaired first); 1.0 when an item has no geometry
@@ -109,8 +115,10 @@ def footprint(item: dict[str, Any]) -> BaseGeometry | None:
             warnings.simplefilter("ignore", RuntimeWarning)
             geom = make_valid(shape(item["geometry"]))
     except Exception as exc:  # shapely raises several kinds on malformed GeoJSON
-        raise ImageryError(f"STAC item {item.get('id')!r} has a malformed geometry ({type(exc).__name__}): the "
-                           "catalog item is malformed") from exc
+        raise ImageryError(
+            f"STAC item {item.get('id')!r} has a malformed geometry ({type(exc).__name__}): the "
+            "catalog item is malformed"
+        ) from exc
     return geom
 
 
@@ -119,8 +127,10 @@ def _properties(item: dict[str, Any]) -> dict[str, Any]:
     untrusted): a non-empty string ``id`` and a ``properties`` object; else one-line ImageryError."""
     ident, props = item.get("id"), item.get("properties")
     if not isinstance(ident, str) or not ident:
-        raise ImageryError(f"STAC item with id {ident!r}: an item needs a non-empty string id; the catalog is "
-                           "not STAC-compliant")
+        raise ImageryError(
+            f"STAC item with id {ident!r}: an item needs a non-empty string id; the catalog is "
+            "not STAC-compliant"
+        )
     if not isinstance(props, dict):
         raise ImageryError(f"STAC item {ident!r} has no properties object: the catalog is not STAC-compliant")
     return props
@@ -133,8 +143,10 @@ def cloud_cover(item: dict[str, Any]) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 100.0:
-        raise ImageryError(f"STAC item {item['id']!r} has eo:cloud_cover {value!r}: expected a percentage in "
-                           "[0, 100]; the catalog item is malformed")
+        raise ImageryError(
+            f"STAC item {item['id']!r} has eo:cloud_cover {value!r}: expected a percentage in "
+            "[0, 100]; the catalog item is malformed"
+        )
     return float(value)
 
 
@@ -147,6 +159,8 @@ def item_time(item: dict[str, Any]) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ImageryError(f"STAC item {item['id']!r} has datetime {text!r}, not an ISO 8601 time: the catalog "
-                           "item is malformed") from exc
+        raise ImageryError(
+            f"STAC item {item['id']!r} has datetime {text!r}, not an ISO 8601 time: the catalog "
+            "item is malformed"
+        ) from exc
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

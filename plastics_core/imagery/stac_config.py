@@ -70,12 +70,18 @@ class StacConfig:
         if not 0.0 <= self.max_cloud_cover <= 100.0:
             raise ParameterError(f"max_cloud_cover {self.max_cloud_cover} is outside [0, 100] percent")
         if not 0.0 <= self.min_coverage <= 1.0:
-            raise ParameterError(f"min_coverage {self.min_coverage} is outside [0, 1] (a fraction of the tile)")
+            raise ParameterError(
+                f"min_coverage {self.min_coverage} is outside [0, 1] (a fraction of the tile)"
+            )
         resampling_for(self.resampling)
         if self.cloud_mask_resolution is not None and self.cloud_mask_resolution <= 0:
-            raise ParameterError(f"cloud_mask_resolution {self.cloud_mask_resolution} must be > 0 m (or None)")
+            raise ParameterError(
+                f"cloud_mask_resolution {self.cloud_mask_resolution} must be > 0 m (or None)"
+            )
         if self.asset_schemes is not None and not all(s and s == s.lower() for s in self.asset_schemes):
-            raise ParameterError(f"asset_schemes {self.asset_schemes!r}: give lower-case schemes such as https, s3, file")
+            raise ParameterError(
+                f"asset_schemes {self.asset_schemes!r}: give lower-case schemes such as https, s3, file"
+            )
 
     def allowed_schemes(self) -> frozenset[str]:
         """The href schemes assets may be read over (see ``asset_schemes``)."""
@@ -90,9 +96,13 @@ def planetary_computer_l2a(**overrides: Any) -> StacConfig:
     SHIFT for the L1C-trained models (use for experiments only). No B10, so masking uses
     the SCL asset. Hrefs need signing: pass ``href_modifier=planetary_computer.sign``."""
     base = StacConfig(
-        url=PLANETARY_COMPUTER, collection="sentinel-2-l2a",
+        url=PLANETARY_COMPUTER,
+        collection="sentinel-2-l2a",
         asset_keys=("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
-        cirrus_key=None, scl_asset="SCL", cloud_mask=CloudMaskConfig(method="none"), requester_pays=False,
+        cirrus_key=None,
+        scl_asset="SCL",
+        cloud_mask=CloudMaskConfig(method="none"),
+        requester_pays=False,
         aws_region=None,
     )
     return replace(base, **overrides)

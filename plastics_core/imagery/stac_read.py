@@ -22,8 +22,15 @@ from plastics_core.redact import redact, redact_url, redacted_cause
 from plastics_core.retry import retry_call
 
 
-def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
-               nodata: float | None = 0, coarse: bool = False, need: np.ndarray | None = None) -> np.ndarray:
+def read_asset(
+    cfg: StacConfig,
+    item: dict[str, Any],
+    key: str,
+    grid: Grid,
+    nodata: float | None = 0,
+    coarse: bool = False,
+    need: np.ndarray | None = None,
+) -> np.ndarray:
     """Asset ``key`` of ``item`` on ``grid``: (rows, cols) in the asset dtype. ``coarse``: read
     the source's overview (JPEG 2000 resolution level) nearest below the grid's resolution
     instead of full resolution (through the granule cache: blocks of that level, the same
@@ -32,8 +39,9 @@ def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
     as ``nodata`` (0 when None)."""
     catalog_href = checked_href(cfg, item, key)
     href = cfg.href_modifier(catalog_href) if cfg.href_modifier is not None else catalog_href
-    granule = Granule(item_id=str(item.get("id")), href=catalog_href, catalog=redact_url(cfg.url),
-                      collection=cfg.collection)
+    granule = Granule(
+        item_id=str(item.get("id")), href=catalog_href, catalog=redact_url(cfg.url), collection=cfg.collection
+    )
     crs, transform, shape = grid
     cache = cfg.granule_cache
 
@@ -43,7 +51,9 @@ def read_asset(cfg: StacConfig, item: dict[str, Any], key: str, grid: Grid,
         band: np.ndarray
         if cache is not None:
             if coarse:
-                band = cache.read_coarse(granule, key, lambda **kw: rasterio.open(href, **kw), grid, resampling, nodata)
+                band = cache.read_coarse(
+                    granule, key, lambda **kw: rasterio.open(href, **kw), grid, resampling, nodata
+                )
             else:
                 band = cache.read(granule, key, lambda: rasterio.open(href), grid, resampling, nodata, need)
             return band

@@ -65,7 +65,9 @@ def _float(value: str | None, what: str, where: str) -> float:
     try:
         return float(str(value).strip())
     except ValueError:
-        raise ImageryError(f"{where}: {what} {str(value)[:40]!r} is not a number of degrees: fix the metadata") from None
+        raise ImageryError(
+            f"{where}: {what} {str(value)[:40]!r} is not a number of degrees: fix the metadata"
+        ) from None
 
 
 def mtd_tl_sun_angles(path: Path) -> tuple[float, float]:
@@ -74,7 +76,9 @@ def mtd_tl_sun_angles(path: Path) -> tuple[float, float]:
     name = path.name
     try:
         if path.stat().st_size > MAX_METADATA_BYTES:
-            raise ImageryError(f"{name} is larger than {MAX_METADATA_BYTES // 2**20} MiB: not a granule metadata file")
+            raise ImageryError(
+                f"{name} is larger than {MAX_METADATA_BYTES // 2**20} MiB: not a granule metadata file"
+            )
         root = ET.parse(path).getroot()  # ElementTree never fetches external entities; expat bounds expansion
     except (OSError, ET.ParseError) as err:
         raise ImageryError(f"cannot read sun angles from {name}: {str(err).splitlines()[0]}") from err
@@ -91,8 +95,9 @@ def mtd_tl_sun_angles(path: Path) -> tuple[float, float]:
     )
 
 
-def geotiff_sun_angles(tags: Mapping[str, str], lon: float, lat: float, where: str,
-                       date: dt.date | None = None) -> tuple[float, float, str] | None:
+def geotiff_sun_angles(
+    tags: Mapping[str, str], lon: float, lat: float, where: str, date: dt.date | None = None
+) -> tuple[float, float, str] | None:
     """(sun azimuth, sun zenith, how) from a GeoTIFF's metadata ``tags`` (keys case-insensitive):
     ``SUN_AZIMUTH`` + ``SUN_ZENITH`` / ``SUN_ELEVATION``, else the sun at ``DATETIME`` over
     ``lon``/``lat``. None when the tags hold neither, or when ``DATETIME`` is more than a day

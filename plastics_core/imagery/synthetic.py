@@ -100,33 +100,55 @@ class SyntheticSource:
         """Scenes of ``period`` on ``tile``'s grid: (t, 12, y, x) uint16 DN + cloud mask."""
         stacks = [
             make_scene_stack(
-                tile.crs, tile.transform, tile.shape, sub, self.seed, self.sites,
-                shared_dir=self.shared_dir, scenes_per_month=self.scenes_per_month,
-                cloud_fraction=self.cloud_fraction, haze=self.haze, cloudy=cloudy,
+                tile.crs,
+                tile.transform,
+                tile.shape,
+                sub,
+                self.seed,
+                self.sites,
+                shared_dir=self.shared_dir,
+                scenes_per_month=self.scenes_per_month,
+                cloud_fraction=self.cloud_fraction,
+                haze=self.haze,
+                cloudy=cloudy,
             )
             for sub, cloudy in self._subperiods(period)
         ]
         if len(stacks) == 1:
             return stacks[0]
         if not stacks:  # the whole period is empty
-            return make_scene_stack(tile.crs, tile.transform, tile.shape, period, self.seed, [],
-                                    shared_dir=self.shared_dir, scenes_per_month=0)
+            return make_scene_stack(
+                tile.crs,
+                tile.transform,
+                tile.shape,
+                period,
+                self.seed,
+                [],
+                shared_dir=self.shared_dir,
+                scenes_per_month=0,
+            )
         from plastics_core.geo.scenes import SceneStack
 
         return SceneStack(
             data=np.concatenate([s.data for s in stacks]),
             mask=np.concatenate([s.mask for s in stacks]),
-            crs=tile.crs, transform=tile.transform,
+            crs=tile.crs,
+            transform=tile.transform,
             dates=tuple(d for s in stacks for d in s.dates),
             scene_ids=tuple(i for s in stacks for i in s.scene_ids),
         )
 
     def describe(self) -> str:
         """A JSON string of the configuration (for manifests)."""
-        return json.dumps({
-            "source": "synthetic", "seed": self.seed, "scenes_per_month": self.scenes_per_month,
-            "cloud_fraction": self.cloud_fraction,
-            "sites": [s.name for s in self.sites],
-            "empty_periods": [p.label for p in self.empty_periods],
-            "cloudy_periods": [p.label for p in self.cloudy_periods],
-        }, sort_keys=True)
+        return json.dumps(
+            {
+                "source": "synthetic",
+                "seed": self.seed,
+                "scenes_per_month": self.scenes_per_month,
+                "cloud_fraction": self.cloud_fraction,
+                "sites": [s.name for s in self.sites],
+                "empty_periods": [p.label for p in self.empty_periods],
+                "cloudy_periods": [p.label for p in self.cloudy_periods],
+            },
+            sort_keys=True,
+        )

@@ -264,9 +264,19 @@ def wgs84_band(heatmap: Raster, index: int) -> tuple[np.ndarray, Affine]:
     src = np.asarray(heatmap.data[index], dtype=np.float32)
     h, w = src.shape
     west, south, east, north = array_bounds(h, w, heatmap.transform)
-    dst_transform, dw, dh = calculate_default_transform(heatmap.crs, "EPSG:4326", w, h,
-                                                        west, south, east, north)
+    dst_transform, dw, dh = calculate_default_transform(
+        heatmap.crs, "EPSG:4326", w, h, west, south, east, north
+    )
     dst = np.full((int(dh), int(dw)), np.nan, dtype=np.float32)
-    reproject(src, dst, src_transform=heatmap.transform, src_crs=heatmap.crs, dst_transform=dst_transform,
-              dst_crs="EPSG:4326", resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan)
+    reproject(
+        src,
+        dst,
+        src_transform=heatmap.transform,
+        src_crs=heatmap.crs,
+        dst_transform=dst_transform,
+        dst_crs="EPSG:4326",
+        resampling=Resampling.nearest,
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+    )
     return dst, dst_transform

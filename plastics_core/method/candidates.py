@@ -159,20 +159,25 @@ def merge_points(points_gdf: gpd.GeoDataFrame, radius_deg: float = 0.005) -> gpd
     sizes = np.diff(np.r_[bounds, len(order)])
     lonlat = coords[order[bounds]].copy()  # a singleton keeps its exact coordinate
     for c in np.flatnonzero(sizes > 1):  # numpy's mean over members in input order (bit-stable)
-        idx = np.sort(order[bounds[c]:bounds[c] + sizes[c]])
+        idx = np.sort(order[bounds[c] : bounds[c] + sizes[c]])
         lonlat[c] = coords[idx, 0].mean(), coords[idx, 1].mean()
     with np.errstate(invalid="ignore"):
         best = np.fmax.reduceat(scores[order], bounds)  # NaN only when every member's score is NaN
     member_names = [names[i] for i in order]
     firsts = [member_names[b] for b in bounds]
-    df = pd.DataFrame({
-        "name": firsts,
-        "lon": lonlat[:, 0],
-        "lat": lonlat[:, 1],
-        "score": best.astype(float),
-        "n_merged": sizes.astype(np.int64),
-        "members": [";".join(member_names[b:b + k]) for b, k in zip(bounds.tolist(), sizes.tolist(), strict=True)],
-    })
+    df = pd.DataFrame(
+        {
+            "name": firsts,
+            "lon": lonlat[:, 0],
+            "lat": lonlat[:, 1],
+            "score": best.astype(float),
+            "n_merged": sizes.astype(np.int64),
+            "members": [
+                ";".join(member_names[b : b + k])
+                for b, k in zip(bounds.tolist(), sizes.tolist(), strict=True)
+            ],
+        }
+    )
     keys = {name: _natural_key(name) for name in set(firsts)}
     by_name = sorted(range(len(df)), key=lambda i: keys[firsts[i]])  # stable: equal names keep cluster order
     df = df.iloc[by_name].reset_index(drop=True)
@@ -229,8 +234,16 @@ def merge_points_gpw(points_gdf: gpd.GeoDataFrame, radius_deg: float = 0.005) ->
         lon, lat = coords[idx].mean(axis=0) if len(idx) > 1 else coords[idx[0]]
         with np.errstate(invalid="ignore"):
             best = float(np.fmax.reduce(scores[idx]))
-        rows.append({"name": members[0], "lon": float(lon), "lat": float(lat), "score": best,
-                     "n_merged": len(idx), "members": ";".join(members)})
+        rows.append(
+            {
+                "name": members[0],
+                "lon": float(lon),
+                "lat": float(lat),
+                "score": best,
+                "n_merged": len(idx),
+                "members": ";".join(members),
+            }
+        )
     rows.sort(key=lambda r: (_natural_key(str(r["name"])), str(r["members"])))
     seen: dict[str, int] = {}
     for r in rows:

@@ -227,8 +227,9 @@ def composite(stack: SceneStack, period: Period, method: Method | str = "min") -
     h, w = stack.shape
     out = np.zeros((nb, h * w), dtype=np.float32)
     if t == 0:
-        return Composite(out.reshape(nb, h, w), np.ones((h, w), dtype=bool), period,
-                         stack.crs, stack.transform, 0)
+        return Composite(
+            out.reshape(nb, h, w), np.ones((h, w), dtype=bool), period, stack.crs, stack.transform, 0
+        )
     # in-period scenes are consecutive when dates ascend: a slice avoids copying
     sel: np.ndarray | slice = slice(int(idx[0]), int(idx[-1]) + 1) if np.all(np.diff(idx) == 1) else idx
     values = stack.data.reshape(stack.data.shape[0], nb, h * w)

@@ -68,8 +68,9 @@ MaskAlign = Literal["following", "trailing"]
 GPW_MIN_AREA_PX = 160.0
 
 
-def rolling_masks(f: np.ndarray, mask_window: int = 8, mask_threshold: float = 0.1,
-                  align: MaskAlign = "following") -> np.ndarray:
+def rolling_masks(
+    f: np.ndarray, mask_window: int = 8, mask_threshold: float = 0.1, align: MaskAlign = "following"
+) -> np.ndarray:
     """(n, y, x) floored probabilities (NaN = masked) -> (n, y, x) bool: the median of a window
     of w = min(mask_window, n) frames exceeds ``mask_threshold``. NaN counts as 0 (no evidence).
 
@@ -86,7 +87,11 @@ def rolling_masks(f: np.ndarray, mask_window: int = 8, mask_threshold: float = 0
     g = np.nan_to_num(f, nan=0.0)
     pad = np.repeat(g[: w - 1].mean(axis=0, keepdims=True), w - 1, axis=0) if w > 1 else g[:0]
     padded = np.concatenate([pad, g])
-    return np.stack([np.median(padded[i:i + w], axis=0) > mask_threshold for i in range(n)]) if n else g.astype(bool)
+    return (
+        np.stack([np.median(padded[i : i + w], axis=0) > mask_threshold for i in range(n)])
+        if n
+        else g.astype(bool)
+    )
 
 
 def contour_masks(
@@ -184,8 +189,15 @@ def site_contours(
             f"frames shape {frames.shape} and {len(dates)} dates disagree; pass one date per frame"
         )
     masks = contour_masks(
-        frames, pred_floor, mask_window, mask_threshold, upsample, blur_sigma, contour_threshold,
-        max_masked, mask_align,
+        frames,
+        pred_floor,
+        mask_window,
+        mask_threshold,
+        upsample,
+        blur_sigma,
+        contour_threshold,
+        max_masked,
+        mask_align,
     )
     up_transform = transform @ Affine.scale(1.0 / upsample)
     rows: list[dict[str, object]] = []

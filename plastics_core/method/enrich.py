@@ -97,8 +97,10 @@ class FixtureGeocoder:
         try:
             responses = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
-            raise ParameterError(f"geocoder fixture {path} cannot be read ({type(exc).__name__}): give a JSON file "
-                                 "of canned answers (PLASTICS_GEOCODER_FIXTURE)") from exc
+            raise ParameterError(
+                f"geocoder fixture {path} cannot be read ({type(exc).__name__}): give a JSON file "
+                "of canned answers (PLASTICS_GEOCODER_FIXTURE)"
+            ) from exc
         if not isinstance(responses, dict):
             raise ParameterError(f"geocoder fixture {path} is not a JSON object of '<lat>,<lon>' keys")
         self.responses: dict[str, dict[str, str] | None] = responses

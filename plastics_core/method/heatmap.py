@@ -49,19 +49,28 @@ def check_pairs(composites: Sequence[Any], pairs: Sequence[tuple[int, int]]) -> 
         c0 = composites[0]
         for c in composites[1:]:
             if c.crs != c0.crs or c.transform != c0.transform or c.data.shape != c0.data.shape:
-                raise ParameterError("composites are on different grids: composite every period on the same tile")
+                raise ParameterError(
+                    "composites are on different grids: composite every period on the same tile"
+                )
 
 
 def _model_tags(model: Any) -> dict[str, str]:
     refs = getattr(model, "refs", None) or ([model.ref] if getattr(model, "ref", None) is not None else [])
     if not refs:
         return {}
-    return {"model": ",".join(str(r.name) for r in refs), "model_sha256": ",".join(str(r.sha256) for r in refs),
-            "model_license": "CC BY-NC 4.0 (Global Plastic Watch, Earthrise Media)"}
+    return {
+        "model": ",".join(str(r.name) for r in refs),
+        "model_sha256": ",".join(str(r.sha256) for r in refs),
+        "model_license": "CC BY-NC 4.0 (Global Plastic Watch, Earthrise Media)",
+    }
 
 
-def pixel_heatmap(composites: Sequence[Any], pairs: Sequence[tuple[int, int]], model: PixelModel,
-                  progress: Progress | None = None) -> Raster:
+def pixel_heatmap(
+    composites: Sequence[Any],
+    pairs: Sequence[tuple[int, int]],
+    model: PixelModel,
+    progress: Progress | None = None,
+) -> Raster:
     """Heatmap Raster (len(pairs) + 1 bands, float32, NaN nodata) on the composites' grid.
 
     ``progress(done, total)`` is called with counts of predicted pixels over all pairs.
@@ -88,13 +97,19 @@ def pixel_heatmap(composites: Sequence[Any], pairs: Sequence[tuple[int, int]], m
                 progress(done, total)
             continue
         for r0 in range(0, h, step):
-            c0, c1 = (replace(composites[i], data=composites[i].data[:, r0:r0 + step],
-                              mask=composites[i].mask[r0:r0 + step]) for i in (a, b))
+            c0, c1 = (
+                replace(
+                    composites[i],
+                    data=composites[i].data[:, r0 : r0 + step],
+                    mask=composites[i].mask[r0 : r0 + step],
+                )
+                for i in (a, b)
+            )
             x, valid = pixel_pairs(c0, c1)
             if len(x) == 0:
                 continue
             p = np.asarray(model.predict(x))
-            out[k, r0:r0 + step][valid] = np.median(p, axis=0) if p.ndim == 2 else p
+            out[k, r0 : r0 + step][valid] = np.median(p, axis=0) if p.ndim == 2 else p
             done += len(x)
             if progress is not None:
                 progress(done, total)
@@ -103,5 +118,10 @@ def pixel_heatmap(composites: Sequence[Any], pairs: Sequence[tuple[int, int]], m
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
             out[-1] = np.nanmedian(out[:-1], axis=0)
     labels = tuple(f"{composites[a].period.label}|{composites[b].period.label}" for a, b in pairs)
-    return Raster(data=out, crs=first.crs, transform=first.transform,
-                  band_descriptions=(*labels, "median"), tags=_model_tags(model))
+    return Raster(
+        data=out,
+        crs=first.crs,
+        transform=first.transform,
+        band_descriptions=(*labels, "median"),
+        tags=_model_tags(model),
+    )

@@ -61,15 +61,18 @@ def _pair_image(composites: Sequence[Any], a: int, b: int, channels: int) -> tup
     elif channels == ca.data.shape[0] + cb.data.shape[0]:
         img, mask = np.moveaxis(np.concatenate([ca.data, cb.data], axis=0), 0, -1), ca.mask | cb.mask
     else:
-        raise ParameterError(f"patch model takes {channels} channels but composites have {ca.data.shape[0]} bands: "
-                             "use a patch model made for 12-band L1C composites")
+        raise ParameterError(
+            f"patch model takes {channels} channels but composites have {ca.data.shape[0]} bands: "
+            "use a patch model made for 12-band L1C composites"
+        )
     img = np.array(img, dtype=np.float32, order="C")
     img[mask] = 0.0
     return img, mask
 
 
-def _footprints(transform: Any, crs: str, rows: np.ndarray, cols: np.ndarray, stride: int,
-                window: int) -> np.ndarray:
+def _footprints(
+    transform: Any, crs: str, rows: np.ndarray, cols: np.ndarray, stride: int, window: int
+) -> np.ndarray:
     """Polygons (EPSG:4326) of windows at grid indices ``rows``/``cols`` (1-D arrays)."""
     r0 = (rows * stride).astype(np.float64)[:, None]
     c0 = (cols * stride).astype(np.float64)[:, None]
@@ -84,8 +87,9 @@ def _footprints(transform: Any, crs: str, rows: np.ndarray, cols: np.ndarray, st
     return polygons
 
 
-def pair_grid(composites: Sequence[Any], pair: tuple[int, int], model: Any, stride: int = 8,
-              max_masked: float = 0.1) -> np.ndarray:
+def pair_grid(
+    composites: Sequence[Any], pair: tuple[int, int], model: Any, stride: int = 8, max_masked: float = 0.1
+) -> np.ndarray:
     """One pair's patch scores: (rows, cols) float32, NaN where the window's masked fraction is
     >= ``max_masked`` (not scored). Window (r, c) starts at pixel (r * stride, c * stride)."""
     if stride < 1:
@@ -106,8 +110,9 @@ def pair_grid(composites: Sequence[Any], pair: tuple[int, int], model: Any, stri
     return out
 
 
-def grid_stats(grids: Sequence[np.ndarray], transform: Any, crs: str, stride: int,
-               window: int) -> gpd.GeoDataFrame:
+def grid_stats(
+    grids: Sequence[np.ndarray], transform: Any, crs: str, stride: int, window: int
+) -> gpd.GeoDataFrame:
     """GPW's per-location statistics over pairs: ``grids`` (one (rows, cols) float32 per pair,
     NaN = not scored, all the same shape) -> polygons (EPSG:4326; mean, median, min, max, std
     (population), count = pairs scored), row-major; locations no pair scored are dropped.
@@ -123,16 +128,26 @@ def grid_stats(grids: Sequence[np.ndarray], transform: Any, crs: str, stride: in
     vals = scores[:, keep].astype(np.float64)  # (pairs, n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        stats = {"mean": np.nanmean(vals, axis=0), "median": np.nanmedian(vals, axis=0),
-                 "min": np.nanmin(vals, axis=0), "max": np.nanmax(vals, axis=0), "std": np.nanstd(vals, axis=0)}
+        stats = {
+            "mean": np.nanmean(vals, axis=0),
+            "median": np.nanmedian(vals, axis=0),
+            "min": np.nanmin(vals, axis=0),
+            "max": np.nanmax(vals, axis=0),
+            "std": np.nanstd(vals, axis=0),
+        }
     rr, cc = np.nonzero(keep)
     geoms = _footprints(transform, crs, rr, cc, stride, window)
     data: dict[str, Any] = {**stats, "count": count[keep].astype(np.int64)}
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
 
 
-def patch_scores(composites: Sequence[Any], pairs: Sequence[tuple[int, int]], model: Any, stride: int = 8,
-                 max_masked: float = 0.1) -> gpd.GeoDataFrame:
+def patch_scores(
+    composites: Sequence[Any],
+    pairs: Sequence[tuple[int, int]],
+    model: Any,
+    stride: int = 8,
+    max_masked: float = 0.1,
+) -> gpd.GeoDataFrame:
     """GeoDataFrame (Polygon, EPSG:4326; columns mean, median, min, max, std, count), row-major order:
     :func:`pair_grid` per pair, then :func:`grid_stats`.
 

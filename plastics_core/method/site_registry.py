@@ -63,8 +63,11 @@ def _num(v: Any) -> float:
 
 def _json(obj: Mapping[str, float] | list[str]) -> str:
     def clean(v: Any) -> Any:
-        return None if isinstance(v, float) and not math.isfinite(v) else (
-            round(v, _FLOAT_DIGITS) if isinstance(v, float) else v)
+        return (
+            None
+            if isinstance(v, float) and not math.isfinite(v)
+            else (round(v, _FLOAT_DIGITS) if isinstance(v, float) else v)
+        )
 
     if isinstance(obj, list):
         return json.dumps(obj, separators=(",", ":"))
@@ -149,7 +152,9 @@ def _match(sites: list[_Site], sid: str, window: str) -> _Site | None:
 
 def empty_registry() -> gpd.GeoDataFrame:
     """A registry with no rows: the documented columns, Point geometry, EPSG:4326."""
-    return gpd.GeoDataFrame({c: [] for c in REGISTRY_COLUMNS}, geometry=gpd.points_from_xy([], []), crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        {c: [] for c in REGISTRY_COLUMNS}, geometry=gpd.points_from_xy([], []), crs="EPSG:4326"
+    )
 
 
 def build_site_registry(
@@ -173,7 +178,9 @@ def build_site_registry(
         areas = _areas_by_name(contours)
         frame = pd.DataFrame(enriched.drop(columns=enriched.geometry.name))
         frame["_score"] = frame["score"].map(_num) if "score" in frame.columns else math.nan
-        frame["_id"] = frame["site_id"].astype(str) if "site_id" in frame.columns else frame["name"].astype(str)
+        frame["_id"] = (
+            frame["site_id"].astype(str) if "site_id" in frame.columns else frame["name"].astype(str)
+        )
         frame = frame.sort_values(["_score", "_id"], ascending=[False, True], na_position="last")
         for _, row in frame.iterrows():
             sid = str(row["_id"])
@@ -183,11 +190,16 @@ def build_site_registry(
                 sites.append(site)
             if sid not in site.ids:
                 site.ids.append(sid)
-            site.obs[window] = {k: row.get(k) for k in ("name", "lon", "lat", "score", "patch_mean",
-                                                         "display_name", "address")}
+            site.obs[window] = {
+                k: row.get(k)
+                for k in ("name", "lon", "lat", "score", "patch_mean", "display_name", "address")
+            }
             for day, km2 in areas.get(str(row.get("name")), {}).items():
-                site.areas[day] = (window, km2) if day not in site.areas or window >= site.areas[day][0] \
+                site.areas[day] = (
+                    (window, km2)
+                    if day not in site.areas or window >= site.areas[day][0]
                     else site.areas[day]
+                )
     if not sites:
         return empty_registry()
     rows = []
@@ -198,17 +210,29 @@ def build_site_registry(
         scores = {w: _num(s.obs[w]["score"]) for w in seen}
         area_ts = {d: v for d, (_, v) in sorted(s.areas.items())}
         address = last.get("address") or last.get("display_name") or ""
-        rows.append({
-            "site_id": s.ids[0], "status": status, "first_window": seen[0], "last_window": seen[-1],
-            "n_windows": len(seen), "windows": _json(seen), "name": str(last.get("name") or ""),
-            "lon": _num(last["lon"]), "lat": _num(last["lat"]), "score_latest": scores[seen[-1]],
-            "patch_latest": _num(last["patch_mean"]),
-            "score_max": max((v for v in scores.values() if math.isfinite(v)), default=math.nan),
-            "area_km2_latest": area_ts[max(area_ts)] if area_ts else math.nan,
-            "pixel_scores": _json(scores), "patch_scores": _json({w: _num(s.obs[w]["patch_mean"]) for w in seen}),
-            "areas_km2": _json(area_ts), "site_ids": _json(sorted(s.ids)), "address": str(address),
-            "verdict": verdict_label(s.ids, verdicts),
-        })
+        rows.append(
+            {
+                "site_id": s.ids[0],
+                "status": status,
+                "first_window": seen[0],
+                "last_window": seen[-1],
+                "n_windows": len(seen),
+                "windows": _json(seen),
+                "name": str(last.get("name") or ""),
+                "lon": _num(last["lon"]),
+                "lat": _num(last["lat"]),
+                "score_latest": scores[seen[-1]],
+                "patch_latest": _num(last["patch_mean"]),
+                "score_max": max((v for v in scores.values() if math.isfinite(v)), default=math.nan),
+                "area_km2_latest": area_ts[max(area_ts)] if area_ts else math.nan,
+                "pixel_scores": _json(scores),
+                "patch_scores": _json({w: _num(s.obs[w]["patch_mean"]) for w in seen}),
+                "areas_km2": _json(area_ts),
+                "site_ids": _json(sorted(s.ids)),
+                "address": str(address),
+                "verdict": verdict_label(s.ids, verdicts),
+            }
+        )
     df = pd.DataFrame(rows, columns=REGISTRY_COLUMNS).sort_values("site_id").reset_index(drop=True)
     geom = [Point(x, y) for x, y in zip(df["lon"], df["lat"], strict=True)]
     return gpd.GeoDataFrame(df, geometry=geom, crs="EPSG:4326")
@@ -222,8 +246,9 @@ def registry_csv_bytes(gdf: gpd.GeoDataFrame) -> bytes:
     from plastics_core.storage.csv_safe import safe_csv_text
 
     cols = [c for c in REGISTRY_COLUMNS if c in gdf.columns]
-    text = safe_csv_text(pd.DataFrame(gdf[cols]), index=False, float_format=f"%.{_FLOAT_DIGITS}f",
-                         lineterminator="\n")
+    text = safe_csv_text(
+        pd.DataFrame(gdf[cols]), index=False, float_format=f"%.{_FLOAT_DIGITS}f", lineterminator="\n"
+    )
     return text.encode("utf-8")
 
 
@@ -258,26 +283,62 @@ def format_registry_table(gdf: gpd.GeoDataFrame, max_address: int = 40) -> str:
     """
     if gdf is None or len(gdf) == 0:
         return "no sites in the registry"
-    head = ["site_id", "status", "first", "last", "n", "score", "patch", "area_km2", "lat", "lon", "verdict",
-            "address"]
+    head = [
+        "site_id",
+        "status",
+        "first",
+        "last",
+        "n",
+        "score",
+        "patch",
+        "area_km2",
+        "lat",
+        "lon",
+        "verdict",
+        "address",
+    ]
     order = {s: i for i, s in enumerate(STATUSES)}
     recs = sorted(
         (r for _, r in gdf.iterrows()),
-        key=lambda r: (order.get(str(r["status"]), 9), -_num(r["score_latest"]) if math.isfinite(
-            _num(r["score_latest"])) else math.inf, str(r["site_id"])),
+        key=lambda r: (
+            order.get(str(r["status"]), 9),
+            -_num(r["score_latest"]) if math.isfinite(_num(r["score_latest"])) else math.inf,
+            str(r["site_id"]),
+        ),
     )
-    lines = [[str(r["site_id"]), str(r["status"]), str(r["first_window"]), str(r["last_window"]),
-              str(int(r["n_windows"])), _fmt(r["score_latest"], ".3f"), _fmt(r["patch_latest"], ".3f"),
-              _fmt(r["area_km2_latest"], ".4f"), _fmt(r["lat"], ".5f"), _fmt(r["lon"], ".5f"),
-              _label(r.get("verdict") or UNREVIEWED), str(r.get("address") or "")[:max_address]] for r in recs]
+    lines = [
+        [
+            str(r["site_id"]),
+            str(r["status"]),
+            str(r["first_window"]),
+            str(r["last_window"]),
+            str(int(r["n_windows"])),
+            _fmt(r["score_latest"], ".3f"),
+            _fmt(r["patch_latest"], ".3f"),
+            _fmt(r["area_km2_latest"], ".4f"),
+            _fmt(r["lat"], ".5f"),
+            _fmt(r["lon"], ".5f"),
+            _label(r.get("verdict") or UNREVIEWED),
+            str(r.get("address") or "")[:max_address],
+        ]
+        for r in recs
+    ]
     widths = [max(len(head[i]), *(len(row[i]) for row in lines)) for i in range(len(head))]
     numeric = {4, 5, 6, 7, 8, 9}
 
     def fmt_row(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     counts = ", ".join(f"{sum(1 for r in recs if r['status'] == s)} {s}" for s in STATUSES)
     verdicts = ", ".join(f"{n} {v}" for v in VERDICT_STATES if (n := sum(1 for row in lines if row[10] == v)))
-    return "\n".join([fmt_row(head), fmt_row(["-" * w for w in widths]), *map(fmt_row, lines),
-                      f"{len(recs)} site{'' if len(recs) == 1 else 's'}: {counts}; {verdicts}"])
+    return "\n".join(
+        [
+            fmt_row(head),
+            fmt_row(["-" * w for w in widths]),
+            *map(fmt_row, lines),
+            f"{len(recs)} site{'' if len(recs) == 1 else 's'}: {counts}; {verdicts}",
+        ]
+    )

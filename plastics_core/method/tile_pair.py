@@ -52,8 +52,14 @@ def empty_heatmap(tile: Tile, periods: tuple[Period, Period]) -> Raster:
 
 def patch_grid_raster(tile: Tile, grid: np.ndarray, stride: int, window: int) -> Raster:
     """A (rows, cols) patch-score grid as a one-band Raster on the tile's grid scaled by ``stride``."""
-    return Raster(np.asarray(grid, np.float32)[None], tile.crs, tile.transform @ Affine.scale(stride),
-                  ("patch_score",), name=tile.key, tags={"window": str(window), "stride": str(stride)})
+    return Raster(
+        np.asarray(grid, np.float32)[None],
+        tile.crs,
+        tile.transform @ Affine.scale(stride),
+        ("patch_score",),
+        name=tile.key,
+        tags={"window": str(window), "stride": str(stride)},
+    )
 
 
 def empty_patch_grid(tile: Tile, stride: int, window: int = 45) -> Raster:

@@ -74,8 +74,11 @@ def load_window_pairs(store: UPath, roi: str, starts: Sequence[dt.date | str], r
     if missing:
         raise MissingPairsError(
             f"window needs the pairs starting {', '.join(missing)} (descartes_run partitions {roi}|<date>) for run "
-            f"hash {run_hash}: materialize them first (plastics run --roi {roi} --window ... does)")
-    manifests = [load_json(manifest_path(store, roi, s, run_hash)) for s in iso]  # corrupt: moved aside, one line
+            f"hash {run_hash}: materialize them first (plastics run --roi {roi} --window ... does)"
+        )
+    manifests = [
+        load_json(manifest_path(store, roi, s, run_hash)) for s in iso
+    ]  # corrupt: moved aside, one line
     tiles = sorted({str(k) for m in manifests for k in m.get("tiles", [])})
     out = WindowPairs(iso, tiles)
     for s, m in zip(iso, manifests, strict=True):
@@ -105,7 +108,9 @@ def median_heatmap(pairs: Sequence[Raster], name: str = "") -> Raster:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
         med = np.nanmedian(stack, axis=0).astype(np.float32)
     data = np.concatenate([stack, med[None]])
-    labels = tuple(p.band_descriptions[0] if p.band_descriptions else f"pair_{i}" for i, p in enumerate(pairs))
+    labels = tuple(
+        p.band_descriptions[0] if p.band_descriptions else f"pair_{i}" for i, p in enumerate(pairs)
+    )
     tags = {**first.tags, "pairs": str(len(pairs))}
     return Raster(data, first.crs, first.transform, (*labels, "median"), np.nan, name or first.name, tags)
 

@@ -8,6 +8,11 @@ from plastics_core.models.checksums import DEFAULT_ENSEMBLE, DEFAULT_MODEL, DEFA
 from plastics_core.models.store import ModelRef, ModelStore, sha256_file
 
 __all__ = [
-    "DEFAULT_ENSEMBLE", "DEFAULT_MODEL", "DEFAULT_PATCH_MODEL", "SHA256",
-    "ModelRef", "ModelStore", "sha256_file",
+    "DEFAULT_ENSEMBLE",
+    "DEFAULT_MODEL",
+    "DEFAULT_PATCH_MODEL",
+    "SHA256",
+    "ModelRef",
+    "ModelStore",
+    "sha256_file",
 ]

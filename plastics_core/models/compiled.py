@@ -126,7 +126,9 @@ class CompiledPixel:
         if not models:
             raise ModelError("no pixel models given to the compiled path")
         self.n_models = len(models)
-        self.params = jax.device_put(stack_params([pixel_params(m, s, d) for m, (s, d) in zip(models, norms, strict=True)]))
+        self.params = jax.device_put(
+            stack_params([pixel_params(m, s, d) for m, (s, d) in zip(models, norms, strict=True)])
+        )
 
     def predict(self, x: np.ndarray, prec: str | None = None) -> np.ndarray:
         """``x`` (n, 12, 2) DN -> (n_models, n) float32 probabilities."""
@@ -136,7 +138,7 @@ class CompiledPixel:
             return np.zeros((self.n_models, 0), np.float32)
         pending = []
         for s in range(0, n, CALL_PIXELS):
-            part = to_dn(x[s:s + CALL_PIXELS])
+            part = to_dn(x[s : s + CALL_PIXELS])
             k = len(part)
             nb = bucket(k)
             buf = np.zeros((nb, *part.shape[1:]), part.dtype)
@@ -157,8 +159,9 @@ class CompiledPixel:
 
 
 @partial(jax.jit, static_argnames=("layout", "window", "stride", "final", "fast"))
-def _patch_grid(p: Any, img: Any, layout: tuple[Any, ...], window: int, stride: int,
-                final: tuple[int, int], fast: bool) -> Any:
+def _patch_grid(
+    p: Any, img: Any, layout: tuple[Any, ...], window: int, stride: int, final: tuple[int, int], fast: bool
+) -> Any:
     fmap = patch_features(p, layout, img, fast)
     rows, cols = (img.shape[1] - window) // stride + 1, (img.shape[2] - window) // stride + 1
     return patch_head(p, fmap, rows, cols, final[0], final[1], fast)
@@ -185,8 +188,9 @@ class CompiledPatch:
 
     def grid_uploaded(self, img: Any, prec: str | None = None) -> Any:
         """Device image (channels, hb, wb) -> device (rows_b, cols_b) scores (not awaited)."""
-        return _patch_grid(self.params, img, self.layout, self.window, self.stride, self.final,
-                           precision(prec) == "fast")
+        return _patch_grid(
+            self.params, img, self.layout, self.window, self.stride, self.final, precision(prec) == "fast"
+        )
 
     def grid(self, img: np.ndarray, prec: str | None = None) -> np.ndarray:
         """``img`` (channels, h, w) DN -> (rows, cols) float32 scores of windows every ``stride`` px."""
@@ -198,9 +202,13 @@ class CompiledPatch:
         return np.asarray(self.grid_uploaded(dev, prec))[:rows, :cols]
 
 
-def tile_span(composites: Sequence[tuple[np.ndarray, np.ndarray]], pairs: Sequence[tuple[int, int]],
-              pixel: CompiledPixel, patch: CompiledPatch,
-              prec: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def tile_span(
+    composites: Sequence[tuple[np.ndarray, np.ndarray]],
+    pairs: Sequence[tuple[int, int]],
+    pixel: CompiledPixel,
+    patch: CompiledPatch,
+    prec: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """One tile on the device: composites ``(data (12, h, w) DN, mask (h, w) bool)`` uploaded once;
     per pair the pixel heatmap (model 0; NaN where either composite is masked) and the patch grid
     (12-channel model: the pair's first composite; 24: both, concatenated).
@@ -216,10 +224,16 @@ def tile_span(composites: Sequence[tuple[np.ndarray, np.ndarray]], pairs: Sequen
         if rows > 0 and cols > 0:
             grid_dev.append(patch.grid_uploaded(img, prec))
     hb, wb = up[0].shape[1:]
-    heat = np.stack([np.asarray(d).reshape(hb, wb)[:h, :w] for d in heat_dev]) if pairs \
+    heat = (
+        np.stack([np.asarray(d).reshape(hb, wb)[:h, :w] for d in heat_dev])
+        if pairs
         else np.zeros((0, h, w), np.float32)
+    )
     for k, (a, b) in enumerate(pairs):
         heat[k][composites[a][1] | composites[b][1]] = np.nan
-    grids = np.stack([np.asarray(g)[:rows, :cols] for g in grid_dev]) if grid_dev \
+    grids = (
+        np.stack([np.asarray(g)[:rows, :cols] for g in grid_dev])
+        if grid_dev
         else np.zeros((len(pairs), max(rows, 0), max(cols, 0)), np.float32)
+    )
     return heat, grids

@@ -51,9 +51,13 @@ def jax_gpu() -> bool:
 
 def requested(device: str | None = None) -> str:
     """The requested device: ``device``, else the environment (see module docstring), else ``auto``."""
-    mode = device or os.environ.get("PLASTICS_INFER_DEVICE") or os.environ.get("PLASTICS_PIXEL_DEVICE") or "auto"
+    mode = (
+        device or os.environ.get("PLASTICS_INFER_DEVICE") or os.environ.get("PLASTICS_PIXEL_DEVICE") or "auto"
+    )
     if mode not in DEVICES:
-        raise ModelError(f"inference device {mode!r} (PLASTICS_INFER_DEVICE): use one of {', '.join(DEVICES)}")
+        raise ModelError(
+            f"inference device {mode!r} (PLASTICS_INFER_DEVICE): use one of {', '.join(DEVICES)}"
+        )
     return mode
 
 

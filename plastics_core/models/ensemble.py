@@ -49,11 +49,14 @@ class EnsembleClassifier:
             probs = np.empty((len(self.members), len(x)), np.float32)
             for norm in {m.ref.normalization for m in self.members}:  # one device copy per normalization
                 idx = [i for i, m in enumerate(self.members) if m.ref.normalization == norm]
-                probs[idx] = keras_forward([self.members[i].model for i in idx],
-                                           normalize(x, norm, band_axis=1)[..., None])
+                probs[idx] = keras_forward(
+                    [self.members[i].model for i in idx], normalize(x, norm, band_axis=1)[..., None]
+                )
             return probs
         with blas_single():
-            out = run_chunked([m.net for m in self.members], x.reshape(len(x), 2 * NB), self.chunk, usable_threads())
+            out = run_chunked(
+                [m.net for m in self.members], x.reshape(len(x), 2 * NB), self.chunk, usable_threads()
+            )
         return np.stack(out) if out else np.zeros((0, len(x)), np.float32)
 
     def predict_median(self, x: np.ndarray) -> np.ndarray:

@@ -72,7 +72,9 @@ def read_h5(path: str) -> H5Model:
         with h5py.File(path, "r") as f:
             raw = f.attrs.get("model_config")
             if raw is None:
-                raise ModelError(f"{Path(path).name} has no model_config: save the model with its architecture")
+                raise ModelError(
+                    f"{Path(path).name} has no model_config: save the model with its architecture"
+                )
             cfg = json.loads(_text(raw))
             group = f["model_weights"] if "model_weights" in f else f
             arrays: dict[str, tuple[np.ndarray, ...]] = {}
@@ -85,7 +87,9 @@ def read_h5(path: str) -> H5Model:
     entries = inner.get("layers", []) if isinstance(inner, dict) else inner
     if not entries:
         raise ModelError(f"{Path(path).name}: model_config lists no layers")
-    layers = [Layer(e["class_name"], dict(e.get("config", {})), arrays.get(e.get("config", {}).get("name", ""), ()))
-              for e in entries]
+    layers = [
+        Layer(e["class_name"], dict(e.get("config", {})), arrays.get(e.get("config", {}).get("name", ""), ()))
+        for e in entries
+    ]
     shape = _input_shape(inner if isinstance(inner, dict) else {}, entries)
     return H5Model(tuple(la for la in layers if la.kind != "InputLayer"), shape)

@@ -85,7 +85,9 @@ def load_keras(path: str) -> Any:
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:  # unreadable / not a Keras model
-        raise ModelError(f"cannot load model {path} ({exc.__class__.__name__}): re-pull it from the store") from exc
+        raise ModelError(
+            f"cannot load model {path} ({exc.__class__.__name__}): re-pull it from the store"
+        ) from exc
 
 
 def _normalize_channels_last(ref: ModelRef, x: np.ndarray) -> np.ndarray:
@@ -142,9 +144,9 @@ def keras_forward(models: Sequence[Any], xn: np.ndarray, batch: int | None = Non
     batch = batch or keras_batch()
     out = np.empty((len(models), len(xn)), np.float32)
     for s in range(0, len(xn), batch):
-        t = keras.ops.convert_to_tensor(xn[s:s + batch])
+        t = keras.ops.convert_to_tensor(xn[s : s + batch])
         for i, model in enumerate(models):
-            out[i, s:s + batch] = keras.ops.convert_to_numpy(model(t, training=False)[:, 1])
+            out[i, s : s + batch] = keras.ops.convert_to_numpy(model(t, training=False)[:, 1])
     return out
 
 
@@ -161,8 +163,15 @@ class PixelClassifier:
 
     ``device`` / ``precision``: None = from the environment at call time (:mod:`.device`)."""
 
-    def __init__(self, ref: ModelRef, net: PixelNet, chunk: int = 2048, model: Any = None,
-                 device: str | None = None, precision: str | None = None):
+    def __init__(
+        self,
+        ref: ModelRef,
+        net: PixelNet,
+        chunk: int = 2048,
+        model: Any = None,
+        device: str | None = None,
+        precision: str | None = None,
+    ):
         self.ref, self.net, self.chunk, self._model, self.device = ref, net, chunk, model, device
         self.precision = precision
         self._compiled: CompiledPixel | None = None
@@ -201,7 +210,9 @@ class PixelClassifier:
             probs = self.compiled().predict(x, self.precision)[0]
             return probs
         if path == "keras":
-            probs = keras_forward([self.model], normalize(x, self.ref.normalization, band_axis=1)[..., None])[0]
+            probs = keras_forward([self.model], normalize(x, self.ref.normalization, band_axis=1)[..., None])[
+                0
+            ]
             return probs
         with blas_single():
             return run_chunked([self.net], x.reshape(len(x), 2 * NB), self.chunk, usable_threads())[0]

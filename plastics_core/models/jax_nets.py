@@ -58,20 +58,30 @@ def pixel_params(model: H5Model, sub: np.ndarray, div: np.ndarray) -> Params:
     """Arrays of one pixel model (float32): normalization (12, 2) and the layer weights."""
     conv = [la for la in model.layers if la.kind == "Conv2D"]
     dense = [la for la in model.layers if la.kind == "Dense"]
-    if model.input_shape != (12, 2, 1) or len(conv) != 2 or len(dense) < 2 or dense[-1].weights[0].shape[1] != 2:
-        raise ModelError(f"pixel model input {model.input_shape} / layers {[la.kind for la in model.layers]}: "
-                         "not a GPW spectrogram model (Conv2D x2, Dense..., Dense(2))")
+    if (
+        model.input_shape != (12, 2, 1)
+        or len(conv) != 2
+        or len(dense) < 2
+        or dense[-1].weights[0].shape[1] != 2
+    ):
+        raise ModelError(
+            f"pixel model input {model.input_shape} / layers {[la.kind for la in model.layers]}: "
+            "not a GPW spectrogram model (Conv2D x2, Dense..., Dense(2))"
+        )
     (k1, b1), (k2, b2) = (la.weights for la in conv)
     kh1, nt, _, f1 = k1.shape
     kh2, _, _, f2 = k2.shape
     p1 = 12 - kh1 + 1
     w1 = np.zeros((12, nt, p1, f1), np.float32)  # input index (band, date) -> (position, filter)
     for p in range(p1):
-        w1[p:p + kh1, :, p, :] = k1[:, :, 0, :]
+        w1[p : p + kh1, :, p, :] = k1[:, :, 0, :]
     return {
-        "sub": np.asarray(sub, np.float32).reshape(12, 2), "div": np.asarray(div, np.float32).reshape(12, 2),
-        "w1": w1.reshape(12 * nt, p1 * f1), "b1": np.tile(b1, p1).astype(np.float32),
-        "k2": k2[:, 0].reshape(kh2 * f1, f2).astype(np.float32), "b2": b2.astype(np.float32),
+        "sub": np.asarray(sub, np.float32).reshape(12, 2),
+        "div": np.asarray(div, np.float32).reshape(12, 2),
+        "w1": w1.reshape(12 * nt, p1 * f1),
+        "b1": np.tile(b1, p1).astype(np.float32),
+        "k2": k2[:, 0].reshape(kh2 * f1, f2).astype(np.float32),
+        "b2": b2.astype(np.float32),
         "dense": [(w.astype(np.float32), b.astype(np.float32)) for w, b in (la.weights for la in dense)],
     }
 
@@ -90,7 +100,7 @@ def pixel_forward(p: Params, x: Any, fast: bool) -> Any:
     f1 = p["k2"].shape[0] // 3
     g = g.reshape(n, -1, f1)
     p2 = g.shape[1] - 2
-    win = jnp.concatenate([g[:, k:k + p2] for k in range(3)], axis=2)  # (n, P2, 3 * F1), (k, filter)
+    win = jnp.concatenate([g[:, k : k + p2] for k in range(3)], axis=2)  # (n, P2, 3 * F1), (k, filter)
     g = jax.nn.relu(_dot(win, p["k2"], fast, "npk,kf->npf") + p["b2"]).reshape(n, -1)
     *hidden, (wl, bl) = p["dense"]
     for i, (w, b) in enumerate(hidden):  # fast: bf16 for the first (256 x 32) dense layer only
@@ -129,12 +139,22 @@ def patch_params(model: H5Model, sub: np.ndarray, div: np.ndarray) -> tuple[Para
         c = la.config
         if la.kind in ("Dropout", "Flatten"):
             continue
-        if la.kind == "Conv2D" and c.get("padding") == "valid" and tuple(c.get("strides", (1, 1))) == (1, 1) \
-                and tuple(c.get("dilation_rate", (1, 1))) == (1, 1) and c.get("activation") == "relu" and not dense:
+        if (
+            la.kind == "Conv2D"
+            and c.get("padding") == "valid"
+            and tuple(c.get("strides", (1, 1))) == (1, 1)
+            and tuple(c.get("dilation_rate", (1, 1))) == (1, 1)
+            and c.get("activation") == "relu"
+            and not dense
+        ):
             stack.append((la.weights[0].astype(np.float32), la.weights[1].astype(np.float32)))
             layout.append(("conv",))
-        elif la.kind == "MaxPooling2D" and c.get("padding") == "valid" \
-                and tuple(c["pool_size"]) == tuple(c.get("strides") or c["pool_size"]) and c["pool_size"][0] == c["pool_size"][1]:
+        elif (
+            la.kind == "MaxPooling2D"
+            and c.get("padding") == "valid"
+            and tuple(c["pool_size"]) == tuple(c.get("strides") or c["pool_size"])
+            and c["pool_size"][0] == c["pool_size"][1]
+        ):
             layout.append(("pool", int(c["pool_size"][0])))
         elif la.kind == "Dense" and c.get("activation") in ("relu", "softmax"):
             dense.append((la.weights[0].astype(np.float32), la.weights[1].astype(np.float32)))
@@ -142,7 +162,12 @@ def patch_params(model: H5Model, sub: np.ndarray, div: np.ndarray) -> tuple[Para
             raise ModelError(f"patch model layer {la.name} ({la.kind}) is not supported by the compiled path")
     if not dense or dense[-1][0].shape[1] != 2:
         raise ModelError("patch model must end in a 2-class softmax Dense layer")
-    p = {"sub": np.asarray(sub, np.float32), "div": np.asarray(div, np.float32), "convs": stack, "dense": dense}
+    p = {
+        "sub": np.asarray(sub, np.float32),
+        "div": np.asarray(div, np.float32),
+        "convs": stack,
+        "dense": dense,
+    }
     return p, tuple(layout)
 
 
@@ -155,8 +180,15 @@ def patch_features(p: Params, layout: tuple[Any, ...], img: Any, fast: bool) -> 
         if op[0] == "conv":
             k, b = next(convs)
             lhs, rhs = (x.astype(BF16), k.astype(BF16)) if fast else (x, k)
-            x = lax.conv_general_dilated(lhs, rhs, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                         precision=None if fast else HIGHEST, preferred_element_type=F32)
+            x = lax.conv_general_dilated(
+                lhs,
+                rhs,
+                (1, 1),
+                "VALID",
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                precision=None if fast else HIGHEST,
+                preferred_element_type=F32,
+            )
             x = jax.nn.relu(x + b)
         else:
             q = op[1]
@@ -166,7 +198,7 @@ def patch_features(p: Params, layout: tuple[Any, ...], img: Any, fast: bool) -> 
 
 def patch_head(p: Params, fmap: Any, rows: int, cols: int, fh: int, fw: int, fast: bool) -> Any:
     """Window (r, c) reads ``fmap[r:r+fh, c:c+fw]`` (flattened row, col, channel) -> (rows, cols)."""
-    g = jnp.concatenate([fmap[i:i + rows, j:j + cols] for i in range(fh) for j in range(fw)], axis=-1)
+    g = jnp.concatenate([fmap[i : i + rows, j : j + cols] for i in range(fh) for j in range(fw)], axis=-1)
     *hidden, (wl, bl) = p["dense"]
     for w, b in hidden:  # the head is fp32 in both precisions (a small share of the grid's FLOPs)
         g = jax.nn.relu(_dot(g, w, False) + b)

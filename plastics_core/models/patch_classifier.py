@@ -31,8 +31,14 @@ class PatchClassifier:
     ``channels`` 12 = one composite; 24 = a pair concatenated on the channel axis.
     """
 
-    def __init__(self, ref: ModelRef, input_shape: tuple[int, ...], net: PatchNet | None,
-                 device: str | None = None, precision: str | None = None):
+    def __init__(
+        self,
+        ref: ModelRef,
+        input_shape: tuple[int, ...],
+        net: PatchNet | None,
+        device: str | None = None,
+        precision: str | None = None,
+    ):
         self.ref, self.net, self.device, self.precision = ref, net, device, precision
         h, w, c = input_shape
         if h != w:
@@ -69,14 +75,18 @@ class PatchClassifier:
             devsel.prepare_jax()
             from plastics_core.models.compiled import CompiledPatch
 
-            self._compiled = CompiledPatch(read_h5(str(self.ref.path)), *norm_vectors(self.ref.normalization, self.channels))
+            self._compiled = CompiledPatch(
+                read_h5(str(self.ref.path)), *norm_vectors(self.ref.normalization, self.channels)
+            )
         return self._compiled
 
     def _check(self, x: np.ndarray, spatial: tuple[int, ...], what: str) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         if x.shape[-1] != self.channels or (spatial and x.shape[-3:-1] != spatial):
-            raise ModelError(f"patch model {self.ref.name} expects {what} with {self.channels} channels "
-                             f"({self.channels // NB} composite(s) x 12 L1C bands), got shape {x.shape}")
+            raise ModelError(
+                f"patch model {self.ref.name} expects {what} with {self.channels} channels "
+                f"({self.channels // NB} composite(s) x 12 L1C bands), got shape {x.shape}"
+            )
         return x
 
     def _features(self, xn: np.ndarray) -> np.ndarray:
@@ -96,8 +106,8 @@ class PatchClassifier:
             self._fn = window_fn(self.model, self.window, self.channels)
         out = np.empty(len(windows), np.float32)
         for s in range(0, len(windows), batch_size):
-            xn = _normalize_channels_last(self.ref, windows[s:s + batch_size])
-            out[s:s + batch_size] = np.asarray(self._fn(xn))[:, 1]
+            xn = _normalize_channels_last(self.ref, windows[s : s + batch_size])
+            out[s : s + batch_size] = np.asarray(self._fn(xn))[:, 1]
         return out
 
     def predict_grid(self, image: np.ndarray, stride: int = 8) -> np.ndarray:
@@ -109,7 +119,9 @@ class PatchClassifier:
         """
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 3:
-            raise ModelError(f"patch model {self.ref.name} expects an image (h, w, channels), got {image.shape}")
+            raise ModelError(
+                f"patch model {self.ref.name} expects an image (h, w, channels), got {image.shape}"
+            )
         self._check(image, (), "an image (h, w, channels)")
         h, w, _ = image.shape
         rows, cols = (h - self.window) // stride + 1, (w - self.window) // stride + 1
@@ -123,5 +135,7 @@ class PatchClassifier:
         from numpy.lib.stride_tricks import sliding_window_view
 
         view = sliding_window_view(image, (self.window, self.window), axis=(0, 1))[::stride, ::stride]
-        wins = view[:rows, :cols].transpose(0, 1, 3, 4, 2).reshape(-1, self.window, self.window, self.channels)
+        wins = (
+            view[:rows, :cols].transpose(0, 1, 3, 4, 2).reshape(-1, self.window, self.window, self.channels)
+        )
         return self.predict(wins).reshape(rows, cols)

@@ -35,7 +35,7 @@ def conv_relu(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
     step = max(1, _IM2COL_BYTES // max(1, wo * kh * kw * c * 4))
     for r0 in range(0, ho, step):
         r1 = min(ho, r0 + step)
-        win = sliding_window_view(x[r0:r1 + kh - 1], (kh, kw), axis=(0, 1))  # (rc, wo, C, kh, kw)
+        win = sliding_window_view(x[r0 : r1 + kh - 1], (kh, kw), axis=(0, 1))  # (rc, wo, C, kh, kw)
         cols = win.transpose(0, 1, 3, 4, 2).reshape((r1 - r0) * wo, kh * kw * c)
         blk = out[r0:r1].reshape((r1 - r0) * wo, f)
         np.matmul(cols, km, out=blk)
@@ -70,11 +70,14 @@ class PatchNet:
     @classmethod
     def from_h5(cls, model: Any) -> PatchNet:
         """From an :class:`~plastics_core.models.h5weights.H5Model` (no TensorFlow)."""
-        return cls.from_layers([(la.kind, la.config, la.weights) for la in model.layers], model.input_shape[:2])
+        return cls.from_layers(
+            [(la.kind, la.config, la.weights) for la in model.layers], model.input_shape[:2]
+        )
 
     @classmethod
-    def from_layers(cls, layers: Sequence[tuple[str, dict[str, Any], Sequence[np.ndarray]]],
-                    input_hw: tuple[int, int]) -> PatchNet:
+    def from_layers(
+        cls, layers: Sequence[tuple[str, dict[str, Any], Sequence[np.ndarray]]], input_hw: tuple[int, int]
+    ) -> PatchNet:
         """From ``(class name, config, weights)`` per layer and the input (height, width)."""
         stack: list[tuple[str, Any, Any]] = []
         dense: list[tuple[np.ndarray, np.ndarray]] = []
@@ -82,13 +85,22 @@ class PatchNet:
         for kind, cfg, weights in layers:
             if kind in ("InputLayer", "Dropout", "Flatten"):
                 continue
-            if kind == "Conv2D" and cfg["padding"] == "valid" and tuple(cfg["strides"]) == (1, 1) \
-                    and tuple(cfg["dilation_rate"]) == (1, 1) and cfg["activation"] == "relu" and not dense:
+            if (
+                kind == "Conv2D"
+                and cfg["padding"] == "valid"
+                and tuple(cfg["strides"]) == (1, 1)
+                and tuple(cfg["dilation_rate"]) == (1, 1)
+                and cfg["activation"] == "relu"
+                and not dense
+            ):
                 k, b = weights
                 stack.append(("conv", np.asarray(k, F32), np.asarray(b, F32)))
-            elif kind == "MaxPooling2D" and cfg["padding"] == "valid" \
-                    and tuple(cfg["pool_size"]) == tuple(cfg["strides"] or cfg["pool_size"]) \
-                    and cfg["pool_size"][0] == cfg["pool_size"][1]:
+            elif (
+                kind == "MaxPooling2D"
+                and cfg["padding"] == "valid"
+                and tuple(cfg["pool_size"]) == tuple(cfg["strides"] or cfg["pool_size"])
+                and cfg["pool_size"][0] == cfg["pool_size"][1]
+            ):
                 p = int(cfg["pool_size"][0])
                 stack.append(("pool", p, None))
                 stride *= p
@@ -96,7 +108,9 @@ class PatchNet:
                 wd, bd = weights
                 dense.append((np.asarray(wd, F32), np.asarray(bd, F32)))
             else:
-                raise ModelError(f"patch model layer {cfg.get('name', kind)} ({kind}) is not supported by the fast path")
+                raise ModelError(
+                    f"patch model layer {cfg.get('name', kind)} ({kind}) is not supported by the fast path"
+                )
         if not dense or dense[-1][0].shape[1] != 2:
             raise ModelError("patch model must end in a 2-class softmax Dense layer")
         h, w = int(input_hw[0]), int(input_hw[1])
@@ -122,8 +136,14 @@ class PatchNet:
         probs: np.ndarray = expit(g @ self.head[0] + F32(self.head[1])).astype(F32)
         return probs
 
-    def grid(self, xn: np.ndarray, rows: int, cols: int, window: int,
-             features: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    def grid(
+        self,
+        xn: np.ndarray,
+        rows: int,
+        cols: int,
+        window: int,
+        features: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> np.ndarray:
         """(rows, cols) scores of windows placed every ``total_stride`` px over normalized ``xn``.
 
         ``features`` computes the conv stack of an (h, w, c) block (default: numpy
@@ -138,7 +158,7 @@ class PatchNet:
         band = max(1, (BLOCK_PIXELS // width - window) // s + 1)
         for r0 in range(0, rows, band):
             r1 = min(rows, r0 + band)
-            sub = xn[s * r0: s * (r1 - 1) + window, :width]
+            sub = xn[s * r0 : s * (r1 - 1) + window, :width]
             fmap = feat(sub)
             win = sliding_window_view(fmap, (fh, fw), axis=(0, 1))[: r1 - r0, :cols]
             flat = win.transpose(0, 1, 3, 4, 2).reshape((r1 - r0) * cols, -1)

@@ -53,7 +53,9 @@ class PixelNet:
         return int(n)
 
     @classmethod
-    def from_keras(cls, weights: Sequence[Sequence[np.ndarray]], sub: np.ndarray, div: np.ndarray) -> PixelNet:
+    def from_keras(
+        cls, weights: Sequence[Sequence[np.ndarray]], sub: np.ndarray, div: np.ndarray
+    ) -> PixelNet:
         """From ``[layer.get_weights() ...]`` (conv1, conv2, dense..., dense2) and the per-input
         (band-major, date-minor: index ``band*2 + date``) normalization ``(x - sub) / div``."""
         try:
@@ -74,14 +76,24 @@ class PixelNet:
                 w1[p, :, p + kh, :] = k1[kh, :, 0, :].T
         k2t = k2[:, 0].reshape(kh2 * f1, f2).T
         bflat = bias1.reshape(-1)
-        bias2 = np.stack([b2 + k2t @ bflat[f1 * h: f1 * (h + kh2)] for h in range(p2)]).reshape(-1)
+        bias2 = np.stack([b2 + k2t @ bflat[f1 * h : f1 * (h + kh2)] for h in range(p2)]).reshape(-1)
         layers = [(np.ascontiguousarray(w.T, F32), b[:, None].astype(F32)) for w, b in dense[:-1]]
         w, b = dense[-1]
         wd = (w[:, 1] - w[:, 0])[None, :]
         cd = float(b[1] - b[0])
-        return cls(sub=np.asarray(sub, F32).reshape(-1, 1), div=np.asarray(div, F32).reshape(-1, 1), w1=w1.reshape(p1 * f1, nb * nt).astype(F32), t1=(-bflat)[:, None].astype(F32),
-                   k2=np.ascontiguousarray(k2t, F32), b2=bias2[:, None].astype(F32), f1=f1, kh2=kh2,
-                   dense=tuple(layers), wd=wd.astype(F32), cd=cd)
+        return cls(
+            sub=np.asarray(sub, F32).reshape(-1, 1),
+            div=np.asarray(div, F32).reshape(-1, 1),
+            w1=w1.reshape(p1 * f1, nb * nt).astype(F32),
+            t1=(-bflat)[:, None].astype(F32),
+            k2=np.ascontiguousarray(k2t, F32),
+            b2=bias2[:, None].astype(F32),
+            f1=f1,
+            kh2=kh2,
+            dense=tuple(layers),
+            wd=wd.astype(F32),
+            cd=cd,
+        )
 
     def forward(self, xt: np.ndarray) -> np.ndarray:
         """``xt`` (24, n) float32 DN (C-contiguous) -> (n,) float32 waste probability."""
@@ -97,7 +109,7 @@ class PixelNet:
         p2 = self.b2.shape[0] // f2
         g2 = np.empty((p2 * f2, g.shape[1]), F32)
         for h in range(p2):
-            np.matmul(self.k2, g[self.f1 * h: self.f1 * (h + self.kh2)], out=g2[f2 * h: f2 * (h + 1)])
+            np.matmul(self.k2, g[self.f1 * h : self.f1 * (h + self.kh2)], out=g2[f2 * h : f2 * (h + 1)])
         g2 += self.b2
         rows = max([g2.shape[0], *(w.shape[0] for w, _ in self.dense)])
         zero = np.zeros((rows, 1), F32)  # a zero column: ~2x faster than a scalar 0 in np.maximum
@@ -123,25 +135,28 @@ def run_chunked(nets: Sequence[PixelNet], x: np.ndarray, chunk: int, threads: in
     n = len(x)
     out = np.empty((len(nets), n), F32)
     fused = len(nets) > 1 and all(
-        np.array_equal(m.sub, nets[0].sub) and np.array_equal(m.div, nets[0].div) and m.w1.shape == nets[0].w1.shape
-        for m in nets)
+        np.array_equal(m.sub, nets[0].sub)
+        and np.array_equal(m.div, nets[0].div)
+        and m.w1.shape == nets[0].w1.shape
+        for m in nets
+    )
     if fused:
         w1 = np.concatenate([m.w1 for m in nets])
         t1 = np.concatenate([m.t1 for m in nets])
         rows = nets[0].w1.shape[0]
 
     def job(start: int) -> None:
-        xt = np.ascontiguousarray(x[start:start + chunk].T, dtype=F32)
+        xt = np.ascontiguousarray(x[start : start + chunk].T, dtype=F32)
         if not fused:
             for i, net in enumerate(nets):
-                out[i, start:start + chunk] = net.forward(xt)
+                out[i, start : start + chunk] = net.forward(xt)
             return
         xn = xt - nets[0].sub
         xn /= nets[0].div
         g = w1 @ xn
         np.maximum(g, t1, out=g)
         for i, net in enumerate(nets):
-            out[i, start:start + chunk] = net.forward_from_conv1(g[i * rows:(i + 1) * rows])
+            out[i, start : start + chunk] = net.forward_from_conv1(g[i * rows : (i + 1) * rows])
 
     starts = range(0, n, chunk)
     if threads <= 1 or n <= chunk:
@@ -156,8 +171,10 @@ def check_pixels(x: np.ndarray, what: str) -> np.ndarray:
     """(n, 12, 2) DN float32, or a ModelError naming the expected layout."""
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3 or x.shape[1:] != (len(BAND_NAMES), 2):
-        raise ModelError(f"{what} expects pixel input (n, {len(BAND_NAMES)} bands, 2 dates) DN, got shape {x.shape}: "
-                         f"give the 12 L1C bands {','.join(BAND_NAMES)} for both composites")
+        raise ModelError(
+            f"{what} expects pixel input (n, {len(BAND_NAMES)} bands, 2 dates) DN, got shape {x.shape}: "
+            f"give the 12 L1C bands {','.join(BAND_NAMES)} for both composites"
+        )
     return x
 
 

@@ -61,4 +61,5 @@ def normalize64(x: np.ndarray, sub: np.ndarray, div: np.ndarray, band_axis: int)
     shape = [1] * x.ndim
     shape[band_axis] = -1
     return (np.asarray(x, np.float64) - np.asarray(sub, np.float64).reshape(shape)) / np.asarray(
-        div, np.float64).reshape(shape)
+        div, np.float64
+    ).reshape(shape)

@@ -93,7 +93,9 @@ class ModelStore:
         elif loc.startswith(("https://", "http://")):
             self.scheme = "https"
         elif "://" in loc:
-            raise ModelError(f"unsupported model store {redact(loc)!r}: use a folder, s3://... or https://...")
+            raise ModelError(
+                f"unsupported model store {redact(loc)!r}: use a folder, s3://... or https://..."
+            )
         else:
             self.scheme = "local"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -130,15 +132,21 @@ class ModelStore:
         if self.scheme == "local":
             path = Path(self.location) / key
             if not path.is_file():
-                raise ModelError(f"model {key} not found in store {self.shown}: run `plastics models pull`"
-                                 " against a store that has it or copy it there")
+                raise ModelError(
+                    f"model {key} not found in store {self.shown}: run `plastics models pull`"
+                    " against a store that has it or copy it there"
+                )
             self._check(key, sha256_file(path), expected)
         else:
             path = self.cache_dir / key
             self._download(key, path, expected)  # pooch: a verified cached file is used as it is
-        return ModelRef(name=key, path=path, sha256=expected,
-                        normalization=normalization_for(key),
-                        kind="patch" if "patch" in key.rsplit("/", 1)[-1] else "pixel")
+        return ModelRef(
+            name=key,
+            path=path,
+            sha256=expected,
+            normalization=normalization_for(key),
+            kind="patch" if "patch" in key.rsplit("/", 1)[-1] else "pixel",
+        )
 
     def resolve_ensemble(self, folder: str) -> list[ModelRef]:
         """Every model in ensemble ``folder`` (e.g. ``v0.0.11_ensemble-8-25-21``), sorted by name."""
@@ -179,11 +187,15 @@ class ModelStore:
             except FileNotFoundError as exc:
                 raise ModelError(f"model {key} not found at {url}: check the store location") from exc
             except PermissionError as exc:
-                raise CredentialsError(f"access denied to {url}: set AWS credentials in the environment") from exc
+                raise CredentialsError(
+                    f"access denied to {url}: set AWS credentials in the environment"
+                ) from exc
             except Exception as exc:
                 if type(exc).__name__ in {"NoCredentialsError", "PartialCredentialsError"}:
-                    raise CredentialsError(f"no AWS credentials for {url}: set AWS_ACCESS_KEY_ID/"
-                                           "AWS_SECRET_ACCESS_KEY in the environment") from exc
+                    raise CredentialsError(
+                        f"no AWS credentials for {url}: set AWS_ACCESS_KEY_ID/"
+                        "AWS_SECRET_ACCESS_KEY in the environment"
+                    ) from exc
                 raise
 
         return download
@@ -196,11 +208,20 @@ class ModelStore:
         pooch.get_logger().setLevel(logging.WARNING)  # no per-download INFO lines (URLs) on stderr
         path.parent.mkdir(parents=True, exist_ok=True)
         url, shown = f"{self.location}/{key}", f"{self.shown}/{key}"
-        downloader = (self._s3_downloader(key) if self.scheme == "s3"
-                      else pooch.HTTPDownloader(progressbar=False, timeout=60))
+        downloader = (
+            self._s3_downloader(key)
+            if self.scheme == "s3"
+            else pooch.HTTPDownloader(progressbar=False, timeout=60)
+        )
         try:
-            pooch.retrieve(url, known_hash=f"sha256:{expected}", fname=path.name, path=path.parent,
-                           downloader=downloader, progressbar=False)
+            pooch.retrieve(
+                url,
+                known_hash=f"sha256:{expected}",
+                fname=path.name,
+                path=path.parent,
+                downloader=downloader,
+                progressbar=False,
+            )
         except PlasticsError:  # from the s3 downloader: already one clear line
             raise
         except ValueError as exc:  # pooch: the downloaded file's hash does not match
@@ -211,5 +232,7 @@ class ModelStore:
             status = exc.response.status_code if exc.response is not None else "an error"
             raise ModelError(f"model {key}: GET {shown} returned HTTP {status}: check the store URL") from exc
         except requests.RequestException as exc:
-            raise ModelError(f"model {key}: cannot download {shown} ({exc.__class__.__name__}): "
-                             "check the network and store URL") from exc
+            raise ModelError(
+                f"model {key}: cannot download {shown} ({exc.__class__.__name__}): "
+                "check the network and store URL"
+            ) from exc

@@ -161,11 +161,13 @@ def content_security_policy(scripts: Sequence[str]) -> str:
     for body in scripts:
         if script_hash(body) not in hashes:
             hashes.append(script_hash(body))
-    return "; ".join([
-        "default-src 'none'",
-        "script-src " + " ".join(hashes),
-        "style-src 'unsafe-inline'",
-        "img-src data: " + " ".join(BASEMAP_HOSTS),
-        "base-uri 'none'",
-        "form-action 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src " + " ".join(hashes),
+            "style-src 'unsafe-inline'",
+            "img-src data: " + " ".join(BASEMAP_HOSTS),
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )

@@ -38,10 +38,16 @@ def _finite(bounds: Sequence[float]) -> bool:
     return all(math.isfinite(v) for v in bounds)
 
 
-def preview_data(roi_geom: BaseGeometry | None, heatmap_median: Raster | Sequence[Raster] | None,
-                 blobs: gpd.GeoDataFrame | None, candidates: gpd.GeoDataFrame | None,
-                 contours: gpd.GeoDataFrame | None, enriched: gpd.GeoDataFrame | None,
-                 title: str, verdicts: Mapping[str, str] | None = None) -> dict[str, Any]:
+def preview_data(
+    roi_geom: BaseGeometry | None,
+    heatmap_median: Raster | Sequence[Raster] | None,
+    blobs: gpd.GeoDataFrame | None,
+    candidates: gpd.GeoDataFrame | None,
+    contours: gpd.GeoDataFrame | None,
+    enriched: gpd.GeoDataFrame | None,
+    title: str,
+    verdicts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Everything the page shows, as plain JSON (no NaN): ``title``; ``bounds`` [[south, west],
     [north, east]] degrees or None; ``roi`` (GeoJSON geometry or None); ``heatmap`` ({uri: PNG data
     URI, bounds} or None); the vector layers of
@@ -73,10 +79,16 @@ def preview_data(roi_geom: BaseGeometry | None, heatmap_median: Raster | Sequenc
     return data
 
 
-def build_preview_html(roi_geom: BaseGeometry | None, heatmap_median: Raster | Sequence[Raster] | None,
-                       blobs: gpd.GeoDataFrame | None, candidates: gpd.GeoDataFrame | None,
-                       contours: gpd.GeoDataFrame | None, enriched: gpd.GeoDataFrame | None,
-                       title: str, verdicts: Mapping[str, str] | None = None) -> str:
+def build_preview_html(
+    roi_geom: BaseGeometry | None,
+    heatmap_median: Raster | Sequence[Raster] | None,
+    blobs: gpd.GeoDataFrame | None,
+    candidates: gpd.GeoDataFrame | None,
+    contours: gpd.GeoDataFrame | None,
+    enriched: gpd.GeoDataFrame | None,
+    title: str,
+    verdicts: Mapping[str, str] | None = None,
+) -> str:
     """A self-contained HTML page (UTF-8 text) previewing one ROI × window.
 
     ``roi_geom``: (Multi)Polygon in EPSG:4326. ``heatmap_median``: a heatmap Raster or a list of
@@ -89,8 +101,10 @@ def build_preview_html(roi_geom: BaseGeometry | None, heatmap_median: Raster | S
     are not installed.
     """
     leaflet = load_leaflet()
-    page = render_page(leaflet, preview_data(roi_geom, heatmap_median, blobs, candidates, contours, enriched,
-                                             title, verdicts))
+    page = render_page(
+        leaflet,
+        preview_data(roi_geom, heatmap_median, blobs, candidates, contours, enriched, title, verdicts),
+    )
     leaks = external_resources(page)
     if leaks:
         raise PlasticsError(f"preview HTML would load {leaks[0]!r} over the network; report this as a bug")

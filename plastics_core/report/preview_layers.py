@@ -54,8 +54,12 @@ def _text(v: Any) -> str:
     return "" if _missing(v) else str(v)
 
 
-def site_rows(candidates: gpd.GeoDataFrame | None, enriched: gpd.GeoDataFrame | None,
-              contours: gpd.GeoDataFrame | None = None, verdicts: Mapping[str, str] | None = None) -> list[SiteRow]:
+def site_rows(
+    candidates: gpd.GeoDataFrame | None,
+    enriched: gpd.GeoDataFrame | None,
+    contours: gpd.GeoDataFrame | None = None,
+    verdicts: Mapping[str, str] | None = None,
+) -> list[SiteRow]:
     """Table/marker rows: enriched sites if any (else candidates), highest score first.
 
     Columns read when present: ``site_id``, ``name``, ``lon``/``lat`` (else the geometry's
@@ -69,7 +73,11 @@ def site_rows(candidates: gpd.GeoDataFrame | None, enriched: gpd.GeoDataFrame | 
         return []
     src = _to_4326(src)
     latest_area: dict[str, float] = {}
-    if contours is not None and not _empty(contours) and {"name", "date", "area_km2"} <= set(contours.columns):
+    if (
+        contours is not None
+        and not _empty(contours)
+        and {"name", "date", "area_km2"} <= set(contours.columns)
+    ):
         named = contours.assign(name=contours["name"].map(_text), date=contours["date"].map(_text))
         last = named.sort_values(["name", "date"]).groupby("name").tail(1)
         latest_area = {n: _float(a) for n, a in zip(last["name"], last["area_km2"], strict=True)}
@@ -81,12 +89,19 @@ def site_rows(candidates: gpd.GeoDataFrame | None, enriched: gpd.GeoDataFrame | 
         lat = _float(_val(r, "lat", default=pt.y if pt is not None else math.nan))
         name = _text(_val(r, "name", default=""))
         site_id = _text(_val(r, "site_id", "id", default=name))
-        rows.append(SiteRow(
-            site_id=site_id, name=name, lat=lat, lon=lon, verdict=verdict_label([site_id], verdicts, near=True),
-            score=_float(_val(r, "score", "pixel_score")), patch_score=_float(_val(r, "patch_mean", "patch_score")),
-            area_km2=_float(_val(r, "area_km2", default=latest_area.get(name, math.nan))),
-            address=_text(_val(r, "address", "display_name", default="")),
-        ))
+        rows.append(
+            SiteRow(
+                site_id=site_id,
+                name=name,
+                lat=lat,
+                lon=lon,
+                verdict=verdict_label([site_id], verdicts, near=True),
+                score=_float(_val(r, "score", "pixel_score")),
+                patch_score=_float(_val(r, "patch_mean", "patch_score")),
+                area_km2=_float(_val(r, "area_km2", default=latest_area.get(name, math.nan))),
+                address=_text(_val(r, "address", "display_name", default="")),
+            )
+        )
     rows.sort(key=lambda s: (-(s.score if not math.isnan(s.score) else -1.0), s.site_id))
     return rows
 
@@ -101,9 +116,21 @@ def _located(lat: float, lon: float) -> bool:
 
 def _site_item(s: SiteRow) -> dict[str, Any]:
     """A candidate marker: position, title (id) and popup lines (plain text)."""
-    return {"lat": s.lat, "lon": s.lon, "title": s.site_id, "verdict": s.verdict, "lines": [
-        f"name: {s.name}", f"verdict: {s.verdict}", f"pixel score: {_fmt(s.score, '.3f')}", f"patch score: {_fmt(s.patch_score, '.3f')}",
-        f"area: {_fmt(s.area_km2, '.4f')} km²", s.address, f"{s.lat:.6f}, {s.lon:.6f}"]}
+    return {
+        "lat": s.lat,
+        "lon": s.lon,
+        "title": s.site_id,
+        "verdict": s.verdict,
+        "lines": [
+            f"name: {s.name}",
+            f"verdict: {s.verdict}",
+            f"pixel score: {_fmt(s.score, '.3f')}",
+            f"patch score: {_fmt(s.patch_score, '.3f')}",
+            f"area: {_fmt(s.area_km2, '.4f')} km²",
+            s.address,
+            f"{s.lat:.6f}, {s.lon:.6f}",
+        ],
+    }
 
 
 def _finite_geometry(geom: Any) -> dict[str, Any] | None:
@@ -113,8 +140,9 @@ def _finite_geometry(geom: Any) -> dict[str, Any] | None:
     return dict(mapping(geom))
 
 
-def vector_data(blobs: gpd.GeoDataFrame | None, contours: gpd.GeoDataFrame | None,
-                rows: list[SiteRow]) -> dict[str, Any]:
+def vector_data(
+    blobs: gpd.GeoDataFrame | None, contours: gpd.GeoDataFrame | None, rows: list[SiteRow]
+) -> dict[str, Any]:
     """The data island's vector layers (EPSG:4326 degrees):
 
     ``blobs``: {label, items: [{lat, lon, tip}]} or None; ``contours``: one entry per contour date,
@@ -132,8 +160,13 @@ def vector_data(blobs: gpd.GeoDataFrame | None, contours: gpd.GeoDataFrame | Non
             p = b.geometry.representative_point()
             if _located(p.y, p.x):
                 score = _float(_val(b, "score"))
-                items.append({"lat": p.y, "lon": p.x,
-                              "tip": f"blob {_text(_val(b, 'name', default=''))} score {_fmt(score, '.3f')}"})
+                items.append(
+                    {
+                        "lat": p.y,
+                        "lon": p.x,
+                        "tip": f"blob {_text(_val(b, 'name', default=''))} score {_fmt(score, '.3f')}",
+                    }
+                )
         data["blobs"] = {"label": f"blobs ({len(blobs)})", "items": items}
     if not _empty(contours):
         assert contours is not None
@@ -150,10 +183,16 @@ def vector_data(blobs: gpd.GeoDataFrame | None, contours: gpd.GeoDataFrame | Non
                 if geometry is not None:
                     lines = [f"{c}: {_text(f[c])}" for c in fields] or ["contour"]
                     features.append({"type": "Feature", "geometry": geometry, "properties": {"lines": lines}})
-            data["contours"].append({
-                "label": f"contours {d or 'all'} ({len(sub)})", "show": i == len(dates) - 1,
-                "color": matplotlib.colors.to_hex(cmap(i / max(1, len(dates) - 1))), "features": features,
-            })
-    data["sites"] = {"label": f"candidate sites ({len(rows)})",
-                     "items": [_site_item(s) for s in rows if _located(s.lat, s.lon)]}
+            data["contours"].append(
+                {
+                    "label": f"contours {d or 'all'} ({len(sub)})",
+                    "show": i == len(dates) - 1,
+                    "color": matplotlib.colors.to_hex(cmap(i / max(1, len(dates) - 1))),
+                    "features": features,
+                }
+            )
+    data["sites"] = {
+        "label": f"candidate sites ({len(rows)})",
+        "items": [_site_item(s) for s in rows if _located(s.lat, s.lon)],
+    }
     return data

@@ -28,8 +28,9 @@ def _band(r: Raster, band: str) -> np.ndarray:
     return np.asarray(r.data[idx], dtype=np.float32)
 
 
-def heatmap_overlay_png(heatmaps: Raster | Sequence[Raster], band: str = "median"
-                        ) -> tuple[str, list[list[float]]] | None:
+def heatmap_overlay_png(
+    heatmaps: Raster | Sequence[Raster], band: str = "median"
+) -> tuple[str, list[list[float]]] | None:
     """(PNG data URI, [[south, west], [north, east]]) of heatmap tiles warped to one EPSG:3857 grid.
 
     ``heatmaps``: one Raster or several tiles (any CRSs); their ``band`` (else last) band is used,
@@ -59,23 +60,37 @@ def heatmap_overlay_png(heatmaps: Raster | Sequence[Raster], band: str = "median
         c0, r0 = max(0, int((bw - west) / pix)), max(0, int((north - bn) / pix))
         c1, r1 = min(w, math.ceil((be - west) / pix) + 1), min(h, math.ceil((north - bs) / pix) + 1)
         dst = np.full((r1 - r0, c1 - c0), np.nan, dtype=np.float32)
-        reproject(_band(t, band), dst, src_transform=t.transform, src_crs=t.crs, src_nodata=np.nan,
-                  dst_transform=dst_t @ Affine.translation(c0, r0), dst_crs="EPSG:3857", dst_nodata=np.nan,
-                  resampling=Resampling.nearest)
+        reproject(
+            _band(t, band),
+            dst,
+            src_transform=t.transform,
+            src_crs=t.crs,
+            src_nodata=np.nan,
+            dst_transform=dst_t @ Affine.translation(c0, r0),
+            dst_crs="EPSG:3857",
+            dst_nodata=np.nan,
+            resampling=Resampling.nearest,
+        )
         out[r0:r1, c0:c1] = np.fmax(out[r0:r1, c0:c1], dst)
     rgba = (matplotlib.colormaps[HEATMAP_CMAP](np.clip(np.nan_to_num(out), 0, 1)) * 255).astype(np.uint8)
     alpha = 25.0 + 215.0 * np.clip(np.nan_to_num(out), 0, 1)  # faint where unlikely, opaque where likely
     rgba[..., 3] = np.where(np.isfinite(out), alpha, 0).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG", optimize=True)
-    lon0, lat0, lon1, lat1 = transform_bounds("EPSG:3857", "EPSG:4326", west, north - h * pix, west + w * pix, north)
+    lon0, lat0, lon1, lat1 = transform_bounds(
+        "EPSG:3857", "EPSG:4326", west, north - h * pix, west + w * pix, north
+    )
     uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     return uri, [[lat0, lon0], [lat1, lon1]]
 
 
 def legend_html() -> str:
     """The colour ramp of the overlay as an HTML legend box (class ``plastics-legend``)."""
-    ramp = ", ".join(matplotlib.colors.to_hex(matplotlib.colormaps[HEATMAP_CMAP](v)) for v in np.linspace(0, 1, 6))
-    return (f'<div class="plastics-legend">waste probability (median)<div class="bar" '
-            f'style="background: linear-gradient(to right, {ramp})"></div><div style="display: flex; '
-            f'justify-content: space-between"><span>0</span><span>0.5</span><span>1</span></div></div>')
+    ramp = ", ".join(
+        matplotlib.colors.to_hex(matplotlib.colormaps[HEATMAP_CMAP](v)) for v in np.linspace(0, 1, 6)
+    )
+    return (
+        f'<div class="plastics-legend">waste probability (median)<div class="bar" '
+        f'style="background: linear-gradient(to right, {ramp})"></div><div style="display: flex; '
+        f'justify-content: space-between"><span>0</span><span>0.5</span><span>1</span></div></div>'
+    )

@@ -63,8 +63,16 @@ TABLE_CSS = """
 
 #: (header, kind) of each column: kind "str" or "num" sorts on click, "" does not sort.
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("site id", "str"), ("name", "str"), ("lat", "num"), ("lon", "num"), ("score", "num"),
-    ("patch score", "num"), ("area km²", "num"), ("address", "str"), ("verdict", "str"), ("open in", ""),
+    ("site id", "str"),
+    ("name", "str"),
+    ("lat", "num"),
+    ("lon", "num"),
+    ("score", "num"),
+    ("patch score", "num"),
+    ("area km²", "num"),
+    ("address", "str"),
+    ("verdict", "str"),
+    ("open in", ""),
 )
 
 #: Builds the table from the data island's ``table`` rows; sorts on a header click. Static text,
@@ -153,15 +161,25 @@ def table_data(rows: Sequence[SiteRow]) -> dict[str, Any]:
     out = []
     for r in rows:
         cells: list[list[str | float | None]] = [[r.site_id, None], [r.name, None]]
-        for v, fmt in ((r.lat, ".6f"), (r.lon, ".6f"), (r.score, ".3f"), (r.patch_score, ".3f"),
-                       (r.area_km2, ".4f")):
+        for v, fmt in (
+            (r.lat, ".6f"),
+            (r.lon, ".6f"),
+            (r.score, ".3f"),
+            (r.patch_score, ".3f"),
+            (r.area_km2, ".4f"),
+        ):
             cells.append(_num(v, fmt))
         cells.append([r.address, None])
         cells.append([r.verdict, None])
         located = math.isfinite(r.lat) and math.isfinite(r.lon)
-        out.append({
-            "site_id": r.site_id, "verdict": r.verdict, "cells": cells,
-            "lat": round(r.lat, 6) if located else None, "lon": round(r.lon, 6) if located else None,
-            "links": [[label, url] for label, url in map_links(r.lat, r.lon).items()] if located else [],
-        })
+        out.append(
+            {
+                "site_id": r.site_id,
+                "verdict": r.verdict,
+                "cells": cells,
+                "lat": round(r.lat, 6) if located else None,
+                "lon": round(r.lon, 6) if located else None,
+                "links": [[label, url] for label, url in map_links(r.lat, r.lon).items()] if located else [],
+            }
+        )
     return {"columns": [list(c) for c in COLUMNS], "rows": out}

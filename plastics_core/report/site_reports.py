@@ -48,7 +48,9 @@ class Georeferenced(Protocol):
     def transform(self) -> Affine: ...
 
 
-def _crop(data: np.ndarray, crs: str, transform: Affine, lon: float, lat: float, half: int) -> np.ndarray | None:
+def _crop(
+    data: np.ndarray, crs: str, transform: Affine, lon: float, lat: float, half: int
+) -> np.ndarray | None:
     """``data[..., r-half:r+half, c-half:c+half]`` around (lon, lat), NaN-padded at the edges."""
     x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
     col, row = ~transform @ (x, y)
@@ -59,12 +61,17 @@ def _crop(data: np.ndarray, crs: str, transform: Affine, lon: float, lat: float,
     out = np.full((*data.shape[:-2], 2 * half, 2 * half), np.nan, dtype=np.float32)
     rs, cs = max(r0, 0), max(c0, 0)
     re, ce = min(r0 + 2 * half, rows), min(c0 + 2 * half, cols)
-    out[..., rs - r0:re - r0, cs - c0:ce - c0] = data[..., rs:re, cs:ce]
+    out[..., rs - r0 : re - r0, cs - c0 : ce - c0] = data[..., rs:re, cs:ce]
     return out
 
 
-def rgb_image(composite: Georeferenced, lon: float, lat: float, half: int = DEFAULT_HALF_PX,
-              mask: np.ndarray | None = None) -> np.ndarray | None:
+def rgb_image(
+    composite: Georeferenced,
+    lon: float,
+    lat: float,
+    half: int = DEFAULT_HALF_PX,
+    mask: np.ndarray | None = None,
+) -> np.ndarray | None:
     """(2*half, 2*half, 3) float RGB in 0..1 around (lon, lat), or None if the site is outside.
 
     ``mask``: optional (y, x) bool, True = masked (a Composite's ``mask`` is used if present).
@@ -89,8 +96,9 @@ def rgb_image(composite: Georeferenced, lon: float, lat: float, half: int = DEFA
     return rgb
 
 
-def heatmap_crop(heatmaps: Raster | Sequence[Raster], lon: float, lat: float,
-                 half: int = DEFAULT_HALF_PX) -> np.ndarray | None:
+def heatmap_crop(
+    heatmaps: Raster | Sequence[Raster], lon: float, lat: float, half: int = DEFAULT_HALF_PX
+) -> np.ndarray | None:
     """(2*half, 2*half) median-band probabilities around (lon, lat) from the first tile holding it."""
     for t in [heatmaps] if isinstance(heatmaps, Raster) else heatmaps:
         idx = t.band_descriptions.index("median") if "median" in t.band_descriptions else t.data.shape[0] - 1
@@ -106,8 +114,13 @@ def _note(ax: Any, text: str) -> None:
     ax.set_yticks([])
 
 
-def site_report_png(title: str, rgb: np.ndarray | None, heat: np.ndarray | None,
-                    areas_km2: Mapping[str, float], dpi: int = 100) -> bytes:
+def site_report_png(
+    title: str,
+    rgb: np.ndarray | None,
+    heat: np.ndarray | None,
+    areas_km2: Mapping[str, float],
+    dpi: int = 100,
+) -> bytes:
     """The 3-panel PNG (bytes). ``rgb``: (h, w, 3) in 0..1; ``heat``: (h, w) probabilities;
     ``areas_km2``: ISO date -> km²."""
     fig = Figure(figsize=(12, 4), dpi=dpi)
@@ -164,10 +177,14 @@ def holding_tile(rasters: Sequence[Raster], lon: float, lat: float) -> Raster | 
     return None
 
 
-def build_site_reports(sites: gpd.GeoDataFrame,
-                       composite: Georeferenced | Callable[[float, float], Georeferenced | None] | None,
-                       heatmaps: Raster | Sequence[Raster] | None, contours: gpd.GeoDataFrame | None = None,
-                       top_n: int = 10, half_px: int = DEFAULT_HALF_PX) -> dict[str, bytes]:
+def build_site_reports(
+    sites: gpd.GeoDataFrame,
+    composite: Georeferenced | Callable[[float, float], Georeferenced | None] | None,
+    heatmaps: Raster | Sequence[Raster] | None,
+    contours: gpd.GeoDataFrame | None = None,
+    top_n: int = 10,
+    half_px: int = DEFAULT_HALF_PX,
+) -> dict[str, bytes]:
     """PNG reports of the ``top_n`` sites by ``score`` (or ``score_latest``): {site id: PNG bytes}.
 
     ``sites``: enriched sites or a site registry (EPSG:4326, ``lon``/``lat`` columns or Point
@@ -179,8 +196,9 @@ def build_site_reports(sites: gpd.GeoDataFrame,
         return {}
     key = "score" if "score" in sites.columns else "score_latest"
     order = sites.assign(_s=sites[key].astype(float).fillna(-1.0) if key in sites.columns else -1.0)
-    ranked = order.sort_values(["_s", "site_id" if "site_id" in sites.columns else "name"],
-                               ascending=[False, True]).head(top_n)
+    ranked = order.sort_values(
+        ["_s", "site_id" if "site_id" in sites.columns else "name"], ascending=[False, True]
+    ).head(top_n)
     out: dict[str, bytes] = {}
     for _, r in ranked.iterrows():
         pt = r.geometry.representative_point()

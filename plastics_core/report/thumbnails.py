@@ -50,7 +50,9 @@ def _png(fig: Any) -> bytes:
 
 def heatmap_png(raster: Raster, band: str = "median", max_px: int = 640) -> bytes:
     """PNG of one band of ``raster`` (values clipped to [0, 1]), downsampled to <= ``max_px``."""
-    idx = raster.band_descriptions.index(band) if band in raster.band_descriptions else raster.data.shape[0] - 1
+    idx = (
+        raster.band_descriptions.index(band) if band in raster.band_descriptions else raster.data.shape[0] - 1
+    )
     arr = np.asarray(raster.data[idx], dtype=np.float32)
     step = max(1, int(np.ceil(max(arr.shape) / max_px)))
     arr = arr[::step, ::step]
@@ -80,8 +82,9 @@ def points_png(gdf: Any, outline: Any = None, title: str = "") -> bytes:
     return _png(fig)
 
 
-def map_frame(roi: Any, heatmaps: list[Raster], points: Any, crs: Any, margin: float = 0.08
-              ) -> tuple[float, float, float, float] | None:
+def map_frame(
+    roi: Any, heatmaps: list[Raster], points: Any, crs: Any, margin: float = 0.08
+) -> tuple[float, float, float, float] | None:
     """(xmin, xmax, ymin, ymax) in ``crs`` units framing the ROI (shapely, EPSG:4326) and the
     ``points`` (GeoSeries in ``crs``) with ``margin`` of the larger side around them; the heatmaps'
     extent only when there is neither. None when there is nothing to frame."""
@@ -106,7 +109,9 @@ def map_frame(roi: Any, heatmaps: list[Raster], points: Any, crs: Any, margin: f
     return x0 - pad, x1 + pad, y0 - pad, y1 + pad
 
 
-def preview_map_png(roi: Any, heatmaps: list[Raster], candidates: Any, title: str, width_px: int = 800) -> bytes:
+def preview_map_png(
+    roi: Any, heatmaps: list[Raster], candidates: Any, title: str, width_px: int = 800
+) -> bytes:
     """PNG (``width_px`` wide, >= 600) framed on the ROI (shapely, EPSG:4326) and the candidates
     (GeoDataFrame, any CRS; circled and numbered 1..n by ``score``), over the heatmaps' ``median``
     band (probability [0, 1], magma, more transparent where lower; NaN transparent), with a colour
@@ -125,7 +130,9 @@ def preview_map_png(roi: Any, heatmaps: list[Raster], candidates: Any, title: st
     n = 0 if candidates is None else len(candidates)
     pts = None
     if n:
-        ranked = candidates.sort_values("score", ascending=False) if "score" in candidates.columns else candidates
+        ranked = (
+            candidates.sort_values("score", ascending=False) if "score" in candidates.columns else candidates
+        )
         pts = ranked.to_crs(crs).geometry.representative_point()
     frame = map_frame(roi, heatmaps, pts, crs)
     drawn = False
@@ -136,7 +143,9 @@ def preview_map_png(roi: Any, heatmaps: list[Raster], candidates: Any, title: st
         extent = (t.c, t.c + t.a * arr.shape[1], t.f + t.e * arr.shape[0], t.f)
         p = np.clip(np.nan_to_num(arr), 0.0, 1.0)
         rgba = cmap(norm(p))
-        rgba[..., 3] = np.where(np.isfinite(arr), 0.3 + 0.7 * p, 0.0)  # faint where unlikely, opaque where likely
+        rgba[..., 3] = np.where(
+            np.isfinite(arr), 0.3 + 0.7 * p, 0.0
+        )  # faint where unlikely, opaque where likely
         ax.imshow(rgba, extent=extent, interpolation="nearest")
         drawn = True
     handles = []
@@ -148,11 +157,30 @@ def preview_map_png(roi: Any, heatmaps: list[Raster], candidates: Any, title: st
     if pts is not None:
         ax.scatter(pts.x, pts.y, s=160, facecolors="none", edgecolors="#00e5ff", linewidths=2.5, zorder=3)
         for rank, (x, y) in enumerate(zip(pts.x, pts.y, strict=True), start=1):
-            ax.annotate(str(rank), (x, y), xytext=(9, 9), textcoords="offset points", fontsize=10, zorder=4,
-                        color="black", fontweight="bold",
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "#00e5ff", "ec": "none", "alpha": 0.9})
-    handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor="#00e5ff",
-                          markeredgewidth=2.5, markersize=11, label=f"candidate sites ({n}), by score"))
+            ax.annotate(
+                str(rank),
+                (x, y),
+                xytext=(9, 9),
+                textcoords="offset points",
+                fontsize=10,
+                zorder=4,
+                color="black",
+                fontweight="bold",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "#00e5ff", "ec": "none", "alpha": 0.9},
+            )
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markerfacecolor="none",
+            markeredgecolor="#00e5ff",
+            markeredgewidth=2.5,
+            markersize=11,
+            label=f"candidate sites ({n}), by score",
+        )
+    )
     ax.legend(handles=handles, loc="upper right", fontsize=9, framealpha=0.85)
     if drawn:
         bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.04, pad=0.02)

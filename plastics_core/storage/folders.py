@@ -87,8 +87,9 @@ def write_raster_folder(folder: UPath, rasters: list[Raster]) -> bool:
         return True
 
 
-def read_raster_folder(folder: UPath, names: list[str] | None = None,
-                       invalidate: tuple[UPath, ...] | None = None) -> list[Raster]:
+def read_raster_folder(
+    folder: UPath, names: list[str] | None = None, invalidate: tuple[UPath, ...] | None = None
+) -> list[Raster]:
     """The rasters ``names`` of ``folder`` (default: those its ``tiles.json`` lists). A file that
     cannot be parsed is moved aside with the markers vouching for it (``invalidate``; default the
     folder's ``tiles.json``) and raises :class:`~plastics_core.storage.corrupt.CorruptStoreFileError`."""

@@ -43,13 +43,21 @@ def _features(path: Path, what: str) -> list[dict[str, Any]]:
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ParameterError(f"{path} is not JSON ({_short(exc)}): give a GeoJSON FeatureCollection of {what}") from exc
-    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
+        raise ParameterError(
+            f"{path} is not JSON ({_short(exc)}): give a GeoJSON FeatureCollection of {what}"
+        ) from exc
+    if (
+        not isinstance(doc, dict)
+        or doc.get("type") != "FeatureCollection"
+        or not isinstance(doc.get("features"), list)
+    ):
         raise ParameterError(f"{path} is not a GeoJSON FeatureCollection: give a FeatureCollection of {what}")
     feats: list[dict[str, Any]] = doc["features"]
     for i, f in enumerate(feats):
         if not isinstance(f, dict) or f.get("type") != "Feature" or not isinstance(f.get("geometry"), dict):
-            raise ParameterError(f"{path}: feature {i} is not a GeoJSON Feature with a geometry: fix or remove it")
+            raise ParameterError(
+                f"{path}: feature {i} is not a GeoJSON Feature with a geometry: fix or remove it"
+            )
         if f.get("properties") is not None and not isinstance(f["properties"], dict):
             raise ParameterError(f"{path}: feature {i} has non-object properties: use a JSON object")
     return feats
@@ -73,7 +81,9 @@ def _frame(path: Path, what: str) -> gpd.GeoDataFrame:
         if not np.isfinite(coords).all():
             raise ParameterError(f"{path} has non-finite coordinates: fix the {what}")
         if (np.abs(coords[:, 0]) > 180).any() or (np.abs(coords[:, 1]) > 90).any():
-            raise ParameterError(f"{path} has coordinates outside lon/lat range: save the {what} in EPSG:4326 degrees")
+            raise ParameterError(
+                f"{path} has coordinates outside lon/lat range: save the {what} in EPSG:4326 degrees"
+            )
     return gdf
 
 
@@ -87,12 +97,16 @@ def read_points(path: str | Path) -> gpd.GeoDataFrame:
     gdf = _frame(path, "blob points")
     if len(gdf) and not (gdf.geom_type == "Point").all():
         kinds = sorted(set(gdf.geom_type) - {"Point"})
-        raise ParameterError(f"{path} holds {', '.join(kinds)} features, not blob points: give Point features")
+        raise ParameterError(
+            f"{path} holds {', '.join(kinds)} features, not blob points: give Point features"
+        )
     if "score" in gdf and len(gdf):
         gdf["score"] = _numeric(gdf["score"], path, "score")
     if "name" in gdf and len(gdf):  # missing names get a placeholder; every name is a str
         names = ["" if _missing(v) else str(v) for v in gdf["name"].tolist()]
-        gdf["name"] = pd.Series([n or f"point_{i}" for i, n in enumerate(names)], index=gdf.index, dtype=object)
+        gdf["name"] = pd.Series(
+            [n or f"point_{i}" for i, n in enumerate(names)], index=gdf.index, dtype=object
+        )
     return gdf
 
 
@@ -112,26 +126,37 @@ def read_patches(path: str | Path) -> gpd.GeoDataFrame:
         return gdf
     if not gdf.geom_type.isin(["Polygon", "MultiPolygon"]).all():
         kinds = sorted(set(gdf.geom_type) - {"Polygon", "MultiPolygon"})
-        raise ParameterError(f"{path} holds {', '.join(kinds)} features, not patch polygons: give Polygon features")
+        raise ParameterError(
+            f"{path} holds {', '.join(kinds)} features, not patch polygons: give Polygon features"
+        )
     if "mean" not in gdf:
-        raise ParameterError(f"{path} has no 'mean' property: give patch_geojson output (patch-classifier scores)")
+        raise ParameterError(
+            f"{path} has no 'mean' property: give patch_geojson output (patch-classifier scores)"
+        )
     gdf["mean"] = _numeric(gdf["mean"], path, "mean")
     bad = np.flatnonzero(~gdf["mean"].between(0.0, 1.0).to_numpy())  # NaN (null) fails too
     if len(bad):
         value = gdf["mean"].iat[int(bad[0])]
-        raise ParameterError(f"{path}: property 'mean' of feature {int(bad[0])} is "
-                             f"{'null' if math.isnan(value) else value}: give patch-classifier scores in [0, 1]")
+        raise ParameterError(
+            f"{path}: property 'mean' of feature {int(bad[0])} is "
+            f"{'null' if math.isnan(value) else value}: give patch-classifier scores in [0, 1]"
+        )
     return gdf
 
 
 def _numeric(values: pd.Series, path: Path, column: str) -> pd.Series:
     def ok(v: Any) -> bool:
-        return v is None or (isinstance(v, int | float) and not isinstance(v, bool)) or (
-            isinstance(v, np.number) and not isinstance(v, np.bool_))
+        return (
+            v is None
+            or (isinstance(v, int | float) and not isinstance(v, bool))
+            or (isinstance(v, np.number) and not isinstance(v, np.bool_))
+        )
 
     bad = [i for i, v in enumerate(values.tolist()) if not ok(v) or (isinstance(v, float) and math.isinf(v))]
     if bad:
-        raise ParameterError(f"{path}: property {column!r} of feature {bad[0]} is not a finite number: fix it")
+        raise ParameterError(
+            f"{path}: property {column!r} of feature {bad[0]} is not a finite number: fix it"
+        )
     return pd.to_numeric(values, errors="coerce").astype(float)
 
 
@@ -151,8 +176,10 @@ def read_heatmap(path: str | Path) -> Raster:
     except PlasticsError:
         raise
     except Exception as exc:  # rasterio / GDAL errors on garbled files  # noqa: BLE001
-        raise ImageryError(f"{path} is not a readable GeoTIFF/VRT ({_short(exc)}): give a heatmap written by "
-                           "the heatmaps asset") from exc
+        raise ImageryError(
+            f"{path} is not a readable GeoTIFF/VRT ({_short(exc)}): give a heatmap written by "
+            "the heatmaps asset"
+        ) from exc
     if raster.data.ndim != 3 or raster.data.shape[0] == 0 or 0 in raster.data.shape[1:]:
         raise ImageryError(f"{path} has no pixels (shape {raster.data.shape}): give a heatmap with bands")
     if not raster.crs:
@@ -162,9 +189,17 @@ def read_heatmap(path: str | Path) -> Raster:
         raise ImageryError(f"{path} has a degenerate geotransform: write the heatmap with its geotransform")
     if raster.nodata is not None and not math.isnan(raster.nodata):
         data = np.where(raster.data == raster.nodata, np.float32(np.nan), raster.data).astype(np.float32)
-        raster = Raster(data, raster.crs, raster.transform, raster.band_descriptions, float("nan"),
-                        raster.name, dict(raster.tags))
+        raster = Raster(
+            data,
+            raster.crs,
+            raster.transform,
+            raster.band_descriptions,
+            float("nan"),
+            raster.name,
+            dict(raster.tags),
+        )
     if np.isinf(raster.data).any():
-        raise ImageryError(f"{path} holds infinite values: give a heatmap of probabilities in [0, 1] "
-                           "(NaN for nodata)")
+        raise ImageryError(
+            f"{path} holds infinite values: give a heatmap of probabilities in [0, 1] (NaN for nodata)"
+        )
     return raster

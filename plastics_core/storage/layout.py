@@ -31,7 +31,9 @@ _RUN_HASH = re.compile(r"[0-9a-f]{12}")
 def _segment(value: str, what: str) -> str:
     """``value`` as one path segment; ParameterError when it would leave its folder."""
     if value in ("", ".", "..") or "/" in value or "\\" in value:
-        raise ParameterError(f"{what} {value!r} cannot name a folder of the store: use letters, digits, '_' or '-'")
+        raise ParameterError(
+            f"{what} {value!r} cannot name a folder of the store: use letters, digits, '_' or '-'"
+        )
     return value
 
 

@@ -72,7 +72,9 @@ def _plain(value: Any, ndigits: int | None = None) -> Any:
 
 def json_bytes(obj: Any) -> bytes:
     """Deterministic JSON: sorted keys, indent 2, NaN/inf -> null, trailing newline."""
-    return (json.dumps(_plain(obj), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+    return (
+        json.dumps(_plain(obj), sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    ).encode()
 
 
 def write_json(obj: Any, path: str | Path) -> None:
@@ -93,7 +95,9 @@ def _is_lonlat(crs: Any) -> bool:
 def geojson_bytes(gdf: gpd.GeoDataFrame) -> bytes:
     """RFC 7946 GeoJSON of ``gdf`` (reprojected to EPSG:4326), deterministic bytes."""
     if gdf.crs is None:
-        raise ParameterError("GeoDataFrame has no CRS: set it (gdf.set_crs('EPSG:4326')) before writing GeoJSON")
+        raise ParameterError(
+            "GeoDataFrame has no CRS: set it (gdf.set_crs('EPSG:4326')) before writing GeoJSON"
+        )
     if not _is_lonlat(gdf.crs):
         gdf = gdf.to_crs("EPSG:4326")
     geom_col = gdf.geometry.name
@@ -152,9 +156,18 @@ def cog_bytes(raster: Raster, blocksize: int = 256) -> bytes:
     block, band descriptions and tags kept (``raster.name`` in tag ``PLASTICS_NAME``)."""
     bands, height, width = raster.data.shape
     profile = {
-        "driver": "COG", "dtype": "float32", "count": bands, "height": height, "width": width,
-        "crs": raster.crs, "transform": raster.transform, "nodata": raster.nodata,
-        "compress": "DEFLATE", "predictor": 3, "blocksize": blocksize, "overviews": "AUTO",
+        "driver": "COG",
+        "dtype": "float32",
+        "count": bands,
+        "height": height,
+        "width": width,
+        "crs": raster.crs,
+        "transform": raster.transform,
+        "nodata": raster.nodata,
+        "compress": "DEFLATE",
+        "predictor": 3,
+        "blocksize": blocksize,
+        "overviews": "AUTO",
         "resampling": "AVERAGE",
     }
     with MemoryFile() as mem:
@@ -181,8 +194,15 @@ def _read(ds: Any) -> Raster:
     name = tags.pop(_NAME_TAG, "")
     descs = tuple(d or f"band_{i}" for i, d in enumerate(ds.descriptions, start=1))
     nodata = float(ds.nodata) if ds.nodata is not None else float("nan")
-    return Raster(ds.read().astype(np.float32, copy=False), _crs_string(ds.crs), ds.transform,
-                  descs, nodata=nodata, name=name, tags=tags)
+    return Raster(
+        ds.read().astype(np.float32, copy=False),
+        _crs_string(ds.crs),
+        ds.transform,
+        descs,
+        nodata=nodata,
+        name=name,
+        tags=tags,
+    )
 
 
 def read_raster(source: str | Path | bytes) -> Raster:
@@ -207,22 +227,28 @@ def vrt_xml(paths: Sequence[str | Path], relative_to: str | Path | None = None, 
     metas = []
     for p in paths:
         with rasterio.open(p) as ds:
-            metas.append((Path(p), ds.transform, ds.width, ds.height, ds.count, ds.crs, ds.descriptions, ds.nodata))
+            metas.append(
+                (Path(p), ds.transform, ds.width, ds.height, ds.count, ds.crs, ds.descriptions, ds.nodata)
+            )
     t0, crs0, n0 = metas[0][1], metas[0][5], metas[0][4]
     res_x, res_y = t0.a, t0.e
     boxes = []
     for p, t, w, h, n, crs, _, _ in metas:
         if crs != crs0 or n != n0 or (t.a, t.e, t.b, t.d) != (res_x, res_y, 0.0, 0.0):
-            raise ParameterError(f"{p} differs in CRS, band count or pixel grid from {metas[0][0]}: mosaic tiles of one UTM zone and resolution")
+            raise ParameterError(
+                f"{p} differs in CRS, band count or pixel grid from {metas[0][0]}: mosaic tiles of one UTM zone and resolution"
+            )
         boxes.append((t.c + crop * res_x, t.f + crop * res_y, w - 2 * crop, h - 2 * crop))
     left = min(b[0] for b in boxes)
     top = max(b[1] for b in boxes)
     width = round((max(b[0] + b[2] * res_x for b in boxes) - left) / res_x)
     height = round((min(b[1] + b[3] * res_y for b in boxes) - top) / res_y)
     nodata = metas[0][7]
-    lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
-             f"  <SRS>{escape(crs0.to_wkt())}</SRS>",
-             f"  <GeoTransform>{left!r}, {res_x!r}, 0.0, {top!r}, 0.0, {res_y!r}</GeoTransform>"]
+    lines = [
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+        f"  <SRS>{escape(crs0.to_wkt())}</SRS>",
+        f"  <GeoTransform>{left!r}, {res_x!r}, 0.0, {top!r}, 0.0, {res_y!r}</GeoTransform>",
+    ]
     base = Path(relative_to).resolve() if relative_to is not None else None
     for band in range(1, n0 + 1):
         desc = metas[0][6][band - 1] or f"band_{band}"
@@ -233,16 +259,20 @@ def vrt_xml(paths: Sequence[str | Path], relative_to: str | Path | None = None, 
         for (p, *_), (bx, by, bw, bh) in zip(metas, boxes, strict=True):
             xoff, yoff = (bx - left) / res_x, (by - top) / res_y
             if abs(xoff - round(xoff)) > 1e-6 or abs(yoff - round(yoff)) > 1e-6:
-                raise ParameterError(f"{p} is not aligned to the mosaic's pixel grid: mosaic tiles from one DLTile grid")
+                raise ParameterError(
+                    f"{p} is not aligned to the mosaic's pixel grid: mosaic tiles from one DLTile grid"
+                )
             rel, name = "0", str(p.resolve())
             if base is not None:
                 with contextlib.suppress(ValueError):
                     name, rel = os.path.relpath(p.resolve(), base), "1"
-            lines += ["    <ComplexSource>",
-                      f'      <SourceFilename relativeToVRT="{rel}">{escape(name)}</SourceFilename>',
-                      f"      <SourceBand>{band}</SourceBand>",
-                      f'      <SrcRect xOff="{crop}" yOff="{crop}" xSize="{bw}" ySize="{bh}"/>',
-                      f'      <DstRect xOff="{round(xoff)}" yOff="{round(yoff)}" xSize="{bw}" ySize="{bh}"/>']
+            lines += [
+                "    <ComplexSource>",
+                f'      <SourceFilename relativeToVRT="{rel}">{escape(name)}</SourceFilename>',
+                f"      <SourceBand>{band}</SourceBand>",
+                f'      <SrcRect xOff="{crop}" yOff="{crop}" xSize="{bw}" ySize="{bh}"/>',
+                f'      <DstRect xOff="{round(xoff)}" yOff="{round(yoff)}" xSize="{bw}" ySize="{bh}"/>',
+            ]
             if nodata is not None:
                 lines.append(f"      <NODATA>{'nan' if math.isnan(nodata) else repr(nodata)}</NODATA>")
             lines.append("    </ComplexSource>")
@@ -254,4 +284,3 @@ def vrt_xml(paths: Sequence[str | Path], relative_to: str | Path | None = None, 
 def write_vrt(paths: Sequence[str | Path], path: str | Path, crop: int = 0) -> None:
     """Atomically write a VRT mosaic of ``paths`` (sources referenced relative to it)."""
     write_bytes(vrt_xml(paths, relative_to=Path(path).parent, crop=crop).encode(), path)
-

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 class StoreUnreachableError(PlasticsError):
     """The output store's endpoint cannot be reached (or has no credentials)."""
 
+
 #: Seconds one S3 call keeps retrying transient faults (endpoint down, connection refused, 5xx,
 #: timeouts) before a one-line RetryBudgetExceeded naming the object: long enough to ride out an
 #: outage of a minute or two. ``$PLASTICS_STORE_RETRY_SECONDS`` (read at each call) overrides it.
@@ -50,8 +51,15 @@ STORE_RETRY_SECONDS = 120.0
 STORE_RETRY_ENV = "PLASTICS_STORE_RETRY_SECONDS"
 #: Backoff between tries: exponential from 1 s, at most 15 s apart (+ up to 1 s of jitter).
 _WAIT_INITIAL, _WAIT_MAX = 1.0, 15.0
-_S3_TRANSIENT = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
-                 "ClientConnectorError", "ServerDisconnectedError", "ClientOSError"}
+_S3_TRANSIENT = {
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ConnectionClosedError",
+    "ClientConnectorError",
+    "ServerDisconnectedError",
+    "ClientOSError",
+}
 
 
 _BUDGET_CAP: contextvars.ContextVar[float | None] = contextvars.ContextVar("store_retry_cap", default=None)
@@ -112,8 +120,10 @@ def store_path(store: str) -> UPath:
     URL scheme (``gs://``, ``S3://``, ``file://`` ...) is a one-line ParameterError, never a local
     folder named after it."""
     if _URL_SCHEME.match(store) and not store.startswith("s3://"):
-        raise ParameterError(f"store {store.split(':', 1)[0]}:// is not supported: give a local folder or an "
-                             "s3://bucket/prefix URL")
+        raise ParameterError(
+            f"store {store.split(':', 1)[0]}:// is not supported: give a local folder or an "
+            "s3://bucket/prefix URL"
+        )
     if store.startswith("s3://"):
         asyncio_log = logging.getLogger("asyncio")
         if _QUIET_ORPHANS not in asyncio_log.filters:
@@ -139,8 +149,13 @@ def _s3_transient(err: BaseException) -> bool:
 
 
 #: Errors meaning the store's endpoint could not be reached at all (nothing was answered).
-_UNREACHABLE = {"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError", "ConnectionRefusedError",
-                "NoCredentialsError"}
+_UNREACHABLE = {
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ClientConnectorError",
+    "ConnectionRefusedError",
+    "NoCredentialsError",
+}
 
 
 def unreachable_store_error(err: BaseException) -> PlasticsError | None:
@@ -153,15 +168,20 @@ def unreachable_store_error(err: BaseException) -> PlasticsError | None:
         name = type(cur).__name__
         if name in _UNREACHABLE:
             if name == "NoCredentialsError":
-                return StoreUnreachableError("no S3 credentials found: set AWS_ACCESS_KEY_ID and "
-                                             "AWS_SECRET_ACCESS_KEY (or an AWS profile) for the store")
-            url = str(getattr(cur, "kwargs", {}).get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or "")
+                return StoreUnreachableError(
+                    "no S3 credentials found: set AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY (or an AWS profile) for the store"
+                )
+            url = str(
+                getattr(cur, "kwargs", {}).get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or ""
+            )
             remember(url)
             m = re.match(r"[a-z][a-z0-9+.-]*://[^\s/?#]+", redact(url))  # userinfo shown as ***
             where = m.group(0) if m else "the S3 endpoint"
             return StoreUnreachableError(
                 f"cannot reach the store at {where} ({name}): check AWS_ENDPOINT_URL and the network, "
-                "then rerun (finished work is kept)")
+                "then rerun (finished work is kept)"
+            )
         seen += 1
         cur = cur.__cause__ or cur.__context__
     return None
@@ -177,14 +197,22 @@ def s3_call(fn: Any, what: str) -> Any:
         wait=tenacity.wait_exponential_jitter(initial=_WAIT_INITIAL, max=_WAIT_MAX, jitter=1.0),
         retry=tenacity.retry_if_exception(_s3_transient),
         before_sleep=lambda state: log.warning(
-            "%s: store unavailable (%s); retry %d in %.0f s", redact(what),
-            one_line(state.outcome.exception()) if state.outcome else "?", state.attempt_number,
-            state.next_action.sleep if state.next_action else 0.0),
+            "%s: store unavailable (%s); retry %d in %.0f s",
+            redact(what),
+            one_line(state.outcome.exception()) if state.outcome else "?",
+            state.attempt_number,
+            state.next_action.sleep if state.next_action else 0.0,
+        ),
         reraise=False,
     )
-    return call_within_budget(retrying, fn, lambda last: (
-        f"{redact(what)} failed for {budget:.0f} s ({one_line(last.exception())}): the store is unavailable; rerun "
-        f"when it is back (finished work is kept), or raise {STORE_RETRY_ENV}"))
+    return call_within_budget(
+        retrying,
+        fn,
+        lambda last: (
+            f"{redact(what)} failed for {budget:.0f} s ({one_line(last.exception())}): the store is unavailable; rerun "
+            f"when it is back (finished work is kept), or raise {STORE_RETRY_ENV}"
+        ),
+    )
 
 
 def read_bytes(path: UPath) -> bytes:
@@ -219,8 +247,11 @@ def tile_files(folder: UPath, tile_key: str) -> dict[str, UPath]:
     """The three files of one tile and pair: ``heatmap`` (.tif), ``patch_grid`` (.patchgrid.tif),
     ``summary`` (.summary, JSON)."""
     name = safe_name(tile_key)
-    return {"heatmap": folder / f"{name}.tif", "patch_grid": folder / f"{name}.patchgrid.tif",
-            "summary": folder / f"{name}{TILE_SUMMARY_EXT}"}
+    return {
+        "heatmap": folder / f"{name}.tif",
+        "patch_grid": folder / f"{name}.patchgrid.tif",
+        "summary": folder / f"{name}{TILE_SUMMARY_EXT}",
+    }
 
 
 def tiles_done(folder: UPath, planned: list[str]) -> int:

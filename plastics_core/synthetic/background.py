@@ -19,12 +19,15 @@ from scipy import ndimage
 SLOVENIA_NPZ = Path("data") / "s2l1c_slovenia_2015" / "s2l1c_ref5_12band_uint16.npz"
 CLEAR_DATES = (0, 3, 4)  # the cloud-free acquisitions of the Slovenia stack
 #: plausible TOA DN of vegetation / bare soil / built-up / water (fallback background)
-LAND_COVER = np.array([
-    [1100, 800, 700, 450, 800, 2100, 2600, 2700, 2900, 800, 1500, 700],
-    [1250, 1050, 1050, 1150, 1350, 1650, 1850, 1950, 2100, 700, 2600, 2000],
-    [1350, 1250, 1250, 1300, 1450, 1600, 1700, 1750, 1850, 650, 2100, 1800],
-    [1150, 900, 750, 500, 450, 380, 360, 320, 300, 120, 150, 100],
-], np.float32)
+LAND_COVER = np.array(
+    [
+        [1100, 800, 700, 450, 800, 2100, 2600, 2700, 2900, 800, 1500, 700],
+        [1250, 1050, 1050, 1150, 1350, 1650, 1850, 1950, 2100, 700, 2600, 2000],
+        [1350, 1250, 1250, 1300, 1450, 1600, 1700, 1750, 1850, 650, 2100, 1800],
+        [1150, 900, 750, 500, 450, 380, 360, 320, 300, 120, 150, 100],
+    ],
+    np.float32,
+)
 
 
 def default_shared_dir() -> Path:
@@ -57,13 +60,16 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float)
     """Smooth noise in [0, 1] with features ~``scale`` px: (y, x) float32."""
     ny, nx = max(2, int(shape[0] / scale) + 2), max(2, int(shape[1] / scale) + 2)
     low = ndimage.gaussian_filter(rng.random((ny, nx)).astype(np.float32), 0.8)
-    up: np.ndarray = ndimage.zoom(low, (shape[0] / (ny - 1), shape[1] / (nx - 1)), order=1)[: shape[0], : shape[1]]
+    up: np.ndarray = ndimage.zoom(low, (shape[0] / (ny - 1), shape[1] / (nx - 1)), order=1)[
+        : shape[0], : shape[1]
+    ]
     up = (up - up.min()) / max(float(up.max() - up.min()), 1e-6)
     return up.astype(np.float32)
 
 
-def background(shape: tuple[int, int], seed: int, shared_dir: Path | None = None,
-               origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+def background(
+    shape: tuple[int, int], seed: int, shared_dir: Path | None = None, origin: tuple[int, int] = (0, 0)
+) -> np.ndarray:
     """Background reflectance for each clear base date: (3, 12, y, x) float32 DN.
 
     Real Slovenia L1C texture, mirrored and tiled from a seeded offset plus ``origin`` (the

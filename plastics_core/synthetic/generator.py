@@ -66,7 +66,9 @@ _BANK_PAD = 64
 
 
 @lru_cache(maxsize=4)
-def _grid_banks(seed: int, shape: tuple[int, int], grid_key: tuple[object, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _grid_banks(
+    seed: int, shape: tuple[int, int], grid_key: tuple[object, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Per grid, generated once: multiplicative noise (12, h + pad, w + pad) float32 (uniform, std
     1 %) and a smooth field (h + max(h, 384), w + max(w, 384)) in [0, 1] with ~60 px features;
     scenes take seeded views (offsets far apart relative to the features: nearly independent)."""
@@ -85,15 +87,25 @@ def _view(bank: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) ->
     h, w = shape
     oy = int(rng.integers(0, bank.shape[-2] - h + 1))
     ox = int(rng.integers(0, bank.shape[-1] - w + 1))
-    return bank[..., oy:oy + h, ox:ox + w]
+    return bank[..., oy : oy + h, ox : ox + w]
 
 
-def _make_world(tile_crs: str, tile_transform: Affine, shape: tuple[int, int], seed: int, shared_dir: Path | None,
-                sites: list[PlantedSite], texture: float, sigs: list[Signature],
-                ) -> tuple[np.ndarray, tuple[tuple[slice, slice], np.ndarray] | None]:
+def _make_world(
+    tile_crs: str,
+    tile_transform: Affine,
+    shape: tuple[int, int],
+    seed: int,
+    shared_dir: Path | None,
+    sites: list[PlantedSite],
+    texture: float,
+    sigs: list[Signature],
+) -> tuple[np.ndarray, tuple[tuple[slice, slice], np.ndarray] | None]:
     """The grid's clear base images (C-contiguous, >= 1 DN) and its planted site pixels."""
     grid_key = (seed, tile_crs, round(tile_transform.c, 2), round(tile_transform.f, 2), *shape)
-    origin = (int(round(-tile_transform.f / abs(tile_transform.e))), int(round(tile_transform.c / tile_transform.a)))
+    origin = (
+        int(round(-tile_transform.f / abs(tile_transform.e))),
+        int(round(tile_transform.c / tile_transform.a)),
+    )
     base = np.ascontiguousarray(np.maximum(background(shape, seed, shared_dir, origin), np.float32(1.0)))
     planted = planted_pixels(base, sites, sigs, tile_crs, tile_transform, texture, grid_key)
     if planted is not None:
@@ -102,12 +114,26 @@ def _make_world(tile_crs: str, tile_transform: Affine, shape: tuple[int, int], s
 
 
 @lru_cache(maxsize=4)
-def _world(tile_crs: str, transform: tuple[float, ...], shape: tuple[int, int], seed: int, shared_dir: str,
-           sites: tuple[PlantedSite, ...], texture: float,
-           ) -> tuple[np.ndarray, tuple[tuple[slice, slice], np.ndarray] | None]:
+def _world(
+    tile_crs: str,
+    transform: tuple[float, ...],
+    shape: tuple[int, int],
+    seed: int,
+    shared_dir: str,
+    sites: tuple[PlantedSite, ...],
+    texture: float,
+) -> tuple[np.ndarray, tuple[tuple[slice, slice], np.ndarray] | None]:
     """:func:`_make_world` with the committed signatures, cached per grid (read-only arrays)."""
-    base, planted = _make_world(tile_crs, Affine(*transform[:6]), shape, seed, Path(shared_dir), list(sites),
-                                texture, load_signatures())
+    base, planted = _make_world(
+        tile_crs,
+        Affine(*transform[:6]),
+        shape,
+        seed,
+        Path(shared_dir),
+        list(sites),
+        texture,
+        load_signatures(),
+    )
     base.flags.writeable = False
     if planted is not None:
         planted[1].flags.writeable = False
@@ -145,15 +171,31 @@ def make_scene_stack(
     dates = acquisition_dates(period, seed, scenes_per_month)
     ids = tuple(synthetic_scene_id(d, seed) for d in dates)
     if not dates:
-        return SceneStack(np.zeros((0, 12, h, w), np.uint16), np.zeros((0, h, w), bool), tile_crs,
-                          tile_transform, (), (), BAND_NAMES)
+        return SceneStack(
+            np.zeros((0, 12, h, w), np.uint16),
+            np.zeros((0, h, w), bool),
+            tile_crs,
+            tile_transform,
+            (),
+            (),
+            BAND_NAMES,
+        )
     sigs = signatures if signatures is not None else []
     grid_key = (seed, tile_crs, round(tile_transform.c, 2), round(tile_transform.f, 2), h, w)
     if signatures is None:
-        base, planted = _world(tile_crs, tuple(tile_transform), shape, seed, str(shared_dir or default_shared_dir()),
-                               tuple(sites), texture)
+        base, planted = _world(
+            tile_crs,
+            tuple(tile_transform),
+            shape,
+            seed,
+            str(shared_dir or default_shared_dir()),
+            tuple(sites),
+            texture,
+        )
     else:
-        base, planted = _make_world(tile_crs, tile_transform, shape, seed, shared_dir, list(sites), texture, sigs)
+        base, planted = _make_world(
+            tile_crs, tile_transform, shape, seed, shared_dir, list(sites), texture, sigs
+        )
     noise_bank, field_bank = _grid_banks(seed, shape, grid_key)
     data = np.empty((len(dates), 12, h, w), np.uint16)
     mask = np.zeros((len(dates), h, w), bool)
@@ -185,8 +227,13 @@ def make_scene_stack(
         img += 0.5  # the uint16 cast truncates: round half up
         data[t] = img
     return SceneStack(
-        data=data, mask=mask, crs=tile_crs, transform=tile_transform, dates=tuple(dates),
-        scene_ids=ids, band_names=BAND_NAMES,
+        data=data,
+        mask=mask,
+        crs=tile_crs,
+        transform=tile_transform,
+        dates=tuple(dates),
+        scene_ids=ids,
+        band_names=BAND_NAMES,
     )
 
 

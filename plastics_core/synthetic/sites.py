@@ -55,14 +55,21 @@ def load_signatures(path: Path | None = None) -> list[Signature]:
     """The derived waste signatures (default: the committed ``waste_signatures.json``)."""
     doc = json.loads((path or SIGNATURES_PATH).read_text())
     return [
-        Signature(s["id"], np.asarray(s["t0"], np.float32), np.asarray(s["t1"], np.float32),
-                  tuple(s["pixel_scores"]), float(s["patch_score"]), float(s.get("tpa_patch_score", "nan")))
+        Signature(
+            s["id"],
+            np.asarray(s["t0"], np.float32),
+            np.asarray(s["t1"], np.float32),
+            tuple(s["pixel_scores"]),
+            float(s["patch_score"]),
+            float(s.get("tpa_patch_score", "nan")),
+        )
         for s in doc["signatures"]
     ]
 
 
-def site_coverage(sites: list[PlantedSite], crs: str, transform: Affine, shape: tuple[int, int],
-                  supersample: int = 4) -> np.ndarray:
+def site_coverage(
+    sites: list[PlantedSite], crs: str, transform: Affine, shape: tuple[int, int], supersample: int = 4
+) -> np.ndarray:
     """Per-site fractional pixel coverage on the grid: (n_sites, y, x) float32 in [0, 1]."""
     to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     fine = transform @ Affine.scale(1 / supersample)
@@ -75,8 +82,12 @@ def site_coverage(sites: list[PlantedSite], crs: str, transform: Affine, shape: 
         if not geom.intersects(grid):
             continue
         hi = rasterio.features.rasterize(
-            [(geom, 1)], out_shape=(shape[0] * supersample, shape[1] * supersample),
-            transform=fine, fill=0, dtype="uint8")
+            [(geom, 1)],
+            out_shape=(shape[0] * supersample, shape[1] * supersample),
+            transform=fine,
+            fill=0,
+            dtype="uint8",
+        )
         out[i] = hi.reshape(shape[0], supersample, shape[1], supersample).mean(axis=(1, 3))
     return out
 
@@ -87,8 +98,13 @@ def signature_phase(day: dt.date) -> int:
 
 
 def planted_pixels(
-    base: np.ndarray, sites: list[PlantedSite], sigs: list[Signature], crs: str, transform: Affine,
-    texture: float, grid_key: tuple[object, ...],
+    base: np.ndarray,
+    sites: list[PlantedSite],
+    sigs: list[Signature],
+    crs: str,
+    transform: Affine,
+    texture: float,
+    grid_key: tuple[object, ...],
 ) -> tuple[tuple[slice, slice], np.ndarray] | None:
     """Site pixels blended into each base image, within the sites' bounding box:
     ((rows, cols), (2 phases, n_base, 12, bh, bw) float32), or None without sites."""

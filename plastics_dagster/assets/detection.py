@@ -46,8 +46,13 @@ def to_detect_params(params: DetectionParams) -> Any:
 descartes_run = fanout.descartes_run
 
 
-def window_pairs(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-                 store: StoreResource, models: ModelStoreResource) -> Any:
+def window_pairs(
+    context: AssetExecutionContext,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    store: StoreResource,
+    models: ModelStoreResource,
+) -> Any:
     """The stored pairs of this partition's detection window (:class:`plastics_core.method.window.WindowPairs`).
 
     Quarters whose ``descartes_run`` is not in the store (a window materialized alone: a job
@@ -60,20 +65,37 @@ def window_pairs(context: AssetExecutionContext, params: DetectionParams, imager
     from plastics_core.method.window import load_window_pairs
 
     roi, window = split_key(context.partition_key)
-    check_complete(window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval)
-    starts = window_pair_starts(parse_day(window), params.pairs, params.mosaic_period,
-                                earliest=parse_day(WINDOW_START))
+    check_complete(
+        window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval
+    )
+    starts = window_pair_starts(
+        parse_day(window), params.pairs, params.mosaic_period, earliest=parse_day(WINDOW_START)
+    )
     run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
     model_store = models.get_store()
-    extra = {"params": params.resolved(), "imagery": {"source": imagery.source_name()},
-             "models": {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)},
-             "executor": fanout.executor_name(context)}
-    done = compute_pairs_once(store.path(), roi, starts, run_hash, fanout.planned_tiles(params, store, roi),
-                              imagery.get_source(), model_store, to_detect_params(params), extra)
+    extra = {
+        "params": params.resolved(),
+        "imagery": {"source": imagery.source_name()},
+        "models": {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)},
+        "executor": fanout.executor_name(context),
+    }
+    done = compute_pairs_once(
+        store.path(),
+        roi,
+        starts,
+        run_hash,
+        fanout.planned_tiles(params, store, roi),
+        imagery.get_source(),
+        model_store,
+        to_detect_params(params),
+        extra,
+    )
     if done:
         report_pairs(context, roi, done)
-        context.log.info(f"{roi} {window}: computed the missing pairs {', '.join(p.start for p in done)} in this "
-                         "step, recorded as their descartes_run partitions")
+        context.log.info(
+            f"{roi} {window}: computed the missing pairs {', '.join(p.start for p in done)} in this "
+            "step, recorded as their descartes_run partitions"
+        )
     return load_window_pairs(store.path(), roi, starts, run_hash)
 
 
@@ -88,22 +110,34 @@ def report_pairs(context: AssetExecutionContext, roi: str, done: list[Any]) -> N
     for pair in done:
         tiles = [{**s, "skipped": not s.get("computed"), "worker": worker} for s in pair.summaries]
         version = data_version(pair.manifest["run_hash"], pair.start)
-        context.log_event(AssetMaterialization(
-            asset_key="descartes_run", partition=str(partition_key(roi, pair.start)),
-            metadata=fanout.pair_metadata(pair.manifest, tiles),
-            # what Output(data_version=...) records: the tags Dagster reads a data version from
-            tags={"dagster/data_version": version.value, "dagster/data_version_is_user_provided": "true"}))
+        context.log_event(
+            AssetMaterialization(
+                asset_key="descartes_run",
+                partition=str(partition_key(roi, pair.start)),
+                metadata=fanout.pair_metadata(pair.manifest, tiles),
+                # what Output(data_version=...) records: the tags Dagster reads a data version from
+                tags={"dagster/data_version": version.value, "dagster/data_version_is_user_provided": "true"},
+            )
+        )
 
 
-def _run_hash(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-              store: StoreResource) -> str:
+def _run_hash(
+    context: AssetExecutionContext,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    store: StoreResource,
+) -> str:
     roi, _ = split_key(context.partition_key)
     return str(params.run_hash(imagery.source_name(), store.roi_hash(roi)))
 
 
 def _pairs_meta(wp: Any, run_hash: str) -> dict[str, Any]:
-    return {"run_hash": run_hash, "pairs": len(wp.starts),
-            "pair_starts": ", ".join(wp.starts), "scenes": len(wp.scene_ids)}
+    return {
+        "run_hash": run_hash,
+        "pairs": len(wp.starts),
+        "pair_starts": ", ".join(wp.starts),
+        "scenes": len(wp.scene_ids),
+    }
 
 
 WINDOW_DEPS = [AssetDep("descartes_run", partition_mapping=WINDOW_PAIRS_MAPPING)]
@@ -122,13 +156,21 @@ WINDOW_DEPS = [AssetDep("descartes_run", partition_mapping=WINDOW_PAIRS_MAPPING)
     "NaN nodata; band descriptions = pair dates), plus mosaic.vrt.",
 )
 @fail_fast_on_user_errors
-def heatmaps(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-             store: StoreResource, models: ModelStoreResource) -> Output[list[Raster]]:
+def heatmaps(
+    context: AssetExecutionContext,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    store: StoreResource,
+    models: ModelStoreResource,
+) -> Output[list[Raster]]:
     from plastics_core.method.window import window_empty_reasons, window_heatmaps
 
     wp = window_pairs(context, params, imagery, store, models)
     rasters = window_heatmaps(wp)
-    meta: dict[str, Any] = {"tiles": len(rasters), **_pairs_meta(wp, _run_hash(context, params, imagery, store))}
+    meta: dict[str, Any] = {
+        "tiles": len(rasters),
+        **_pairs_meta(wp, _run_hash(context, params, imagery, store)),
+    }
     reasons = window_empty_reasons(wp)
     if not rasters or len(reasons) >= len(rasters):  # every tile empty: say why
         meta["empty_reason"] = "; ".join(sorted(set(reasons.values()))) or "no tiles cover the ROI"
@@ -151,16 +193,27 @@ def heatmaps(context: AssetExecutionContext, params: DetectionParams, imagery: I
     "mean/median/min/max/std/count per location (count = pairs scored), kept where mean > patch_keep_threshold.",
 )
 @fail_fast_on_user_errors
-def patch_geojson(context: AssetExecutionContext, params: DetectionParams, imagery: ImagerySourceResource,
-                  store: StoreResource, models: ModelStoreResource) -> Output[gpd.GeoDataFrame]:
+def patch_geojson(
+    context: AssetExecutionContext,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    store: StoreResource,
+    models: ModelStoreResource,
+) -> Output[gpd.GeoDataFrame]:
     from plastics_core.method.window import window_empty_reasons, window_patches
 
     wp = window_pairs(context, params, imagery, store, models)
     keep = min(to_detect_params(params).patch_keep_threshold, params.blob_params().patch_threshold)
     gdf = window_patches(wp, keep)  # never drops a candidate's patch
-    meta: dict[str, Any] = {"patches": len(gdf), **_pairs_meta(wp, _run_hash(context, params, imagery, store))}
+    meta: dict[str, Any] = {
+        "patches": len(gdf),
+        **_pairs_meta(wp, _run_hash(context, params, imagery, store)),
+    }
     if len(gdf) == 0:
         reasons = window_empty_reasons(wp)
-        meta["empty_reason"] = ("; ".join(sorted(set(reasons.values()))) if reasons and len(reasons) >= len(wp.tiles)
-                                else f"no patch scored a mean above {keep}")
+        meta["empty_reason"] = (
+            "; ".join(sorted(set(reasons.values())))
+            if reasons and len(reasons) >= len(wp.tiles)
+            else f"no patch scored a mean above {keep}"
+        )
     return versioned_output(gdf, meta, meta["run_hash"], *wp.starts)

@@ -86,8 +86,10 @@ def preview_path(store: UPath, roi: str, window: str, run_hash: str) -> UPath:
 
 def registry_paths(store: UPath, roi: str, run_hash: str) -> tuple[UPath, UPath]:
     """(GeoJSON, CSV) paths of an ROI's site registry."""
-    return (asset_path(store, "site_registry", roi, None, run_hash, GEOJSON_EXT),
-            asset_path(store, "site_registry", roi, None, run_hash, CSV_EXT))
+    return (
+        asset_path(store, "site_registry", roi, None, run_hash, GEOJSON_EXT),
+        asset_path(store, "site_registry", roi, None, run_hash, CSV_EXT),
+    )
 
 
 def load_site_registry(store: UPath, roi: str, run_hash: str) -> gpd.GeoDataFrame:
@@ -109,7 +111,10 @@ def collect_windows(store: UPath, roi: str, run_hash: str) -> dict[str, tuple[gp
         if not sites.exists():
             continue
         cpath = asset_path(store, "contours", roi, wdir.name, run_hash, GEOJSON_EXT)
-        out[wdir.name] = (read_gdf(sites.read_bytes()), read_gdf(cpath.read_bytes()) if cpath.exists() else None)
+        out[wdir.name] = (
+            read_gdf(sites.read_bytes()),
+            read_gdf(cpath.read_bytes()) if cpath.exists() else None,
+        )
     return out
 
 
@@ -154,8 +159,13 @@ def _url(path: UPath) -> Any:
     return MetadataValue.path(str(path.path)) if is_local(path) else MetadataValue.url(str(path))
 
 
-def _composites(heatmaps: list[Raster], imagery: ImagerySourceResource, window: str, params: DetectionParams,
-                context: AssetExecutionContext) -> Any:
+def _composites(
+    heatmaps: list[Raster],
+    imagery: ImagerySourceResource,
+    window: str,
+    params: DetectionParams,
+    context: AssetExecutionContext,
+) -> Any:
     """A callable site -> RGB-capable composite of the tile holding it (loaded once per tile)."""
     from plastics_core.geo.periods import pair_periods, parse_day
     from plastics_core.geo.tiles import tile_from_key
@@ -179,9 +189,16 @@ def _composites(heatmaps: list[Raster], imagery: ImagerySourceResource, window: 
     return for_tile
 
 
-def _reports(context: AssetExecutionContext, cfg: PreviewConfig, sites: gpd.GeoDataFrame, heatmaps: list[Raster],
-             contours: gpd.GeoDataFrame, imagery: ImagerySourceResource, params: DetectionParams,
-             window: str) -> dict[str, bytes]:
+def _reports(
+    context: AssetExecutionContext,
+    cfg: PreviewConfig,
+    sites: gpd.GeoDataFrame,
+    heatmaps: list[Raster],
+    contours: gpd.GeoDataFrame,
+    imagery: ImagerySourceResource,
+    params: DetectionParams,
+    window: str,
+) -> dict[str, bytes]:
     if cfg.report_top_n <= 0 or len(sites) == 0:
         return {}
     get = _composites(heatmaps, imagery, window, params, context) if cfg.report_rgb else None
@@ -193,21 +210,44 @@ def _reports(context: AssetExecutionContext, cfg: PreviewConfig, sites: gpd.GeoD
     return build_site_reports(sites, composite_at, heatmaps, contours, top_n=cfg.report_top_n)
 
 
-@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, kinds={"python", "html"},
-       description="Self-contained HTML map (Leaflet inlined, opens offline) of the ROI, median heatmap, blobs, "
-       "candidates, contours by date and a sortable site table; plus PNG reports of the top sites.")
+@asset(
+    retry_policy=NETWORK_RETRY,
+    partitions_def=detect_partitions,
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    kinds={"python", "html"},
+    description="Self-contained HTML map (Leaflet inlined, opens offline) of the ROI, median heatmap, blobs, "
+    "candidates, contours by date and a sortable site table; plus PNG reports of the top sites.",
+)
 @fail_fast_on_user_errors
-def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: list[Raster], blobs: gpd.GeoDataFrame,
-            candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, enriched_sites: gpd.GeoDataFrame,
-            params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource,
-            database: SiteDatabase) -> MaterializeResult[Any]:
+def preview(
+    context: AssetExecutionContext,
+    config: PreviewConfig,
+    heatmaps: list[Raster],
+    blobs: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+    contours: gpd.GeoDataFrame,
+    enriched_sites: gpd.GeoDataFrame,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    store: StoreResource,
+    database: SiteDatabase,
+) -> MaterializeResult[Any]:
     roi, window = split_key(context.partition_key)
     run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
     root = store.path()
     geom = store.load_roi(roi)
     verdicts = site_verdicts(database, store, roi)
-    html = build_preview_html(geom, heatmaps, blobs, candidates, contours, enriched_sites,
-                              f"{roi} · window {window} · run {run_hash}", verdicts=verdicts)
+    html = build_preview_html(
+        geom,
+        heatmaps,
+        blobs,
+        candidates,
+        contours,
+        enriched_sites,
+        f"{roi} · window {window} · run {run_hash}",
+        verdicts=verdicts,
+    )
     path = preview_path(root, roi, window, run_hash)
     atomic_write(path, html.encode("utf-8"))
     reports = _reports(context, config, enriched_sites, heatmaps, contours, imagery, params, window)
@@ -216,9 +256,17 @@ def preview(context: AssetExecutionContext, config: PreviewConfig, heatmaps: lis
         atomic_write(folder / f"{safe_name(sid)}.png", png)
     png = thumbnails.preview_map_png(geom, heatmaps, candidates, f"{roi} · window {window}")
     meta: dict[str, Any] = {
-        "map": MetadataValue.md(thumbnails.markdown_image(png, f"{roi} {window}: median heatmap and candidates")),
-        "preview": _url(path), "sites": len(enriched_sites), "candidates": len(candidates), "blobs": len(blobs),
-        "contours": len(contours), "html_bytes": len(html), "reports": len(reports), "run_hash": run_hash,
+        "map": MetadataValue.md(
+            thumbnails.markdown_image(png, f"{roi} {window}: median heatmap and candidates")
+        ),
+        "preview": _url(path),
+        "sites": len(enriched_sites),
+        "candidates": len(candidates),
+        "blobs": len(blobs),
+        "contours": len(contours),
+        "html_bytes": len(html),
+        "reports": len(reports),
+        "run_hash": run_hash,
     }
     url = served_url(root, path) or browser_url(path)
     if url:
@@ -252,22 +300,36 @@ def _as_windows(loaded: Any, keys: list[str]) -> dict[str, gpd.GeoDataFrame]:
     return {split_key(k)[1]: v for k, v in (loaded or {}).items()}
 
 
-@asset(retry_policy=STORE_RETRY, partitions_def=roi_partitions, group_name=GROUP, code_version=CODE_VERSION,
-       kinds={"python", "geojson", "csv"}, io_manager_key=GEOJSON_IO,
-       ins={
-           "enriched_sites": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
-           "contours": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
-       },
-       description="Every site of the ROI across all windows: first/last window, n windows, scores and area over "
-       "time, status new/persistent/gone (GeoJSON via the IO manager + CSV beside it).")
+@asset(
+    retry_policy=STORE_RETRY,
+    partitions_def=roi_partitions,
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    kinds={"python", "geojson", "csv"},
+    io_manager_key=GEOJSON_IO,
+    ins={
+        "enriched_sites": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
+        "contours": AssetIn(partition_mapping=_BY_ROI, metadata=_ALL_WINDOWS),
+    },
+    description="Every site of the ROI across all windows: first/last window, n windows, scores and area over "
+    "time, status new/persistent/gone (GeoJSON via the IO manager + CSV beside it).",
+)
 @fail_fast_on_user_errors
-def site_registry(context: AssetExecutionContext, enriched_sites: Any, contours: Any, params: DetectionParams,
-                  imagery: ImagerySourceResource, store: StoreResource,
-                  database: SiteDatabase) -> Output[gpd.GeoDataFrame]:
+def site_registry(
+    context: AssetExecutionContext,
+    enriched_sites: Any,
+    contours: Any,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    store: StoreResource,
+    database: SiteDatabase,
+) -> Output[gpd.GeoDataFrame]:
     roi = context.partition_key
     keys = [str(k) for k in context.asset_partition_keys_for_input("enriched_sites")]
     sites_by_window = _as_windows(enriched_sites, keys)
-    contours_by_window = _as_windows(contours, [str(k) for k in context.asset_partition_keys_for_input("contours")])
+    contours_by_window = _as_windows(
+        contours, [str(k) for k in context.asset_partition_keys_for_input("contours")]
+    )
     per_window = {w: (g, contours_by_window.get(w)) for w, g in sites_by_window.items()}
     registry = build_site_registry(per_window, site_verdicts(database, store, roi))
     run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
@@ -276,10 +338,15 @@ def site_registry(context: AssetExecutionContext, enriched_sites: Any, contours:
     counts = registry["status"].value_counts().to_dict() if len(registry) else {}
     verdicts = registry["verdict"].value_counts().to_dict() if len(registry) else {}
     meta: dict[str, Any] = {
-        "sites": len(registry), "windows": len(per_window), "new": int(counts.get("new", 0)),
-        "persistent": int(counts.get("persistent", 0)), "gone": int(counts.get("gone", 0)),
+        "sites": len(registry),
+        "windows": len(per_window),
+        "new": int(counts.get("new", 0)),
+        "persistent": int(counts.get("persistent", 0)),
+        "gone": int(counts.get("gone", 0)),
         **{state: int(verdicts.get(state, 0)) for state in VERDICT_STATES},
-        "geojson": _url(gj), "csv": _url(csv), "run_hash": run_hash,
+        "geojson": _url(gj),
+        "csv": _url(csv),
+        "run_hash": run_hash,
         "table": MetadataValue.md(_code_block(format_registry_table(registry))),
     }
     if not per_window:

@@ -35,63 +35,130 @@ def _meta(gdf: gpd.GeoDataFrame, what: str, reason: str | None = None, **extra: 
     return meta
 
 
-@asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, io_manager_key=GEOJSON_IO, kinds={"python", "geojson"},
-       description="Determinant-of-Hessian blobs on the heatmaps' median band (points, EPSG:4326).")
+@asset(
+    retry_policy=STORE_RETRY,
+    partitions_def=detect_partitions,
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    io_manager_key=GEOJSON_IO,
+    kinds={"python", "geojson"},
+    description="Determinant-of-Hessian blobs on the heatmaps' median band (points, EPSG:4326).",
+)
 @fail_fast_on_user_errors
-def blobs(heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourceResource) -> Output[gpd.GeoDataFrame]:
+def blobs(
+    heatmaps: list[Raster], params: DetectionParams, imagery: ImagerySourceResource
+) -> Output[gpd.GeoDataFrame]:
     from plastics_core.execution import pipeline
+
     bp = params.blob_params()
     gdf = pipeline.find_blobs(heatmaps, bp)
     valid = any(bool(np.isfinite(h.data[-1]).any()) for h in heatmaps)
-    reason = (f"no blob above pred_threshold={bp.pred_threshold} (min_sigma={bp.min_sigma}, "
-              f"area_threshold={bp.area_threshold})" if valid else
-              "the heatmaps hold no valid pixel (no usable imagery: see descartes_run empty_tiles)")
+    reason = (
+        f"no blob above pred_threshold={bp.pred_threshold} (min_sigma={bp.min_sigma}, "
+        f"area_threshold={bp.area_threshold})"
+        if valid
+        else "the heatmaps hold no valid pixel (no usable imagery: see descartes_run empty_tiles)"
+    )
     return Output(gdf, metadata=_meta(gdf, "blobs", reason))
 
 
-@asset(retry_policy=STORE_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, io_manager_key=GEOJSON_IO, kinds={"python", "geojson"},
-       description="Blobs whose patch-classifier score exceeds patch_threshold (points, EPSG:4326).")
+@asset(
+    retry_policy=STORE_RETRY,
+    partitions_def=detect_partitions,
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    io_manager_key=GEOJSON_IO,
+    kinds={"python", "geojson"},
+    description="Blobs whose patch-classifier score exceeds patch_threshold (points, EPSG:4326).",
+)
 @fail_fast_on_user_errors
-def candidates(context: AssetExecutionContext, blobs: gpd.GeoDataFrame, patch_geojson: gpd.GeoDataFrame,
-               params: DetectionParams, imagery: ImagerySourceResource,
-               store: StoreResource) -> Output[gpd.GeoDataFrame]:
+def candidates(
+    context: AssetExecutionContext,
+    blobs: gpd.GeoDataFrame,
+    patch_geojson: gpd.GeoDataFrame,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    store: StoreResource,
+) -> Output[gpd.GeoDataFrame]:
     from plastics_core.execution import pipeline
+
     threshold = params.blob_params().patch_threshold
     gdf = pipeline.find_candidates(blobs, patch_geojson, to_detect_params(params))
     roi, _ = split_key(context.partition_key)
-    png = thumbnails.points_png(gdf, store.load_roi(roi), f"{len(gdf)} candidate{'' if len(gdf) == 1 else 's'}")
-    reason = "no blobs" if len(blobs) == 0 else f"no blob lies in a patch with mean > patch_threshold={threshold}"
-    meta = _meta(gdf, "candidates", reason, patch_threshold=threshold,
-                 names=", ".join(str(n) for n in gdf["name"]) if len(gdf) else "",
-                 thumbnail=MetadataValue.md(thumbnails.markdown_image(png, "candidates")))
+    png = thumbnails.points_png(
+        gdf, store.load_roi(roi), f"{len(gdf)} candidate{'' if len(gdf) == 1 else 's'}"
+    )
+    reason = (
+        "no blobs" if len(blobs) == 0 else f"no blob lies in a patch with mean > patch_threshold={threshold}"
+    )
+    meta = _meta(
+        gdf,
+        "candidates",
+        reason,
+        patch_threshold=threshold,
+        names=", ".join(str(n) for n in gdf["name"]) if len(gdf) else "",
+        thumbnail=MetadataValue.md(thumbnails.markdown_image(png, "candidates")),
+    )
     return Output(gdf, metadata=meta)
 
 
-@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, io_manager_key=GEOJSON_IO,
-       kinds={"python", "tensorflow", "geojson"},
-       description="Monthly site outlines of each candidate from the ensemble models ((Multi)Polygons, "
-       "EPSG:4326; columns name, date, frame, area_km2).")
+@asset(
+    retry_policy=NETWORK_RETRY,
+    partitions_def=detect_partitions,
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    io_manager_key=GEOJSON_IO,
+    kinds={"python", "tensorflow", "geojson"},
+    description="Monthly site outlines of each candidate from the ensemble models ((Multi)Polygons, "
+    "EPSG:4326; columns name, date, frame, area_km2).",
+)
 @fail_fast_on_user_errors
-def contours(context: AssetExecutionContext, candidates: gpd.GeoDataFrame, params: DetectionParams,
-             imagery: ImagerySourceResource, models: ModelStoreResource) -> Output[gpd.GeoDataFrame]:
+def contours(
+    context: AssetExecutionContext,
+    candidates: gpd.GeoDataFrame,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    models: ModelStoreResource,
+) -> Output[gpd.GeoDataFrame]:
     from plastics_core.execution import pipeline
     from plastics_core.geo.periods import parse_day
+
     _, window = split_key(context.partition_key)
-    gdf = pipeline.trace_contours(candidates, imagery.get_source(), models.get_store(),
-                                  to_detect_params(params), parse_day(window))
+    gdf = pipeline.trace_contours(
+        candidates, imagery.get_source(), models.get_store(), to_detect_params(params), parse_day(window)
+    )
     area = float(gdf.groupby("name")["area_km2"].max().sum()) if len(gdf) else 0.0
     reason = "no candidates" if len(candidates) == 0 else "no outline traced around the candidates"
-    return Output(gdf, metadata=_meta(gdf, "contours", reason,
-                                      max_area_km2=MetadataValue.float(area)))
+    return Output(gdf, metadata=_meta(gdf, "contours", reason, max_area_km2=MetadataValue.float(area)))
 
 
-@asset(retry_policy=NETWORK_RETRY, partitions_def=detect_partitions, group_name=GROUP, code_version=CODE_VERSION, io_manager_key=GEOJSON_IO, kinds={"python", "geojson"},
-       description="Candidates with H3 site ids, reverse-geocoded address and contour area statistics.")
+@asset(
+    retry_policy=NETWORK_RETRY,
+    partitions_def=detect_partitions,
+    group_name=GROUP,
+    code_version=CODE_VERSION,
+    io_manager_key=GEOJSON_IO,
+    kinds={"python", "geojson"},
+    description="Candidates with H3 site ids, reverse-geocoded address and contour area statistics.",
+)
 @fail_fast_on_user_errors
-def enriched_sites(candidates: gpd.GeoDataFrame, contours: gpd.GeoDataFrame, params: DetectionParams,
-                   imagery: ImagerySourceResource, geocoder: GeocoderResource) -> Output[gpd.GeoDataFrame]:
+def enriched_sites(
+    candidates: gpd.GeoDataFrame,
+    contours: gpd.GeoDataFrame,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    geocoder: GeocoderResource,
+) -> Output[gpd.GeoDataFrame]:
     from plastics_core.execution import pipeline
+
     gdf = pipeline.enrich(candidates, contours, geocoder.get_geocoder())
     status = sorted(set(gdf["geocode_status"])) if len(gdf) and "geocode_status" in gdf else []
-    return Output(gdf, metadata=_meta(gdf, "sites",
-                                      "no candidates" if len(candidates) == 0 else None, geocode_status=", ".join(str(s) for s in status)))
+    return Output(
+        gdf,
+        metadata=_meta(
+            gdf,
+            "sites",
+            "no candidates" if len(candidates) == 0 else None,
+            geocode_status=", ".join(str(s) for s in status),
+        ),
+    )

@@ -67,7 +67,7 @@ def fail(message: str, code: int = USER_ERROR) -> int:
     return ``code``."""
     text = str(message)
     if len(text) > 8 * MAX_ERROR_CHARS:  # collapse only what can be printed, never megabytes
-        text = f"{text[: 4 * MAX_ERROR_CHARS]} {text[-4 * MAX_ERROR_CHARS:]}"
+        text = f"{text[: 4 * MAX_ERROR_CHARS]} {text[-4 * MAX_ERROR_CHARS :]}"
     click.echo(f"Error: {bounded(one_line(text))}", err=True)
     return code
 
@@ -103,7 +103,9 @@ class PlasticsGroup(click.Group):
         except click.ClickException as exc:
             if debug:
                 raise
-            code = fail(_usage_message(exc), USER_ERROR if isinstance(exc, click.UsageError) else exc.exit_code)
+            code = fail(
+                _usage_message(exc), USER_ERROR if isinstance(exc, click.UsageError) else exc.exit_code
+            )
         except OSError as exc:
             if debug:
                 raise

@@ -50,9 +50,11 @@ def open_instance() -> Any:
     try:
         instance = DagsterInstance.from_config(str(home))
     except (DagsterInvalidConfigError, yaml.YAMLError) as exc:
-        raise ParameterError(f"{home / 'dagster.yaml'} is not a valid Dagster instance configuration "
-                             f"({' '.join(str(exc).split())[:200]}): fix it (docs/OPERATING.md) or set DAGSTER_HOME "
-                             "to another folder") from exc
+        raise ParameterError(
+            f"{home / 'dagster.yaml'} is not a valid Dagster instance configuration "
+            f"({' '.join(str(exc).split())[:200]}): fix it (docs/OPERATING.md) or set DAGSTER_HOME "
+            "to another folder"
+        ) from exc
     warn_unusable_rois(instance)
     return instance
 
@@ -105,9 +107,12 @@ def prepare_ui() -> list[str]:
         ensure_roi(open_instance(), open_store(None), DEFAULT_ROI)
         lines.append(f"demo ROI {DEFAULT_ROI} registered (store {store_location(None)})")
     imagery = os.environ.get("PLASTICS_IMAGERY", "")
-    lines.append(f"imagery of the UI's runs: PLASTICS_IMAGERY={imagery}" if imagery else
-                 "PLASTICS_IMAGERY is not set: the UI's runs fail until it is set (or the Launchpad sets "
-                 "resources.imagery.config.kind)")
+    lines.append(
+        f"imagery of the UI's runs: PLASTICS_IMAGERY={imagery}"
+        if imagery
+        else "PLASTICS_IMAGERY is not set: the UI's runs fail until it is set (or the Launchpad sets "
+        "resources.imagery.config.kind)"
+    )
     return lines
 
 

@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 _DAGSTER_LINE = re.compile(r" - dagster - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - ")
-_STEP_EVENT = re.compile(r" - (?P<step>[^ ]+) - (?P<event>STEP_START|STEP_SUCCESS|STEP_FAILURE|STEP_SKIPPED) - ")
+_STEP_EVENT = re.compile(
+    r" - (?P<step>[^ ]+) - (?P<event>STEP_START|STEP_SUCCESS|STEP_FAILURE|STEP_SKIPPED) - "
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

@@ -79,7 +79,9 @@ def verify(names: tuple[str, ...], store: str | None, cache: Path | None) -> Non
     model_store = open_store(store, cache)
     keys = _names(model_store, names)
     if not keys:
-        raise click.UsageError(f"no known model in store {model_store.shown}: set --store or PLASTICS_MODEL_STORE")
+        raise click.UsageError(
+            f"no known model in store {model_store.shown}: set --store or PLASTICS_MODEL_STORE"
+        )
     refs = model_store.verify(list(progress(keys, "verifying", total=len(keys))))
     for ref in refs:
         click.echo(f"ok {ref.sha256}  {ref.name}")

@@ -35,16 +35,22 @@ def preview(roi: str, window: str, run_hash: str | None, open_: bool, store: str
     pages = stored_run_hashes(asset_folder(root, "preview", name, window), HTML_EXT)
     if run_hash and run_hash not in pages:  # never another run's page
         stored = f"the stored run hashes are {', '.join(pages)}" if pages else "none is stored"
-        raise PlasticsError(f"no preview of ROI {roi} window {window} with run hash {run_hash!r} in {root} "
-                            f"({stored}): pick one with --run-hash, or omit it")
+        raise PlasticsError(
+            f"no preview of ROI {roi} window {window} with run hash {run_hash!r} in {root} "
+            f"({stored}): pick one with --run-hash, or omit it"
+        )
     if run_hash:
         pages = [run_hash]
     if not pages:
-        raise PlasticsError(f"no preview of ROI {roi} window {window} in {root}: materialize `preview` for "
-                            f"{roi}|{window} (UI) or run `plastics run --roi {roi} --window {window}` first")
+        raise PlasticsError(
+            f"no preview of ROI {roi} window {window} in {root}: materialize `preview` for "
+            f"{roi}|{window} (UI) or run `plastics run --roi {roi} --window {window}` first"
+        )
     if len(pages) > 1 and (not run_hash or run_hash not in pages):
-        raise PlasticsError(f"{len(pages)} previews of {roi} {window} are stored (run hashes {', '.join(pages)}): "
-                            "pick one with --run-hash")
+        raise PlasticsError(
+            f"{len(pages)} previews of {roi} {window} are stored (run hashes {', '.join(pages)}): "
+            "pick one with --run-hash"
+        )
     page = asset_path(root, "preview", name, window, pages[0], HTML_EXT)
     link = page.path if _is_local(page) else browser_url(page)
     if link is None:

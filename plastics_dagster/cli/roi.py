@@ -33,11 +33,18 @@ def roi() -> None:
 @click.argument("name")
 @click.argument("file", metavar="FILE.geojson")
 @click.option("--store", help=_STORE_HELP)
-@click.option("--replace", is_flag=True,
-              help="Replace the geometry of an ROI already registered under NAME (its runs get a new run hash).")
-@click.option("--reference", "reference", metavar="FILE",
-              help="GeoJSON points of known sites in the ROI (EPSG:4326), stored beside it; the published "
-              "sites' recall of them is an asset check.")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace the geometry of an ROI already registered under NAME (its runs get a new run hash).",
+)
+@click.option(
+    "--reference",
+    "reference",
+    metavar="FILE",
+    help="GeoJSON points of known sites in the ROI (EPSG:4326), stored beside it; the published "
+    "sites' recall of them is an asset check.",
+)
 def add(name: str, file: str, store: str | None, replace: bool, reference: str | None) -> None:
     """Validate FILE.geojson (EPSG:4326 polygons) and register it as ROI NAME.
 
@@ -81,20 +88,26 @@ def list_rois(store: str | None) -> None:
     watched = StoreResource().roi_folder()
     click.echo(f"instance: {dagster_home()}  store: {root}")
     if not names and not unusable:
-        click.echo(f"no ROI registered yet; `plastics run` registers {DEFAULT_ROI} on first use, "
-                   "or add one with `plastics roi add NAME FILE.geojson`")
+        click.echo(
+            f"no ROI registered yet; `plastics run` registers {DEFAULT_ROI} on first use, "
+            "or add one with `plastics roi add NAME FILE.geojson`"
+        )
     for name in names:
         source, path = roi_geometry_source(root, name, watched)
         if source == "store":
             click.echo(f"{name}\t{path}")
         elif source == "none":
-            click.echo(f"{name}\tNO GEOMETRY: its runs fail; register one with `plastics roi add {name} FILE.geojson` "
-                       f"or remove it with `plastics roi remove {name}`")
+            click.echo(
+                f"{name}\tNO GEOMETRY: its runs fail; register one with `plastics roi add {name} FILE.geojson` "
+                f"or remove it with `plastics roi remove {name}`"
+            )
         else:
             click.echo(f"{name}\t{path} ({source}, not in the store)")
     for name in unusable:
-        click.echo(f"{name!r}\tUNUSABLE NAME: no run can use it; remove it with "
-                   f"`plastics roi remove {shlex.quote(name)}`")
+        click.echo(
+            f"{name!r}\tUNUSABLE NAME: no run can use it; remove it with "
+            f"`plastics roi remove {shlex.quote(name)}`"
+        )
 
 
 @roi.command("remove")
@@ -112,22 +125,44 @@ def remove(name: str, purge: bool, store: str | None) -> None:
         click.echo(f"removed the roi partition {name!r} (a name no run can use; nothing was stored under it)")
         return
     kept = "" if purge else f"; its outputs stay in {root} (--purge deletes them)"
-    click.echo(f"removed ROI {name} ({len(removed)} stored path{'' if len(removed) == 1 else 's'} deleted){kept}")
+    click.echo(
+        f"removed ROI {name} ({len(removed)} stored path{'' if len(removed) == 1 else 's'} deleted){kept}"
+    )
 
 
 @roi.command("split")
 @click.argument("name")
 @click.argument("file", metavar="FILE.geojson")
 @click.option("--cell", type=float, required=True, help="Grid cell size in degrees (e.g. 0.25).")
-@click.option("--tilesize", type=int, default=None, help="Tile size (px) the runs will use [planner default].")
+@click.option(
+    "--tilesize", type=int, default=None, help="Tile size (px) the runs will use [planner default]."
+)
 @click.option("--pad", type=int, default=None, help="Tile pad (px) the runs will use [planner default].")
-@click.option("--max-cells", type=click.IntRange(min=1), default=MAX_CELLS, show_default=True,
-              help="Refuse a split into more cell ROIs than this (before anything is written).")
-@click.option("--max-tiles", type=click.IntRange(min=1), default=MAX_TILES, show_default=True,
-              help="Refuse an ROI of more tiles than this (planning needs memory per tile).")
+@click.option(
+    "--max-cells",
+    type=click.IntRange(min=1),
+    default=MAX_CELLS,
+    show_default=True,
+    help="Refuse a split into more cell ROIs than this (before anything is written).",
+)
+@click.option(
+    "--max-tiles",
+    type=click.IntRange(min=1),
+    default=MAX_TILES,
+    show_default=True,
+    help="Refuse an ROI of more tiles than this (planning needs memory per tile).",
+)
 @click.option("--store", help=_STORE_HELP)
-def split(name: str, file: str, cell: float, tilesize: int | None, pad: int | None, max_cells: int,
-          max_tiles: int, store: str | None) -> None:
+def split(
+    name: str,
+    file: str,
+    cell: float,
+    tilesize: int | None,
+    pad: int | None,
+    max_cells: int,
+    max_tiles: int,
+    store: str | None,
+) -> None:
     """Split a large ROI into grid-cell ROIs NAME-rRRRcCCC (clipped to the polygon) and register each.
 
     A backfill across the cells and windows then covers the whole area with runs of a few
@@ -143,14 +178,17 @@ def split(name: str, file: str, cell: float, tilesize: int | None, pad: int | No
     sizes = {k: v for k, v in (("tilesize", tilesize), ("pad", pad)) if v is not None}
     make_params(dict(sizes))  # the bounds every run checks: a cell grid no run could use is refused here
     root = open_store(store)
-    cells = split_roi(name, read_roi(file, force=True), cell, max_cells=max_cells, max_tiles=max_tiles,
-                      **sizes)  # large areas are why we split
+    cells = split_roi(
+        name, read_roi(file, force=True), cell, max_cells=max_cells, max_tiles=max_tiles, **sizes
+    )  # large areas are why we split
     new = register_cells(root, open_instance(), cells)
     total = sum(roi_area_km2(c.geometry) for c in cells)
     tiles = [len(c.tile_keys) for c in cells]
-    click.echo(f"split {name} into {len(cells)} cell ROI(s) of {cell} deg ({total:.0f} km2, {sum(tiles)} tiles, "
-               f"at most {max(tiles, default=0)} per cell), "
-               f"{len(new)} newly registered; e.g. {cells[0].name if cells else '-'}")
+    click.echo(
+        f"split {name} into {len(cells)} cell ROI(s) of {cell} deg ({total:.0f} km2, {sum(tiles)} tiles, "
+        f"at most {max(tiles, default=0)} per cell), "
+        f"{len(new)} newly registered; e.g. {cells[0].name if cells else '-'}"
+    )
 
 
 def register_cells(root: Any, instance: Any, cells: Sequence[Any]) -> list[str]:

@@ -22,8 +22,10 @@ from plastics_dagster.cli.stages import PRESET_CHOICE
 #: ``--preset``: a sensitivity preset, or ``gpw-2021``: the recipe that reproduces the 2021 code
 #: (the ``recipe`` parameter; docs/FIDELITY.md).
 RUN_PRESET_CHOICE = click.Choice([*PRESET_CHOICE.choices, "gpw-2021"])
-_RUN_PRESET_HELP = ("Sensitivity preset (low | medium | high) [default: the graph's, high], or gpw-2021: "
-                    "the 2021 code's recipe (tiles, blob parameters, 7 pairs, merge, contours).")
+_RUN_PRESET_HELP = (
+    "Sensitivity preset (low | medium | high) [default: the graph's, high], or gpw-2021: "
+    "the 2021 code's recipe (tiles, blob parameters, 7 pairs, merge, contours)."
+)
 
 
 def preset_overrides(preset: str | None) -> dict[str, Any]:
@@ -69,7 +71,9 @@ def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     return float(Geod(ellps="WGS84").inv(a[0], a[1], b[0], b[1])[2])
 
 
-def nearest_site(lonlat: tuple[float, float], sites: dict[str, tuple[float, float]]) -> tuple[str, float] | None:
+def nearest_site(
+    lonlat: tuple[float, float], sites: dict[str, tuple[float, float]]
+) -> tuple[str, float] | None:
     """(name, metres) of the closest known site, or None when ``sites`` is empty."""
     if not sites:
         return None
@@ -88,14 +92,18 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in fields:
-            raise click.BadParameter(f"{pair!r}: use KEY=VALUE with KEY one of {', '.join(sorted(fields))}",
-                                     param_hint="--param")
+            raise click.BadParameter(
+                f"{pair!r}: use KEY=VALUE with KEY one of {', '.join(sorted(fields))}", param_hint="--param"
+            )
         try:
             out[key] = _yaml_scalar(value, pair) if value.strip() else None
         except yaml.YAMLError as err:
             problem = getattr(err, "problem", None) or type(err).__name__
-            raise click.BadParameter(f"{pair!r}: the value is not a YAML scalar ({problem}); quote it or fix it, "
-                                     "e.g. --param \"KEY='text'\"", param_hint="--param") from None
+            raise click.BadParameter(
+                f"{pair!r}: the value is not a YAML scalar ({problem}); quote it or fix it, "
+                "e.g. --param \"KEY='text'\"",
+                param_hint="--param",
+            ) from None
     detection_params(out)
     return out
 
@@ -111,12 +119,18 @@ def _yaml_scalar(value: str, pair: str) -> Any:
     import yaml
 
     if len(value) > MAX_PARAM_CHARS:
-        raise click.BadParameter(f"the value of {pair[:40]!r}... is {len(value)} characters long, more than "
-                                 f"{MAX_PARAM_CHARS}: give a number or a word", param_hint="--param")
+        raise click.BadParameter(
+            f"the value of {pair[:40]!r}... is {len(value)} characters long, more than "
+            f"{MAX_PARAM_CHARS}: give a number or a word",
+            param_hint="--param",
+        )
     tokens = yaml.scan(value, Loader=yaml.SafeLoader)
     if any(isinstance(t, yaml.AliasToken | yaml.AnchorToken) for t in tokens):
-        raise click.BadParameter(f"{pair!r}: YAML anchors and aliases (&name, *name) are not accepted: give a "
-                                 "plain value, quoted if it holds & or *", param_hint="--param")
+        raise click.BadParameter(
+            f"{pair!r}: YAML anchors and aliases (&name, *name) are not accepted: give a "
+            "plain value, quoted if it holds & or *",
+            param_hint="--param",
+        )
     return yaml.safe_load(value)
 
 
@@ -141,32 +155,45 @@ def resolve_window(window: str | None, start: str | None, end: str | None, overr
         parse_window(window)  # strict YYYY-MM-DD of a quarter start, before any work
         return window
     if not (start and end):
-        raise ParameterError("give --window YYYY-MM-DD, or --start and --end (e.g. --start 2019-01-01 --end 2021-06-30)")
+        raise ParameterError(
+            "give --window YYYY-MM-DD, or --start and --end (e.g. --start 2019-01-01 --end 2021-06-30)"
+        )
     parse_day(start, "--start")
     first = parse_window(start)
     last_day = parse_day(end, "--end", "YYYY-MM-DD, e.g. 2021-06-30")
     p = detection_params(overrides)
     starts = range_pair_starts(first, last_day, p.mosaic_period, p.spectrogram_interval)
     if not starts:
-        raise ParameterError(f"--start {start} --end {end} holds no spectrogram pair (a pair spans "
-                             f"{p.mosaic_period * (p.spectrogram_interval + 1)} months): give a later --end")
+        raise ParameterError(
+            f"--start {start} --end {end} holds no spectrogram pair (a pair spans "
+            f"{p.mosaic_period * (p.spectrogram_interval + 1)} months): give a later --end"
+        )
     if len(starts) > MAX_PAIRS:
-        raise ParameterError(f"--start {start} --end {end} holds {len(starts)} pairs, more than {MAX_PAIRS}: "
-                             "split the range")
+        raise ParameterError(
+            f"--start {start} --end {end} holds {len(starts)} pairs, more than {MAX_PAIRS}: split the range"
+        )
     overrides["pairs"] = len(starts)
     return starts[-1].isoformat()
 
 
-def execute(roi: str, window: str, overrides: dict[str, Any], store: str | None, imagery: str | None,
-            verbose: bool) -> tuple[Any, float]:
+def execute(
+    roi: str, window: str, overrides: dict[str, Any], store: str | None, imagery: str | None, verbose: bool
+) -> tuple[Any, float]:
     """Run the partition with a progress bar; returns (RunSummary, seconds)."""
     from plastics_dagster.runner import materialize_partition
 
     instance = open_instance()
     start = time.perf_counter()
     with stoppable() as stop, dagster_progress(f"{roi} {window}", verbose=verbose):
-        summary = materialize_partition(roi, window, overrides, store=store_location(store),
-                                        imagery=imagery, instance=instance, stop_requested=stop.requested)
+        summary = materialize_partition(
+            roi,
+            window,
+            overrides,
+            store=store_location(store),
+            imagery=imagery,
+            instance=instance,
+            stop_requested=stop.requested,
+        )
     return summary, time.perf_counter() - start
 
 
@@ -199,28 +226,52 @@ def print_summary(summary: Any, seconds: float, reference: str | None = None) ->
     echo_kv(rows)
 
 
-_verbose = click.option("-v", "--verbose", is_flag=True, help="Show Dagster's full event log instead of a progress bar.")
+_verbose = click.option(
+    "-v", "--verbose", is_flag=True, help="Show Dagster's full event log instead of a progress bar."
+)
 _json = click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 
 
 @click.command("run")
 @click.option("--roi", default=DEMO_ROI, show_default=True, help="Registered ROI name (`plastics roi list`).")
-@click.option("--window", metavar="YYYY-MM-DD",
-              help="Detection window: the quarter (Jan/Apr/Jul/Oct 1st, from 2017-07-01) of its latest pair; the "
-              "window aggregates the last `pairs` quarters' pairs (default 8).")
-@click.option("--start", "start", metavar="YYYY-MM-DD",
-              help="With --end, instead of --window: every pair of the range, as GPW's Detect(start, end) "
-              "(first periods from START every quarter while the partner period ends by END).")
+@click.option(
+    "--window",
+    metavar="YYYY-MM-DD",
+    help="Detection window: the quarter (Jan/Apr/Jul/Oct 1st, from 2017-07-01) of its latest pair; the "
+    "window aggregates the last `pairs` quarters' pairs (default 8).",
+)
+@click.option(
+    "--start",
+    "start",
+    metavar="YYYY-MM-DD",
+    help="With --end, instead of --window: every pair of the range, as GPW's Detect(start, end) "
+    "(first periods from START every quarter while the partner period ends by END).",
+)
 @click.option("--end", "end", metavar="YYYY-MM-DD", help="Last day of the range (inclusive), with --start.")
 @click.option("--imagery", help=_IMAGERY_HELP)
 @click.option("--store", help=_STORE_HELP)
 @click.option("--preset", type=RUN_PRESET_CHOICE, default=None, help=_RUN_PRESET_HELP)
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Any other detection parameter, e.g. --param patch_threshold=0.4 (repeatable).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any other detection parameter, e.g. --param patch_threshold=0.4 (repeatable).",
+)
 @_verbose
 @_json
-def run(roi: str, window: str | None, start: str | None, end: str | None, imagery: str | None, store: str | None,
-        preset: str | None, params: tuple[str, ...], verbose: bool, as_json: bool) -> None:
+def run(
+    roi: str,
+    window: str | None,
+    start: str | None,
+    end: str | None,
+    imagery: str | None,
+    store: str | None,
+    preset: str | None,
+    params: tuple[str, ...],
+    verbose: bool,
+    as_json: bool,
+) -> None:
     """Materialize the whole detection graph for one ROI and window, in-process.
 
     Example: plastics run --roi test_patch --window 2021-01-01 --imagery synthetic --preset high;
@@ -253,8 +304,13 @@ def demo(window: str, store: str | None, preset: str | None, verbose: bool, as_j
     target = known_sites().get(DEMO_SITE, DEMO_SITE_LONLAT)
     dists = [distance_m((c["lon"], c["lat"]), target) for c in summary.candidates]
     if as_json:
-        click.echo(json.dumps({**summary.to_dict(), "seconds": round(seconds, 2),
-                               "distance_to_tpa_temesi_m": dists}, indent=2, default=str))
+        click.echo(
+            json.dumps(
+                {**summary.to_dict(), "seconds": round(seconds, 2), "distance_to_tpa_temesi_m": dists},
+                indent=2,
+                default=str,
+            )
+        )
     else:
         click.echo("plastics demo: synthetic imagery with TPA Temesi planted (real GPW models)")
         print_summary(summary, seconds, reference=DEMO_SITE)

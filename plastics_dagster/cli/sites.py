@@ -30,7 +30,9 @@ def params_run_hash(overrides: dict[str, Any], imagery: str | None, root: Any, r
     from plastics_dagster.registry import roi_hash
     from plastics_dagster.runner import parse_imagery
 
-    return str(detection_params(overrides).run_hash(parse_imagery(imagery).source_name(), roi_hash(root, roi)))
+    return str(
+        detection_params(overrides).run_hash(parse_imagery(imagery).source_name(), roi_hash(root, roi))
+    )
 
 
 def stored_run_hashes(root: Any, roi: str) -> list[str]:
@@ -53,12 +55,19 @@ def _missing(root: Any, roi: str, run_hash: str, available: list[str]) -> Plasti
 
     if available:
         shown = ", ".join(available[:_MAX_LISTED]) + (", ..." if len(available) > _MAX_LISTED else "")
-        return PlasticsError(f"no site registry for ROI {roi!r} at run hash {run_hash} in {root}; available: "
-                             f"{shown} (use --run-hash, or the --preset/--param/--imagery of that run)")
-    register = "" if roi == DEFAULT_ROI or roi_key(root, roi).exists() else \
-        f"register it with `plastics roi add {roi} FILE.geojson`, then "
-    return PlasticsError(f"no site registry for ROI {roi!r} in {root}: {register}run `plastics run --roi {roi} "
-                         "--window YYYY-MM-DD` first (with the same --store, --imagery, --preset and --param)")
+        return PlasticsError(
+            f"no site registry for ROI {roi!r} at run hash {run_hash} in {root}; available: "
+            f"{shown} (use --run-hash, or the --preset/--param/--imagery of that run)"
+        )
+    register = (
+        ""
+        if roi == DEFAULT_ROI or roi_key(root, roi).exists()
+        else f"register it with `plastics roi add {roi} FILE.geojson`, then "
+    )
+    return PlasticsError(
+        f"no site registry for ROI {roi!r} in {root}: {register}run `plastics run --roi {roi} "
+        "--window YYYY-MM-DD` first (with the same --store, --imagery, --preset and --param)"
+    )
 
 
 def _verdicts(root: Any, roi: str) -> dict[str, str]:
@@ -83,15 +92,34 @@ def _echo_table(gdf: Any, roi: str, run_hash: str, source: str) -> None:
 @click.option("--roi", required=True, help="Registered ROI name (`plastics roi list`).")
 @click.option("--store", help=_STORE_HELP)
 @click.option("--imagery", help=_IMAGERY_HELP + " (part of the run hash)")
-@click.option("--preset", type=PRESET_CHOICE, default=None, help="Sensitivity preset of the run [default: high].")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Any other detection parameter of the run, as in `plastics run` (repeatable).")
-@click.option("--run-hash", "run_hash", metavar="HASH",
-              help="Select the registry of this run hash instead of computing it from the parameters.")
+@click.option(
+    "--preset", type=PRESET_CHOICE, default=None, help="Sensitivity preset of the run [default: high]."
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any other detection parameter of the run, as in `plastics run` (repeatable).",
+)
+@click.option(
+    "--run-hash",
+    "run_hash",
+    metavar="HASH",
+    help="Select the registry of this run hash instead of computing it from the parameters.",
+)
 @click.option("--csv", "as_csv", is_flag=True, help="Print the registry as CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as GeoJSON.")
-def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, params: tuple[str, ...],
-          run_hash: str | None, as_csv: bool, as_json: bool) -> None:
+def sites(
+    roi: str,
+    store: str | None,
+    imagery: str | None,
+    preset: str | None,
+    params: tuple[str, ...],
+    run_hash: str | None,
+    as_csv: bool,
+    as_json: bool,
+) -> None:
     """Print the site registry of an ROI: every site across all windows, new / persistent / gone.
 
     Give the same --store, --imagery, --preset and --param as the `plastics run` that wrote it.
@@ -109,8 +137,10 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
         if imagery or preset or params:
             raise click.UsageError("--run-hash replaces --imagery/--preset/--param: give one or the other")
         if not _HASH.fullmatch(run_hash):
-            raise click.BadParameter(f"{run_hash!r} is not a run hash (12 hex digits, e.g. from `plastics run`)",
-                                     param_hint="--run-hash")
+            raise click.BadParameter(
+                f"{run_hash!r} is not a run hash (12 hex digits, e.g. from `plastics run`)",
+                param_hint="--run-hash",
+            )
     else:
         overrides = parse_params(params)
         if preset:
@@ -147,4 +177,6 @@ def sites(roi: str, store: str | None, imagery: str | None, preset: str | None, 
 
         click.echo(registry_csv_bytes(gdf).decode("utf-8"), nl=False)
     else:
-        _echo_table(gdf, roi, run_hash, str(gj) if stored else "built from the stored windows (no registry file)")
+        _echo_table(
+            gdf, roi, run_hash, str(gj) if stored else "built from the stored windows (no registry file)"
+        )

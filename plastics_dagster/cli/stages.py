@@ -46,6 +46,7 @@ def resolve_blob_params(preset: str | None, **overrides: float | None) -> Any:
     happens in BlobParams itself (ParameterError).
     """
     from plastics_core.method import blobs as core_blobs
+
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(core_blobs.preset(preset or default_preset()), **given)
 
@@ -53,15 +54,23 @@ def resolve_blob_params(preset: str | None, **overrides: float | None) -> Any:
 @click.command("blobs")
 @click.argument("heatmap", type=_IN_FILE, metavar="HEATMAP.tif")
 @click.option("-o", "--output", type=_OUT_FILE, required=True, help="Output GeoJSON (blob points).")
-@click.option("--preset", type=PRESET_CHOICE, default=None,
-              help="Sensitivity preset giving the defaults of the thresholds below [default: the graph's, high].")
+@click.option(
+    "--preset",
+    type=PRESET_CHOICE,
+    default=None,
+    help="Sensitivity preset giving the defaults of the thresholds below [default: the graph's, high].",
+)
 @click.option("--pred-threshold", type=float, help="Heatmap probability threshold in [0, 1] (preset).")
 @click.option("--min-sigma", type=float, help="Smallest blob scale in pixels, > 0 (preset).")
 @click.option("--max-sigma", type=float, help="Largest blob scale in pixels, > 0 (preset).")
 @click.option("--area-threshold", type=float, help="DoH response threshold in [0, 1] (preset).")
-@click.option("--band", default="median", show_default=True,
-              help="Heatmap band: a band description (e.g. 'median') or a 0-based index; a single-band heatmap "
-              "uses its one band.")
+@click.option(
+    "--band",
+    default="median",
+    show_default=True,
+    help="Heatmap band: a band description (e.g. 'median') or a 0-based index; a single-band heatmap "
+    "uses its one band.",
+)
 def blobs(
     heatmap: Path,
     output: Path,
@@ -78,30 +87,56 @@ def blobs(
     """
     from plastics_core.method import blobs as core_blobs
     from plastics_core.storage import inputs, outputs
+
     refuse_overwriting_inputs(output, heatmap)
-    params = resolve_blob_params(preset, pred_threshold=pred_threshold, min_sigma=min_sigma,
-                                 max_sigma=max_sigma, area_threshold=area_threshold)
+    params = resolve_blob_params(
+        preset,
+        pred_threshold=pred_threshold,
+        min_sigma=min_sigma,
+        max_sigma=max_sigma,
+        area_threshold=area_threshold,
+    )
     raster = inputs.read_heatmap(heatmap)  # one-line ImageryError on garbled files
     band_key: str | int = int(band) if band.isdigit() else band
     found = core_blobs.detect_blobs(raster, params, band=band_key)
     outputs.write_geojson(found, output)
-    echo_kv([
-        ("heatmap", heatmap),
-        ("params", ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(params).items())),
-        ("blobs", len(found)),
-        ("output", output),
-    ])
+    echo_kv(
+        [
+            ("heatmap", heatmap),
+            ("params", ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(params).items())),
+            ("blobs", len(found)),
+            ("output", output),
+        ]
+    )
 
 
 @click.command("candidates")
-@click.option("--blobs", "blobs_path", type=_IN_FILE, required=True,
-              help="Blob points GeoJSON (`blobs` asset, `plastics blobs`, or GPW pixel_candidates_*).")
-@click.option("--patches", "patches_path", type=_IN_FILE, required=True,
-              help="Patch polygons GeoJSON with a 'mean' property (`patch_geojson` asset or GPW file).")
-@click.option("--patch-threshold", type=float, default=None,
-              help="Keep blobs inside a patch whose mean exceeds this, in [0, 1] [default: the preset's].")
-@click.option("--preset", type=PRESET_CHOICE, default=None,
-              help="Sensitivity preset supplying the default patch threshold [default: the graph's, high].")
+@click.option(
+    "--blobs",
+    "blobs_path",
+    type=_IN_FILE,
+    required=True,
+    help="Blob points GeoJSON (`blobs` asset, `plastics blobs`, or GPW pixel_candidates_*).",
+)
+@click.option(
+    "--patches",
+    "patches_path",
+    type=_IN_FILE,
+    required=True,
+    help="Patch polygons GeoJSON with a 'mean' property (`patch_geojson` asset or GPW file).",
+)
+@click.option(
+    "--patch-threshold",
+    type=float,
+    default=None,
+    help="Keep blobs inside a patch whose mean exceeds this, in [0, 1] [default: the preset's].",
+)
+@click.option(
+    "--preset",
+    type=PRESET_CHOICE,
+    default=None,
+    help="Sensitivity preset supplying the default patch threshold [default: the graph's, high].",
+)
 @click.option("-o", "--output", type=_OUT_FILE, required=True, help="Output GeoJSON (candidate points).")
 def candidates(
     blobs_path: Path, patches_path: Path, patch_threshold: float | None, preset: str | None, output: Path
@@ -114,6 +149,7 @@ def candidates(
     """
     from plastics_core.method import candidates as sites
     from plastics_core.storage import inputs, outputs
+
     refuse_overwriting_inputs(output, blobs_path, patches_path)
     threshold = resolve_blob_params(preset, patch_threshold=patch_threshold).patch_threshold
     points = inputs.read_points(blobs_path)  # validated: one-line ParameterError on bad input
@@ -121,10 +157,12 @@ def candidates(
     found = sites.select_candidates(points, patches, threshold)
     outputs.write_geojson(found, output)
     names = ", ".join(str(n) for n in found["name"]) if len(found) else "-"
-    echo_kv([
-        ("blobs", f"{len(points)} points ({blobs_path})"),
-        ("patches", f"{len(patches)} polygons ({patches_path})"),
-        ("patch_threshold", threshold),
-        ("candidates", f"{len(found)}: {names}"),
-        ("output", output),
-    ])
+    echo_kv(
+        [
+            ("blobs", f"{len(points)} points ({blobs_path})"),
+            ("patches", f"{len(patches)} polygons ({patches_path})"),
+            ("patch_threshold", threshold),
+            ("candidates", f"{len(found)}: {names}"),
+            ("output", output),
+        ]
+    )

@@ -43,10 +43,40 @@ REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 BAND_NAMES = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
-MEAN = np.array([1367.8407, 1104.4116, 1026.8099, 856.1295, 1072.1476, 1880.3287,
-                 2288.875, 2104.5999, 2508.7764, 305.3795, 1686.0194, 946.1319], np.float32)
-STD = np.array([249.14418, 317.69983, 340.8048, 467.8019, 390.11594, 529.972,
-                699.90826, 680.56006, 798.34937, 108.10846, 651.8683, 568.5347], np.float32)
+MEAN = np.array(
+    [
+        1367.8407,
+        1104.4116,
+        1026.8099,
+        856.1295,
+        1072.1476,
+        1880.3287,
+        2288.875,
+        2104.5999,
+        2508.7764,
+        305.3795,
+        1686.0194,
+        946.1319,
+    ],
+    np.float32,
+)
+STD = np.array(
+    [
+        249.14418,
+        317.69983,
+        340.8048,
+        467.8019,
+        390.11594,
+        529.972,
+        699.90826,
+        680.56006,
+        798.34937,
+        108.10846,
+        651.8683,
+        568.5347,
+    ],
+    np.float32,
+)
 PIXEL_MODEL = "spectrogram_v0.0.11_2021-07-13.h5"
 ENSEMBLE = "v0.0.11_ensemble-8-25-21"
 PATCH_MODEL = "v1.1.0_4-23-21_patch_classifier_45px_patch.h5"
@@ -63,8 +93,9 @@ def background(shared: Path, seeds: int = 4, size: int = 256) -> np.ndarray:
     scenes use, seams included) for a few seeds."""
     from plastics_core.synthetic.background import background as synth_background
 
-    return np.stack([np.transpose(synth_background((size, size), s, shared).min(axis=0), (1, 2, 0))
-                     for s in range(seeds)])
+    return np.stack(
+        [np.transpose(synth_background((size, size), s, shared).min(axis=0), (1, 2, 0)) for s in range(seeds)]
+    )
 
 
 def _orient(img: np.ndarray, k: int) -> np.ndarray:
@@ -91,7 +122,7 @@ def tpa_shapes(shared: Path) -> list[np.ndarray]:
         transform = Affine(10.0, 0.0, ux - 50.0, 0.0, -10.0, uy + 50.0)
         cov = site_coverage([PlantedSite("tpa", geom)], "EPSG:32750", transform, (WIN, WIN))[0]
         rr, cc = np.nonzero(cov)
-        out.append(cov[rr.min():rr.max() + 1, cc.min():cc.max() + 1])
+        out.append(cov[rr.min() : rr.max() + 1, cc.min() : cc.max() + 1])
     return out
 
 
@@ -108,7 +139,7 @@ def site_masks(rng: np.random.Generator, n: int, tpa: list[np.ndarray]) -> np.nd
             shp = tpa[int(rng.integers(0, len(tpa)))]  # as planted: real orientation
             oy, ox = (np.array([WIN, WIN]) - shp.shape) // 2 + rng.integers(-6, 7, 2)
             oy, ox = int(np.clip(oy, 0, WIN - shp.shape[0])), int(np.clip(ox, 0, WIN - shp.shape[1]))
-            out[i, oy:oy + shp.shape[0], ox:ox + shp.shape[1]] = shp
+            out[i, oy : oy + shp.shape[0], ox : ox + shp.shape[1]] = shp
             i += 1
             continue
         m = np.zeros((WIN, WIN), bool)
@@ -127,8 +158,17 @@ def site_masks(rng: np.random.Generator, n: int, tpa: list[np.ndarray]) -> np.nd
     return out
 
 
-def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_target: float,
-           candidates: int = 16, min_steps: int = 300, log_every: int = 50) -> dict:
+def derive(
+    shared: Path,
+    n: int,
+    steps: int,
+    seed: int,
+    target: float,
+    patch_target: float,
+    candidates: int = 16,
+    min_steps: int = 300,
+    log_every: int = 50,
+) -> dict:
     """Optimise ``candidates`` spectra jointly; return the ``n`` with the best patch score."""
     import keras
     import tensorflow as tf
@@ -195,8 +235,12 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
         masks = site_masks(rng, n * n_patch, tpa).reshape(n, n_patch, WIN, WIN)
         oy, ox = rng.integers(0, h - WIN, n * n_patch), rng.integers(0, w - WIN, n * n_patch)
         ks, flips = rng.integers(0, nb, n * n_patch), rng.integers(0, 8, n * n_patch)
-        bgs = np.stack([_orient(bg[k, a:a + WIN, b:b + WIN], f)
-                        for k, a, b, f in zip(ks, oy, ox, flips, strict=True)])
+        bgs = np.stack(
+            [
+                _orient(bg[k, a : a + WIN, b : b + WIN], f)
+                for k, a, b, f in zip(ks, oy, ox, flips, strict=True)
+            ]
+        )
         bgs = bgs.reshape(n, n_patch, WIN, WIN, 12)
         tex = rng.normal(1.0, 0.03, (n, n_patch, WIN, WIN, 12)).astype(np.float32)
         return noise, masks, bgs, tex
@@ -205,8 +249,8 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
     tpa_windows = np.zeros((len(tpa), WIN, WIN), np.float32)  # each outline centred
     for j, shp in enumerate(tpa):
         oy, ox = (WIN - shp.shape[0]) // 2, (WIN - shp.shape[1]) // 2
-        tpa_windows[j, oy:oy + shp.shape[0], ox:ox + shp.shape[1]] = shp
-    tpa_bgs = bg[:, 100:100 + WIN, 100:100 + WIN]  # (nb, 45, 45, 12)
+        tpa_windows[j, oy : oy + shp.shape[0], ox : ox + shp.shape[1]] = shp
+    tpa_bgs = bg[:, 100 : 100 + WIN, 100 : 100 + WIN]  # (nb, 45, 45, 12)
 
     def tpa_scores(sig0: np.ndarray) -> np.ndarray:
         """(n,) mean patch score over the 10 TPA outlines x the background bank."""
@@ -227,8 +271,11 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
             pscore = patch(pw, training=False).numpy()[:, 1].reshape(n, n_patch).mean(1)
             if log_every and i % log_every == 0:
                 top = np.sort(pscore)[::-1][:n_keep]
-                print(f"step {i}: loss {float(lp):.3f}/{float(lq):.3f} min pixel "
-                      f"{pix_scores.min():.3f} top-{n_keep} patch {np.round(top, 2)}", flush=True)
+                print(
+                    f"step {i}: loss {float(lp):.3f}/{float(lq):.3f} min pixel "
+                    f"{pix_scores.min():.3f} top-{n_keep} patch {np.round(top, 2)}",
+                    flush=True,
+                )
             pix_ok = pix_scores.min(axis=0) > target
             ok = pix_ok & (pscore > patch_target)
             if ok.sum() >= n_keep and i >= min_steps:
@@ -239,8 +286,8 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
     keep = order[:n_keep].tolist()  # sig0 = best on the real TPA outlines
     return {
         "description": "Synthetic plastic-waste pixel spectrograms derived from the GPW models "
-                       "(tests/data/signatures/derive.py). t0/t1: 12-band L1C DN at the first and "
-                       "partner composite. Not real spectra: they are what the models call waste.",
+        "(tests/data/signatures/derive.py). t0/t1: 12-band L1C DN at the first and "
+        "partner composite. Not real spectra: they are what the models call waste.",
         "band_names": BAND_NAMES,
         "seed": seed,
         "candidates": n,
@@ -264,8 +311,9 @@ def derive(shared: Path, n: int, steps: int, seed: int, target: float, patch_tar
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--shared", type=Path,
-                    default=Path(os.environ.get("PLASTICS_SHARED", REPO.parent / "shared")))
+    ap.add_argument(
+        "--shared", type=Path, default=Path(os.environ.get("PLASTICS_SHARED", REPO.parent / "shared"))
+    )
     ap.add_argument("-n", type=int, default=8, help="number of signatures")
     ap.add_argument("--candidates", type=int, default=24, help="spectra optimised jointly")
     ap.add_argument("--steps", type=int, default=1500)
@@ -278,8 +326,10 @@ def main() -> None:
     res = derive(a.shared, a.n, a.steps, a.seed, a.target, a.patch_target, a.candidates, a.min_steps)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {a.out}: {len(res['signatures'])} signatures after {res['steps']} steps "
-          f"({time.time() - t0:.0f} s)")
+    print(
+        f"wrote {a.out}: {len(res['signatures'])} signatures after {res['steps']} steps "
+        f"({time.time() - t0:.0f} s)"
+    )
 
 
 if __name__ == "__main__":
