@@ -9,7 +9,9 @@ Each failure is one :class:`~plastics_core.errors.PlasticsError` line naming the
   rather than in ``enriched_sites`` after every tile was computed;
 - every model file of the run, the ensemble's members included: present and sha256-verified;
 - the output store: a probe object written and deleted (an unwritable or read-only store, or an
-  unreachable S3 endpoint, is found here rather than after a tile was computed).
+  unreachable S3 endpoint, is found here rather than after a tile was computed);
+- the site database ``published_sites`` writes to: a PostgreSQL server is connected to once
+  (unreachable, or credentials refused: one line without the password, before any tile).
 
 Every network endpoint the run will use (the S3 endpoint of the store and of the model store, an
 ``https`` model store, the STAC catalog) is first probed with one TCP connection of at most
@@ -29,6 +31,7 @@ import uuid
 from typing import Any
 
 from plastics_core.errors import ImageryError, ModelError, PlasticsError
+from plastics_core.sitedb.engine import check_reachable
 from plastics_dagster.config import DetectionParams
 from plastics_dagster.resources import (
     GeocoderResource,
@@ -36,6 +39,7 @@ from plastics_dagster.resources import (
     ModelStoreResource,
     StoreResource,
 )
+from plastics_dagster.sitedb_resource import SiteDatabase
 
 PROBE_PREFIX = ".plastics-probe-"
 #: seconds one TCP connection of the endpoint probe may take
@@ -173,9 +177,10 @@ def preflight(
     models: ModelStoreResource,
     store: StoreResource,
     geocoder: GeocoderResource | None = None,
+    database: SiteDatabase | None = None,
 ) -> dict[str, str]:
     """Every check of the module docstring, cheapest first; returns the verified model checksums.
-    ``geocoder``: None = the environment's (``GeocoderResource()``)."""
+    ``geocoder``, ``database``: None = the environment's (``GeocoderResource()``, ``SiteDatabase()``)."""
     from plastics_core.imagery.base import CheckableSource
 
     params.core()
@@ -186,4 +191,5 @@ def preflight(
     check_endpoints(params, imagery, models)
     checksums = check_models(params, models)
     check_store(store)
+    check_reachable((database or SiteDatabase()).resolved_url(store.resolved()))
     return checksums

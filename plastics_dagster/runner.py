@@ -137,6 +137,7 @@ def materialize_partition(
         (resources or {}).get("models") or ModelStoreResource(),
         store_res,
         (resources or {}).get("geocoder"),
+        (resources or {}).get("database"),
     )  # before Dagster
     inst = _instance(instance)
     ensure_roi(inst, store_res.path(), roi)

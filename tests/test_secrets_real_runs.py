@@ -34,7 +34,8 @@ pytestmark = pytest.mark.slow
 PASSWORD, TOKEN = "PwCanary7f3a91", "TkCanary2be8c4"
 AWS_KEY, AWS_SECRET = "AkidCanary55d0e1", "SecretCanary9c4b22"
 MODEL_TOKEN = "ModelCanary31aa07"
-CANARIES = (PASSWORD, TOKEN, AWS_KEY, AWS_SECRET, MODEL_TOKEN)
+DB_PASSWORD = "DbCanary5e0c2d"
+CANARIES = (PASSWORD, TOKEN, AWS_KEY, AWS_SECRET, MODEL_TOKEN, DB_PASSWORD)
 
 
 class _Refusing(BaseHTTPRequestHandler):
@@ -188,6 +189,26 @@ def test_s3_endpoint_credentials_never_shown(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "127.0.0.1:1" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert _leaks(tmp_path, proc) == {}
+
+
+def test_database_password_never_shown(tmp_path: Path) -> None:
+    """An unreachable site database (closed port) is found before any tile: one line, no password."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://plastics:{DB_PASSWORD}@127.0.0.1:{port}/sites?sslmode=disable"
+    proc = _plastics(
+        tmp_path,
+        ["--roi", "test_patch", "--window", "2021-01-01", "--imagery", "synthetic"],
+        _env(tmp_path, PLASTICS_DATABASE_URL=url),
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "site database" in lines[0] and f"127.0.0.1:{port}" in lines[0], proc.stderr
+    assert not list((tmp_path / "store").glob("descartes_run/**/*.tif"))  # found before any tile
     assert _leaks(tmp_path, proc) == {}
 
 

@@ -162,6 +162,26 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def check_reachable(url: str) -> None:
+    """Connect once to a server database (PostgreSQL; at most :data:`CONNECT_TIMEOUT_S` seconds)
+    and run ``SELECT 1``; :class:`SiteDatabaseError` in one line, password removed, when the URL is
+    unusable, the server unreachable or the credentials refused. A SQLite file needs no server:
+    only its URL is checked."""
+    engine = create_database_engine(url)
+    try:
+        if engine.dialect.name == "sqlite":
+            return
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as err:
+        raise SiteDatabaseError(
+            f"site database {shown_url(url)} is unreachable ({describe(err, url)}): start it or "
+            "correct PLASTICS_DATABASE_URL (or the database resource's url)"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 def open_database(url: str, *, upgrade: bool = True) -> Engine:
     """An Engine on the site database at ``url``, its schema upgraded to the latest revision.
 

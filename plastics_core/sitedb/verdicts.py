@@ -425,15 +425,27 @@ def verdicts_csv(records: Sequence[VerdictRecord]) -> str:
 
 def attach_verdicts(engine: Engine, sites: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``sites`` (dicts with ``roi``, ``site_id`` and ``site_ids``, as the site queries return them),
-    each given ``verdict``: its latest verdict (``confirm`` | ``reject`` | ``unsure``) or None."""
+    each given ``verdict``: its latest verdict (``confirm`` | ``reject`` | ``unsure``) or None.
+
+    One query for the whole page: the verdicts of these ROIs given to any of these sites' ids."""
     from types import SimpleNamespace
 
+    if not sites:
+        return sites
+    ids = [_ids(SimpleNamespace(site_id=s["site_id"], site_ids=s.get("site_ids"))) for s in sites]
+    rois = sorted({str(s["roi"]) for s in sites})
+    wanted = sorted({i for site_ids in ids for i in site_ids})
+    latest: dict[tuple[str, str], VerdictRecord] = {}
     with engine.connect() as conn:
-        latest = {roi: latest_verdicts(conn, roi) for roi in {str(s["roi"]) for s in sites}}
-    for site in sites:
-        ids = _ids(SimpleNamespace(site_id=site["site_id"], site_ids=site.get("site_ids")))
-        rec = verdict_for(ids, latest[str(site["roi"])])
-        site["verdict"] = rec.verdict if rec else None
+        query = select(_VERDICTS).where(Verdict.roi.in_(rois), Verdict.site_id.in_(wanted))
+        for row in conn.execute(query.order_by(Verdict.id)):
+            rec = _record(row)
+            latest[(rec.roi, rec.site_id)] = rec  # ordered by id: the last one wins
+    for site, site_ids in zip(sites, ids, strict=True):
+        roi = str(site["roi"])
+        per_id = {i: latest[(roi, i)] for i in site_ids if (roi, i) in latest}
+        found = verdict_for(site_ids, per_id)
+        site["verdict"] = found.verdict if found else None
     return sites
 
 
