@@ -86,10 +86,16 @@ def _materialize_preview(store: str) -> Any:
     from plastics_dagster.config import DetectionParams
     from plastics_dagster.registry import store_roi
     from plastics_dagster.resources import ImagerySourceResource, StoreResource
+    from plastics_dagster.sitedb_resource import SiteDatabase
 
     store_res = StoreResource(location=store)
     store_roi(store_res.path(), ROI, d.roi())
-    resources = {"params": DetectionParams(), "imagery": ImagerySourceResource(), "store": store_res}
+    resources = {
+        "params": DetectionParams(),
+        "imagery": ImagerySourceResource(),
+        "store": store_res,
+        "database": SiteDatabase(),  # no database yet: every site unreviewed, none created
+    }
     with build_asset_context(partition_key=partition_key(ROI, WINDOW), resources=resources) as ctx:
         return preview(
             ctx,
