@@ -28,6 +28,7 @@ SECTIONS: dict[str, str] = {
     "ensemble": "bench.pixel:run_ensemble",
     "patch": "bench.patch:run",
     "heatmap": "bench.pixel:run_heatmap",
+    "forward": "bench.forward:run",
     "composite": "bench.composite:run",
     "blobs": "bench.blobs:run",
     "endtoend": "bench.endtoend:run",

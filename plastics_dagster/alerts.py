@@ -32,7 +32,7 @@ from pydantic import Field
 from plastics_core.alerts import AlertError, AlertSite, build_message, send_alert
 from plastics_core.errors import PlasticsError
 from plastics_core.sitedb.verdicts import DEFAULT_MARGIN, alert_sites
-from plastics_dagster.resources import StoreResource, setting
+from plastics_dagster.resources import StoreResource, env_setting
 from plastics_dagster.sitedb_resource import SiteDatabase
 
 PUBLISHED_ASSET = AssetKey("published_sites")
@@ -68,12 +68,12 @@ class AlertWebhookResource(ConfigurableResource):  # type: ignore[type-arg]
     )
 
     def resolved_webhook(self) -> str | None:
-        return setting(self.webhook_url, "PLASTICS_ALERT_WEBHOOK")
+        return self.webhook_url or env_setting("PLASTICS_ALERT_WEBHOOK") or None
 
     def review_page(self, roi: str) -> str:
         from urllib.parse import quote, urlsplit, urlunsplit
 
-        parts = urlsplit(setting(self.review_url, "PLASTICS_REVIEW_URL") or DEFAULT_REVIEW_URL)
+        parts = urlsplit(self.review_url or env_setting("PLASTICS_REVIEW_URL", DEFAULT_REVIEW_URL))
         host = parts.hostname or ""
         netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
         base = urlunsplit(

@@ -14,8 +14,9 @@ the process that launches the run; ``deploy/celery/celery.yaml`` holds the same 
     dagster-celery worker start -A dagster_celery.app -y deploy/celery/celery.yaml -q dagster -n plastics-dagster
     dagster-celery worker start -A dagster_celery.app -y deploy/celery/celery.yaml -q gpu -n plastics-gpu
 
-Launch a run: :func:`launch` (``dagster.execute_job`` of the code location's ``detect_job_celery``),
-or from the UI / ``dagster job launch -j detect_job_celery``.
+The code location of this deployment is :mod:`plastics_dagster.definitions_celery` (its
+``detect_job`` runs on dagster-celery). Launch a run: :func:`launch` (``dagster.execute_job`` of
+that ``detect_job``), or from the UI / ``dagster job launch -m plastics_dagster.definitions_celery -j detect_job``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from dagster import DagsterInstance, JobDefinition, execute_job, reconstructable
 
-from plastics_dagster.jobs import APP_CONFIG, CELERY_JOB_NAME
+from plastics_dagster.jobs import APP_CONFIG, DETECT_JOB_NAME
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_BACKEND = "redis://127.0.0.1:6379/1"
@@ -43,11 +44,11 @@ def celery_config(broker: str | None = None, backend: str | None = None) -> dict
 
 
 def celery_detect_job() -> JobDefinition:
-    """The code location's resolved celery job (a module-level function: ``reconstructable`` points
-    workers at it)."""
-    from plastics_dagster.definitions import defs
+    """The Celery deployment's resolved ``detect_job`` (a module-level function: ``reconstructable``
+    points workers at it)."""
+    from plastics_dagster.definitions_celery import defs
 
-    return defs.resolve_job_def(CELERY_JOB_NAME)
+    return defs.resolve_job_def(DETECT_JOB_NAME)
 
 
 def launch(
@@ -56,7 +57,8 @@ def launch(
     run_config: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
 ) -> Any:
-    """Execute one (roi, window) partition of the celery job; blocks until the run ends.
+    """Execute one (roi, window) partition of the Celery deployment's ``detect_job``; blocks until
+    the run ends.
 
     ``instance`` must be persistent (``DagsterInstance.get()`` with DAGSTER_HOME shared with the
     workers). Returns the :class:`dagster.JobExecutionResult` (``raise_on_error=False``)."""

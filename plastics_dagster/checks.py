@@ -5,16 +5,37 @@ asset in the same run. The pure predicates (``*_problems``) are reused by tests.
 """
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
-from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, AssetIn, asset_check
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetIn,
+    PreviewWarning,
+    asset_check,
+)
 
 from plastics_dagster.partitions import detect_partitions
 
-# partitioned asset checks are a dagster "preview" feature; the warning is noise for users
-warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
+
+def partitioned_asset_check(**kwargs: Any) -> Callable[[Callable[..., Any]], AssetChecksDefinition]:
+    """``dagster.asset_check(**kwargs)`` (with a ``partitions_def``), defined with Dagster's preview
+    notice for partitioned asset checks silenced for that definition only (the notice would
+    otherwise print in every process that loads the definitions; no global warning filter)."""
+
+    def decorate(fn: Callable[..., Any]) -> AssetChecksDefinition:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*partitions_def on an AssetCheckSpec.*", category=PreviewWarning
+            )
+            return asset_check(**kwargs)(fn)
+
+    return decorate
+
 
 SCORE_COLUMNS = ("score", "mean", "median", "min", "max", "patch_mean")
 
@@ -68,7 +89,7 @@ def _result(problems: list[str], n: int) -> AssetCheckResult:
 
 
 def _vector_checks(asset_name: str, scores: bool) -> list[AssetChecksDefinition]:
-    @asset_check(
+    @partitioned_asset_check(
         asset=asset_name,
         name="valid_geometries",
         partitions_def=detect_partitions,
@@ -77,7 +98,7 @@ def _vector_checks(asset_name: str, scores: bool) -> list[AssetChecksDefinition]
     def valid_geometries(gdf: gpd.GeoDataFrame) -> AssetCheckResult:
         return _result(geometry_problems(gdf), len(gdf))
 
-    @asset_check(
+    @partitioned_asset_check(
         asset=asset_name,
         name="epsg_4326",
         partitions_def=detect_partitions,
@@ -89,7 +110,7 @@ def _vector_checks(asset_name: str, scores: bool) -> list[AssetChecksDefinition]
     checks = [valid_geometries, epsg_4326]
     if scores:
 
-        @asset_check(
+        @partitioned_asset_check(
             asset=asset_name,
             name="scores_in_unit_interval",
             partitions_def=detect_partitions,
@@ -102,7 +123,7 @@ def _vector_checks(asset_name: str, scores: bool) -> list[AssetChecksDefinition]
     return checks
 
 
-@asset_check(
+@partitioned_asset_check(
     asset="candidates",
     additional_ins={"blobs": AssetIn("blobs")},
     partitions_def=detect_partitions,

@@ -28,25 +28,26 @@ Graph (inside the asset ``descartes_run``)::
   ``local`` does nothing here; ``earthone`` creates one EarthOne compute Function and submits one
   job per planned tile without a summary file (one bulk call); ``infer_tile`` then waits for its
   tile's job instead of computing the tile itself. The job writes the same files.
-- ``collect_tiles``: builds the JSON manifest from the tile summaries (``backend``: ``local`` or
-  ``earthone`` with the Function and job ids; ``executor``: ``in-process``, ``multiprocess``, ``celery``, ``k8s``); the IO manager writes the
-  manifest only (the tile files are already in place) and reads the tiles back for downstream.
+- ``collect_tiles``: builds the JSON manifest from the tile summaries with
+  :func:`plastics_core.execution.manifest.pair_manifest` (the one manifest schema; ``backend``:
+  ``local`` or ``earthone`` with the Function and job ids; ``executor``: ``in-process``,
+  ``multiprocess``, ``celery``, ``k8s``); the IO manager writes the manifest only (the tile files
+  are already in place) and reads the tiles back for downstream.
 
 Step outputs (tile keys, submissions, tile summaries) go through Dagster's own pickling IO
 managers (:mod:`plastics_dagster.step_io`) to ``<steps>/<run_id>/<step>/<output>[/<mapping key>]``
-where ``<steps>`` is ``$PLASTICS_STEP_STORE`` (folder or ``s3://``), ``<store>/_steps`` in
-``detect_job_k8s`` runs (pods share no disk), or else the Dagster instance's storage folder
-(``$DAGSTER_HOME/storage``, shared by the processes and celery workers of one machine). A
+where ``<steps>`` is the ``plastics_step_io_manager`` resource's location (folder or ``s3://``;
+``$PLASTICS_STEP_STORE`` in the Kubernetes deployment, whose pods share no disk), or else the Dagster
+instance's storage folder (``$DAGSTER_HOME/storage``, shared by the processes and celery workers of
+one machine). A
 re-execution from failure reads the parent run's step outputs from there. The manifest goes
 through the ``descartes_run`` IO manager (:data:`plastics_dagster.io_manager.DESCARTES_RUN_IO`).
 """
 
 import time
-import warnings
 from typing import Any
 
 from dagster import (
-    BetaWarning,
     DynamicOut,
     DynamicOutput,
     In,
@@ -58,6 +59,8 @@ from dagster import (
     op,
 )
 
+from plastics_core.execution.manifest import RunRecord, pair_manifest
+from plastics_core.params import DetectParams
 from plastics_core.storage.corrupt import load_json
 from plastics_core.storage.folders import DescartesRun
 from plastics_core.storage.store import TILE_SUMMARY_EXT as TILE_SUMMARY_EXT
@@ -73,7 +76,7 @@ from plastics_dagster.resources import (
     ModelStoreResource,
     StoreResource,
 )
-from plastics_dagster.step_io import STEP_IO_MANAGER_KEY, step_io_manager
+from plastics_dagster.step_io import STEP_IO_MANAGER_KEY
 from plastics_dagster.tile_steps import GPU_POOL, INFER_TILE_TAGS, complete_summaries, mapping_key
 from plastics_dagster.workers import worker_identity
 
@@ -87,7 +90,35 @@ def _partition(context: OpExecutionContext) -> tuple[str, str]:
 def _run_hash(
     context: OpExecutionContext, params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource
 ) -> str:
-    return params.run_hash(imagery.source_name(), store.roi_hash(_partition(context)[0]))
+    """The run hash of the partition's ROI, computed once per run (:meth:`DetectionParams.run_hash_for`)."""
+    return params.run_hash_for(_partition(context)[0], imagery, store)
+
+
+def run_record(
+    context: OpExecutionContext | Any,
+    params: DetectionParams,
+    imagery: ImagerySourceResource,
+    models: ModelStoreResource,
+    store: StoreResource,
+    backend: str,
+    earthone: dict[str, Any] | None = None,
+) -> RunRecord:
+    """What the partition's pair manifests record about this run
+    (:class:`plastics_core.execution.manifest.RunRecord`): ROI, run hash, parameters, imagery
+    source, the pixel and patch models' sha256 (resolved and verified in the model store),
+    ``backend`` and this run's executor."""
+    p = params.core()
+    model_store = models.get_store()
+    return RunRecord(
+        run_hash=_run_hash(context, params, imagery, store),
+        roi=_partition(context)[0],
+        params=p,
+        imagery_source=imagery.source_name(),
+        models={name: model_store.resolve(name).sha256 for name in (p.model, p.patch_model)},
+        backend=backend,
+        executor=executor_name(context),
+        earthone=earthone or {},
+    )
 
 
 def executor_name(context: OpExecutionContext | Any) -> str:
@@ -96,7 +127,7 @@ def executor_name(context: OpExecutionContext | Any) -> str:
     return "in-process" if executor in ("in_process", "execute_in_process_executor") else executor
 
 
-def planned_tiles(params: DetectionParams, store: StoreResource, roi: str) -> list[str]:
+def planned_tiles(params: DetectParams, store: StoreResource, roi: str) -> list[str]:
     """The sorted DLTile keys of a registered ROI (``tilesize``/``pad`` from the params)."""
     from plastics_core.geo.tiles import plan_tiles as plan
 
@@ -126,10 +157,9 @@ def plan_tiles(
     preflight(params, imagery, models, store, geocoder)
     # a window inside the imagery lag (offered by the window dimension from the quarter boundary on):
     # refused here for every launcher (UI, automation, sensors, CLI), in one line naming the date
-    check_complete(
-        window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval
-    )
-    tiles = planned_tiles(params, store, roi)
+    p = params.core()
+    check_complete(window, mosaic_period=p.mosaic_period, spectrogram_interval=p.spectrogram_interval)
+    tiles = planned_tiles(p, store, roi)
     context.log.info(f"{roi} {window}: {len(tiles)} tiles")
     return [DynamicOutput(key, mapping_key=mapping_key(key)) for key in tiles]  # a list: errors raise in here
 
@@ -167,23 +197,22 @@ def submit_tiles(
 
     backend.check()
     roi, window = _partition(context)
-    try:
-        planned = planned_tiles(params, store, roi)  # once per run: infer_tile's progress counts against it
-    except RoiError:  # an unregistered ROI: plan_tiles fails the run with that one line (not two steps)
-        return {
-            "backend": backend.resolved_kind(),
-            "run_id": context.run_id,
-            "function_id": "",
-            "jobs": {},
-            "tiles": [],
-        }
     out: dict[str, Any] = {
         "backend": backend.resolved_kind(),
         "run_id": context.run_id,
         "function_id": "",
         "jobs": {},
-        "tiles": planned,
+        "tiles": [],
     }
+    # refused parameters or an unregistered ROI: plan_tiles fails the run with that one line (not two steps)
+    if params.refused():
+        return out
+    try:
+        # once per run: infer_tile's progress counts against it
+        planned = planned_tiles(params.core(), store, roi)
+    except RoiError:
+        return out
+    out["tiles"] = planned
     if backend.resolved_kind() != "earthone":
         return out
     folder = run_folder(store.path(), roi, window, _run_hash(context, params, imagery, store))
@@ -305,38 +334,20 @@ def collect_tiles(
     store: StoreResource,
     backend: BackendResource,
 ) -> Output[DescartesRun]:
-    from plastics_core.geo.periods import pair_periods, parse_day
-
     roi, window = _partition(context)
     folder = run_folder(store.path(), roi, window, _run_hash(context, params, imagery, store))
-    jobs = {str(t["key"]): str(t["job_id"]) for t in tiles if t.get("job_id")}
-    functions = sorted({str(t["function_id"]) for t in tiles if t.get("function_id")})
-    tiles = complete_summaries(tiles, planned_tiles(params, store, roi), folder)
-    model_store = models.get_store()
-    refs = {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)}
-    ran_on = executor_name(context)
-    periods = pair_periods(parse_day(window), params.mosaic_period, params.spectrogram_interval)
-    scene_ids = sorted({str(s) for t in tiles for s in t.get("scene_ids", [])})
-    manifest: dict[str, Any] = {
-        "run_hash": folder.name,
-        "roi": roi,
-        "window": window,
-        "periods": [p.label for p in periods],
-        "params": params.resolved(),
-        "tiles": [t["key"] for t in tiles],
-        "backend": backend.resolved_kind(),  # local | earthone (PLASTICS_BACKEND): where the tiles ran
-        "executor": ran_on,  # in-process | multiprocess | celery | k8s: the Dagster executor of the steps
-        "models": refs,
-        "imagery": {"source": imagery.source_name(), "scene_ids": scene_ids},
-        "timings": {
-            "total_s": round(sum(float(t.get("seconds", 0.0)) for t in tiles), 3),
-            "tiles_s": {t["key"]: t.get("seconds") for t in tiles},
-            "stages_s": {t["key"]: t.get("timings", {}) for t in tiles},
-        },
-        "empty_reasons": {t["key"]: t["empty_reason"] for t in tiles if t.get("empty_reason")},
+    stored = folder.with_name(folder.name + ".json")
+    if stored.exists():  # a corrupt stored manifest is named and moved aside, not overwritten unseen
+        load_json(stored)
+    # EarthOne jobs of this run (tiles skipped as already done have none)
+    earthone = {
+        "function_ids": sorted({str(t["function_id"]) for t in tiles if t.get("function_id")}),
+        "jobs": {str(t["key"]): str(t["job_id"]) for t in tiles if t.get("job_id")},
     }
-    if backend.resolved_kind() == "earthone":  # jobs of this run (tiles skipped as already done have none)
-        manifest["earthone"] = {"function_ids": functions, "jobs": jobs}
+    tiles = complete_summaries(tiles, planned_tiles(params.core(), store, roi), folder)
+    # backend: local | earthone (PLASTICS_BACKEND), where the tiles ran
+    record = run_record(context, params, imagery, models, store, backend.resolved_kind(), earthone)
+    manifest = pair_manifest(record, window, [str(t["key"]) for t in tiles], tiles)
     return versioned_output(
         DescartesRun(manifest), pair_metadata(manifest, tiles), manifest["run_hash"], window
     )
@@ -376,17 +387,14 @@ def _descartes_run() -> Any:
     return collect_tiles(summaries.collect())
 
 
-with warnings.catch_warnings():  # resource_defs on a graph asset is beta; it keeps the step IO manager local
-    warnings.simplefilter("ignore", BetaWarning)
-    descartes_run = graph_asset(
-        name="descartes_run",
-        partitions_def=detect_partitions,
-        group_name="detection",
-        code_version=CODE_VERSION,
-        kinds={"python", "tensorflow"},
-        resource_defs={STEP_IO_MANAGER_KEY: step_io_manager},
-        description="One spectrogram pair per quarter (window = the pair's first period), one infer_tile step per "
-        "tile (GPU op): per tile the pair's pixel scores and patch-score grid, and a JSON manifest (run hash, "
-        "params, periods, tiles, backend, models + sha256, imagery + scene ids, timings). Computed once per "
-        "quarter; every detection window covering the quarter reuses it.",
-    )(_descartes_run)
+descartes_run = graph_asset(
+    name="descartes_run",
+    partitions_def=detect_partitions,
+    group_name="detection",
+    code_version=CODE_VERSION,
+    kinds={"python", "tensorflow"},
+    description="One spectrogram pair per quarter (window = the pair's first period), one infer_tile step per "
+    "tile (GPU op): per tile the pair's pixel scores and patch-score grid, and a JSON manifest (run hash, "
+    "params, periods, tiles, backend, models + sha256, imagery + scene ids, timings). Computed once per "
+    "quarter; every detection window covering the quarter reuses it.",
+)(_descartes_run)

@@ -1,7 +1,9 @@
 """The IO managers of the assets: one small class per format, the same layout on local disk and on S3.
 
 Each asset names its format with ``io_manager_key`` (the ``*_IO`` constants below);
-:func:`io_managers` gives the resource dict that registers them. Every manager writes
+:func:`io_managers` gives the resource dict that registers them: one
+``dagster.ConfigurableIOManagerFactory`` per format (:class:`GeoJsonIO`, :class:`DescartesRunIO`,
+:class:`RasterFolderIO`) whose nested resources are the run's ``params``, ``imagery`` and ``store``. Every manager writes
 ``<store>/<asset>/<roi>/<window>/<run-hash><ext>`` (:func:`plastics_core.storage.layout.asset_path`;
 ``<store>`` = a folder, default ``./.plastics/store`` or ``$PLASTICS_STORE``, or
 ``s3://bucket/prefix``; ``<run-hash>`` from :mod:`plastics_dagster.config`)::
@@ -22,22 +24,19 @@ computed per partition (it covers the ROI's geometry). Readers take exactly the 
 (``descartes_run``) or a folder's ``tiles.json`` (``heatmaps``) lists, never every ``*.tif`` found.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import geopandas as gpd
 from dagster import (
+    ConfigurableIOManagerFactory,
     Failure,
     InitResourceContext,
     InputContext,
-    IOManager,
-    IOManagerDefinition,
     MetadataValue,
     OutputContext,
+    ResourceDependency,
     UPathIOManager,
-    io_manager,
 )
 from upath import UPath
 
@@ -54,6 +53,8 @@ from plastics_core.storage.folders import (
 )
 from plastics_core.storage.layout import GEOJSON_EXT, asset_path
 from plastics_core.storage.store import atomic_write, is_local
+from plastics_dagster.config import DetectionParams
+from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
 #: ``io_manager_key`` of each format (the resource keys :func:`io_managers` registers)
 GEOJSON_IO = "geojson_io_manager"
@@ -167,35 +168,51 @@ class RasterFolderIOManager(StoreIOManager):
         return read_raster_folder(path)
 
 
-def _store_io_manager(cls: type[StoreIOManager], what: str) -> IOManagerDefinition:
-    """The IO manager definition building ``cls`` from the ``params``, ``imagery`` and ``store``
-    resources when a run starts (run hashes from them)."""
+class StoreIOManagerFactory(ConfigurableIOManagerFactory):  # type: ignore[type-arg]
+    """Builds a :class:`StoreIOManager` subclass (:attr:`manager`) when a run starts, from the run's
+    ``params``, ``imagery`` and ``store`` resources (nested: pass the run's top-level resource
+    objects, :func:`io_managers` does). The imagery source is named when a step first needs a run
+    hash, not here: a setting missing or wrong fails that step with its one-line message instead of
+    every step's resource set-up."""
 
-    @io_manager(
-        required_resource_keys={"params", "imagery", "store"},
-        description=f"{what} at <store>/<asset>/<roi>/<window>/<run-hash>, local or S3, atomic writes.",
-    )
-    def make(init_context: InitResourceContext) -> IOManager:
-        res = init_context.resources
-        # the imagery source is named when a step first needs a run hash, not here: a setting missing
-        # or wrong fails that step with its one-line message instead of every step's resource set-up
-        return cls(
-            res.store.path(),
-            lambda roi: str(res.params.run_hash(res.imagery.source_name(), res.store.roi_hash(roi))),
-        )
+    params: ResourceDependency[DetectionParams]
+    imagery: ResourceDependency[ImagerySourceResource]
+    store: ResourceDependency[StoreResource]
 
-    return make
+    manager: ClassVar[type[StoreIOManager]]
+
+    def create_io_manager(self, context: InitResourceContext) -> StoreIOManager:
+        params, imagery, store = self.params, self.imagery, self.store
+        return self.manager(store.path(), lambda roi: params.run_hash_for(roi, imagery, store))
 
 
-geojson_io_manager = _store_io_manager(GeoJsonIOManager, "GeoDataFrames as GeoJSON")
-descartes_run_io_manager = _store_io_manager(DescartesRunIOManager, "descartes_run: manifest + per-tile COGs")
-raster_folder_io_manager = _store_io_manager(RasterFolderIOManager, "Raster lists as COG folder + mosaic.vrt")
+class GeoJsonIO(StoreIOManagerFactory):
+    """GeoDataFrames as GeoJSON at <store>/<asset>/<roi>/<window>/<run-hash>.geojson, local or S3, atomic writes."""
+
+    manager = GeoJsonIOManager
 
 
-def io_managers() -> dict[str, IOManagerDefinition]:
-    """Resource key -> IO manager, one per format (register them in the Definitions' resources)."""
+class DescartesRunIO(StoreIOManagerFactory):
+    """descartes_run (manifest + per-tile COGs) at <store>/descartes_run/<roi>/<window>/<run-hash>, local or S3."""
+
+    manager = DescartesRunIOManager
+
+
+class RasterFolderIO(StoreIOManagerFactory):
+    """Raster lists as a COG folder + mosaic.vrt at <store>/<asset>/<roi>/<window>/<run-hash>/, local or S3."""
+
+    manager = RasterFolderIOManager
+
+
+def io_managers(
+    params: DetectionParams, imagery: ImagerySourceResource, store: StoreResource
+) -> dict[str, StoreIOManagerFactory]:
+    """Resource key -> IO manager, one per format, on the run's ``params``, ``imagery`` and
+    ``store`` resources (the same objects as the Definitions' top-level resources of those keys;
+    register them in the Definitions' resources)."""
+    deps: dict[str, Any] = {"params": params, "imagery": imagery, "store": store}
     return {
-        GEOJSON_IO: geojson_io_manager,
-        DESCARTES_RUN_IO: descartes_run_io_manager,
-        RASTER_FOLDER_IO: raster_folder_io_manager,
+        GEOJSON_IO: GeoJsonIO(**deps),
+        DESCARTES_RUN_IO: DescartesRunIO(**deps),
+        RASTER_FOLDER_IO: RasterFolderIO(**deps),
     }

@@ -1,13 +1,22 @@
-"""Jobs of the code location, each with its executor fixed here (never chosen by the environment):
+"""Jobs of the code location: one detection job, its executor chosen by the deployment.
 
-- ``detect_job``: the whole detection graph for one (roi, window) partition, in one process
-  (``plastics run``, the UI, the sensors);
-- ``detect_job_celery``: the same selection on dagster-celery (``infer_tile`` -> queue ``gpu``,
-  everything else -> ``dagster``; see :mod:`plastics_dagster.celery_job`);
-- ``detect_job_k8s``: the same selection with ``dagster_k8s.k8s_job_executor`` (one pod per step;
-  ``infer_tile`` asks for a GPU through its ``dagster-k8s/config`` tag; step outputs go to
-  ``<store>/_steps``, see :mod:`plastics_dagster.step_io`);
-- ``registry_job``: one ROI's ``site_registry`` from all its windows.
+- ``detect_job``: the whole detection graph for one (roi, window) partition (``plastics run``, the
+  UI, the sensors). It names no executor: it runs on the executor of the code location's
+  ``Definitions``, which each deployment's entry module fixes (never the environment):
+
+  ========================================  =================================================
+  module (``workspace.yaml`` / Helm values)  executor
+  ========================================  =================================================
+  ``plastics_dagster.definitions``          in-process (default; ``dagster dev``, tests)
+  ``plastics_dagster.definitions_celery``   dagster-celery (``infer_tile`` -> queue ``gpu``,
+                                            everything else -> ``dagster``;
+                                            :mod:`plastics_dagster.celery_job`)
+  ``plastics_dagster.definitions_k8s``      ``dagster_k8s.k8s_job_executor`` (one pod per step;
+                                            ``infer_tile`` asks for a GPU through its
+                                            ``dagster-k8s/config`` tag)
+  ========================================  =================================================
+
+- ``registry_job``: one ROI's ``site_registry`` from all its windows (always in-process).
 """
 
 from __future__ import annotations
@@ -22,8 +31,7 @@ DETECT_SELECTION = AssetSelection.groups(*DETECT_GROUPS) | AssetSelection.assets
 #: the per-ROI ``site_registry`` (partitioned by roi only, merges every window) and its publication
 #: to the site database (``published_sites``)
 REGISTRY_SELECTION = AssetSelection.assets("site_registry", "published_sites")
-CELERY_JOB_NAME = "detect_job_celery"
-K8S_JOB_NAME = "detect_job_k8s"
+DETECT_JOB_NAME = "detect_job"
 #: Celery app settings: default queue ``dagster``, one task prefetched per worker process, acks
 #: after the task (a killed worker's step is redelivered).
 APP_CONFIG: dict[str, Any] = {
@@ -34,11 +42,12 @@ APP_CONFIG: dict[str, Any] = {
 
 
 def make_detect_job(
-    name: str = "detect_job",
-    executor_def: ExecutorDefinition = in_process_executor,
+    name: str = DETECT_JOB_NAME,
+    executor_def: ExecutorDefinition | None = None,
     selection: Any = DETECT_SELECTION,
 ) -> Any:
-    """The detection job over ``selection`` with ``executor_def``."""
+    """The detection job over ``selection``; ``executor_def`` None: the executor of the
+    ``Definitions`` that holds the job (the deployment's)."""
     return define_asset_job(
         name,
         selection=selection,  # partitioned like its assets (roi x window)
@@ -69,8 +78,6 @@ def k8s_executor_def() -> ExecutorDefinition:
 
 
 detect_job = make_detect_job()
-detect_job_celery = make_detect_job(CELERY_JOB_NAME, executor_def=celery_executor_def())
-detect_job_k8s = make_detect_job(K8S_JOB_NAME, executor_def=k8s_executor_def())
 registry_job = define_asset_job(
     "registry_job",
     selection=REGISTRY_SELECTION,  # partitioned by roi, as its asset

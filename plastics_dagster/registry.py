@@ -13,7 +13,6 @@ Registering the same geometry again is a no-op.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import tempfile
 from pathlib import Path
@@ -30,12 +29,14 @@ from plastics_core.storage.store import atomic_write
 from plastics_dagster.partitions import ROI_PARTITIONS_NAME
 
 DEFAULT_ROI = "test_patch"
-_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def shared_dir() -> Path:
-    """The shared data folder: $PLASTICS_SHARED (read now) or ``<repo>/../shared``."""
-    return Path(os.environ.get("PLASTICS_SHARED", _REPO_ROOT.parent / "shared")).resolve()
+    """The shared data folder, absolute: ``$PLASTICS_SHARED`` (read now) or ``../shared`` relative
+    to the working directory (:func:`plastics_core.synthetic.background.default_shared_dir`)."""
+    from plastics_core.synthetic.background import default_shared_dir
+
+    return default_shared_dir().resolve()
 
 
 def roi_key(store: UPath, name: str) -> UPath:

@@ -1,9 +1,21 @@
 """Dagster resources: imagery source, model store, geocoder, store — chosen by config or env vars.
 
-A field left at its empty default takes the environment variable below **at run time**, in the
-process that uses the resource (never when the definitions load, so the webserver, daemon, run
-workers and Celery workers all build the same definitions); a field set in run config (or to a
-``dagster.EnvVar``) wins. Variables (defaults in brackets):
+Every setting is a typed field with a documented default; the kinds are ``Literal`` fields, so the
+Launchpad refuses an unknown kind before a run starts. Where a field is left at its empty default,
+the resource reads the environment variable below through ``dagster.EnvVar(...).get_value`` **at
+run time**, in the process that uses the resource (never when the definitions load, so the
+webserver, daemon, run workers and Celery workers all build the same definitions); a field set in
+run config (or bound to a ``dagster.EnvVar``) wins.
+
+Why not bind every field to ``EnvVar("PLASTICS_...")`` in the Definitions: Dagster resolves an
+``EnvVar`` field when a run starts and fails the run when the variable is unset (an ``EnvVar`` has
+no default), and a ``Literal`` field cannot take an ``EnvVar`` at all (it is a string source), so
+the embedded defaults below (``./.plastics/store``, ``places``, ...) would stop working with no
+environment. Settings that every run of a deployment needs and that have no default are bound to
+``EnvVar`` by that deployment's Definitions instead (``PLASTICS_STEP_STORE`` in
+:mod:`plastics_dagster.definitions_k8s`; the Celery broker URLs in its executor config).
+
+Variables (defaults in brackets):
 
 =========================  ==========================================================================
 variable                   meaning
@@ -15,7 +27,9 @@ PLASTICS_IMAGERY           imagery source: ``synthetic`` | ``local`` | ``stac`` 
 PLASTICS_IMAGERY_PATH      folder of GeoTIFFs for ``local``; STAC API URL for ``stac`` (run time) [unset]
 PLASTICS_STAC_COLLECTION   STAC collection: ``sentinel-2-l1c`` or ``sentinel-2-l2a`` (L2A: a
                            distribution shift for the L1C-trained models) [sentinel-2-l1c]
-PLASTICS_MODEL_STORE       model folder, ``s3://`` or ``https://`` location [``../shared/models``]
+PLASTICS_SHARED            the shared data folder (GPW models, the default ROI ``test_patch``, TPA
+                           points), relative to the working directory [``../shared``]
+PLASTICS_MODEL_STORE       model folder, ``s3://`` or ``https://`` location [``$PLASTICS_SHARED/models``]
 PLASTICS_CACHE             cache root; remote models go to ``<it>/models`` [``~/.cache/plastics``]
 PLASTICS_GEOCODER          ``places`` | ``offline`` | ``nominatim`` | ``fixture`` [places]
 PLASTICS_GEOCODER_CACHE    on-disk cache folder for Nominatim answers [``.cache/geocode``]
@@ -23,11 +37,10 @@ PLASTICS_GEOCODER_FIXTURE  JSON file of canned answers for ``fixture`` [unset]
 PLASTICS_GEOCODER_EMAIL    contact in the Nominatim User-Agent [unset]
 PLASTICS_BACKEND           where tiles run: ``local`` | ``earthone`` (:mod:`plastics_dagster.backend`) [local]
 PLASTICS_ROI_DIR           folder or ``s3://`` prefix watched by ``roi_sensor`` [``./rois``]
-PLASTICS_DETECT_JOB        job the sensors launch: ``detect_job`` (in-process), ``detect_job_celery`` or
-                           ``detect_job_k8s`` (one pod per step) [detect_job]
-PLASTICS_CELERY_BROKER     Redis URL of the ``detect_job_celery`` broker (required by that job) [unset]
-PLASTICS_CELERY_BACKEND    Redis URL of its result backend (required by that job) [unset]
-PLASTICS_SHARED            the shared data folder (default ROI ``test_patch``) [``../shared``]
+PLASTICS_CELERY_BROKER     Redis URL of the Celery deployment's broker (required there) [unset]
+PLASTICS_CELERY_BACKEND    Redis URL of its result backend (required there) [unset]
+PLASTICS_STEP_STORE        where the Kubernetes deployment's step pods exchange step outputs
+                           (required there; :mod:`plastics_dagster.step_io`) [unset]
 AWS_ENDPOINT_URL           S3 API endpoint for ``s3://`` stores (e.g. a local S3 server)
 AWS_ACCESS_KEY_ID / ...    S3 credentials — environment only, never config or metadata
 EARTHONE_CLIENT_ID / ...   EarthOne credentials — environment only
@@ -36,11 +49,10 @@ EARTHONE_CLIENT_ID / ...   EarthOne credentials — environment only
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from plastics_core.errors import ParameterError
@@ -49,21 +61,37 @@ from plastics_core.imagery.factory import tpa_planted_sites as tpa_planted_sites
 from plastics_dagster.registry import load_roi
 from plastics_dagster.registry import shared_dir as shared_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 GEOCODER_KINDS = ("places", "offline", "nominatim", "fixture")
+#: an imagery kind, or '' for ``$PLASTICS_IMAGERY`` (read when a run uses the source)
+ImageryKind = Literal["", "synthetic", "local", "stac", "earthone"]
+#: a geocoder kind, or '' for ``$PLASTICS_GEOCODER`` (default ``places``)
+GeocoderKind = Literal["", "places", "offline", "nominatim", "fixture"]
+DEFAULT_STORE = "./.plastics/store"
+DEFAULT_ROI_DIR = "./rois"
+
+
+def imagery_kind(kind: str) -> ImageryKind:
+    """``kind`` as an :data:`ImageryKind` ('' stays ''); ImageryError (one line) when it is not one."""
+    from plastics_core.errors import ImageryError
+
+    if kind and kind not in IMAGERY_KINDS:
+        raise ImageryError(f"unknown imagery kind {kind!r}: use one of {', '.join(IMAGERY_KINDS)}")
+    return cast(ImageryKind, kind)
+
+
+def env_setting(var: str, default: str = "") -> str:
+    """``$var`` read now (at run time, through :class:`dagster.EnvVar`), or ``default``."""
+    return EnvVar(var).get_value(default) or default
 
 
 def default_store() -> str:
-    return os.environ.get("PLASTICS_STORE", "./.plastics/store")
+    """``$PLASTICS_STORE`` (read now) or ``./.plastics/store``."""
+    return env_setting("PLASTICS_STORE", DEFAULT_STORE)
 
 
 def default_model_store() -> str:
-    return os.environ.get("PLASTICS_MODEL_STORE", str(shared_dir() / "models"))
-
-
-def setting(value: str | None, var: str, default: str | None = None) -> str | None:
-    """``value`` when set, else ``$var`` read now (at run time), else ``default``."""
-    return value if value else os.environ.get(var) or default
+    """``$PLASTICS_MODEL_STORE`` (read now) or ``<shared>/models``."""
+    return env_setting("PLASTICS_MODEL_STORE", str(shared_dir() / "models"))
 
 
 #: the one line of a run without an imagery source: the two settings a UI user has (``plastics run``
@@ -90,7 +118,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
 class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
     """Which imagery source the run reads (``kind``) and where (``path``: folder or STAC URL)."""
 
-    kind: str = Field(
+    kind: ImageryKind = Field(
         default="",
         description="synthetic | local | stac | earthone; '' = $PLASTICS_IMAGERY, "
         "read when the run uses the source (unset: the run fails naming it)",
@@ -141,18 +169,16 @@ class ImagerySourceResource(ConfigurableResource):  # type: ignore[type-arg]
         """The source kind; ImageryError (one line) when it is not a known kind."""
         from plastics_core.errors import ImageryError
 
-        kind = str(setting(self.kind, "PLASTICS_IMAGERY", "") or "")
+        kind = imagery_kind(self.kind or env_setting("PLASTICS_IMAGERY"))
         if not kind:
             raise ImageryError(NO_IMAGERY)
-        if kind not in IMAGERY_KINDS:
-            raise ImageryError(f"unknown imagery kind {kind!r}: use one of {', '.join(IMAGERY_KINDS)}")
         return kind
 
     def resolved_path(self) -> str | None:
-        return setting(self.path, "PLASTICS_IMAGERY_PATH")
+        return self.path or env_setting("PLASTICS_IMAGERY_PATH") or None
 
     def resolved_collection(self) -> str:
-        return str(setting(self.collection, "PLASTICS_STAC_COLLECTION", "sentinel-2-l1c"))
+        return self.collection or env_setting("PLASTICS_STAC_COLLECTION", "sentinel-2-l1c")
 
     def source_name(self) -> str:
         """The name recorded in manifests and run hashes (no credentials, ever): one name per
@@ -250,7 +276,7 @@ class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
     """Reverse geocoder for enriched sites: ``places`` (nearest populated place, shipped data, no
     network), ``offline`` (no address at all), ``nominatim`` (online, OSM) or ``fixture``."""
 
-    kind: str = Field(
+    kind: GeocoderKind = Field(
         default="", description="places | offline | nominatim | fixture; '' = $PLASTICS_GEOCODER or places"
     )
     cache_dir: str | None = Field(
@@ -265,7 +291,7 @@ class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
     def get_geocoder(self) -> Any:
         from plastics_core.method import enrich
 
-        kind = setting(self.kind, "PLASTICS_GEOCODER", "places")
+        kind = self.kind or env_setting("PLASTICS_GEOCODER", "places")
         if kind == "places":
             from plastics_core.method.places import PlaceGeocoder
 
@@ -274,10 +300,10 @@ class GeocoderResource(ConfigurableResource):  # type: ignore[type-arg]
             return enrich.OfflineGeocoder()
         if kind == "nominatim":
             return enrich.NominatimGeocoder(
-                cache_dir=str(setting(self.cache_dir, "PLASTICS_GEOCODER_CACHE", ".cache/geocode"))
+                cache_dir=self.cache_dir or env_setting("PLASTICS_GEOCODER_CACHE", ".cache/geocode")
             )
         if kind == "fixture":
-            fixture = setting(self.fixture, "PLASTICS_GEOCODER_FIXTURE")
+            fixture = self.fixture or env_setting("PLASTICS_GEOCODER_FIXTURE")
             if not fixture:
                 raise ParameterError("geocoder 'fixture' needs a JSON file: set PLASTICS_GEOCODER_FIXTURE")
             return enrich.FixtureGeocoder(fixture)
@@ -310,7 +336,7 @@ class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
         """The watched ROI folder as a UPath."""
         from plastics_core.storage.store import store_path
 
-        return store_path(self.roi_dir or os.environ.get("PLASTICS_ROI_DIR", "./rois"))
+        return store_path(self.roi_dir or env_setting("PLASTICS_ROI_DIR", DEFAULT_ROI_DIR))
 
     def load_roi(self, name: str) -> Any:
         """ROI ``name``'s geometry (EPSG:4326): registered in the store, else from the watched folder."""
@@ -321,25 +347,3 @@ class StoreResource(ConfigurableResource):  # type: ignore[type-arg]
         from plastics_core.params import geometry_hash
 
         return geometry_hash(self.load_roi(name))
-
-
-DETECT_JOBS = ("detect_job", "detect_job_celery", "detect_job_k8s")
-
-
-class LaunchResource(ConfigurableResource):  # type: ignore[type-arg]
-    """Which detection job (hence executor) the sensors' run requests target."""
-
-    job: str = Field(
-        default="",
-        description="detect_job | detect_job_celery | detect_job_k8s; "
-        "'' = $PLASTICS_DETECT_JOB or detect_job",
-    )
-
-    def job_name(self) -> str:
-        """The job name; ParameterError (one line) when it is not one of :data:`DETECT_JOBS`."""
-        name = str(setting(self.job, "PLASTICS_DETECT_JOB", "detect_job"))
-        if name not in DETECT_JOBS:
-            raise ParameterError(
-                f"unknown detection job {name!r}: set PLASTICS_DETECT_JOB to one of {', '.join(DETECT_JOBS)}"
-            )
-        return name

@@ -11,7 +11,6 @@ The sites are those of the ROI's latest publication in the site database (``data
 """
 
 import math
-import warnings
 from typing import Any
 
 from dagster import (
@@ -21,17 +20,15 @@ from dagster import (
     AssetCheckSeverity,
     Config,
     MetadataValue,
-    asset_check,
 )
 from pydantic import Field
 
 from plastics_core.evaluation import RECALL_RADIUS_M, load_reference_sites, reference_recall
 from plastics_core.sitedb.verdicts import DEFAULT_MARGIN, precision_counts, review_queue, site_reviews
+from plastics_dagster.checks import partitioned_asset_check
 from plastics_dagster.partitions import roi_partitions
 from plastics_dagster.resources import StoreResource
 from plastics_dagster.sitedb_resource import SiteDatabase
-
-warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
 
 ASSET = "published_sites"
 
@@ -60,7 +57,7 @@ def _engine(database: SiteDatabase, store: StoreResource) -> Any:
     return database.open(store.resolved())
 
 
-@asset_check(
+@partitioned_asset_check(
     asset=ASSET,
     name="reference_recall",
     partitions_def=roi_partitions,
@@ -105,7 +102,7 @@ def reference_recall_check(
     )
 
 
-@asset_check(
+@partitioned_asset_check(
     asset=ASSET,
     name="verdict_precision",
     partitions_def=roi_partitions,
@@ -133,7 +130,7 @@ def verdict_precision_check(
     return AssetCheckResult(passed=True, metadata=meta)
 
 
-@asset_check(
+@partitioned_asset_check(
     asset=ASSET,
     name="unreviewed_sites",
     partitions_def=roi_partitions,

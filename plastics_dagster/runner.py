@@ -1,35 +1,47 @@
 """Materialize one partition of the graph in-process (used by ``plastics run`` and ``plastics demo``).
 
-:func:`materialize_partition` registers the ROI partition if needed (``test_patch`` from the
-shared data), materializes ``descartes_run`` for each quarter of the window's pairs that the
-store lacks (one pair per quarter, computed once and reused by later windows), then runs
-``detect_job`` (every other detection asset and its checks, in-process) for a complete
-``(roi, window)``, then ``registry_job`` for the ROI, and returns a JSON-safe summary
-(see :class:`RunSummary`).
+:func:`materialize_partition` launches what the UI launches for one ``(roi, window)``, as two
+requests:
+
+1. one ``detect_job`` run of the partition ``roi|window`` (the job's whole selection, as the UI's
+   *Materialize* of the job): ``descartes_run`` of the window's own quarter through the per-tile
+   fan-out, then the window's assets; the ``heatmaps`` step computes the quarters of the window
+   that the store lacks (each once, under a claim) and records each as a materialization of its
+   ``descartes_run`` partition, as in a UI run;
+2. one ``registry_job`` run of the partition ``roi`` (the ROI's ``site_registry``, partitioned by
+   ROI only, so a run of its own: what the UI's automation requests once the window exists).
+
+It registers the ROI partition if needed (``test_patch`` from the shared data) and returns a
+JSON-safe summary (see :class:`RunSummary`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import AssetKey, DagsterInstance, Definitions, EventLogEntry
 
 from plastics_core.errors import ImageryError, PlasticsError
+from plastics_core.params import DetectParams
 from plastics_dagster.config import DetectionParams, detection_params
 from plastics_dagster.partitions import check_complete, parse_window, partition_key
 from plastics_dagster.registry import ensure_roi
 from plastics_dagster.reliability import INTERRUPT_ERRORS
-from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource
+from plastics_dagster.resources import ImagerySourceResource, ModelStoreResource, StoreResource, imagery_kind
 
 
 @dataclass
 class RunSummary:
     """What one partition produced. ``candidates``: ``[{name, lon, lat, patch_mean}]``;
-    ``paths``: asset name -> output path (GeoJSON file, heatmap folder, manifest)."""
+    ``paths``: asset name -> output path (GeoJSON file, heatmap folder, manifest); ``pairs``: the
+    window's pair count; ``pairs_computed``: tile pairs computed by this request (tiles found in the
+    store are not counted); ``timings``: ``{"pairs_s": {quarter: seconds}}``, the tile compute time
+    of each quarter this request computed (oldest first)."""
 
     roi: str
     window: str
@@ -59,16 +71,9 @@ def pair_starts(window: str, params: DetectionParams) -> list[str]:
     return [
         d.isoformat()
         for d in window_pair_starts(
-            parse_day(window), params.pairs, params.mosaic_period, parse_day(WINDOW_START)
+            parse_day(window), params.core().pairs, params.core().mosaic_period, parse_day(WINDOW_START)
         )
     ]
-
-
-def missing_starts(store: Any, roi: str, starts: list[str], run_hash: str) -> list[str]:
-    """The starts whose pair is not in the store for this run hash."""
-    from plastics_core.method.window import missing_starts as missing
-
-    return missing(store, roi, starts, run_hash)
 
 
 def parse_imagery(spec: str | None) -> ImagerySourceResource:
@@ -79,7 +84,7 @@ def parse_imagery(spec: str | None) -> ImagerySourceResource:
         source = ImagerySourceResource()
     else:
         kind, _, path = spec.partition(":")
-        source = ImagerySourceResource(kind=kind, path=path or None)
+        source = ImagerySourceResource(kind=imagery_kind(kind), path=path or None)
     try:
         source.resolved_kind()
     except ImageryError:
@@ -101,7 +106,7 @@ def _instance(instance: DagsterInstance | None) -> DagsterInstance:
 def materialize_partition(
     roi: str,
     window: str,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | DetectParams | None = None,
     store: str | None = None,
     imagery: str | ImagerySourceResource | None = None,
     instance: DagsterInstance | None = None,
@@ -109,16 +114,22 @@ def materialize_partition(
     raise_on_error: bool = True,
     registry: bool = True,
     stop_requested: Callable[[], bool] | None = None,
+    on_event: Callable[[EventLogEntry], None] | None = None,
+    log_level: str = "DEBUG",
 ) -> RunSummary:
-    """Materialize the detection graph for one (roi, window).
+    """Materialize the detection graph for one (roi, window): one ``detect_job`` run of the
+    partition, then (``registry``) one ``registry_job`` run of the ROI (see the module doc).
 
-    ``overrides``: DetectionParams fields (e.g. ``{"preset": "high"}``); ``store``: folder or
+    ``overrides``: DetectionParams fields (e.g. ``{"preset": "high"}``) or the frozen
+    :class:`~plastics_core.params.DetectParams` a command line already validated; ``store``: folder or
     ``s3://`` URL (None = $PLASTICS_STORE); ``imagery``: see :func:`parse_imagery`; ``instance``:
     None = $DAGSTER_HOME instance if set, else ephemeral; ``registry``: also rebuild the ROI's
     ``site_registry`` from every stored window; ``stop_requested``: checked before each Dagster run
     (``plastics run`` passes its SIGTERM/SIGINT record): when true,
-    :class:`RunInterrupted` is raised instead of starting the next run. Raises PlasticsError on bad
-    input or a failed step.
+    :class:`RunInterrupted` is raised instead of starting the next run; ``on_event``: called with
+    every event log entry of both runs as the instance stores it (``plastics run``'s progress bar);
+    ``log_level``: the lowest level Dagster's console logger prints (``"CRITICAL"`` keeps stderr to
+    the progress bar). Raises PlasticsError on bad input or a failed step.
     """
     from plastics_dagster.definitions import default_resources
 
@@ -144,50 +155,68 @@ def materialize_partition(
     res = default_resources(params=params, imagery=src, store=store_res, **(resources or {}))
     tags = {"plastics/roi": roi, "plastics/window": window}
     defs = cli_definitions(res)
-    detect = defs.resolve_job_def("detect_job")
     starts = pair_starts(window, params)
-    run_hash = params.run_hash(src.source_name(), store_res.roi_hash(roi))
-    computed, timings = 0, {}
-    for start in missing_starts(store_res.path(), roi, starts, run_hash):
-        _stop_if_requested(stop_requested)
-        pair = detect.execute_in_process(
-            partition_key=partition_key(roi, start),
-            instance=inst,
-            asset_selection=[AssetKey("descartes_run")],
-            raise_on_error=False,
-            tags={**tags, "plastics/pair": start},
-        )
-        if not pair.success:
-            if raise_on_error:
-                raise_failure(pair)
-            return summarize(pair, roi, window, run_hash, store_res.resolved())
-        manifest = pair.output_for_node("descartes_run").manifest
-        timings[start] = manifest.get("timings", {}).get("total_s", 0.0)
-        for mat in pair.get_asset_materialization_events():
-            value = mat.materialization.metadata.get("pairs_computed")
-            computed += int(value.value) if value is not None else 0  # type: ignore[arg-type]
-    window_assets = window_asset_keys()
+    run_hash = params.run_hash_for(roi, src, store_res)
     _stop_if_requested(stop_requested)
-    result = detect.execute_in_process(
-        partition_key=partition_key(roi, window),
-        instance=inst,
-        asset_selection=window_assets,
-        raise_on_error=False,
-        tags=tags,
+    result = _execute(
+        defs.resolve_job_def("detect_job"), partition_key(roi, window), inst, tags, on_event, log_level
     )
     summary = summarize(result, roi, window, run_hash, store_res.resolved())
-    summary.pairs, summary.pairs_computed = len(starts), computed
-    summary.timings = {"pairs_s": timings}
+    summary.pairs = len(starts)
+    computed = quarters_computed(result)
+    summary.pairs_computed = sum(n for n, _ in computed.values())
+    summary.timings = {"pairs_s": {quarter: seconds for quarter, (_, seconds) in computed.items()}}
     if result.success and registry:
         _stop_if_requested(stop_requested)
-        reg = defs.resolve_job_def("registry_job").execute_in_process(
-            partition_key=roi, instance=inst, raise_on_error=False, tags=tags
-        )
+        reg = _execute(defs.resolve_job_def("registry_job"), roi, inst, tags, on_event, log_level)
         _collect_paths(reg, summary)
         result = reg if not reg.success else result
     if raise_on_error and not result.success:
         raise_failure(result)
     return summary
+
+
+def _execute(
+    job: Any,
+    key: Any,
+    instance: DagsterInstance,
+    tags: dict[str, str],
+    on_event: Callable[[EventLogEntry], None] | None,
+    log_level: str,
+) -> Any:
+    """One in-process run of ``job`` for partition ``key``; ``on_event`` receives each of its event
+    log entries as the instance stores it; the console logger prints from ``log_level`` up."""
+    run_id = str(uuid.uuid4())  # Dagster's run ids are UUID4 strings
+    if on_event is not None:
+        instance.add_event_listener(run_id, on_event)
+    return job.execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        partition_key=str(key),
+        instance=instance,
+        raise_on_error=False,
+        run_id=run_id,
+        tags=tags,
+    )
+
+
+def quarters_computed(result: Any) -> dict[str, tuple[int, float]]:
+    """``{quarter: (pairs computed, seconds)}`` for each ``descartes_run`` partition of the run whose
+    pair this run computed (at least one tile not found in the store), oldest first: the window's
+    own quarter (the fan-out steps) and those the window's ``heatmaps`` step computed (recorded as
+    their ``descartes_run`` materializations). ``seconds``: the tiles' compute time (s, summed)."""
+    from plastics_dagster.partitions import split_key
+
+    out: dict[str, tuple[int, float]] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        if mat.asset_key != AssetKey("descartes_run") or mat.partition is None:
+            continue
+        count = mat.metadata.get("pairs_computed")
+        seconds = mat.metadata.get("seconds")
+        n = int(count.value) if count is not None else 0
+        if n > 0:
+            out[split_key(mat.partition)[1]] = (n, float(seconds.value) if seconds is not None else 0.0)
+    return dict(sorted(out.items()))
 
 
 class RunInterrupted(PlasticsError):
@@ -203,20 +232,6 @@ def _stop_if_requested(stop_requested: Callable[[], bool] | None) -> None:
             "interrupted (SIGTERM/SIGINT) between two Dagster runs: finished pairs and "
             "tiles are kept; rerun the same command to complete it"
         )
-
-
-def window_asset_keys() -> list[AssetKey]:
-    """``detect_job``'s assets of the detection window: every one except the per-quarter ``descartes_run``."""
-    from plastics_dagster.definitions import ALL_ASSETS
-    from plastics_dagster.jobs import DETECT_GROUPS
-
-    keys = {
-        k
-        for a in ALL_ASSETS
-        for k, group in a.group_names_by_key.items()
-        if group in DETECT_GROUPS or k.path[-1] == "preview"
-    }
-    return sorted(keys - {AssetKey("descartes_run")}, key=lambda k: k.to_user_string())
 
 
 def cli_definitions(resources: dict[str, Any]) -> Definitions:

@@ -6,8 +6,7 @@
   requested; the runs read the geometry from that folder (:func:`plastics_dagster.registry.load_roi`).
   The sensor writes nothing. A file whose name is registered in the store with another geometry,
   and invalid files, are logged once and skipped. Cursor: JSON ``{file name: size-mtime}`` of seen files.
-- Both request the job named by the ``launch`` resource (``detect_job``, ``detect_job_celery`` or
-  ``detect_job_k8s``; ``$PLASTICS_DETECT_JOB``), so the executor is a setting of the deployment.
+- Both request ``detect_job``; its executor is the deployment's (:mod:`plastics_dagster.jobs`).
 - ``imagery_sensor``: for every registered ROI and every window whose pair partner's period has
   ended and for which the imagery source reports scenes in both periods, requests the run once
   (``run_key = "<roi>|<window>|<run_hash>"``). Cursor: JSON ``{"<roi>|<run_hash>": [done windows]}``
@@ -15,9 +14,9 @@
 
 Both sensors never request a partition whose ``enriched_sites`` is already materialized or whose
 run is queued or running (whoever launched it: a sensor, declarative automation, a backfill, the
-CLI), and keep at most ``MAX_IN_FLIGHT`` partitioned runs queued or running at once; what is not
-requested now is requested on a later tick. The run queue of the instance (``dagster.yaml``,
-see docs/OPERATING.md) limits how many of those run at the same time.
+CLI). They do not limit how many runs are requested: the instance's run queue
+(``concurrency.runs.max_concurrent_runs`` and ``tag_concurrency_limits`` in ``dagster.yaml``, see
+docs/OPERATING.md) decides how many run at the same time; the others wait in the queue.
 """
 
 import datetime as dt
@@ -43,7 +42,7 @@ from plastics_core.errors import PlasticsError, RoiError
 from plastics_core.geo.periods import pair_periods, parse_day
 from plastics_core.params import geometry_hash
 from plastics_dagster.config import DetectionParams
-from plastics_dagster.jobs import detect_job, detect_job_celery, detect_job_k8s
+from plastics_dagster.jobs import detect_job
 from plastics_dagster.partitions import (
     ROI_PARTITIONS_NAME,
     complete_windows,
@@ -51,12 +50,12 @@ from plastics_dagster.partitions import (
     partition_key,
 )
 from plastics_dagster.registry import list_rois, read_roi_any, roi_key, unusable_rois, unusable_rois_message
-from plastics_dagster.resources import ImagerySourceResource, LaunchResource, StoreResource
+from plastics_dagster.resources import ImagerySourceResource, StoreResource
 
-__all__ = ["MAX_IN_FLIGHT", "complete_windows", "imagery_sensor", "roi_sensor"]
+__all__ = ["complete_windows", "imagery_sensor", "roi_sensor"]
 
-#: partitioned runs queued or running at once, counting every launcher (the sensors request no more)
-MAX_IN_FLIGHT = 2
+#: windows an ``imagery_sensor`` tick searches the catalog for (two searches each); the rest wait for
+#: later ticks
 MAX_SEARCHES = 40
 #: the last asset of detect_job's partition: materialized = the partition is done
 DONE_ASSET = AssetKey("enriched_sites")
@@ -68,28 +67,23 @@ IN_FLIGHT = [
 ]
 
 
-class Budget:
-    """What a tick may still request: partitions neither done nor in flight, and free run slots."""
+class Partitions:
+    """Which of a tick's partitions are done (``enriched_sites`` materialized) or in flight (a run
+    queued or running), whoever materialized or launched them."""
 
     def __init__(self, instance: DagsterInstance, rois: list[str], windows: list[str]) -> None:
         runs = instance.get_runs(filters=RunsFilter(statuses=IN_FLIGHT))
         self.in_flight = {r.tags.get("dagster/partition", "") for r in runs} - {""}
-        self.free = max(0, MAX_IN_FLIGHT - sum("|" in key for key in self.in_flight))
         keys = [str(partition_key(r, w)) for r in rois for w in windows]
         status = instance.get_status_by_partition(DONE_ASSET, keys, detect_partitions) if keys else None
         self.done = {k for k, v in (status or {}).items() if v == AssetPartitionStatus.MATERIALIZED}
 
     def state(self, roi: str, window: str) -> str:
-        """``done`` | ``in_flight`` | ``full`` (no free slot) | ``free``."""
+        """``done`` | ``in_flight`` | ``todo``."""
         key = str(partition_key(roi, window))
         if key in self.done:
             return "done"
-        if key in self.in_flight:
-            return "in_flight"
-        return "full" if self.free <= 0 else "free"
-
-    def take(self) -> None:
-        self.free -= 1
+        return "in_flight" if key in self.in_flight else "todo"
 
 
 def today() -> dt.date:
@@ -101,20 +95,16 @@ def run_key(roi: str, window: str, run_hash: str) -> str:
     return f"{roi}|{window}|{run_hash}"
 
 
-DETECT_JOBS = [detect_job, detect_job_celery, detect_job_k8s]
-
-
-def _request(roi: str, window: str, run_hash: str, job: str) -> RunRequest:
+def _request(roi: str, window: str, run_hash: str) -> RunRequest:
     return RunRequest(
         run_key=run_key(roi, window, run_hash),
         partition_key=partition_key(roi, window),
         tags={"plastics/run_hash": run_hash, "plastics/roi": roi},
-        job_name=job,
     )
 
 
 @sensor(
-    jobs=DETECT_JOBS,
+    job=detect_job,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
     description="New ROI GeoJSON in the store resource's roi_dir ($PLASTICS_ROI_DIR) -> dynamic roi "
@@ -125,17 +115,16 @@ def roi_sensor(
     params: DetectionParams,
     imagery: ImagerySourceResource,
     store: StoreResource,
-    launch: LaunchResource,
 ) -> SensorResult | SkipReason:
     folder = store.roi_folder()
     if not folder.exists():
         return SkipReason(f"ROI folder {folder} does not exist")
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(ROI_PARTITIONS_NAME))
-    windows = complete_windows(today(), params.mosaic_period, params.spectrogram_interval)
+    windows = complete_windows(today(), params.core().mosaic_period, params.core().spectrogram_interval)
     source_name = imagery.source_name()
     files = [p for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".geojson")]
-    budget = Budget(context.instance, [p.name[: -len(".geojson")] for p in files], windows[-1:])
+    partitions = Partitions(context.instance, [p.name[: -len(".geojson")] for p in files], windows[-1:])
     new_names: list[str] = []
     requests: list[RunRequest] = []
     for path in files:
@@ -144,8 +133,6 @@ def roi_sensor(
         if seen.get(path.name) == stamp:
             continue
         name = path.name[: -len(".geojson")]
-        if windows and budget.state(name, windows[-1]) == "full":
-            continue  # no free run slot: this file is picked up again on a later tick
         seen[path.name] = stamp
         try:
             from plastics_core.geo.roi import validate_roi_name
@@ -163,11 +150,8 @@ def roi_sensor(
             continue
         if name not in known and name not in new_names:
             new_names.append(name)
-        if windows and budget.state(name, windows[-1]) == "free":
-            requests.append(
-                _request(name, windows[-1], params.run_hash(source_name, geom_hash), launch.job_name())
-            )
-            budget.take()
+        if windows and partitions.state(name, windows[-1]) == "todo":
+            requests.append(_request(name, windows[-1], params.run_hash(source_name, geom_hash)))
     context.update_cursor(json.dumps(seen, sort_keys=True))
     if not new_names and not requests:
         return SkipReason("no new ROI files")
@@ -176,12 +160,13 @@ def roi_sensor(
 
 
 def _has_scenes(source: Any, geom: Any, window: str, params: DetectionParams) -> bool:
-    first, partner = pair_periods(parse_day(window), params.mosaic_period, params.spectrogram_interval)
+    p = params.core()
+    first, partner = pair_periods(parse_day(window), p.mosaic_period, p.spectrogram_interval)
     return bool(source.search(geom, first)) and bool(source.search(geom, partner))
 
 
 @sensor(
-    jobs=DETECT_JOBS,
+    job=detect_job,
     minimum_interval_seconds=3600,
     default_status=DefaultSensorStatus.STOPPED,
     description="Requests each (roi, window) once when both periods of the window have imagery",
@@ -191,11 +176,10 @@ def imagery_sensor(
     params: DetectionParams,
     imagery: ImagerySourceResource,
     store: StoreResource,
-    launch: LaunchResource,
 ) -> SensorResult | SkipReason:
     done: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
     source_name = imagery.source_name()
-    windows = complete_windows(today(), params.mosaic_period, params.spectrogram_interval)
+    windows = complete_windows(today(), params.core().mosaic_period, params.core().spectrogram_interval)
     source = None
     requests: list[RunRequest] = []
     searches = 0
@@ -203,7 +187,7 @@ def imagery_sensor(
     unusable = unusable_rois_message(unusable_rois(context.instance))
     if unusable:  # partitions added in the UI or the API under a name no run can use
         context.log.warning(unusable)
-    budget = Budget(context.instance, rois, windows)
+    partitions = Partitions(context.instance, rois, windows)
     for roi in rois:
         try:
             geom = store.load_roi(roi)
@@ -213,27 +197,22 @@ def imagery_sensor(
         run_hash = params.run_hash(source_name, geometry_hash(geom))
         slot = done.setdefault(f"{roi}|{run_hash}", [])
         for window in windows:  # materialized by anyone (CLI, backfill, automation): never requested
-            if window not in slot and budget.state(roi, window) == "done":
+            if window not in slot and partitions.state(roi, window) == "done":
                 slot.append(window)
-        todo = [w for w in windows if w not in slot and budget.state(roi, w) != "in_flight"]
-        if not todo or budget.free <= 0:
+        todo = [w for w in windows if w not in slot and partitions.state(roi, w) == "todo"]
+        if not todo:
             slot.sort()
             continue
         source = source or imagery.get_source()
         for window in reversed(todo):  # newest first
-            if budget.free <= 0 or searches >= MAX_SEARCHES:
+            if searches >= MAX_SEARCHES:
                 break
             searches += 1
             if _has_scenes(source, geom, window, params):
-                requests.append(_request(roi, window, run_hash, launch.job_name()))
+                requests.append(_request(roi, window, run_hash))
                 slot.append(window)
-                budget.take()
         slot.sort()
     context.update_cursor(json.dumps(done, sort_keys=True))
     if not requests:
-        return SkipReason(
-            "no newly complete windows with imagery"
-            if budget.free > 0
-            else f"{MAX_IN_FLIGHT} partitioned runs already queued or running"
-        )
+        return SkipReason("no newly complete windows with imagery")
     return SensorResult(run_requests=requests)

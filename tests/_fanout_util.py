@@ -15,6 +15,9 @@ from shapely.ops import transform as shp_transform
 
 WINDOW = "2021-01-01"
 TILESIZE, PAD = 64, 22  # 108 x 108 px padded tiles: 4 tiles in a few seconds
+#: pairs per window in the browser tests' graph (tests/_ui_defs.py): the window's own quarter
+#: through the fan-out, one more computed by its heatmaps step
+UI_PAIRS = 2
 ROI_NAME = "fanout4"
 LON, LAT = 115.3530, -8.5620  # beside TPA Temesi (synthetic imagery plants it)
 

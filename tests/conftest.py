@@ -14,6 +14,7 @@ from tests._graph_run import FAKE_IDS, FAKE_SECRETS, GRAPH_RUN_PARAMS, GRAPH_RUN
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PLASTICS_SHARED", REPO.parent / "shared")).resolve()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("PLASTICS_SHARED", str(SHARED))  # the package's default is ../shared of the working dir
 os.environ.setdefault("PLASTICS_MODEL_STORE", str(SHARED / "models"))
 os.environ.setdefault("PLASTICS_IMAGERY", "synthetic")  # tests use the synthetic world explicitly
 
@@ -35,6 +36,7 @@ LONGEST_FIRST = (
     "test_cli_sites.py",
     "test_browser.py",
     "test_materialize.py",
+    "test_runner_requests.py",
 )
 
 

@@ -182,6 +182,83 @@ def test_openapi_is_served(published: dict[str, Any]) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_the_docs_page_works_offline(published: dict[str, Any]) -> None:
+    import re
+
+    client = published["client"]
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert {"js", "css"} <= {u.rsplit(".", 1)[-1] for u in urls}
+    assert not re.search(r"https?://|//cdn|jsdelivr|unpkg|swagger\.io", page.text)
+    for url in urls:
+        assert url.startswith("/")
+        asset = client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 500, url
+    assert "SwaggerUIBundle" in client.get(next(u for u in urls if u.endswith(".js"))).text
+    assert "'/openapi.json'" in page.text and client.get("/openapi.json").status_code == 200
+    assert client.get("/redoc").status_code == 404
+
+
+def test_a_publication_is_seen_by_the_next_request(published: dict[str, Any]) -> None:
+    client, engine = published["client"], published["engine"]
+    before = client.get("/sites", params={"roi": "java", "bbox": "105,115,-12,-3", "limit": 1000}).json()
+    assert sorted(_ids(before)) == sorted(published["java"]["site_id"])
+    newer = registry_inputs(4, ("2021-01-01",), seed=8, lon0=110.0, lat0=-7.5)
+    publish_roi(engine, RunInfo("0a0a0a0a0a0a", "java"), *newer)
+    after = client.get("/sites", params={"roi": "java", "bbox": "105,115,-12,-3", "limit": 1000}).json()
+    assert sorted(_ids(after)) == sorted(newer[0]["site_id"])
+    assert {f["properties"]["run_hash"] for f in after["features"]} == {"0a0a0a0a0a0a"}
+    publish_roi(
+        engine, RunInfo(JAVA, "java"), *registry_inputs(10, ("2021-01-01",), seed=7, lon0=110.0, lat0=-7.5)
+    )
+    again = client.get("/sites", params={"roi": "java", "bbox": "105,115,-12,-3", "limit": 1000}).json()
+    assert {f["properties"]["run_hash"] for f in again["features"]} == {JAVA}
+
+
+def test_a_verdict_given_to_any_id_of_a_site_shows_in_lists(published: dict[str, Any]) -> None:
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from plastics_core.sitedb.verdicts import Verdict
+
+    client, engine = published["client"], published["engine"]
+    registry, per_window = registry_inputs(12, ("2021-01-01",), seed=9, lon0=116.3, lat0=-8.6)
+    assert len(registry) >= 4
+    first, second, third = (str(i) for i in registry["site_id"][:3])
+    registry.loc[registry.index[:2], "site_ids"] = [
+        json.dumps([first, "det-a"]),
+        json.dumps([second, "det-b"]),
+    ]
+    publish_roi(engine, RunInfo("0b0b0b0b0b0b", "lombok"), registry, per_window)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    given = [
+        (first, "confirm"),
+        ("det-a", "reject"),
+        ("det-b", "unsure"),
+        (second, "confirm"),
+        (third, "unsure"),
+    ]
+    with engine.begin() as conn:  # oldest first: the newest verdict over a site's ids counts
+        for site_id, verdict in given:
+            conn.execute(
+                insert(Verdict.__table__).values(
+                    roi="lombok", site_id=site_id, verdict=verdict, reviewer="t", note="", created_at=now
+                )
+            )
+    expected = {str(i): None for i in registry["site_id"]} | {
+        first: "reject",
+        second: "confirm",
+        third: "unsure",
+    }
+    for path in ("/sites", "/export/sites.geojson"):
+        doc = client.get(path, params={"roi": "lombok", "bbox": "115,118,-10,-7", "limit": 1000}).json()
+        assert {f["id"]: f["properties"]["verdict"] for f in doc["features"]} == expected, path
+    listed = client.get("/sites", params={"roi": "bali"}).json()["features"]
+    assert listed and all(f["properties"]["verdict"] is None for f in listed)
+
+
 def test_previews_are_served_from_the_store_and_nothing_else(published: dict[str, Any]) -> None:
     client = published["client"]
     r = client.get(f"/preview/bali/2021-07-01/{LATEST}.html")
@@ -252,15 +329,25 @@ def test_a_database_outage_is_503_without_the_password(published: dict[str, Any]
     assert secret not in r.text and "127.0.0.1" not in r.text
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_plastics_serve_answers_on_127_0_0_1(
-    published: dict[str, Any], sitedb_url: str, tmp_path: Path
+    published: dict[str, Any], sitedb_url: str, tmp_path: Path, workers: int
 ) -> None:
     import httpx
 
     port = _free_port()
     env = {**os.environ, "PLASTICS_DATABASE_URL": sitedb_url, "PLASTICS_STORE": str(tmp_path / "store")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "plastics_dagster.cli", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "plastics_dagster.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -162,8 +162,8 @@ def test_identical_recomputation_is_no_update_but_a_changed_one_is(instance: Dag
 
 
 def test_a_failed_run_is_not_retried_by_automation(instance: DagsterInstance, tmp_path: Path) -> None:
-    """A run of the requested partition that fails (here: an imagery kind that does not exist, a
-    real ``detect_job`` run) is not requested again on later ticks."""
+    """A run of the requested partition that fails (here: a parameter out of its range, a real
+    ``detect_job`` run) is not requested again on later ticks."""
     ticker = Ticker(instance)
     assert ticker.tick(T1) == {}
     instance.add_dynamic_partitions(ROI_PARTITIONS_NAME, ["test_patch"])
@@ -175,14 +175,14 @@ def test_a_failed_run_is_not_retried_by_automation(instance: DagsterInstance, tm
         raise_on_error=False,
         run_config={
             "resources": {
-                "imagery": {"config": {"kind": "no-such-kind"}},
+                "params": {"config": {"patch_threshold": -0.5}},
                 "store": {"config": {"location": str(tmp_path / "store")}},
             }
         },
     )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.is_step_failure]
-    assert "unknown imagery kind 'no-such-kind'" in str(failure.step_failure_data.error.message)
+    assert "patch_threshold=-0.5" in str(failure.step_failure_data.error.message)
     for _ in range(3):
         assert ticker.tick(T1) == {}
 

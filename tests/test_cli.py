@@ -162,6 +162,27 @@ def test_threshold_out_of_range_for_blobs(tmp_path: Path) -> None:
     assert not (tmp_path / "b.geojson").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [("--max-sigma", "1e9", "max_sigma=1000000000.0"), ("--min-sigma", "0", "min_sigma=0.0")],
+)
+def test_blob_sigmas_have_the_run_parameters_bounds(
+    tmp_path: Path, option: str, value: str, needle: str
+) -> None:
+    """``plastics blobs`` refuses what ``plastics run --param`` refuses, with the same line."""
+    from plastics_core.errors import ParameterError
+    from plastics_core.params import make_params
+
+    heat = _heatmap_cog(tmp_path)
+    result = CliRunner().invoke(cli, ["blobs", str(heat), option, value, "-o", str(tmp_path / "b.geojson")])
+    _user_error(result, needle)
+    with pytest.raises(ParameterError) as run_error:
+        make_params({option.removeprefix("--").replace("-", "_"): float(value)})
+    assert str(run_error.value) in result.output
+    assert "(0, 200]" in result.output
+    assert not (tmp_path / "b.geojson").exists()
+
+
 def test_candidates_east_timor_returns_the_five_published(gpw_dir: Path, tmp_path: Path) -> None:
     et = gpw_dir / "east_timor"
     out = tmp_path / "candidates.geojson"

@@ -75,18 +75,27 @@ def test_run_hash_changes_with_params() -> None:
     assert a != DetectionParams().run_hash("synthetic", "other roi")
 
 
-def test_one_definitions_with_fixed_executors() -> None:
-    from plastics_dagster.definitions import defs
+def test_one_detect_job_whose_executor_is_the_deployments() -> None:
+    """Each deployment's entry module serves the same jobs and assets; only detect_job's executor
+    differs (registry_job always runs in-process)."""
+    from plastics_dagster import definitions, definitions_celery, definitions_k8s
 
-    executors = {
-        name: defs.resolve_job_def(name).executor_def.name
-        for name in ("detect_job", "detect_job_celery", "detect_job_k8s", "registry_job")
-    }
+    executors = {}
+    for module in (definitions, definitions_celery, definitions_k8s):
+        repo = module.defs.get_repository_def()
+        assert sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")) == [
+            "detect_job",
+            "registry_job",
+        ]
+        assert repo.asset_graph.get_all_asset_keys() == (
+            definitions.defs.get_repository_def().asset_graph.get_all_asset_keys()
+        )
+        assert module.defs.resolve_job_def("registry_job").executor_def.name == "in_process"
+        executors[module.__name__] = module.defs.resolve_job_def("detect_job").executor_def.name
     assert executors == {
-        "detect_job": "in_process",
-        "detect_job_celery": "celery",
-        "detect_job_k8s": "k8s",
-        "registry_job": "in_process",
+        "plastics_dagster.definitions": "in_process",
+        "plastics_dagster.definitions_celery": "celery",
+        "plastics_dagster.definitions_k8s": "k8s",
     }
 
 

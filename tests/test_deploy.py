@@ -161,13 +161,13 @@ def test_user_code_deployment_serves_the_definitions(values: dict[str, Any]) -> 
     (dep,) = ud["deployments"]
     assert dep["name"] == "plastics"
     assert {"repository", "tag", "pullPolicy"} <= set(dep["image"])
-    assert dep["dagsterApiGrpcArgs"] == ["-m", "plastics_dagster.definitions"]
-    assert importlib.util.find_spec("plastics_dagster.definitions") is not None
+    assert dep["dagsterApiGrpcArgs"] == ["-m", "plastics_dagster.definitions_k8s"]
+    assert importlib.util.find_spec("plastics_dagster.definitions_k8s") is not None
     assert isinstance(dep["port"], int)
     env = {e["name"]: e["value"] for e in dep["env"]}
     assert env["PLASTICS_STORE"].startswith("s3://")  # S3 IO manager
     assert env["PLASTICS_MODEL_STORE"].startswith("s3://")
-    assert env["PLASTICS_DETECT_JOB"] == "detect_job_k8s"  # the sensors launch the k8s_job_executor job
+    assert env["PLASTICS_STEP_STORE"].startswith("s3://")  # step pods share no disk
     # credentials (AWS, the site database URL) only from Secrets
     assert dep["envSecrets"] == [{"name": "plastics-aws"}, {"name": "plastics-sitedb"}]
     assert not any(k.startswith("AWS_") for k in env)
@@ -253,3 +253,34 @@ def test_celery_config_validates_with_dagster_celery() -> None:
     cfg = get_validated_config(str(DEPLOY / "celery" / "celery.yaml"))
     assert cfg["broker"].startswith("redis://127.0.0.1:")
     assert cfg["backend"].startswith("redis://127.0.0.1:")
+
+
+def test_celery_compose_serves_the_celery_code_location_with_a_run_queue(tmp_path: Path) -> None:
+    """compose.yaml's webserver and daemon load deploy/celery/workspace.yaml, whose module runs
+    detect_job on dagster-celery; the instance file it mounts limits runs at once (the run queue,
+    not the sensors, decides how many run)."""
+    import shutil
+
+    from dagster import DagsterInstance
+
+    compose = yaml.safe_load((DEPLOY / "celery" / "compose.yaml").read_text())
+    for service in ("webserver", "daemon"):
+        command = compose["services"][service]["command"]
+        assert command[command.index("-w") + 1] == "deploy/celery/workspace.yaml"
+    workspace = yaml.safe_load((DEPLOY / "celery" / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    module = entry["python_module"]["module_name"]
+    assert module == "plastics_dagster.definitions_celery"
+    defs = importlib.import_module(module).defs
+    assert defs.resolve_job_def("detect_job").executor_def.name == "celery"
+    assert "PLASTICS_DETECT_JOB" not in compose["x-plastics"]["environment"]
+    mounts = compose["x-plastics"]["volumes"]
+    assert "./dagster.yaml:/opt/dagster/dagster_home/dagster.yaml:ro" in mounts
+    shutil.copy(DEPLOY / "celery" / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = DagsterInstance.from_config(str(tmp_path))
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None and queue.max_concurrent_runs == 4
+    assert [(t["key"], t["value"], t["limit"]) for t in queue.tag_concurrency_limits] == [
+        ("plastics/job", "detect", 4)
+    ]
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"

@@ -84,6 +84,10 @@ def test_one_step_per_tile_and_manifest(first: dict[str, Any]) -> None:
         and manifest["executor"] == "in-process"
     )
     assert manifest["run_hash"] == fu.run_hash() and manifest["imagery"]["scene_ids"]
+    from plastics_core.execution.manifest import MANIFEST_KEYS
+
+    assert sorted(manifest) == sorted(MANIFEST_KEYS)  # the one schema (the window step's manifests too)
+    assert manifest["earthone"] == {"function_ids": [], "jobs": {}}
     assert len(fu.tile_markers(store)) == 4
     assert sorted(p.name for p in store.iterdir()) == [
         "composites",
@@ -120,11 +124,24 @@ def test_tile_outputs_equal_run_tile(first: dict[str, Any], models_dir: Path) ->
     assert got.band_descriptions == ref.heatmap.band_descriptions
 
 
-def test_rerun_skips_existing_tiles(first: dict[str, Any]) -> None:
+def test_rerun_skips_existing_tiles(first: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from plastics_core import params as core
+
     store = first["store"]
     before = fu.comparable_manifest(store)
+    expected, hashed = fu.run_hash(), []
+    real = core.run_hash
+
+    def counting(*args: Any) -> str:
+        hashed.append(real(*args))
+        return hashed[-1]
+
+    monkeypatch.setattr(core, "run_hash", counting)
     result = _materialize(first["instance"], store)
     assert result.success
+    # the run hash is computed once in the run (its resource instance) and read by every op,
+    # asset and IO manager: 4 infer_tile steps, collect_tiles, heatmaps, patch_geojson, 3 outputs
+    assert hashed == [expected]
     meta = _infer_metadata(result)
     assert len(meta) == 4 and all(m["skipped"].value for m in meta)
     tile_files = {p.name: p.stat().st_mtime_ns for p in fu.run_dir(store).iterdir()}

@@ -5,21 +5,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
+import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import geopandas as gpd
 import numpy as np
 import pytest
+from pyproj import Transformer
+from shapely.geometry import Polygon, box
 
 from plastics_core.execution import pipeline as P
 from plastics_core.execution.loaded import load_models
 from plastics_core.geo.periods import Period, add_months
-from plastics_core.geo.tiles import box_tile
+from plastics_core.geo.tiles import box_tile, plan_tiles, tile_from_key
 from plastics_core.imagery.synthetic import SyntheticSource
 from plastics_core.method.candidates import gpw_merge_groups, merge_points_gpw, select_candidates
 from plastics_core.method.contours import gpw_blur, rolling_masks
-from plastics_core.method.recipes import RECIPE_PARAMS, contour_recipe, merge_method
+from plastics_core.method.recipes import RECIPE_PARAMS, contour_recipe, gpw_patch_tiling, merge_method
 from plastics_core.models.store import ModelStore
 from plastics_core.params import DetectParams, make_params, run_hash
 from plastics_core.synthetic.sites import PlantedSite
@@ -216,6 +224,73 @@ def test_paper_contour_frames_are_3_month_min_composites_6_months_apart(
         np.testing.assert_allclose(ours, _frame(ens, a, b), rtol=0, atol=1e-5, equal_nan=True)
 
 
+# ----------------------------------------------------------------------------- patch grid
+@functools.cache
+def _extent(key: str) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float], int]:
+    """Upper-left, lower-left and lower-right corners (lon, lat) of DLTile ``key``'s padded raster
+    (its ``wgs84Extent``) and its size in pixels."""
+    tile = tile_from_key(key)
+    n = tile.shape[0]
+    to_wgs84 = Transformer.from_crs(tile.crs, "EPSG:4326", always_xy=True)
+    ul, ll, lr = (to_wgs84.transform(*(tile.transform @ cr)) for cr in ((0, 0), (0, n), (n, n)))
+    return ul, ll, lr, n
+
+
+def _grid_residual(window: Polygon, tilesize: int, pad: int, stride: int, width: int) -> float:
+    """Pixels between a published patch window (corner and width) and the nearest window that
+    dl_utils:377-405 lays on a DLTile of ``tilesize`` + ``pad`` at ``stride``: windows start at
+    ``stride`` multiples from the padded raster's corner, placed linearly in its WGS84 extent.
+    The best over the tile holding the window's centre and its eight neighbours (inf: none)."""
+    nw, se = window.exterior.coords[0], window.exterior.coords[2]
+    centre = window.centroid
+    spot = box(centre.x - 1e-7, centre.y - 1e-7, centre.x + 1e-7, centre.y + 1e-7)
+    size, p, res, zone, ti, tj = plan_tiles(spot, tilesize, pad)[0].key.split(":")
+    best = math.inf
+    for di, dj in itertools.product((-1, 0, 1), repeat=2):
+        ul, ll, lr, n = _extent(f"{size}:{p}:{res}:{zone}:{int(ti) + di}:{int(tj) + dj}")
+        dlon, dlat = (lr[0] - ul[0]) / n, (ll[1] - ul[1]) / n  # dl_utils:378-381
+        i, j = (nw[0] - ul[0]) / dlon, (nw[1] - ul[1]) / dlat
+        if not (0 <= round(i) <= n - width and 0 <= round(j) <= n - width):
+            continue
+        on_grid = max(abs(i - stride * round(i / stride)), abs(j - stride * round(j / stride)))
+        best = min(best, max(on_grid, abs((se[0] - nw[0]) / dlon - width)))
+    return best
+
+
+def test_published_patches_lie_on_the_deployment_grid(east_timor: tuple[gpd.GeoDataFrame, ...]) -> None:
+    """GPW's published East Timor patches: 28 px windows at stride 8 on DLTiles of 876 px + 20 px
+    pad, the deployment script's sizing (``gpw_patch_tiling``), not the workflow's 906 / 0 at the
+    model's width. The only misfits are windows at the UTM zone 51 / 52 seam (126 deg E)."""
+    _, patches, _ = east_timor
+    assert gpw_patch_tiling(28) == (876, 20) and gpw_patch_tiling(45) == (863, 37)
+    deployed = np.array([_grid_residual(g, 876, 20, 8, 28) for g in patches.geometry])
+    off = patches.geometry[deployed >= 0.05]
+    assert len(off) < 0.02 * len(patches)
+    assert all(abs(g.centroid.x - 126.0) < 0.02 for g in off), [g.centroid.x for g in off]
+    workflow = np.array([_grid_residual(g, 906, 0, 28, 28) for g in patches.geometry[::8]])
+    assert not (workflow < 0.05).any()
+
+
+@pytest.mark.slow
+def test_gpw_2021_demo_finds_tpa_temesi(tmp_path: Path) -> None:
+    """``plastics demo --preset gpw-2021`` confirms a candidate within 500 m of TPA Temesi."""
+    from tests._env import user_env
+
+    env = user_env(DAGSTER_HOME=str(tmp_path / "home"), PLASTICS_STORE=str(tmp_path / "store"))
+    (tmp_path / "home").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "plastics_dagster.cli", "demo", "--preset", "gpw-2021", "--json"],
+        env={**env, "PLASTICS_PROGRESS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert min(out["distance_to_tpa_temesi_m"]) < 500, out["distance_to_tpa_temesi_m"]
+
+
 # ----------------------------------------------------------------------------- parameters
 def test_recipe_parameters_enter_the_run_hash() -> None:
     paper, gpw = DetectParams(), make_params({"recipe": "gpw-2021"})
@@ -238,7 +313,7 @@ def test_recipe_parameters_enter_the_run_hash() -> None:
         assert changed.resolved()[key] == others[key]
         assert run_hash(changed, "synthetic", "r") != run_hash(gpw, "synthetic", "r"), key
     assert run_hash(gpw, "synthetic", "r") != run_hash(paper, "synthetic", "r")
-    assert (gpw.tilesize, gpw.pad, gpw.pairs, gpw.stride) == (906, 0, 7, 45)
+    assert (gpw.tilesize, gpw.pad, gpw.pairs, gpw.stride) == (863, 37, 7, 8)
     assert make_params({"recipe": "gpw-2021", "pairs": 5, "stride": 8}).pairs == 5  # explicit values win
     assert merge_method("gpw-2021") == "gpw" and merge_method("paper") == "chain"
     c = contour_recipe("gpw-2021")
@@ -256,7 +331,7 @@ def test_dagster_resource_selects_the_recipe() -> None:
     from plastics_dagster.config import DetectionParams
 
     core = DetectionParams(recipe="gpw-2021").core()
-    assert core.recipe == "gpw-2021" and core.tilesize == 906 and core.blob_params().max_sigma == 100.0
+    assert core.recipe == "gpw-2021" and core.tilesize == 863 and core.blob_params().max_sigma == 100.0
 
 
 def test_cli_preset_selects_the_recipe() -> None:
@@ -268,5 +343,5 @@ def test_cli_preset_selects_the_recipe() -> None:
         "preset": "low"
     }
     params = detection_params({"pairs": 5, **preset_overrides("gpw-2021")})
-    assert params.recipe == "gpw-2021" and params.tilesize == 906 and params.pairs == 5
+    assert params.recipe == "gpw-2021" and params.tilesize == 863 and params.pairs == 5
     assert "gpw-2021" in CliRunner().invoke(demo, ["--help"]).output

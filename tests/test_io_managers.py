@@ -37,7 +37,7 @@ from plastics_dagster.config import DetectionParams
 from plastics_dagster.io_manager import GEOJSON_IO, RASTER_FOLDER_IO, io_managers
 from plastics_dagster.partitions import detect_partitions, partition_key, roi_partitions
 from plastics_dagster.resources import ImagerySourceResource, StoreResource
-from plastics_dagster.step_io import STEP_IO_MANAGER_KEY, step_io_manager
+from plastics_dagster.step_io import STEP_IO_MANAGER_KEY, StepIOManager
 from tests._s3 import moto_bucket
 
 ROI, WINDOW = "test_patch", "2021-01-01"
@@ -89,12 +89,12 @@ def registry_asset() -> gpd.GeoDataFrame:
 
 
 def _resources(store: str) -> dict[str, Any]:
-    return {
+    run = {
         "params": DetectionParams(),
         "imagery": ImagerySourceResource(kind="synthetic"),
         "store": StoreResource(location=store),
-        **io_managers(),
     }
+    return {**run, **io_managers(**run)}
 
 
 def _instance() -> DagsterInstance:
@@ -137,6 +137,37 @@ def _layout_roundtrip(store: str) -> None:
     back = LOADED["heatmaps"]
     assert [r.name for r in back] == ["1:0:10.0:50:0:0", "1:0:10.0:50:0:1"]
     np.testing.assert_array_equal(back[1].data, _raster("x", 0).data)
+
+
+def test_io_managers_follow_the_launchpad_run_config(tmp_path: Path) -> None:
+    """With the code location's resources, a store and parameters given as run config (as the
+    Launchpad sends them) reach the IO managers too: the files land in that store under the run
+    hash of those parameters, and the downstream asset reads them back."""
+    from plastics_dagster.definitions import default_resources
+
+    store = str(tmp_path / "launchpad-store")
+    LOADED.clear()
+    result = materialize(
+        [blobs_asset, candidates_asset],
+        partition_key=KEY,
+        resources=default_resources(),
+        instance=_instance(),
+        run_config={
+            "resources": {
+                "store": {"config": {"location": store}},
+                "imagery": {"config": {"kind": "synthetic"}},
+                "params": {"config": {"pred_threshold": 0.7}},
+            }
+        },
+    )
+    assert result.success
+    run_hash = DetectionParams(pred_threshold=0.7).run_hash(
+        "synthetic", StoreResource(location=store).roi_hash(ROI)
+    )
+    assert run_hash != _run_hash(store)
+    for name in ("blobs", "candidates"):
+        assert asset_path(store_path(store), name, ROI, WINDOW, run_hash, ".geojson").is_file(), name
+    assert list(LOADED["blobs"]["name"]) == ["a", "b"]
 
 
 def test_each_format_lands_at_the_layout_path_local(tmp_path: Path) -> None:
@@ -212,8 +243,13 @@ def gather(tiles: list[dict[str, Any]]) -> None:
     assert sorted(t["key"] for t in tiles) == ["1:0:10.0:50:0:0", "1:0:10.0:50:0:1"]
 
 
-def _step_job(store: str) -> Any:
-    @job(resource_defs={STEP_IO_MANAGER_KEY: step_io_manager, "store": StoreResource(location=store)})
+def _step_job(store: str, steps: str = "") -> Any:
+    @job(
+        resource_defs={
+            STEP_IO_MANAGER_KEY: StepIOManager(location=steps),
+            "store": StoreResource(location=store),
+        }
+    )
     def steps() -> None:
         gather(fan_out().map(per_tile).collect())
 
@@ -236,8 +272,9 @@ def test_step_outputs_local_go_to_the_instance_storage(
 def test_step_outputs_on_s3_through_the_endpoint(s3_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    monkeypatch.setenv("PLASTICS_STEP_STORE", "s3://plastics/steps")
-    result = _step_job(s3_store).execute_in_process(instance=DagsterInstance.ephemeral())
+    result = _step_job(s3_store, "s3://plastics/steps").execute_in_process(
+        instance=DagsterInstance.ephemeral()
+    )
     assert result.success
     keys = [
         o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="plastics", Prefix="steps/")["Contents"]

@@ -19,9 +19,11 @@ GPU = "nvidia.com/gpu"
 def k8s_plan() -> Any:
     from dagster._core.execution.api import create_execution_plan
 
-    from plastics_dagster.definitions import defs
+    from plastics_dagster.definitions_k8s import defs
 
-    return create_execution_plan(defs.resolve_job_def("detect_job_k8s"))
+    with pytest.MonkeyPatch.context() as env:  # the k8s deployment's step store (required there)
+        env.setenv("PLASTICS_STEP_STORE", "s3://bucket/store/_steps")
+        return create_execution_plan(defs.resolve_job_def("detect_job"))
 
 
 def _k8s(tags: dict[str, str]) -> Any:
@@ -57,34 +59,53 @@ def test_op_pool_and_deploy_file_match_code() -> None:
     assert json.loads((DEPLOY / "helm" / "gpu-step-k8s-config.json").read_text()) == GPU_K8S_CONFIG
 
 
-def test_helm_values_select_the_k8s_executor() -> None:
+def test_helm_values_serve_the_k8s_code_location() -> None:
+    """The user-code deployment serves the module whose detect_job runs on k8s_job_executor, and
+    gives its step pods the shared step store they need."""
+    from plastics_dagster.definitions_k8s import defs
+
     values = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
     (dep,) = values["dagster-user-deployments"]["deployments"]
+    args = dep["dagsterApiGrpcArgs"]
+    assert args[args.index("-m") + 1] == "plastics_dagster.definitions_k8s"
+    assert defs.resolve_job_def("detect_job").executor_def.name == "k8s"
     env = {e["name"]: e["value"] for e in dep["env"]}
-    assert env["PLASTICS_DETECT_JOB"] == "detect_job_k8s"
+    assert env["PLASTICS_STEP_STORE"].startswith("s3://")
+    assert "PLASTICS_DETECT_JOB" not in env
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
 
 
-def test_sensors_launch_the_job_the_launch_resource_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    from plastics_core.errors import ParameterError
-    from plastics_dagster.resources import LaunchResource
+def test_step_outputs_of_k8s_pods_go_to_the_step_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Step pods share no disk: the k8s code location binds the step IO manager to
+    $PLASTICS_STEP_STORE, resolved when a run starts (unset: the run fails naming it); the default
+    code location keeps step outputs in the instance's storage folder."""
+    from dagster import DagsterInstance, In, Out, job, op
 
-    monkeypatch.setenv("PLASTICS_DETECT_JOB", "detect_job_k8s")
-    assert LaunchResource().job_name() == "detect_job_k8s"
-    assert LaunchResource(job="detect_job_celery").job_name() == "detect_job_celery"
-    monkeypatch.delenv("PLASTICS_DETECT_JOB")
-    assert LaunchResource().job_name() == "detect_job"
-    with pytest.raises(ParameterError, match="PLASTICS_DETECT_JOB"):
-        LaunchResource(job="k8s").job_name()
+    from plastics_dagster.definitions import defs as default_defs
+    from plastics_dagster.definitions_k8s import defs
+    from plastics_dagster.step_io import STEP_IO_MANAGER_KEY, StepIOManager
 
+    step_io = defs.resources[STEP_IO_MANAGER_KEY]
+    assert default_defs.resources[STEP_IO_MANAGER_KEY] == StepIOManager()
 
-def test_step_outputs_go_beside_the_store_on_k8s(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from plastics_dagster.step_io import step_store
+    @op(out=Out(int, io_manager_key=STEP_IO_MANAGER_KEY))
+    def one() -> int:
+        return 1
 
-    monkeypatch.delenv("PLASTICS_STEP_STORE", raising=False)
-    # step pods share no disk: the (S3) store holds them
-    assert step_store("s3://bucket/store/", "detect_job_k8s") == "s3://bucket/store/_steps"
-    assert step_store(str(tmp_path), "detect_job_k8s") == str(tmp_path / "_steps")
-    assert step_store(str(tmp_path), "detect_job") is None  # the instance's storage folder
+    @op(ins={"x": In(int)})
+    def use(x: int) -> None:
+        assert x == 1
+
+    @job(resource_defs={STEP_IO_MANAGER_KEY: step_io})
+    def steps() -> None:
+        use(one())
+
     monkeypatch.setenv("PLASTICS_STEP_STORE", str(tmp_path / "steps"))
-    assert step_store("s3://bucket/store", "detect_job_k8s") == str(tmp_path / "steps")
+    result = steps.execute_in_process(instance=DagsterInstance.ephemeral())
+    assert result.success
+    assert (tmp_path / "steps" / result.run_id / "one" / "result").is_file()
+    monkeypatch.delenv("PLASTICS_STEP_STORE")
+    with pytest.raises(Exception, match="PLASTICS_STEP_STORE"):
+        steps.execute_in_process(instance=DagsterInstance.ephemeral())

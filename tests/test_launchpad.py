@@ -64,6 +64,19 @@ def test_a_kind_outside_its_choices_is_refused_before_any_run() -> None:
 
 
 @pytest.mark.parametrize(
+    ("key", "kind"), [("imagery", "sentinel"), ("imagery", "STAC"), ("geocoder", "google")]
+)
+def test_a_source_kind_outside_its_choices_is_refused_before_any_run(key: str, kind: str) -> None:
+    """The imagery and geocoder kinds are ``Literal`` fields: the Launchpad's config check refuses
+    an unknown kind, naming the value, before a run is created."""
+    job = defs.resolve_job_def("detect_job")
+    with pytest.raises(DagsterInvalidConfigError, match="kind") as info:
+        validate_run_config(job, {"resources": {key: {"config": {"kind": kind}}}})
+    assert kind in str(info.value)
+    validate_run_config(job, {"resources": {"imagery": {"config": {"kind": "stac"}}}})  # a known kind
+
+
+@pytest.mark.parametrize(
     ("params", "needles"),
     [
         ({"patch_threshold": -0.5}, ["patch_threshold=-0.5", "[0, 1]"]),

@@ -135,11 +135,11 @@ def test_rematerialize_sites_is_byte_identical(run: dict[str, Any]) -> None:
 
 
 def _run_id(instance: DagsterInstance) -> str:
-    """The window's run (not one of the per-quarter descartes_run runs before it)."""
+    """The window's detect_job run (not the ROI's registry_job run after it)."""
     runs = [
         r
         for r in instance.get_runs()
-        if r.tags.get("plastics/window") == WINDOW and "plastics/pair" not in r.tags
+        if r.tags.get("plastics/window") == WINDOW and r.job_name == "detect_job"
     ]
     return runs[-1].run_id  # runs are newest first: the first such run
 

@@ -93,19 +93,25 @@ def test_patch_classifier_matches_keras(store: ModelStore) -> None:
         clf.predict(np.zeros((2, 28, 28, 12), np.float32))
 
 
-def test_patch_grid_blocks_and_numpy_features(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_patch_grid_blocks(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared conv grid computed in blocks of window rows equals the grid in one block."""
     from plastics_core.models import patch_fast
-    from plastics_core.models.infer import _normalize_channels_last
 
-    ref = store.resolve(DEFAULT_PATCH_MODEL)
-    clf = PatchClassifier.from_ref(ref)
+    clf = PatchClassifier.from_ref(store.resolve(DEFAULT_PATCH_MODEL))
+    clf.device = "cpu"
     img = realistic_dn(np.random.default_rng(4), (133, 101, 12), band_axis=2)
     whole = clf.predict_grid(img)
+    calls: list[tuple[int, ...]] = []
+    features = clf._features
+
+    def counted(block: np.ndarray) -> np.ndarray:
+        calls.append(block.shape)
+        return features(block)
+
+    monkeypatch.setattr(clf, "_features", counted)
     monkeypatch.setattr(patch_fast, "BLOCK_PIXELS", 60 * 101)  # several blocks of window rows
     np.testing.assert_allclose(clf.predict_grid(img), whole, atol=1e-6)
-    xn = _normalize_channels_last(ref, img)
-    assert clf.net is not None
-    np.testing.assert_allclose(clf.net.grid(xn, whole.shape[0], whole.shape[1], clf.window), whole, atol=1e-5)
+    assert len(calls) > 1  # really several blocks
 
 
 def test_keras_device_path_matches_numpy_and_predict(

@@ -9,6 +9,7 @@ compute each tile of each quarter exactly once; a claim whose holder failed is t
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, MultiPartitionKey, materialize
 from upath import UPath
 
+from plastics_core.execution.manifest import MANIFEST_KEYS, RunRecord
 from plastics_core.execution.pair_claim import claim_marker, compute_once, compute_pairs_once
 from plastics_core.storage.store import store_path
 from tests import _fanout_util as fu
@@ -78,6 +80,11 @@ def test_window_step_records_the_pairs_it_computed(tmp_path: Path) -> None:
         meta = {k: v.value for k, v in event.metadata.items()}
         assert meta["tiles"] == 4 and meta["pairs_computed"] == 4 and meta["tiles_skipped"] == 0
         assert meta["backend"] == "in-window" and meta["executor"] == "in-process"
+        manifest = json.loads(
+            next((tmp_path / "descartes_run" / fu.ROI_NAME / quarter).glob("*.json")).read_text()
+        )
+        assert sorted(manifest) == sorted(MANIFEST_KEYS) and manifest["run_hash"] == meta["run_hash"]
+        assert manifest["params"]["pairs"] == 2 and manifest["models"] == meta["models"]
         assert set(meta["models"]) and all(len(sha) == 64 for sha in meta["models"].values())
         assert event.tags["dagster/data_version"] == f"{meta['run_hash']}:{quarter}"
     # the next window shares 2021-01-01: only 2021-04-01 is computed and recorded
@@ -105,13 +112,11 @@ def test_concurrent_workers_compute_each_quarter_once(tmp_path: Path) -> None:
             results.append(
                 compute_pairs_once(
                     store,
-                    fu.ROI_NAME,
+                    RunRecord(run_hash, fu.ROI_NAME, params.core(), "synthetic", {}, "in-window", "test"),
                     order,
-                    run_hash,
                     tiles,
                     res["imagery"].get_source(),
                     res["models"].get_store(),
-                    params.core(),
                 )
             )
         except Exception as exc:  # reported below: a thread's failure must fail the test

@@ -177,3 +177,85 @@ def test_geometry_hash_is_canonical() -> None:
     other_start = Polygon(ring[2:-1] + ring[:3])  # same polygon, another first vertex
     assert P.geometry_hash(other_start) == P.geometry_hash(ROI)
     assert P.geometry_hash(affinity.translate(ROI, xoff=1e-9)) != P.geometry_hash(ROI)
+
+
+# ----------------------------------------------------------------------------- validated once
+def _field_reads(source: str, fields: set[str]) -> list[tuple[int, str]]:
+    """``(line, "name.field")`` of every read of a :class:`DetectionParams` field on a function
+    argument annotated ``DetectionParams`` (the resource Dagster builds from run config)."""
+    import ast
+
+    found = []
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        args = [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
+        names = {
+            a.arg for a in args if a.annotation is not None and "DetectionParams" in ast.unparse(a.annotation)
+        }
+        for node in ast.walk(fn):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in names
+                and node.attr in fields
+            ):
+                found.append((node.lineno, f"{node.value.id}.{node.attr}"))
+    return sorted(set(found))
+
+
+def test_code_reads_parameters_from_the_validated_model() -> None:
+    """Refused run config leaves the resource's fields at their defaults (the run fails in its first
+    step): steps, assets, sensors and IO managers read the frozen core model (``params.core()``),
+    never a field of the resource, so nothing runs with a value nobody validated."""
+    from pathlib import Path
+
+    fields = set(DetectionParams.model_fields)
+    assert _field_reads("def f(params: DetectionParams) -> int:\n    return params.pairs\n", fields) == [
+        (2, "params.pairs")
+    ]  # the check sees a read
+    root = Path(__file__).resolve().parents[1] / "plastics_dagster"
+    offenders = [
+        f"{path.relative_to(root.parent)}:{line} {read}"
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "config.py"
+        for line, read in _field_reads(path.read_text(encoding="utf-8"), fields)
+    ]
+    assert not offenders, offenders
+
+
+def test_the_resource_validates_once_and_keeps_the_frozen_model() -> None:
+    """The values go through the core model when the resource is built: ``core()`` returns that one
+    frozen object (no validation per call), a recipe's values filled in."""
+    resource = DetectionParams(recipe="gpw-2021", preset="low")
+    assert resource.core() is resource.core()
+    assert resource.core() == P.make_params({"recipe": "gpw-2021", "preset": "low"})
+    assert resource.core().tilesize == 863 and resource.core().blob_params().grid == "wgs84"
+    given = P.make_params({"preset": "medium", "pairs": 5})
+    assert detection_params(given).core() is given  # validated at its edge: adopted, not rebuilt
+    assert detection_params({"preset": "medium", "pairs": 5}).core() == given
+
+
+def test_the_run_hash_is_computed_once_per_roi_and_unchanged(tmp_path: Any) -> None:
+    """``run_hash_for`` reads the ROI and hashes once per (ROI, imagery, store) on a resource
+    instance, and gives the value :func:`plastics_core.params.run_hash` gives."""
+    from plastics_dagster.resources import ImagerySourceResource, StoreResource
+
+    calls: list[str] = []
+
+    class CountingStore(StoreResource):
+        def roi_hash(self, name: str) -> str:
+            calls.append(name)
+            return P.geometry_hash(ROI)
+
+    store, imagery = CountingStore(location=str(tmp_path)), ImagerySourceResource(kind="synthetic")
+    resource = DetectionParams(preset="medium")
+    first = resource.run_hash_for("bali", imagery, store)
+    assert resource.run_hash_for("bali", imagery, store) == first and calls == ["bali"]
+    assert first == P.run_hash(
+        P.make_params({"preset": "medium"}), imagery.source_name(), P.geometry_hash(ROI)
+    )
+    assert DetectionParams(preset="medium").run_hash_for("bali", imagery, store) == first
+    assert calls == ["bali", "bali"]  # another instance (another run) computes its own
+    other = CountingStore(location=str(tmp_path / "other"))
+    assert resource.run_hash_for("bali", imagery, other) == first and len(calls) == 3  # keyed by store too

@@ -100,22 +100,30 @@ def test_preflight_passes_on_good_inputs(models_dir: Path, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    ("geocoder", "match"),
+    ("geocoder", "env", "match"),
     [
-        ({"kind": "nominatium"}, "unknown geocoder 'nominatium'"),
+        ({}, "nominatium", "unknown geocoder 'nominatium'"),  # a kind in config is a Literal: refused earlier
         (
             {"kind": "fixture", "fixture": "/nonexistent/answers.json"},
+            "",
             "geocoder fixture /nonexistent/answers.json cannot be read",
         ),
     ],
 )
 def test_geocoder_typos_fail_before_any_tile(
-    models_dir: Path, tmp_path: Path, geocoder: dict[str, str], match: str
+    models_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    geocoder: dict[str, str],
+    env: str,
+    match: str,
 ) -> None:
-    """A geocoder the enriched_sites step could not build is found by the preflight (one line),
-    not after every tile was computed."""
+    """A geocoder the enriched_sites step could not build (a typo in $PLASTICS_GEOCODER, a fixture
+    file that cannot be read) is found by the preflight (one line), not after every tile was computed."""
     from plastics_core.errors import ParameterError
     from plastics_dagster.resources import GeocoderResource
+
+    monkeypatch.setenv("PLASTICS_GEOCODER", env)
 
     with pytest.raises(ParameterError, match=match) as info:
         preflight(

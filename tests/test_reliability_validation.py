@@ -31,7 +31,6 @@ from plastics_dagster.config import DetectionParams
 from plastics_dagster.partitions import partition_key
 from plastics_dagster.resources import (
     ImagerySourceResource,
-    LaunchResource,
     ModelStoreResource,
     StoreResource,
 )
@@ -460,7 +459,6 @@ def test_roi_sensor_rejects_unsafe_file_names_consistently(
         "params": DetectionParams(),
         "imagery": ImagerySourceResource(),
         "store": StoreResource(location=str(store)),
-        "launch": LaunchResource(),
     }
     instance = DagsterInstance.ephemeral()
     ctx = build_sensor_context(instance=instance, resources=resources)

@@ -5,8 +5,6 @@ detected again stays out of the queue, and a hostile note is shown as text and r
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,26 +16,12 @@ import pytest
 from plastics_core.sitedb.engine import open_database
 from plastics_core.sitedb.verdicts import review_queue
 from tests import _review_data as d
+from tests._browser import chromium, free_port, need, wait
 
 pytestmark = [pytest.mark.browser]
 
 USER, PASSWORD = "ana", "review-pw"
 W1, W2 = "2024-01-01", "2024-04-01"
-
-
-def _need(exe: str) -> str:
-    found = shutil.which(exe)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exe} not found: .ci/run must `apt-get install -y chromium chromium-driver`")
-        pytest.skip(f"{exe} not installed (apt-get install -y chromium chromium-driver)")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Served:
@@ -50,8 +34,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    _need("chromium")
-    _need("chromedriver")
+    need("chromium")
+    need("chromedriver")
     import uvicorn
 
     from plastics_core.api.app import create_app
@@ -61,7 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     old = os.environ.get("PLASTICS_API_USERS")
     os.environ["PLASTICS_API_USERS"] = f"{USER}:{PASSWORD}"
     app = create_app(url, str(tmp / "store"))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -82,40 +66,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def browser(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = _need("chromium")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        f"--user-data-dir={profile}",
-        "--no-first-run",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(_need("chromedriver")), options=opts)
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), size="1400,1000") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _wait(what: str, check: Any, timeout: float = 30.0) -> Any:
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    return wait(what, check, timeout, every=0.1)
 
 
 def _texts(driver: Any, css: str) -> list[str]:

@@ -4,22 +4,14 @@
 
 Clicked like a user: the lineage shows the assets, an asset's partition grid opens, a backfill of
 2 ROIs x 1 window is launched from the Materialize dialog and succeeds (the job's partition
-statuses and every asset's materializations agree on its partitions), its run log shows the tile
-progress, and a run of a partition added without a geometry fails with the one-line message.
+statuses and every asset's materializations agree on its partitions; the quarter grid of
+``descartes_run`` shows exactly the quarters the store holds, those the window's ``heatmaps``
+step computed included), its run log shows the tile progress, and a run of a partition added without a geometry fails with the one-line message.
 Screenshots are kept in ``test-artifacts/ui/`` (git-ignored; the path is printed).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,59 +19,32 @@ from typing import Any
 import pytest
 
 from tests import _fanout_util as fu
+from tests._browser import (
+    LOCATION,
+    REPOSITORY,
+    chromium,
+    dagster_dev,
+    graphql,
+    need_browser,
+    open_page,
+    shot,
+    text_appears,
+    wait,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts" / "ui"
 WINDOW = fu.WINDOW
+PAIRS = fu.UI_PAIRS
 ROIS = ("ui_a", "ui_b")
 NO_GEOMETRY = "ui_only"
-LOCATION = "_ui_defs.py"
-
-
-def _need(exe: str) -> str:
-    found = shutil.which(exe)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exe} not found: .ci/run must `apt-get install -y chromium chromium-driver`")
-        pytest.skip(f"{exe} not installed (apt-get install -y chromium chromium-driver)")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def graphql(base: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    req = urllib.request.Request(f"{base}/graphql", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())["data"]
-
-
-def _wait(what: str, check: Any, timeout: float, every: float = 2.0) -> Any:
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        try:
-            last = check()
-            if last:
-                return last
-        except OSError as exc:  # server not up yet
-            last = exc
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[str]:
-    """``dagster dev`` on a free 127.0.0.1 port with two 4-tile ROIs and one partition without geometry."""
-    _need("chromium")
-    _need("chromedriver")
-    pytest.importorskip("selenium")
+def ui(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[dict[str, Any]]:
+    """``dagster dev`` on a free 127.0.0.1 port with two 4-tile ROIs and one partition without
+    geometry; ``{"base": its URL, "store": its store folder}``."""
+    need_browser()
     from dagster import DagsterInstance
 
     from plastics_dagster.cli._instance import ensure_instance_config
@@ -90,114 +55,19 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
     for name in ROIS:
         fu.register(instance, store, name)
     instance.add_dynamic_partitions("roi", [NO_GEOMETRY])  # as "Add a partition" in the UI does
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "PLASTICS_STORE": str(store),
-        "PLASTICS_PROGRESS": "0",
-        "PLASTICS_MODEL_STORE": str(models_dir),
-        "PYTHONPATH": str(REPO),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    log = (tmp / "dagster-dev.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-f",
-            str(REPO / "tests" / "_ui_defs.py"),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-    try:
-        _wait(
-            "the webserver and code location",
-            lambda: (
-                proc.poll() is None
-                and any(
-                    e["loadStatus"] == "LOADED"
-                    for e in graphql(base, query)["workspaceOrError"]["locationEntries"]
-                )
-                or (proc.poll() is not None and pytest.fail(f"dagster dev exited: see {log.name}"))
-            ),
-            300,
-        )
-        print(f"\nUI test: {base}, dagster dev log {log.name}, screenshots in {ARTIFACTS}")
-        yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)  # dagster dev shuts its webserver, daemon and code server down
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
+    with dagster_dev(tmp, home, store, models_dir) as base:
+        yield {"base": base, "store": store}
+
+
+@pytest.fixture(scope="module")
+def server(ui: dict[str, Any]) -> str:
+    return str(ui["base"])
 
 
 @pytest.fixture(scope="module")
 def browser(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = _need("chromium")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1600,1000",
-        f"--user-data-dir={profile}",
-        "--no-first-run",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(_need("chromedriver")), options=opts)
-    driver.implicitly_wait(0)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
-
-
-def shot(driver: Any, name: str) -> Path:
-    path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))
-    return path
-
-
-def text_appears(driver: Any, text: str, timeout: float = 60) -> None:
-    from selenium.webdriver.common.by import By
-
-    _wait(
-        f"{text!r} on {driver.current_url}",
-        lambda: text in driver.find_element(By.TAG_NAME, "body").text,
-        timeout,
-        every=1.0,
-    )
-
-
-def open_page(driver: Any, url: str, expect: str) -> None:
-    """Load ``url``, dismiss the first-visit community dialog, wait for ``expect``."""
-    from selenium.webdriver.common.by import By
-
-    driver.get(url)
-    text_appears(driver, expect, 90)
-    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
-        button.click()
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+        yield driver
 
 
 def launch_backfill(driver: Any, base: str, rois: tuple[str, ...], name: str) -> None:
@@ -210,7 +80,7 @@ def launch_backfill(driver: Any, base: str, rois: tuple[str, ...], name: str) ->
     text_appears(driver, "Partition selection")
     driver.find_element(By.CSS_SELECTOR, "[role=dialog] [class*=TagSelector_tagSelectorContainer]").click()
     for roi in rois:
-        _wait(
+        wait(
             f"ROI option {roi}",
             lambda roi=roi: driver.find_elements(
                 By.CSS_SELECTOR, f"[data-radix-popper-content-wrapper] [data-tooltip='{roi}']"
@@ -249,14 +119,14 @@ def backfill_runs(
         ids = [b["id"] for b in graphql(base, BACKFILLS)["partitionBackfillsOrError"]["results"]]
         return next((i for i in ids if i not in known), None)
 
-    bid = _wait("the backfill", new_backfill, 60)
+    bid = wait("the backfill", new_backfill, 60)
 
     def finished() -> list[dict[str, Any]] | None:
         runs = tagged_runs(base, "dagster/backfill", bid)
         done = [r for r in runs if r["status"] in FINISHED]
         return runs if len(runs) == n_runs and len(done) == n_runs else None
 
-    return bid, _wait(f"{n_runs} runs of backfill {bid}", finished, timeout, 5)
+    return bid, wait(f"{n_runs} runs of backfill {bid}", finished, timeout, 5)
 
 
 def test_lineage_shows_the_assets(server: str, browser: Any) -> None:
@@ -281,7 +151,9 @@ def test_partition_grid_opens(server: str, browser: Any) -> None:
     shot(browser, "partitions-descartes_run")
 
 
-def test_backfill_of_two_rois_succeeds_and_logs_tile_progress(server: str, browser: Any) -> None:
+def test_backfill_of_two_rois_succeeds_and_logs_tile_progress(
+    ui: dict[str, Any], server: str, browser: Any
+) -> None:
     known = {b["id"] for b in graphql(server, BACKFILLS)["partitionBackfillsOrError"]["results"]}
     launch_backfill(browser, server, ROIS, "backfill")
     bid, runs = backfill_runs(server, known, len(ROIS), 420)
@@ -301,6 +173,15 @@ def test_backfill_of_two_rois_succeeds_and_logs_tile_progress(server: str, brows
         "preview",
     ):
         assert materialized_partitions(server, asset, sorted(partitions)) == partitions, asset
+    # every quarter the store holds is a materialized descartes_run partition in the UI: the
+    # window's own quarter (fan-out) and those its heatmaps step computed
+    for roi in ROIS:
+        stored = stored_quarters(ui["store"], roi)
+        assert len(stored) == PAIRS and WINDOW in stored, stored
+        assert {w for r, w in quarter_statuses(server) if r == roi} == stored, roi
+    open_page(browser, f"{server}/assets/descartes_run?view=partitions", "Partitions")
+    text_appears(browser, ROIS[0])
+    shot(browser, "backfill-quarter-grid")
     open_page(browser, f"{server}/runs/b/{bid}", bid)
     text_appears(browser, "Succeeded")
     text_appears(browser, "100% completed")
@@ -319,7 +200,7 @@ def test_backfill_of_two_rois_succeeds_and_logs_tile_progress(server: str, brows
 def test_partition_without_geometry_fails_with_one_line(server: str, browser: Any) -> None:
     launch_backfill(browser, server, (NO_GEOMETRY,), "unregistered")  # one partition: "Launch 1 run"
     key = f"{NO_GEOMETRY}|{WINDOW}"
-    (run,) = _wait(
+    (run,) = wait(
         f"the run of {key}",
         lambda: [r for r in tagged_runs(server, "dagster/partition", key) if r["status"] in FINISHED],
         400,
@@ -348,11 +229,43 @@ ASSET_PARTITIONS = """query($key: AssetKeyInput!, $parts: [String!]) { assetOrEr
 
 def job_partition_statuses(base: str) -> dict[str, str]:
     """detect_job's partition -> the status its Partitions tab shows (from its runs)."""
-    repo = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
-    data = graphql(base, JOB_PARTITIONS, {"repo": repo})["partitionSetOrError"]
+    data = graphql(base, JOB_PARTITIONS, {"repo": REPOSITORY})["partitionSetOrError"]
     statuses = data.get("partitionStatusesOrError", data)
     assert "results" in statuses, data
     return {r["partitionName"]: r["runStatus"] for r in statuses["results"] if r["runStatus"]}
+
+
+QUARTER_STATUSES = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  assetPartitionStatuses { __typename ... on MultiPartitionStatuses { primaryDimensionName ranges {
+    primaryDimStartKey primaryDimEndKey secondaryDim { __typename
+      ... on DefaultPartitionStatuses { materializedPartitions } } } } } } } }"""
+
+
+def quarter_statuses(base: str) -> set[tuple[str, str]]:
+    """The ``(roi, quarter)`` partitions of ``descartes_run`` that its partition grid (the asset
+    page's Partitions tab) shows materialized, read through the query that page makes."""
+    from plastics_dagster.partitions import window_partitions
+
+    windows = list(window_partitions.get_partition_keys())
+
+    def span(start: str, end: str) -> list[str]:
+        return windows[windows.index(start) : windows.index(end) + 1]
+
+    data = graphql(base, QUARTER_STATUSES, {"key": {"path": ["descartes_run"]}})["assetNodeOrError"]
+    statuses = data["assetPartitionStatuses"]
+    assert statuses["__typename"] == "MultiPartitionStatuses", statuses
+    assert statuses["primaryDimensionName"] == "window", statuses  # Dagster: the time dimension
+    found: set[tuple[str, str]] = set()
+    for part in statuses["ranges"]:  # windows start..end: the ROIs materialized for each of them
+        rois = part["secondaryDim"]["materializedPartitions"]
+        quarters = span(part["primaryDimStartKey"], part["primaryDimEndKey"])
+        found |= {(roi, quarter) for quarter in quarters for roi in rois}
+    return found
+
+
+def stored_quarters(store: Path, roi: str) -> set[str]:
+    """Quarters whose pair the store holds for ``roi`` (a manifest per quarter, written last)."""
+    return {p.parent.name for p in (store / "descartes_run" / roi).glob("*/*.json")}
 
 
 def materialized_partitions(base: str, asset: str, partitions: list[str]) -> set[str]:

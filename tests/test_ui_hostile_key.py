@@ -7,10 +7,6 @@ deletes it). Debian chromium + chromium-driver through Selenium against ``dagste
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,17 +15,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.test_ui_browser import (
-    ARTIFACTS,
-    LOCATION,
-    REPO,
-    _free_port,
-    _need,
-    _wait,
+from tests._browser import (
+    REPOSITORY,
+    chromium,
+    dagster_dev,
     graphql,
+    need_browser,
     open_page,
     shot,
     text_appears,
+    wait,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -42,93 +37,19 @@ ADD_PARTITION = """mutation($repo: RepositorySelector!, $key: String!) {
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[dict[str, Any]]:
     """``dagster dev`` on a free port with this module's own instance; ``{"base", "home", "store"}``."""
-    _need("chromium")
-    _need("chromedriver")
-    pytest.importorskip("selenium")
+    need_browser()
     from plastics_dagster.cli._instance import ensure_instance_config
 
     tmp = tmp_path_factory.mktemp("ui-hostile")
     home, store = ensure_instance_config(tmp / "home"), tmp / "store"
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "PLASTICS_STORE": str(store),
-        "PLASTICS_PROGRESS": "0",
-        "PLASTICS_MODEL_STORE": str(models_dir),
-        "PYTHONPATH": str(REPO),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    log = (tmp / "dagster-dev.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-f",
-            str(REPO / "tests" / "_ui_defs.py"),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-    try:
-        _wait(
-            "the webserver and code location",
-            lambda: (
-                proc.poll() is None
-                and any(
-                    e["loadStatus"] == "LOADED"
-                    for e in graphql(base, query)["workspaceOrError"]["locationEntries"]
-                )
-                or (proc.poll() is not None and pytest.fail(f"dagster dev exited: see {log.name}"))
-            ),
-            300,
-        )
+    with dagster_dev(tmp, home, store, models_dir) as base:
         yield {"base": base, "home": home, "store": store}
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
 
 
-@pytest.fixture(scope="module")
-def chromium(ui: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = _need("chromium")
-    profile = tmp_path_factory.mktemp("chromium-profile-hostile")
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1600,1000",
-        f"--user-data-dir={profile}",
-        "--no-first-run",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(_need("chromedriver")), options=opts)
-    driver.implicitly_wait(0)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
+@pytest.fixture(scope="module", name="chromium")
+def chromium_driver(ui: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with chromium(tmp_path_factory.mktemp("chromium-profile-hostile")) as driver:
+        yield driver
 
 
 def test_a_hostile_roi_key_from_the_ui_is_named_and_removed_by_the_cli(
@@ -138,8 +59,7 @@ def test_a_hostile_roi_key_from_the_ui_is_named_and_removed_by_the_cli(
 
     from plastics_dagster.cli import cli
 
-    repo = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
-    added = graphql(ui["base"], ADD_PARTITION, {"repo": repo, "key": HOSTILE})["addDynamicPartition"]
+    added = graphql(ui["base"], ADD_PARTITION, {"repo": REPOSITORY, "key": HOSTILE})["addDynamicPartition"]
     assert added["__typename"] == "AddDynamicPartitionSuccess"  # Dagster accepts any text as a key
     open_page(chromium, f"{ui['base']}/assets/descartes_run?view=partitions", "Partitions")
     text_appears(chromium, HOSTILE)
@@ -157,7 +77,7 @@ def test_a_hostile_roi_key_from_the_ui_is_named_and_removed_by_the_cli(
     chromium.refresh()
     text_appears(chromium, "Partitions")
     time.sleep(2)
-    _wait(
+    wait(
         f"{HOSTILE!r} gone from the partition page",
         lambda: HOSTILE not in chromium.find_element(By.TAG_NAME, "body").text,
         60,

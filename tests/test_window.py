@@ -147,13 +147,13 @@ def test_run_window_reuses_composites(temesi: PlantedSite, models_dir: Path) -> 
 
 def test_cli_range_is_gpw_detect() -> None:
     """``plastics run --start 2019-01-01 --end 2021-06-30`` = every pair of the range: window 2020-10-01, 8 pairs."""
+    from plastics_core.params import make_params
     from plastics_dagster.cli.run import resolve_window
 
-    overrides: dict[str, object] = {}
-    assert resolve_window(None, "2019-01-01", "2021-06-30", overrides) == "2020-10-01" and overrides == {
-        "pairs": 8
-    }
-    assert resolve_window("2021-01-01", None, None, {}) == "2021-01-01"
+    given = make_params({"preset": "low"})
+    window, params = resolve_window(None, "2019-01-01", "2021-06-30", given)
+    assert (window, params) == ("2020-10-01", make_params({"preset": "low", "pairs": 8}))
+    assert resolve_window("2021-01-01", None, None, given) == ("2021-01-01", given)
     for args, needle in (
         ((("2021-01-01", "2019-01-01", "2021-06-30")), "not both"),
         ((None, "2021-01-01", "2021-06-30"), "no spectrogram pair"),
@@ -161,4 +161,4 @@ def test_cli_range_is_gpw_detect() -> None:
         ((None, "2019-01-01", "2030-01-01"), "more than 24"),
     ):
         with pytest.raises(ParameterError, match=needle):
-            resolve_window(*args, {})
+            resolve_window(*args, given)

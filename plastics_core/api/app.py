@@ -1,19 +1,29 @@
 """The API application: :func:`create_app` (used by ``plastics serve`` and the tests).
 
 Routes: :data:`ROUTERS` (the sites endpoints, then any router added there), ``/`` (an index),
-``/health``, ``/openapi.json`` and ``/docs`` (OpenAPI), and ``/preview/...``: the preview pages
-and site reports of a local store (``<store>/preview/<roi>/<window>/<run-hash>.html``), read-only.
+``/health``, ``/openapi.json`` and ``/docs`` (OpenAPI; Swagger UI served from the pinned
+``swagger-ui-bundle`` package under ``/docs-assets/``, so the page works offline), and
+``/preview/...``: the preview pages and site reports of a local store
+(``<store>/preview/<roi>/<window>/<run-hash>.html``), read-only.
+
+:func:`app_from_environment` builds the application in each ``plastics serve --workers N`` process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from plastics_core.api import review, sites
 from plastics_core.api.problems import install_handlers
@@ -23,6 +33,36 @@ from plastics_core.sitedb.engine import open_database
 ROUTERS: list[APIRouter] = [sites.router, review.router]
 #: headers on every response
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+#: where the Swagger UI files (JavaScript, CSS, icon) of ``/docs`` are served
+DOCS_ASSETS = "/docs-assets"
+#: environment variables through which ``plastics serve --workers N`` hands its options to
+#: :func:`app_from_environment` in each worker process (never a database password: the URL is
+#: found again from ``PLASTICS_DATABASE_URL`` or the store, as ``plastics serve`` found it)
+SERVE_STORE_ENV = "PLASTICS_SERVE_STORE"
+
+
+class SecurityHeaders:
+    """ASGI middleware: :data:`SECURITY_HEADERS` on every http response (unless already set)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    if key not in headers:
+                        headers.append(key, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 DESCRIPTION = (
     "Plastic-waste sites found by the plastics asset graph (Global Plastic Watch's models), as GeoJSON. "
     "Each ROI's latest published run is served unless `run` names a run hash. Errors are RFC 7807 "
@@ -51,18 +91,27 @@ def create_app(
     :class:`plastics_core.sitedb.engine.SiteDatabaseError` when unreachable), serving the
     previews of ``store_root`` when it is a local folder. ``routers``: added after :data:`ROUTERS`;
     ``engine``: an already-open Engine to use instead of opening ``database_url``."""
-    app = FastAPI(title="plastics sites API", version="1", description=DESCRIPTION)
+    app = FastAPI(
+        title="plastics sites API", version="1", description=DESCRIPTION, docs_url=None, redoc_url=None
+    )
     app.state.engine = engine if engine is not None else open_database(database_url)
     root = local_root(store_root)
     app.state.store_root = str(root) if root is not None else None
     install_handlers(app)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
+    app.add_middleware(SecurityHeaders)
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
+        )
 
     @app.get("/", summary="Index of the API")
     def index(request: Request) -> dict[str, Any]:
@@ -86,3 +135,13 @@ def create_app(
         app.mount("/preview", StaticFiles(directory=root / "preview", check_dir=False), name="preview")
     app.router.on_shutdown.append(app.state.engine.dispose)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one ``plastics serve`` worker process (uvicorn's factory): the store
+    root from :data:`SERVE_STORE_ENV` (set by ``plastics serve``), the database from
+    ``PLASTICS_DATABASE_URL`` or the store, as ``plastics serve`` chose them."""
+    from plastics_core.sitedb.engine import env_database_url
+
+    root = os.environ.get(SERVE_STORE_ENV) or None
+    return create_app(env_database_url(root or ""), root)

@@ -31,6 +31,7 @@ from typing import Any
 
 from upath import UPath
 
+from plastics_core.execution.manifest import RunRecord, pair_manifest
 from plastics_core.geo.periods import parse_day
 from plastics_core.imagery.granule_claim import release, try_claim, wait_for
 from plastics_core.storage.store import is_local, s3_call
@@ -121,43 +122,6 @@ def compute_tile_once(
     return dict(value), computed
 
 
-def pair_manifest(
-    run_hash: str,
-    roi: str,
-    start: str,
-    tiles: list[str],
-    summaries: list[dict[str, Any]],
-    params: Any,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The manifest of one quarter's pair computed outside the fan-out (``backend``: ``in-window``),
-    with the fields ``descartes_run`` writes: run hash, ROI, quarter, periods, tiles, imagery scene
-    ids, timings (seconds per tile and stage), empty tiles' reasons, plus ``extra``."""
-    from plastics_core.geo.periods import pair_periods
-
-    extra = dict(extra or {})
-    periods = pair_periods(parse_day(start), params.mosaic_period, params.spectrogram_interval)
-    return {
-        "run_hash": run_hash,
-        "roi": roi,
-        "window": start,
-        "periods": [p.label for p in periods],
-        "tiles": tiles,
-        "backend": "in-window",
-        **extra,
-        "imagery": {
-            **dict(extra.get("imagery", {})),
-            "scene_ids": sorted({str(i) for s in summaries for i in s.get("scene_ids", [])}),
-        },
-        "timings": {
-            "total_s": round(sum(float(s.get("seconds", 0.0)) for s in summaries), 3),
-            "tiles_s": {s["key"]: s.get("seconds") for s in summaries},
-            "stages_s": {s["key"]: s.get("timings", {}) for s in summaries},
-        },
-        "empty_reasons": {s["key"]: s["empty_reason"] for s in summaries if s.get("empty_reason")},
-    }
-
-
 @dataclass
 class PairComputed:
     """One quarter's pair computed by this worker: its manifest (as ``descartes_run`` writes it) and
@@ -178,26 +142,25 @@ class PairComputed:
 
 def compute_pairs_once(
     store: UPath,
-    roi: str,
+    record: RunRecord,
     starts: Sequence[dt.date | str],
-    run_hash: str,
     tiles: Sequence[str],
     source: object,
     models: object,
-    params: Any,
-    extra: dict[str, Any] | None = None,
     stale_s: float = STALE_S,
 ) -> list[PairComputed]:
     """Compute and store the pairs of ``starts`` the store lacks (every tile of ``tiles``, one after
-    the other), each with its manifest, unless another worker computes them (then wait for its
-    manifest). ``extra``: manifest fields (``params``, ``imagery`` source, ``models``...).
+    the other), each with its manifest (:func:`plastics_core.execution.manifest.pair_manifest` of
+    ``record``: the run's ROI, hash, parameters, imagery source, models, executor), unless another
+    worker computes them (then wait for its manifest).
     Returns the pairs this call computed, oldest first; a pair found in the store or written by
     another worker meanwhile is not among them."""
     from plastics_core.method.window import manifest_path, missing_starts
     from plastics_core.storage.corrupt import load_json
-    from plastics_core.storage.outputs import json_bytes
-    from plastics_core.storage.store import atomic_write, run_folder
+    from plastics_core.storage.folders import DescartesRun, write_run
+    from plastics_core.storage.store import run_folder
 
+    roi, run_hash = record.roi, record.run_hash
     done: list[PairComputed] = []
     for start in missing_starts(store, roi, starts, run_hash):
         path = manifest_path(store, roi, start, run_hash)
@@ -207,11 +170,11 @@ def compute_pairs_once(
             summaries = []
             for key in tiles:
                 summary, computed = compute_tile_once(
-                    key, source, models, params, day, folder, stale_s=stale_s
+                    key, source, models, record.params, day, folder, stale_s=stale_s
                 )
                 summaries.append({**summary, "computed": computed})
-            manifest = pair_manifest(run_hash, roi, start, list(tiles), summaries, params, extra)
-            atomic_write(path, json_bytes(manifest))
+            manifest = pair_manifest(record, start, tiles, summaries)
+            write_run(path, DescartesRun(manifest))  # the tiles' files are in place: the manifest only
             return PairComputed(start, manifest, summaries)
 
         value, computed = compute_once(path, compute, partial(load_json, path), stale_s)

@@ -13,12 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upath import UPath
 
 from plastics_core.errors import ModelError
 from plastics_core.geo.periods import parse_day
+
+if TYPE_CHECKING:
+    from plastics_core.params import DetectParams
 
 #: The EarthOne compute function (``compute.Function`` accepts a ``"module.function"`` name).
 REMOTE_FUNCTION = "plastics_core.execution.tile_job.infer_tile_remote"
@@ -46,16 +49,23 @@ REMOTE_PACKAGES = (
 )
 
 
-def detect_params(values: dict[str, Any]) -> Any:
-    """Resolved run parameters (a job's JSON argument) as :class:`plastics_core.params.DetectParams`;
-    an unknown key or a bad value is one ParameterError line, never silently dropped."""
+def detect_params(values: dict[str, Any]) -> DetectParams:
+    """Resolved run parameters (a job's JSON argument) as :class:`plastics_core.params.DetectParams`,
+    validated once here, at the job's edge; an unknown key or a bad value is one ParameterError
+    line, never silently dropped."""
     from plastics_core.params import make_params
 
     return make_params(values)
 
 
 def compute_tile(
-    tile_key: str, source: Any, models: Any, params: Any, window: dt.date, folder: UPath, log: Any = None
+    tile_key: str,
+    source: Any,
+    models: Any,
+    params: DetectParams,
+    window: dt.date,
+    folder: UPath,
+    log: Any = None,
 ) -> dict[str, Any]:
     """Run one tile's pair and write its files into ``folder`` (heatmap, patch grid, then the summary).
     Composites come from / go to the store's composite cache (:mod:`plastics_core.execution.composite_cache`);

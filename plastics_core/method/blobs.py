@@ -22,7 +22,6 @@ float32 integral image loses precision on large rasters).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -33,74 +32,12 @@ from skimage.feature import blob_doh
 
 from plastics_core.errors import ParameterError
 from plastics_core.geo.raster import Raster
+from plastics_core.method.blob_params import PRESETS as PRESETS  # re-exported
+from plastics_core.method.blob_params import BlobParams as BlobParams  # re-exported
+from plastics_core.method.blob_params import preset as preset  # re-exported
 
 BLOB_COLUMNS = ["name", "lon", "lat", "sigma", "score", "row", "col"]
 _BLOCK = 16
-
-
-@dataclass(frozen=True)
-class BlobParams:
-    """Blob-detection parameters.
-
-    - ``pred_threshold``: heatmap pixels below this (probability, [0, 1]) are zeroed.
-    - ``min_sigma`` / ``max_sigma``: DoH scale range in pixels (10 m S2 pixels). The blob radius
-      is about ``sigma``. ``min_sigma`` 3.5 px is the smallest DoH can resolve (box filters);
-      ``max_sigma`` 20 px (~200 m radius). GPW's ``BlobDetect`` used 100, but blob_doh samples
-      10 scales evenly between the two sigmas: with 100 they are 10.7 px apart and a weak
-      mid-sized site (peak 0.75, ~6 px) found at 20 is lost (tests/test_blobs.py); 20 also keeps
-      the halo of sparse processing small. Bigger sites still fire, with sigma clipped at 20.
-    - ``area_threshold``: the DoH ``threshold`` (absolute, on blob_doh's scale-normalised
-      determinant). 0.008: the paper's worked example (pred threshold 0.6) holds only for a
-      threshold between about 0.0071 and 0.0092 (a 3x3 blob at 0.7 is found at min_sigma 3.5
-      but not 5.0; a 2x3 blob at 0.7 at neither; a 2x3 blob at 0.8 at 3.5), with max_sigma 20
-      or 100 alike (tests/test_blobs.py). A lone speckle pixel gives ~4e-4 and is rejected.
-    - ``patch_threshold``: patch-classifier mean a candidate's patch must exceed (used by
-      :func:`plastics_core.method.candidates.select_candidates`).
-    - ``grid``: ``native`` runs DoH on the heatmap's own (UTM) grid and places a blob at its
-      pixel's centre; ``wgs84`` is GPW's: the band reprojected to EPSG:4326 (nearest
-      neighbour, :func:`wgs84_band`) and the blob at its pixel's upper-left corner.
-    """
-
-    pred_threshold: float = 0.6
-    min_sigma: float = 3.5
-    max_sigma: float = 20.0
-    area_threshold: float = 0.008
-    patch_threshold: float = 0.3
-    grid: str = "native"
-
-    def __post_init__(self) -> None:
-        if self.grid not in ("native", "wgs84"):
-            raise ParameterError(f"blob grid {self.grid!r} is unknown: use native or wgs84")
-        for field_name in ("pred_threshold", "area_threshold", "patch_threshold"):
-            value = getattr(self, field_name)
-            if not (0.0 <= value <= 1.0):
-                raise ParameterError(f"{field_name}={value} is outside [0, 1]; pass a value in [0, 1]")
-        if not (0 < self.min_sigma < math.inf and 0 < self.max_sigma < math.inf):
-            raise ParameterError(
-                f"min_sigma={self.min_sigma}, max_sigma={self.max_sigma}: sigmas must be finite and > 0 pixels"
-            )
-        if self.min_sigma > self.max_sigma:
-            raise ParameterError(
-                f"min_sigma={self.min_sigma} > max_sigma={self.max_sigma}; pass min_sigma <= max_sigma"
-            )
-
-
-#: Sensitivity modes of the GPW paper: (pixel threshold, DoH min_sigma, patch threshold).
-PRESETS: dict[str, BlobParams] = {
-    "low": BlobParams(pred_threshold=0.9, min_sigma=5.0, patch_threshold=0.6),
-    "medium": BlobParams(pred_threshold=0.6, min_sigma=5.0, patch_threshold=0.6),
-    "high": BlobParams(pred_threshold=0.6, min_sigma=3.5, patch_threshold=0.3),
-}
-
-
-def preset(name: str) -> BlobParams:
-    """The :data:`PRESETS` entry ``name``; unknown names raise ParameterError listing the choices."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ParameterError(
-            f"unknown sensitivity preset {name!r}; choose one of {', '.join(sorted(PRESETS))}"
-        ) from None
 
 
 def _reach(params: BlobParams) -> int:

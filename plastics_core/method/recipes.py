@@ -2,8 +2,10 @@
 
 ``paper`` follows Kruse et al. (PLOS ONE 2023) where the paper is explicit and the project's
 documented choices elsewhere. ``gpw-2021`` reproduces ``earthrise-media/plastics`` at commit
-``f3e03ce`` (``detect/workflows/detect_luigi.py``, ``detect/scripts/dl_utils.py``) wherever this
-project's inputs allow; docs/FIDELITY.md cites the line behind every value below.
+``f3e03ce`` (``detect/workflows/detect_luigi.py``, ``detect/scripts/dl_utils.py``, and for the tiles
+and patch stride the deployment script ``detect/for_reference/descartes_spectrogram_run.py``, whose
+grid GPW's published patches lie on) wherever this project's inputs allow; docs/FIDELITY.md cites
+the line behind every value below.
 
 A recipe is chosen by the ``recipe`` run parameter (:class:`plastics_core.params.DetectParams`).
 It sets the run parameters of :data:`RECIPE_PARAMS` that a run leaves at their default (so they
@@ -21,17 +23,36 @@ from plastics_core.errors import ParameterError
 Recipe = Literal["paper", "gpw-2021"]
 RECIPE_NAMES: tuple[str, ...] = ("paper", "gpw-2021")
 
+#: Width in pixels of the patch model this project ships (``v1.1.0_4-23-21_patch_classifier_45px_patch.h5``).
+PATCH_MODEL_WIDTH = 45
+
+
+def gpw_patch_tiling(width: int, stride: int = 8, target: int = 900) -> tuple[int, int]:
+    """(tilesize, pad) in pixels of GPW's 2021 deployment for a patch model ``width`` px wide
+    at ``stride`` px: pad ``width - stride``, tilesize ``(target // width) * width - pad``.
+
+    >>> gpw_patch_tiling(28)  # GPW's 28 px model: the grid of its published patch products
+    (876, 20)
+    >>> gpw_patch_tiling(PATCH_MODEL_WIDTH)
+    (863, 37)
+    """
+    pad = width - stride
+    return (target // width) * width - pad, pad
+
+
+_GPW_TILESIZE, _GPW_PAD = gpw_patch_tiling(PATCH_MODEL_WIDTH)
+
 #: Run parameters each recipe sets where a run leaves them at their default.
 RECIPE_PARAMS: dict[str, dict[str, Any]] = {
     "paper": {},
     "gpw-2021": {
-        # the spectrogram model loaded as the "patch model": tiles (900 // 2) * 2 + 6 px, pad 0
-        "tilesize": 906,
-        "pad": 0,
+        # the deployment script's tiles, sized from the patch model (863 px + 37 px pad here)
+        "tilesize": _GPW_TILESIZE,
+        "pad": _GPW_PAD,
         # Detect's default range 2019-01-01 .. 2021-06-01 holds 7 pairs
         "pairs": 7,
-        # no --patch_stride is passed: the patch model's width (45 px for this project's model)
-        "stride": 45,
+        # --patch_stride 8, as the deployment script passes it and GPW's published patches show
+        "stride": 8,
         # BlobDetect / DetectBlobsTiled defaults, ComparePatchClassifier's threshold
         "pred_threshold": 0.75,
         "min_sigma": 3.5,

@@ -1,4 +1,4 @@
-"""Numpy forward pass of a GPW patch classifier over a whole composite (no TensorFlow here).
+"""Shared-grid geometry and dense head of a GPW patch classifier over a whole composite.
 
 Supported layouts: [Conv2D(valid, stride 1, relu) | MaxPooling2D(p x p, stride p, valid)]* ->
 Flatten -> Dense(relu)* -> Dense(2, softmax); Dropout is inactive at inference. With total
@@ -6,6 +6,10 @@ pooling stride S (8 for the 45 px model: three 2x2 pools), windows placed every 
 up exactly with every pooled grid, so the conv stack is computed ONCE over the image and the
 window at (r, c) reads the final feature map at ``[r : r + fh, c : c + fw]`` (fh x fw = the
 window's own final map, 3 x 3 for 45 px). Exact: same sums as the per-window model.
+
+The conv stack itself is the caller's (:meth:`PatchNet.grid`'s ``features``): TensorFlow's
+convs on the CPU path (2x numpy im2col convs on 2 cores), the compiled JAX grid
+(:mod:`.compiled`) elsewhere. The head (dense layers) runs here in float32 numpy.
 """
 
 from __future__ import annotations
@@ -21,34 +25,8 @@ from scipy.special import expit
 from plastics_core.errors import ModelError
 
 F32 = np.float32
-_IM2COL_BYTES = 64 << 20
 #: Input pixels per block of window rows in :meth:`PatchNet.grid`.
 BLOCK_PIXELS = 2_000_000
-
-
-def conv_relu(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Valid 2D convolution + relu: ``x`` (H, W, C), ``k`` (kh, kw, C, F) -> (H-kh+1, W-kw+1, F)."""
-    kh, kw, c, f = k.shape
-    ho, wo = x.shape[0] - kh + 1, x.shape[1] - kw + 1
-    out = np.empty((ho, wo, f), F32)
-    km = k.reshape(kh * kw * c, f)
-    step = max(1, _IM2COL_BYTES // max(1, wo * kh * kw * c * 4))
-    for r0 in range(0, ho, step):
-        r1 = min(ho, r0 + step)
-        win = sliding_window_view(x[r0 : r1 + kh - 1], (kh, kw), axis=(0, 1))  # (rc, wo, C, kh, kw)
-        cols = win.transpose(0, 1, 3, 4, 2).reshape((r1 - r0) * wo, kh * kw * c)
-        blk = out[r0:r1].reshape((r1 - r0) * wo, f)
-        np.matmul(cols, km, out=blk)
-        blk += b
-        np.maximum(blk, 0, out=blk)
-    return out
-
-
-def max_pool(x: np.ndarray, p: int) -> np.ndarray:
-    """Valid p x p max pooling with stride p: (H, W, F) -> (H // p, W // p, F)."""
-    hp, wp = x.shape[0] // p, x.shape[1] // p
-    pooled: np.ndarray = x[: hp * p, : wp * p].reshape(hp, p, wp, p, x.shape[2]).max(axis=(1, 3))
-    return pooled
 
 
 @dataclass(frozen=True)
@@ -60,12 +38,6 @@ class PatchNet:
     head: tuple[np.ndarray, float]  # (w1 - w0 (in,), b1 - b0)
     total_stride: int
     final_hw: tuple[int, int]
-
-    @classmethod
-    def from_keras(cls, model: Any) -> PatchNet:
-        """From a loaded Keras model."""
-        layers = [(type(la).__name__, la.get_config(), la.get_weights()) for la in model.layers]
-        return cls.from_layers(layers, (int(model.input_shape[1]), int(model.input_shape[2])))
 
     @classmethod
     def from_h5(cls, model: Any) -> PatchNet:
@@ -120,12 +92,6 @@ class PatchNet:
         head = ((wl[:, 1] - wl[:, 0]).astype(F32), float(bl[1] - bl[0]))
         return cls(tuple(stack), tuple(dense[:-1]), head, stride, (h, w))
 
-    def features(self, xn: np.ndarray) -> np.ndarray:
-        """Final feature map of normalized image ``xn`` (H, W, C) float32."""
-        for op, a, b in self.stack:
-            xn = conv_relu(xn, a, b) if op == "conv" else max_pool(xn, a)
-        return xn
-
     def head_predict(self, feats: np.ndarray) -> np.ndarray:
         """(n, fh*fw*F) flattened (row, col, channel) features -> (n,) float32 probabilities."""
         g = feats
@@ -142,24 +108,23 @@ class PatchNet:
         rows: int,
         cols: int,
         window: int,
-        features: Callable[[np.ndarray], np.ndarray] | None = None,
+        features: Callable[[np.ndarray], np.ndarray],
     ) -> np.ndarray:
         """(rows, cols) scores of windows placed every ``total_stride`` px over normalized ``xn``.
 
-        ``features`` computes the conv stack of an (h, w, c) block (default: numpy
-        :meth:`features`; the classifier passes a compiled TensorFlow one). Blocks of window
-        rows bound memory to about ``BLOCK_PIXELS`` input pixels.
+        ``features`` computes the model's conv stack (final feature map (h', w', F)) of a
+        normalized (h, w, c) block (the classifier passes a compiled TensorFlow one). Blocks of
+        window rows bound memory to about ``BLOCK_PIXELS`` input pixels.
         """
         s = self.total_stride
         fh, fw = self.final_hw
-        feat = features or self.features
         out = np.empty((rows, cols), F32)
         width = s * (cols - 1) + window
         band = max(1, (BLOCK_PIXELS // width - window) // s + 1)
         for r0 in range(0, rows, band):
             r1 = min(rows, r0 + band)
             sub = xn[s * r0 : s * (r1 - 1) + window, :width]
-            fmap = feat(sub)
+            fmap = features(sub)
             win = sliding_window_view(fmap, (fh, fw), axis=(0, 1))[: r1 - r0, :cols]
             flat = win.transpose(0, 1, 3, 4, 2).reshape((r1 - r0) * cols, -1)
             out[r0:r1] = self.head_predict(np.ascontiguousarray(flat)).reshape(r1 - r0, cols)

@@ -8,15 +8,21 @@ Bounding boxes are (min lon, min lat, max lon, max lat) in EPSG:4326 degrees, ed
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, func, select
+import orjson
+from sqlalchemy import BindParameter, Connection, Engine, Float, Select, String, bindparam, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from plastics_core.sitedb.engine import SiteDatabaseError, describe, shown_url
 from plastics_core.sitedb.geometry import to_shapely
 from plastics_core.sitedb.schema import SRID, Contour, Detection, Run, Site, table
+from plastics_core.sitedb.verdicts import Verdict
 
 #: site columns every query returns (``geom`` is left out: ``lon``/``lat`` hold the point)
 SITE_FIELDS = (
@@ -63,6 +69,20 @@ def _fail(engine: Engine | Connection, err: SQLAlchemyError) -> SiteDatabaseErro
     )
 
 
+def latest_runs(roi: str | BindParameter[str] | None = None) -> Select[Any]:
+    """``SELECT run_hash`` of each ROI's latest published run (of ``roi`` only when given): a
+    subquery the page queries embed, so they read the current runs in the same statement. Written
+    as "no run of the same ROI has a higher sequence" (an anti-join), which both planners
+    estimate well: PostgreSQL then scans the bounding box first and hashes the runs."""
+    runs, newer = table(Run).alias("latest_run"), table(Run).alias("newer_run")
+    stmt = select(runs.c.run_hash).where(
+        ~select(newer.c.run_hash)
+        .where(newer.c.roi == runs.c.roi, newer.c.sequence > runs.c.sequence)
+        .exists()
+    )
+    return stmt.where(runs.c.roi == roi) if roi is not None else stmt
+
+
 def run_hashes(conn: Connection, run: str | None = None, roi: str | None = None) -> list[str]:
     """``[run]`` if that run is published (else ``[]``), or the latest run hash of every ROI (of
     ``roi`` only when given)."""
@@ -72,12 +92,7 @@ def run_hashes(conn: Connection, run: str | None = None, roi: str | None = None)
         if roi is not None:
             stmt = stmt.where(runs.c.roi == roi)
         return [str(r) for r in conn.execute(stmt).scalars()]
-    latest = select(runs.c.roi, func.max(runs.c.sequence).label("seq")).group_by(runs.c.roi)
-    if roi is not None:
-        latest = latest.where(runs.c.roi == roi)
-    sub = latest.subquery()
-    stmt2 = select(runs.c.run_hash).join(sub, and_(runs.c.roi == sub.c.roi, runs.c.sequence == sub.c.seq))
-    return sorted(str(r) for r in conn.execute(stmt2).scalars())
+    return sorted(str(r) for r in conn.execute(latest_runs(roi)).scalars())
 
 
 def _site_select() -> Select[Any]:
@@ -87,6 +102,97 @@ def _site_select() -> Select[Any]:
 
 def _records(rows: Any) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads: PostgreSQL in autocommit (no BEGIN / ROLLBACK round trips around
+    a page's statements), SQLite as usual (a read transaction, in-process)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+    else:
+        with engine.connect() as conn:
+            yield conn
+
+
+def _nul(*values: str | None) -> bool:
+    """True when a filter holds NUL: stored text never does (PostgreSQL refuses it in a query)."""
+    return any("\x00" in v for v in values if v is not None)
+
+
+@lru_cache(maxsize=64)
+def _bbox_statement(
+    dialect: str, small: bool, by_run: bool, by_roi: bool, fields: tuple[str, ...], own_verdict: bool = False
+) -> Select[Any]:
+    t = table(Site)
+    stmt = select(*(t.c[f] for f in fields))
+    if own_verdict:  # the newest verdict given to the site's own id (index ix_verdicts_roi_site)
+        v = table(Verdict)
+        newest = (
+            select(v.c.id)
+            .where(v.c.roi == t.c.roi, v.c.site_id == t.c.site_id)
+            .order_by(v.c.id.desc())
+            .limit(1)
+        )
+        stmt = stmt.add_columns(
+            newest.scalar_subquery().label("own_verdict_id"),
+            newest.with_only_columns(v.c.verdict).scalar_subquery().label("own_verdict"),
+        )
+    run_column = t.c.run_hash + "" if dialect == "sqlite" and small else t.c.run_hash
+    if by_run:
+        stmt = stmt.where(run_column == bindparam("run"))
+        if by_roi:
+            stmt = stmt.where(t.c.roi == bindparam("roi"))
+    else:
+        stmt = stmt.where(
+            run_column.in_(latest_runs(bindparam("roi", type_=String) if by_roi else None).scalar_subquery())
+        )
+    corners = [bindparam(k, type_=Float) for k in ("min_lon", "min_lat", "max_lon", "max_lat")]
+    if dialect == "postgresql":
+        stmt = stmt.where(t.c.geom.op("&&")(func.ST_MakeEnvelope(*corners, SRID)))
+    else:
+        stmt = stmt.where(t.c.lon.between(corners[0], corners[2]), t.c.lat.between(corners[1], corners[3]))
+    return stmt.order_by(t.c.site_id, t.c.roi).limit(bindparam("limit")).offset(bindparam("offset"))
+
+
+def bbox_select(
+    dialect: str,
+    bbox: BBox,
+    *,
+    limit: int,
+    offset: int,
+    run: str | None = None,
+    roi: str | None = None,
+    fields: Sequence[str] = SITE_FIELDS,
+    own_verdict: bool = False,
+) -> tuple[Select[Any], dict[str, Any]]:
+    """One statement and its parameters for a page of sites in ``bbox`` (columns ``fields`` of
+    ``sites``), ordered by (``site_id``, ``roi``): of run ``run``, or of each ROI's latest run
+    (:func:`latest_runs`, in the same statement); of ROI ``roi`` when given. The statement is
+    built once per shape (backend, filters, columns) and reused: only parameters change.
+    ``own_verdict``: two more columns, the id and the verdict of the newest review verdict given
+    to the site's own id (None when none).
+
+    PostGIS: the GiST index (``geom && ST_MakeEnvelope(...)``); SQLite: the (lon, lat) index for a
+    small box (``run_hash || ''`` keeps SQLite off the run_hash index, which lists every site of
+    the runs), the run index for a large one.
+    """
+    small = (bbox.max_lon - bbox.min_lon) * (bbox.max_lat - bbox.min_lat) <= SQLITE_SMALL_BOX_DEG2
+    stmt = _bbox_statement(dialect, small, run is not None, roi is not None, tuple(fields), own_verdict)
+    params: dict[str, Any] = {
+        "min_lon": bbox.min_lon,
+        "min_lat": bbox.min_lat,
+        "max_lon": bbox.max_lon,
+        "max_lat": bbox.max_lat,
+        "limit": limit,
+        "offset": offset,
+    }
+    if run is not None:
+        params["run"] = run
+    if roi is not None:
+        params["roi"] = roi
+    return stmt, params
 
 
 def sites_in_bbox(
@@ -99,37 +205,141 @@ def sites_in_bbox(
     roi: str | None = None,
 ) -> list[dict[str, Any]]:
     """Sites (dicts of :data:`SITE_FIELDS`) whose point lies in ``bbox``, ordered by
-    (``site_id``, ``roi``), ``limit`` rows from ``offset``.
-
-    PostGIS: the GiST index (``geom && ST_MakeEnvelope(...)``); SQLite: the (lon, lat) index.
-    """
-    t = table(Site)
-    if any(
-        "\x00" in v for v in (run or "", roi or "")
-    ):  # stored text never holds NUL (PostgreSQL refuses it)
+    (``site_id``, ``roi``), ``limit`` rows from ``offset`` (one statement: :func:`bbox_select`)."""
+    if _nul(run, roi):
         return []
+    stmt, params = bbox_select(engine.dialect.name, bbox, limit=limit, offset=offset, run=run, roi=roi)
     try:
-        with engine.connect() as conn:
-            hashes = run_hashes(conn, run, roi)
-            if not hashes:
-                return []
-            stmt = _site_select().where(t.c.run_hash.in_(hashes))
-            if engine.dialect.name == "postgresql":
-                envelope = func.ST_MakeEnvelope(bbox.min_lon, bbox.min_lat, bbox.max_lon, bbox.max_lat, SRID)
-                stmt = stmt.where(t.c.geom.op("&&")(envelope))
-            else:
-                # a small box: `run_hash || ''` keeps SQLite off the run_hash index (every site of
-                # the listed runs) so that it uses the (lon, lat) index the box narrows down
-                small = (bbox.max_lon - bbox.min_lon) * (bbox.max_lat - bbox.min_lat) <= SQLITE_SMALL_BOX_DEG2
-                stmt = _site_select().where(
-                    (t.c.run_hash + "").in_(hashes) if small else t.c.run_hash.in_(hashes),
-                    t.c.lon.between(bbox.min_lon, bbox.max_lon),
-                    t.c.lat.between(bbox.min_lat, bbox.max_lat),
-                )
-            stmt = stmt.order_by(t.c.site_id, t.c.roi).limit(limit).offset(offset)
-            return _records(conn.execute(stmt))
+        with read_connection(engine) as conn:
+            return _records(conn.execute(stmt, params))
     except SQLAlchemyError as err:
         raise _fail(engine, err) from None
+
+
+#: the columns of a page of sites as the API lists them (no JSON time series)
+PAGE_FIELDS = (
+    "site_id",
+    "roi",
+    "run_hash",
+    "name",
+    "status",
+    "first_window",
+    "last_window",
+    "n_windows",
+    "lon",
+    "lat",
+    "score_latest",
+    "patch_latest",
+    "score_max",
+    "area_km2_latest",
+    "address",
+    "site_ids",
+)
+
+
+@dataclass(frozen=True)
+class SitePage:
+    """A page of sites: ``rows`` (tuples in :data:`PAGE_FIELDS` order, then the id and verdict of
+    the newest verdict given to the site's own id) and ``verdicts`` (the latest review verdict of
+    each row over all its ids, ``confirm`` | ``reject`` | ``unsure`` or None)."""
+
+    rows: list[tuple[Any, ...]]
+    verdicts: list[str | None]
+
+
+_PAGE_VERDICTS = {
+    # the verdicts of these ROIs given to any of these ids (ids: one array or JSON array)
+    "postgresql": text(
+        "SELECT id, roi, site_id, verdict FROM verdicts WHERE roi = ANY(:rois) AND site_id = ANY(:ids)"
+    ),
+    "sqlite": text(
+        "SELECT id, roi, site_id, verdict FROM verdicts "
+        "WHERE roi IN (SELECT value FROM json_each(:rois)) "
+        "AND site_id IN (SELECT value FROM json_each(:ids))"
+    ),
+}
+
+
+def _site_ids(site_id: str, site_ids: str | None) -> list[str]:
+    """The site's own id first, then the ids of its detections (JSON list ``site_ids``)."""
+    if not site_ids or site_ids == "[]":
+        return [site_id]
+    try:
+        others = [str(i) for i in orjson.loads(site_ids)]
+    except (TypeError, ValueError):
+        others = []
+    return [site_id, *(i for i in others if i != site_id)]
+
+
+def page_verdicts(
+    conn: Connection, rois: Sequence[str], ids: Sequence[Sequence[str]]
+) -> list[tuple[int, str] | None]:
+    """The newest verdict (its id and value) of each site (``ids``: each site's ids; ``rois``:
+    each site's ROI) given within its ROI to any of its ids, None when none. One statement."""
+    if not ids:
+        return []
+    wanted = sorted({i for site in ids for i in site})
+    distinct_rois = sorted(set(rois))
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {"rois": distinct_rois, "ids": wanted}
+        stmt = _PAGE_VERDICTS["postgresql"]
+    else:
+        params = {"rois": json.dumps(distinct_rois), "ids": json.dumps(wanted)}
+        stmt = _PAGE_VERDICTS["sqlite"]
+    newest: dict[tuple[str, str], tuple[int, str]] = {}
+    for verdict_id, roi, site_id, verdict in conn.execute(stmt, params):
+        key = (str(roi), str(site_id))
+        if key not in newest or newest[key][0] < int(verdict_id):
+            newest[key] = (int(verdict_id), str(verdict))
+    out: list[tuple[int, str] | None] = []
+    for roi, site in zip(rois, ids, strict=True):
+        found = [newest[(roi, i)] for i in site if (roi, i) in newest]
+        out.append(max(found) if found else None)
+    return out
+
+
+def site_page(
+    engine: Engine,
+    bbox: BBox,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    run: str | None = None,
+    roi: str | None = None,
+) -> SitePage:
+    """A page of sites in ``bbox`` (as :func:`sites_in_bbox`, columns :data:`PAGE_FIELDS`) with
+    their latest review verdicts, rows as tuples: one statement, and a second one on the same
+    connection only when a site of the page lists detection ids besides its own."""
+    if _nul(run, roi):
+        return SitePage([], [])
+    stmt, params = bbox_select(
+        engine.dialect.name,
+        bbox,
+        limit=limit,
+        offset=offset,
+        run=run,
+        roi=roi,
+        fields=PAGE_FIELDS,
+        own_verdict=True,
+    )
+    last = len(PAGE_FIELDS) - 1  # site_ids
+    try:
+        with read_connection(engine) as conn:
+            rows = [tuple(r) for r in conn.execute(stmt, params)]
+            # the verdicts given to a site's own id came with the page; those given to its other
+            # (detection) ids take one more statement, only for the sites that have such ids
+            ids = [_site_ids(r[0], r[last])[1:] for r in rows]
+            others = [k for k, extra in enumerate(ids) if extra]
+            found = page_verdicts(conn, [rows[k][1] for k in others], [ids[k] for k in others])
+    except SQLAlchemyError as err:
+        raise _fail(engine, err) from None
+    verdicts: list[str | None] = []
+    extra_verdicts = dict(zip(others, found, strict=True))
+    for k, row in enumerate(rows):
+        own = (int(row[-2]), str(row[-1])) if row[-2] is not None else None
+        candidates = [c for c in (own, extra_verdicts.get(k)) if c is not None]
+        verdicts.append(max(candidates)[1] if candidates else None)
+    return SitePage(rows, verdicts)
 
 
 def get_site(engine: Engine, site_id: str, *, run: str | None = None) -> dict[str, Any] | None:

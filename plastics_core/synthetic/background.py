@@ -30,10 +30,15 @@ LAND_COVER = np.array(
 )
 
 
+#: the environment variable naming the shared data folder (GPW models and data), and its default:
+#: a setting, relative to the working directory, never derived from where the package is installed
+SHARED_ENV = "PLASTICS_SHARED"
+DEFAULT_SHARED = "../shared"
+
+
 def default_shared_dir() -> Path:
-    """``$PLASTICS_SHARED`` or ``<repo>/../shared``."""
-    env = os.environ.get("PLASTICS_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
+    """``$PLASTICS_SHARED`` (read now) or ``../shared`` (relative to the working directory)."""
+    return Path(os.environ.get(SHARED_ENV) or DEFAULT_SHARED)
 
 
 @lru_cache(maxsize=4)

@@ -65,38 +65,22 @@ def window_pairs(
     from plastics_core.method.window import load_window_pairs
 
     roi, window = split_key(context.partition_key)
-    check_complete(
-        window, mosaic_period=params.mosaic_period, spectrogram_interval=params.spectrogram_interval
-    )
-    starts = window_pair_starts(
-        parse_day(window), params.pairs, params.mosaic_period, earliest=parse_day(WINDOW_START)
-    )
-    run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
-    model_store = models.get_store()
-    extra = {
-        "params": params.resolved(),
-        "imagery": {"source": imagery.source_name()},
-        "models": {name: model_store.resolve(name).sha256 for name in (params.model, params.patch_model)},
-        "executor": fanout.executor_name(context),
-    }
-    done = compute_pairs_once(
-        store.path(),
-        roi,
-        starts,
-        run_hash,
-        fanout.planned_tiles(params, store, roi),
-        imagery.get_source(),
-        model_store,
-        to_detect_params(params),
-        extra,
-    )
+    p = params.core()
+    check_complete(window, mosaic_period=p.mosaic_period, spectrogram_interval=p.spectrogram_interval)
+    starts = window_pair_starts(parse_day(window), p.pairs, p.mosaic_period, earliest=parse_day(WINDOW_START))
+    record = fanout.run_record(context, params, imagery, models, store, "in-window")
+    tiles, source, model_store = fanout.planned_tiles(p, store, roi), imagery.get_source(), models.get_store()
+    done = []
+    for start in starts:  # one quarter at a time: each is recorded as soon as it is stored
+        pair = compute_pairs_once(store.path(), record, [start], tiles, source, model_store)
+        report_pairs(context, roi, pair)
+        done += pair
     if done:
-        report_pairs(context, roi, done)
         context.log.info(
             f"{roi} {window}: computed the missing pairs {', '.join(p.start for p in done)} in this "
             "step, recorded as their descartes_run partitions"
         )
-    return load_window_pairs(store.path(), roi, starts, run_hash)
+    return load_window_pairs(store.path(), roi, starts, record.run_hash)
 
 
 def report_pairs(context: AssetExecutionContext, roi: str, done: list[Any]) -> None:
@@ -128,7 +112,7 @@ def _run_hash(
     store: StoreResource,
 ) -> str:
     roi, _ = split_key(context.partition_key)
-    return str(params.run_hash(imagery.source_name(), store.roi_hash(roi)))
+    return params.run_hash_for(roi, imagery, store)
 
 
 def _pairs_meta(wp: Any, run_hash: str) -> dict[str, Any]:
@@ -203,7 +187,8 @@ def patch_geojson(
     from plastics_core.method.window import window_empty_reasons, window_patches
 
     wp = window_pairs(context, params, imagery, store, models)
-    keep = min(to_detect_params(params).patch_keep_threshold, params.blob_params().patch_threshold)
+    p = params.core()
+    keep = min(p.patch_keep_threshold, p.blob_params().patch_threshold)
     gdf = window_patches(wp, keep)  # never drops a candidate's patch
     meta: dict[str, Any] = {
         "patches": len(gdf),

@@ -171,7 +171,8 @@ def _composites(
     from plastics_core.geo.tiles import tile_from_key
     from plastics_core.method.composite import composite
 
-    _, period = pair_periods(parse_day(window), params.mosaic_period, params.spectrogram_interval)
+    p = params.core()
+    _, period = pair_periods(parse_day(window), p.mosaic_period, p.spectrogram_interval)
     cache: dict[str, Any] = {}
     source: list[Any] = []
 
@@ -234,7 +235,7 @@ def preview(
     database: SiteDatabase,
 ) -> MaterializeResult[Any]:
     roi, window = split_key(context.partition_key)
-    run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
+    run_hash = params.run_hash_for(roi, imagery, store)
     root = store.path()
     geom = store.load_roi(roi)
     verdicts = site_verdicts(database, store, roi)
@@ -332,7 +333,7 @@ def site_registry(
     )
     per_window = {w: (g, contours_by_window.get(w)) for w, g in sites_by_window.items()}
     registry = build_site_registry(per_window, site_verdicts(database, store, roi))
-    run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
+    run_hash = params.run_hash_for(roi, imagery, store)
     gj, csv = registry_paths(store.path(), roi, run_hash)
     atomic_write(csv, registry_csv_bytes(registry))
     counts = registry["status"].value_counts().to_dict() if len(registry) else {}

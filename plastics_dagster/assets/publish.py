@@ -80,7 +80,7 @@ def published_sites(
     )
     outlines = _as_windows(contours, [str(k) for k in context.asset_partition_keys_for_input("contours")])
     per_window = {w: (g, outlines.get(w)) for w, g in sites.items()}
-    run_hash = params.run_hash(imagery.source_name(), store.roi_hash(roi))
+    run_hash = params.run_hash_for(roi, imagery, store)
     resolved = params.resolved()
     run = RunInfo(
         run_hash=run_hash,

@@ -2,8 +2,8 @@
 
 Dagster only raises an interrupt inside a step's user code: a signal that arrives between two
 steps is held until the next step starts, and one that arrives after a run's last step (while
-the run's events are written) is dropped when that run ends. ``plastics run`` executes several
-Dagster runs in a row (one per quarter pair, the window, the registry), so a signal in that last
+the run's events are written) is dropped when that run ends. ``plastics run`` executes two
+Dagster runs in a row (the window's ``detect_job`` run, the ROI's ``registry_job`` run), so a signal in that last
 gap would let the next run start as if nothing happened. :func:`stoppable` therefore also
 listens below Python's signal handlers: the interpreter writes every delivered signal's number
 to a wakeup pipe (``signal.set_wakeup_fd``) whichever Python handler is installed, and

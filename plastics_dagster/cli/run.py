@@ -1,7 +1,9 @@
 """``plastics run`` and ``plastics demo``: materialize one (roi, window) partition in-process.
 
 Both call :func:`plastics_dagster.runner.materialize_partition` against the persistent Dagster
-instance (``$DAGSTER_HOME`` or ``./.dagster_home``) and print its
+instance (``$DAGSTER_HOME`` or ``./.dagster_home``): one ``detect_job`` run of the partition, as
+the UI's *Materialize* launches it, then the ROI's ``registry_job`` run; a progress bar follows
+the runs' events (:mod:`plastics_dagster.cli._progress`). They print its
 :class:`~plastics_dagster.runner.RunSummary`; ``--json`` prints the summary as JSON instead.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +20,9 @@ from plastics_dagster.cli._instance import open_instance, store_location
 from plastics_dagster.cli._progress import dagster_progress
 from plastics_dagster.cli._stop import stoppable
 from plastics_dagster.cli.stages import PRESET_CHOICE
+
+if TYPE_CHECKING:
+    from plastics_core.params import DetectParams
 
 #: ``--preset``: a sensitivity preset, or ``gpw-2021``: the recipe that reproduces the 2021 code
 #: (the ``recipe`` parameter; docs/FIDELITY.md).
@@ -81,7 +86,8 @@ def nearest_site(
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings -> DetectionParams overrides (values parsed as YAML scalars)."""
+    """``KEY=VALUE`` strings -> parameter values by name (YAML scalars; unknown keys refused). The
+    values are checked once, with the other options, by :func:`run_params`."""
     import yaml
 
     from plastics_dagster.config import DetectionParams
@@ -104,8 +110,15 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
                 "e.g. --param \"KEY='text'\"",
                 param_hint="--param",
             ) from None
-    detection_params(out)
     return out
+
+
+def run_params(values: dict[str, Any]) -> DetectParams:
+    """The run's frozen parameters from ``--preset`` / ``--param`` values: the one validation of
+    the command line (one ParameterError / ModelError line naming the value and its range)."""
+    from plastics_core.params import make_params
+
+    return make_params(values)
 
 
 #: The longest ``--param`` value (characters): every parameter is a number or a short word.
@@ -141,19 +154,21 @@ def detection_params(overrides: dict[str, Any]) -> Any:
     return build(overrides)
 
 
-def resolve_window(window: str | None, start: str | None, end: str | None, overrides: dict[str, Any]) -> str:
-    """The window to run: ``--window``, or for ``--start``/``--end`` the range's last pair (and
-    ``pairs`` set to the range's pair count in ``overrides``). One ParameterError line otherwise."""
+def resolve_window(
+    window: str | None, start: str | None, end: str | None, params: DetectParams
+) -> tuple[str, DetectParams]:
+    """The window to run and its parameters: ``--window`` and ``params``, or for
+    ``--start``/``--end`` the range's last pair and ``params`` with ``pairs`` set to the range's
+    pair count. One ParameterError line otherwise."""
     from plastics_core.errors import ParameterError
     from plastics_core.geo.periods import MAX_PAIRS, parse_day, range_pair_starts
-    from plastics_dagster.config import detection_params
     from plastics_dagster.partitions import parse_window
 
     if window is not None and (start or end):
         raise ParameterError("give either --window or --start/--end, not both")
     if window is not None:
         parse_window(window)  # strict YYYY-MM-DD of a quarter start, before any work
-        return window
+        return window, params
     if not (start and end):
         raise ParameterError(
             "give --window YYYY-MM-DD, or --start and --end (e.g. --start 2019-01-01 --end 2021-06-30)"
@@ -161,7 +176,7 @@ def resolve_window(window: str | None, start: str | None, end: str | None, overr
     parse_day(start, "--start")
     first = parse_window(start)
     last_day = parse_day(end, "--end", "YYYY-MM-DD, e.g. 2021-06-30")
-    p = detection_params(overrides)
+    p = params
     starts = range_pair_starts(first, last_day, p.mosaic_period, p.spectrogram_interval)
     if not starts:
         raise ParameterError(
@@ -172,27 +187,29 @@ def resolve_window(window: str | None, start: str | None, end: str | None, overr
         raise ParameterError(
             f"--start {start} --end {end} holds {len(starts)} pairs, more than {MAX_PAIRS}: split the range"
         )
-    overrides["pairs"] = len(starts)
-    return starts[-1].isoformat()
+    # 1 <= len(starts) <= MAX_PAIRS: inside the field's bounds, nothing to validate again
+    return starts[-1].isoformat(), params.model_copy(update={"pairs": len(starts)})
 
 
 def execute(
-    roi: str, window: str, overrides: dict[str, Any], store: str | None, imagery: str | None, verbose: bool
+    roi: str, window: str, params: DetectParams, store: str | None, imagery: str | None, verbose: bool
 ) -> tuple[Any, float]:
     """Run the partition with a progress bar; returns (RunSummary, seconds)."""
     from plastics_dagster.runner import materialize_partition
 
     instance = open_instance()
     start = time.perf_counter()
-    with stoppable() as stop, dagster_progress(f"{roi} {window}", verbose=verbose):
+    with stoppable() as stop, dagster_progress(f"{roi} {window}", verbose=verbose) as progress:
         summary = materialize_partition(
             roi,
             window,
-            overrides,
+            params,
             store=store_location(store),
             imagery=imagery,
             instance=instance,
             stop_requested=stop.requested,
+            on_event=progress.on_event,
+            log_level=progress.log_level,
         )
     return summary, time.perf_counter() - start
 
@@ -277,9 +294,9 @@ def run(
     Example: plastics run --roi test_patch --window 2021-01-01 --imagery synthetic --preset high;
     plastics run --roi test_patch --start 2019-01-01 --end 2021-06-30 --imagery stac
     """
-    overrides = {**parse_params(params), **preset_overrides(preset)}
-    window = resolve_window(window, start, end, overrides)
-    summary, seconds = execute(roi, window, overrides, store, imagery, verbose)
+    given = run_params({**parse_params(params), **preset_overrides(preset)})
+    window, run_with = resolve_window(window, start, end, given)
+    summary, seconds = execute(roi, window, run_with, store, imagery, verbose)
     if as_json:
         click.echo(json.dumps({**summary.to_dict(), "seconds": round(seconds, 2)}, indent=2, default=str))
     else:
@@ -299,8 +316,8 @@ def demo(window: str, store: str | None, preset: str | None, verbose: bool, as_j
     the real GPW models from $PLASTICS_MODEL_STORE (default ../shared/models), a local store.
     Exits 1 when no candidate lies within 500 m of TPA Temesi.
     """
-    overrides = preset_overrides(preset)
-    summary, seconds = execute(DEMO_ROI, window, overrides, store, "synthetic", verbose)
+    params = run_params(preset_overrides(preset))
+    summary, seconds = execute(DEMO_ROI, window, params, store, "synthetic", verbose)
     target = known_sites().get(DEMO_SITE, DEMO_SITE_LONLAT)
     dists = [distance_m((c["lon"], c["lat"]), target) for c in summary.candidates]
     if as_json:

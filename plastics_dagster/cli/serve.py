@@ -2,7 +2,10 @@
 
 The database is ``$PLASTICS_DATABASE_URL`` or the embedded ``sites.sqlite`` beside the store
 (where ``plastics run`` / ``plastics demo`` publish); an unreachable database is one line (exit 2)
-before the server starts. Binds 127.0.0.1 unless ``--host`` says otherwise.
+before the server starts. Binds 127.0.0.1 unless ``--host`` says otherwise. ``--workers N``
+runs N server processes (uvicorn workers; default 1): each opens its own connection pool, so
+N up to the number of CPU cores serves more concurrent clients (PostgreSQL, or SQLite in WAL
+mode, where readers never block each other).
 """
 
 from __future__ import annotations
@@ -28,11 +31,23 @@ def serve_banner(host: str, port: int, shown_database: str) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
 @click.option("--store", help=_STORE_HELP)
-def serve(host: str, port: int, store: str | None) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes (uvicorn workers); up to the number of CPU cores serves more concurrent clients.",
+)
+@click.option(
+    "--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request."
+)
+def serve(host: str, port: int, store: str | None, workers: int, access_log: bool) -> None:
     """Serve the site database (GPW's /sites API) and the preview pages of the store."""
+    import os
+
     import uvicorn
 
-    from plastics_core.api.app import create_app
+    from plastics_core.api.app import SERVE_STORE_ENV, create_app
     from plastics_core.sitedb.engine import env_database_url, shown_url
     from plastics_dagster.cli._instance import store_location
 
@@ -40,7 +55,22 @@ def serve(host: str, port: int, store: str | None) -> None:
     url = env_database_url(root)
     app = create_app(url, root)  # opens and migrates the database: SiteDatabaseError -> one line, exit 2
     click.echo(serve_banner(host, port, shown_url(url)))
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, access_log=access_log)
+        return
+    app.state.engine.dispose()  # each worker process opens its own (the database is migrated)
+    os.environ[SERVE_STORE_ENV] = root
+    uvicorn.run(
+        "plastics_core.api.app:app_from_environment",
+        factory=True,
+        workers=workers,
+        timeout_worker_healthcheck=60,  # a worker busy on a loaded machine is not a hung one
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        access_log=access_log,
+    )
 
 
 def browse_hint(store: str, roi: str, near: tuple[float, float], label: str) -> list[str]:

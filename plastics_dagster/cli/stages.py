@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from plastics_dagster.cli._base import echo_kv
+
+if TYPE_CHECKING:
+    from plastics_core.method.blob_params import BlobParams
 
 PRESET_CHOICE = click.Choice(["low", "medium", "high"])
 _IN_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -23,10 +26,10 @@ _OUT_FILE = click.Path(dir_okay=False, writable=False, path_type=Path)
 
 
 def default_preset() -> str:
-    """The graph's default sensitivity preset (``DetectionParams.preset``)."""
-    from plastics_dagster.config import DetectionParams
+    """The graph's default sensitivity preset (``DetectParams.preset``)."""
+    from plastics_core.params import DetectParams
 
-    return str(DetectionParams.model_fields["preset"].default)
+    return str(DetectParams.model_fields["preset"].default)
 
 
 def refuse_overwriting_inputs(output: Path, *inputs: Path) -> None:
@@ -39,16 +42,15 @@ def refuse_overwriting_inputs(output: Path, *inputs: Path) -> None:
             raise ParameterError(f"output {output} is the input {src}: write the output to another file")
 
 
-def resolve_blob_params(preset: str | None, **overrides: float | None) -> Any:
-    """The preset's :class:`plastics_core.method.blobs.BlobParams` with the given (non-None) overrides.
-
-    ``preset`` None = the graph's default. Validation (thresholds in [0, 1], sigmas > 0)
-    happens in BlobParams itself (ParameterError).
-    """
-    from plastics_core.method import blobs as core_blobs
+def resolve_blob_params(preset: str | None, **overrides: float | None) -> BlobParams:
+    """The :class:`plastics_core.method.blob_params.BlobParams` of the preset with the given
+    (non-None) overrides, validated by the run parameter model
+    (:func:`plastics_core.params.make_params`): the bounds and the one-line ParameterError of
+    ``plastics run --param``. ``preset`` None = the graph's default."""
+    from plastics_core.params import make_params
 
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(core_blobs.preset(preset or default_preset()), **given)
+    return make_params({"preset": preset or default_preset(), **given}).blob_params()
 
 
 @click.command("blobs")
@@ -61,8 +63,8 @@ def resolve_blob_params(preset: str | None, **overrides: float | None) -> Any:
     help="Sensitivity preset giving the defaults of the thresholds below [default: the graph's, high].",
 )
 @click.option("--pred-threshold", type=float, help="Heatmap probability threshold in [0, 1] (preset).")
-@click.option("--min-sigma", type=float, help="Smallest blob scale in pixels, > 0 (preset).")
-@click.option("--max-sigma", type=float, help="Largest blob scale in pixels, > 0 (preset).")
+@click.option("--min-sigma", type=float, help="Smallest blob scale in pixels, in (0, 200] (preset).")
+@click.option("--max-sigma", type=float, help="Largest blob scale in pixels, in (0, 200] (preset).")
 @click.option("--area-threshold", type=float, help="DoH response threshold in [0, 1] (preset).")
 @click.option(
     "--band",
