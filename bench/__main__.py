@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import devices, machine, matmul_gflops
+from bench.common import devices, machine, matmul_gflops, write_results
 
 #: name -> "module:function"; run in this order.
 SECTIONS: dict[str, str] = {
@@ -91,11 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         f"matmul {m['matmul_gflops']:.0f} GFLOP/s"
     )
     print(table(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=float) + "\n")
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}")
+    write_results(results, args.out)
     return 0
 
 

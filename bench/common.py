@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,3 +120,13 @@ def model_store() -> Any:
 
     default = Path(__file__).resolve().parents[1].parent / "shared" / "models"
     return ModelStore(os.environ.get("PLASTICS_MODEL_STORE") or str(default))
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    """Write ``results`` as sorted, indented JSON to ``out`` atomically (a temporary file beside
+    it, then a rename), creating its folder; print the path."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=float) + "\n")
+    os.replace(tmp, out)
+    print(f"wrote {out}")

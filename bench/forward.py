@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bench.common import SEED, composite_image, machine, model_store, pixels
+from bench.common import SEED, composite_image, machine, model_store, pixels, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results" / "forward.json"
 STRIDE = 8
@@ -430,11 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['case']:<56} max |d| vs float64 reference {row['max_abs_diff_vs_reference']:.2e}")
     m = results["machine"]
     print(f"machine: {m['cpu_model']} x{m['cpu_count']}; load {m['loadavg_1_5_15']} -> {m['loadavg_after']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=float) + "\n")
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}")
+    write_results(results, args.out)
     return 0
 
 

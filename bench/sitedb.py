@@ -1,4 +1,4 @@
-"""Site database benchmark: ``python -m bench.sitedb [--url URL] [--workers N] [--keep]``.
+"""Site database benchmark: ``python -m bench.sitedb [--url URL] [--workers N] [--threads T] [--keep]``.
 
 Not part of the test suite. One command that prints everything and writes
 ``bench/results/sitedb.json`` (one entry per backend, updated in place). Backends: SQLite (a file
@@ -372,9 +372,11 @@ async def _drive(base: str, boxes: list[tuple[float, float]], clients: int, warm
     }
 
 
-def bench_http(url: str, clients: int, requests_per_client: int, workers: int, seed: int) -> dict[str, Any]:
+def bench_http(
+    url: str, clients: int, requests_per_client: int, workers: int, threads: int, seed: int
+) -> dict[str, Any]:
     """Latencies of GET /sites?bbox= (random 1 x 1 degree boxes) from ``clients`` concurrent
-    clients against ``plastics serve --workers N`` (a subprocess on 127.0.0.1)."""
+    clients against ``plastics serve --workers N --threads T`` (a subprocess on 127.0.0.1)."""
     import asyncio
 
     import httpx
@@ -383,7 +385,7 @@ def bench_http(url: str, clients: int, requests_per_client: int, workers: int, s
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PLASTICS_DATABASE_URL": url, "PLASTICS_STORE": str(Path(tmp) / "store")}
         command = [sys.executable, "-m", "plastics_dagster.cli", "serve", "--port", str(port)]
-        command += ["--workers", str(workers), "--no-access-log"]
+        command += ["--workers", str(workers), "--threads", str(threads), "--no-access-log"]
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             base = f"http://127.0.0.1:{port}"
@@ -415,6 +417,7 @@ def bench_http(url: str, clients: int, requests_per_client: int, workers: int, s
     return {
         "clients": clients,
         "server_workers": workers,
+        "server_threads": threads,
         **out,
         "load_average_before": before,
         "load_average_after": after,
@@ -436,7 +439,7 @@ def run_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
     out["load"] = bulk_load(engine, args.sites, args.rois, args.contours_per_site, SEED)
     engine.dispose()
     print(f"[{backend}] {args.clients} clients x {args.requests} requests ...", file=sys.stderr, flush=True)
-    out["bbox_http"] = bench_http(url, args.clients, args.requests, args.workers, SEED)
+    out["bbox_http"] = bench_http(url, args.clients, args.requests, args.workers, args.threads, SEED)
     if not args.keep:
         engine = open_database(url)
         drop_bench_rows(engine)
@@ -459,6 +462,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--requests", type=int, default=100, help="requests per client")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="plastics serve --workers")
+    ap.add_argument("--threads", type=int, default=2, help="plastics serve --threads")
     ap.add_argument(
         "--keep", action="store_true", help="keep the bench rows (and the SQLite file) for the next run"
     )

@@ -275,6 +275,26 @@ def test_previews_are_served_from_the_store_and_nothing_else(published: dict[str
         assert r.status_code == 404 and "not served" not in r.text
 
 
+@pytest.mark.parametrize("threads", [1, 2, 7])
+def test_threads_bound_the_requests_a_process_works_on_at_once(
+    published: dict[str, Any], sitedb_url: str, threads: int
+) -> None:
+    """``create_app(threads=N)`` (``plastics serve --threads N``) sizes the thread pool where the
+    synchronous endpoints run, once the server has started."""
+    import anyio.to_thread
+
+    router = APIRouter()
+
+    @router.get("/pool")
+    async def pool() -> dict[str, float]:
+        return {"tokens": anyio.to_thread.current_default_thread_limiter().total_tokens}
+
+    app = create_app(sitedb_url, None, routers=[router], engine=published["engine"], threads=threads)
+    with TestClient(app) as client:  # runs the startup handlers
+        assert client.get("/pool").json() == {"tokens": threads}
+        assert client.get("/sites", params={"bbox": "-180,180,-90,90"}).status_code == 200
+
+
 def test_writes_need_credentials_from_the_environment(
     published: dict[str, Any], sitedb_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upath import UPath
 
@@ -35,6 +35,12 @@ from plastics_core.execution.manifest import RunRecord, pair_manifest
 from plastics_core.geo.periods import parse_day
 from plastics_core.imagery.granule_claim import release, try_claim, wait_for
 from plastics_core.storage.store import is_local, s3_call
+
+if TYPE_CHECKING:
+    from plastics_core.execution.loaded import Models
+    from plastics_core.imagery.base import ImagerySource
+    from plastics_core.models.store import ModelStore
+    from plastics_core.params import DetectParams
 
 #: suffix of a claim marker beside the file it promises
 CLAIM_SUFFIX = ".computing"
@@ -97,12 +103,12 @@ def compute_once(
 
 def compute_tile_once(
     tile_key: str,
-    source: Any,
-    models: Any,
-    params: Any,
+    source: ImagerySource,
+    models: Models | ModelStore,
+    params: DetectParams,
     window: dt.date,
     folder: UPath,
-    log: Callable[[str], Any] | None = None,
+    log: Callable[[str], None] | None = None,
     stale_s: float = STALE_S,
 ) -> tuple[dict[str, Any], bool]:
     """One tile's pair into ``folder`` (:func:`plastics_core.execution.tile_job.compute_tile`) unless
@@ -145,8 +151,8 @@ def compute_pairs_once(
     record: RunRecord,
     starts: Sequence[dt.date | str],
     tiles: Sequence[str],
-    source: object,
-    models: object,
+    source: ImagerySource,
+    models: Models | ModelStore,
     stale_s: float = STALE_S,
 ) -> list[PairComputed]:
     """Compute and store the pairs of ``starts`` the store lacks (every tile of ``tiles``, one after

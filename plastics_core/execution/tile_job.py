@@ -21,6 +21,11 @@ from plastics_core.errors import ModelError
 from plastics_core.geo.periods import parse_day
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from plastics_core.execution.loaded import Models
+    from plastics_core.imagery.base import ImagerySource
+    from plastics_core.models.store import ModelStore
     from plastics_core.params import DetectParams
 
 #: The EarthOne compute function (``compute.Function`` accepts a ``"module.function"`` name).
@@ -60,12 +65,12 @@ def detect_params(values: dict[str, Any]) -> DetectParams:
 
 def compute_tile(
     tile_key: str,
-    source: Any,
-    models: Any,
+    source: ImagerySource,
+    models: Models | ModelStore,
     params: DetectParams,
     window: dt.date,
     folder: UPath,
-    log: Any = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run one tile's pair and write its files into ``folder`` (heatmap, patch grid, then the summary).
     Composites come from / go to the store's composite cache (:mod:`plastics_core.execution.composite_cache`);

@@ -216,25 +216,11 @@ def sites_in_bbox(
         raise _fail(engine, err) from None
 
 
-#: the columns of a page of sites as the API lists them (no JSON time series)
-PAGE_FIELDS = (
-    "site_id",
-    "roi",
-    "run_hash",
-    "name",
-    "status",
-    "first_window",
-    "last_window",
-    "n_windows",
-    "lon",
-    "lat",
-    "score_latest",
-    "patch_latest",
-    "score_max",
-    "area_km2_latest",
-    "address",
-    "site_ids",
-)
+#: the JSON time series a page of sites leaves out
+SERIES_FIELDS = ("pixel_scores", "patch_scores", "areas_km2")
+#: the columns of a page of sites as the API lists them (:data:`SITE_FIELDS` without the time
+#: series; ``site_ids`` stays last)
+PAGE_FIELDS = tuple(f for f in SITE_FIELDS if f not in SERIES_FIELDS)
 
 
 @dataclass(frozen=True)

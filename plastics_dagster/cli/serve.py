@@ -5,7 +5,9 @@ The database is ``$PLASTICS_DATABASE_URL`` or the embedded ``sites.sqlite`` besi
 before the server starts. Binds 127.0.0.1 unless ``--host`` says otherwise. ``--workers N``
 runs N server processes (uvicorn workers; default 1): each opens its own connection pool, so
 N up to the number of CPU cores serves more concurrent clients (PostgreSQL, or SQLite in WAL
-mode, where readers never block each other).
+mode, where readers never block each other). ``--threads N`` (default 2) is how many requests
+each process works on at once: the requests are short and CPU-bound, so a small number keeps
+threads, pooled connections and database processes from contending for the cores.
 """
 
 from __future__ import annotations
@@ -39,27 +41,37 @@ def serve_banner(host: str, port: int, shown_database: str) -> str:
     help="Server processes (uvicorn workers); up to the number of CPU cores serves more concurrent clients.",
 )
 @click.option(
+    "--threads",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Requests each server process works on at once (the others wait their turn).",
+)
+@click.option(
     "--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request."
 )
-def serve(host: str, port: int, store: str | None, workers: int, access_log: bool) -> None:
+def serve(host: str, port: int, store: str | None, workers: int, threads: int, access_log: bool) -> None:
     """Serve the site database (GPW's /sites API) and the preview pages of the store."""
     import os
 
     import uvicorn
 
-    from plastics_core.api.app import SERVE_STORE_ENV, create_app
+    from plastics_core.api.app import SERVE_STORE_ENV, SERVE_THREADS_ENV, create_app
     from plastics_core.sitedb.engine import env_database_url, shown_url
     from plastics_dagster.cli._instance import store_location
 
     root = store_location(store)
     url = env_database_url(root)
-    app = create_app(url, root)  # opens and migrates the database: SiteDatabaseError -> one line, exit 2
+    app = create_app(
+        url, root, threads=threads
+    )  # opens and migrates the database: SiteDatabaseError -> one line, exit 2
     click.echo(serve_banner(host, port, shown_url(url)))
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level="info", server_header=False, access_log=access_log)
         return
     app.state.engine.dispose()  # each worker process opens its own (the database is migrated)
     os.environ[SERVE_STORE_ENV] = root
+    os.environ[SERVE_THREADS_ENV] = str(threads)
     uvicorn.run(
         "plastics_core.api.app:app_from_environment",
         factory=True,
