@@ -13,9 +13,10 @@ in a temporary folder, or a kept one with ``--keep``) and, when ``--url`` or
    (bulk-loaded with the schema's tables; skipped when a kept database already holds them).
 3. ``bbox_http``: ``plastics serve --workers N`` started on 127.0.0.1 (a free port), then
    ``GET /sites?bbox=`` of random 1 x 1 degree boxes (default page of 100) from ``--clients``
-   concurrent HTTP clients (httpx, asyncio, one process): latency percentiles in ms, requests per
-   second, the clients' own CPU time per request, and the machine (CPU model, cores) with its load
-   average before and after.
+   concurrent keep-alive HTTP clients (aiohttp, asyncio, one process): latency percentiles in ms,
+   requests per second, the CPU time per request of the clients, of the server's processes and
+   of the PostgreSQL processes, and the machine (CPU model, cores) with its load average before
+   and after.
 
 Seeded (same sites and boxes every run). ``--keep`` leaves the bench rows in the database and
 reuses them next time (the 1,000,000-contour load takes minutes).
@@ -322,14 +323,48 @@ def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+def _process_table() -> dict[int, tuple[str, int, float]]:
+    """Every process of this machine: pid -> (command name, parent pid, CPU seconds used)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table: dict[int, tuple[str, int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry)] = (name, int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return table
+
+
+def cpu_seconds(server_pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by the server process with its descendants, and by the processes
+    named ``postgres`` (the database server: only this machine's, Linux ``/proc``)."""
+    table = _process_table()
+    tree, grew = {server_pid}, True
+    while grew:
+        children = {pid for pid, (_, parent, _) in table.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    server = sum(table[pid][2] for pid in tree if pid in table)
+    database = sum(cpu for name, _, cpu in table.values() if name.startswith("postgres"))
+    return server, database
+
+
 def _percentile(values: list[float], q: int) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
 
 
-async def _drive(base: str, boxes: list[tuple[float, float]], clients: int, warmup: int) -> dict[str, Any]:
+async def _drive(
+    base: str, boxes: list[tuple[float, float]], clients: int, warmup: int, server_pid: int
+) -> dict[str, Any]:
     """``clients`` concurrent keep-alive clients (aiohttp, installed with s3fs: its C parser
     leaves more of the machine to the server than httpx's), each GETting its share of ``boxes``
-    in turn; a round of ``warmup`` requests each first (connections, server), not counted."""
+    in turn; a round of ``warmup`` requests each first (connections, server), not counted. CPU
+    time is counted over the measured requests (:func:`cpu_seconds` of ``server_pid``)."""
     import asyncio
 
     import aiohttp
@@ -354,11 +389,14 @@ async def _drive(base: str, boxes: list[tuple[float, float]], clients: int, warm
         await asyncio.gather(*(client(i, boxes[i * warmup : (i + 1) * warmup]) for i in range(clients)))
         latencies.clear()
         features.clear()
+        server0, database0 = cpu_seconds(server_pid)
         cpu0, t0 = time.process_time(), time.perf_counter()
         await asyncio.gather(
             *(client(i, boxes[i * per_client : (i + 1) * per_client]) for i in range(clients))
         )
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        server1, database1 = cpu_seconds(server_pid)
+    n = len(latencies)
     return {
         "requests": len(latencies),
         "p50_ms": _percentile(latencies, 50),
@@ -367,7 +405,9 @@ async def _drive(base: str, boxes: list[tuple[float, float]], clients: int, warm
         "max_ms": round(max(latencies), 1),
         "requests_per_s": round(len(latencies) / wall, 1),
         "client": f"aiohttp {aiohttp.__version__}, one process",
-        "client_cpu_ms_per_request": round(cpu / len(latencies) * 1000, 2),
+        "client_cpu_ms_per_request": round(cpu / n * 1000, 2),
+        "server_cpu_ms_per_request": round((server1 - server0) / n * 1000, 2),
+        "database_cpu_ms_per_request": round((database1 - database0) / n * 1000, 2),
         "mean_features": round(float(np.mean(features)), 1),
     }
 
@@ -409,7 +449,7 @@ def bench_http(
                 )
             ]
             before = load_average()
-            out = asyncio.run(_drive(base, boxes, clients, warmup=5))
+            out = asyncio.run(_drive(base, boxes, clients, warmup=5, server_pid=server.pid))
             after = load_average()
         finally:
             server.terminate()

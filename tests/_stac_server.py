@@ -11,6 +11,8 @@
   Paths are resolved inside ``folder`` only.
 
 ``stats`` counts requests and bytes served (the benchmark reports them as fetch volume).
+Test servers of their own (fault injection) build on :func:`landing_page`, :class:`JsonHandler`
+and :func:`running`.
 """
 
 from __future__ import annotations
@@ -75,51 +77,64 @@ def matches(item: dict[str, Any], body: dict[str, Any]) -> bool:
     return not (cc is not None and "lt" in rule and not cc < rule["lt"])
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+def landing_page(base: str, catalog_id: str, description: str) -> dict[str, Any]:
+    """A STAC API landing page (core, item-search, ``query`` extension) for a catalog at
+    ``base`` whose item search is ``POST {base}/search``."""
+    return {
+        "type": "Catalog",
+        "id": catalog_id,
+        "stac_version": "1.0.0",
+        "description": description,
+        "conformsTo": [
+            "https://api.stacspec.org/v1.0.0/core",
+            "https://api.stacspec.org/v1.0.0/item-search",
+            "https://api.stacspec.org/v1.0.0/item-search#query",
+        ],
+        "links": [
+            {"rel": "self", "href": base},
+            {"rel": "root", "href": base},
+            {"rel": "search", "href": f"{base}/search", "method": "POST", "type": "application/geo+json"},
+        ],
+    }
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (keeps pytest output clean) and answers JSON."""
 
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _json(self, body: dict[str, Any], ctype: str = "application/json") -> None:
+    def send_json(self, status: int, body: dict[str, Any], ctype: str = "application/json") -> None:
+        """Answer ``status`` with ``body`` serialised as JSON, served as ``ctype``."""
         raw = json.dumps(body).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
 
-    def _landing(self) -> None:
-        base = self.server.base
-        self._json(
-            {
-                "type": "Catalog",
-                "id": "local",
-                "stac_version": "1.0.0",
-                "description": "local granules",
-                "conformsTo": [
-                    "https://api.stacspec.org/v1.0.0/core",
-                    "https://api.stacspec.org/v1.0.0/item-search",
-                    "https://api.stacspec.org/v1.0.0/item-search#query",
-                ],
-                "links": [
-                    {"rel": "self", "href": base},
-                    {"rel": "root", "href": base},
-                    {
-                        "rel": "search",
-                        "href": f"{base}/search",
-                        "method": "POST",
-                        "type": "application/geo+json",
-                    },
-                ],
-            }
-        )
+
+@contextmanager
+def running(srv: ThreadingHTTPServer) -> Iterator[None]:
+    """Serve ``srv`` from a daemon thread inside the block; shut it down and close it on exit."""
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+class _Handler(JsonHandler):
+    server: _Server
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.server.stats.searches += 1
         feats = [it for it in self.server.items if matches(it, body)]
-        self._json(
+        self.send_json(
+            200,
             {
                 "type": "FeatureCollection",
                 "features": feats,
@@ -135,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         if urlparse(self.path).path in ("", "/"):
-            self._landing()
+            self.send_json(200, landing_page(self.server.base, "local", "local granules"))
         else:
             self._file(head=False)
 
@@ -199,10 +214,5 @@ def serve(
     srv = _Server(("127.0.0.1", port), _Handler)
     srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
     srv.folder, srv.items, srv.stats = root, [absolute_hrefs(it, srv.base) for it in items], ServerStats()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(srv):
         yield srv.base, srv.stats
-    finally:
-        srv.shutdown()
-        srv.server_close()

@@ -349,6 +349,40 @@ def test_a_database_outage_is_503_without_the_password(published: dict[str, Any]
     assert secret not in r.text and "127.0.0.1" not in r.text
 
 
+def test_a_page_is_read_again_after_the_server_drops_the_connection(
+    published: dict[str, Any], sitedb_url: str
+) -> None:
+    if not sitedb_url.startswith("postgresql"):
+        pytest.skip("a dropped connection needs the server backend")
+    from sqlalchemy import text
+
+    with TestClient(create_app(sitedb_url, None)) as client:  # its own pool: no pre-ping
+        first = client.get("/sites", params={"limit": 1000})
+        everything = sorted([*published["latest"]["site_id"], *published["java"]["site_id"]])
+        assert first.status_code == 200 and sorted(_ids(first.json())) == everything
+        with published["engine"].connect() as conn:  # as a restart or failover does
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        assert ended >= 1
+        again = client.get("/sites", params={"limit": 1000})
+        assert again.status_code == 200 and again.json() == first.json()
+        rois = client.get("/rois")
+        assert rois.status_code == 200
+        with published["engine"].connect() as conn:  # again: now another endpoint meets it first
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        statuses = [client.get("/rois").status_code for _ in range(3)]
+        assert statuses in ([503, 200, 200], [200, 200, 200]) and client.get("/rois").json() == rois.json()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_plastics_serve_answers_on_127_0_0_1(
     published: dict[str, Any], sitedb_url: str, tmp_path: Path, workers: int

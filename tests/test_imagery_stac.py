@@ -10,9 +10,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 
 from plastics_core.errors import ImageryError
+from plastics_core.geo.bands import STAC_ASSET_KEYS
 from plastics_core.geo.periods import Period
 from plastics_core.geo.tiles import Tile
 from plastics_core.imagery.cloudmask import CloudMaskConfig
@@ -34,23 +34,18 @@ from plastics_core.imagery.stac_read import gdal_env
 from plastics_core.redact import redact
 from plastics_core.retry import RetryBudgetExceeded, RetryPolicy, is_transient, retry_call
 from tests._grid import largest_overlap_tile, source_pixels_under
+from tests._stac_server import JsonHandler, landing_page, running
 
 FAST = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
-KEYS = (
-    "coastal",
-    "blue",
-    "green",
-    "red",
-    "rededge1",
-    "rededge2",
-    "rededge3",
-    "nir",
-    "nir08",
-    "nir09",
-    "swir16",
-    "swir22",
-)
 SUMMER = Period(dt.date(2015, 7, 1), dt.date(2015, 10, 1))
+
+
+def _real_response(shared_dir: Path) -> dict[str, Any]:
+    """The real Earth Search v1 ``sentinel-2-l1c`` search response (a GeoJSON FeatureCollection
+    of STAC items), parsed afresh on each call so callers may edit it."""
+    path = shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json"
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result
 
 
 class _Stac(ThreadingHTTPServer):
@@ -62,53 +57,18 @@ class _Stac(ThreadingHTTPServer):
     searches: list[dict[str, Any]]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Stac
 
-    def log_message(self, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-    def _send(self, status: int, body: dict[str, Any], ctype: str = "application/json") -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
     def do_GET(self) -> None:  # noqa: N802 - http.server API
-        base = self.server.base
-        self._send(
-            200,
-            {
-                "type": "Catalog",
-                "id": "local-earth-search",
-                "stac_version": "1.0.0",
-                "description": "test",
-                "conformsTo": [
-                    "https://api.stacspec.org/v1.0.0/core",
-                    "https://api.stacspec.org/v1.0.0/item-search",
-                    "https://api.stacspec.org/v1.0.0/item-search#query",
-                ],
-                "links": [
-                    {"rel": "self", "href": base},
-                    {"rel": "root", "href": base},
-                    {
-                        "rel": "search",
-                        "href": f"{base}/search",
-                        "method": "POST",
-                        "type": "application/geo+json",
-                    },
-                ],
-            },
-        )
+        self.send_json(200, landing_page(self.server.base, "local-earth-search", "test"))
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.server.searches.append(body)
         if self.server.always_fail or self.server.fail_next > 0:
             self.server.fail_next -= 1
-            self._send(500, {"code": "InternalServerError", "description": "injected fault"})
+            self.send_json(500, {"code": "InternalServerError", "description": "injected fault"})
             return
         resp = copy.deepcopy(self.server.template)
         resp["features"] = self.server.features
@@ -119,7 +79,7 @@ class _Handler(BaseHTTPRequestHandler):
             "matched": len(self.server.features),
             "returned": len(self.server.features),
         }
-        self._send(200, resp, "application/geo+json")
+        self.send_json(200, resp, "application/geo+json")
 
 
 def _write(path: Path, arr: np.ndarray, crs: str, transform: Affine) -> str:
@@ -160,9 +120,7 @@ def items(
 ) -> list[dict[str, Any]]:
     """Six items: 07-11 split in two halves (same solar day), two cloudy days, 08-30 at
     baseline 04.00 (files carry +1000 DN), 09-09 acquired 23:30 UTC on 09-08 (solar 09-09)."""
-    real = json.loads(
-        (shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json").read_text()
-    )["features"][0]
+    real = _real_response(shared_dir)["features"][0]
     tmp = tmp_path_factory.mktemp("stac_assets")
     bands, cirrus = fixture["bands"], fixture["cirrus"]
     specs = [  # (id, scene index, datetime, cloud cover, baseline, column slice)
@@ -181,7 +139,7 @@ def items(
         item["properties"].update(
             {"datetime": when, "eo:cloud_cover": cc, "s2:processing_baseline": baseline, "proj:epsg": 32633}
         )
-        layers = dict(zip(KEYS, bands[i], strict=True)) | {"cirrus": cirrus[i]}
+        layers = dict(zip(STAC_ASSET_KEYS, bands[i], strict=True)) | {"cirrus": cirrus[i]}
         for key, arr in layers.items():
             cut = np.zeros_like(arr)
             cut[:, cols] = arr[:, cols]
@@ -196,17 +154,12 @@ def items(
 
 @pytest.fixture()
 def server(items: list[dict[str, Any]], shared_dir: Path) -> Iterator[_Stac]:
-    template = json.loads(
-        (shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json").read_text()
-    )
+    template = _real_response(shared_dir)
     srv = _Stac(("127.0.0.1", 0), _Handler)
     srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
     srv.features, srv.template, srv.searches = items, template, []
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with running(srv):
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -296,23 +249,7 @@ def test_empty_period_is_not_an_error(server: _Stac, tile: Tile) -> None:
 
 
 def test_missing_asset_is_one_line_error(server: _Stac, tile: Tile) -> None:
-    src = _source(
-        server,
-        asset_keys=(
-            "coastal",
-            "blue",
-            "green",
-            "red",
-            "rededge1",
-            "rededge2",
-            "rededge3",
-            "nir",
-            "nir08",
-            "nir09",
-            "swir16",
-            "B12",
-        ),
-    )
+    src = _source(server, asset_keys=(*STAC_ASSET_KEYS[:-1], "B12"))  # "B12" instead of "swir22"
     with pytest.raises(ImageryError, match="has no asset 'B12'"):
         src.load(tile, SUMMER)
 
@@ -405,9 +342,7 @@ def test_footprint_coverage_of_a_real_swath_edge(shared_dir: Path) -> None:
     from plastics_core.geo.tiles import plan_tiles
     from plastics_core.imagery.stac_catalog import footprint_coverage
 
-    item = json.loads(
-        (shared_dir / "data" / "stac" / "earth_search_v1_sentinel-2-l1c_search_response.json").read_text()
-    )["features"][0]
+    item = _real_response(shared_dir)["features"][0]
     lonlat = shape(item["geometry"])
     tiles = [t for t in plan_tiles(lonlat) if str(t.crs) == "EPSG:32627"]
     assert len(tiles) > 10

@@ -137,6 +137,28 @@ def test_two_processes_same_s3_key(monkeypatch: pytest.MonkeyPatch) -> None:
         server.stop()
 
 
+def run_command(window: str) -> list[str]:
+    """The ``plastics run`` command line for ``window`` (a quarter start, ``YYYY-MM-DD``) that
+    every run here uses: synthetic imagery, 256 px tiles with 16 px padding, one pair, JSON summary."""
+    return [
+        sys.executable,
+        "-m",
+        "plastics_dagster.cli",
+        "run",
+        "--window",
+        window,
+        "--imagery",
+        "synthetic",
+        "--param",
+        "tilesize=256",
+        "--param",
+        "pad=16",
+        "--param",
+        "pairs=1",
+        "--json",
+    ]
+
+
 @pytest.mark.slow
 def test_parallel_runs_same_and_different_partitions(tmp_path: Path, models_dir: Path) -> None:
     store = tmp_path / "store"
@@ -154,23 +176,7 @@ def test_parallel_runs_same_and_different_partitions(tmp_path: Path, models_dir:
         env = {**base, "DAGSTER_HOME": str(tmp_path / f"home-{name}")}
         procs.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "plastics_dagster.cli",
-                    "run",
-                    "--window",
-                    window,
-                    "--imagery",
-                    "synthetic",
-                    "--param",
-                    "tilesize=256",
-                    "--param",
-                    "pad=16",
-                    "--param",
-                    "pairs=1",
-                    "--json",
-                ],
+                run_command(window),
                 cwd=tmp_path,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -205,23 +211,7 @@ def test_parallel_runs_same_and_different_partitions(tmp_path: Path, models_dir:
     # (a subprocess with the same environment, one BLAS/OpenMP thread included: float sums depend on it)
     ref = tmp_path / "ref"
     seq = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "plastics_dagster.cli",
-            "run",
-            "--window",
-            "2021-01-01",
-            "--imagery",
-            "synthetic",
-            "--param",
-            "tilesize=256",
-            "--param",
-            "pad=16",
-            "--param",
-            "pairs=1",
-            "--json",
-        ],
+        run_command("2021-01-01"),
         cwd=tmp_path,
         env={**base, "PLASTICS_STORE": str(ref), "DAGSTER_HOME": str(tmp_path / "home-ref")},
         capture_output=True,

@@ -181,6 +181,33 @@ def test_runs_under_other_hashes_are_kept_apart(sitedb_url: str) -> None:
     engine.dispose()
 
 
+def test_a_page_holds_the_rows_the_statement_selects(sitedb_url: str) -> None:
+    """``site_page`` (on PostgreSQL a prepared statement, run past the five executions after
+    which the server may plan it generically) returns the rows ``sites_in_bbox`` reads through
+    SQLAlchemy, for every filter, box and page."""
+    engine = open_database(sitedb_url)
+    reg_a, pw_a = registry_inputs(40, WINDOWS[:2], seed=3)
+    reg_b, pw_b = registry_inputs(25, WINDOWS[:1], seed=4)
+    publish_roi(engine, run("bali", "aaaaaaaaaaaa"), reg_a, pw_a)
+    publish_roi(engine, run("java", "bbbbbbbbbbbb"), reg_b, pw_b)
+    cases: list[dict[str, Any]] = []
+    for box in (EVERYWHERE, queries.BBox(115.0, -8.8, 115.4, -8.4), queries.BBox(0.0, 0.0, 1.0, 1.0)):
+        for filters in ({}, {"roi": "java"}, {"run": "aaaaaaaaaaaa"}, {"roi": "' OR 1=1 --"}):
+            for limit, offset in ((1000, 0), (7, 0), (7, 14)):
+                cases.append({"bbox": box, "limit": limit, "offset": offset, **filters})
+    nonempty = 0
+    for case in cases:
+        page = queries.site_page(engine, **case)
+        expected = [
+            tuple(row[f] for f in queries.PAGE_FIELDS) for row in queries.sites_in_bbox(engine, **case)
+        ]
+        assert [row[: len(queries.PAGE_FIELDS)] for row in page.rows] == expected
+        assert page.verdicts == [None] * len(expected)
+        nonempty += bool(expected)
+    assert nonempty >= len(cases) // 3
+    engine.dispose()
+
+
 def test_upgrade_from_the_first_revision_keeps_the_data(sitedb_url: str) -> None:
     engine = create_database_engine(sitedb_url)
     migrate(engine, "sitedb_0001")

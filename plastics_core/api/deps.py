@@ -6,8 +6,10 @@ from fastapi import Request
 from sqlalchemy import Engine
 
 
-def get_engine(request: Request) -> Engine:
-    """The site database Engine of the application (opened and migrated by ``create_app``)."""
+async def get_engine(request: Request) -> Engine:
+    """The site database Engine of the application (opened and migrated by ``create_app``).
+    A coroutine although it does not wait: FastAPI runs a plain function dependency in its
+    thread pool, one more hand-over per request for reading an attribute."""
     engine: Engine = request.app.state.engine
     return engine
 

@@ -19,6 +19,7 @@ import orjson
 import shapely
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from plastics_core.api.deps import get_engine
@@ -48,6 +49,27 @@ Run = Annotated[
 ]
 Roi = Annotated[str | None, Query(max_length=NAME_MAX, description="Only sites of this ROI.")]
 BBoxText = Annotated[str | None, Query(max_length=200, description=f"Bounding box: {_BBOX_HELP}.")]
+ExportLimit = Annotated[
+    int, Query(ge=0, le=EXPORT_MAX_LIMIT, description=f"Maximum rows (0..{EXPORT_MAX_LIMIT}).")
+]
+
+
+class SitesQuery(BaseModel):
+    """The query parameters that choose a page of sites: ``/sites``, pages of up to
+    :data:`MAX_LIMIT` features."""
+
+    bbox: BBoxText = None
+    limit: Limit = DEFAULT_LIMIT
+    offset: Offset = 0
+    run: Run = None
+    roi: Roi = None
+
+
+class ExportQuery(SitesQuery):
+    """``/export/sites.csv`` and ``/export/sites.geojson``: as :class:`SitesQuery`, pages of up
+    to :data:`EXPORT_MAX_LIMIT` rows."""
+
+    limit: ExportLimit = EXPORT_DEFAULT_LIMIT
 
 
 def parse_bbox(text: str | None) -> queries.BBox:
@@ -95,7 +117,19 @@ def _iso(value: Any) -> str | None:
 
 
 def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (JSON has no NaN or infinity)."""
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _finite_float(value: float | None) -> float | None:
+    """A database float (or None) when finite, else None: :func:`_finite` for values known to be
+    floats or None (a page's score columns), in one comparison (NaN compares false)."""
+    return value if value is not None and -math.inf < value < math.inf else None
+
+
+def _day(value: dt.date | None) -> str | None:
+    """A database date (or None) as ``YYYY-MM-DD``."""
+    return None if value is None else value.isoformat()
 
 
 def site_ref(request: Request, site_id: str, run: str | None = None) -> str:
@@ -182,13 +216,11 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _page(
-    bbox: str | None, limit: int, offset: int, run: str | None, roi: str | None, engine: Engine
-) -> queries.SitePage:
+def _page(query: SitesQuery | ExportQuery, engine: Engine) -> queries.SitePage:
     """The page of sites a list or export request asks for: parameters checked (a :class:`Problem`,
     400), then one read (:func:`plastics_core.sitedb.queries.site_page`)."""
-    box, run_hash = parse_bbox(bbox), _run(run)
-    return queries.site_page(engine, box, limit=limit, offset=offset, run=run_hash, roi=roi)
+    box, run_hash = parse_bbox(query.bbox), _run(query.run)
+    return queries.site_page(engine, box, limit=query.limit, offset=query.offset, run=run_hash, roi=query.roi)
 
 
 #: ids that stay as they are in a URL path (H3 ids): no percent-encoding needed
@@ -211,17 +243,17 @@ def page_features(request: Request, page: queries.SitePage, run: str | None) -> 
                 "id": site_id,
                 "properties": {
                     "id": site_id,
-                    "first_detected": _iso(first),
-                    "last_detected": _iso(last),
+                    "first_detected": _day(first),
+                    "last_detected": _day(last),
                     "roi": roi,
                     "run_hash": run_hash,
                     "name": name,
                     "status": status,
                     "n_windows": n_windows,
-                    "score": _finite(score),
-                    "patch_score": _finite(patch),
-                    "score_max": _finite(score_max),
-                    "area_km2": _finite(area),
+                    "score": _finite_float(score),
+                    "patch_score": _finite_float(patch),
+                    "score_max": _finite_float(score_max),
+                    "area_km2": _finite_float(area),
                     "address": address,
                     "verdict": verdict,
                     "ref": f"{base}{ref}{query}",
@@ -248,15 +280,10 @@ def feature_collection(features: list[dict[str, Any]], **members: Any) -> Respon
 def list_sites(
     request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
-    bbox: BBoxText = None,
-    limit: Limit = DEFAULT_LIMIT,
-    offset: Offset = 0,
-    run: Run = None,
-    roi: Roi = None,
+    query: Annotated[SitesQuery, Query()],
 ) -> Response:
     """A FeatureCollection of site points (``id``, ``first_detected``, ``last_detected``, ``ref``, ...)."""
-    page = _page(bbox, limit, offset, run, roi, engine)
-    return feature_collection(page_features(request, page, run))
+    return feature_collection(page_features(request, _page(query, engine), query.run))
 
 
 @router.get(
@@ -349,9 +376,6 @@ EXPORT_COLUMNS = (
     "area_km2",
     "address",
 )
-ExportLimit = Annotated[
-    int, Query(ge=0, le=EXPORT_MAX_LIMIT, description=f"Maximum rows (0..{EXPORT_MAX_LIMIT}).")
-]
 
 
 @router.get(
@@ -363,15 +387,11 @@ ExportLimit = Annotated[
 def export_csv(
     request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
-    bbox: BBoxText = None,
-    limit: ExportLimit = EXPORT_DEFAULT_LIMIT,
-    offset: Offset = 0,
-    run: Run = None,
-    roi: Roi = None,
+    query: Annotated[ExportQuery, Query()],
 ) -> Response:
     """The sites of ``bbox`` as UTF-8 CSV (:data:`EXPORT_COLUMNS`); text cells that a spreadsheet
     would run as a formula start with ``'``."""
-    features = page_features(request, _page(bbox, limit, offset, run, roi, engine), run)
+    features = page_features(request, _page(query, engine), query.run)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
@@ -400,13 +420,9 @@ def export_csv(
 def export_geojson(
     request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
-    bbox: BBoxText = None,
-    limit: ExportLimit = EXPORT_DEFAULT_LIMIT,
-    offset: Offset = 0,
-    run: Run = None,
-    roi: Roi = None,
+    query: Annotated[ExportQuery, Query()],
 ) -> Response:
     """As ``/sites`` with export-sized pages, as a download (``sites.geojson``)."""
-    response = feature_collection(page_features(request, _page(bbox, limit, offset, run, roi, engine), run))
+    response = feature_collection(page_features(request, _page(query, engine), query.run))
     response.headers["Content-Disposition"] = 'attachment; filename="sites.geojson"'
     return response

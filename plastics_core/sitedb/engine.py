@@ -100,8 +100,11 @@ def _sqlite_events(engine: Engine) -> None:
         conn.exec_driver_sql(str(conn.get_execution_options().get("plastics_sqlite_begin", "BEGIN")))
 
 
-def create_database_engine(url: str) -> Engine:
-    """An Engine for ``url`` (no connection made yet). SQLite: the file's folder is created."""
+def create_database_engine(url: str, *, pre_ping: bool = True) -> Engine:
+    """An Engine for ``url`` (no connection made yet). SQLite: the file's folder is created.
+    PostgreSQL: ``pre_ping`` tests each pooled connection with a round trip before lending it
+    (a connection the server dropped is replaced unseen); without it, the first statement on a
+    dropped connection fails, and SQLAlchemy then discards every connection the pool held."""
     parsed = _parse(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -120,7 +123,9 @@ def create_database_engine(url: str) -> Engine:
     if backend == "postgresql":
         if "+" not in parsed.drivername:  # psycopg2 (installed with the project), whatever the default
             parsed = parsed.set(drivername="postgresql+psycopg2")
-        return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+        return create_engine(
+            parsed, pool_pre_ping=pre_ping, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+        )
     raise SiteDatabaseError(
         f"unsupported site database {shown_url(parsed)!r}: use sqlite:///FILE or "
         "postgresql://USER:PASSWORD@HOST:PORT/DB"
@@ -182,13 +187,14 @@ def check_reachable(url: str) -> None:
         engine.dispose()
 
 
-def open_database(url: str, *, upgrade: bool = True) -> Engine:
-    """An Engine on the site database at ``url``, its schema upgraded to the latest revision.
+def open_database(url: str, *, upgrade: bool = True, pre_ping: bool = True) -> Engine:
+    """An Engine on the site database at ``url``, its schema upgraded to the latest revision
+    (``pre_ping``: as :func:`create_database_engine`).
 
     Raises :class:`SiteDatabaseError` in one line (password removed) when the URL is unusable or
     the database unreachable.
     """
-    engine = create_database_engine(url)
+    engine = create_database_engine(url, pre_ping=pre_ping)
     if upgrade:
         try:
             migrate(engine)

@@ -8,7 +8,9 @@ Bounding boxes are (min lon, min lat, max lon, max lat) in EPSG:4326 degrees, ed
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +18,19 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import BindParameter, Connection, Engine, Float, Select, String, bindparam, func, select, text
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Dialect,
+    Engine,
+    Float,
+    Select,
+    String,
+    bindparam,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from plastics_core.sitedb.engine import SiteDatabaseError, describe, shown_url
@@ -284,6 +298,107 @@ def page_verdicts(
     return out
 
 
+#: placeholders of a statement compiled for psycopg2 (``%(name)s``)
+_PYFORMAT = re.compile(r"%\((\w+)\)s")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement as a PostgreSQL prepared statement: its ``name``, the ``PREPARE`` text (``$n``
+    placeholders) and the bound parameter names in ``$n`` order with their compiled defaults."""
+
+    name: str
+    prepare: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+
+
+@lru_cache(maxsize=64)
+def prepared(stmt: Select[Any], dialect: Dialect) -> Prepared:
+    """``stmt`` compiled once for ``dialect`` (psycopg2) and turned into a ``PREPARE`` statement:
+    each ``%(name)s`` becomes ``$n``; the name is a digest of the SQL text."""
+    compiled = stmt.compile(dialect=dialect)
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = _PYFORMAT.sub(number, compiled.string).replace("%%", "%")
+    name = "plastics_" + hashlib.sha256(sql.encode()).hexdigest()[:16]
+    return Prepared(name, f"PREPARE {name} AS {sql}", tuple(names), dict(compiled.params))
+
+
+#: ``info`` key of a pooled connection: the names of the statements prepared on it
+_PREPARED_KEY = "plastics_prepared"
+
+
+def _execute_prepared(pooled: Any, plan: Prepared, execute: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    """Run ``plan`` on a pooled psycopg2 connection in autocommit, preparing it first when this
+    connection has not yet (its names are kept in the pooled connection's ``info``)."""
+    driver: Any = pooled.driver_connection
+    done: set[str] = pooled.info.setdefault(_PREPARED_KEY, set())
+    driver.autocommit = True
+    try:
+        with driver.cursor() as cursor:
+            if plan.name not in done:
+                cursor.execute(plan.prepare)
+                done.add(plan.name)
+            cursor.execute(execute, values)
+            return [tuple(r) for r in cursor.fetchall()]
+    finally:
+        if not driver.closed:
+            driver.autocommit = False
+
+
+def prepared_rows(engine: Engine, stmt: Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``stmt`` with ``params`` on PostgreSQL, run as a server-side prepared statement
+    (planned once per pooled connection: a page read is planned in about as long as it runs) in
+    autocommit on the driver's cursor (no BEGIN / ROLLBACK round trips). A connection the server
+    dropped (a restart, a failover) is discarded and the read made once more on a new one."""
+    plan = prepared(stmt, engine.dialect)
+    values = [params[n] if n in params else plan.defaults[n] for n in plan.names]
+    execute = f"EXECUTE {plan.name} ({', '.join(['%s'] * len(values))})" if values else f"EXECUTE {plan.name}"
+    for attempt in (1, 2):
+        pooled = None
+        try:
+            pooled = engine.raw_connection()
+            return _execute_prepared(pooled, plan, execute, values)
+        except engine.dialect.loaded_dbapi.Error as err:
+            dropped = pooled is not None and engine.dialect.is_disconnect(err, pooled.dbapi_connection, None)
+            if attempt == 1 and pooled is not None and dropped:
+                pooled.invalidate(err)
+                engine.dispose()  # the other pooled connections went with the server's sessions
+                continue
+            raise SiteDatabaseError(
+                f"site database {shown_url(engine.url)} failed ({describe(err, engine.url)}): "
+                "check that it is running"
+            ) from None
+        finally:
+            if pooled is not None:
+                pooled.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: index of ``site_ids`` (the detection ids, a JSON list) in a page row
+_SITE_IDS = len(PAGE_FIELDS) - 1
+
+
+def _has_other_ids(row: tuple[Any, ...]) -> bool:
+    return len(_site_ids(row[0], row[_SITE_IDS])) > 1
+
+
+def other_id_verdicts(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> dict[int, tuple[int, str]]:
+    """The newest verdict (id, value) given to the detection ids of each page row besides its own
+    id, by row index (rows without such a verdict left out): one statement, none when no row lists
+    other ids. The verdicts given to a site's own id come with the page itself."""
+    ids = [_site_ids(r[0], r[_SITE_IDS])[1:] for r in rows]
+    others = [k for k, extra in enumerate(ids) if extra]
+    found = page_verdicts(conn, [rows[k][1] for k in others], [ids[k] for k in others])
+    return {k: v for k, v in zip(others, found, strict=True) if v is not None}
+
+
 def site_page(
     engine: Engine,
     bbox: BBox,
@@ -294,8 +409,9 @@ def site_page(
     roi: str | None = None,
 ) -> SitePage:
     """A page of sites in ``bbox`` (as :func:`sites_in_bbox`, columns :data:`PAGE_FIELDS`) with
-    their latest review verdicts, rows as tuples: one statement, and a second one on the same
-    connection only when a site of the page lists detection ids besides its own."""
+    their latest review verdicts, rows as tuples: one statement (on PostgreSQL a prepared one:
+    :func:`prepared_rows`), and a second one only when a site of the page lists detection ids
+    besides its own (:func:`other_id_verdicts`; on SQLite in the same read transaction)."""
     if _nul(run, roi):
         return SitePage([], [])
     stmt, params = bbox_select(
@@ -308,19 +424,21 @@ def site_page(
         fields=PAGE_FIELDS,
         own_verdict=True,
     )
-    last = len(PAGE_FIELDS) - 1  # site_ids
     try:
-        with read_connection(engine) as conn:
-            rows = [tuple(r) for r in conn.execute(stmt, params)]
-            # the verdicts given to a site's own id came with the page; those given to its other
-            # (detection) ids take one more statement, only for the sites that have such ids
-            ids = [_site_ids(r[0], r[last])[1:] for r in rows]
-            others = [k for k, extra in enumerate(ids) if extra]
-            found = page_verdicts(conn, [rows[k][1] for k in others], [ids[k] for k in others])
+        if engine.dialect.name == "postgresql":  # autocommit: rows and verdicts are two reads
+            rows = prepared_rows(engine, stmt, params)
+            if any(_has_other_ids(row) for row in rows):
+                with read_connection(engine) as conn:
+                    extra_verdicts = other_id_verdicts(conn, rows)
+            else:
+                extra_verdicts = {}
+        else:  # one read transaction
+            with read_connection(engine) as conn:
+                rows = [tuple(r) for r in conn.execute(stmt, params)]
+                extra_verdicts = other_id_verdicts(conn, rows)
     except SQLAlchemyError as err:
         raise _fail(engine, err) from None
     verdicts: list[str | None] = []
-    extra_verdicts = dict(zip(others, found, strict=True))
     for k, row in enumerate(rows):
         own = (int(row[-2]), str(row[-1])) if row[-2] is not None else None
         candidates = [c for c in (own, extra_verdicts.get(k)) if c is not None]

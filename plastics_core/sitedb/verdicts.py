@@ -261,22 +261,30 @@ def _rank(item: QueueItem) -> tuple[float, str]:
     return (-item.score if math.isfinite(item.score) else math.inf, item.site_id)
 
 
-def site_reviews(
-    engine: Engine, roi: str, margin: float = DEFAULT_MARGIN, run_hash: str | None = None
-) -> list[QueueItem]:
-    """Every site of the ROI's run (default: its latest publication) with its latest verdict and
-    ``reason`` (the queue reason, or ``reviewed``), highest score first. Empty when nothing is published."""
+def _sites_with_verdicts(
+    engine: Engine, roi: str, run_hash: str | None
+) -> list[tuple[Any, VerdictRecord | None]]:
+    """Each site row of the ROI's run ``run_hash`` (None: its latest publication) paired with the latest
+    verdict given to any of its ids (None when unreviewed), in database order. Empty when nothing is
+    published."""
     with engine.connect() as conn:
         run = run_hash or latest_run_hash(conn, roi)
         if run is None:
             return []
         latest = latest_verdicts(conn, roi)
-        out = []
-        for site in _sites(conn, roi, run):
-            verdict = verdict_for(_ids(site), latest)
-            reason = queue_reason(_num(site.score_latest), verdict, margin) or "reviewed"
-            out.append(_item(site, reason, verdict))
-    return sorted(out, key=_rank)
+        return [(site, verdict_for(_ids(site), latest)) for site in _sites(conn, roi, run)]
+
+
+def site_reviews(
+    engine: Engine, roi: str, margin: float = DEFAULT_MARGIN, run_hash: str | None = None
+) -> list[QueueItem]:
+    """Every site of the ROI's run (default: its latest publication) with its latest verdict and
+    ``reason`` (the queue reason, or ``reviewed``), highest score first. Empty when nothing is published."""
+    reviews = []
+    for site, verdict in _sites_with_verdicts(engine, roi, run_hash):
+        reason = queue_reason(_num(site.score_latest), verdict, margin) or "reviewed"
+        reviews.append(_item(site, reason, verdict))
+    return sorted(reviews, key=_rank)
 
 
 def review_queue(
@@ -285,18 +293,12 @@ def review_queue(
     """The sites of ``roi`` to review (see the module docstring), highest latest score first."""
     if not (math.isfinite(margin) and 0.0 <= margin <= 1.0):
         raise VerdictError(f"review margin {margin} is outside [0, 1]: give a score rise such as 0.1")
-    with engine.connect() as conn:
-        run = run_hash or latest_run_hash(conn, roi)
-        if run is None:
-            return []
-        latest = latest_verdicts(conn, roi)
-        items = []
-        for site in _sites(conn, roi, run):
-            verdict = verdict_for(_ids(site), latest)
-            reason = queue_reason(_num(site.score_latest), verdict, margin)
-            if reason is not None:
-                items.append(_item(site, reason, verdict))
-    return sorted(items, key=_rank)
+    queue = []
+    for site, verdict in _sites_with_verdicts(engine, roi, run_hash):
+        reason = queue_reason(_num(site.score_latest), verdict, margin)
+        if reason is not None:
+            queue.append(_item(site, reason, verdict))
+    return sorted(queue, key=_rank)
 
 
 def _clean_reviewer(reviewer: str) -> str:
@@ -367,15 +369,9 @@ def precision_counts(engine: Engine, roi: str, run_hash: str | None = None) -> d
     """Latest verdicts of the sites of the ROI's run: ``{"confirm": n, "reject": n, "unsure": n,
     "unreviewed": n, "sites": n}``."""
     counts = {"confirm": 0, "reject": 0, "unsure": 0, "unreviewed": 0, "sites": 0}
-    with engine.connect() as conn:
-        run = run_hash or latest_run_hash(conn, roi)
-        if run is None:
-            return counts
-        latest = latest_verdicts(conn, roi)
-        for site in _sites(conn, roi, run):
-            verdict = verdict_for(_ids(site), latest)
-            counts["sites"] += 1
-            counts[verdict.verdict if verdict else "unreviewed"] += 1
+    for _site, verdict in _sites_with_verdicts(engine, roi, run_hash):
+        counts["sites"] += 1
+        counts[verdict.verdict if verdict else "unreviewed"] += 1
     return counts
 
 

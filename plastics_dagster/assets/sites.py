@@ -4,11 +4,12 @@ Each asset reads its partition and resources, calls one ``plastics_core.executio
 and returns a GeoDataFrame (EPSG:4326) plus metadata. Empty inputs give valid empty outputs.
 """
 
+from collections.abc import Callable, Set
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, Output, RetryPolicy, asset
 
 from plastics_core.geo.raster import Raster
 from plastics_core.report import thumbnails
@@ -27,6 +28,22 @@ from plastics_dagster.resources import (
 GROUP = "sites"
 
 
+def _site_asset(
+    description: str, *, retry_policy: RetryPolicy, kinds: Set[str]
+) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+    """The ``@asset`` decorator of this group's assets: partitioned by ROI x detection window
+    (``detect_partitions``), stored by the GeoJSON IO manager, versioned by the detection code version."""
+    return asset(
+        retry_policy=retry_policy,
+        partitions_def=detect_partitions,
+        group_name=GROUP,
+        code_version=CODE_VERSION,
+        io_manager_key=GEOJSON_IO,
+        kinds=kinds,
+        description=description,
+    )
+
+
 def _meta(gdf: gpd.GeoDataFrame, what: str, reason: str | None = None, **extra: Any) -> dict[str, Any]:
     """Counts and the empty reason (the IO manager adds the run hash)."""
     meta: dict[str, Any] = {what: len(gdf), **extra}
@@ -35,14 +52,10 @@ def _meta(gdf: gpd.GeoDataFrame, what: str, reason: str | None = None, **extra: 
     return meta
 
 
-@asset(
+@_site_asset(
+    "Determinant-of-Hessian blobs on the heatmaps' median band (points, EPSG:4326).",
     retry_policy=STORE_RETRY,
-    partitions_def=detect_partitions,
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    io_manager_key=GEOJSON_IO,
     kinds={"python", "geojson"},
-    description="Determinant-of-Hessian blobs on the heatmaps' median band (points, EPSG:4326).",
 )
 @fail_fast_on_user_errors
 def blobs(
@@ -62,14 +75,10 @@ def blobs(
     return Output(gdf, metadata=_meta(gdf, "blobs", reason))
 
 
-@asset(
+@_site_asset(
+    "Blobs whose patch-classifier score exceeds patch_threshold (points, EPSG:4326).",
     retry_policy=STORE_RETRY,
-    partitions_def=detect_partitions,
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    io_manager_key=GEOJSON_IO,
     kinds={"python", "geojson"},
-    description="Blobs whose patch-classifier score exceeds patch_threshold (points, EPSG:4326).",
 )
 @fail_fast_on_user_errors
 def candidates(
@@ -102,15 +111,11 @@ def candidates(
     return Output(gdf, metadata=meta)
 
 
-@asset(
-    retry_policy=NETWORK_RETRY,
-    partitions_def=detect_partitions,
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    io_manager_key=GEOJSON_IO,
-    kinds={"python", "tensorflow", "geojson"},
-    description="Monthly site outlines of each candidate from the ensemble models ((Multi)Polygons, "
+@_site_asset(
+    "Monthly site outlines of each candidate from the ensemble models ((Multi)Polygons, "
     "EPSG:4326; columns name, date, frame, area_km2).",
+    retry_policy=NETWORK_RETRY,
+    kinds={"python", "tensorflow", "geojson"},
 )
 @fail_fast_on_user_errors
 def contours(
@@ -132,14 +137,10 @@ def contours(
     return Output(gdf, metadata=_meta(gdf, "contours", reason, max_area_km2=MetadataValue.float(area)))
 
 
-@asset(
+@_site_asset(
+    "Candidates with H3 site ids, reverse-geocoded address and contour area statistics.",
     retry_policy=NETWORK_RETRY,
-    partitions_def=detect_partitions,
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    io_manager_key=GEOJSON_IO,
     kinds={"python", "geojson"},
-    description="Candidates with H3 site ids, reverse-geocoded address and contour area statistics.",
 )
 @fail_fast_on_user_errors
 def enriched_sites(

@@ -42,41 +42,8 @@ from affine import Affine
 REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
-BAND_NAMES = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
-MEAN = np.array(
-    [
-        1367.8407,
-        1104.4116,
-        1026.8099,
-        856.1295,
-        1072.1476,
-        1880.3287,
-        2288.875,
-        2104.5999,
-        2508.7764,
-        305.3795,
-        1686.0194,
-        946.1319,
-    ],
-    np.float32,
-)
-STD = np.array(
-    [
-        249.14418,
-        317.69983,
-        340.8048,
-        467.8019,
-        390.11594,
-        529.972,
-        699.90826,
-        680.56006,
-        798.34937,
-        108.10846,
-        651.8683,
-        568.5347,
-    ],
-    np.float32,
-)
+from plastics_core.geo.bands import BAND_NAMES, UNIT_NORM_MEAN, UNIT_NORM_STD  # noqa: E402 - needs REPO on sys.path
+
 PIXEL_MODEL = "spectrogram_v0.0.11_2021-07-13.h5"
 ENSEMBLE = "v0.0.11_ensemble-8-25-21"
 PATCH_MODEL = "v1.1.0_4-23-21_patch_classifier_45px_patch.h5"
@@ -208,7 +175,7 @@ def derive(
     def margins(x: tf.Tensor) -> tf.Tensor:  # x (m,12,2) DN -> (7, m) log-odds
         rows = []
         for model, is_unit in zip(pix, unit, strict=True):
-            z = (x - MEAN[:, None]) / STD[:, None] if is_unit else x / 3000.0
+            z = (x - UNIT_NORM_MEAN[:, None]) / UNIT_NORM_STD[:, None] if is_unit else x / 3000.0
             rows.append(log_odds(model, z[..., None]))
         return tf.stack(rows)
 
