@@ -208,6 +208,21 @@ def test_a_page_holds_the_rows_the_statement_selects(sitedb_url: str) -> None:
     engine.dispose()
 
 
+def test_a_prepared_page_voided_by_a_schema_change_fails_once(sitedb_url: str) -> None:
+    if not sitedb_url.startswith("postgresql"):
+        pytest.skip("prepared statements are the server backend's")
+    engine = open_database(sitedb_url, pre_ping=False)
+    registry, per_window = registry_inputs(12, WINDOWS[:1], seed=8)
+    publish_roi(engine, run(), registry, per_window)
+    before = queries.site_page(engine, EVERYWHERE).rows
+    with engine.begin() as conn:  # a selected column changes type under the prepared statement
+        conn.execute(text("ALTER TABLE sites ALTER COLUMN name TYPE text"))
+    with pytest.raises(SiteDatabaseError, match="failed .*: check that it is running"):
+        queries.site_page(engine, EVERYWHERE)
+    assert queries.site_page(engine, EVERYWHERE).rows == before  # a new connection, prepared anew
+    engine.dispose()
+
+
 def test_upgrade_from_the_first_revision_keeps_the_data(sitedb_url: str) -> None:
     engine = create_database_engine(sitedb_url)
     migrate(engine, "sitedb_0001")

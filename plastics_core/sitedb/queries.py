@@ -356,7 +356,9 @@ def prepared_rows(engine: Engine, stmt: Select[Any], params: dict[str, Any]) -> 
     """The rows of ``stmt`` with ``params`` on PostgreSQL, run as a server-side prepared statement
     (planned once per pooled connection: a page read is planned in about as long as it runs) in
     autocommit on the driver's cursor (no BEGIN / ROLLBACK round trips). A connection the server
-    dropped (a restart, a failover) is discarded and the read made once more on a new one."""
+    dropped (a restart, a failover) is discarded and the read made once more on a new one; a
+    connection on which the statement failed otherwise is discarded too (with its prepared
+    statements), and the failure is a :class:`SiteDatabaseError`."""
     plan = prepared(stmt, engine.dialect)
     values = [params[n] if n in params else plan.defaults[n] for n in plan.names]
     execute = f"EXECUTE {plan.name} ({', '.join(['%s'] * len(values))})" if values else f"EXECUTE {plan.name}"
@@ -366,11 +368,12 @@ def prepared_rows(engine: Engine, stmt: Select[Any], params: dict[str, Any]) -> 
             pooled = engine.raw_connection()
             return _execute_prepared(pooled, plan, execute, values)
         except engine.dialect.loaded_dbapi.Error as err:
-            dropped = pooled is not None and engine.dialect.is_disconnect(err, pooled.dbapi_connection, None)
-            if attempt == 1 and pooled is not None and dropped:
+            if pooled is not None:  # with its prepared statements (a schema change may void them)
+                dropped = engine.dialect.is_disconnect(err, pooled.dbapi_connection, None)
                 pooled.invalidate(err)
-                engine.dispose()  # the other pooled connections went with the server's sessions
-                continue
+                if attempt == 1 and dropped:
+                    engine.dispose()  # the other pooled connections went with the server's sessions
+                    continue
             raise SiteDatabaseError(
                 f"site database {shown_url(engine.url)} failed ({describe(err, engine.url)}): "
                 "check that it is running"
