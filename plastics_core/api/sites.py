@@ -109,27 +109,16 @@ def _run(run: str | None) -> str | None:
 
 
 def _iso(value: Any) -> str | None:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return None if value is None else str(value)
+    """A database date or datetime as ISO 8601 text (other values as text, None as None)."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
-def _finite(value: Any) -> float | None:
-    """``value`` as a float when it is a finite number, else None (JSON has no NaN or infinity)."""
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def _finite_float(value: float | None) -> float | None:
-    """A database float (or None) when finite, else None: :func:`_finite` for values known to be
-    floats or None (a page's score columns), in one comparison (NaN compares false)."""
+def _finite(value: float | None) -> float | None:
+    """A database float (or None) when finite, else None (JSON has no NaN or infinity): one
+    comparison, which NaN fails."""
     return value if value is not None and -math.inf < value < math.inf else None
-
-
-def _day(value: dt.date | None) -> str | None:
-    """A database date (or None) as ``YYYY-MM-DD``."""
-    return None if value is None else value.isoformat()
 
 
 def site_ref(request: Request, site_id: str, run: str | None = None) -> str:
@@ -243,17 +232,17 @@ def page_features(request: Request, page: queries.SitePage, run: str | None) -> 
                 "id": site_id,
                 "properties": {
                     "id": site_id,
-                    "first_detected": _day(first),
-                    "last_detected": _day(last),
+                    "first_detected": _iso(first),
+                    "last_detected": _iso(last),
                     "roi": roi,
                     "run_hash": run_hash,
                     "name": name,
                     "status": status,
                     "n_windows": n_windows,
-                    "score": _finite_float(score),
-                    "patch_score": _finite_float(patch),
-                    "score_max": _finite_float(score_max),
-                    "area_km2": _finite_float(area),
+                    "score": _finite(score),
+                    "patch_score": _finite(patch),
+                    "score_max": _finite(score_max),
+                    "area_km2": _finite(area),
                     "address": address,
                     "verdict": verdict,
                     "ref": f"{base}{ref}{query}",

@@ -388,15 +388,18 @@ def prepared_rows(engine: Engine, stmt: Select[Any], params: dict[str, Any]) -> 
 _SITE_IDS = len(PAGE_FIELDS) - 1
 
 
-def _has_other_ids(row: tuple[Any, ...]) -> bool:
-    return len(_site_ids(row[0], row[_SITE_IDS])) > 1
+def other_ids(rows: Sequence[tuple[Any, ...]]) -> list[list[str]]:
+    """The detection ids of each page row besides the site's own id (often none)."""
+    return [_site_ids(r[0], r[_SITE_IDS])[1:] for r in rows]
 
 
-def other_id_verdicts(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> dict[int, tuple[int, str]]:
+def other_id_verdicts(
+    conn: Connection, rows: Sequence[tuple[Any, ...]], ids: Sequence[list[str]]
+) -> dict[int, tuple[int, str]]:
     """The newest verdict (id, value) given to the detection ids of each page row besides its own
-    id, by row index (rows without such a verdict left out): one statement, none when no row lists
-    other ids. The verdicts given to a site's own id come with the page itself."""
-    ids = [_site_ids(r[0], r[_SITE_IDS])[1:] for r in rows]
+    (``ids``: :func:`other_ids`), by row index (rows without such a verdict left out): one
+    statement, none when no row lists other ids. The verdicts given to a site's own id come with
+    the page itself."""
     others = [k for k, extra in enumerate(ids) if extra]
     found = page_verdicts(conn, [rows[k][1] for k in others], [ids[k] for k in others])
     return {k: v for k, v in zip(others, found, strict=True) if v is not None}
@@ -430,15 +433,15 @@ def site_page(
     try:
         if engine.dialect.name == "postgresql":  # autocommit: rows and verdicts are two reads
             rows = prepared_rows(engine, stmt, params)
-            if any(_has_other_ids(row) for row in rows):
+            ids = other_ids(rows)
+            extra_verdicts = {}
+            if any(ids):
                 with read_connection(engine) as conn:
-                    extra_verdicts = other_id_verdicts(conn, rows)
-            else:
-                extra_verdicts = {}
+                    extra_verdicts = other_id_verdicts(conn, rows, ids)
         else:  # one read transaction
             with read_connection(engine) as conn:
                 rows = [tuple(r) for r in conn.execute(stmt, params)]
-                extra_verdicts = other_id_verdicts(conn, rows)
+                extra_verdicts = other_id_verdicts(conn, rows, other_ids(rows))
     except SQLAlchemyError as err:
         raise _fail(engine, err) from None
     verdicts: list[str | None] = []
