@@ -13,7 +13,7 @@ in a temporary folder, or a kept one with ``--keep``) and, when ``--url`` or
    (bulk-loaded with the schema's tables; skipped when a kept database already holds them).
 3. ``bbox_http``: ``plastics serve --workers N`` started on 127.0.0.1 (a free port), then
    ``GET /sites?bbox=`` of random 1 x 1 degree boxes (default page of 100) from ``--clients``
-   concurrent keep-alive HTTP clients (aiohttp, asyncio, one process): latency percentiles in ms,
+   concurrent keep-alive HTTP/1.1 clients (httptools' parser on uvloop, one process): latency percentiles in ms,
    requests per second, the CPU time per request of the clients, of the server's processes and
    of the PostgreSQL processes, and the machine (CPU model, cores) with its load average before
    and after.
@@ -358,44 +358,99 @@ def _percentile(values: list[float], q: int) -> float:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
 
 
+class _KeepAlive:
+    """One keep-alive HTTP/1.1 connection that sends a GET and waits for the whole response
+    (parsed by httptools, uvicorn's C parser): the lean client of :func:`_drive`, so that the
+    clients take as little of the machine from the server as they can."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    async def open(self) -> None:
+        import asyncio
+
+        import httptools
+
+        loop = asyncio.get_running_loop()
+        conn = self
+
+        class Protocol(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                try:
+                    conn.parser.feed_data(data)
+                except httptools.HttpParserError as err:
+                    conn.answer.set_exception(err)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                if not conn.answer.done():
+                    conn.answer.set_exception(ConnectionError("the server closed the connection"))
+
+        self.parser = httptools.HttpResponseParser(self)
+        self.answer: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        self.answer.set_result((0, b""))
+        self.transport, _ = await loop.create_connection(Protocol, self.host, self.port)
+        self.body: list[bytes] = []
+
+    def on_body(self, body: bytes) -> None:  # httptools callback
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:  # httptools callback
+        self.answer.set_result((self.parser.get_status_code(), b"".join(self.body)))
+
+    async def get(self, target: str) -> tuple[int, bytes]:
+        """GET ``target`` (path and query): (status, body)."""
+        import asyncio
+
+        self.body = []
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode())
+        return await self.answer
+
+    def close(self) -> None:
+        self.transport.close()
+
+
 async def _drive(
-    base: str, boxes: list[tuple[float, float]], clients: int, warmup: int, server_pid: int
+    host: str, port: int, boxes: list[tuple[float, float]], clients: int, warmup: int, server_pid: int
 ) -> dict[str, Any]:
-    """``clients`` concurrent keep-alive clients (aiohttp, installed with s3fs: its C parser
-    leaves more of the machine to the server than httpx's), each GETting its share of ``boxes``
-    in turn; a round of ``warmup`` requests each first (connections, server), not counted. CPU
-    time is counted over the measured requests (:func:`cpu_seconds` of ``server_pid``)."""
+    """``clients`` concurrent keep-alive HTTP/1.1 clients (:class:`_KeepAlive`, one event loop),
+    each GETting its share of ``boxes`` in turn and reading every response whole; a round of
+    ``warmup`` requests each first (connections, server), not counted. CPU time is counted over
+    the measured requests (:func:`cpu_seconds` of ``server_pid``)."""
     import asyncio
 
-    import aiohttp
+    import httptools
 
     per_client = len(boxes) // clients
     latencies: list[float] = []
     features: list[int] = []
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(
-        base, connector=connector, timeout=aiohttp.ClientTimeout(total=60)
-    ) as http:
+    connections = [_KeepAlive(host, port) for _ in range(clients)]
+    for c in connections:
+        await c.open()
 
-        async def client(i: int, mine: list[tuple[float, float]]) -> None:
-            for x, y in mine:
-                t = time.perf_counter()
-                async with http.get("/sites", params={"bbox": f"{x},{x + 1},{y},{y + 1}"}) as r:
-                    body = await r.read()
-                    latencies.append((time.perf_counter() - t) * 1000)
-                    r.raise_for_status()
-                features.append(body.count(b'"type":"Feature"'))
+    async def client(conn: _KeepAlive, mine: list[tuple[float, float]]) -> None:
+        for x, y in mine:
+            t = time.perf_counter()
+            status, body = await conn.get(f"/sites?bbox={x},{x + 1},{y},{y + 1}")
+            latencies.append((time.perf_counter() - t) * 1000)
+            if status != 200:
+                raise SystemExit(f"GET /sites answered {status}: {body[:200]!r}")
+            features.append(body.count(b'"type":"Feature"'))
 
-        await asyncio.gather(*(client(i, boxes[i * warmup : (i + 1) * warmup]) for i in range(clients)))
-        latencies.clear()
-        features.clear()
-        server0, database0 = cpu_seconds(server_pid)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        await asyncio.gather(
-            *(client(i, boxes[i * per_client : (i + 1) * per_client]) for i in range(clients))
-        )
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        server1, database1 = cpu_seconds(server_pid)
+    await asyncio.gather(
+        *(client(c, boxes[i * warmup : (i + 1) * warmup]) for i, c in enumerate(connections))
+    )
+    latencies.clear()
+    features.clear()
+    server0, database0 = cpu_seconds(server_pid)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(
+        *(client(c, boxes[i * per_client : (i + 1) * per_client]) for i, c in enumerate(connections))
+    )
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    server1, database1 = cpu_seconds(server_pid)
+    for c in connections:
+        c.close()
     n = len(latencies)
     return {
         "requests": len(latencies),
@@ -404,7 +459,7 @@ async def _drive(
         "p99_ms": _percentile(latencies, 99),
         "max_ms": round(max(latencies), 1),
         "requests_per_s": round(len(latencies) / wall, 1),
-        "client": f"aiohttp {aiohttp.__version__}, one process",
+        "client": f"keep-alive HTTP/1.1 on asyncio + uvloop, httptools {httptools.__version__}, one process",
         "client_cpu_ms_per_request": round(cpu / n * 1000, 2),
         "server_cpu_ms_per_request": round((server1 - server0) / n * 1000, 2),
         "database_cpu_ms_per_request": round((database1 - database0) / n * 1000, 2),
@@ -420,6 +475,7 @@ def bench_http(
     import asyncio
 
     import httpx
+    import uvloop
 
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -449,7 +505,8 @@ def bench_http(
                 )
             ]
             before = load_average()
-            out = asyncio.run(_drive(base, boxes, clients, warmup=5, server_pid=server.pid))
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                out = runner.run(_drive("127.0.0.1", port, boxes, clients, warmup=5, server_pid=server.pid))
             after = load_average()
         finally:
             server.terminate()
@@ -501,8 +558,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--publish-sites", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--requests", type=int, default=100, help="requests per client")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="plastics serve --workers")
-    ap.add_argument("--threads", type=int, default=2, help="plastics serve --threads")
+    ap.add_argument("--workers", type=int, default=1, help="plastics serve --workers")
+    ap.add_argument("--threads", type=int, default=4, help="plastics serve --threads")
     ap.add_argument(
         "--keep", action="store_true", help="keep the bench rows (and the SQLite file) for the next run"
     )

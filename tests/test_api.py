@@ -360,6 +360,7 @@ def test_a_page_is_read_again_after_the_server_drops_the_connection(
         first = client.get("/sites", params={"limit": 1000})
         everything = sorted([*published["latest"]["site_id"], *published["java"]["site_id"]])
         assert first.status_code == 200 and sorted(_ids(first.json())) == everything
+        rois = client.get("/rois").json()
         with published["engine"].connect() as conn:  # as a restart or failover does
             ended = conn.execute(
                 text(
@@ -368,19 +369,12 @@ def test_a_page_is_read_again_after_the_server_drops_the_connection(
                 )
             ).scalar_one()
         assert ended >= 1
-        again = client.get("/sites", params={"limit": 1000})
+        again = client.get("/sites", params={"limit": 1000})  # asyncpg's pool: read again
         assert again.status_code == 200 and again.json() == first.json()
-        rois = client.get("/rois")
-        assert rois.status_code == 200
-        with published["engine"].connect() as conn:  # again: now another endpoint meets it first
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
+        # SQLAlchemy's pool (the other endpoints): one 503 at most, then new connections
         statuses = [client.get("/rois").status_code for _ in range(3)]
-        assert statuses in ([503, 200, 200], [200, 200, 200]) and client.get("/rois").json() == rois.json()
+        assert statuses in ([503, 200, 200], [200, 200, 200])
+        assert client.get("/rois").json() == rois
 
 
 @pytest.mark.parametrize("workers", [1, 2])

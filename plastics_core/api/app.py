@@ -29,6 +29,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from plastics_core.api import review, sites
 from plastics_core.api.problems import install_handlers
+from plastics_core.sitedb.async_pages import PagePool
 from plastics_core.sitedb.engine import open_database
 
 #: routers every application includes, in order (add a feature's router here)
@@ -43,10 +44,12 @@ DOCS_ASSETS = "/docs-assets"
 SERVE_STORE_ENV = "PLASTICS_SERVE_STORE"
 #: ``plastics serve --threads`` handed to its worker processes
 SERVE_THREADS_ENV = "PLASTICS_SERVE_THREADS"
-#: requests one server process works on at once (its endpoint thread pool): the API's requests are
-#: short and CPU-bound, so a small pool avoids threads, connections and database processes
-#: contending for the cores (PostGIS, 2 cores, 20 clients: p95 262 ms with 40, 90 ms with 2)
-DEFAULT_THREADS = 2
+#: requests one server process works on at once: its endpoint thread pool, and on PostgreSQL the
+#: connections of its ``/sites`` reads (:class:`plastics_core.sitedb.async_pages.PagePool`). The
+#: API's requests are short and CPU-bound, so a small number avoids threads, connections and
+#: database processes contending for the cores (PostGIS, 2 cores, 20 clients, one process: p95
+#: 44-53 ms with 4, about 60 ms with 2; docs/PERFORMANCE.md)
+DEFAULT_THREADS = 4
 
 
 class SecurityHeaders:
@@ -110,6 +113,9 @@ def create_app(
         title="plastics sites API", version="1", description=DESCRIPTION, docs_url=None, redoc_url=None
     )
     app.state.engine = engine if engine is not None else open_database(database_url, pre_ping=False)
+    app.state.pages = (
+        PagePool(app.state.engine.url, threads) if app.state.engine.dialect.name == "postgresql" else None
+    )
     root = local_root(store_root)
     app.state.store_root = str(root) if root is not None else None
     install_handlers(app)
@@ -150,6 +156,8 @@ def create_app(
         app.mount("/preview", StaticFiles(directory=root / "preview", check_dir=False), name="preview")
     app.router.on_startup.append(partial(_limit_threads, threads))
     app.router.on_shutdown.append(app.state.engine.dispose)
+    if app.state.pages is not None:
+        app.router.on_shutdown.append(app.state.pages.close)
     return app
 
 

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from plastics_core.api.deps import get_engine
 from plastics_core.api.problems import Problem
@@ -206,10 +207,33 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 
 
 def _page(query: SitesQuery | ExportQuery, engine: Engine) -> queries.SitePage:
-    """The page of sites a list or export request asks for: parameters checked (a :class:`Problem`,
-    400), then one read (:func:`plastics_core.sitedb.queries.site_page`)."""
+    """The page of sites an export asks for: parameters checked (a :class:`Problem`, 400), then
+    one read (:func:`plastics_core.sitedb.queries.site_page`)."""
     box, run_hash = parse_bbox(query.bbox), _run(query.run)
     return queries.site_page(engine, box, limit=query.limit, offset=query.offset, run=run_hash, roi=query.roi)
+
+
+async def read_page(request: Request, query: SitesQuery) -> queries.SitePage:
+    """The page of sites ``/sites`` asks for: parameters checked (a :class:`Problem`, 400), then
+    read on the application's :class:`plastics_core.sitedb.async_pages.PagePool` (PostgreSQL: in
+    the event loop) or, on SQLite, by :func:`plastics_core.sitedb.queries.site_page` in the
+    thread pool."""
+    box, run_hash = parse_bbox(query.bbox), _run(query.run)
+    pages = request.app.state.pages
+    if pages is not None:
+        page: queries.SitePage = await pages.site_page(
+            box, limit=query.limit, offset=query.offset, run=run_hash, roi=query.roi
+        )
+        return page
+    return await run_in_threadpool(
+        queries.site_page,
+        request.app.state.engine,
+        box,
+        limit=query.limit,
+        offset=query.offset,
+        run=run_hash,
+        roi=query.roi,
+    )
 
 
 #: ids that stay as they are in a URL path (H3 ids): no percent-encoding needed
@@ -218,34 +242,35 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9_.~-]+")
 
 def page_features(request: Request, page: queries.SitePage, run: str | None) -> list[dict[str, Any]]:
     """The Point Features of a page (as :func:`site_feature` with ``series=False``), built from
-    its rows without intermediate dicts."""
+    its rows without intermediate dicts. Scores and areas are the stored floats, NaN included:
+    :func:`feature_collection` writes a non-finite number as null (JSON has none)."""
     base = f"{str(request.base_url).rstrip('/')}/sites/"
     query = f"?{urlencode({'run': run})}" if run else ""
+    safe = _SAFE_ID.fullmatch
     features = []
     for row, verdict in zip(page.rows, page.verdicts, strict=True):
         (site_id, roi, run_hash, name, status, first, last, n_windows, lon, lat) = row[:10]
         score, patch, score_max, area, address = row[10:15]
-        ref = site_id if _SAFE_ID.fullmatch(site_id) else quote(site_id, safe="")
         features.append(
             {
                 "type": "Feature",
                 "id": site_id,
                 "properties": {
                     "id": site_id,
-                    "first_detected": _iso(first),
-                    "last_detected": _iso(last),
+                    "first_detected": first.isoformat() if first is not None else None,
+                    "last_detected": last.isoformat() if last is not None else None,
                     "roi": roi,
                     "run_hash": run_hash,
                     "name": name,
                     "status": status,
                     "n_windows": n_windows,
-                    "score": _finite(score),
-                    "patch_score": _finite(patch),
-                    "score_max": _finite(score_max),
-                    "area_km2": _finite(area),
+                    "score": score,
+                    "patch_score": patch,
+                    "score_max": score_max,
+                    "area_km2": area,
                     "address": address,
                     "verdict": verdict,
-                    "ref": f"{base}{ref}{query}",
+                    "ref": f"{base}{site_id if safe(site_id) else quote(site_id, safe='')}{query}",
                 },
                 "geometry": {"type": "Point", "coordinates": [lon, lat]},
             }
@@ -266,13 +291,9 @@ def feature_collection(features: list[dict[str, Any]], **members: Any) -> Respon
     response_class=Response,
     responses={200: _FC, **_PROBLEMS},
 )
-def list_sites(
-    request: Request,
-    engine: Annotated[Engine, Depends(get_engine)],
-    query: Annotated[SitesQuery, Query()],
-) -> Response:
+async def list_sites(request: Request, query: Annotated[SitesQuery, Query()]) -> Response:
     """A FeatureCollection of site points (``id``, ``first_detected``, ``last_detected``, ``ref``, ...)."""
-    return feature_collection(page_features(request, _page(query, engine), query.run))
+    return feature_collection(page_features(request, await read_page(request, query), query.run))
 
 
 @router.get(
@@ -367,6 +388,11 @@ EXPORT_COLUMNS = (
 )
 
 
+def _csv_number(value: Any) -> Any:
+    """A CSV cell of a number: empty for None and for a non-finite float."""
+    return "" if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+
+
 @router.get(
     "/export/sites.csv",
     summary="Sites as CSV",
@@ -389,7 +415,7 @@ def export_csv(
         row = {**feature["properties"], "lon": lon, "lat": lat}
         writer.writerow(
             [
-                neutralize_cell(row[c]) if isinstance(row[c], str) else ("" if row[c] is None else row[c])
+                neutralize_cell(row[c]) if isinstance(row[c], str) else _csv_number(row[c])
                 for c in EXPORT_COLUMNS
             ]
         )

@@ -8,10 +8,8 @@ Bounding boxes are (min lon, min lat, max lon, max lat) in EPSG:4326 degrees, ed
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,7 +19,6 @@ import orjson
 from sqlalchemy import (
     BindParameter,
     Connection,
-    Dialect,
     Engine,
     Float,
     Select,
@@ -130,7 +127,7 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def _nul(*values: str | None) -> bool:
+def holds_nul(*values: str | None) -> bool:
     """True when a filter holds NUL: stored text never does (PostgreSQL refuses it in a query)."""
     return any("\x00" in v for v in values if v is not None)
 
@@ -220,7 +217,7 @@ def sites_in_bbox(
 ) -> list[dict[str, Any]]:
     """Sites (dicts of :data:`SITE_FIELDS`) whose point lies in ``bbox``, ordered by
     (``site_id``, ``roi``), ``limit`` rows from ``offset`` (one statement: :func:`bbox_select`)."""
-    if _nul(run, roi):
+    if holds_nul(run, roi):
         return []
     stmt, params = bbox_select(engine.dialect.name, bbox, limit=limit, offset=offset, run=run, roi=roi)
     try:
@@ -271,6 +268,24 @@ def _site_ids(site_id: str, site_ids: str | None) -> list[str]:
     return [site_id, *(i for i in others if i != site_id)]
 
 
+def newest_verdicts(
+    found: Iterable[Sequence[Any]], rois: Sequence[str], ids: Sequence[Sequence[str]]
+) -> list[tuple[int, str] | None]:
+    """The newest verdict (its id and value) of each site among ``found`` (rows ``id, roi,
+    site_id, verdict`` of the verdicts table): given within the site's ROI (``rois``) to any of
+    its ids (``ids``), None when none."""
+    newest: dict[tuple[str, str], tuple[int, str]] = {}
+    for verdict_id, roi, site_id, verdict in found:
+        key = (str(roi), str(site_id))
+        if key not in newest or newest[key][0] < int(verdict_id):
+            newest[key] = (int(verdict_id), str(verdict))
+    out: list[tuple[int, str] | None] = []
+    for roi, site in zip(rois, ids, strict=True):
+        candidates = [newest[(roi, i)] for i in site if (roi, i) in newest]
+        out.append(max(candidates) if candidates else None)
+    return out
+
+
 def page_verdicts(
     conn: Connection, rois: Sequence[str], ids: Sequence[Sequence[str]]
 ) -> list[tuple[int, str] | None]:
@@ -286,123 +301,71 @@ def page_verdicts(
     else:
         params = {"rois": json.dumps(distinct_rois), "ids": json.dumps(wanted)}
         stmt = _PAGE_VERDICTS["sqlite"]
-    newest: dict[tuple[str, str], tuple[int, str]] = {}
-    for verdict_id, roi, site_id, verdict in conn.execute(stmt, params):
-        key = (str(roi), str(site_id))
-        if key not in newest or newest[key][0] < int(verdict_id):
-            newest[key] = (int(verdict_id), str(verdict))
-    out: list[tuple[int, str] | None] = []
-    for roi, site in zip(rois, ids, strict=True):
-        found = [newest[(roi, i)] for i in site if (roi, i) in newest]
-        out.append(max(found) if found else None)
-    return out
-
-
-#: placeholders of a statement compiled for psycopg2 (``%(name)s``)
-_PYFORMAT = re.compile(r"%\((\w+)\)s")
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A statement as a PostgreSQL prepared statement: its ``name``, the ``PREPARE`` text (``$n``
-    placeholders) and the bound parameter names in ``$n`` order with their compiled defaults."""
-
-    name: str
-    prepare: str
-    names: tuple[str, ...]
-    defaults: dict[str, Any]
-
-
-@lru_cache(maxsize=64)
-def prepared(stmt: Select[Any], dialect: Dialect) -> Prepared:
-    """``stmt`` compiled once for ``dialect`` (psycopg2) and turned into a ``PREPARE`` statement:
-    each ``%(name)s`` becomes ``$n``; the name is a digest of the SQL text."""
-    compiled = stmt.compile(dialect=dialect)
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    sql = _PYFORMAT.sub(number, compiled.string).replace("%%", "%")
-    name = "plastics_" + hashlib.sha256(sql.encode()).hexdigest()[:16]
-    return Prepared(name, f"PREPARE {name} AS {sql}", tuple(names), dict(compiled.params))
-
-
-#: ``info`` key of a pooled connection: the names of the statements prepared on it
-_PREPARED_KEY = "plastics_prepared"
-
-
-def _execute_prepared(pooled: Any, plan: Prepared, execute: str, values: list[Any]) -> list[tuple[Any, ...]]:
-    """Run ``plan`` on a pooled psycopg2 connection in autocommit, preparing it first when this
-    connection has not yet (its names are kept in the pooled connection's ``info``)."""
-    driver: Any = pooled.driver_connection
-    done: set[str] = pooled.info.setdefault(_PREPARED_KEY, set())
-    driver.autocommit = True
-    try:
-        with driver.cursor() as cursor:
-            if plan.name not in done:
-                cursor.execute(plan.prepare)
-                done.add(plan.name)
-            cursor.execute(execute, values)
-            return [tuple(r) for r in cursor.fetchall()]
-    finally:
-        if not driver.closed:
-            driver.autocommit = False
-
-
-def prepared_rows(engine: Engine, stmt: Select[Any], params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """The rows of ``stmt`` with ``params`` on PostgreSQL, run as a server-side prepared statement
-    (planned once per pooled connection: a page read is planned in about as long as it runs) in
-    autocommit on the driver's cursor (no BEGIN / ROLLBACK round trips). A connection the server
-    dropped (a restart, a failover) is discarded and the read made once more on a new one; a
-    connection on which the statement failed otherwise is discarded too (with its prepared
-    statements), and the failure is a :class:`SiteDatabaseError`."""
-    plan = prepared(stmt, engine.dialect)
-    values = [params[n] if n in params else plan.defaults[n] for n in plan.names]
-    execute = f"EXECUTE {plan.name} ({', '.join(['%s'] * len(values))})" if values else f"EXECUTE {plan.name}"
-    for attempt in (1, 2):
-        pooled = None
-        try:
-            pooled = engine.raw_connection()
-            return _execute_prepared(pooled, plan, execute, values)
-        except engine.dialect.loaded_dbapi.Error as err:
-            if pooled is not None:  # with its prepared statements (a schema change may void them)
-                dropped = engine.dialect.is_disconnect(err, pooled.dbapi_connection, None)
-                pooled.invalidate(err)
-                if attempt == 1 and dropped:
-                    engine.dispose()  # the other pooled connections went with the server's sessions
-                    continue
-            raise SiteDatabaseError(
-                f"site database {shown_url(engine.url)} failed ({describe(err, engine.url)}): "
-                "check that it is running"
-            ) from None
-        finally:
-            if pooled is not None:
-                pooled.close()
-    raise AssertionError("unreachable")  # pragma: no cover
+    return newest_verdicts(conn.execute(stmt, params), rois, ids)
 
 
 #: index of ``site_ids`` (the detection ids, a JSON list) in a page row
 _SITE_IDS = len(PAGE_FIELDS) - 1
 
 
-def other_ids(rows: Sequence[tuple[Any, ...]]) -> list[list[str]]:
-    """The detection ids of each page row besides the site's own id (often none)."""
-    return [_site_ids(r[0], r[_SITE_IDS])[1:] for r in rows]
+def other_ids(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
+    """The detection ids of each page row besides the site's own id (often none: an empty list
+    or one holding only the own id is recognised without parsing it)."""
+    out: list[list[str]] = []
+    for r in rows:
+        listed = r[_SITE_IDS]
+        alone = not listed or listed == "[]" or listed == f'["{r[0]}"]'
+        out.append([] if alone else _site_ids(r[0], listed)[1:])
+    return out
+
+
+def rows_needing_verdicts(rows: Sequence[Sequence[Any]], ids: Sequence[list[str]]) -> list[int]:
+    """Indexes of the page rows that list detection ids besides their own (``ids``:
+    :func:`other_ids`): their verdicts need a second statement."""
+    return [k for k, extra in enumerate(ids) if extra]
 
 
 def other_id_verdicts(
-    conn: Connection, rows: Sequence[tuple[Any, ...]], ids: Sequence[list[str]]
+    conn: Connection, rows: Sequence[Sequence[Any]], ids: Sequence[list[str]]
 ) -> dict[int, tuple[int, str]]:
     """The newest verdict (id, value) given to the detection ids of each page row besides its own
     (``ids``: :func:`other_ids`), by row index (rows without such a verdict left out): one
     statement, none when no row lists other ids. The verdicts given to a site's own id come with
     the page itself."""
-    others = [k for k, extra in enumerate(ids) if extra]
+    others = rows_needing_verdicts(rows, ids)
     found = page_verdicts(conn, [rows[k][1] for k in others], [ids[k] for k in others])
     return {k: v for k, v in zip(others, found, strict=True) if v is not None}
+
+
+def assemble_page(rows: list[tuple[Any, ...]], extra_verdicts: dict[int, tuple[int, str]]) -> SitePage:
+    """A :class:`SitePage` of ``rows`` (:data:`PAGE_FIELDS`, then the id and verdict of the newest
+    verdict given to the site's own id): each row's verdict is the newer of its own-id verdict
+    and ``extra_verdicts`` (by row index: :func:`other_id_verdicts`)."""
+    if not extra_verdicts:  # each row's verdict is the one given to its own id (or None)
+        return SitePage(rows, [row[-1] for row in rows])
+    verdicts: list[str | None] = []
+    for k, row in enumerate(rows):
+        own = (int(row[-2]), str(row[-1])) if row[-2] is not None else None
+        extra = extra_verdicts.get(k)
+        newest = max(own, extra) if own is not None and extra is not None else own or extra
+        verdicts.append(newest[1] if newest is not None else None)
+    return SitePage(rows, verdicts)
+
+
+def page_select(
+    dialect: str,
+    bbox: BBox,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    run: str | None = None,
+    roi: str | None = None,
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement and parameters of a page of sites (:func:`bbox_select` with columns
+    :data:`PAGE_FIELDS` and the newest verdict given to each site's own id)."""
+    return bbox_select(
+        dialect, bbox, limit=limit, offset=offset, run=run, roi=roi, fields=PAGE_FIELDS, own_verdict=True
+    )
 
 
 def site_page(
@@ -415,41 +378,20 @@ def site_page(
     roi: str | None = None,
 ) -> SitePage:
     """A page of sites in ``bbox`` (as :func:`sites_in_bbox`, columns :data:`PAGE_FIELDS`) with
-    their latest review verdicts, rows as tuples: one statement (on PostgreSQL a prepared one:
-    :func:`prepared_rows`), and a second one only when a site of the page lists detection ids
-    besides its own (:func:`other_id_verdicts`; on SQLite in the same read transaction)."""
-    if _nul(run, roi):
+    their latest review verdicts, rows as tuples, in one read transaction: one statement
+    (:func:`page_select`), and a second one only when a site of the page lists detection ids
+    besides its own (:func:`other_id_verdicts`). The sites API reads its pages on PostgreSQL
+    with :class:`plastics_core.sitedb.async_pages.PagePool` instead (same statements)."""
+    if holds_nul(run, roi):
         return SitePage([], [])
-    stmt, params = bbox_select(
-        engine.dialect.name,
-        bbox,
-        limit=limit,
-        offset=offset,
-        run=run,
-        roi=roi,
-        fields=PAGE_FIELDS,
-        own_verdict=True,
-    )
+    stmt, params = page_select(engine.dialect.name, bbox, limit=limit, offset=offset, run=run, roi=roi)
     try:
-        if engine.dialect.name == "postgresql":  # autocommit: rows and verdicts are two reads
-            rows = prepared_rows(engine, stmt, params)
-            ids = other_ids(rows)
-            extra_verdicts = {}
-            if any(ids):
-                with read_connection(engine) as conn:
-                    extra_verdicts = other_id_verdicts(conn, rows, ids)
-        else:  # one read transaction
-            with read_connection(engine) as conn:
-                rows = [tuple(r) for r in conn.execute(stmt, params)]
-                extra_verdicts = other_id_verdicts(conn, rows, other_ids(rows))
+        with engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(stmt, params)]
+            extra_verdicts = other_id_verdicts(conn, rows, other_ids(rows))
     except SQLAlchemyError as err:
         raise _fail(engine, err) from None
-    verdicts: list[str | None] = []
-    for k, row in enumerate(rows):
-        own = (int(row[-2]), str(row[-1])) if row[-2] is not None else None
-        candidates = [c for c in (own, extra_verdicts.get(k)) if c is not None]
-        verdicts.append(max(candidates)[1] if candidates else None)
-    return SitePage(rows, verdicts)
+    return assemble_page(rows, extra_verdicts)
 
 
 def get_site(engine: Engine, site_id: str, *, run: str | None = None) -> dict[str, Any] | None:

@@ -42,10 +42,11 @@ def serve_banner(host: str, port: int, shown_database: str) -> str:
 )
 @click.option(
     "--threads",
-    default=2,
+    default=4,  # plastics_core.api.app.DEFAULT_THREADS (not imported here: the CLI starts fast)
     show_default=True,
     type=click.IntRange(1, 256),
-    help="Requests each server process works on at once (the others wait their turn).",
+    help="Requests each server process works on at once (its threads; on PostgreSQL also its "
+    "connections for /sites); the others wait their turn.",
 )
 @click.option(
     "--access-log/--no-access-log", default=True, show_default=True, help="Log one line per request."
