@@ -438,3 +438,68 @@ def test_plastics_serve_with_an_unreachable_database_is_one_line(tmp_path: Path)
     assert len(proc.stderr.strip().splitlines()) == 1 and secret not in proc.stderr
     assert "PLASTICS_DATABASE_URL" in proc.stderr and "Traceback" not in proc.stderr
     assert json.dumps(proc.stderr)  # text, no binary noise
+
+
+def test_sites_serves_the_features_its_columns_give(sitedb_url: str) -> None:
+    """``/sites`` serves each site's Feature rendered at publication, closed with its verdict and
+    ``ref``: the same document the GeoJSON export builds from the columns, with hostile text
+    (quotes, backslashes, markup, line separators), a score that is not a number, a missing
+    address, a verdict, another run, and a base URL holding a quote."""
+    engine = open_database(sitedb_url)
+    registry, per_window = registry_inputs(8, ("2021-01-01", "2021-04-01"), seed=11)
+    registry.loc[0, "name"] = 'a "quoted" \\ name</script>\u2028\u2029\x01'
+    registry.loc[1, "score_latest"] = float("nan")
+    registry.loc[2, "address"] = None
+    registry.loc[3, "address"] = "名前 ☃ \u202e"
+    publish_roi(engine, RunInfo("0a0b0c0d0e0f", "flores"), registry, per_window)
+    import datetime as dt
+
+    from sqlalchemy import insert
+    from starlette.requests import Request
+
+    from plastics_core.api.sites import feature_page_body, page_features
+    from plastics_core.sitedb import queries
+    from plastics_core.sitedb.verdicts import Verdict
+
+    first = str(registry.loc[4, "site_id"])
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Verdict.__table__).values(
+                roi="flores",
+                site_id=first,
+                verdict="confirm",
+                reviewer="t",
+                note="",
+                created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            )
+        )
+    cases = ({"roi": "flores", "limit": 1000}, {"run": "0a0b0c0d0e0f", "limit": 3, "offset": 2})
+    with TestClient(create_app(sitedb_url, None, engine=engine)) as client:
+        for params in cases:
+            served = client.get("/sites", params=params)
+            exported = client.get("/export/sites.geojson", params=params)
+            assert served.status_code == exported.status_code == 200
+            doc = served.json()
+            assert doc["features"] and doc["features"] == exported.json()["features"], params
+        doc = client.get("/sites", params={"roi": "flores", "limit": 1000}).json()
+    # a base URL holding a quote (Starlette keeps no such Host header; a root path can hold one)
+    scope = {"type": "http", "scheme": "http", "server": ("127.0.0.1", 8000), "path": "/sites"}
+    scope |= {
+        "root_path": '/a"b',
+        "query_string": b"",
+        "method": "GET",
+        "headers": [(b"host", b"example.org")],
+    }
+    request = Request(scope)
+    assert '"' in str(request.base_url)
+    box = queries.BBox(-180, -90, 180, 90)
+    for run in (None, "0a0b0c0d0e0f"):
+        stored = queries.site_page(engine, box, roi="flores", fields=queries.FEATURE_PAGE_FIELDS)
+        columns = queries.site_page(engine, box, roi="flores")
+        served_doc = json.loads(feature_page_body(request, stored, run))
+        assert served_doc == {"type": "FeatureCollection", "features": page_features(request, columns, run)}
+    by_id = {f["id"]: f["properties"] for f in doc["features"]}
+    assert by_id[str(registry.loc[0, "site_id"])]["name"] == registry.loc[0, "name"]
+    assert by_id[str(registry.loc[1, "site_id"])]["score"] is None
+    assert by_id[first]["verdict"] == "confirm"
+    engine.dispose()

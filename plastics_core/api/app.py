@@ -47,8 +47,8 @@ SERVE_THREADS_ENV = "PLASTICS_SERVE_THREADS"
 #: requests one server process works on at once: its endpoint thread pool, and on PostgreSQL the
 #: connections of its ``/sites`` reads (:class:`plastics_core.sitedb.async_pages.PagePool`). The
 #: API's requests are short and CPU-bound, so a small number avoids threads, connections and
-#: database processes contending for the cores (PostGIS, 2 cores, 20 clients, one process: p95
-#: 44-53 ms with 4, about 60 ms with 2; docs/PERFORMANCE.md)
+#: database processes contending for the cores (PostGIS, 2 cores, 20 clients, one process, same
+#: code: p95 51.5 ms with 4, 59.5 ms with 2; docs/PERFORMANCE.md)
 DEFAULT_THREADS = 4
 
 

@@ -26,6 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from plastics_core.api.deps import get_engine
 from plastics_core.api.problems import Problem
 from plastics_core.sitedb import queries
+from plastics_core.sitedb.engine import SiteDatabaseError
+from plastics_core.sitedb.page_feature import CLOSE
 from plastics_core.sitedb.schema import ID_MAX, NAME_MAX
 from plastics_core.sitedb.verdicts import attach_verdicts
 from plastics_core.storage.csv_safe import neutralize_cell
@@ -214,15 +216,17 @@ def _page(query: SitesQuery | ExportQuery, engine: Engine) -> queries.SitePage:
 
 
 async def read_page(request: Request, query: SitesQuery) -> queries.SitePage:
-    """The page of sites ``/sites`` asks for: parameters checked (a :class:`Problem`, 400), then
-    read on the application's :class:`plastics_core.sitedb.async_pages.PagePool` (PostgreSQL: in
+    """The page of sites ``/sites`` asks for (columns
+    :data:`plastics_core.sitedb.queries.FEATURE_PAGE_FIELDS`): parameters checked (a
+    :class:`Problem`, 400), then read on the application's :class:`plastics_core.sitedb.async_pages.PagePool` (PostgreSQL: in
     the event loop) or, on SQLite, by :func:`plastics_core.sitedb.queries.site_page` in the
     thread pool."""
     box, run_hash = parse_bbox(query.bbox), _run(query.run)
     pages = request.app.state.pages
+    fields = queries.FEATURE_PAGE_FIELDS
     if pages is not None:
         page: queries.SitePage = await pages.site_page(
-            box, limit=query.limit, offset=query.offset, run=run_hash, roi=query.roi
+            box, limit=query.limit, offset=query.offset, run=run_hash, roi=query.roi, fields=fields
         )
         return page
     return await run_in_threadpool(
@@ -233,6 +237,7 @@ async def read_page(request: Request, query: SitesQuery) -> queries.SitePage:
         offset=query.offset,
         run=run_hash,
         roi=query.roi,
+        fields=fields,
     )
 
 
@@ -278,6 +283,34 @@ def page_features(request: Request, page: queries.SitePage, run: str | None) -> 
     return features
 
 
+#: a verdict as JSON text
+_VERDICT_JSON = {None: "null", "confirm": '"confirm"', "reject": '"reject"', "unsure": '"unsure"'}
+
+
+def feature_page_body(request: Request, page: queries.SitePage, run: str | None) -> bytes:
+    """The ``/sites`` FeatureCollection of a page read with
+    :data:`plastics_core.sitedb.queries.FEATURE_PAGE_FIELDS`: each site's stored Feature
+    (:mod:`plastics_core.sitedb.page_feature`) closed with its ``verdict`` and ``ref``, the same
+    document :func:`page_features` builds from the columns. The server's URL, which comes from
+    the request's Host header, is written as a JSON string (escaped); a site id enters the URL
+    percent-encoded. A site stored without its Feature (written by another program) is a
+    :class:`plastics_core.sitedb.engine.SiteDatabaseError`."""
+    base = orjson.dumps(f"{str(request.base_url).rstrip('/')}/sites/").decode()[1:-1]
+    query = f"?{urlencode({'run': run})}" if run else ""
+    safe = _SAFE_ID.fullmatch
+    parts = []
+    for row, verdict in zip(page.rows, page.verdicts, strict=True):
+        site_id, roi, head = row[0], row[1], row[2]
+        if head is None:
+            raise SiteDatabaseError(
+                f"site {site_id[:80]!r} of ROI {roi[:80]!r} has no stored feature: publish the ROI again"
+            )
+        ref = site_id if safe(site_id) else quote(site_id, safe="")
+        said = _VERDICT_JSON.get(verdict) or orjson.dumps(verdict).decode()
+        parts.append(f'{head},"verdict":{said},"ref":"{base}{ref}{query}"{CLOSE}')
+    return ('{"type":"FeatureCollection","features":[' + ",".join(parts) + "]}").encode()
+
+
 def feature_collection(features: list[dict[str, Any]], **members: Any) -> Response:
     """A GeoJSON FeatureCollection response (``members``: foreign members before ``features``),
     serialised once with orjson (non-finite numbers become null)."""
@@ -293,7 +326,8 @@ def feature_collection(features: list[dict[str, Any]], **members: Any) -> Respon
 )
 async def list_sites(request: Request, query: Annotated[SitesQuery, Query()]) -> Response:
     """A FeatureCollection of site points (``id``, ``first_detected``, ``last_detected``, ``ref``, ...)."""
-    return feature_collection(page_features(request, await read_page(request, query), query.run))
+    body = feature_page_body(request, await read_page(request, query), query.run)
+    return Response(body, media_type=GEOJSON)
 
 
 @router.get(

@@ -33,12 +33,15 @@ from plastics_core.sitedb.engine import CONNECT_TIMEOUT_S, SiteDatabaseError, de
 _VERDICTS_SQL = (
     "SELECT id, roi, site_id, verdict FROM verdicts WHERE roi = ANY($1::text[]) AND site_id = ANY($2::text[])"
 )
-#: errors after which a connection is gone (the server restarted, failed over or ended the session)
+#: errors after which a connection is gone (the server restarted, failed over or ended the
+#: session) or unusable (a session ended while the driver was between messages leaves its
+#: protocol state inconsistent: an InternalClientError)
 _DROPPED = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InternalClientError,
     asyncpg.InterfaceError,
     ConnectionError,
 )
@@ -130,6 +133,7 @@ class PagePool:
         offset: int = 0,
         run: str | None = None,
         roi: str | None = None,
+        fields: tuple[str, ...] = queries.PAGE_FIELDS,
     ) -> queries.SitePage:
         """A page of sites in ``bbox`` with their latest review verdicts, as
         :func:`plastics_core.sitedb.queries.site_page` returns it. A read on a connection the
@@ -137,7 +141,9 @@ class PagePool:
         failure is a :class:`SiteDatabaseError`."""
         if queries.holds_nul(run, roi):
             return queries.SitePage([], [])
-        stmt, params = queries.page_select("postgresql", bbox, limit=limit, offset=offset, run=run, roi=roi)
+        stmt, params = queries.page_select(
+            "postgresql", bbox, limit=limit, offset=offset, run=run, roi=roi, fields=fields
+        )
         plan = compiled(stmt)
         values = plan.values(params)
         for attempt in (1, 2):

@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from plastics_core.errors import PlasticsError
 from plastics_core.sitedb.engine import SiteDatabaseError, describe, shown_url, write_transaction
 from plastics_core.sitedb.geometry import as_multipolygon, to_db_many
+from plastics_core.sitedb.page_feature import render
 from plastics_core.sitedb.schema import HASH_MAX, ID_MAX, NAME_MAX, Contour, Detection, Run, Site, table
 
 TABLES = ("sites", "detections", "contours")
@@ -278,6 +279,8 @@ def _sync(conn: Connection, name: str, run: RunInfo, rows: list[_Row], dialect: 
         has_geom = row.geom is not None
         digest = _digest(row.values, str(next(hexes)) if has_geom else "")
         values = {**row.values, "run_hash": run.run_hash, "roi": run.roi, "digest": digest}
+        if name == "sites":
+            values["page_feature"] = render(values)
         if has_geom:
             values["geom"] = next(db_geoms)
         found = existing.get(row.key)

@@ -32,31 +32,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from plastics_core.sitedb.engine import SiteDatabaseError, describe, shown_url
 from plastics_core.sitedb.geometry import to_shapely
+from plastics_core.sitedb.page_feature import FEATURE_SOURCE
 from plastics_core.sitedb.schema import SRID, Contour, Detection, Run, Site, table
 from plastics_core.sitedb.verdicts import Verdict
 
-#: site columns every query returns (``geom`` is left out: ``lon``/``lat`` hold the point)
-SITE_FIELDS = (
-    "site_id",
-    "roi",
-    "run_hash",
-    "name",
-    "status",
-    "first_window",
-    "last_window",
-    "n_windows",
-    "lon",
-    "lat",
-    "score_latest",
-    "patch_latest",
-    "score_max",
-    "area_km2_latest",
-    "address",
-    "pixel_scores",
-    "patch_scores",
-    "areas_km2",
-    "site_ids",
-)
+#: site columns every query returns (``geom`` is left out: ``lon``/``lat`` hold the point): those
+#: a stored Feature is rendered from, the JSON time series, the detection ids
+SITE_FIELDS = (*FEATURE_SOURCE, "pixel_scores", "patch_scores", "areas_km2", "site_ids")
 
 
 #: boxes up to this area (square degrees) use the (lon, lat) index on SQLite, larger ones the run index
@@ -229,15 +211,19 @@ def sites_in_bbox(
 
 #: the JSON time series a page of sites leaves out
 SERIES_FIELDS = ("pixel_scores", "patch_scores", "areas_km2")
-#: the columns of a page of sites as the API lists them (:data:`SITE_FIELDS` without the time
+#: the columns of a page of sites as the exports list them (:data:`SITE_FIELDS` without the time
 #: series; ``site_ids`` stays last)
 PAGE_FIELDS = tuple(f for f in SITE_FIELDS if f not in SERIES_FIELDS)
+#: the columns of a page of ``/sites``: the stored Feature (:mod:`plastics_core.sitedb.page_feature`)
+#: and what its verdict needs (``site_ids`` last)
+FEATURE_PAGE_FIELDS = ("site_id", "roi", "page_feature", "site_ids")
 
 
 @dataclass(frozen=True)
 class SitePage:
-    """A page of sites: ``rows`` (tuples in :data:`PAGE_FIELDS` order, then the id and verdict of
-    the newest verdict given to the site's own id) and ``verdicts`` (the latest review verdict of
+    """A page of sites: ``rows`` (tuples of the page's columns, :data:`PAGE_FIELDS` or
+    :data:`FEATURE_PAGE_FIELDS`, then the id and verdict of the newest verdict given to the site's
+    own id) and ``verdicts`` (the latest review verdict of
     each row over all its ids, ``confirm`` | ``reject`` | ``unsure`` or None)."""
 
     rows: list[tuple[Any, ...]]
@@ -304,8 +290,9 @@ def page_verdicts(
     return newest_verdicts(conn.execute(stmt, params), rois, ids)
 
 
-#: index of ``site_ids`` (the detection ids, a JSON list) in a page row
-_SITE_IDS = len(PAGE_FIELDS) - 1
+#: index of ``site_ids`` (the detection ids, a JSON list) in a page row: the last column, before
+#: the own verdict's id and value
+_SITE_IDS = -3
 
 
 def other_ids(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
@@ -338,7 +325,7 @@ def other_id_verdicts(
 
 
 def assemble_page(rows: list[tuple[Any, ...]], extra_verdicts: dict[int, tuple[int, str]]) -> SitePage:
-    """A :class:`SitePage` of ``rows`` (:data:`PAGE_FIELDS`, then the id and verdict of the newest
+    """A :class:`SitePage` of ``rows`` (the page's columns, then the id and verdict of the newest
     verdict given to the site's own id): each row's verdict is the newer of its own-id verdict
     and ``extra_verdicts`` (by row index: :func:`other_id_verdicts`)."""
     if not extra_verdicts:  # each row's verdict is the one given to its own id (or None)
@@ -360,11 +347,13 @@ def page_select(
     offset: int = 0,
     run: str | None = None,
     roi: str | None = None,
+    fields: tuple[str, ...] = PAGE_FIELDS,
 ) -> tuple[Select[Any], dict[str, Any]]:
     """The statement and parameters of a page of sites (:func:`bbox_select` with columns
-    :data:`PAGE_FIELDS` and the newest verdict given to each site's own id)."""
+    ``fields``, :data:`PAGE_FIELDS` or :data:`FEATURE_PAGE_FIELDS`, and the newest verdict given
+    to each site's own id)."""
     return bbox_select(
-        dialect, bbox, limit=limit, offset=offset, run=run, roi=roi, fields=PAGE_FIELDS, own_verdict=True
+        dialect, bbox, limit=limit, offset=offset, run=run, roi=roi, fields=fields, own_verdict=True
     )
 
 
@@ -376,15 +365,18 @@ def site_page(
     offset: int = 0,
     run: str | None = None,
     roi: str | None = None,
+    fields: tuple[str, ...] = PAGE_FIELDS,
 ) -> SitePage:
-    """A page of sites in ``bbox`` (as :func:`sites_in_bbox`, columns :data:`PAGE_FIELDS`) with
+    """A page of sites in ``bbox`` (as :func:`sites_in_bbox`, columns ``fields``) with
     their latest review verdicts, rows as tuples, in one read transaction: one statement
     (:func:`page_select`), and a second one only when a site of the page lists detection ids
     besides its own (:func:`other_id_verdicts`). The sites API reads its pages on PostgreSQL
     with :class:`plastics_core.sitedb.async_pages.PagePool` instead (same statements)."""
     if holds_nul(run, roi):
         return SitePage([], [])
-    stmt, params = page_select(engine.dialect.name, bbox, limit=limit, offset=offset, run=run, roi=roi)
+    stmt, params = page_select(
+        engine.dialect.name, bbox, limit=limit, offset=offset, run=run, roi=roi, fields=fields
+    )
     try:
         with engine.connect() as conn:
             rows = [tuple(r) for r in conn.execute(stmt, params)]

@@ -112,6 +112,8 @@ class Site(Base):
     site_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON [H3 ids of its detections]
     digest: Mapped[str] = mapped_column(String(64))
     geom: Mapped[object] = mapped_column(geometry("POINT"))
+    #: the site's /sites Feature as JSON text, rendered when written (plastics_core.sitedb.page_feature)
+    page_feature: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Detection(Base):
