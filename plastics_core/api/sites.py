@@ -218,9 +218,9 @@ def _page(query: SitesQuery | ExportQuery, engine: Engine) -> queries.SitePage:
 async def read_page(request: Request, query: SitesQuery) -> queries.SitePage:
     """The page of sites ``/sites`` asks for (columns
     :data:`plastics_core.sitedb.queries.FEATURE_PAGE_FIELDS`): parameters checked (a
-    :class:`Problem`, 400), then read on the application's :class:`plastics_core.sitedb.async_pages.PagePool` (PostgreSQL: in
-    the event loop) or, on SQLite, by :func:`plastics_core.sitedb.queries.site_page` in the
-    thread pool."""
+    :class:`Problem`, 400), then read on the application's
+    :class:`plastics_core.sitedb.async_pages.PagePool` (PostgreSQL: in the event loop) or, on
+    SQLite, by :func:`plastics_core.sitedb.queries.site_page` in the thread pool."""
     box, run_hash = parse_bbox(query.bbox), _run(query.run)
     pages = request.app.state.pages
     fields = queries.FEATURE_PAGE_FIELDS

@@ -98,20 +98,26 @@ class PagePool:
         self._pool: asyncpg.Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._turns = asyncio.Semaphore(size)
+        self._opening = asyncio.Lock()
 
     async def _connections(self) -> asyncpg.Pool:
+        """The pool of the running event loop, opened once (concurrent first reads wait for it)."""
         loop = asyncio.get_running_loop()
-        if self._pool is None or self._loop is not loop:
-            self._turns = asyncio.Semaphore(self.size)
-            self._pool = asyncpg.create_pool(
-                min_size=0,
-                max_size=self.size,
-                statement_cache_size=64,
-                reset=_keep_session,
-                **connect_options(self.url),
-            )
-            self._loop = loop
-            await self._pool
+        if self._loop is not loop:  # asyncio's primitives and asyncpg's pool belong to one loop
+            self._loop, self._pool = loop, None
+            self._turns, self._opening = asyncio.Semaphore(self.size), asyncio.Lock()
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    pool = asyncpg.create_pool(
+                        min_size=0,
+                        max_size=self.size,
+                        statement_cache_size=64,
+                        reset=_keep_session,
+                        **connect_options(self.url),
+                    )
+                    await pool
+                    self._pool = pool
         return self._pool
 
     async def close(self) -> None:
