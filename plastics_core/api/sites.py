@@ -186,10 +186,6 @@ def contour_feature(request: Request, contour: dict[str, Any], run: str | None) 
     }
 
 
-def _geojson(doc: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(doc), media_type=GEOJSON)
-
-
 def _find_site(engine: Engine, site_id: str, run: str | None) -> dict[str, Any]:
     site = queries.get_site(engine, site_id, run=run) if len(site_id) <= ID_MAX else None
     if site is None:
@@ -343,12 +339,8 @@ def site_history(
     foreign member ``site`` (a Point Feature)."""
     site = _find_site(engine, site_id, _run(run))
     contours = queries.site_contours(engine, site["site_id"], site["run_hash"])
-    return _geojson(
-        {
-            "type": "FeatureCollection",
-            "site": site_feature(request, site, run),
-            "features": [contour_feature(request, c, run) for c in contours],
-        }
+    return feature_collection(
+        [contour_feature(request, c, run) for c in contours], site=site_feature(request, site, run)
     )
 
 
@@ -369,9 +361,7 @@ def site_contours(
     """The site's contours (MultiPolygons with ``date`` and ``area_km2``), oldest first."""
     site = _find_site(engine, site_id, _run(run))
     contours = queries.site_contours(engine, site["site_id"], site["run_hash"], limit=limit, offset=offset)
-    return _geojson(
-        {"type": "FeatureCollection", "features": [contour_feature(request, c, run) for c in contours]}
-    )
+    return feature_collection([contour_feature(request, c, run) for c in contours])
 
 
 @router.get("/sites/{site_id}/countours", include_in_schema=False)

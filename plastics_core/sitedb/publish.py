@@ -279,7 +279,8 @@ def _sync(conn: Connection, name: str, run: RunInfo, rows: list[_Row], dialect: 
         has_geom = row.geom is not None
         digest = _digest(row.values, str(next(hexes)) if has_geom else "")
         values = {**row.values, "run_hash": run.run_hash, "roi": run.roi, "digest": digest}
-        if name == "sites":
+        if name == "sites":  # with its ROI and run hash the site's /sites Feature is complete; left
+            # out of the digest, as it follows from the digested values (an upgraded row stays unchanged)
             values["page_feature"] = render(values)
         if has_geom:
             values["geom"] = next(db_geoms)
